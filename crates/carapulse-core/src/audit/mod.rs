@@ -1,0 +1,17 @@
+//! The audit log: append-only, hash-chained per tenant, verifiable.
+//!
+//! Each event stores `prev_hash` (the hash of the tenant's previous event, or 64 zeros for the
+//! first) and `hash = SHA-256(prev_hash || "\n" || canonical(event))`. Appenders lock the tenant's
+//! row in `audit_chain_heads`, so concurrent writers — in one process or several — extend the
+//! chain one after another and it never forks. [`AuditWriter`] batches concurrent appends into a
+//! single transaction; state changes that must be atomic with their audit event append inside
+//! their own transaction through [`append_in_tx`]. [`verify_chain`] walks a tenant's chain and
+//! reports the first broken link.
+
+mod event;
+mod verify;
+mod writer;
+
+pub use event::{AuditActor, AuditDecision, AuditEntry, AuditEvent, GENESIS_HASH};
+pub use verify::{verify_chain, ChainBreak, VerifyReport};
+pub use writer::{append_in_tx, AuditError, AuditWriter};

@@ -1,0 +1,146 @@
+//! Appending to the chain: directly inside a caller's transaction, or batched through a writer
+//! task that turns concurrent appends into one transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use sqlx::{PgConnection, Postgres, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Store, StoreError};
+
+use super::{AuditEntry, AuditEvent, GENESIS_HASH};
+
+/// Largest number of events written in one batch transaction.
+const MAX_BATCH: usize = 512;
+
+/// Appending failed; the event is not in the log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("audit writer stopped")]
+    WriterStopped,
+}
+
+/// Locks each tenant's chain head (in tenant order, so batches cannot deadlock), chains the
+/// entries and inserts them. Runs inside the caller's transaction.
+async fn append_all(
+    conn: &mut PgConnection,
+    entries: Vec<AuditEntry>,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut by_tenant: BTreeMap<String, Vec<(usize, AuditEntry)>> = BTreeMap::new();
+    let count = entries.len();
+    for (i, entry) in entries.into_iter().enumerate() {
+        by_tenant
+            .entry(entry.tenant_id.to_string())
+            .or_default()
+            .push((i, entry));
+    }
+    let mut out: Vec<Option<AuditEvent>> = vec![None; count];
+    let now = Utc::now();
+    for (tenant, items) in by_tenant {
+        let (mut seq, mut prev) = crate::store::lock_audit_head(conn, &tenant, GENESIS_HASH).await?;
+        let mut events = Vec::with_capacity(items.len());
+        let mut slots = Vec::with_capacity(items.len());
+        for (slot, entry) in items {
+            seq += 1;
+            let event = AuditEvent::chain(entry, seq, &prev, now);
+            prev = event.hash.clone();
+            events.push(event);
+            slots.push(slot);
+        }
+        crate::store::insert_audit_events(conn, &events).await?;
+        crate::store::update_audit_head(conn, &tenant, seq, &prev).await?;
+        for (slot, event) in slots.into_iter().zip(events) {
+            out[slot] = Some(event);
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// Appends one event inside `tx`; it commits or rolls back with the caller's change.
+pub async fn append_in_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    entry: AuditEntry,
+) -> Result<AuditEvent, StoreError> {
+    let mut events = append_all(tx, vec![entry]).await?;
+    events
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("audit append returned nothing".into()))
+}
+
+struct Request {
+    entry: AuditEntry,
+    reply: oneshot::Sender<Result<AuditEvent, String>>,
+}
+
+/// Handle to the batching writer task; clone freely. The task stops when every handle is gone.
+#[derive(Debug, Clone)]
+pub struct AuditWriter {
+    sender: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("action", &self.entry.action).finish()
+    }
+}
+
+impl AuditWriter {
+    /// Starts the writer task on the current runtime.
+    pub fn spawn(store: Store) -> Self {
+        let (sender, receiver) = mpsc::channel(4096);
+        tokio::spawn(run_writer(store, receiver));
+        Self { sender }
+    }
+
+    /// Appends one event, waiting until it is committed.
+    pub async fn append(&self, entry: AuditEntry) -> Result<AuditEvent, AuditError> {
+        let (reply, wait) = oneshot::channel();
+        self.sender
+            .send(Request { entry, reply })
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
+        match wait.await {
+            Ok(Ok(event)) => Ok(event),
+            Ok(Err(message)) => Err(AuditError::Store(StoreError::Unavailable(message))),
+            Err(_) => Err(AuditError::WriterStopped),
+        }
+    }
+}
+
+async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Request>) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (entries, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|r| (r.entry, r.reply)).unzip();
+        match write_batch(&store, entries).await {
+            Ok(events) => {
+                for (reply, event) in replies.into_iter().zip(events) {
+                    let _ = reply.send(Ok(event));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "audit batch failed");
+                let message = err.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(store: &Store, entries: Vec<AuditEntry>) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let events = append_all(&mut tx, entries).await?;
+    tx.commit().await?;
+    Ok(events)
+}

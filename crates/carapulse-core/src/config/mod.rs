@@ -1,0 +1,530 @@
+//! One typed configuration for every Carapulse binary.
+//!
+//! Layers, lowest first: built-in defaults, the JSON file (`--config PATH` or `CARAPULSE_CONFIG`),
+//! then environment overrides. Two kinds of override exist: named secret variables
+//! (`CARAPULSE_POSTGRES_DSN`, `CARAPULSE_DEV_JWT_SECRET`, ...; see [`SECRET_ENV`]) and a generic
+//! `CARAPULSE__SECTION__KEY=value` form for any other key. Unknown keys are errors, and
+//! validation names the offending field (`storage.postgres_dsn: invalid URL ...`) and only checks
+//! what the binary at hand needs ([`Component`]).
+
+mod sections;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use sections::*;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub tool_router: ToolRouterConfig,
+    pub orchestrator: OrchestratorConfig,
+    pub storage: StorageConfig,
+    pub sandbox: SandboxConfig,
+    pub context: ContextConfig,
+    pub connectors: ConnectorsConfig,
+    pub llm: LlmConfig,
+    pub policy: PolicyConfig,
+    pub chatops: ChatOpsConfig,
+    pub approvals: ApprovalsConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+/// Which binary is validating: each checks only the sections it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Gateway,
+    ToolRouter,
+    Orchestrator,
+    Agent,
+    Cli,
+    SandboxExec,
+}
+
+/// A configuration problem, always naming the file, variable or field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {field}: {message}")]
+    Parse {
+        path: String,
+        field: String,
+        message: String,
+    },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Named environment variables that carry secrets, and the config key each one sets.
+pub const SECRET_ENV: &[(&str, &str)] = &[
+    ("CARAPULSE_POSTGRES_DSN", "storage.postgres_dsn"),
+    ("CARAPULSE_DEV_JWT_SECRET", "gateway.dev_jwt_secret"),
+    ("CARAPULSE_TOOL_ROUTER_TOKEN", "tool_router.auth_token"),
+    ("CARAPULSE_LLM_API_KEY", "llm.api_key"),
+    ("CARAPULSE_SLACK_BOT_TOKEN", "chatops.slack_bot_token"),
+    ("CARAPULSE_SLACK_SIGNING_SECRET", "chatops.slack_signing_secret"),
+    ("CARAPULSE_AGENT_GATEWAY_TOKEN", "chatops.gateway_token"),
+    ("CARAPULSE_AWS_TOKEN", "connectors.aws.token"),
+    ("CARAPULSE_VAULT_TOKEN", "connectors.vault.token"),
+    ("CARAPULSE_BOUNDARY_TOKEN", "connectors.boundary.token"),
+    ("CARAPULSE_ARGOCD_TOKEN", "connectors.argocd.token"),
+    ("CARAPULSE_PROMETHEUS_TOKEN", "connectors.prometheus.token"),
+    ("CARAPULSE_ALERTMANAGER_TOKEN", "connectors.alertmanager.token"),
+    ("CARAPULSE_THANOS_TOKEN", "connectors.thanos.token"),
+    ("CARAPULSE_GRAFANA_TOKEN", "connectors.grafana.token"),
+    ("CARAPULSE_TEMPO_TOKEN", "connectors.tempo.token"),
+    ("CARAPULSE_LINEAR_TOKEN", "connectors.linear.token"),
+    ("CARAPULSE_PAGERDUTY_TOKEN", "connectors.pagerduty.token"),
+    ("CARAPULSE_GITHUB_TOKEN", "connectors.github.token"),
+    ("CARAPULSE_GITLAB_TOKEN", "connectors.gitlab.token"),
+];
+
+/// Prefix of the generic `CARAPULSE__SECTION__KEY` overrides.
+const GENERIC_ENV_PREFIX: &str = "CARAPULSE__";
+
+impl Config {
+    /// Loads defaults, then `path` when given, then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(path, &vars)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (tests use this).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let (source, mut doc) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let doc: Value =
+                    serde_json::from_str(&text).map_err(|err| ConfigError::Parse {
+                        path: path.display().to_string(),
+                        field: format!("line {} column {}", err.line(), err.column()),
+                        message: err.to_string(),
+                    })?;
+                if !doc.is_object() {
+                    return Err(ConfigError::Parse {
+                        path: path.display().to_string(),
+                        field: "(root)".into(),
+                        message: "the config must be a JSON object".into(),
+                    });
+                }
+                (path.display().to_string(), doc)
+            }
+            None => ("(defaults)".to_owned(), Value::Object(Default::default())),
+        };
+        apply_env_overrides(&mut doc, env)?;
+        Self::from_value(&source, doc)
+    }
+
+    /// Parses a JSON string (no environment overlay); used by tests and tools.
+    pub fn from_json_str(text: &str) -> Result<Self, ConfigError> {
+        let doc: Value = serde_json::from_str(text).map_err(|err| ConfigError::Parse {
+            path: "(inline)".into(),
+            field: format!("line {} column {}", err.line(), err.column()),
+            message: err.to_string(),
+        })?;
+        Self::from_value("(inline)", doc)
+    }
+
+    fn from_value(source: &str, doc: Value) -> Result<Self, ConfigError> {
+        serde_path_to_error::deserialize(doc).map_err(|err| {
+            let field = err.path().to_string();
+            ConfigError::Parse {
+                path: source.to_owned(),
+                field: if field == "." { "(root)".into() } else { field },
+                message: err.into_inner().to_string(),
+            }
+        })
+    }
+
+    /// Checks what `component` needs; the error names the first bad field.
+    pub fn validate(&self, component: Component) -> Result<(), ConfigError> {
+        use Component::*;
+        if matches!(component, Gateway | Orchestrator | Cli) {
+            validate_postgres_dsn(&self.storage.postgres_dsn)?;
+            if self.storage.max_open_conns == 0 {
+                return Err(ConfigError::invalid(
+                    "storage.max_open_conns",
+                    "must be at least 1",
+                ));
+            }
+        }
+        if component == Gateway {
+            self.validate_gateway()?;
+        }
+        if component == ToolRouter {
+            parse_listen_addr("tool_router.http_addr", &self.tool_router.http_addr)?;
+            validate_oidc_triple(
+                "tool_router",
+                &self.tool_router.oidc_issuer,
+                &self.tool_router.oidc_client_id,
+                &self.tool_router.oidc_jwks_url,
+            )?;
+        }
+        if matches!(component, ToolRouter | Orchestrator | SandboxExec) {
+            self.validate_sandbox()?;
+        }
+        if matches!(component, Gateway | ToolRouter | Orchestrator) {
+            self.validate_connectors()?;
+            self.validate_llm()?;
+        }
+        if let Some(url) = &self.tool_router.base_url {
+            validate_http_url("tool_router.base_url", url)?;
+        }
+        if component == Orchestrator && self.orchestrator.task_queue.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "orchestrator.task_queue",
+                "must not be empty",
+            ));
+        }
+        if component == Agent {
+            if self.chatops.slack_signing_secret.as_deref().unwrap_or("").is_empty() {
+                return Err(ConfigError::invalid(
+                    "chatops.slack_signing_secret",
+                    "required by the agent (or env CARAPULSE_SLACK_SIGNING_SECRET)",
+                ));
+            }
+            parse_listen_addr("chatops.listen_addr", &self.chatops.listen_addr)?;
+        }
+        if self.policy.fail_open_reads {
+            return Err(ConfigError::invalid(
+                "policy.fail_open_reads",
+                "is not supported: policy evaluation errors always deny",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_gateway(&self) -> Result<(), ConfigError> {
+        let gw = &self.gateway;
+        parse_listen_addr("gateway.http_addr", &gw.http_addr)?;
+        if let Some(addr) = &gw.canvas_addr {
+            parse_listen_addr("gateway.canvas_addr", addr)?;
+        }
+        if let Some(addr) = &gw.ws_addr {
+            parse_listen_addr("gateway.ws_addr", addr)?;
+        }
+        validate_oidc_triple(
+            "gateway",
+            &gw.oidc_issuer,
+            &gw.oidc_client_id,
+            &gw.oidc_jwks_url,
+        )?;
+        if let Some(url) = &gw.oidc_jwks_url {
+            validate_http_url("gateway.oidc_jwks_url", url)?;
+        }
+        if gw.dev_mode {
+            let secret = gw.dev_jwt_secret.as_deref().unwrap_or("");
+            if secret.len() < 32 {
+                return Err(ConfigError::invalid(
+                    "gateway.dev_jwt_secret",
+                    "dev_mode needs an HS256 secret of at least 32 bytes (or env CARAPULSE_DEV_JWT_SECRET)",
+                ));
+            }
+        } else if gw.oidc_jwks_url.is_none() {
+            return Err(ConfigError::invalid(
+                "gateway.oidc_jwks_url",
+                "no token verifier configured: set the OIDC fields or enable gateway.dev_mode with gateway.dev_jwt_secret",
+            ));
+        }
+        if gw.tenant_claim.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "gateway.tenant_claim",
+                "must not be empty",
+            ));
+        }
+        if gw.approver_roles.is_empty() {
+            return Err(ConfigError::invalid(
+                "gateway.approver_roles",
+                "must list at least one role",
+            ));
+        }
+        if gw.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "gateway.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if gw.rate_limit_per_second.is_nan() || gw.rate_limit_per_second <= 0.0 || gw.rate_limit_burst == 0 {
+            return Err(ConfigError::invalid(
+                "gateway.rate_limit_per_second",
+                "rate limit and burst must be positive",
+            ));
+        }
+        if self.approvals.timeout_hours == 0 {
+            return Err(ConfigError::invalid(
+                "approvals.timeout_hours",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_sandbox(&self) -> Result<(), ConfigError> {
+        let sb = &self.sandbox;
+        if sb.require_seccomp && sb.seccomp_profile.is_none() {
+            return Err(ConfigError::invalid(
+                "sandbox.seccomp_profile",
+                "required because sandbox.require_seccomp is true",
+            ));
+        }
+        if sb.require_user && sb.user.is_none() {
+            return Err(ConfigError::invalid(
+                "sandbox.user",
+                "required because sandbox.require_user is true",
+            ));
+        }
+        if sb.require_egress_allowlist && sb.egress_allowlist.is_empty() {
+            return Err(ConfigError::invalid(
+                "sandbox.egress_allowlist",
+                "must not be empty because sandbox.require_egress_allowlist is true",
+            ));
+        }
+        if sb.timeout_ms == 0 {
+            return Err(ConfigError::invalid("sandbox.timeout_ms", "must be positive"));
+        }
+        Ok(())
+    }
+
+    fn validate_connectors(&self) -> Result<(), ConfigError> {
+        let c = &self.connectors;
+        let pairs: [(&str, &Option<String>, &Option<String>); 13] = [
+            ("aws", &c.aws.addr, &c.aws.token),
+            ("vault", &c.vault.addr, &c.vault.token),
+            ("boundary", &c.boundary.addr, &c.boundary.token),
+            ("argocd", &c.argocd.addr, &c.argocd.token),
+            ("prometheus", &c.prometheus.addr, &c.prometheus.token),
+            ("alertmanager", &c.alertmanager.addr, &c.alertmanager.token),
+            ("thanos", &c.thanos.addr, &c.thanos.token),
+            ("grafana", &c.grafana.addr, &c.grafana.token),
+            ("tempo", &c.tempo.addr, &c.tempo.token),
+            ("pagerduty", &c.pagerduty.addr, &c.pagerduty.token),
+            ("github", &c.github.addr, &c.github.token),
+            ("gitlab", &c.gitlab.addr, &c.gitlab.token),
+            ("linear", &Some(c.linear.base_url.clone()), &c.linear.token),
+        ];
+        for (name, addr, token) in pairs {
+            match addr {
+                Some(addr) if !addr.trim().is_empty() => {
+                    let field = if name == "linear" {
+                        "connectors.linear.base_url".to_owned()
+                    } else {
+                        format!("connectors.{name}.addr")
+                    };
+                    validate_http_url(&field, addr)?;
+                }
+                _ if token.is_some() => {
+                    return Err(ConfigError::invalid(
+                        &format!("connectors.{name}.addr"),
+                        "required because a token is set",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_llm(&self) -> Result<(), ConfigError> {
+        let llm = &self.llm;
+        let Some(provider) = llm.provider.as_deref() else {
+            return Ok(());
+        };
+        if !matches!(provider, "openai" | "anthropic" | "openai-codex") {
+            return Err(ConfigError::invalid(
+                "llm.provider",
+                format!("unknown provider {provider:?}: expected openai, anthropic or openai-codex"),
+            ));
+        }
+        if llm.model.as_deref().unwrap_or("").is_empty() {
+            return Err(ConfigError::invalid("llm.model", "required when llm.provider is set"));
+        }
+        if let Some(base) = &llm.api_base {
+            validate_http_url("llm.api_base", base)?;
+        }
+        if llm.timeout_ms == 0 {
+            return Err(ConfigError::invalid("llm.timeout_ms", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Warnings worth logging at start (settings that weaken a default).
+    pub fn warnings(&self, component: Component) -> Vec<String> {
+        let mut out = Vec::new();
+        if component == Component::Gateway && self.gateway.dev_mode {
+            out.push("gateway.dev_mode is on: HS256 dev tokens are accepted; do not use in production".into());
+        }
+        if matches!(component, Component::ToolRouter | Component::Orchestrator | Component::SandboxExec)
+            && !self.sandbox.enforce
+        {
+            out.push("sandbox.enforce is false: tool processes may run without isolation".into());
+        }
+        if self.policy.opa_url.is_some() {
+            out.push("policy.opa_url is ignored: policy is evaluated in process from policy.policy_dir".into());
+        }
+        out
+    }
+}
+
+/// Turns `":8080"` or `"127.0.0.1:8080"` into a socket address.
+pub fn parse_listen_addr(field: &str, addr: &str) -> Result<SocketAddr, ConfigError> {
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_owned()
+    };
+    full.parse().map_err(|err| {
+        ConfigError::invalid(field, format!("invalid listen address {addr:?}: {err}"))
+    })
+}
+
+fn validate_postgres_dsn(dsn: &str) -> Result<(), ConfigError> {
+    let field = "storage.postgres_dsn";
+    if dsn.trim().is_empty() {
+        return Err(ConfigError::invalid(field, "must not be empty"));
+    }
+    let url = url::Url::parse(dsn).map_err(|err| {
+        ConfigError::invalid(field, format!("invalid URL: {err}"))
+    })?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(ConfigError::invalid(
+            field,
+            format!("invalid URL: scheme must be postgres:// (got {}://)", url.scheme()),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_http_url(field: &str, value: &str) -> Result<(), ConfigError> {
+    let url = url::Url::parse(value)
+        .map_err(|err| ConfigError::invalid(field, format!("invalid URL {value:?}: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            field,
+            format!("invalid URL {value:?}: scheme must be http or https"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_oidc_triple(
+    section: &str,
+    issuer: &Option<String>,
+    client_id: &Option<String>,
+    jwks_url: &Option<String>,
+) -> Result<(), ConfigError> {
+    let set = [issuer, client_id, jwks_url]
+        .iter()
+        .filter(|v| v.as_deref().is_some_and(|s| !s.is_empty()))
+        .count();
+    if set != 0 && set != 3 {
+        let missing = [
+            ("oidc_issuer", issuer),
+            ("oidc_client_id", client_id),
+            ("oidc_jwks_url", jwks_url),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.as_deref().is_none_or(str::is_empty))
+        .map(|(name, _)| name)
+        .unwrap_or("oidc_issuer");
+        return Err(ConfigError::invalid(
+            &format!("{section}.{missing}"),
+            "the OIDC settings oidc_issuer, oidc_client_id and oidc_jwks_url must be set together",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies named secret variables and generic `CARAPULSE__A__B` overrides onto the JSON document.
+fn apply_env_overrides(doc: &mut Value, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (var, key) in SECRET_ENV {
+        if let Some((_, value)) = env.iter().find(|(name, _)| name == var) {
+            if !value.is_empty() {
+                set_path(doc, key, Value::String(value.clone()), var)?;
+            }
+        }
+    }
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(GENERIC_ENV_PREFIX) else {
+            continue;
+        };
+        let key = rest
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join(".");
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(ConfigError::Env {
+                var: name.clone(),
+                message: "expected CARAPULSE__SECTION__KEY".into(),
+            });
+        }
+        set_path(doc, &key, parse_env_value(value), name)?;
+    }
+    Ok(())
+}
+
+/// Values that look like JSON (numbers, booleans, arrays, objects, quoted strings) are parsed as
+/// JSON; anything else is taken as a plain string.
+fn parse_env_value(raw: &str) -> Value {
+    let trimmed = raw.trim();
+    let looks_json = trimmed.starts_with(['[', '{', '"'])
+        || trimmed == "true"
+        || trimmed == "false"
+        || trimmed.parse::<f64>().is_ok();
+    if looks_json {
+        if let Ok(value) = serde_json::from_str(trimmed) {
+            return value;
+        }
+    }
+    Value::String(raw.to_owned())
+}
+
+fn set_path(doc: &mut Value, dotted: &str, value: Value, var: &str) -> Result<(), ConfigError> {
+    let mut cursor = doc;
+    let parts: Vec<&str> = dotted.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let Value::Object(map) = cursor else {
+            return Err(ConfigError::Env {
+                var: var.to_owned(),
+                message: format!("{dotted}: {} is not an object", parts[..i].join(".")),
+            });
+        };
+        if i + 1 == parts.len() {
+            map.insert((*part).to_owned(), value);
+            return Ok(());
+        }
+        cursor = map
+            .entry((*part).to_owned())
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

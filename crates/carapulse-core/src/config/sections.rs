@@ -1,0 +1,592 @@
+//! The typed sections of the shared JSON configuration file.
+//!
+//! Every struct rejects unknown fields and has a default for every optional key, so a config file
+//! holds only what differs from the defaults and a misspelt key is an error instead of silence.
+//! Field names follow the reference implementation's JSON so existing files keep working.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `gateway`: the REST/SSE/WS API process, its authentication and its limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Main API listener (REST + SSE + WebSocket + /metrics).
+    pub http_addr: String,
+    /// Web UI ("canvas") listener.
+    pub canvas_addr: Option<String>,
+    /// Optional second API listener without metrics (kept for reference compatibility).
+    pub ws_addr: Option<String>,
+    pub oidc_issuer: Option<String>,
+    /// Expected `aud` claim.
+    pub oidc_client_id: Option<String>,
+    pub oidc_jwks_url: Option<String>,
+    pub jwks_cache_ttl_secs: u64,
+    /// Enables HS256 tokens signed with `dev_jwt_secret`. Signatures are still checked.
+    pub dev_mode: bool,
+    /// Shared HS256 secret for dev mode (env `CARAPULSE_DEV_JWT_SECRET`).
+    pub dev_jwt_secret: Option<String>,
+    /// Issuer written into and expected from dev tokens.
+    pub dev_issuer: String,
+    /// Claim that carries the tenant of the caller.
+    pub tenant_claim: String,
+    /// Claim that carries the caller's roles (a list of strings).
+    pub roles_claim: String,
+    /// Roles allowed to run write operations.
+    pub writer_roles: Vec<String>,
+    /// Roles allowed to approve or deny plans.
+    pub approver_roles: Vec<String>,
+    pub enable_event_loop: bool,
+    pub event_loop_sources: Vec<String>,
+    pub session_required: bool,
+    pub alert_poll_interval_secs: u64,
+    pub alert_dedup_window_secs: u64,
+    pub event_gate_window_secs: u64,
+    pub event_gate_backoff_secs: u64,
+    pub event_gate_min_count: u32,
+    pub event_gate_severities: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Sustained requests per second per actor (token bucket refill rate).
+    pub rate_limit_per_second: f64,
+    /// Token bucket size per actor.
+    pub rate_limit_burst: u32,
+    /// Per-request timeout for non-streaming routes.
+    pub request_timeout_secs: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+    /// Run database migrations at start.
+    pub auto_migrate: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: ":8080".into(),
+            canvas_addr: None,
+            ws_addr: None,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_jwks_url: None,
+            jwks_cache_ttl_secs: 3600,
+            dev_mode: false,
+            dev_jwt_secret: None,
+            dev_issuer: "carapulse-dev".into(),
+            tenant_claim: "tenant_id".into(),
+            roles_claim: "groups".into(),
+            writer_roles: vec!["operator".into(), "admin".into()],
+            approver_roles: vec!["approver".into(), "admin".into()],
+            enable_event_loop: false,
+            event_loop_sources: vec![
+                "alertmanager".into(),
+                "argocd".into(),
+                "git".into(),
+                "k8s".into(),
+            ],
+            session_required: false,
+            alert_poll_interval_secs: 30,
+            alert_dedup_window_secs: 120,
+            event_gate_window_secs: 0,
+            event_gate_backoff_secs: 0,
+            event_gate_min_count: 0,
+            event_gate_severities: Vec::new(),
+            max_body_bytes: 1 << 20,
+            rate_limit_per_second: 20.0,
+            rate_limit_burst: 40,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+            auto_migrate: true,
+        }
+    }
+}
+
+/// A static service mapping in `context.services`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceMapping {
+    pub service: String,
+    pub environment: String,
+    pub cluster_id: String,
+    pub namespace: String,
+    pub promql: Vec<String>,
+    pub traceql: Vec<String>,
+    pub dashboards: Vec<String>,
+}
+
+/// `context`: the collectors that build the service graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContextConfig {
+    pub enabled: bool,
+    pub poll_interval_secs: u64,
+    pub watch_interval_secs: u64,
+    pub snapshot_interval_secs: u64,
+    pub watch_timeout_secs: u64,
+    pub watch_send_initial_events: bool,
+    pub watch_allow_bookmarks: bool,
+    pub k8s_resources: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub k8s_namespaces: Vec<String>,
+    pub helm_namespaces: Vec<String>,
+    pub argo_apps: Vec<String>,
+    pub promql_queries: Vec<String>,
+    pub traceql_queries: Vec<String>,
+    pub grafana_folders: Vec<i64>,
+    pub aws_resource_tags: BTreeMap<String, Vec<String>>,
+    pub tenant_id: String,
+    pub environment: String,
+    pub cluster_id: String,
+    pub namespace: String,
+    pub aws_account_id: String,
+    pub region: String,
+    pub argocd_project: String,
+    pub grafana_org_id: String,
+    pub services: Vec<ServiceMapping>,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            poll_interval_secs: 60,
+            watch_interval_secs: 0,
+            snapshot_interval_secs: 300,
+            watch_timeout_secs: 30,
+            watch_send_initial_events: true,
+            watch_allow_bookmarks: true,
+            k8s_resources: [
+                "deployments",
+                "statefulsets",
+                "daemonsets",
+                "services",
+                "ingresses",
+                "pods",
+                "events",
+                "nodes",
+            ]
+            .map(String::from)
+            .to_vec(),
+            labels: BTreeMap::new(),
+            k8s_namespaces: Vec::new(),
+            helm_namespaces: Vec::new(),
+            argo_apps: Vec::new(),
+            promql_queries: Vec::new(),
+            traceql_queries: Vec::new(),
+            grafana_folders: Vec::new(),
+            aws_resource_tags: BTreeMap::new(),
+            tenant_id: String::new(),
+            environment: String::new(),
+            cluster_id: String::new(),
+            namespace: String::new(),
+            aws_account_id: String::new(),
+            region: String::new(),
+            argocd_project: String::new(),
+            grafana_org_id: String::new(),
+            services: Vec::new(),
+        }
+    }
+}
+
+/// `tool_router`: the typed tool RPC service and how other services reach it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolRouterConfig {
+    pub http_addr: String,
+    /// URL other services use to call the router.
+    pub base_url: Option<String>,
+    /// Service token (env `CARAPULSE_TOOL_ROUTER_TOKEN`).
+    pub auth_token: Option<String>,
+    pub oidc_issuer: Option<String>,
+    pub oidc_client_id: Option<String>,
+    pub oidc_jwks_url: Option<String>,
+}
+
+impl Default for ToolRouterConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: ":8081".into(),
+            base_url: None,
+            auth_token: None,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_jwks_url: None,
+        }
+    }
+}
+
+/// `policy`: the in-process Rego engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory holding the `*.rego` files (test files are skipped at runtime).
+    pub policy_dir: String,
+    pub policy_package: String,
+    /// Accepted for compatibility with reference configs; policy is evaluated in process.
+    pub opa_url: Option<String>,
+    /// Accepted for compatibility; must stay false: evaluation errors always deny.
+    pub fail_open_reads: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            policy_dir: "policies".into(),
+            policy_package: "policy.assistant.v1".into(),
+            opa_url: None,
+            fail_open_reads: false,
+        }
+    }
+}
+
+/// `llm`: the planner's model provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    pub provider: Option<String>,
+    pub api_key: Option<String>,
+    pub api_base: Option<String>,
+    pub model: Option<String>,
+    pub timeout_ms: u64,
+    pub max_output_tokens: u32,
+    pub redact_patterns: Vec<String>,
+    pub auth_profile: Option<String>,
+    pub auth_path: Option<String>,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            api_key: None,
+            api_base: None,
+            model: None,
+            timeout_ms: 30_000,
+            max_output_tokens: 2048,
+            redact_patterns: Vec::new(),
+            auth_profile: None,
+            auth_path: None,
+        }
+    }
+}
+
+/// `orchestrator`: the Temporal worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrchestratorConfig {
+    pub temporal_addr: Option<String>,
+    pub namespace: String,
+    pub task_queue: String,
+    pub health_addr: Option<String>,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        Self {
+            temporal_addr: None,
+            namespace: "default".into(),
+            task_queue: "carapulse".into(),
+            health_addr: None,
+        }
+    }
+}
+
+/// `storage.object_store`: where evidence blobs and large tool outputs go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    /// `fs` (default) or `s3`.
+    pub backend: String,
+    /// Root directory of the filesystem backend.
+    pub fs_root: String,
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+}
+
+impl Default for ObjectStoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: "fs".into(),
+            fs_root: "./.data/objects".into(),
+            endpoint: None,
+            bucket: None,
+            region: None,
+            path_style: true,
+        }
+    }
+}
+
+/// `storage`: Postgres and object storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// libpq-style URL (env `CARAPULSE_POSTGRES_DSN`).
+    pub postgres_dsn: String,
+    pub max_open_conns: u32,
+    pub max_idle_conns: u32,
+    pub conn_max_lifetime_secs: u64,
+    pub acquire_timeout_secs: u64,
+    pub object_store: ObjectStoreConfig,
+    pub workspace_dir: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            postgres_dsn: "postgres://postgres@127.0.0.1:5432/carapulse".into(),
+            max_open_conns: 25,
+            max_idle_conns: 2,
+            conn_max_lifetime_secs: 300,
+            acquire_timeout_secs: 5,
+            object_store: ObjectStoreConfig::default(),
+            workspace_dir: None,
+        }
+    }
+}
+
+/// `sandbox`: how tool processes are isolated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub enabled: bool,
+    /// Enforcement is on unless explicitly switched off (which logs a warning at start).
+    pub enforce: bool,
+    pub image: Option<String>,
+    pub runtime: Option<String>,
+    pub egress_allowlist: Vec<String>,
+    pub mounts: Vec<String>,
+    pub read_only_root: bool,
+    pub tmpfs: Vec<String>,
+    pub user: Option<String>,
+    pub seccomp_profile: Option<String>,
+    pub no_new_privs: bool,
+    pub drop_caps: Vec<String>,
+    pub require_seccomp: bool,
+    pub require_no_new_privs: bool,
+    pub require_user: bool,
+    pub require_drop_caps: bool,
+    pub require_on_write: bool,
+    pub require_egress_allowlist: bool,
+    pub max_output_bytes: usize,
+    pub timeout_ms: u64,
+    pub env_allow: Vec<String>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            enforce: true,
+            image: None,
+            runtime: None,
+            egress_allowlist: Vec::new(),
+            mounts: Vec::new(),
+            read_only_root: false,
+            tmpfs: Vec::new(),
+            user: None,
+            seccomp_profile: None,
+            no_new_privs: true,
+            drop_caps: Vec::new(),
+            require_seccomp: false,
+            require_no_new_privs: false,
+            require_user: false,
+            require_drop_caps: false,
+            require_on_write: false,
+            require_egress_allowlist: false,
+            max_output_bytes: 1_000_000,
+            timeout_ms: 60_000,
+            env_allow: vec!["PATH".into(), "HOME".into(), "LANG".into()],
+        }
+    }
+}
+
+/// `scheduler`: cron-driven workflow starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    pub enabled: bool,
+    pub poll_interval_secs: u64,
+    pub default_cron: Option<String>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            poll_interval_secs: 30,
+            default_cron: None,
+        }
+    }
+}
+
+/// A connector reached over HTTP with an optional bearer token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConnector {
+    pub addr: Option<String>,
+    pub token: Option<String>,
+}
+
+/// `connectors.aws`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConnector {
+    pub addr: Option<String>,
+    pub token: Option<String>,
+    pub role_arn: Option<String>,
+    pub region: Option<String>,
+}
+
+/// `connectors.grafana`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrafanaConnector {
+    pub addr: Option<String>,
+    pub token: Option<String>,
+    pub org_id: String,
+}
+
+impl Default for GrafanaConnector {
+    fn default() -> Self {
+        Self {
+            addr: None,
+            token: None,
+            org_id: "1".into(),
+        }
+    }
+}
+
+/// `connectors.vault`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaultConnector {
+    pub addr: Option<String>,
+    pub token: Option<String>,
+    pub agent_role: Option<String>,
+    pub auth_path: Option<String>,
+    pub template_dir: Option<String>,
+    pub sink_path: Option<String>,
+    pub namespace: Option<String>,
+    pub auto_auth_method: Option<String>,
+    pub approle_id: Option<String>,
+    pub approle_secret: Option<String>,
+    pub template_source: Option<String>,
+    pub template_dest: Option<String>,
+    pub retry_max_backoff: Option<String>,
+    pub audit_enable: bool,
+    pub audit_path: Option<String>,
+    pub health_interval_secs: u64,
+    pub renew_interval_secs: u64,
+}
+
+/// `connectors.boundary`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoundaryConnector {
+    pub addr: Option<String>,
+    pub token: Option<String>,
+    pub target_id: Option<String>,
+    pub session_duration: Option<String>,
+    pub auto_close: bool,
+    pub enable_tunnel: bool,
+    pub listen_addr: Option<String>,
+}
+
+/// `connectors.k8s`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct K8sConnector {
+    pub kubeconfig_path: Option<String>,
+}
+
+/// `connectors.linear`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinearConnector {
+    pub token: Option<String>,
+    pub team_id: Option<String>,
+    pub base_url: String,
+    pub poll_interval_ms: u64,
+    pub timeout_hours: u64,
+}
+
+impl Default for LinearConnector {
+    fn default() -> Self {
+        Self {
+            token: None,
+            team_id: None,
+            base_url: "https://api.linear.app/graphql".into(),
+            poll_interval_ms: 30_000,
+            timeout_hours: 24,
+        }
+    }
+}
+
+/// `connectors`: credentials and addresses of every external system.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorsConfig {
+    pub aws: AwsConnector,
+    pub vault: VaultConnector,
+    pub k8s: K8sConnector,
+    pub boundary: BoundaryConnector,
+    pub argocd: HttpConnector,
+    pub prometheus: HttpConnector,
+    pub alertmanager: HttpConnector,
+    pub thanos: HttpConnector,
+    pub grafana: GrafanaConnector,
+    pub tempo: HttpConnector,
+    pub linear: LinearConnector,
+    pub pagerduty: HttpConnector,
+    pub github: HttpConnector,
+    pub gitlab: HttpConnector,
+}
+
+/// `chatops`: the Slack agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatOpsConfig {
+    pub slack_bot_token: Option<String>,
+    pub slack_signing_secret: Option<String>,
+    pub gateway_url: Option<String>,
+    pub gateway_token: Option<String>,
+    pub listen_addr: String,
+    pub commands_path: String,
+    /// Slack user id -> Carapulse actor id.
+    pub user_map: BTreeMap<String, String>,
+}
+
+impl Default for ChatOpsConfig {
+    fn default() -> Self {
+        Self {
+            slack_bot_token: None,
+            slack_signing_secret: None,
+            gateway_url: None,
+            gateway_token: None,
+            listen_addr: ":8090".into(),
+            commands_path: "/slack/commands".into(),
+            user_map: BTreeMap::new(),
+        }
+    }
+}
+
+/// `approvals`: how plans get approved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Auto-approve low-risk plans created manually (never webhook- or schedule-born ones).
+    pub auto_approve_low: bool,
+    /// Pending approvals expire after this many hours.
+    pub timeout_hours: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            auto_approve_low: false,
+            timeout_hours: 24,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The plan-integrity hash: approval stores it, execution recomputes it and refuses on mismatch.
+//!
+//! It covers everything that decides what will run — steps (tool, action, input, rollback,
+//! preconditions, evidence, order, stage), context, constraints, intent and summary — so a plan
+//! edited after approval (through the API or straight in the database) cannot execute.
+
+use serde_json::{json, Value};
+
+use crate::canonical::{canonical_json, sha256_hex};
+use crate::model::{Plan, PlanStep};
+
+/// Hex SHA-256 over the canonical form of the plan's executable content.
+pub fn plan_hash(plan: &Plan) -> String {
+    let steps: Vec<Value> = plan.steps.iter().map(step_value).collect();
+    let doc = json!({
+        "plan_id": plan.plan_id,
+        "tenant_id": plan.tenant_id,
+        "summary": plan.summary,
+        "intent": plan.intent,
+        "context": plan.context,
+        "constraints": plan.constraints,
+        "risk_level": plan.risk_level,
+        "steps": steps,
+    });
+    sha256_hex(canonical_json(&doc).as_bytes())
+}
+
+fn step_value(step: &PlanStep) -> Value {
+    json!({
+        "step_id": step.step_id,
+        "ordinal": step.ordinal,
+        "stage": step.stage,
+        "tool": step.tool,
+        "action": step.action,
+        "input": step.input,
+        "preconditions": step.preconditions,
+        "rollback": step.rollback,
+        "evidence": step.evidence,
+    })
+}

@@ -1,0 +1,20 @@
+//! Carapulse core: everything the six binaries share.
+//!
+//! Dependencies flow one way — binaries depend on this crate, and inside it `model` depends on
+//! nothing else. See ARCHITECTURE.md for the code map.
+
+pub mod audit;
+pub mod auth;
+pub mod canonical;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod integrity;
+pub mod model;
+pub mod policy;
+pub mod store;
+pub mod telemetry;
+pub mod tools;
+
+#[cfg(feature = "testing")]
+pub mod testing;

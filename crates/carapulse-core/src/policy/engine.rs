@@ -1,0 +1,265 @@
+//! The regorus engine wrapper: load once, evaluate many times, never fail open.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::Decision;
+
+use super::PolicyInput;
+
+/// Problems loading policy files. Evaluation problems never surface as errors: they deny.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy directory {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no .rego files found in {0}")]
+    Empty(PathBuf),
+    #[error("policy {file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("policy package {0} is not defined by the loaded files")]
+    MissingPackage(String),
+}
+
+/// The answer to one policy question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyOutcome {
+    pub decision: Decision,
+    pub constraints: Map<String, Value>,
+    pub ttl: u64,
+    pub reasons: Vec<String>,
+    /// Set when evaluation failed and the decision was forced to `deny`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PolicyOutcome {
+    fn failed(message: String) -> Self {
+        Self {
+            decision: Decision::Deny,
+            constraints: Map::new(),
+            ttl: 0,
+            reasons: vec!["policy_error".into()],
+            error: Some(message),
+        }
+    }
+}
+
+/// A loaded set of Rego files for one package.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    template: regorus::Engine,
+    package: String,
+    files: Vec<String>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("package", &self.package)
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+impl PolicyEngine {
+    /// Loads every `*.rego` in `dir` (not `*_test.rego`) for `package`.
+    pub fn load_dir(dir: &Path, package: &str) -> Result<Self, PolicyError> {
+        Self::load_dir_inner(dir, package, false)
+    }
+
+    /// Loads every `*.rego` in `dir` including the `*_test.rego` files (for running Rego tests).
+    pub fn load_dir_with_tests(dir: &Path, package: &str) -> Result<Self, PolicyError> {
+        Self::load_dir_inner(dir, package, true)
+    }
+
+    fn load_dir_inner(dir: &Path, package: &str, tests: bool) -> Result<Self, PolicyError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| PolicyError::ReadDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut sources = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|source| PolicyError::ReadDir {
+                    path: dir.to_owned(),
+                    source,
+                })?
+                .path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !name.ends_with(".rego") || (!tests && name.ends_with("_test.rego")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::ReadDir {
+                path: path.clone(),
+                source,
+            })?;
+            sources.push((name.to_owned(), text));
+        }
+        sources.sort();
+        if sources.is_empty() {
+            return Err(PolicyError::Empty(dir.to_owned()));
+        }
+        Self::from_sources(package, sources)
+    }
+
+    /// Builds an engine from `(file name, text)` pairs.
+    pub fn from_sources(
+        package: &str,
+        sources: Vec<(String, String)>,
+    ) -> Result<Self, PolicyError> {
+        let mut engine = regorus::Engine::new();
+        engine.set_strict_builtin_errors(true);
+        let mut files = Vec::new();
+        for (name, text) in sources {
+            engine
+                .add_policy(name.clone(), text)
+                .map_err(|err| PolicyError::Parse {
+                    file: name.clone(),
+                    message: err.to_string(),
+                })?;
+            files.push(name);
+        }
+        let wanted = format!("data.{package}");
+        let packages = engine.get_packages().map_err(|err| PolicyError::Parse {
+            file: "(all)".into(),
+            message: err.to_string(),
+        })?;
+        if !packages.iter().any(|p| p == &wanted) {
+            return Err(PolicyError::MissingPackage(package.to_owned()));
+        }
+        Ok(Self {
+            template: engine,
+            package: package.to_owned(),
+            files,
+        })
+    }
+
+    pub fn package(&self) -> &str {
+        &self.package
+    }
+
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+
+    /// Evaluates a typed input.
+    pub fn evaluate(&self, input: &PolicyInput) -> PolicyOutcome {
+        match serde_json::to_value(input) {
+            Ok(value) => self.evaluate_json(&value),
+            Err(err) => PolicyOutcome::failed(format!("cannot encode policy input: {err}")),
+        }
+    }
+
+    /// Evaluates a raw JSON input (the `policy test` command uses this).
+    pub fn evaluate_json(&self, input: &Value) -> PolicyOutcome {
+        match self.try_evaluate(input) {
+            Ok(outcome) => outcome,
+            Err(message) => PolicyOutcome::failed(message),
+        }
+    }
+
+    fn try_evaluate(&self, input: &Value) -> Result<PolicyOutcome, String> {
+        let mut engine = self.template.clone();
+        let input = regorus::Value::from_json_str(&input.to_string())
+            .map_err(|err| format!("cannot load policy input: {err}"))?;
+        engine.set_input(input);
+        let decision = match self.rule(&mut engine, "decision")? {
+            Some(Value::String(s)) => Decision::parse(&s).map_err(|e| e.to_string())?,
+            Some(other) => return Err(format!("decision is not a string: {other}")),
+            None => return Err("decision is undefined".into()),
+        };
+        let constraints = match self.rule(&mut engine, "constraints")? {
+            Some(Value::Object(map)) => map,
+            None => Map::new(),
+            Some(other) => return Err(format!("constraints is not an object: {other}")),
+        };
+        let ttl = match self.rule(&mut engine, "ttl")? {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+            None => 0,
+            Some(other) => return Err(format!("ttl is not a number: {other}")),
+        };
+        let reasons = match self.rule(&mut engine, "reasons")? {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(PolicyOutcome {
+            decision,
+            constraints,
+            ttl,
+            reasons,
+            error: None,
+        })
+    }
+
+    /// Evaluates `data.<package>.<name>`; `None` when the rule is undefined.
+    fn rule(&self, engine: &mut regorus::Engine, name: &str) -> Result<Option<Value>, String> {
+        let value = engine
+            .eval_rule(format!("data.{}.{name}", self.package))
+            .map_err(|err| format!("evaluating {name}: {err}"))?;
+        if value == regorus::Value::Undefined {
+            return Ok(None);
+        }
+        let json = value
+            .to_json_str()
+            .map_err(|err| format!("encoding {name}: {err}"))?;
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|err| format!("decoding {name}: {err}"))
+    }
+
+    /// Runs every `test_*` rule of the loaded `*_test.rego` packages; returns (name, passed, error).
+    pub fn run_rego_tests(&self, dir: &Path) -> Result<Vec<(String, bool, Option<String>)>, PolicyError> {
+        let mut results = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|source| PolicyError::ReadDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !name.ends_with("_test.rego") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::ReadDir {
+                path: path.clone(),
+                source,
+            })?;
+            let package = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("package "))
+                .map(str::trim)
+                .ok_or_else(|| PolicyError::Parse {
+                    file: name.to_owned(),
+                    message: "no package line".into(),
+                })?
+                .to_owned();
+            for line in text.lines() {
+                let Some(rest) = line.strip_prefix("test_") else {
+                    continue;
+                };
+                let rule: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let rule = format!("test_{rule}");
+                let mut engine = self.template.clone();
+                let outcome = engine.eval_rule(format!("data.{package}.{rule}"));
+                match outcome {
+                    Ok(v) if v == regorus::Value::from(true) => results.push((rule, true, None)),
+                    Ok(v) => results.push((rule, false, Some(format!("evaluated to {v}")))),
+                    Err(err) => results.push((rule, false, Some(err.to_string()))),
+                }
+            }
+        }
+        Ok(results)
+    }
+}

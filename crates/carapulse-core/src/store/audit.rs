@@ -1,0 +1,238 @@
+//! SQL for the audit chain: head locking, batch insert, ordered reads and filtered queries.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, QueryBuilder};
+use uuid::Uuid;
+
+use crate::audit::AuditEvent;
+use crate::model::{AuditEventId, TenantId};
+
+use super::{Page, Paged, Store, StoreError};
+
+/// Filters of `GET /v1/audit/events`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub decision: Option<String>,
+    pub resource_id: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    event_id: Uuid,
+    tenant_id: String,
+    seq: i64,
+    occurred_at: DateTime<Utc>,
+    actor_json: Value,
+    action: String,
+    decision: String,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    reason: Option<String>,
+    request_id: Option<String>,
+    context_json: Value,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(r: AuditRow) -> Self {
+        Self {
+            event_id: AuditEventId(r.event_id),
+            tenant_id: r.tenant_id,
+            seq: r.seq,
+            occurred_at: r.occurred_at,
+            actor: r.actor_json,
+            action: r.action,
+            decision: r.decision,
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            reason: r.reason,
+            request_id: r.request_id,
+            context: r.context_json,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+const AUDIT_COLUMNS: &str = "event_id, tenant_id, seq, occurred_at, actor_json, action, decision, \
+     resource_type, resource_id, reason, request_id, context_json, prev_hash, hash";
+
+/// Locks (creating if needed) the tenant's chain head; returns `(last_seq, last_hash)`.
+pub(crate) async fn lock_audit_head(
+    conn: &mut PgConnection,
+    tenant: &str,
+    genesis: &str,
+) -> Result<(i64, String), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2) \
+         ON CONFLICT (tenant_id) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(genesis)
+    .execute(&mut *conn)
+    .await?;
+    let row: (i64, String) = sqlx::query_as(
+        "SELECT last_seq, last_hash FROM audit_chain_heads WHERE tenant_id = $1 FOR UPDATE",
+    )
+    .bind(tenant)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// Inserts chained events with one statement.
+pub(crate) async fn insert_audit_events(
+    conn: &mut PgConnection,
+    events: &[AuditEvent],
+) -> Result<(), StoreError> {
+    let mut qb = QueryBuilder::new(format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) "));
+    qb.push_values(events, |mut b, e| {
+        b.push_bind(e.event_id.0)
+            .push_bind(&e.tenant_id)
+            .push_bind(e.seq)
+            .push_bind(e.occurred_at)
+            .push_bind(&e.actor)
+            .push_bind(&e.action)
+            .push_bind(&e.decision)
+            .push_bind(&e.resource_type)
+            .push_bind(&e.resource_id)
+            .push_bind(&e.reason)
+            .push_bind(&e.request_id)
+            .push_bind(&e.context)
+            .push_bind(&e.prev_hash)
+            .push_bind(&e.hash);
+    });
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub(crate) async fn update_audit_head(
+    conn: &mut PgConnection,
+    tenant: &str,
+    seq: i64,
+    hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE audit_chain_heads SET last_seq = $2, last_hash = $3, updated_at = now() WHERE tenant_id = $1",
+    )
+    .bind(tenant)
+    .bind(seq)
+    .bind(hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The tenant's chain head, if it has any events.
+    pub async fn audit_head(&self, tenant: &TenantId) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT last_seq, last_hash FROM audit_chain_heads WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Events with `seq > after`, in order, at most `limit`.
+    pub async fn audit_events_after(
+        &self,
+        tenant: &TenantId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(tenant.as_str())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Newest first, filtered, one page.
+    pub async fn list_audit_events(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<Paged<AuditEvent>, StoreError> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {AUDIT_COLUMNS}, COUNT(*) OVER () AS total FROM audit_events WHERE tenant_id = "
+        ));
+        qb.push_bind(tenant.as_str());
+        push_audit_filters(&mut qb, filter);
+        qb.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(page.limit)
+            .push(" OFFSET ")
+            .push_bind(page.offset);
+        let rows = qb.build().fetch_all(self.pool()).await?;
+        let mut total = 0;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            use sqlx::{FromRow, Row};
+            total = row.try_get::<i64, _>("total")?;
+            items.push(AuditRow::from_row(&row)?.into());
+        }
+        if items.is_empty() && page.offset > 0 {
+            total = self.count_audit_events(tenant, filter).await?;
+        }
+        Ok(Paged { items, total, page })
+    }
+
+    async fn count_audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> Result<i64, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM audit_events WHERE tenant_id = ");
+        qb.push_bind(tenant.as_str());
+        push_audit_filters(&mut qb, filter);
+        let (n,): (i64,) = qb.build_query_as().fetch_one(self.pool()).await?;
+        Ok(n)
+    }
+
+    /// Oldest first, filtered, events with `seq > after_seq`, for exports streamed page by page.
+    pub async fn export_audit_events(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE tenant_id = "
+        ));
+        qb.push_bind(tenant.as_str());
+        push_audit_filters(&mut qb, filter);
+        qb.push(" AND seq > ")
+            .push_bind(after_seq)
+            .push(" ORDER BY seq LIMIT ")
+            .push_bind(limit);
+        let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(self.pool()).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
+fn push_audit_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, f: &AuditFilter) {
+    if let Some(from) = f.from {
+        qb.push(" AND occurred_at >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        qb.push(" AND occurred_at <= ").push_bind(to);
+    }
+    if let Some(actor) = &f.actor_id {
+        qb.push(" AND actor_json->>'id' = ").push_bind(actor.clone());
+    }
+    if let Some(action) = &f.action {
+        qb.push(" AND action = ").push_bind(action.clone());
+    }
+    if let Some(decision) = &f.decision {
+        qb.push(" AND decision = ").push_bind(decision.clone());
+    }
+    if let Some(resource) = &f.resource_id {
+        qb.push(" AND resource_id = ").push_bind(resource.clone());
+    }
+}

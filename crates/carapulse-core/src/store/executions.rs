@@ -1,0 +1,498 @@
+//! Executions, with the tool calls and evidence activities record against them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use crate::audit::{append_in_tx, AuditEntry};
+use crate::integrity::plan_hash;
+use crate::model::{
+    ActorId, Evidence, EvidenceId, Execution, ExecutionId, ExecutionStatus, PlanApprovalState,
+    PlanId, StepId, TenantId, ToolCall, ToolCallId, ToolCallStatus,
+};
+
+use super::plans::load_plan;
+use super::{Page, Paged, Store, StoreError};
+
+/// Result of an execute request: a new execution, or the one already active (idempotence).
+#[derive(Debug, Clone)]
+pub enum StartOutcome {
+    Created(Execution),
+    Existing(Execution),
+}
+
+/// Filters of `GET /v1/executions`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    pub status: Option<ExecutionStatus>,
+    pub plan_id: Option<PlanId>,
+}
+
+/// An execution with what it recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionView {
+    #[serde(flatten)]
+    pub execution: Execution,
+    pub steps: Vec<Value>,
+    pub tool_calls: Vec<ToolCall>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// A tool call to record.
+#[derive(Debug, Clone)]
+pub struct NewToolCall {
+    pub execution_id: ExecutionId,
+    pub step_id: Option<StepId>,
+    pub tool_name: String,
+    pub action: String,
+    pub status: ToolCallStatus,
+    pub input_ref: Option<String>,
+    pub attempt: i32,
+}
+
+/// Evidence to record.
+#[derive(Debug, Clone)]
+pub struct NewEvidence {
+    pub execution_id: ExecutionId,
+    pub step_id: Option<StepId>,
+    pub kind: String,
+    pub query: Option<String>,
+    pub result_ref: Option<String>,
+    pub summary: Value,
+    pub external_ids: Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct ExecutionRow {
+    execution_id: Uuid,
+    plan_id: Uuid,
+    tenant_id: String,
+    status: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    workflow_id: Option<String>,
+    error: Option<String>,
+}
+
+impl ExecutionRow {
+    fn into_model(self) -> Result<Execution, StoreError> {
+        Ok(Execution {
+            execution_id: ExecutionId(self.execution_id),
+            plan_id: PlanId(self.plan_id),
+            tenant_id: TenantId::parse(&self.tenant_id)?,
+            status: ExecutionStatus::parse(&self.status)?,
+            created_by: ActorId::parse(&self.created_by)?,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            completed_at: self.completed_at,
+            workflow_id: self.workflow_id,
+            error: self.error,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ToolCallRow {
+    tool_call_id: Uuid,
+    execution_id: Uuid,
+    step_id: Option<Uuid>,
+    tenant_id: String,
+    tool_name: String,
+    action: String,
+    status: String,
+    input_ref: Option<String>,
+    output_ref: Option<String>,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    attempt: i32,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EvidenceRow {
+    evidence_id: Uuid,
+    execution_id: Uuid,
+    step_id: Option<Uuid>,
+    tenant_id: String,
+    kind: String,
+    query: Option<String>,
+    result_ref: Option<String>,
+    summary_json: Value,
+    external_ids: Value,
+    collected_at: DateTime<Utc>,
+}
+
+const EXECUTION_COLUMNS: &str = "execution_id, plan_id, tenant_id, status, created_by, created_at, \
+     started_at, completed_at, workflow_id, error";
+
+impl Store {
+    /// Creates a pending execution of an executable plan, or returns the active one.
+    ///
+    /// Under a lock on the plan row: the plan must not be waiting for, denied or expired approval;
+    /// an approved plan's current hash must equal the hash stored with its approval (refusing plans
+    /// edited after approval); and at most one pending/running execution may exist.
+    pub async fn start_execution(
+        &self,
+        tenant: &TenantId,
+        plan_id: PlanId,
+        execution_id: ExecutionId,
+        created_by: &ActorId,
+        audit: AuditEntry,
+    ) -> Result<StartOutcome, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let plan = load_plan(&mut tx, tenant, plan_id, true).await?;
+        match plan.approval_state {
+            PlanApprovalState::NotRequired => {}
+            PlanApprovalState::Approved => {
+                let approval: Option<(Option<String>,)> = sqlx::query_as(
+                    "SELECT approved_hash FROM approvals WHERE plan_id = $1 AND tenant_id = $2 AND status = 'approved'",
+                )
+                .bind(plan_id.0)
+                .bind(tenant.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let stored = approval.and_then(|(h,)| h);
+                let current = plan_hash(&plan);
+                if stored.as_deref() != Some(current.as_str()) {
+                    return Err(StoreError::Integrity(
+                        "plan modified after approval: its hash no longer matches the approved hash".into(),
+                    ));
+                }
+            }
+            PlanApprovalState::Pending => {
+                return Err(StoreError::Precondition("plan requires approval before it can execute".into()))
+            }
+            PlanApprovalState::Denied => {
+                return Err(StoreError::Precondition("plan was denied".into()))
+            }
+            PlanApprovalState::Expired => {
+                return Err(StoreError::Precondition("plan approval expired".into()))
+            }
+        }
+        let active: Option<ExecutionRow> = sqlx::query_as(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE plan_id = $1 AND tenant_id = $2 \
+             AND status IN ('pending','running')"
+        ))
+        .bind(plan_id.0)
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(existing) = active {
+            tx.commit().await?;
+            return Ok(StartOutcome::Existing(existing.into_model()?));
+        }
+        let row: ExecutionRow = sqlx::query_as(&format!(
+            "INSERT INTO executions (execution_id, plan_id, tenant_id, status, created_by) \
+             VALUES ($1, $2, $3, 'pending', $4) RETURNING {EXECUTION_COLUMNS}"
+        ))
+        .bind(execution_id.0)
+        .bind(plan_id.0)
+        .bind(tenant.as_str())
+        .bind(created_by.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(StartOutcome::Created(row.into_model()?))
+    }
+
+    /// One execution (no children).
+    pub async fn get_execution(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+    ) -> Result<Execution, StoreError> {
+        let row: Option<ExecutionRow> = sqlx::query_as(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = $1 AND tenant_id = $2"
+        ))
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.ok_or(StoreError::NotFound)?.into_model()
+    }
+
+    /// An execution with its step progress, tool calls and evidence.
+    pub async fn get_execution_view(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+    ) -> Result<ExecutionView, StoreError> {
+        let execution = self.get_execution(tenant, execution_id).await?;
+        let steps: Vec<(Uuid, i32, String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<String>)> =
+            sqlx::query_as(
+                "SELECT step_id, ordinal, stage, status, started_at, finished_at, error FROM execution_steps \
+                 WHERE execution_id = $1 AND tenant_id = $2 ORDER BY ordinal, started_at",
+            )
+            .bind(execution_id.0)
+            .bind(tenant.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        let steps = steps
+            .into_iter()
+            .map(|(step_id, ordinal, stage, status, started_at, finished_at, error)| {
+                serde_json::json!({
+                    "step_id": step_id, "ordinal": ordinal, "stage": stage, "status": status,
+                    "started_at": started_at, "finished_at": finished_at, "error": error,
+                })
+            })
+            .collect();
+        let calls: Vec<ToolCallRow> = sqlx::query_as(
+            "SELECT tool_call_id, execution_id, step_id, tenant_id, tool_name, action, status, input_ref, \
+             output_ref, exit_code, error, attempt, started_at, completed_at FROM tool_calls \
+             WHERE execution_id = $1 AND tenant_id = $2 ORDER BY created_at, tool_call_id LIMIT 1000",
+        )
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let evidence: Vec<EvidenceRow> = sqlx::query_as(
+            "SELECT evidence_id, execution_id, step_id, tenant_id, kind, query, result_ref, summary_json, \
+             external_ids, collected_at FROM evidence WHERE execution_id = $1 AND tenant_id = $2 \
+             ORDER BY collected_at, evidence_id LIMIT 1000",
+        )
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let tool_calls = calls
+            .into_iter()
+            .map(|r| {
+                Ok(ToolCall {
+                    tool_call_id: ToolCallId(r.tool_call_id),
+                    execution_id: ExecutionId(r.execution_id),
+                    step_id: r.step_id.map(StepId),
+                    tenant_id: TenantId::parse(&r.tenant_id)?,
+                    tool_name: r.tool_name,
+                    action: r.action,
+                    status: ToolCallStatus::parse(&r.status)?,
+                    input_ref: r.input_ref,
+                    output_ref: r.output_ref,
+                    exit_code: r.exit_code,
+                    error: r.error,
+                    attempt: r.attempt,
+                    started_at: r.started_at,
+                    completed_at: r.completed_at,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let evidence = evidence
+            .into_iter()
+            .map(|r| {
+                Ok(Evidence {
+                    evidence_id: EvidenceId(r.evidence_id),
+                    execution_id: ExecutionId(r.execution_id),
+                    step_id: r.step_id.map(StepId),
+                    tenant_id: TenantId::parse(&r.tenant_id)?,
+                    kind: r.kind,
+                    query: r.query,
+                    result_ref: r.result_ref,
+                    summary: r.summary_json,
+                    external_ids: r.external_ids,
+                    collected_at: r.collected_at,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(ExecutionView {
+            execution,
+            steps,
+            tool_calls,
+            evidence,
+        })
+    }
+
+    /// Executions of `tenant`, newest first.
+    pub async fn list_executions(
+        &self,
+        tenant: &TenantId,
+        filter: &ExecutionFilter,
+        page: Page,
+    ) -> Result<Paged<Execution>, StoreError> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {EXECUTION_COLUMNS}, COUNT(*) OVER () AS total FROM executions WHERE tenant_id = "
+        ));
+        qb.push_bind(tenant.as_str());
+        if let Some(status) = filter.status {
+            qb.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(plan) = filter.plan_id {
+            qb.push(" AND plan_id = ").push_bind(plan.0);
+        }
+        qb.push(" ORDER BY created_at DESC, execution_id DESC LIMIT ")
+            .push_bind(page.limit)
+            .push(" OFFSET ")
+            .push_bind(page.offset);
+        let rows = qb.build().fetch_all(self.pool()).await?;
+        let mut total = 0;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            use sqlx::{FromRow, Row};
+            total = row.try_get("total")?;
+            items.push(ExecutionRow::from_row(&row)?.into_model()?);
+        }
+        if items.is_empty() && page.offset > 0 {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_one(self.pool())
+                .await?;
+            total = n;
+        }
+        Ok(Paged { items, total, page })
+    }
+
+    /// Moves an execution to `next` if the transition is legal; sets started/completed times.
+    pub async fn transition_execution(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        next: ExecutionStatus,
+        error: Option<&str>,
+    ) -> Result<Execution, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let current: Option<ExecutionRow> = sqlx::query_as(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = $1 AND tenant_id = $2 FOR UPDATE"
+        ))
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current = current.ok_or(StoreError::NotFound)?.into_model()?;
+        if current.status == next {
+            tx.commit().await?;
+            return Ok(current);
+        }
+        if !current.status.can_become(next) {
+            return Err(StoreError::Conflict(format!(
+                "execution is {} and cannot become {}",
+                current.status.as_str(),
+                next.as_str()
+            )));
+        }
+        let row: ExecutionRow = sqlx::query_as(&format!(
+            "UPDATE executions SET status = $3, updated_at = now(), \
+             started_at = CASE WHEN $3 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END, \
+             completed_at = CASE WHEN $3 IN ('pending','running') THEN completed_at ELSE now() END, \
+             error = COALESCE($4, error) \
+             WHERE execution_id = $1 AND tenant_id = $2 RETURNING {EXECUTION_COLUMNS}"
+        ))
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .bind(next.as_str())
+        .bind(error)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.into_model()
+    }
+
+    /// Records the orchestrator's workflow id for an execution.
+    pub async fn set_workflow_id(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        workflow_id: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE executions SET workflow_id = $3, updated_at = now() WHERE execution_id = $1 AND tenant_id = $2",
+        )
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .bind(workflow_id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Records a tool call of an execution of `tenant`.
+    pub async fn insert_tool_call(
+        &self,
+        tenant: &TenantId,
+        call: &NewToolCall,
+    ) -> Result<ToolCallId, StoreError> {
+        let id = ToolCallId::new();
+        sqlx::query(
+            "INSERT INTO tool_calls (tool_call_id, execution_id, step_id, tenant_id, tool_name, action, status, \
+             input_ref, attempt, started_at) \
+             SELECT $1, execution_id, $3, tenant_id, $4, $5, $6, $7, $8, \
+             CASE WHEN $6 = 'pending' THEN NULL ELSE now() END \
+             FROM executions WHERE execution_id = $2 AND tenant_id = $9",
+        )
+        .bind(id.0)
+        .bind(call.execution_id.0)
+        .bind(call.step_id.map(|s| s.0))
+        .bind(&call.tool_name)
+        .bind(&call.action)
+        .bind(call.status.as_str())
+        .bind(&call.input_ref)
+        .bind(call.attempt)
+        .bind(tenant.as_str())
+        .execute(self.pool())
+        .await
+        .and_then(|r| if r.rows_affected() == 0 { Err(sqlx::Error::RowNotFound) } else { Ok(r) })?;
+        Ok(id)
+    }
+
+    /// Completes a tool call.
+    pub async fn finish_tool_call(
+        &self,
+        tenant: &TenantId,
+        id: ToolCallId,
+        status: ToolCallStatus,
+        output_ref: Option<&str>,
+        exit_code: Option<i32>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE tool_calls SET status = $3, output_ref = COALESCE($4, output_ref), exit_code = $5, \
+             error = $6, completed_at = now() WHERE tool_call_id = $1 AND tenant_id = $2",
+        )
+        .bind(id.0)
+        .bind(tenant.as_str())
+        .bind(status.as_str())
+        .bind(output_ref)
+        .bind(exit_code)
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Records evidence for an execution of `tenant`.
+    pub async fn insert_evidence(
+        &self,
+        tenant: &TenantId,
+        evidence: &NewEvidence,
+    ) -> Result<EvidenceId, StoreError> {
+        let id = EvidenceId::new();
+        sqlx::query(
+            "INSERT INTO evidence (evidence_id, execution_id, step_id, tenant_id, kind, query, result_ref, \
+             summary_json, external_ids) \
+             SELECT $1, execution_id, $3, tenant_id, $4, $5, $6, $7, $8 \
+             FROM executions WHERE execution_id = $2 AND tenant_id = $9",
+        )
+        .bind(id.0)
+        .bind(evidence.execution_id.0)
+        .bind(evidence.step_id.map(|s| s.0))
+        .bind(&evidence.kind)
+        .bind(&evidence.query)
+        .bind(&evidence.result_ref)
+        .bind(&evidence.summary)
+        .bind(&evidence.external_ids)
+        .bind(tenant.as_str())
+        .execute(self.pool())
+        .await
+        .and_then(|r| if r.rows_affected() == 0 { Err(sqlx::Error::RowNotFound) } else { Ok(r) })?;
+        Ok(id)
+    }
+}

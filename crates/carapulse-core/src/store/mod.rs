@@ -1,0 +1,82 @@
+//! Postgres persistence: the pool, embedded migrations and one repository file per aggregate.
+//!
+//! Every query that touches tenant-owned rows takes the tenant and filters on it in SQL, before
+//! LIMIT/OFFSET. Multi-row changes (plan + steps + audit, approval + plan state + audit,
+//! execution + audit) run in one transaction. No mocks of this layer exist: tests run it against
+//! a real database.
+
+mod approvals;
+mod audit;
+mod error;
+mod executions;
+mod page;
+mod plans;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub use approvals::ApprovalDecision;
+pub use audit::AuditFilter;
+pub use error::StoreError;
+pub use executions::{ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, StartOutcome};
+pub use page::{Page, Paged, MAX_PAGE_SIZE};
+pub use plans::{NewPlan, NewStep, PlanFilter, PlanSummary};
+pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
+
+use crate::config::StorageConfig;
+
+/// The embedded, checksummed migrations (`crates/carapulse-core/migrations`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects lazily (the first query opens a connection) with the configured pool limits.
+    pub fn connect_lazy(cfg: &StorageConfig) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = cfg
+            .postgres_dsn
+            .parse()
+            .map_err(|err| StoreError::Config(format!("storage.postgres_dsn: {err}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_open_conns.max(1))
+            .min_connections(cfg.max_idle_conns.min(cfg.max_open_conns))
+            .max_lifetime(Duration::from_secs(cfg.conn_max_lifetime_secs.max(1)))
+            .acquire_timeout(Duration::from_secs(cfg.acquire_timeout_secs.max(1)))
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool (tests, tools).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations; sqlx takes an advisory lock so concurrent runs serialise.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|err| StoreError::Migration(err.to_string()))
+    }
+
+    /// Round-trips a trivial query (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,326 @@
+//! Plans and their steps.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, QueryBuilder};
+use uuid::Uuid;
+
+use crate::audit::{append_in_tx, AuditEntry};
+use crate::model::{
+    ActionName, ActorId, ContextRef, Decision, EvidenceRequirement, Intent, Plan,
+    PlanApprovalState, PlanId, PlanStep, RiskLevel, RollbackSpec, Stage, StepId, Summary,
+    TenantId, ToolName, Trigger,
+};
+
+use super::{Page, Paged, Store, StoreError};
+
+/// A step to insert (already validated).
+#[derive(Debug, Clone)]
+pub struct NewStep {
+    pub stage: Stage,
+    pub tool: ToolName,
+    pub action: ActionName,
+    pub input: Value,
+    pub preconditions: Vec<Value>,
+    pub rollback: Option<RollbackSpec>,
+    pub evidence: Vec<EvidenceRequirement>,
+}
+
+/// A plan to insert (already validated and scored).
+#[derive(Debug, Clone)]
+pub struct NewPlan {
+    pub plan_id: PlanId,
+    pub tenant_id: TenantId,
+    pub created_by: ActorId,
+    pub trigger: Trigger,
+    pub summary: Summary,
+    pub intent: Intent,
+    pub context: ContextRef,
+    pub risk_level: RiskLevel,
+    pub policy_decision: Decision,
+    pub constraints: Value,
+    pub approval_state: PlanApprovalState,
+    pub approval_expires_at: Option<DateTime<Utc>>,
+    pub session_id: Option<String>,
+    pub planner: Option<String>,
+    pub plan_text: Option<String>,
+    pub meta: Value,
+    pub steps: Vec<NewStep>,
+}
+
+/// Filters of `GET /v1/plans`.
+#[derive(Debug, Clone, Default)]
+pub struct PlanFilter {
+    pub approval_state: Option<PlanApprovalState>,
+    pub risk_level: Option<RiskLevel>,
+    pub trigger: Option<Trigger>,
+    pub created_by: Option<String>,
+    pub session_id: Option<String>,
+}
+
+/// A plan row without steps (list views).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    pub plan_id: PlanId,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub trigger: String,
+    pub summary: String,
+    pub intent: String,
+    pub context: Value,
+    pub risk_level: String,
+    pub policy_decision: String,
+    pub approval_state: String,
+    pub session_id: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PlanRow {
+    plan_id: Uuid,
+    tenant_id: String,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    trigger: String,
+    summary: String,
+    intent: String,
+    context_json: Value,
+    risk_level: String,
+    policy_decision: String,
+    constraints_json: Value,
+    approval_state: String,
+    approval_expires_at: Option<DateTime<Utc>>,
+    session_id: Option<String>,
+    planner: Option<String>,
+    meta_json: Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct StepRow {
+    step_id: Uuid,
+    ordinal: i32,
+    stage: String,
+    tool: String,
+    action: String,
+    input_json: Value,
+    preconditions_json: Value,
+    rollback_json: Option<Value>,
+    evidence_json: Value,
+}
+
+const PLAN_COLUMNS: &str = "plan_id, tenant_id, created_at, created_by, trigger, summary, intent, \
+     context_json, risk_level, policy_decision, constraints_json, approval_state, approval_expires_at, \
+     session_id, planner, meta_json";
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {err}"))
+}
+
+impl StepRow {
+    fn into_step(self) -> Result<PlanStep, StoreError> {
+        Ok(PlanStep {
+            step_id: StepId(self.step_id),
+            ordinal: self.ordinal,
+            stage: Stage::parse(&self.stage)?,
+            tool: ToolName::parse(&self.tool)?,
+            action: ActionName::parse(&self.action)?,
+            input: self.input_json,
+            preconditions: serde_json::from_value(self.preconditions_json)
+                .map_err(|e| corrupt("plan_steps.preconditions_json", e))?,
+            rollback: match self.rollback_json {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(serde_json::from_value(v).map_err(|e| corrupt("plan_steps.rollback_json", e))?),
+            },
+            evidence: serde_json::from_value(self.evidence_json)
+                .map_err(|e| corrupt("plan_steps.evidence_json", e))?,
+        })
+    }
+}
+
+impl PlanRow {
+    fn into_plan(self, steps: Vec<PlanStep>) -> Result<Plan, StoreError> {
+        Ok(Plan {
+            plan_id: PlanId(self.plan_id),
+            tenant_id: TenantId::parse(&self.tenant_id)?,
+            created_at: self.created_at,
+            created_by: ActorId::parse(&self.created_by)?,
+            trigger: Trigger::parse(&self.trigger)?,
+            summary: Summary::parse(&self.summary)?,
+            intent: Intent::parse(&self.intent)?,
+            context: serde_json::from_value(self.context_json).map_err(|e| corrupt("plans.context_json", e))?,
+            risk_level: RiskLevel::parse(&self.risk_level)?,
+            policy_decision: Decision::parse(&self.policy_decision)?,
+            constraints: self.constraints_json,
+            approval_state: PlanApprovalState::parse(&self.approval_state)?,
+            approval_expires_at: self.approval_expires_at,
+            session_id: self.session_id,
+            planner: self.planner,
+            meta: self.meta_json,
+            steps,
+        })
+    }
+}
+
+impl Store {
+    /// Inserts the plan, its steps and its audit event in one transaction.
+    pub async fn create_plan(&self, plan: NewPlan, audit: AuditEntry) -> Result<Plan, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO plans (plan_id, tenant_id, created_by, trigger, summary, intent, context_json, \
+             risk_level, policy_decision, constraints_json, approval_state, approval_expires_at, session_id, \
+             planner, plan_text, meta_json) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+        )
+        .bind(plan.plan_id.0)
+        .bind(plan.tenant_id.as_str())
+        .bind(plan.created_by.as_str())
+        .bind(plan.trigger.as_str())
+        .bind(plan.summary.as_str())
+        .bind(plan.intent.as_str())
+        .bind(serde_json::to_value(&plan.context).map_err(|e| corrupt("context", e))?)
+        .bind(plan.risk_level.as_str())
+        .bind(plan.policy_decision.as_str())
+        .bind(&plan.constraints)
+        .bind(plan.approval_state.as_str())
+        .bind(plan.approval_expires_at)
+        .bind(&plan.session_id)
+        .bind(&plan.planner)
+        .bind(&plan.plan_text)
+        .bind(&plan.meta)
+        .execute(&mut *tx)
+        .await?;
+        if !plan.steps.is_empty() {
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO plan_steps (step_id, plan_id, tenant_id, ordinal, stage, tool, action, \
+                 input_json, preconditions_json, rollback_json, evidence_json) ",
+            );
+            let mut encoded = Vec::with_capacity(plan.steps.len());
+            for step in &plan.steps {
+                encoded.push((
+                    serde_json::to_value(&step.preconditions).map_err(|e| corrupt("preconditions", e))?,
+                    match &step.rollback {
+                        Some(rb) => Some(serde_json::to_value(rb).map_err(|e| corrupt("rollback", e))?),
+                        None => None,
+                    },
+                    serde_json::to_value(&step.evidence).map_err(|e| corrupt("evidence", e))?,
+                ));
+            }
+            qb.push_values(plan.steps.iter().zip(&encoded).enumerate(), |mut b, (i, (step, enc))| {
+                b.push_bind(Uuid::now_v7())
+                    .push_bind(plan.plan_id.0)
+                    .push_bind(plan.tenant_id.as_str())
+                    .push_bind(i as i32)
+                    .push_bind(step.stage.as_str())
+                    .push_bind(step.tool.as_str())
+                    .push_bind(step.action.as_str())
+                    .push_bind(&step.input)
+                    .push_bind(&enc.0)
+                    .push_bind(&enc.1)
+                    .push_bind(&enc.2);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        append_in_tx(&mut tx, audit).await?;
+        let stored = load_plan(&mut tx, &plan.tenant_id, plan.plan_id, false).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// One plan with its steps, or `NotFound` (also for another tenant's plan).
+    pub async fn get_plan(&self, tenant: &TenantId, plan_id: PlanId) -> Result<Plan, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        load_plan(&mut conn, tenant, plan_id, false).await
+    }
+
+    /// Plans of `tenant`, newest first.
+    pub async fn list_plans(
+        &self,
+        tenant: &TenantId,
+        filter: &PlanFilter,
+        page: Page,
+    ) -> Result<Paged<PlanSummary>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT plan_id, created_at, created_by, trigger, summary, intent, context_json, risk_level, \
+             policy_decision, approval_state, session_id, COUNT(*) OVER () AS total FROM plans WHERE tenant_id = ",
+        );
+        qb.push_bind(tenant.as_str());
+        if let Some(state) = filter.approval_state {
+            qb.push(" AND approval_state = ").push_bind(state.as_str());
+        }
+        if let Some(risk) = filter.risk_level {
+            qb.push(" AND risk_level = ").push_bind(risk.as_str());
+        }
+        if let Some(trigger) = filter.trigger {
+            qb.push(" AND trigger = ").push_bind(trigger.as_str());
+        }
+        if let Some(by) = &filter.created_by {
+            qb.push(" AND created_by = ").push_bind(by.clone());
+        }
+        if let Some(session) = &filter.session_id {
+            qb.push(" AND session_id = ").push_bind(session.clone());
+        }
+        qb.push(" ORDER BY created_at DESC, plan_id DESC LIMIT ")
+            .push_bind(page.limit)
+            .push(" OFFSET ")
+            .push_bind(page.offset);
+        let rows = qb.build().fetch_all(self.pool()).await?;
+        let mut total = 0;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            use sqlx::Row;
+            total = row.try_get("total")?;
+            items.push(PlanSummary {
+                plan_id: PlanId(row.try_get("plan_id")?),
+                created_at: row.try_get("created_at")?,
+                created_by: row.try_get("created_by")?,
+                trigger: row.try_get("trigger")?,
+                summary: row.try_get("summary")?,
+                intent: row.try_get("intent")?,
+                context: row.try_get("context_json")?,
+                risk_level: row.try_get("risk_level")?,
+                policy_decision: row.try_get("policy_decision")?,
+                approval_state: row.try_get("approval_state")?,
+                session_id: row.try_get("session_id")?,
+            });
+        }
+        if items.is_empty() && page.offset > 0 {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM plans WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_one(self.pool())
+                .await?;
+            total = n;
+        }
+        Ok(Paged { items, total, page })
+    }
+}
+
+/// Loads a plan and its steps on `conn`; `for_update` locks the plan row.
+pub(crate) async fn load_plan(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    plan_id: PlanId,
+    for_update: bool,
+) -> Result<Plan, StoreError> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let row: Option<PlanRow> = sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE plan_id = $1 AND tenant_id = $2{lock}"
+    ))
+    .bind(plan_id.0)
+    .bind(tenant.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(StoreError::NotFound)?;
+    let steps: Vec<StepRow> = sqlx::query_as(
+        "SELECT step_id, ordinal, stage, tool, action, input_json, preconditions_json, rollback_json, \
+         evidence_json FROM plan_steps WHERE plan_id = $1 AND tenant_id = $2 ORDER BY ordinal",
+    )
+    .bind(plan_id.0)
+    .bind(tenant.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let steps = steps
+        .into_iter()
+        .map(StepRow::into_step)
+        .collect::<Result<Vec<_>, _>>()?;
+    row.into_plan(steps)
+}

@@ -1,0 +1,52 @@
+# Writes: what may run without a human, and why the rest needs approval.
+package policy.assistant.v1
+
+import rego.v1
+
+# A low-risk, namespace- or cluster-scoped write outside production, without break-glass.
+low_write_allowed if {
+	is_write
+	risk_level == "low"
+	not prod_env
+	blast_radius != "account"
+	not break_glass
+}
+
+approval_reasons contains "production_environment" if {
+	is_write
+	prod_env
+}
+
+approval_reasons contains "account_blast_radius" if {
+	is_write
+	blast_radius == "account"
+}
+
+approval_reasons contains sprintf("risk_%s", [risk_level]) if {
+	is_write
+	risk_level in {"medium", "high"}
+}
+
+approval_reasons contains "break_glass" if {
+	is_write
+	break_glass
+}
+
+# Constraints are collected as [key, value] pairs and folded into one object, so the output is a
+# complete rule that can be queried by its full path (and is {} when nothing applies).
+constraint_entries contains ["break_glass_required", true] if {
+	is_write
+	risk_level == "high"
+}
+
+constraint_entries contains ["break_glass_used", true] if {
+	is_write
+	break_glass
+}
+
+constraint_entries contains ["max_targets", max_prod_targets] if {
+	is_write
+	prod_env
+}
+
+constraints := {entry[0]: entry[1] | some entry in constraint_entries}
