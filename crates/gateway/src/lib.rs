@@ -1,1 +1,17 @@
-//! placeholder
+//! The Carapulse gateway: the REST API (plans, approvals, executions, audit), authentication,
+//! tenancy, rate limiting and metrics, in front of the core crate.
+//!
+//! [`Application::build`] wires a [`carapulse_core::config::Config`] into a running server bound
+//! to its port (port 0 in tests); [`Application::run_until_stopped`] serves until the shared
+//! shutdown token fires.
+
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod rate_limit;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+pub use startup::{Application, StartupError};

@@ -1,1 +1,76 @@
-fn main() {}
+//! `gateway`: the Carapulse API server.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use carapulse_core::cli::ConfigArgs;
+use carapulse_core::config::Component;
+use carapulse_core::store::Store;
+use gateway::Application;
+
+/// Carapulse API gateway: REST API, authentication, policy and audit.
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, about)]
+struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Apply database migrations and exit.
+    #[arg(long)]
+    migrate_only: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    carapulse_core::telemetry::init("gateway");
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "gateway failed");
+            eprintln!("gateway: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.config.load(Component::Gateway)?;
+    if args.migrate_only {
+        let store = Store::connect_lazy(&config.storage)?;
+        store.migrate().await?;
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
+    let app = Application::build(config).await?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        token.cancel();
+    });
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,111 @@
+//! The audit chain against a real Postgres: concurrent appends never fork it, and edits,
+//! deletions and re-linking are detected by verification.
+
+use carapulse_core::audit::{verify_chain, AuditActor, AuditDecision, AuditEntry, AuditWriter};
+use carapulse_core::model::TenantId;
+use carapulse_core::testing::TestDatabase;
+use serde_json::json;
+
+fn entry(tenant: &TenantId, i: usize) -> AuditEntry {
+    AuditEntry::new(tenant.clone(), AuditActor::system(), "test.append", AuditDecision::Info)
+        .resource("test", i)
+        .context(json!({"i": i, "nested": {"b": 1, "a": [1.5, "x"]}}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_concurrent_appends_from_sixteen_tasks_form_one_chain() {
+    let db = TestDatabase::create().await;
+    let writer = AuditWriter::spawn(db.store.clone());
+    let tenant = TenantId::parse("acme").unwrap();
+    let other = TenantId::parse("globex").unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..16 {
+        let writer = writer.clone();
+        let tenant = if task % 4 == 3 { other.clone() } else { tenant.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..63 {
+                let e = writer.append(entry(&tenant, task * 100 + i)).await.unwrap();
+                seqs.push(e.seq);
+            }
+            seqs
+        }));
+    }
+    // 16 * 63 = 1008 appends; plus direct in-transaction appends racing the writer.
+    let mut direct = Vec::new();
+    for i in 0..8 {
+        let store = db.store.clone();
+        let tenant = tenant.clone();
+        direct.push(tokio::spawn(async move {
+            let mut tx = store.pool().begin().await.unwrap();
+            carapulse_core::audit::append_in_tx(&mut tx, entry(&tenant, 9000 + i)).await.unwrap();
+            tx.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for d in direct {
+        d.await.unwrap();
+    }
+
+    let acme = verify_chain(&db.store, &tenant).await.unwrap();
+    let globex = verify_chain(&db.store, &other).await.unwrap();
+    assert!(acme.ok, "{acme:?}");
+    assert!(globex.ok, "{globex:?}");
+    assert_eq!(acme.events_checked, 12 * 63 + 8);
+    assert_eq!(globex.events_checked, 4 * 63);
+    assert_eq!(acme.head_seq, acme.events_checked);
+
+    // An attacker with table access edits an event (bypassing the append-only trigger).
+    let mut conn = db.store.pool().acquire().await.unwrap();
+    let refused = sqlx::query("UPDATE audit_events SET action = 'x' WHERE tenant_id = 'acme' AND seq = 5")
+        .execute(&mut *conn)
+        .await;
+    assert!(refused.is_err(), "the append-only trigger must refuse updates");
+    sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    sqlx::query("UPDATE audit_events SET action = 'tampered' WHERE tenant_id = 'acme' AND seq = 500")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let broken = verify_chain(&db.store, &tenant).await.unwrap();
+    assert!(!broken.ok);
+    let first = broken.first_break.clone().unwrap();
+    assert_eq!(first.seq, 500, "{broken:?}");
+    assert!(first.reason.contains("edited"), "{first:?}");
+    assert_eq!(broken.events_checked, 499);
+    // The other tenant's chain is untouched.
+    assert!(verify_chain(&db.store, &other).await.unwrap().ok);
+
+    // Deleting an event in the middle of globex's chain is also found.
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 'globex' AND seq = 7")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let gap = verify_chain(&db.store, &other).await.unwrap();
+    assert_eq!(gap.first_break.unwrap().seq, 7);
+    drop(conn);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn deleting_the_newest_events_is_detected() {
+    let db = TestDatabase::create().await;
+    let writer = AuditWriter::spawn(db.store.clone());
+    let tenant = TenantId::parse("t").unwrap();
+    for i in 0..5 {
+        writer.append(entry(&tenant, i)).await.unwrap();
+    }
+    assert!(verify_chain(&db.store, &tenant).await.unwrap().ok);
+    let mut conn = db.store.pool().acquire().await.unwrap();
+    sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    sqlx::query("DELETE FROM audit_events WHERE tenant_id = 't' AND seq = 5")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let report = verify_chain(&db.store, &tenant).await.unwrap();
+    assert!(!report.ok);
+    assert!(report.first_break.unwrap().reason.contains("deleted"));
+    drop(conn);
+    db.drop_now().await;
+}

@@ -1,0 +1,117 @@
+//! Gateway metrics (prometheus-client), kept apart from the handlers that bump them.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub action: String,
+    pub decision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+/// Every metric the gateway exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_duration: Family<RouteLabels, Histogram>,
+    pub plans_created: Counter<u64, AtomicU64>,
+    pub policy_decisions: Family<DecisionLabels, Counter>,
+    pub audit_appends: Family<OutcomeLabels, Counter>,
+    pub executions_started: Family<OutcomeLabels, Counter>,
+    pub auth_failures: Counter<u64, AtomicU64>,
+    pub rate_limited: Counter<u64, AtomicU64>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("carapulse");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        let plans_created = Counter::default();
+        let policy_decisions = Family::<DecisionLabels, Counter>::default();
+        let audit_appends = Family::<OutcomeLabels, Counter>::default();
+        let executions_started = Family::<OutcomeLabels, Counter>::default();
+        let auth_failures = Counter::default();
+        let rate_limited = Counter::default();
+        registry.register("http_requests", "HTTP requests by route and status", http_requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_duration.clone(),
+        );
+        registry.register("plans_created", "Plans created", plans_created.clone());
+        registry.register("policy_decisions", "Policy decisions by action and result", policy_decisions.clone());
+        registry.register("audit_appends", "Audit events appended by outcome", audit_appends.clone());
+        registry.register("executions_started", "Execute requests by outcome", executions_started.clone());
+        registry.register("auth_failures", "Requests refused for authentication", auth_failures.clone());
+        registry.register("rate_limited", "Requests refused by the rate limiter", rate_limited.clone());
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            plans_created,
+            policy_decisions,
+            audit_appends,
+            executions_started,
+            auth_failures,
+            rate_limited,
+        }
+    }
+
+    pub fn record_decision(&self, action: &str, decision: &str) {
+        self.policy_decisions
+            .get_or_create(&DecisionLabels {
+                action: action.to_owned(),
+                decision: decision.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_audit(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.audit_appends
+            .get_or_create(&OutcomeLabels { outcome: outcome.into() })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

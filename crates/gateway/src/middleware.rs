@@ -1,0 +1,151 @@
+//! Cross-cutting request handling: authentication + tenancy + rate limiting for `/v1`, request
+//! metrics, and the per-request context handlers read (actor, request id, break-glass flag).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::Instrument;
+
+use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry};
+use carapulse_core::model::{Actor, TenantId};
+
+use crate::error::ApiError;
+use crate::metrics::{RequestLabels, RouteLabels};
+use crate::state::AppState;
+
+/// Audit chain for security events that have no trusted tenant (refused tokens).
+pub const SYSTEM_TENANT: &str = "carapulse-system";
+
+/// What every authenticated handler knows about its request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+    pub break_glass: bool,
+}
+
+impl RequestContext {
+    pub fn tenant(&self) -> &TenantId {
+        &self.actor.tenant_id
+    }
+
+    /// An audit entry for this request's tenant and actor.
+    pub fn audit(&self, action: &str, decision: AuditDecision) -> AuditEntry {
+        AuditEntry::new(self.actor.tenant_id.clone(), AuditActor::from(&self.actor), action, decision)
+            .request_id(self.request_id.clone())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("authentication required"))
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Verifies the bearer token, binds the request to the token's tenant and applies the per-actor
+/// rate limit. Refusals are audited on the system chain.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let rid = request_id(req.headers());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let verified = match bearer(req.headers()) {
+        None => Err(carapulse_core::auth::AuthError::Missing),
+        Some(token) => state.verifier.verify(token).await,
+    };
+    let actor = match verified {
+        Ok(actor) => actor,
+        Err(err) => {
+            state.metrics.auth_failures.inc();
+            // Throttle refusals per peer so bad tokens cannot flood the audit log.
+            if state.limiter.check(&format!("peer:{peer}")).is_ok() {
+                if let Ok(tenant) = TenantId::parse(SYSTEM_TENANT) {
+                    let entry = AuditEntry::new(tenant, AuditActor::anonymous(), "auth.verify", AuditDecision::Deny)
+                        .reason(err.to_string())
+                        .request_id(rid.clone())
+                        .context(json!({"peer": peer, "path": req.uri().path()}));
+                    state.audit(entry).await;
+                }
+            }
+            return ApiError::unauthorized(err.to_string()).into_response();
+        }
+    };
+    let key = format!("{}/{}", actor.tenant_id, actor.id);
+    if let Err(retry_after) = state.limiter.check(&key) {
+        state.metrics.rate_limited.inc();
+        let mut err = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests; retry in {retry_after}s"),
+        );
+        err.retry_after_secs = Some(retry_after);
+        return err.into_response();
+    }
+    let break_glass = req
+        .headers()
+        .get("x-break-glass")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let span = tracing::info_span!("request", request_id = rid.as_deref().unwrap_or(""), tenant = %actor.tenant_id, actor = %actor.id);
+    req.extensions_mut().insert(RequestContext {
+        actor,
+        request_id: rid,
+        break_glass,
+    });
+    next.run(req).instrument(span).await
+}
+
+/// Counts requests and observes latency by matched route (not raw path, to bound cardinality).
+pub async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&RouteLabels { method, route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,192 @@
+//! `GET /v1/audit/events`, `GET /v1/audit/verify`, `GET /v1/audit/export?format=json|csv`.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use carapulse_core::audit::{verify_chain, AuditDecision, AuditEvent};
+use carapulse_core::store::{AuditFilter, Page};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiQuery;
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+use super::{page_json, require_read};
+
+/// Largest export, in events.
+const MAX_EXPORT: i64 = 1_000_000;
+const EXPORT_PAGE: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    actor_id: Option<String>,
+    action: Option<String>,
+    decision: Option<String>,
+    resource_id: Option<String>,
+    format: Option<String>,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> Result<AuditFilter, ApiError> {
+        if let Some(d) = &self.decision {
+            if AuditDecision::parse(d).is_none() {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("decision {d:?} is not one of allow, deny, require_approval, info, error"),
+                ));
+            }
+        }
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from > to {
+                return Err(ApiError::bad_request("invalid_query", "from is after to"));
+            }
+        }
+        Ok(AuditFilter {
+            from: self.from,
+            to: self.to,
+            actor_id: self.actor_id.clone(),
+            action: self.action.clone(),
+            decision: self.decision.clone(),
+            resource_id: self.resource_id.clone(),
+        })
+    }
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "audit.list").await?;
+    let filter = q.filter()?;
+    let page = state
+        .store
+        .list_audit_events(ctx.tenant(), &filter, Page::new(q.limit, q.offset))
+        .await?;
+    Ok(Json(page_json(&page)))
+}
+
+pub(crate) async fn verify(State(state): State<AppState>, ctx: RequestContext) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "audit.verify").await?;
+    let report = verify_chain(&state.store, ctx.tenant()).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+/// Streams every matching event, oldest first, page by page (no full buffering).
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Response> {
+    require_read(&state, &ctx, "audit.export").await?;
+    let filter = q.filter()?;
+    let csv = match q.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "csv" => true,
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("format {other:?} is not json or csv"),
+            ))
+        }
+    };
+    let tenant = ctx.tenant().clone();
+    let store = state.store.clone();
+    struct Cursor {
+        after: i64,
+        sent: i64,
+        first: bool,
+        done: bool,
+    }
+    let start = Cursor { after: 0, sent: 0, first: true, done: false };
+    let stream = futures::stream::unfold(start, move |mut cur| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        let filter = filter.clone();
+        async move {
+            if cur.done {
+                return None;
+            }
+            let mut chunk = String::new();
+            if cur.first {
+                chunk.push_str(if csv { CSV_HEADER } else { "[" });
+            }
+            let events = match store.export_audit_events(&tenant, &filter, cur.after, EXPORT_PAGE).await {
+                Ok(events) => events,
+                Err(err) => {
+                    tracing::error!(error = %err, "audit export aborted");
+                    return Some((Err(std::io::Error::other(err.to_string())), Cursor { done: true, ..cur }));
+                }
+            };
+            for event in &events {
+                if csv {
+                    chunk.push_str(&csv_row(event));
+                } else {
+                    if !(cur.first && cur.sent == 0) {
+                        chunk.push(',');
+                    }
+                    chunk.push_str(&serde_json::to_string(event).unwrap_or_else(|_| "null".into()));
+                }
+                cur.sent += 1;
+                cur.first = false;
+            }
+            cur.first = false;
+            if let Some(last) = events.last() {
+                cur.after = last.seq;
+            }
+            if (events.len() as i64) < EXPORT_PAGE || cur.sent >= MAX_EXPORT {
+                if !csv {
+                    chunk.push(']');
+                }
+                cur.done = true;
+            }
+            Some((Ok::<_, std::io::Error>(chunk), cur))
+        }
+    });
+    let (content_type, ext) = if csv { ("text/csv; charset=utf-8", "csv") } else { ("application/json", "json") };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"audit.{ext}\"")),
+        ],
+        Body::from_stream(stream.map(|r| r.map(axum::body::Bytes::from))),
+    )
+        .into_response())
+}
+
+const CSV_HEADER: &str = "seq,event_id,occurred_at,actor_id,action,decision,resource_type,resource_id,reason,request_id,prev_hash,hash\n";
+
+fn csv_row(e: &AuditEvent) -> String {
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let actor = e.actor.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+    let row = [
+        e.seq.to_string(),
+        e.event_id.to_string(),
+        e.occurred_at.to_rfc3339(),
+        actor,
+        e.action.clone(),
+        e.decision.clone(),
+        e.resource_type.clone().unwrap_or_default(),
+        e.resource_id.clone().unwrap_or_default(),
+        e.reason.clone().unwrap_or_default(),
+        e.request_id.clone().unwrap_or_default(),
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    ];
+    if w.write_record(&row).is_err() {
+        return String::new();
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}

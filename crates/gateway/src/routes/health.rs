@@ -1,0 +1,43 @@
+//! Liveness, readiness and metrics.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub(crate) async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when Postgres answers within two seconds.
+pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let db = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    let postgres = match db {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(err)) => format!("error: {err}"),
+        Err(_) => "error: timed out".to_owned(),
+    };
+    let ready = postgres == "ok";
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": {
+            "postgres": postgres,
+            "policy": format!("ok ({} files)", state.policy.files().len()),
+            "orchestrator": state.dispatcher.name(),
+        }
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.encode(),
+    )
+}

@@ -1,0 +1,450 @@
+//! `POST/GET /v1/plans`, `GET /v1/plans/{id}`, `POST /v1/plans/{id}/execute` (and `:execute`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use carapulse_core::audit::AuditDecision;
+use carapulse_core::dispatch::{DispatchOutcome, DispatchRequest};
+use carapulse_core::integrity::plan_hash;
+use carapulse_core::model::{
+    ContextRef, Decision, ExecutionId, Intent, ModelError, Plan, PlanApprovalState, PlanId,
+    RiskLevel, StepDraft, Summary, Trigger, MAX_STEPS,
+};
+use carapulse_core::policy::{assess_intent, assess_steps, ActionType, StepRef};
+use carapulse_core::store::{NewPlan, NewStep, Page, PlanFilter, StartOutcome, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, OptionalJson};
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+use super::{page_json, policy_denied, require_read};
+
+/// Body of `POST /v1/plans`. Risk is not accepted: it is computed from the steps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanCreateRequest {
+    summary: String,
+    #[serde(default)]
+    trigger: Trigger,
+    #[serde(default)]
+    intent: String,
+    context: ContextRef,
+    #[serde(default)]
+    constraints: Option<Value>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    steps: Vec<StepDraft>,
+}
+
+/// The JSON shape of a plan in responses.
+pub(crate) fn plan_json(plan: &Plan) -> Value {
+    let mut value = serde_json::to_value(plan).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("plan_hash".into(), Value::String(plan_hash(plan)));
+    }
+    value
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(body): ApiJson<PlanCreateRequest>,
+) -> ApiResult<Response> {
+    let tenant = ctx.tenant().clone();
+    let mut context = body.context;
+    if !context.tenant_id.is_empty() && context.tenant_id != tenant.as_str() {
+        state
+            .audit(
+                ctx.audit("plan.create", AuditDecision::Deny)
+                    .reason("context.tenant_id does not match the token's tenant")
+                    .context(json!({"requested_tenant": context.tenant_id})),
+            )
+            .await;
+        return Err(ApiError::forbidden(
+            "tenant_mismatch",
+            "context.tenant_id does not match the tenant of your token",
+        ));
+    }
+    context.tenant_id = tenant.to_string();
+    let summary = Summary::parse(&body.summary)?;
+    let intent = Intent::parse(&body.intent)?;
+    context.validate()?;
+    if body.steps.len() > MAX_STEPS {
+        return Err(ModelError::new("steps", format!("at most {MAX_STEPS} steps")).into());
+    }
+    for (i, step) in body.steps.iter().enumerate() {
+        step.validate().map_err(|e| e.within(&format!("steps[{i}]")))?;
+    }
+    let constraints = match body.constraints {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::Object(map)) => Value::Object(map),
+        Some(_) => return Err(ModelError::new("constraints", "must be a JSON object").into()),
+    };
+    if let Some(session) = &body.session_id {
+        if session.is_empty() || session.len() > 128 {
+            return Err(ModelError::new("session_id", "must be 1-128 characters").into());
+        }
+    }
+
+    let risk = if body.steps.is_empty() {
+        assess_intent(intent.as_str(), &context)
+    } else {
+        let refs: Vec<StepRef<'_>> = body
+            .steps
+            .iter()
+            .map(|s| StepRef { tool: s.tool, action: &s.action, input: &s.input })
+            .collect();
+        assess_steps(&refs, &context)
+    };
+    let action_type = if risk.writes { ActionType::Write } else { ActionType::Read };
+    let outcome = state.decide(&ctx, "plan.create", action_type, &context, &risk);
+    if outcome.decision == Decision::Deny {
+        return Err(policy_denied(&state, &ctx, "plan.create", &outcome, None).await);
+    }
+
+    // Constraints: the caller's, overlaid with the policy's (policy keys win).
+    let mut merged = constraints;
+    if let Value::Object(map) = &mut merged {
+        for (k, v) in &outcome.constraints {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    let now = Utc::now();
+    let needs_approval = risk.writes
+        && (outcome.decision == Decision::RequireApproval || !body.trigger.is_human());
+    let approval_state = if needs_approval {
+        PlanApprovalState::Pending
+    } else {
+        PlanApprovalState::NotRequired
+    };
+    let timeout_hours = i64::try_from(state.config.approvals.timeout_hours).unwrap_or(24);
+    let new_plan = NewPlan {
+        plan_id: PlanId::new(),
+        tenant_id: tenant.clone(),
+        created_by: ctx.actor.id.clone(),
+        trigger: body.trigger,
+        summary,
+        intent,
+        context,
+        risk_level: risk.level,
+        policy_decision: outcome.decision,
+        constraints: merged,
+        approval_state,
+        approval_expires_at: needs_approval.then(|| now + Duration::hours(timeout_hours)),
+        session_id: body.session_id,
+        planner: Some(if body.steps.is_empty() { "none" } else { "caller" }.to_owned()),
+        plan_text: None,
+        meta: json!({"risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons}}),
+        steps: body
+            .steps
+            .into_iter()
+            .map(|s| NewStep {
+                stage: s.stage,
+                tool: s.tool,
+                action: s.action,
+                input: s.input,
+                preconditions: s.preconditions,
+                rollback: s.rollback,
+                evidence: s.evidence,
+            })
+            .collect(),
+    };
+    let plan_id = new_plan.plan_id;
+    let audit_decision = match outcome.decision {
+        Decision::RequireApproval => AuditDecision::RequireApproval,
+        _ => AuditDecision::Allow,
+    };
+    let entry = ctx
+        .audit("plan.create", audit_decision)
+        .resource("plan", plan_id)
+        .context(json!({
+            "risk_level": risk.level,
+            "policy_reasons": outcome.reasons,
+            "approval_state": approval_state,
+            "trigger": body.trigger,
+        }));
+    let mut plan = state.store.create_plan(new_plan, entry).await?;
+    state.metrics.plans_created.inc();
+    state.metrics.record_audit(true);
+
+    // Opt-in auto-approval of low-risk plans started by a human (never webhooks or schedules,
+    // never break-glass).
+    let auto = state.config.approvals.auto_approve_low
+        && plan.approval_state == PlanApprovalState::Pending
+        && plan.risk_level == RiskLevel::Low
+        && plan.trigger.is_human()
+        && outcome.constraints.get("break_glass_required").is_none()
+        && !ctx.break_glass;
+    if auto {
+        let decision = carapulse_core::store::ApprovalDecision {
+            status: carapulse_core::model::ApprovalStatus::Approved,
+            approver: carapulse_core::model::ActorId::parse("carapulse:auto-approve")?,
+            approver_email: None,
+            source: carapulse_core::model::ApprovalSource::Auto,
+            note: Some("approvals.auto_approve_low".into()),
+        };
+        let entry = ctx
+            .audit("approval.auto", AuditDecision::Allow)
+            .resource("plan", plan_id)
+            .reason("low risk, human trigger, approvals.auto_approve_low is on");
+        state.store.record_approval(&tenant, plan_id, decision, entry, Utc::now()).await?;
+        plan = state.store.get_plan(&tenant, plan_id).await?;
+    }
+
+    let body = json!({
+        "plan_id": plan.plan_id,
+        "created_at": plan.created_at,
+        "approval_required": plan.approval_state == PlanApprovalState::Pending,
+        "policy": {"decision": outcome.decision, "reasons": outcome.reasons, "constraints": outcome.constraints},
+        "plan": plan_json(&plan),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Query of `GET /v1/plans`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanListQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    approval_state: Option<PlanApprovalState>,
+    risk_level: Option<RiskLevel>,
+    trigger: Option<Trigger>,
+    created_by: Option<String>,
+    session_id: Option<String>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<PlanListQuery>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "plan.list").await?;
+    let filter = PlanFilter {
+        approval_state: q.approval_state,
+        risk_level: q.risk_level,
+        trigger: q.trigger,
+        created_by: q.created_by,
+        session_id: q.session_id,
+    };
+    let page = state
+        .store
+        .list_plans(ctx.tenant(), &filter, Page::new(q.limit, q.offset))
+        .await?;
+    Ok(Json(page_json(&page)))
+}
+
+fn parse_plan_id(raw: &str) -> Result<PlanId, ApiError> {
+    PlanId::parse(raw).map_err(|_| ApiError::not_found("plan"))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "plan.get").await?;
+    let plan_id = parse_plan_id(&id)?;
+    let plan = state
+        .store
+        .get_plan(ctx.tenant(), plan_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("plan"),
+            other => other.into(),
+        })?;
+    let approval = state.store.plan_approval(ctx.tenant(), plan_id).await?;
+    let mut body = plan_json(&plan);
+    if let Value::Object(map) = &mut body {
+        map.insert("approval".into(), serde_json::to_value(approval).unwrap_or(Value::Null));
+    }
+    Ok(Json(body))
+}
+
+/// Optional body of execute.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecuteRequest {
+    #[serde(default)]
+    plan_id: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /v1/plans/{id}:execute` arrives as `{id}` = `<uuid>:execute`.
+pub(crate) async fn execute_colon(
+    state: State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    body: OptionalJson<ExecuteRequest>,
+) -> ApiResult<Response> {
+    match id.strip_suffix(":execute") {
+        Some(plan) => execute_plan(state, ctx, plan.to_owned(), body).await,
+        None => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "POST on a plan must target /v1/plans/{id}/execute",
+        )),
+    }
+}
+
+pub(crate) async fn execute(
+    state: State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    body: OptionalJson<ExecuteRequest>,
+) -> ApiResult<Response> {
+    execute_plan(state, ctx, id, body).await
+}
+
+async fn execute_plan(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    id: String,
+    OptionalJson(body): OptionalJson<ExecuteRequest>,
+) -> ApiResult<Response> {
+    let plan_id = parse_plan_id(&id)?;
+    if let Some(body) = &body {
+        if body.plan_id.as_deref().is_some_and(|p| p != plan_id.to_string()) {
+            return Err(ApiError::bad_request("invalid_request", "plan_id in the body does not match the URL"));
+        }
+        if body.note.as_deref().is_some_and(|n| n.len() > 2000) {
+            return Err(ModelError::new("note", "at most 2000 characters").into());
+        }
+    }
+    let tenant = ctx.tenant().clone();
+    let plan = state.store.get_plan(&tenant, plan_id).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found("plan"),
+        other => other.into(),
+    })?;
+    let refs: Vec<StepRef<'_>> = plan
+        .steps
+        .iter()
+        .map(|s| StepRef { tool: s.tool, action: &s.action, input: &s.input })
+        .collect();
+    let mut risk = if refs.is_empty() {
+        assess_intent(plan.intent.as_str(), &plan.context)
+    } else {
+        assess_steps(&refs, &plan.context)
+    };
+    // Never below what was recorded at creation (and covered by the approval hash).
+    risk.level = risk.level.max(plan.risk_level);
+    let action_type = if risk.level == RiskLevel::Read { ActionType::Read } else { ActionType::Write };
+    let outcome = state.decide(&ctx, "plan.execute", action_type, &plan.context, &risk);
+    let resource = Some(("plan", plan_id.to_string()));
+    if outcome.decision == Decision::Deny {
+        return Err(policy_denied(&state, &ctx, "plan.execute", &outcome, resource).await);
+    }
+    let deny = |reason: &'static str, code: &'static str, message: &'static str| {
+        let state = state.clone();
+        let ctx = ctx.clone();
+        async move {
+            state
+                .audit(ctx.audit("plan.execute", AuditDecision::Deny).resource("plan", plan_id).reason(reason))
+                .await;
+            ApiError::forbidden(code, message)
+        }
+    };
+    if plan.constraints.get("break_glass_required") == Some(&Value::Bool(true)) && !ctx.break_glass {
+        return Err(deny(
+            "break_glass_required",
+            "break_glass_required",
+            "this plan is high risk: execute it with the header X-Break-Glass: true",
+        )
+        .await);
+    }
+    if outcome.decision == Decision::RequireApproval && plan.approval_state == PlanApprovalState::NotRequired {
+        return Err(deny(
+            "policy now requires approval",
+            "approval_required",
+            "policy now requires approval for this plan; create a new plan",
+        )
+        .await);
+    }
+    let execution_id = ExecutionId::new();
+    let entry = ctx
+        .audit("plan.execute", AuditDecision::Allow)
+        .resource("execution", execution_id)
+        .context(json!({"plan_id": plan_id, "note": body.as_ref().and_then(|b| b.note.clone())}));
+    let started = state
+        .store
+        .start_execution(&tenant, plan_id, execution_id, &ctx.actor.id, entry)
+        .await;
+    let (execution, created) = match started {
+        Ok(StartOutcome::Created(e)) => (e, true),
+        Ok(StartOutcome::Existing(e)) => (e, false),
+        Err(StoreError::Precondition(msg)) => {
+            state
+                .audit(ctx.audit("plan.execute", AuditDecision::Deny).resource("plan", plan_id).reason(msg.clone()))
+                .await;
+            count_execute(&state, "refused");
+            return Err(ApiError::forbidden("approval_required", msg));
+        }
+        Err(StoreError::Integrity(msg)) => {
+            state
+                .audit(ctx.audit("plan.execute", AuditDecision::Deny).resource("plan", plan_id).reason(msg.clone()))
+                .await;
+            count_execute(&state, "tampered");
+            return Err(ApiError::conflict("plan_modified", msg));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if !created {
+        count_execute(&state, "existing");
+        let body = json!({
+            "execution_id": execution.execution_id,
+            "plan_id": plan_id,
+            "status": execution.status,
+            "created": false,
+            "workflow_id": execution.workflow_id,
+        });
+        return Ok((StatusCode::OK, Json(body)).into_response());
+    }
+    state.metrics.record_audit(true);
+    count_execute(&state, "created");
+    let request = DispatchRequest {
+        execution_id: execution.execution_id,
+        plan_id,
+        tenant_id: tenant.clone(),
+    };
+    let (workflow_id, dispatch_note) = match state.dispatcher.dispatch(request).await {
+        Ok(DispatchOutcome::Started { workflow_id }) => {
+            state.store.set_workflow_id(&tenant, execution.execution_id, &workflow_id).await?;
+            (Some(workflow_id), None)
+        }
+        Ok(DispatchOutcome::Queued { reason }) => (None, Some(reason)),
+        Err(err) => {
+            tracing::warn!(error = %err, execution_id = %execution.execution_id, "dispatch failed; execution stays pending");
+            let mut api = ApiError::unavailable(format!(
+                "execution {} was created but could not be started: {err}; it stays pending",
+                execution.execution_id
+            ));
+            api.code = "orchestrator_unavailable";
+            return Err(api);
+        }
+    };
+    let body = json!({
+        "execution_id": execution.execution_id,
+        "plan_id": plan_id,
+        "status": execution.status,
+        "created": true,
+        "workflow_id": workflow_id,
+        "dispatch": dispatch_note,
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+fn count_execute(state: &AppState, outcome: &str) {
+    state
+        .metrics
+        .executions_started
+        .get_or_create(&crate::metrics::OutcomeLabels { outcome: outcome.into() })
+        .inc();
+}

@@ -1,0 +1,146 @@
+//! Building and running the gateway: `Application::build(config)` binds the listener and wires
+//! state; `run_until_stopped()` serves until the shutdown token is cancelled, then drains.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use carapulse_core::audit::AuditWriter;
+use carapulse_core::auth::{AuthError, TokenVerifier, VerifierSettings};
+use carapulse_core::config::{parse_listen_addr, Component, Config, ConfigError};
+use carapulse_core::dispatch::{ExecutionDispatcher, NoOrchestrator};
+use carapulse_core::policy::{PolicyEngine, PolicyError};
+use carapulse_core::store::{Store, StoreError};
+
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::routes::router;
+use crate::state::AppState;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("policy: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("auth: {0}")]
+    Auth(#[from] AuthError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// A bound, ready-to-run gateway.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Validates `config`, connects to Postgres (running migrations when
+    /// `gateway.auto_migrate`), loads policy and binds `gateway.http_addr`.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with_dispatcher(config, Arc::new(NoOrchestrator)).await
+    }
+
+    /// Like [`Application::build`] with a specific orchestrator dispatcher.
+    pub async fn build_with_dispatcher(
+        config: Config,
+        dispatcher: Arc<dyn ExecutionDispatcher>,
+    ) -> Result<Self, StartupError> {
+        config.validate(Component::Gateway)?;
+        let store = Store::connect_lazy(&config.storage)?;
+        if config.gateway.auto_migrate {
+            store.migrate().await?;
+        } else {
+            store.ping().await?;
+        }
+        let policy = PolicyEngine::load_dir(Path::new(&config.policy.policy_dir), &config.policy.policy_package)?;
+        tracing::info!(files = ?policy.files(), package = policy.package(), "policy loaded");
+        let verifier = TokenVerifier::new(VerifierSettings::from_gateway(&config.gateway))?;
+        if config.gateway.dev_mode {
+            tracing::warn!("gateway.dev_mode is on: HS256 dev tokens are accepted; never use this in production");
+        }
+        if config.gateway.canvas_addr.is_some() {
+            tracing::warn!("gateway.canvas_addr is set but the web UI is not built yet; no canvas listener started");
+        }
+        let addr = parse_listen_addr("gateway.http_addr", &config.gateway.http_addr)?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let limiter = RateLimiter::new(config.gateway.rate_limit_per_second, config.gateway.rate_limit_burst);
+        let state = AppState {
+            audit: AuditWriter::spawn(store.clone()),
+            store,
+            policy: Arc::new(policy),
+            verifier: Arc::new(verifier),
+            dispatcher,
+            metrics: Arc::new(Metrics::new()),
+            limiter: Arc::new(limiter),
+            config: Arc::new(config),
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            state,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Cancel this token to stop the server gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the shutdown token fires; in-flight requests get `gateway.shutdown_grace_secs`.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let grace = Duration::from_secs(self.state.config.gateway.shutdown_grace_secs);
+        let store = self.state.store.clone();
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(addr = %self.local_addr, "gateway listening");
+        let token = self.shutdown.clone();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            token.cancelled().await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+        });
+        let shutdown = self.shutdown.clone();
+        let result = tokio::select! {
+            r = server => r,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections");
+                Ok(())
+            }
+        };
+        store.close().await;
+        tracing::info!("gateway stopped");
+        result
+    }
+}

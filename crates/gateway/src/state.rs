@@ -1,0 +1,86 @@
+//! Shared state handed to every handler.
+
+use std::sync::Arc;
+
+use carapulse_core::audit::{AuditEntry, AuditWriter};
+use carapulse_core::auth::TokenVerifier;
+use carapulse_core::config::Config;
+use carapulse_core::dispatch::ExecutionDispatcher;
+use carapulse_core::model::ContextRef;
+use carapulse_core::policy::{ActionType, PolicyEngine, PolicyInput, PolicyOutcome, RiskAssessment};
+
+use crate::middleware::RequestContext;
+use carapulse_core::store::Store;
+
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+
+/// Everything a request may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub audit: AuditWriter,
+    pub policy: Arc<PolicyEngine>,
+    pub verifier: Arc<TokenVerifier>,
+    pub dispatcher: Arc<dyn ExecutionDispatcher>,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    /// Appends a standalone audit event (denials, reads): failures are logged and counted, and
+    /// do not change the answer already decided for the caller.
+    pub async fn audit(&self, entry: AuditEntry) {
+        let action = entry.action.clone();
+        match self.audit.append(entry).await {
+            Ok(_) => self.metrics.record_audit(true),
+            Err(err) => {
+                self.metrics.record_audit(false);
+                tracing::error!(error = %err, %action, "audit append failed");
+            }
+        }
+    }
+
+    /// Evaluates policy for this request and counts the decision.
+    pub fn decide(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        action_type: ActionType,
+        context: &ContextRef,
+        risk: &RiskAssessment,
+    ) -> PolicyOutcome {
+        let input = PolicyInput::new(
+            Some(&ctx.actor),
+            action,
+            action_type,
+            context,
+            risk,
+            ctx.break_glass,
+            chrono::Utc::now(),
+        );
+        let outcome = self.policy.evaluate(&input);
+        if let Some(err) = &outcome.error {
+            tracing::error!(error = %err, action, "policy evaluation failed; denying");
+        }
+        self.metrics.record_decision(action, outcome.decision.as_str());
+        outcome
+    }
+
+    /// A read check: a context naming only the caller's tenant, read risk.
+    pub fn decide_read(&self, ctx: &RequestContext, action: &str) -> PolicyOutcome {
+        let context = ContextRef {
+            tenant_id: ctx.tenant().to_string(),
+            ..Default::default()
+        };
+        let risk = RiskAssessment {
+            level: carapulse_core::model::RiskLevel::Read,
+            targets: 0,
+            blast_radius: carapulse_core::model::BlastRadius::Namespace,
+            writes: false,
+            reasons: Vec::new(),
+        };
+        self.decide(ctx, action, ActionType::Read, &context, &risk)
+    }
+}
