@@ -1,0 +1,214 @@
+//! The plan lifecycle end to end: create -> approval required -> self-approval refused ->
+//! approval by another approver -> execute -> idempotent re-execute; tampering refused.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn create_approve_execute_and_reexecute() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator", "approver"]);
+    let bob = token("bob", "acme", &["approver"]);
+
+    let (status, created) = app.create_scale_plan(&alice).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["approval_required"], true);
+    assert_eq!(created["plan"]["risk_level"], "medium");
+    assert_eq!(created["plan"]["approval_state"], "pending");
+    assert_eq!(created["plan"]["created_by"], "alice");
+    assert_eq!(created["plan"]["context"]["tenant_id"], "acme");
+    assert_eq!(created["plan"]["steps"].as_array().unwrap().len(), 2);
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+
+    // Executing before approval is refused.
+    let (status, body) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), "approval_required");
+
+    // The creator cannot approve their own plan, even with the approver role.
+    let (status, body) = app
+        .post("/v1/approvals", &alice, &json!({"plan_id": plan_id, "status": "approved"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), "self_approval");
+
+    // A plain operator without the approver role cannot approve.
+    let carol = token("carol", "acme", &["operator"]);
+    let (status, body) = app
+        .post("/v1/approvals", &carol, &json!({"plan_id": plan_id, "status": "approved"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), "forbidden");
+
+    // Another approver approves; the plan hash is stored.
+    let (status, approval) = app
+        .post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "approved", "note": "lgtm"}))
+        .await;
+    assert_eq!(status, 201, "{approval}");
+    assert_eq!(approval["approver"], "bob");
+    let (_, plan) = app.get(&format!("/v1/plans/{plan_id}"), &alice).await;
+    assert_eq!(plan["approval_state"], "approved");
+    assert_eq!(approval["approved_hash"], plan["plan_hash"]);
+
+    // A second decision conflicts.
+    let (status, body) = app
+        .post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "denied"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+
+    // Execute creates a pending execution.
+    let (status, exec) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    assert_eq!(status, 202, "{exec}");
+    assert_eq!(exec["status"], "pending");
+    assert_eq!(exec["created"], true);
+    let exec_id = exec["execution_id"].as_str().unwrap().to_owned();
+
+    // Re-executing (either URL form) returns the same execution.
+    let (status, again) = app.post(&format!("/v1/plans/{plan_id}:execute"), &alice, &json!({})).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["execution_id"], exec_id.as_str());
+    assert_eq!(again["created"], false);
+
+    let (status, view) = app.get(&format!("/v1/executions/{exec_id}"), &alice).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["plan_id"], plan_id.as_str());
+    assert!(view["tool_calls"].as_array().unwrap().is_empty());
+    let (status, list) = app.get("/v1/executions?status=pending", &alice).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["pagination"]["total"], 1);
+
+    // Concurrent executes still give one execution.
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let http = app.http.clone();
+        let url = format!("{}/v1/plans/{plan_id}/execute", app.url);
+        let t = alice.clone();
+        handles.push(tokio::spawn(async move {
+            let r = http.post(url).bearer_auth(t).send().await.unwrap();
+            let v: serde_json::Value = r.json().await.unwrap();
+            v["execution_id"].as_str().unwrap().to_owned()
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap(), exec_id);
+    }
+
+    // The audit trail has the story, and the chain verifies.
+    let (_, events) = app.get("/v1/audit/events?limit=200", &alice).await;
+    let actions: Vec<&str> = events["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for wanted in ["plan.create", "plan.execute", "approval.create", "approval.approved"] {
+        assert!(actions.contains(&wanted), "missing {wanted} in {actions:?}");
+    }
+    let (_, verify) = app.get("/v1/audit/verify", &alice).await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn plan_edited_after_approval_is_refused() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let bob = token("bob", "acme", &["approver"]);
+    let (_, created) = app.create_scale_plan(&alice).await;
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "approved"}))
+        .await;
+    assert_eq!(status, 201);
+
+    // Someone with database access bumps the replica count after approval.
+    sqlx::query("UPDATE plan_steps SET input_json = jsonb_set(input_json, '{replicas}', '30') WHERE plan_id = $1::uuid AND ordinal = 0")
+        .bind(&plan_id)
+        .execute(app.db.store.pool())
+        .await
+        .unwrap();
+
+    let (status, body) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(error_code(&body), "plan_modified");
+    let (_, list) = app.get("/v1/executions", &alice).await;
+    assert_eq!(list["pagination"]["total"], 0, "nothing was executed");
+    let (_, denied) = app.get("/v1/audit/events?action=plan.execute&decision=deny", &alice).await;
+    assert_eq!(denied["pagination"]["total"], 1, "{denied}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn denied_plan_cannot_execute_and_low_risk_dev_plan_needs_no_approval() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let bob = token("bob", "acme", &["approver"]);
+    let (_, created) = app.create_scale_plan(&alice).await;
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "denied", "note": "not now"}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    assert_eq!(status, 403, "{body}");
+
+    let low = json!({
+        "summary": "Annotate the deploy",
+        "context": {"environment": "dev", "namespace": "web"},
+        "steps": [{"tool": "grafana", "action": "annotation-create", "input": {"text": "deploy", "namespace": "web"}}]
+    });
+    let (status, created) = app.post("/v1/plans", &alice, &low).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["plan"]["risk_level"], "low");
+    assert_eq!(created["approval_required"], false);
+    let plan_id = created["plan_id"].as_str().unwrap();
+    let (status, exec) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    assert_eq!(status, 202, "{exec}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn policy_denials_and_risk_from_steps() {
+    let app = spawn_app().await;
+    let viewer = token("vic", "acme", &["viewer"]);
+    let alice = token("alice", "acme", &["operator"]);
+    // A viewer cannot create write plans.
+    let (status, body) = app.create_scale_plan(&viewer).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), "policy_denied");
+    // Unknown environments are denied for writes.
+    let mut plan = scale_plan_body();
+    plan["context"]["environment"] = json!("moon");
+    let (status, body) = app.post("/v1/plans", &alice, &plan).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("unknown_environment"));
+    // A destructive step is high risk and needs break-glass to execute.
+    let delete = json!({
+        "summary": "Delete a stuck pod",
+        "context": {"environment": "dev", "namespace": "web"},
+        "steps": [{"tool": "kubectl", "action": "delete", "input": {"kind": "pod", "name": "web-1", "namespace": "web"}}]
+    });
+    let (status, created) = app.post("/v1/plans", &alice, &delete).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["plan"]["risk_level"], "high");
+    assert_eq!(created["plan"]["constraints"]["break_glass_required"], true);
+    let plan_id = created["plan_id"].as_str().unwrap();
+    let bob = token("bob", "acme", &["approver"]);
+    app.post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "approved"})).await;
+    let (status, body) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), "break_glass_required");
+    let resp = app
+        .http
+        .post(format!("{}/v1/plans/{plan_id}/execute", app.url))
+        .bearer_auth(&alice)
+        .header("X-Break-Glass", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    // The caller's risk claim is not accepted.
+    let mut claimed = scale_plan_body();
+    claimed["risk_level"] = json!("low");
+    let (status, body) = app.post("/v1/plans", &alice, &claimed).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("risk_level"));
+    app.stop().await;
+}
