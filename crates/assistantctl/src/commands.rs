@@ -1,0 +1,474 @@
+//! What each subcommand does.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use carapulse_core::auth::{mint_dev_token, DevTokenRequest};
+use carapulse_core::config::{Component, Config};
+use carapulse_core::policy::PolicyEngine;
+use carapulse_core::store::Store;
+
+use crate::client::{CliError, Client};
+use crate::output::{cell, details, print_json, table, OutputFormat};
+use crate::{
+    ApproveArgs, AuditCommand, AuditListArgs, Cli, Command, DevTokenArgs, ExecCommand, PlanCommand,
+    PlanCreateArgs, PolicyCommand,
+};
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let g = &cli.global;
+    let fmt = g.output;
+    let client = || Client::new(&g.url, g.token.clone(), Duration::from_secs(g.timeout.max(1)));
+    match cli.command {
+        Command::DevToken(args) => dev_token(g.config.as_deref(), &args),
+        Command::Plan(cmd) => plan(&client()?, fmt, cmd).await,
+        Command::Approve(args) => approve(&client()?, fmt, &args).await,
+        Command::Exec(cmd) => exec(&client()?, fmt, cmd).await,
+        Command::Audit(cmd) => audit(&client()?, fmt, cmd).await,
+        Command::Policy(PolicyCommand::Test { input, policy_dir }) => {
+            policy_test(g.config.as_deref(), &input, policy_dir.as_deref(), fmt)
+        }
+        Command::Migrate(args) => migrate(g.config.as_deref(), args.dsn).await,
+        Command::Health => health(&client()?, fmt).await,
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
+    Config::load(path).map_err(|e| CliError::Local(e.to_string()))
+}
+
+fn dev_token(config: Option<&Path>, args: &DevTokenArgs) -> Result<(), CliError> {
+    let cfg = load_config(config)?;
+    let gw = &cfg.gateway;
+    if !gw.dev_mode {
+        return Err(CliError::Local(
+            "gateway.dev_mode is off in this config: dev tokens would be refused".into(),
+        ));
+    }
+    let secret = gw
+        .dev_jwt_secret
+        .as_deref()
+        .ok_or_else(|| CliError::Local("gateway.dev_jwt_secret is not set".into()))?;
+    let token = mint_dev_token(&DevTokenRequest {
+        secret,
+        issuer: &gw.dev_issuer,
+        audience: None,
+        subject: &args.sub,
+        tenant: &args.tenant,
+        roles: &args.roles,
+        email: args.email.as_deref(),
+        ttl_secs: args.ttl,
+        tenant_claim: &gw.tenant_claim,
+        roles_claim: &gw.roles_claim,
+    })
+    .map_err(|e| CliError::Local(e.to_string()))?;
+    println!("{token}");
+    Ok(())
+}
+
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            url.append_pair(k, v);
+        }
+    }
+    let q = url.finish();
+    if q.is_empty() {
+        q
+    } else {
+        format!("?{q}")
+    }
+}
+
+fn pagination_footer(body: &Value) -> String {
+    let p = &body["pagination"];
+    let shown = body["data"].as_array().map(Vec::len).unwrap_or(0);
+    let mut s = format!("{} of {} (offset {})", shown, cell(p, &["total"]), cell(p, &["offset"]));
+    if let Some(next) = p["next_offset"].as_i64() {
+        s.push_str(&format!("; next page: --offset {next}"));
+    }
+    s
+}
+
+async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<(), CliError> {
+    match cmd {
+        PlanCommand::Create(args) => {
+            let body = plan_body(&args)?;
+            let headers: &[(&str, &str)] = if args.break_glass { &[("X-Break-Glass", "true")] } else { &[] };
+            let resp = client.post("/v1/plans", &body, headers).await?;
+            if fmt == OutputFormat::Json {
+                print_json(&resp);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("plan_id", cell(&resp, &["plan_id"])),
+                        ("risk", cell(&resp, &["plan", "risk_level"])),
+                        ("decision", cell(&resp, &["policy", "decision"])),
+                        ("approval", cell(&resp, &["plan", "approval_state"])),
+                        ("reasons", cell(&resp, &["policy", "reasons"])),
+                    ])
+                );
+            }
+        }
+        PlanCommand::Get { plan_id } => {
+            let plan = client.get(&format!("/v1/plans/{plan_id}")).await?;
+            if fmt == OutputFormat::Json {
+                print_json(&plan);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("plan_id", cell(&plan, &["plan_id"])),
+                        ("summary", cell(&plan, &["summary"])),
+                        ("created_by", cell(&plan, &["created_by"])),
+                        ("environment", cell(&plan, &["context", "environment"])),
+                        ("risk", cell(&plan, &["risk_level"])),
+                        ("approval", cell(&plan, &["approval_state"])),
+                        ("hash", cell(&plan, &["plan_hash"])),
+                    ])
+                );
+                let rows: Vec<Vec<String>> = plan["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        vec![
+                            cell(s, &["ordinal"]),
+                            cell(s, &["stage"]),
+                            cell(s, &["tool"]),
+                            cell(s, &["action"]),
+                            cell(s, &["input"]),
+                        ]
+                    })
+                    .collect();
+                println!();
+                print!("{}", table(&["#", "STAGE", "TOOL", "ACTION", "INPUT"], &rows));
+            }
+        }
+        PlanCommand::List(args) => {
+            let q = query(&[
+                ("approval_state", args.state),
+                ("risk_level", args.risk),
+                ("limit", args.limit.map(|v| v.to_string())),
+                ("offset", args.offset.map(|v| v.to_string())),
+            ]);
+            let body = client.get(&format!("/v1/plans{q}")).await?;
+            if fmt == OutputFormat::Json {
+                print_json(&body);
+            } else {
+                let rows: Vec<Vec<String>> = body["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        vec![
+                            cell(p, &["plan_id"]),
+                            cell(p, &["created_at"]),
+                            cell(p, &["risk_level"]),
+                            cell(p, &["approval_state"]),
+                            cell(p, &["summary"]),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&["PLAN", "CREATED", "RISK", "APPROVAL", "SUMMARY"], &rows));
+                eprintln!("{}", pagination_footer(&body));
+            }
+        }
+        PlanCommand::Execute { plan_id, break_glass } => {
+            let headers: &[(&str, &str)] = if break_glass { &[("X-Break-Glass", "true")] } else { &[] };
+            let resp = client.post(&format!("/v1/plans/{plan_id}/execute"), &json!({}), headers).await?;
+            if fmt == OutputFormat::Json {
+                print_json(&resp);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("execution_id", cell(&resp, &["execution_id"])),
+                        ("status", cell(&resp, &["status"])),
+                        ("created", cell(&resp, &["created"])),
+                        ("workflow_id", cell(&resp, &["workflow_id"])),
+                    ])
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plan_body(args: &PlanCreateArgs) -> Result<Value, CliError> {
+    let mut steps: Vec<Value> = Vec::new();
+    if let Some(path) = &args.steps_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?;
+        let parsed: Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?;
+        match parsed {
+            Value::Array(items) => steps.extend(items),
+            Value::Object(mut map) => match map.remove("steps") {
+                Some(Value::Array(items)) => steps.extend(items),
+                _ => return Err(CliError::Local(format!("{}: expected an array of steps", path.display()))),
+            },
+            _ => return Err(CliError::Local(format!("{}: expected an array of steps", path.display()))),
+        }
+    }
+    for raw in &args.steps {
+        steps.push(serde_json::from_str(raw).map_err(|e| CliError::Usage(format!("--step {raw:?}: {e}")))?);
+    }
+    let constraints = match &args.constraints {
+        Some(raw) => Some(serde_json::from_str::<Value>(raw).map_err(|e| CliError::Usage(format!("--constraints: {e}")))?),
+        None => None,
+    };
+    let mut context = json!({"environment": args.environment});
+    for (k, v) in [("namespace", &args.namespace), ("cluster_id", &args.cluster), ("region", &args.region)] {
+        if let Some(v) = v {
+            context[k] = json!(v);
+        }
+    }
+    let mut body = json!({
+        "summary": args.summary,
+        "intent": args.intent,
+        "trigger": args.trigger,
+        "context": context,
+        "steps": steps,
+    });
+    if let Some(c) = constraints {
+        body["constraints"] = c;
+    }
+    if let Some(s) = &args.session {
+        body["session_id"] = json!(s);
+    }
+    Ok(body)
+}
+
+async fn approve(client: &Client, fmt: OutputFormat, args: &ApproveArgs) -> Result<(), CliError> {
+    let mut body = json!({
+        "plan_id": args.plan_id,
+        "status": if args.deny { "denied" } else { "approved" },
+        "source": "cli",
+    });
+    if let Some(note) = &args.note {
+        body["note"] = json!(note);
+    }
+    let resp = client.post("/v1/approvals", &body, &[]).await?;
+    if fmt == OutputFormat::Json {
+        print_json(&resp);
+    } else {
+        print!(
+            "{}",
+            details(&[
+                ("approval_id", cell(&resp, &["approval_id"])),
+                ("plan_id", cell(&resp, &["plan_id"])),
+                ("status", cell(&resp, &["status"])),
+                ("approved_hash", cell(&resp, &["approved_hash"])),
+            ])
+        );
+    }
+    Ok(())
+}
+
+async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<(), CliError> {
+    match cmd {
+        ExecCommand::Get { execution_id } => {
+            let e = client.get(&format!("/v1/executions/{execution_id}")).await?;
+            if fmt == OutputFormat::Json {
+                print_json(&e);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("execution_id", cell(&e, &["execution_id"])),
+                        ("plan_id", cell(&e, &["plan_id"])),
+                        ("status", cell(&e, &["status"])),
+                        ("created_at", cell(&e, &["created_at"])),
+                        ("started_at", cell(&e, &["started_at"])),
+                        ("completed_at", cell(&e, &["completed_at"])),
+                        ("workflow_id", cell(&e, &["workflow_id"])),
+                        ("error", cell(&e, &["error"])),
+                    ])
+                );
+                let rows: Vec<Vec<String>> = e["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| vec![cell(t, &["tool_call_id"]), cell(t, &["tool_name"]), cell(t, &["action"]), cell(t, &["status"]), cell(t, &["exit_code"])])
+                    .collect();
+                println!();
+                print!("{}", table(&["TOOL CALL", "TOOL", "ACTION", "STATUS", "EXIT"], &rows));
+            }
+        }
+        ExecCommand::List { status, plan, limit, offset } => {
+            let q = query(&[
+                ("status", status),
+                ("plan_id", plan),
+                ("limit", limit.map(|v| v.to_string())),
+                ("offset", offset.map(|v| v.to_string())),
+            ]);
+            let body = client.get(&format!("/v1/executions{q}")).await?;
+            if fmt == OutputFormat::Json {
+                print_json(&body);
+            } else {
+                let rows: Vec<Vec<String>> = body["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| vec![cell(e, &["execution_id"]), cell(e, &["plan_id"]), cell(e, &["status"]), cell(e, &["created_at"])])
+                    .collect();
+                print!("{}", table(&["EXECUTION", "PLAN", "STATUS", "CREATED"], &rows));
+                eprintln!("{}", pagination_footer(&body));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn audit_query(f: &AuditListArgs, extra: Option<(&str, String)>) -> String {
+    let mut pairs = vec![
+        ("from", f.from.clone()),
+        ("to", f.to.clone()),
+        ("actor_id", f.actor.clone()),
+        ("action", f.action.clone()),
+        ("decision", f.decision.clone()),
+        ("limit", f.limit.map(|v| v.to_string())),
+        ("offset", f.offset.map(|v| v.to_string())),
+    ];
+    if let Some((k, v)) = extra {
+        pairs.push((k, Some(v)));
+    }
+    query(&pairs)
+}
+
+async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<(), CliError> {
+    match cmd {
+        AuditCommand::List(f) => {
+            let body = client.get(&format!("/v1/audit/events{}", audit_query(&f, None))).await?;
+            if fmt == OutputFormat::Json {
+                print_json(&body);
+            } else {
+                let rows: Vec<Vec<String>> = body["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        vec![
+                            cell(e, &["seq"]),
+                            cell(e, &["occurred_at"]),
+                            cell(e, &["actor", "id"]),
+                            cell(e, &["action"]),
+                            cell(e, &["decision"]),
+                            cell(e, &["resource_id"]),
+                            cell(e, &["reason"]),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&["SEQ", "TIME", "ACTOR", "ACTION", "DECISION", "RESOURCE", "REASON"], &rows));
+                eprintln!("{}", pagination_footer(&body));
+            }
+        }
+        AuditCommand::Verify => {
+            let report = client.get("/v1/audit/verify").await?;
+            if fmt == OutputFormat::Json {
+                print_json(&report);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("tenant", cell(&report, &["tenant_id"])),
+                        ("ok", cell(&report, &["ok"])),
+                        ("events_checked", cell(&report, &["events_checked"])),
+                        ("head_seq", cell(&report, &["head_seq"])),
+                        ("first_break_seq", cell(&report, &["first_break", "seq"])),
+                        ("reason", cell(&report, &["first_break", "reason"])),
+                    ])
+                );
+            }
+            if report["ok"] != Value::Bool(true) {
+                return Err(CliError::VerifyFailed(format!(
+                    "audit chain broken at seq {}: {}",
+                    cell(&report, &["first_break", "seq"]),
+                    cell(&report, &["first_break", "reason"])
+                )));
+            }
+        }
+        AuditCommand::Export { format, file, filter } => {
+            let text = client
+                .get_text(&format!("/v1/audit/export{}", audit_query(&filter, Some(("format", format)))))
+                .await?;
+            match file {
+                Some(path) => std::fs::write(&path, text)
+                    .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?,
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn policy_test(config: Option<&Path>, input: &Path, dir: Option<&Path>, fmt: OutputFormat) -> Result<(), CliError> {
+    let cfg = load_config(config)?;
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| cfg.policy.policy_dir.clone().into());
+    let engine = PolicyEngine::load_dir(&dir, &cfg.policy.policy_package).map_err(|e| CliError::Local(e.to_string()))?;
+    let text = std::fs::read_to_string(input).map_err(|e| CliError::Local(format!("{}: {e}", input.display())))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| CliError::Local(format!("{}: {e}", input.display())))?;
+    // Accept both a bare input and OPA's {"input": ...} envelope.
+    let doc = match doc.get("input") {
+        Some(inner) if doc.as_object().is_some_and(|o| o.len() == 1) => inner.clone(),
+        _ => doc,
+    };
+    let outcome = engine.evaluate_json(&doc);
+    let value = serde_json::to_value(&outcome).map_err(|e| CliError::Local(e.to_string()))?;
+    if fmt == OutputFormat::Json {
+        print_json(&value);
+    } else {
+        print!(
+            "{}",
+            details(&[
+                ("decision", cell(&value, &["decision"])),
+                ("constraints", cell(&value, &["constraints"])),
+                ("ttl", cell(&value, &["ttl"])),
+                ("reasons", outcome.reasons.join(", ")),
+                ("error", outcome.error.clone().unwrap_or_default()),
+            ])
+        );
+    }
+    Ok(())
+}
+
+async fn migrate(config: Option<&Path>, dsn: Option<String>) -> Result<(), CliError> {
+    let mut cfg = load_config(config)?;
+    if let Some(dsn) = dsn {
+        cfg.storage.postgres_dsn = dsn;
+    }
+    cfg.validate(Component::Cli).map_err(|e| CliError::Local(e.to_string()))?;
+    let store = Store::connect_lazy(&cfg.storage).map_err(|e| CliError::Local(e.to_string()))?;
+    store.migrate().await.map_err(|e| CliError::Local(e.to_string()))?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn health(client: &Client, fmt: OutputFormat) -> Result<(), CliError> {
+    let live = client.get("/healthz").await?;
+    let ready = client.get("/readyz").await;
+    let ready_value = match &ready {
+        Ok(v) => v.clone(),
+        Err(CliError::Api { status, message, .. }) => json!({"status": "not_ready", "http_status": status, "message": message}),
+        Err(other) => return Err(CliError::Network { url: "readyz".into(), message: other.to_string() }),
+    };
+    if fmt == OutputFormat::Json {
+        print_json(&json!({"live": live, "ready": ready_value}));
+    } else {
+        print!(
+            "{}",
+            details(&[
+                ("live", cell(&live, &["status"])),
+                ("ready", cell(&ready_value, &["status"])),
+                ("postgres", cell(&ready_value, &["checks", "postgres"])),
+            ])
+        );
+    }
+    ready.map(|_| ())
+}

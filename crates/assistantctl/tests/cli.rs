@@ -1,0 +1,220 @@
+//! Runs the real `assistantctl` binary against a gateway spawned on port 0 with a fresh database.
+
+use std::path::PathBuf;
+
+use carapulse_core::testing::{TestDatabase, TEST_JWT_SECRET};
+use gateway::Application;
+use serde_json::Value;
+
+struct Env {
+    url: String,
+    config_path: PathBuf,
+    db: TestDatabase,
+    shutdown: tokio_util::sync::CancellationToken,
+    dir: PathBuf,
+}
+
+async fn start() -> Env {
+    let db = TestDatabase::create().await;
+    let config = db.config();
+    let dir = std::env::temp_dir().join(format!("assistantctl-test-{}", uuid_simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("config.json");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let app = Application::build(config).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    Env { url, config_path, db, shutdown, dir }
+}
+
+fn uuid_simple() -> String {
+    format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0))
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+async fn ctl(env: &Env, token: Option<&str>, args: &[&str]) -> Out {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"));
+    cmd.args(args)
+        .env("CARAPULSE_URL", &env.url)
+        .env("CARAPULSE_CONFIG", &env.config_path)
+        .env_remove("CARAPULSE_TOKEN");
+    if let Some(t) = token {
+        cmd.env("CARAPULSE_TOKEN", t);
+    }
+    let out = cmd.output().await.unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn dev_token(env: &Env, sub: &str, roles: &str) -> String {
+    let out = ctl(env, None, &["dev-token", "--sub", sub, "--tenant", "acme", "--roles", roles]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout.trim().to_owned()
+}
+
+#[tokio::test]
+async fn full_flow_through_the_cli() {
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    let bob = dev_token(&env, "bob", "approver").await;
+    assert!(TEST_JWT_SECRET.len() >= 32);
+
+    let step = r#"{"tool":"kubectl","action":"scale","input":{"deployment":"web","replicas":3,"namespace":"web"}}"#;
+    let out = ctl(&env, Some(&alice), &[
+        "plan", "create", "--summary", "Scale web", "--env", "staging", "--namespace", "web",
+        "--step", step, "-o", "json",
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let created = out.json();
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["approval_required"], true);
+
+    let out = ctl(&env, Some(&alice), &["plan", "list"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("PLAN"), "{}", out.stdout);
+    assert!(out.stdout.contains(&plan_id));
+    assert!(out.stderr.contains("1 of 1"), "{}", out.stderr);
+
+    let out = ctl(&env, Some(&alice), &["plan", "get", &plan_id]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("kubectl") && out.stdout.contains("scale"), "{}", out.stdout);
+
+    // Executing before approval is an API rejection: exit 3.
+    let out = ctl(&env, Some(&alice), &["plan", "execute", &plan_id]).await;
+    assert_eq!(out.code, 3, "{} {}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("approval_required"), "{}", out.stderr);
+
+    // Self-approval: exit 3.
+    let out = ctl(&env, Some(&alice), &["approve", &plan_id]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+
+    let out = ctl(&env, Some(&bob), &["approve", &plan_id, "--note", "ok", "-o", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["status"], "approved");
+
+    let out = ctl(&env, Some(&alice), &["plan", "execute", &plan_id, "-o", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let exec_id = out.json()["execution_id"].as_str().unwrap().to_owned();
+
+    let out = ctl(&env, Some(&alice), &["exec", "get", &exec_id]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("pending"), "{}", out.stdout);
+    let out = ctl(&env, Some(&alice), &["exec", "list", "--status", "pending", "-o", "json"]).await;
+    assert_eq!(out.json()["pagination"]["total"], 1);
+
+    let out = ctl(&env, Some(&alice), &["audit", "list", "--action", "plan.create"]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("plan.create"), "{}", out.stdout);
+    let out = ctl(&env, Some(&alice), &["audit", "verify"]).await;
+    assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
+    let csv_path = env.dir.join("audit.csv");
+    let out = ctl(&env, Some(&alice), &["audit", "export", "--format", "csv", "--file", csv_path.to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(csv.lines().count() >= 5, "{csv}");
+
+    let out = ctl(&env, None, &["health"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("ready"));
+
+    // Tamper with the audit log: verify exits 6.
+    let mut conn = env.db.store.pool().acquire().await.unwrap();
+    sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    sqlx::query("UPDATE audit_events SET reason = 'forged' WHERE tenant_id = 'acme' AND seq = 1")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let out = ctl(&env, Some(&alice), &["audit", "verify"]).await;
+    assert_eq!(out.code, 6, "{} {}", out.stdout, out.stderr);
+
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+    std::fs::remove_dir_all(&env.dir).ok();
+}
+
+#[tokio::test]
+async fn exit_codes_for_usage_network_and_auth_errors() {
+    let env = start().await;
+    let out = ctl(&env, None, &["plan", "list", "--bogus"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = ctl(&env, None, &["plan", "list"]).await;
+    assert_eq!(out.code, 3, "no token: {}", out.stderr);
+    assert!(out.stderr.contains("401"));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"));
+    let out = cmd
+        .args(["--url", "http://127.0.0.1:1", "--timeout", "2", "health"])
+        .env_remove("CARAPULSE_URL")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ctl(&env, None, &["completions", "bash"]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("assistantctl"));
+    let out = ctl(&env, None, &["--help"]).await;
+    assert!(out.stdout.contains("Exit codes"));
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+    std::fs::remove_dir_all(&env.dir).ok();
+}
+
+#[tokio::test]
+async fn policy_test_and_migrate() {
+    let env = start().await;
+    let input = env.dir.join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"input": {"actor": {"id": "a", "roles": ["operator"], "tenant_id": "t"},
+            "action": {"name": "plan.create", "type": "write"},
+            "context": {"tenant_id": "t", "environment": "prod"},
+            "risk": {"level": "high", "blast_radius": "namespace", "targets": 1}}}"#,
+    )
+    .unwrap();
+    let policies = carapulse_core::testing::policies_dir();
+    let out = ctl(&env, None, &["policy", "test", "--input", input.to_str().unwrap(), "--policy-dir", &policies, "-o", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["decision"], "require_approval");
+    assert_eq!(v["constraints"]["break_glass_required"], true);
+    assert_eq!(v["ttl"], 0);
+    let out = ctl(&env, None, &["policy", "test", "--input", "/nonexistent.json", "--policy-dir", &policies]).await;
+    assert_eq!(out.code, 1);
+
+    // migrate into a brand-new database.
+    let fresh = TestDatabase::create().await;
+    let raw_dsn = fresh.dsn.clone();
+    fresh.drop_now().await;
+    let admin = sqlx::PgPool::connect(&carapulse_core::testing::admin_dsn()).await.unwrap();
+    let name = raw_dsn.rsplit('/').next().unwrap().to_owned();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.unwrap();
+    let out = ctl(&env, None, &["migrate", "--dsn", &raw_dsn]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pool = sqlx::PgPool::connect(&raw_dsn).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ('plans','audit_events','operator_memory')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&admin).await.unwrap();
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+    std::fs::remove_dir_all(&env.dir).ok();
+}
