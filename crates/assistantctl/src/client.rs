@@ -78,7 +78,12 @@ impl Client {
         self.send(Method::GET, path, None, &[]).await
     }
 
-    pub async fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Result<Value, CliError> {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, CliError> {
         self.send(Method::POST, path, Some(body), headers).await
     }
 

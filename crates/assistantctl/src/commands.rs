@@ -20,7 +20,13 @@ use crate::{
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let g = &cli.global;
     let fmt = g.output;
-    let client = || Client::new(&g.url, g.token.clone(), Duration::from_secs(g.timeout.max(1)));
+    let client = || {
+        Client::new(
+            &g.url,
+            g.token.clone(),
+            Duration::from_secs(g.timeout.max(1)),
+        )
+    };
     match cli.command {
         Command::DevToken(args) => dev_token(g.config.as_deref(), &args),
         Command::Plan(cmd) => plan(&client()?, fmt, cmd).await,
@@ -87,7 +93,12 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
 fn pagination_footer(body: &Value) -> String {
     let p = &body["pagination"];
     let shown = body["data"].as_array().map(Vec::len).unwrap_or(0);
-    let mut s = format!("{} of {} (offset {})", shown, cell(p, &["total"]), cell(p, &["offset"]));
+    let mut s = format!(
+        "{} of {} (offset {})",
+        shown,
+        cell(p, &["total"]),
+        cell(p, &["offset"])
+    );
     if let Some(next) = p["next_offset"].as_i64() {
         s.push_str(&format!("; next page: --offset {next}"));
     }
@@ -98,7 +109,11 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
     match cmd {
         PlanCommand::Create(args) => {
             let body = plan_body(&args)?;
-            let headers: &[(&str, &str)] = if args.break_glass { &[("X-Break-Glass", "true")] } else { &[] };
+            let headers: &[(&str, &str)] = if args.break_glass {
+                &[("X-Break-Glass", "true")]
+            } else {
+                &[]
+            };
             let resp = client.post("/v1/plans", &body, headers).await?;
             if fmt == OutputFormat::Json {
                 print_json(&resp);
@@ -147,7 +162,10 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
                     })
                     .collect();
                 println!();
-                print!("{}", table(&["#", "STAGE", "TOOL", "ACTION", "INPUT"], &rows));
+                print!(
+                    "{}",
+                    table(&["#", "STAGE", "TOOL", "ACTION", "INPUT"], &rows)
+                );
             }
         }
         PlanCommand::List(args) => {
@@ -175,13 +193,25 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
                         ]
                     })
                     .collect();
-                print!("{}", table(&["PLAN", "CREATED", "RISK", "APPROVAL", "SUMMARY"], &rows));
+                print!(
+                    "{}",
+                    table(&["PLAN", "CREATED", "RISK", "APPROVAL", "SUMMARY"], &rows)
+                );
                 eprintln!("{}", pagination_footer(&body));
             }
         }
-        PlanCommand::Execute { plan_id, break_glass } => {
-            let headers: &[(&str, &str)] = if break_glass { &[("X-Break-Glass", "true")] } else { &[] };
-            let resp = client.post(&format!("/v1/plans/{plan_id}/execute"), &json!({}), headers).await?;
+        PlanCommand::Execute {
+            plan_id,
+            break_glass,
+        } => {
+            let headers: &[(&str, &str)] = if break_glass {
+                &[("X-Break-Glass", "true")]
+            } else {
+                &[]
+            };
+            let resp = client
+                .post(&format!("/v1/plans/{plan_id}/execute"), &json!({}), headers)
+                .await?;
             if fmt == OutputFormat::Json {
                 print_json(&resp);
             } else {
@@ -211,20 +241,40 @@ fn plan_body(args: &PlanCreateArgs) -> Result<Value, CliError> {
             Value::Array(items) => steps.extend(items),
             Value::Object(mut map) => match map.remove("steps") {
                 Some(Value::Array(items)) => steps.extend(items),
-                _ => return Err(CliError::Local(format!("{}: expected an array of steps", path.display()))),
+                _ => {
+                    return Err(CliError::Local(format!(
+                        "{}: expected an array of steps",
+                        path.display()
+                    )))
+                }
             },
-            _ => return Err(CliError::Local(format!("{}: expected an array of steps", path.display()))),
+            _ => {
+                return Err(CliError::Local(format!(
+                    "{}: expected an array of steps",
+                    path.display()
+                )))
+            }
         }
     }
     for raw in &args.steps {
-        steps.push(serde_json::from_str(raw).map_err(|e| CliError::Usage(format!("--step {raw:?}: {e}")))?);
+        steps.push(
+            serde_json::from_str(raw)
+                .map_err(|e| CliError::Usage(format!("--step {raw:?}: {e}")))?,
+        );
     }
     let constraints = match &args.constraints {
-        Some(raw) => Some(serde_json::from_str::<Value>(raw).map_err(|e| CliError::Usage(format!("--constraints: {e}")))?),
+        Some(raw) => Some(
+            serde_json::from_str::<Value>(raw)
+                .map_err(|e| CliError::Usage(format!("--constraints: {e}")))?,
+        ),
         None => None,
     };
     let mut context = json!({"environment": args.environment});
-    for (k, v) in [("namespace", &args.namespace), ("cluster_id", &args.cluster), ("region", &args.region)] {
+    for (k, v) in [
+        ("namespace", &args.namespace),
+        ("cluster_id", &args.cluster),
+        ("region", &args.region),
+    ] {
         if let Some(v) = v {
             context[k] = json!(v);
         }
@@ -274,7 +324,9 @@ async fn approve(client: &Client, fmt: OutputFormat, args: &ApproveArgs) -> Resu
 async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<(), CliError> {
     match cmd {
         ExecCommand::Get { execution_id } => {
-            let e = client.get(&format!("/v1/executions/{execution_id}")).await?;
+            let e = client
+                .get(&format!("/v1/executions/{execution_id}"))
+                .await?;
             if fmt == OutputFormat::Json {
                 print_json(&e);
             } else {
@@ -295,13 +347,29 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|t| vec![cell(t, &["tool_call_id"]), cell(t, &["tool_name"]), cell(t, &["action"]), cell(t, &["status"]), cell(t, &["exit_code"])])
+                    .map(|t| {
+                        vec![
+                            cell(t, &["tool_call_id"]),
+                            cell(t, &["tool_name"]),
+                            cell(t, &["action"]),
+                            cell(t, &["status"]),
+                            cell(t, &["exit_code"]),
+                        ]
+                    })
                     .collect();
                 println!();
-                print!("{}", table(&["TOOL CALL", "TOOL", "ACTION", "STATUS", "EXIT"], &rows));
+                print!(
+                    "{}",
+                    table(&["TOOL CALL", "TOOL", "ACTION", "STATUS", "EXIT"], &rows)
+                );
             }
         }
-        ExecCommand::List { status, plan, limit, offset } => {
+        ExecCommand::List {
+            status,
+            plan,
+            limit,
+            offset,
+        } => {
             let q = query(&[
                 ("status", status),
                 ("plan_id", plan),
@@ -316,9 +384,19 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|e| vec![cell(e, &["execution_id"]), cell(e, &["plan_id"]), cell(e, &["status"]), cell(e, &["created_at"])])
+                    .map(|e| {
+                        vec![
+                            cell(e, &["execution_id"]),
+                            cell(e, &["plan_id"]),
+                            cell(e, &["status"]),
+                            cell(e, &["created_at"]),
+                        ]
+                    })
                     .collect();
-                print!("{}", table(&["EXECUTION", "PLAN", "STATUS", "CREATED"], &rows));
+                print!(
+                    "{}",
+                    table(&["EXECUTION", "PLAN", "STATUS", "CREATED"], &rows)
+                );
                 eprintln!("{}", pagination_footer(&body));
             }
         }
@@ -345,7 +423,9 @@ fn audit_query(f: &AuditListArgs, extra: Option<(&str, String)>) -> String {
 async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<(), CliError> {
     match cmd {
         AuditCommand::List(f) => {
-            let body = client.get(&format!("/v1/audit/events{}", audit_query(&f, None))).await?;
+            let body = client
+                .get(&format!("/v1/audit/events{}", audit_query(&f, None)))
+                .await?;
             if fmt == OutputFormat::Json {
                 print_json(&body);
             } else {
@@ -365,7 +445,13 @@ async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<
                         ]
                     })
                     .collect();
-                print!("{}", table(&["SEQ", "TIME", "ACTOR", "ACTION", "DECISION", "RESOURCE", "REASON"], &rows));
+                print!(
+                    "{}",
+                    table(
+                        &["SEQ", "TIME", "ACTOR", "ACTION", "DECISION", "RESOURCE", "REASON"],
+                        &rows
+                    )
+                );
                 eprintln!("{}", pagination_footer(&body));
             }
         }
@@ -394,9 +480,16 @@ async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<
                 )));
             }
         }
-        AuditCommand::Export { format, file, filter } => {
+        AuditCommand::Export {
+            format,
+            file,
+            filter,
+        } => {
             let text = client
-                .get_text(&format!("/v1/audit/export{}", audit_query(&filter, Some(("format", format)))))
+                .get_text(&format!(
+                    "/v1/audit/export{}",
+                    audit_query(&filter, Some(("format", format)))
+                ))
                 .await?;
             match file {
                 Some(path) => std::fs::write(&path, text)
@@ -408,12 +501,22 @@ async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<
     Ok(())
 }
 
-fn policy_test(config: Option<&Path>, input: &Path, dir: Option<&Path>, fmt: OutputFormat) -> Result<(), CliError> {
+fn policy_test(
+    config: Option<&Path>,
+    input: &Path,
+    dir: Option<&Path>,
+    fmt: OutputFormat,
+) -> Result<(), CliError> {
     let cfg = load_config(config)?;
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| cfg.policy.policy_dir.clone().into());
-    let engine = PolicyEngine::load_dir(&dir, &cfg.policy.policy_package).map_err(|e| CliError::Local(e.to_string()))?;
-    let text = std::fs::read_to_string(input).map_err(|e| CliError::Local(format!("{}: {e}", input.display())))?;
-    let doc: Value = serde_json::from_str(&text).map_err(|e| CliError::Local(format!("{}: {e}", input.display())))?;
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cfg.policy.policy_dir.clone().into());
+    let engine = PolicyEngine::load_dir(&dir, &cfg.policy.policy_package)
+        .map_err(|e| CliError::Local(e.to_string()))?;
+    let text = std::fs::read_to_string(input)
+        .map_err(|e| CliError::Local(format!("{}: {e}", input.display())))?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Local(format!("{}: {e}", input.display())))?;
     // Accept both a bare input and OPA's {"input": ...} envelope.
     let doc = match doc.get("input") {
         Some(inner) if doc.as_object().is_some_and(|o| o.len() == 1) => inner.clone(),
@@ -443,9 +546,13 @@ async fn migrate(config: Option<&Path>, dsn: Option<String>) -> Result<(), CliEr
     if let Some(dsn) = dsn {
         cfg.storage.postgres_dsn = dsn;
     }
-    cfg.validate(Component::Cli).map_err(|e| CliError::Local(e.to_string()))?;
+    cfg.validate(Component::Cli)
+        .map_err(|e| CliError::Local(e.to_string()))?;
     let store = Store::connect_lazy(&cfg.storage).map_err(|e| CliError::Local(e.to_string()))?;
-    store.migrate().await.map_err(|e| CliError::Local(e.to_string()))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| CliError::Local(e.to_string()))?;
     println!("migrations applied");
     Ok(())
 }
@@ -455,8 +562,15 @@ async fn health(client: &Client, fmt: OutputFormat) -> Result<(), CliError> {
     let ready = client.get("/readyz").await;
     let ready_value = match &ready {
         Ok(v) => v.clone(),
-        Err(CliError::Api { status, message, .. }) => json!({"status": "not_ready", "http_status": status, "message": message}),
-        Err(other) => return Err(CliError::Network { url: "readyz".into(), message: other.to_string() }),
+        Err(CliError::Api {
+            status, message, ..
+        }) => json!({"status": "not_ready", "http_status": status, "message": message}),
+        Err(other) => {
+            return Err(CliError::Network {
+                url: "readyz".into(),
+                message: other.to_string(),
+            })
+        }
     };
     if fmt == OutputFormat::Json {
         print_json(&json!({"live": live, "ready": ready_value}));

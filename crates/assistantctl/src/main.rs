@@ -15,7 +15,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use client::exit;
 use output::OutputFormat;
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 local error, 2 usage error, 3 API rejected the request (4xx), \
+const EXIT_CODES: &str =
+    "Exit codes: 0 ok, 1 local error, 2 usage error, 3 API rejected the request (4xx), \
 4 API failed (5xx), 5 network error, 6 verification failed.";
 
 /// Carapulse CLI: plans, approvals, executions, audit and policy.
@@ -31,7 +32,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Gateway base URL.
-    #[arg(long, global = true, env = "CARAPULSE_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARAPULSE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// Bearer token.
     #[arg(long, global = true, env = "CARAPULSE_TOKEN", hide_env_values = true)]
@@ -238,7 +244,12 @@ pub struct MigrateArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = &cli.command {
-        clap_complete::generate(*shell, &mut Cli::command(), "assistantctl", &mut std::io::stdout());
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "assistantctl",
+            &mut std::io::stdout(),
+        );
         return ExitCode::SUCCESS;
     }
     match commands::run(cli).await {

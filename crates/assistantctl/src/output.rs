@@ -59,7 +59,10 @@ pub fn details(pairs: &[(&str, String)]) -> String {
 }
 
 pub fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
 }
 
 #[cfg(test)]
@@ -68,7 +71,13 @@ mod tests {
 
     #[test]
     fn pads_columns() {
-        let t = table(&["ID", "STATUS"], &[vec!["a".into(), "pending".into()], vec!["long-id".into(), "ok".into()]]);
+        let t = table(
+            &["ID", "STATUS"],
+            &[
+                vec!["a".into(), "pending".into()],
+                vec!["long-id".into(), "ok".into()],
+            ],
+        );
         assert_eq!(t, "ID       STATUS\na        pending\nlong-id  ok\n");
     }
 }

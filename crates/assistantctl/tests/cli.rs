@@ -25,11 +25,21 @@ async fn start() -> Env {
     let url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-    Env { url, config_path, db, shutdown, dir }
+    Env {
+        url,
+        config_path,
+        db,
+        shutdown,
+        dir,
+    }
 }
 
 fn uuid_simple() -> String {
-    format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    )
 }
 
 struct Out {
@@ -40,7 +50,8 @@ struct Out {
 
 impl Out {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -62,7 +73,20 @@ async fn ctl(env: &Env, token: Option<&str>, args: &[&str]) -> Out {
 }
 
 async fn dev_token(env: &Env, sub: &str, roles: &str) -> String {
-    let out = ctl(env, None, &["dev-token", "--sub", sub, "--tenant", "acme", "--roles", roles]).await;
+    let out = ctl(
+        env,
+        None,
+        &[
+            "dev-token",
+            "--sub",
+            sub,
+            "--tenant",
+            "acme",
+            "--roles",
+            roles,
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     out.stdout.trim().to_owned()
 }
@@ -75,10 +99,24 @@ async fn full_flow_through_the_cli() {
     assert!(TEST_JWT_SECRET.len() >= 32);
 
     let step = r#"{"tool":"kubectl","action":"scale","input":{"deployment":"web","replicas":3,"namespace":"web"}}"#;
-    let out = ctl(&env, Some(&alice), &[
-        "plan", "create", "--summary", "Scale web", "--env", "staging", "--namespace", "web",
-        "--step", step, "-o", "json",
-    ])
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "Scale web",
+            "--env",
+            "staging",
+            "--namespace",
+            "web",
+            "--step",
+            step,
+            "-o",
+            "json",
+        ],
+    )
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let created = out.json();
@@ -93,7 +131,11 @@ async fn full_flow_through_the_cli() {
 
     let out = ctl(&env, Some(&alice), &["plan", "get", &plan_id]).await;
     assert_eq!(out.code, 0);
-    assert!(out.stdout.contains("kubectl") && out.stdout.contains("scale"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("kubectl") && out.stdout.contains("scale"),
+        "{}",
+        out.stdout
+    );
 
     // Executing before approval is an API rejection: exit 3.
     let out = ctl(&env, Some(&alice), &["plan", "execute", &plan_id]).await;
@@ -104,27 +146,59 @@ async fn full_flow_through_the_cli() {
     let out = ctl(&env, Some(&alice), &["approve", &plan_id]).await;
     assert_eq!(out.code, 3, "{}", out.stderr);
 
-    let out = ctl(&env, Some(&bob), &["approve", &plan_id, "--note", "ok", "-o", "json"]).await;
+    let out = ctl(
+        &env,
+        Some(&bob),
+        &["approve", &plan_id, "--note", "ok", "-o", "json"],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.json()["status"], "approved");
 
-    let out = ctl(&env, Some(&alice), &["plan", "execute", &plan_id, "-o", "json"]).await;
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["plan", "execute", &plan_id, "-o", "json"],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let exec_id = out.json()["execution_id"].as_str().unwrap().to_owned();
 
     let out = ctl(&env, Some(&alice), &["exec", "get", &exec_id]).await;
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("pending"), "{}", out.stdout);
-    let out = ctl(&env, Some(&alice), &["exec", "list", "--status", "pending", "-o", "json"]).await;
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["exec", "list", "--status", "pending", "-o", "json"],
+    )
+    .await;
     assert_eq!(out.json()["pagination"]["total"], 1);
 
-    let out = ctl(&env, Some(&alice), &["audit", "list", "--action", "plan.create"]).await;
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["audit", "list", "--action", "plan.create"],
+    )
+    .await;
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("plan.create"), "{}", out.stdout);
     let out = ctl(&env, Some(&alice), &["audit", "verify"]).await;
     assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
     let csv_path = env.dir.join("audit.csv");
-    let out = ctl(&env, Some(&alice), &["audit", "export", "--format", "csv", "--file", csv_path.to_str().unwrap()]).await;
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "audit",
+            "export",
+            "--format",
+            "csv",
+            "--file",
+            csv_path.to_str().unwrap(),
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(csv.lines().count() >= 5, "{csv}");
@@ -135,7 +209,10 @@ async fn full_flow_through_the_cli() {
 
     // Tamper with the audit log: verify exits 6.
     let mut conn = env.db.store.pool().acquire().await.unwrap();
-    sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     sqlx::query("UPDATE audit_events SET reason = 'forged' WHERE tenant_id = 'acme' AND seq = 1")
         .execute(&mut *conn)
         .await
@@ -164,7 +241,12 @@ async fn exit_codes_for_usage_network_and_auth_errors() {
         .output()
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ctl(&env, None, &["completions", "bash"]).await;
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("assistantctl"));
@@ -188,22 +270,53 @@ async fn policy_test_and_migrate() {
     )
     .unwrap();
     let policies = carapulse_core::testing::policies_dir();
-    let out = ctl(&env, None, &["policy", "test", "--input", input.to_str().unwrap(), "--policy-dir", &policies, "-o", "json"]).await;
+    let out = ctl(
+        &env,
+        None,
+        &[
+            "policy",
+            "test",
+            "--input",
+            input.to_str().unwrap(),
+            "--policy-dir",
+            &policies,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v = out.json();
     assert_eq!(v["decision"], "require_approval");
     assert_eq!(v["constraints"]["break_glass_required"], true);
     assert_eq!(v["ttl"], 0);
-    let out = ctl(&env, None, &["policy", "test", "--input", "/nonexistent.json", "--policy-dir", &policies]).await;
+    let out = ctl(
+        &env,
+        None,
+        &[
+            "policy",
+            "test",
+            "--input",
+            "/nonexistent.json",
+            "--policy-dir",
+            &policies,
+        ],
+    )
+    .await;
     assert_eq!(out.code, 1);
 
     // migrate into a brand-new database.
     let fresh = TestDatabase::create().await;
     let raw_dsn = fresh.dsn.clone();
     fresh.drop_now().await;
-    let admin = sqlx::PgPool::connect(&carapulse_core::testing::admin_dsn()).await.unwrap();
+    let admin = sqlx::PgPool::connect(&carapulse_core::testing::admin_dsn())
+        .await
+        .unwrap();
     let name = raw_dsn.rsplit('/').next().unwrap().to_owned();
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
     let out = ctl(&env, None, &["migrate", "--dsn", &raw_dsn]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let pool = sqlx::PgPool::connect(&raw_dsn).await.unwrap();
@@ -213,7 +326,10 @@ async fn policy_test_and_migrate() {
         .unwrap();
     assert_eq!(n, 3);
     pool.close().await;
-    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
     env.shutdown.cancel();
     env.db.drop_now().await;
     std::fs::remove_dir_all(&env.dir).ok();

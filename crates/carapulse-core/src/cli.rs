@@ -31,7 +31,11 @@ pub const EXIT_NOT_IMPLEMENTED: i32 = 3;
 /// Logs what is missing and returns the exit code to use, so an unfinished service never
 /// pretends to run.
 pub fn not_implemented(service: &str, missing: &str) -> i32 {
-    tracing::error!(service, missing, "this service is not implemented yet; exiting");
+    tracing::error!(
+        service,
+        missing,
+        "this service is not implemented yet; exiting"
+    );
     eprintln!("{service}: not implemented yet: {missing}");
     EXIT_NOT_IMPLEMENTED
 }

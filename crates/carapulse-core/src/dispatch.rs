@@ -39,7 +39,10 @@ pub enum DispatchError {
 /// Starts executions on an orchestrator.
 pub trait ExecutionDispatcher: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    fn dispatch(&self, request: DispatchRequest) -> BoxFuture<'_, Result<DispatchOutcome, DispatchError>>;
+    fn dispatch(
+        &self,
+        request: DispatchRequest,
+    ) -> BoxFuture<'_, Result<DispatchOutcome, DispatchError>>;
 }
 
 /// Used when no orchestrator is configured: executions stay pending.
@@ -51,7 +54,10 @@ impl ExecutionDispatcher for NoOrchestrator {
         "none"
     }
 
-    fn dispatch(&self, request: DispatchRequest) -> BoxFuture<'_, Result<DispatchOutcome, DispatchError>> {
+    fn dispatch(
+        &self,
+        request: DispatchRequest,
+    ) -> BoxFuture<'_, Result<DispatchOutcome, DispatchError>> {
         Box::pin(async move {
             tracing::warn!(execution_id = %request.execution_id, "no orchestrator configured; execution stays pending");
             Ok(DispatchOutcome::Queued {

@@ -76,9 +76,12 @@ impl TestDatabase {
         }
         self.store.close().await;
         if let Ok(pool) = sqlx::PgPool::connect(&admin_dsn()).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-                .execute(&pool)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&pool)
+            .await;
             pool.close().await;
         }
     }
@@ -92,14 +95,18 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop runs outside any async context guarantee: use a private runtime on a thread.
         let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
                 if let Ok(pool) = sqlx::PgPool::connect(&admin_dsn()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
                     pool.close().await;
                 }
             });

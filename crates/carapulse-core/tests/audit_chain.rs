@@ -7,9 +7,14 @@ use carapulse_core::testing::TestDatabase;
 use serde_json::json;
 
 fn entry(tenant: &TenantId, i: usize) -> AuditEntry {
-    AuditEntry::new(tenant.clone(), AuditActor::system(), "test.append", AuditDecision::Info)
-        .resource("test", i)
-        .context(json!({"i": i, "nested": {"b": 1, "a": [1.5, "x"]}}))
+    AuditEntry::new(
+        tenant.clone(),
+        AuditActor::system(),
+        "test.append",
+        AuditDecision::Info,
+    )
+    .resource("test", i)
+    .context(json!({"i": i, "nested": {"b": 1, "a": [1.5, "x"]}}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -21,7 +26,11 @@ async fn thousand_concurrent_appends_from_sixteen_tasks_form_one_chain() {
     let mut tasks = Vec::new();
     for task in 0..16 {
         let writer = writer.clone();
-        let tenant = if task % 4 == 3 { other.clone() } else { tenant.clone() };
+        let tenant = if task % 4 == 3 {
+            other.clone()
+        } else {
+            tenant.clone()
+        };
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..63 {
@@ -38,7 +47,9 @@ async fn thousand_concurrent_appends_from_sixteen_tasks_form_one_chain() {
         let tenant = tenant.clone();
         direct.push(tokio::spawn(async move {
             let mut tx = store.pool().begin().await.unwrap();
-            carapulse_core::audit::append_in_tx(&mut tx, entry(&tenant, 9000 + i)).await.unwrap();
+            carapulse_core::audit::append_in_tx(&mut tx, entry(&tenant, 9000 + i))
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
         }));
     }
@@ -59,15 +70,24 @@ async fn thousand_concurrent_appends_from_sixteen_tasks_form_one_chain() {
 
     // An attacker with table access edits an event (bypassing the append-only trigger).
     let mut conn = db.store.pool().acquire().await.unwrap();
-    let refused = sqlx::query("UPDATE audit_events SET action = 'x' WHERE tenant_id = 'acme' AND seq = 5")
-        .execute(&mut *conn)
-        .await;
-    assert!(refused.is_err(), "the append-only trigger must refuse updates");
-    sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
-    sqlx::query("UPDATE audit_events SET action = 'tampered' WHERE tenant_id = 'acme' AND seq = 500")
+    let refused =
+        sqlx::query("UPDATE audit_events SET action = 'x' WHERE tenant_id = 'acme' AND seq = 5")
+            .execute(&mut *conn)
+            .await;
+    assert!(
+        refused.is_err(),
+        "the append-only trigger must refuse updates"
+    );
+    sqlx::query("SET session_replication_role = replica")
         .execute(&mut *conn)
         .await
         .unwrap();
+    sqlx::query(
+        "UPDATE audit_events SET action = 'tampered' WHERE tenant_id = 'acme' AND seq = 500",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     let broken = verify_chain(&db.store, &tenant).await.unwrap();
     assert!(!broken.ok);
     let first = broken.first_break.clone().unwrap();
@@ -98,7 +118,10 @@ async fn deleting_the_newest_events_is_detected() {
     }
     assert!(verify_chain(&db.store, &tenant).await.unwrap().ok);
     let mut conn = db.store.pool().acquire().await.unwrap();
-    sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     sqlx::query("DELETE FROM audit_events WHERE tenant_id = 't' AND seq = 5")
         .execute(&mut *conn)
         .await

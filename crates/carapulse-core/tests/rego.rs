@@ -15,7 +15,11 @@ fn policies() -> &'static Path {
 fn rego_unit_tests_pass() {
     let engine = PolicyEngine::load_dir_with_tests(policies(), "policy.assistant.v1").unwrap();
     let results = engine.run_rego_tests(policies()).unwrap();
-    assert!(results.len() >= 20, "expected the Rego tests to be found, got {}", results.len());
+    assert!(
+        results.len() >= 20,
+        "expected the Rego tests to be found, got {}",
+        results.len()
+    );
     let failed: Vec<_> = results.iter().filter(|(_, ok, _)| !ok).collect();
     assert!(failed.is_empty(), "failing Rego tests: {failed:#?}");
 }
@@ -27,7 +31,15 @@ fn runtime_engine_skips_test_files() {
     assert!(engine.files().contains(&"decision.rego".to_owned()));
 }
 
-fn input(roles: &[&str], kind: &str, env: &str, level: &str, blast: &str, targets: u32, bg: bool) -> serde_json::Value {
+fn input(
+    roles: &[&str],
+    kind: &str,
+    env: &str,
+    level: &str,
+    blast: &str,
+    targets: u32,
+    bg: bool,
+) -> serde_json::Value {
     json!({
         "actor": {"id": "alice", "roles": roles, "tenant_id": "acme"},
         "action": {"name": "plan.create", "type": kind},
@@ -48,25 +60,118 @@ fn hand_worked_decision_table() {
         (&[][..], "read", "", "read", "namespace", 0, false, Allow),
         (op, "write", "dev", "low", "namespace", 1, false, Allow),
         (op, "write", "local", "low", "cluster", 5, false, Allow),
-        (op, "write", "staging", "medium", "namespace", 1, false, RequireApproval),
-        (op, "write", "dev", "high", "namespace", 1, false, RequireApproval),
-        (op, "write", "prod", "low", "namespace", 1, false, RequireApproval),
-        (op, "write", "production", "low", "namespace", 1, false, RequireApproval),
-        (op, "write", "dev", "low", "account", 1, false, RequireApproval),
-        (op, "write", "dev", "low", "namespace", 1, true, RequireApproval),
-        (op, "write", "prod", "medium", "cluster", 10, false, RequireApproval),
+        (
+            op,
+            "write",
+            "staging",
+            "medium",
+            "namespace",
+            1,
+            false,
+            RequireApproval,
+        ),
+        (
+            op,
+            "write",
+            "dev",
+            "high",
+            "namespace",
+            1,
+            false,
+            RequireApproval,
+        ),
+        (
+            op,
+            "write",
+            "prod",
+            "low",
+            "namespace",
+            1,
+            false,
+            RequireApproval,
+        ),
+        (
+            op,
+            "write",
+            "production",
+            "low",
+            "namespace",
+            1,
+            false,
+            RequireApproval,
+        ),
+        (
+            op,
+            "write",
+            "dev",
+            "low",
+            "account",
+            1,
+            false,
+            RequireApproval,
+        ),
+        (
+            op,
+            "write",
+            "dev",
+            "low",
+            "namespace",
+            1,
+            true,
+            RequireApproval,
+        ),
+        (
+            op,
+            "write",
+            "prod",
+            "medium",
+            "cluster",
+            10,
+            false,
+            RequireApproval,
+        ),
         (op, "write", "prod", "medium", "cluster", 11, false, Deny),
         (op, "write", "nope", "low", "namespace", 1, false, Deny),
         (op, "write", "", "low", "namespace", 1, false, Deny),
         (op, "write", "dev", "read", "namespace", 1, false, Deny),
-        (&["viewer"][..], "write", "dev", "low", "namespace", 1, false, Deny),
-        (&["approver"][..], "write", "dev", "low", "namespace", 1, false, Deny),
-        (&["admin"][..], "write", "dev", "low", "namespace", 1, false, Allow),
+        (
+            &["viewer"][..],
+            "write",
+            "dev",
+            "low",
+            "namespace",
+            1,
+            false,
+            Deny,
+        ),
+        (
+            &["approver"][..],
+            "write",
+            "dev",
+            "low",
+            "namespace",
+            1,
+            false,
+            Deny,
+        ),
+        (
+            &["admin"][..],
+            "write",
+            "dev",
+            "low",
+            "namespace",
+            1,
+            false,
+            Allow,
+        ),
         (op, "delete", "dev", "low", "namespace", 1, false, Deny),
     ];
     for (i, (roles, kind, env, level, blast, targets, bg, want)) in cases.into_iter().enumerate() {
         let got = engine.evaluate_json(&input(roles, kind, env, level, blast, targets, bg));
-        assert_eq!(got.decision, want, "case {i}: {kind} {env} {level} {blast} {targets} bg={bg}: {got:?}");
+        assert_eq!(
+            got.decision, want,
+            "case {i}: {kind} {env} {level} {blast} {targets} bg={bg}: {got:?}"
+        );
         assert!(got.error.is_none(), "case {i}: {got:?}");
     }
 }
@@ -74,10 +179,29 @@ fn hand_worked_decision_table() {
 #[test]
 fn high_risk_sets_break_glass_required_and_reads_get_ttl() {
     let engine = PolicyEngine::load_dir(policies(), "policy.assistant.v1").unwrap();
-    let out = engine.evaluate_json(&input(&["operator"], "write", "dev", "high", "namespace", 1, false));
-    assert_eq!(out.constraints.get("break_glass_required"), Some(&json!(true)));
+    let out = engine.evaluate_json(&input(
+        &["operator"],
+        "write",
+        "dev",
+        "high",
+        "namespace",
+        1,
+        false,
+    ));
+    assert_eq!(
+        out.constraints.get("break_glass_required"),
+        Some(&json!(true))
+    );
     assert!(out.reasons.contains(&"risk_high".to_owned()), "{out:?}");
-    let read = engine.evaluate_json(&input(&["viewer"], "read", "dev", "read", "namespace", 0, false));
+    let read = engine.evaluate_json(&input(
+        &["viewer"],
+        "read",
+        "dev",
+        "read",
+        "namespace",
+        0,
+        false,
+    ));
     assert_eq!(read.ttl, 300);
 }
 
@@ -92,8 +216,18 @@ fn evaluation_errors_fail_closed() {
         "package policy.assistant.v1\nimport rego.v1\ndecision := \"maybe\"\n",
     ];
     for src in bad_sources {
-        let engine = PolicyEngine::from_sources("policy.assistant.v1", vec![("p.rego".into(), src.into())]).unwrap();
-        let out = engine.evaluate_json(&input(&["admin"], "read", "dev", "read", "namespace", 0, false));
+        let engine =
+            PolicyEngine::from_sources("policy.assistant.v1", vec![("p.rego".into(), src.into())])
+                .unwrap();
+        let out = engine.evaluate_json(&input(
+            &["admin"],
+            "read",
+            "dev",
+            "read",
+            "namespace",
+            0,
+            false,
+        ));
         assert_eq!(out.decision, Decision::Deny, "{src}: {out:?}");
         assert!(out.error.is_some(), "{src}: {out:?}");
     }
@@ -101,17 +235,33 @@ fn evaluation_errors_fail_closed() {
 
 #[test]
 fn broken_files_and_wrong_package_are_load_errors() {
-    let err = PolicyEngine::from_sources("policy.assistant.v1", vec![("p.rego".into(), "package x\nthis is not rego(".into())]);
+    let err = PolicyEngine::from_sources(
+        "policy.assistant.v1",
+        vec![("p.rego".into(), "package x\nthis is not rego(".into())],
+    );
     assert!(err.is_err());
-    let err = PolicyEngine::from_sources("policy.assistant.v1", vec![("p.rego".into(), "package other\nimport rego.v1\ndecision := \"allow\"\n".into())]);
-    assert!(matches!(err, Err(carapulse_core::policy::PolicyError::MissingPackage(_))));
+    let err = PolicyEngine::from_sources(
+        "policy.assistant.v1",
+        vec![(
+            "p.rego".into(),
+            "package other\nimport rego.v1\ndecision := \"allow\"\n".into(),
+        )],
+    );
+    assert!(matches!(
+        err,
+        Err(carapulse_core::policy::PolicyError::MissingPackage(_))
+    ));
 }
 
 #[test]
 fn rego_test_runner_reports_failures() {
     let dir = std::env::temp_dir().join(format!("carapulse-rego-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("p.rego"), "package policy.assistant.v1\nimport rego.v1\ndecision := \"deny\"\n").unwrap();
+    std::fs::write(
+        dir.join("p.rego"),
+        "package policy.assistant.v1\nimport rego.v1\ndecision := \"deny\"\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("p_test.rego"),
         "package policy.assistant.v1_test\nimport rego.v1\nimport data.policy.assistant.v1 as p\n\

@@ -40,7 +40,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -77,7 +81,11 @@ impl IntoResponse for ApiError {
 
 impl From<ModelError> for ApiError {
     fn from(err: ModelError) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", err.to_string())
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            err.to_string(),
+        )
     }
 }
 

@@ -1,15 +1,14 @@
 //! Request extractors that turn every malformed input into a precise JSON error: bodies
 //! (syntax, unknown fields, size, content type) and query strings.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::body::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-
 
 /// A JSON body; an empty body is an error.
 #[derive(Debug)]
@@ -31,18 +30,20 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
             ));
         }
     }
-    Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(inner)
-            if inner.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body is larger than gateway.max_body_bytes",
-            )
-        }
-        other => ApiError::bad_request("invalid_body", other.body_text()),
-    })
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(inner)
+                if inner.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body is larger than gateway.max_body_bytes",
+                )
+            }
+            other => ApiError::bad_request("invalid_body", other.body_text()),
+        })
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -50,16 +51,28 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut de);
     match value {
         Ok(v) => {
-            de.end().map_err(|e| ApiError::bad_request("invalid_json", format!("trailing data after the JSON body: {e}")))?;
+            de.end().map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("trailing data after the JSON body: {e}"),
+                )
+            })?;
             Ok(v)
         }
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                Err(ApiError::bad_request("invalid_json", format!("malformed JSON: {inner}")))
+                Err(ApiError::bad_request(
+                    "invalid_json",
+                    format!("malformed JSON: {inner}"),
+                ))
             } else {
-                let message = if path == "." { inner.to_string() } else { format!("{path}: {inner}") };
+                let message = if path == "." {
+                    inner.to_string()
+                } else {
+                    format!("{path}: {inner}")
+                };
                 Err(ApiError::bad_request("invalid_request", message))
             }
         }
@@ -72,7 +85,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("invalid_json", "request body is empty"));
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "request body is empty",
+            ));
         }
         decode(&bytes).map(ApiJson)
     }

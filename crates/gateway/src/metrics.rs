@@ -59,18 +59,42 @@ impl Metrics {
         let executions_started = Family::<OutcomeLabels, Counter>::default();
         let auth_failures = Counter::default();
         let rate_limited = Counter::default();
-        registry.register("http_requests", "HTTP requests by route and status", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route",
             http_duration.clone(),
         );
         registry.register("plans_created", "Plans created", plans_created.clone());
-        registry.register("policy_decisions", "Policy decisions by action and result", policy_decisions.clone());
-        registry.register("audit_appends", "Audit events appended by outcome", audit_appends.clone());
-        registry.register("executions_started", "Execute requests by outcome", executions_started.clone());
-        registry.register("auth_failures", "Requests refused for authentication", auth_failures.clone());
-        registry.register("rate_limited", "Requests refused by the rate limiter", rate_limited.clone());
+        registry.register(
+            "policy_decisions",
+            "Policy decisions by action and result",
+            policy_decisions.clone(),
+        );
+        registry.register(
+            "audit_appends",
+            "Audit events appended by outcome",
+            audit_appends.clone(),
+        );
+        registry.register(
+            "executions_started",
+            "Execute requests by outcome",
+            executions_started.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests refused for authentication",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by the rate limiter",
+            rate_limited.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -96,7 +120,9 @@ impl Metrics {
     pub fn record_audit(&self, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.audit_appends
-            .get_or_create(&OutcomeLabels { outcome: outcome.into() })
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
             .inc();
     }
 

@@ -37,8 +37,13 @@ impl RequestContext {
 
     /// An audit entry for this request's tenant and actor.
     pub fn audit(&self, action: &str, decision: AuditDecision) -> AuditEntry {
-        AuditEntry::new(self.actor.tenant_id.clone(), AuditActor::from(&self.actor), action, decision)
-            .request_id(self.request_id.clone())
+        AuditEntry::new(
+            self.actor.tenant_id.clone(),
+            AuditActor::from(&self.actor),
+            action,
+            decision,
+        )
+        .request_id(self.request_id.clone())
     }
 }
 
@@ -87,10 +92,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             // Throttle refusals per peer so bad tokens cannot flood the audit log.
             if state.limiter.check(&format!("peer:{peer}")).is_ok() {
                 if let Ok(tenant) = TenantId::parse(SYSTEM_TENANT) {
-                    let entry = AuditEntry::new(tenant, AuditActor::anonymous(), "auth.verify", AuditDecision::Deny)
-                        .reason(err.to_string())
-                        .request_id(rid.clone())
-                        .context(json!({"peer": peer, "path": req.uri().path()}));
+                    let entry = AuditEntry::new(
+                        tenant,
+                        AuditActor::anonymous(),
+                        "auth.verify",
+                        AuditDecision::Deny,
+                    )
+                    .reason(err.to_string())
+                    .request_id(rid.clone())
+                    .context(json!({"peer": peer, "path": req.uri().path()}));
                     state.audit(entry).await;
                 }
             }

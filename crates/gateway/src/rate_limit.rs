@@ -42,7 +42,8 @@ impl RateLimiter {
         };
         if buckets.len() > PRUNE_THRESHOLD {
             let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+            buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.burst,
@@ -75,7 +76,11 @@ mod tests {
         }
         assert!(limiter.check_at("a", t0).is_err());
         assert!(limiter.check_at("b", t0).is_ok(), "keys are independent");
-        assert!(limiter.check_at("a", t0 + Duration::from_millis(600)).is_ok());
-        assert!(limiter.check_at("a", t0 + Duration::from_millis(600)).is_err());
+        assert!(limiter
+            .check_at("a", t0 + Duration::from_millis(600))
+            .is_ok());
+        assert!(limiter
+            .check_at("a", t0 + Duration::from_millis(600))
+            .is_err());
     }
 }

@@ -33,7 +33,10 @@ pub enum StartupError {
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// A bound, ready-to-run gateway.
@@ -63,7 +66,10 @@ impl Application {
         } else {
             store.ping().await?;
         }
-        let policy = PolicyEngine::load_dir(Path::new(&config.policy.policy_dir), &config.policy.policy_package)?;
+        let policy = PolicyEngine::load_dir(
+            Path::new(&config.policy.policy_dir),
+            &config.policy.policy_package,
+        )?;
         tracing::info!(files = ?policy.files(), package = policy.package(), "policy loaded");
         let verifier = TokenVerifier::new(VerifierSettings::from_gateway(&config.gateway))?;
         if config.gateway.dev_mode {
@@ -73,15 +79,20 @@ impl Application {
             tracing::warn!("gateway.canvas_addr is set but the web UI is not built yet; no canvas listener started");
         }
         let addr = parse_listen_addr("gateway.http_addr", &config.gateway.http_addr)?;
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
         let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,
         })?;
-        let limiter = RateLimiter::new(config.gateway.rate_limit_per_second, config.gateway.rate_limit_burst);
+        let limiter = RateLimiter::new(
+            config.gateway.rate_limit_per_second,
+            config.gateway.rate_limit_burst,
+        );
         let state = AppState {
             audit: AuditWriter::spawn(store.clone()),
             store,

@@ -7,7 +7,9 @@ use carapulse_core::auth::TokenVerifier;
 use carapulse_core::config::Config;
 use carapulse_core::dispatch::ExecutionDispatcher;
 use carapulse_core::model::ContextRef;
-use carapulse_core::policy::{ActionType, PolicyEngine, PolicyInput, PolicyOutcome, RiskAssessment};
+use carapulse_core::policy::{
+    ActionType, PolicyEngine, PolicyInput, PolicyOutcome, RiskAssessment,
+};
 
 use crate::middleware::RequestContext;
 use carapulse_core::store::Store;
@@ -64,7 +66,8 @@ impl AppState {
         if let Some(err) = &outcome.error {
             tracing::error!(error = %err, action, "policy evaluation failed; denying");
         }
-        self.metrics.record_decision(action, outcome.decision.as_str());
+        self.metrics
+            .record_decision(action, outcome.decision.as_str());
         outcome
     }
 

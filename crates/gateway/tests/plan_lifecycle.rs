@@ -23,13 +23,19 @@ async fn create_approve_execute_and_reexecute() {
     let plan_id = created["plan_id"].as_str().unwrap().to_owned();
 
     // Executing before approval is refused.
-    let (status, body) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    let (status, body) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(error_code(&body), "approval_required");
 
     // The creator cannot approve their own plan, even with the approver role.
     let (status, body) = app
-        .post("/v1/approvals", &alice, &json!({"plan_id": plan_id, "status": "approved"}))
+        .post(
+            "/v1/approvals",
+            &alice,
+            &json!({"plan_id": plan_id, "status": "approved"}),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(error_code(&body), "self_approval");
@@ -37,14 +43,22 @@ async fn create_approve_execute_and_reexecute() {
     // A plain operator without the approver role cannot approve.
     let carol = token("carol", "acme", &["operator"]);
     let (status, body) = app
-        .post("/v1/approvals", &carol, &json!({"plan_id": plan_id, "status": "approved"}))
+        .post(
+            "/v1/approvals",
+            &carol,
+            &json!({"plan_id": plan_id, "status": "approved"}),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(error_code(&body), "forbidden");
 
     // Another approver approves; the plan hash is stored.
     let (status, approval) = app
-        .post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "approved", "note": "lgtm"}))
+        .post(
+            "/v1/approvals",
+            &bob,
+            &json!({"plan_id": plan_id, "status": "approved", "note": "lgtm"}),
+        )
         .await;
     assert_eq!(status, 201, "{approval}");
     assert_eq!(approval["approver"], "bob");
@@ -54,19 +68,27 @@ async fn create_approve_execute_and_reexecute() {
 
     // A second decision conflicts.
     let (status, body) = app
-        .post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "denied"}))
+        .post(
+            "/v1/approvals",
+            &bob,
+            &json!({"plan_id": plan_id, "status": "denied"}),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
 
     // Execute creates a pending execution.
-    let (status, exec) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    let (status, exec) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
     assert_eq!(status, 202, "{exec}");
     assert_eq!(exec["status"], "pending");
     assert_eq!(exec["created"], true);
     let exec_id = exec["execution_id"].as_str().unwrap().to_owned();
 
     // Re-executing (either URL form) returns the same execution.
-    let (status, again) = app.post(&format!("/v1/plans/{plan_id}:execute"), &alice, &json!({})).await;
+    let (status, again) = app
+        .post(&format!("/v1/plans/{plan_id}:execute"), &alice, &json!({}))
+        .await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["execution_id"], exec_id.as_str());
     assert_eq!(again["created"], false);
@@ -97,8 +119,18 @@ async fn create_approve_execute_and_reexecute() {
 
     // The audit trail has the story, and the chain verifies.
     let (_, events) = app.get("/v1/audit/events?limit=200", &alice).await;
-    let actions: Vec<&str> = events["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    for wanted in ["plan.create", "plan.execute", "approval.create", "approval.approved"] {
+    let actions: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "plan.create",
+        "plan.execute",
+        "approval.create",
+        "approval.approved",
+    ] {
         assert!(actions.contains(&wanted), "missing {wanted} in {actions:?}");
     }
     let (_, verify) = app.get("/v1/audit/verify", &alice).await;
@@ -114,7 +146,11 @@ async fn plan_edited_after_approval_is_refused() {
     let (_, created) = app.create_scale_plan(&alice).await;
     let plan_id = created["plan_id"].as_str().unwrap().to_owned();
     let (status, _) = app
-        .post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "approved"}))
+        .post(
+            "/v1/approvals",
+            &bob,
+            &json!({"plan_id": plan_id, "status": "approved"}),
+        )
         .await;
     assert_eq!(status, 201);
 
@@ -125,12 +161,16 @@ async fn plan_edited_after_approval_is_refused() {
         .await
         .unwrap();
 
-    let (status, body) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    let (status, body) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(error_code(&body), "plan_modified");
     let (_, list) = app.get("/v1/executions", &alice).await;
     assert_eq!(list["pagination"]["total"], 0, "nothing was executed");
-    let (_, denied) = app.get("/v1/audit/events?action=plan.execute&decision=deny", &alice).await;
+    let (_, denied) = app
+        .get("/v1/audit/events?action=plan.execute&decision=deny", &alice)
+        .await;
     assert_eq!(denied["pagination"]["total"], 1, "{denied}");
     app.stop().await;
 }
@@ -143,10 +183,16 @@ async fn denied_plan_cannot_execute_and_low_risk_dev_plan_needs_no_approval() {
     let (_, created) = app.create_scale_plan(&alice).await;
     let plan_id = created["plan_id"].as_str().unwrap().to_owned();
     let (status, _) = app
-        .post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "denied", "note": "not now"}))
+        .post(
+            "/v1/approvals",
+            &bob,
+            &json!({"plan_id": plan_id, "status": "denied", "note": "not now"}),
+        )
         .await;
     assert_eq!(status, 201);
-    let (status, body) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    let (status, body) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
     assert_eq!(status, 403, "{body}");
 
     let low = json!({
@@ -159,7 +205,9 @@ async fn denied_plan_cannot_execute_and_low_risk_dev_plan_needs_no_approval() {
     assert_eq!(created["plan"]["risk_level"], "low");
     assert_eq!(created["approval_required"], false);
     let plan_id = created["plan_id"].as_str().unwrap();
-    let (status, exec) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    let (status, exec) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
     assert_eq!(status, 202, "{exec}");
     app.stop().await;
 }
@@ -178,7 +226,10 @@ async fn policy_denials_and_risk_from_steps() {
     plan["context"]["environment"] = json!("moon");
     let (status, body) = app.post("/v1/plans", &alice, &plan).await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("unknown_environment"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown_environment"));
     // A destructive step is high risk and needs break-glass to execute.
     let delete = json!({
         "summary": "Delete a stuck pod",
@@ -191,8 +242,15 @@ async fn policy_denials_and_risk_from_steps() {
     assert_eq!(created["plan"]["constraints"]["break_glass_required"], true);
     let plan_id = created["plan_id"].as_str().unwrap();
     let bob = token("bob", "acme", &["approver"]);
-    app.post("/v1/approvals", &bob, &json!({"plan_id": plan_id, "status": "approved"})).await;
-    let (status, body) = app.post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({})).await;
+    app.post(
+        "/v1/approvals",
+        &bob,
+        &json!({"plan_id": plan_id, "status": "approved"}),
+    )
+    .await;
+    let (status, body) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(error_code(&body), "break_glass_required");
     let resp = app
@@ -209,6 +267,9 @@ async fn policy_denials_and_risk_from_steps() {
     claimed["risk_level"] = json!("low");
     let (status, body) = app.post("/v1/plans", &alice, &claimed).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("risk_level"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("risk_level"));
     app.stop().await;
 }

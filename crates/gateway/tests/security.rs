@@ -29,7 +29,12 @@ async fn system_auth_denials(app: &TestApp) -> i64 {
 }
 
 fn hs256(claims: Value, secret: &str) -> String {
-    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 fn now() -> i64 {
@@ -43,24 +48,64 @@ async fn tokens_missing_forged_expired_or_from_wrong_issuer_are_refused() {
     let cases = [
         ("no token", None),
         ("garbage", Some("not-a-jwt".to_owned())),
-        ("bad signature", Some(hs256(good.clone(), "another-secret-another-secret-1234567"))),
-        ("wrong issuer", Some(hs256(json!({"sub": "alice", "iss": "evil", "exp": now() + 600, "tenant_id": "acme"}), carapulse_core::testing::TEST_JWT_SECRET))),
-        ("expired", Some(hs256(json!({"sub": "alice", "iss": "carapulse-dev", "exp": now() - 3600, "tenant_id": "acme"}), carapulse_core::testing::TEST_JWT_SECRET))),
-        ("no tenant", Some(hs256(json!({"sub": "alice", "iss": "carapulse-dev", "exp": now() + 600}), carapulse_core::testing::TEST_JWT_SECRET))),
-        ("no exp", Some(hs256(json!({"sub": "alice", "iss": "carapulse-dev", "tenant_id": "acme"}), carapulse_core::testing::TEST_JWT_SECRET))),
-        ("alg none", Some(format!(
-            "{}.{}.",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(good.to_string())
-        ))),
-        ("RS256 without JWKS", Some(encode(
-            &Header::new(Algorithm::RS256),
-            &good,
-            &EncodingKey::from_rsa_pem(include_bytes!("fixtures/oidc_rsa.pem")).unwrap(),
-        ).unwrap())),
+        (
+            "bad signature",
+            Some(hs256(good.clone(), "another-secret-another-secret-1234567")),
+        ),
+        (
+            "wrong issuer",
+            Some(hs256(
+                json!({"sub": "alice", "iss": "evil", "exp": now() + 600, "tenant_id": "acme"}),
+                carapulse_core::testing::TEST_JWT_SECRET,
+            )),
+        ),
+        (
+            "expired",
+            Some(hs256(
+                json!({"sub": "alice", "iss": "carapulse-dev", "exp": now() - 3600, "tenant_id": "acme"}),
+                carapulse_core::testing::TEST_JWT_SECRET,
+            )),
+        ),
+        (
+            "no tenant",
+            Some(hs256(
+                json!({"sub": "alice", "iss": "carapulse-dev", "exp": now() + 600}),
+                carapulse_core::testing::TEST_JWT_SECRET,
+            )),
+        ),
+        (
+            "no exp",
+            Some(hs256(
+                json!({"sub": "alice", "iss": "carapulse-dev", "tenant_id": "acme"}),
+                carapulse_core::testing::TEST_JWT_SECRET,
+            )),
+        ),
+        (
+            "alg none",
+            Some(format!(
+                "{}.{}.",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(r#"{"alg":"none","typ":"JWT"}"#),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(good.to_string())
+            )),
+        ),
+        (
+            "RS256 without JWKS",
+            Some(
+                encode(
+                    &Header::new(Algorithm::RS256),
+                    &good,
+                    &EncodingKey::from_rsa_pem(include_bytes!("fixtures/oidc_rsa.pem")).unwrap(),
+                )
+                .unwrap(),
+            ),
+        ),
     ];
     for (name, token) in &cases {
-        let mut req = app.http.post(format!("{}/v1/plans", app.url)).json(&scale_plan_body());
+        let mut req = app
+            .http
+            .post(format!("{}/v1/plans", app.url))
+            .json(&scale_plan_body());
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -70,9 +115,19 @@ async fn tokens_missing_forged_expired_or_from_wrong_issuer_are_refused() {
         assert_eq!(error_code(&body), "unauthorized", "{name}: {body}");
     }
     assert_eq!(count_plans(&app).await, 0, "nothing was created");
-    assert_eq!(system_auth_denials(&app).await, cases.len() as i64, "each refusal is audited");
+    assert_eq!(
+        system_auth_denials(&app).await,
+        cases.len() as i64,
+        "each refusal is audited"
+    );
     // A valid token works.
-    let (status, _) = app.post("/v1/plans", &hs256(good, carapulse_core::testing::TEST_JWT_SECRET), &scale_plan_body()).await;
+    let (status, _) = app
+        .post(
+            "/v1/plans",
+            &hs256(good, carapulse_core::testing::TEST_JWT_SECRET),
+            &scale_plan_body(),
+        )
+        .await;
     assert_eq!(status, 201);
     app.stop().await;
 }
@@ -100,23 +155,58 @@ async fn oidc_rs256_tokens_are_checked_against_the_jwks() {
     let other = EncodingKey::from_rsa_pem(include_bytes!("fixtures/other_rsa.pem")).unwrap();
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("test-key-1".into());
-    let claims = |iss: &str, aud: &str, exp: i64| {
-        json!({"sub": "oidc-user", "email": "o@example.com", "iss": iss, "aud": aud, "exp": exp, "tenant_id": "acme", "groups": ["operator"]})
-    };
-    let ok = encode(&header, &claims("https://idp.test/", "carapulse", now() + 600), &key).unwrap();
+    let claims = |iss: &str, aud: &str, exp: i64| json!({"sub": "oidc-user", "email": "o@example.com", "iss": iss, "aud": aud, "exp": exp, "tenant_id": "acme", "groups": ["operator"]});
+    let ok = encode(
+        &header,
+        &claims("https://idp.test/", "carapulse", now() + 600),
+        &key,
+    )
+    .unwrap();
     let (status, body) = app.get("/v1/plans", &ok).await;
     assert_eq!(status, 200, "{body}");
 
-    let forged = encode(&header, &claims("https://idp.test/", "carapulse", now() + 600), &other).unwrap();
-    let wrong_iss = encode(&header, &claims("https://evil.test/", "carapulse", now() + 600), &key).unwrap();
-    let wrong_aud = encode(&header, &claims("https://idp.test/", "other-app", now() + 600), &key).unwrap();
-    let expired = encode(&header, &claims("https://idp.test/", "carapulse", now() - 600), &key).unwrap();
+    let forged = encode(
+        &header,
+        &claims("https://idp.test/", "carapulse", now() + 600),
+        &other,
+    )
+    .unwrap();
+    let wrong_iss = encode(
+        &header,
+        &claims("https://evil.test/", "carapulse", now() + 600),
+        &key,
+    )
+    .unwrap();
+    let wrong_aud = encode(
+        &header,
+        &claims("https://idp.test/", "other-app", now() + 600),
+        &key,
+    )
+    .unwrap();
+    let expired = encode(
+        &header,
+        &claims("https://idp.test/", "carapulse", now() - 600),
+        &key,
+    )
+    .unwrap();
     let mut unknown_kid = header.clone();
     unknown_kid.kid = Some("nope".into());
-    let unknown = encode(&unknown_kid, &claims("https://idp.test/", "carapulse", now() + 600), &key).unwrap();
+    let unknown = encode(
+        &unknown_kid,
+        &claims("https://idp.test/", "carapulse", now() + 600),
+        &key,
+    )
+    .unwrap();
     // Dev tokens are not accepted when dev mode is off, whatever their signature.
     let dev = token("alice", "acme", &["admin"]);
-    for (name, t) in [("forged", forged), ("issuer", wrong_iss), ("audience", wrong_aud), ("expired", expired), ("kid", unknown), ("hs256", dev)] {
+    for (name, t) in [
+        ("forged", forged),
+        ("issuer", wrong_iss),
+        ("audience", wrong_aud),
+        ("expired", expired),
+        ("kid", unknown),
+        ("hs256", dev),
+    ] {
         let (status, body) = app.get("/v1/plans", &t).await;
         assert_eq!(status, 401, "{name}: {body}");
     }
@@ -133,14 +223,33 @@ async fn tenants_cannot_see_or_touch_each_other() {
 
     let (status, body) = app.get(&format!("/v1/plans/{plan_id}"), &mallory).await;
     assert_eq!(status, 404, "{body}");
-    let (status, _) = app.post("/v1/approvals", &mallory, &json!({"plan_id": plan_id, "status": "approved"})).await;
+    let (status, _) = app
+        .post(
+            "/v1/approvals",
+            &mallory,
+            &json!({"plan_id": plan_id, "status": "approved"}),
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = app.post(&format!("/v1/plans/{plan_id}/execute"), &mallory, &json!({})).await;
+    let (status, _) = app
+        .post(
+            &format!("/v1/plans/{plan_id}/execute"),
+            &mallory,
+            &json!({}),
+        )
+        .await;
     assert_eq!(status, 404);
     let (_, list) = app.get("/v1/plans", &mallory).await;
     assert_eq!(list["pagination"]["total"], 0);
     let (_, audit) = app.get("/v1/audit/events", &mallory).await;
-    assert!(audit["data"].as_array().unwrap().iter().all(|e| e["tenant_id"] == "globex"), "{audit}");
+    assert!(
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant_id"] == "globex"),
+        "{audit}"
+    );
 
     // Claiming another tenant in the body is refused and audited.
     let mut body = scale_plan_body();
@@ -148,7 +257,12 @@ async fn tenants_cannot_see_or_touch_each_other() {
     let (status, resp) = app.post("/v1/plans", &mallory, &body).await;
     assert_eq!(status, 403, "{resp}");
     assert_eq!(error_code(&resp), "tenant_mismatch");
-    let (_, own) = app.get("/v1/audit/events?action=plan.create&decision=deny", &mallory).await;
+    let (_, own) = app
+        .get(
+            "/v1/audit/events?action=plan.create&decision=deny",
+            &mallory,
+        )
+        .await;
     assert_eq!(own["pagination"]["total"], 1);
     // An X-Tenant-Id header changes nothing: the token decides.
     let resp = app
@@ -174,7 +288,13 @@ async fn rate_limit_per_actor() {
     let bob = token("bob", "acme", &["operator"]);
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        let resp = app.http.get(format!("{}/v1/plans", app.url)).bearer_auth(&alice).send().await.unwrap();
+        let resp = app
+            .http
+            .get(format!("{}/v1/plans", app.url))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
         if resp.status().as_u16() == 429 {
             assert!(resp.headers().get("retry-after").is_some());
             let body: Value = resp.json().await.unwrap();
@@ -184,8 +304,16 @@ async fn rate_limit_per_actor() {
             statuses.push(resp.status().as_u16());
         }
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
     let (status, _) = app.get("/v1/plans", &bob).await;
     assert_eq!(status, 200, "another actor has its own bucket");
     app.stop().await;
@@ -214,7 +342,8 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
     assert_eq!((s, error_code(&b)), (400, "invalid_json"), "{b}");
     let (s, b) = send_raw("summary=x".into(), "application/x-www-form-urlencoded").await;
     assert_eq!((s, error_code(&b)), (415, "unsupported_media_type"), "{b}");
-    let big = json!({"summary": "x", "intent": "a".repeat(5000), "context": {"environment": "dev"}});
+    let big =
+        json!({"summary": "x", "intent": "a".repeat(5000), "context": {"environment": "dev"}});
     let (s, b) = send_raw(big.to_string(), "application/json").await;
     assert_eq!((s, error_code(&b)), (413, "payload_too_large"), "{b}");
 
@@ -222,7 +351,10 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
     unknown["steps"][0]["shell"] = json!("rm -rf /");
     let (s, b) = app.post("/v1/plans", &alice, &unknown).await;
     assert_eq!((s, error_code(&b)), (400, "invalid_request"), "{b}");
-    assert!(b["error"]["message"].as_str().unwrap().contains("steps[0]"), "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("steps[0]"),
+        "{b}"
+    );
 
     let mut bad_tool = scale_plan_body();
     bad_tool["steps"][0]["tool"] = json!("bash");
@@ -240,7 +372,13 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
     bad_ns["context"]["namespace"] = json!("-n kube-system");
     let (s, b) = app.post("/v1/plans", &alice, &bad_ns).await;
     assert_eq!((s, error_code(&b)), (422, "invalid_request"), "{b}");
-    assert!(b["error"]["message"].as_str().unwrap().starts_with("context.namespace"), "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("context.namespace"),
+        "{b}"
+    );
     let mut no_summary = scale_plan_body();
     no_summary["summary"] = json!("   ");
     let (s, b) = app.post("/v1/plans", &alice, &no_summary).await;
@@ -254,17 +392,39 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
     assert_eq!((s, error_code(&b)), (400, "invalid_query"), "{b}");
     let (s, b) = app.get("/v1/plans/not-a-uuid", &alice).await;
     assert_eq!((s, error_code(&b)), (404, "not_found"), "{b}");
-    let (s, b) = app.post("/v1/approvals", &alice, &json!({"plan_id": "x", "status": "approved"})).await;
+    let (s, b) = app
+        .post(
+            "/v1/approvals",
+            &alice,
+            &json!({"plan_id": "x", "status": "approved"}),
+        )
+        .await;
     assert_eq!((s, error_code(&b)), (422, "invalid_request"), "{b}");
-    let (s, b) = app.post("/v1/approvals", &alice, &json!({"plan_id": uuid_v4(), "status": "maybe"})).await;
+    let (s, b) = app
+        .post(
+            "/v1/approvals",
+            &alice,
+            &json!({"plan_id": uuid_v4(), "status": "maybe"}),
+        )
+        .await;
     assert_eq!((s, error_code(&b)), (422, "invalid_request"), "{b}");
     let (s, b) = app.get("/v1/nope", &alice).await;
     assert_eq!((s, error_code(&b)), (404, "not_found"), "{b}");
-    let resp = app.http.delete(format!("{}/v1/plans", app.url)).bearer_auth(&alice).send().await.unwrap();
+    let resp = app
+        .http
+        .delete(format!("{}/v1/plans", app.url))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 405);
     let b: Value = resp.json().await.unwrap();
     assert_eq!(error_code(&b), "method_not_allowed");
-    assert_eq!(count_plans(&app).await, 0, "no bad request created anything");
+    assert_eq!(
+        count_plans(&app).await,
+        0,
+        "no bad request created anything"
+    );
     app.stop().await;
 }
 
@@ -290,7 +450,9 @@ async fn pagination_is_capped_and_tenant_scoped() {
     assert!(last["pagination"]["next_offset"].is_null());
     let (_, capped) = app.get("/v1/plans?limit=100000", &alice).await;
     assert_eq!(capped["pagination"]["limit"], 200);
-    let (_, pending) = app.get("/v1/plans?approval_state=pending&risk_level=medium", &alice).await;
+    let (_, pending) = app
+        .get("/v1/plans?approval_state=pending&risk_level=medium", &alice)
+        .await;
     assert_eq!(pending["pagination"]["total"], 7);
     app.stop().await;
 }
@@ -305,8 +467,19 @@ async fn health_ready_metrics_and_audit_export() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["checks"]["postgres"], "ok");
     app.create_scale_plan(&alice).await;
-    let metrics = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("carapulse_plans_created_total 1"), "{metrics}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("carapulse_plans_created_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("carapulse_policy_decisions_total{action=\"plan.create\",decision=\"require_approval\"} 1"), "{metrics}");
     assert!(metrics.contains("route=\"/v1/plans\""), "{metrics}");
     let csv = app

@@ -28,6 +28,9 @@ fn main() -> ExitCode {
         eprintln!("sandbox-exec: {err}");
         return ExitCode::FAILURE;
     }
-    let code = not_implemented("sandbox-exec", "process isolation, limits and the JSON report");
+    let code = not_implemented(
+        "sandbox-exec",
+        "process isolation, limits and the JSON report",
+    );
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         eprintln!("tool-router: {err}");
         return ExitCode::FAILURE;
     }
-    let code = not_implemented("tool-router", "the tool catalogue, router API and sandboxed execution");
+    let code = not_implemented(
+        "tool-router",
+        "the tool catalogue, router API and sandboxed execution",
+    );
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

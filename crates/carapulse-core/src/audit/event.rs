@@ -92,7 +92,12 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub fn new(tenant_id: TenantId, actor: AuditActor, action: &str, decision: AuditDecision) -> Self {
+    pub fn new(
+        tenant_id: TenantId,
+        actor: AuditActor,
+        action: &str,
+        decision: AuditDecision,
+    ) -> Self {
         Self {
             tenant_id,
             actor,

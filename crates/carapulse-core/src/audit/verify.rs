@@ -38,7 +38,11 @@ pub async fn verify_chain(store: &Store, tenant: &TenantId) -> Result<VerifyRepo
     let mut prev_hash = GENESIS_HASH.to_owned();
     let mut checked = 0;
     let mut after = 0;
-    let brk = |seq, event_id: Option<String>, reason: String| ChainBreak { seq, event_id, reason };
+    let brk = |seq, event_id: Option<String>, reason: String| ChainBreak {
+        seq,
+        event_id,
+        reason,
+    };
     loop {
         let events = store.audit_events_after(tenant, after, VERIFY_PAGE).await?;
         if events.is_empty() {
@@ -47,11 +51,26 @@ pub async fn verify_chain(store: &Store, tenant: &TenantId) -> Result<VerifyRepo
         for event in &events {
             let id = Some(event.event_id.to_string());
             let problem = if event.seq != expected_seq {
-                Some(brk(expected_seq, id.clone(), format!("missing event: expected seq {expected_seq}, found {}", event.seq)))
+                Some(brk(
+                    expected_seq,
+                    id.clone(),
+                    format!(
+                        "missing event: expected seq {expected_seq}, found {}",
+                        event.seq
+                    ),
+                ))
             } else if event.prev_hash != prev_hash {
-                Some(brk(event.seq, id.clone(), "prev_hash does not match the previous event's hash".into()))
+                Some(brk(
+                    event.seq,
+                    id.clone(),
+                    "prev_hash does not match the previous event's hash".into(),
+                ))
             } else if event.compute_hash() != event.hash {
-                Some(brk(event.seq, id.clone(), "content does not match its hash (event edited)".into()))
+                Some(brk(
+                    event.seq,
+                    id.clone(),
+                    "content does not match its hash (event edited)".into(),
+                ))
             } else {
                 None
             };
@@ -71,9 +90,19 @@ pub async fn verify_chain(store: &Store, tenant: &TenantId) -> Result<VerifyRepo
         }
     }
     let tail_problem = if checked != head_seq {
-        Some(brk(checked + 1, None, format!("chain ends at seq {checked} but the head records seq {head_seq} (events deleted)")))
+        Some(brk(
+            checked + 1,
+            None,
+            format!(
+                "chain ends at seq {checked} but the head records seq {head_seq} (events deleted)"
+            ),
+        ))
     } else if checked > 0 && prev_hash != head_hash {
-        Some(brk(checked, None, "last event's hash does not match the chain head".into()))
+        Some(brk(
+            checked,
+            None,
+            "last event's hash does not match the chain head".into(),
+        ))
     } else {
         None
     };

@@ -40,7 +40,8 @@ async fn append_all(
     let mut out: Vec<Option<AuditEvent>> = vec![None; count];
     let now = Utc::now();
     for (tenant, items) in by_tenant {
-        let (mut seq, mut prev) = crate::store::lock_audit_head(conn, &tenant, GENESIS_HASH).await?;
+        let (mut seq, mut prev) =
+            crate::store::lock_audit_head(conn, &tenant, GENESIS_HASH).await?;
         let mut events = Vec::with_capacity(items.len());
         let mut slots = Vec::with_capacity(items.len());
         for (slot, entry) in items {
@@ -83,7 +84,9 @@ pub struct AuditWriter {
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request").field("action", &self.entry.action).finish()
+        f.debug_struct("Request")
+            .field("action", &self.entry.action)
+            .finish()
     }
 }
 
@@ -138,7 +141,10 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Request>) {
     }
 }
 
-async fn write_batch(store: &Store, entries: Vec<AuditEntry>) -> Result<Vec<AuditEvent>, StoreError> {
+async fn write_batch(
+    store: &Store,
+    entries: Vec<AuditEntry>,
+) -> Result<Vec<AuditEvent>, StoreError> {
     let mut tx = store.pool().begin().await?;
     let events = append_all(&mut tx, entries).await?;
     tx.commit().await?;

@@ -111,7 +111,11 @@ impl TokenVerifier {
             | Algorithm::ES384 => self.verify_oidc(token, header.alg, header.kid).await?,
             other => return Err(AuthError::Algorithm(format!("{other:?}"))),
         };
-        actor_from_claims(&claims, &self.settings.tenant_claim, &self.settings.roles_claim)
+        actor_from_claims(
+            &claims,
+            &self.settings.tenant_claim,
+            &self.settings.roles_claim,
+        )
     }
 
     fn verify_dev(&self, token: &str) -> Result<Map<String, Value>, AuthError> {
@@ -171,7 +175,10 @@ impl TokenVerifier {
     }
 }
 
-fn select_key(set: &jsonwebtoken::jwk::JwkSet, kid: Option<&str>) -> Option<jsonwebtoken::jwk::Jwk> {
+fn select_key(
+    set: &jsonwebtoken::jwk::JwkSet,
+    kid: Option<&str>,
+) -> Option<jsonwebtoken::jwk::Jwk> {
     match kid {
         Some(kid) => set.find(kid).cloned(),
         None if set.keys.len() == 1 => set.keys.first().cloned(),

@@ -82,14 +82,20 @@ pub const SECRET_ENV: &[(&str, &str)] = &[
     ("CARAPULSE_TOOL_ROUTER_TOKEN", "tool_router.auth_token"),
     ("CARAPULSE_LLM_API_KEY", "llm.api_key"),
     ("CARAPULSE_SLACK_BOT_TOKEN", "chatops.slack_bot_token"),
-    ("CARAPULSE_SLACK_SIGNING_SECRET", "chatops.slack_signing_secret"),
+    (
+        "CARAPULSE_SLACK_SIGNING_SECRET",
+        "chatops.slack_signing_secret",
+    ),
     ("CARAPULSE_AGENT_GATEWAY_TOKEN", "chatops.gateway_token"),
     ("CARAPULSE_AWS_TOKEN", "connectors.aws.token"),
     ("CARAPULSE_VAULT_TOKEN", "connectors.vault.token"),
     ("CARAPULSE_BOUNDARY_TOKEN", "connectors.boundary.token"),
     ("CARAPULSE_ARGOCD_TOKEN", "connectors.argocd.token"),
     ("CARAPULSE_PROMETHEUS_TOKEN", "connectors.prometheus.token"),
-    ("CARAPULSE_ALERTMANAGER_TOKEN", "connectors.alertmanager.token"),
+    (
+        "CARAPULSE_ALERTMANAGER_TOKEN",
+        "connectors.alertmanager.token",
+    ),
     ("CARAPULSE_THANOS_TOKEN", "connectors.thanos.token"),
     ("CARAPULSE_GRAFANA_TOKEN", "connectors.grafana.token"),
     ("CARAPULSE_TEMPO_TOKEN", "connectors.tempo.token"),
@@ -120,12 +126,11 @@ impl Config {
                     path: path.to_owned(),
                     source,
                 })?;
-                let doc: Value =
-                    serde_json::from_str(&text).map_err(|err| ConfigError::Parse {
-                        path: path.display().to_string(),
-                        field: format!("line {} column {}", err.line(), err.column()),
-                        message: err.to_string(),
-                    })?;
+                let doc: Value = serde_json::from_str(&text).map_err(|err| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    field: format!("line {} column {}", err.line(), err.column()),
+                    message: err.to_string(),
+                })?;
                 if !doc.is_object() {
                     return Err(ConfigError::Parse {
                         path: path.display().to_string(),
@@ -203,7 +208,13 @@ impl Config {
             ));
         }
         if component == Agent {
-            if self.chatops.slack_signing_secret.as_deref().unwrap_or("").is_empty() {
+            if self
+                .chatops
+                .slack_signing_secret
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
                 return Err(ConfigError::invalid(
                     "chatops.slack_signing_secret",
                     "required by the agent (or env CARAPULSE_SLACK_SIGNING_SECRET)",
@@ -270,7 +281,10 @@ impl Config {
                 "must be at least 1024",
             ));
         }
-        if gw.rate_limit_per_second.is_nan() || gw.rate_limit_per_second <= 0.0 || gw.rate_limit_burst == 0 {
+        if gw.rate_limit_per_second.is_nan()
+            || gw.rate_limit_per_second <= 0.0
+            || gw.rate_limit_burst == 0
+        {
             return Err(ConfigError::invalid(
                 "gateway.rate_limit_per_second",
                 "rate limit and burst must be positive",
@@ -306,7 +320,10 @@ impl Config {
             ));
         }
         if sb.timeout_ms == 0 {
-            return Err(ConfigError::invalid("sandbox.timeout_ms", "must be positive"));
+            return Err(ConfigError::invalid(
+                "sandbox.timeout_ms",
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -358,11 +375,16 @@ impl Config {
         if !matches!(provider, "openai" | "anthropic" | "openai-codex") {
             return Err(ConfigError::invalid(
                 "llm.provider",
-                format!("unknown provider {provider:?}: expected openai, anthropic or openai-codex"),
+                format!(
+                    "unknown provider {provider:?}: expected openai, anthropic or openai-codex"
+                ),
             ));
         }
         if llm.model.as_deref().unwrap_or("").is_empty() {
-            return Err(ConfigError::invalid("llm.model", "required when llm.provider is set"));
+            return Err(ConfigError::invalid(
+                "llm.model",
+                "required when llm.provider is set",
+            ));
         }
         if let Some(base) = &llm.api_base {
             validate_http_url("llm.api_base", base)?;
@@ -377,15 +399,23 @@ impl Config {
     pub fn warnings(&self, component: Component) -> Vec<String> {
         let mut out = Vec::new();
         if component == Component::Gateway && self.gateway.dev_mode {
-            out.push("gateway.dev_mode is on: HS256 dev tokens are accepted; do not use in production".into());
+            out.push(
+                "gateway.dev_mode is on: HS256 dev tokens are accepted; do not use in production"
+                    .into(),
+            );
         }
-        if matches!(component, Component::ToolRouter | Component::Orchestrator | Component::SandboxExec)
-            && !self.sandbox.enforce
+        if matches!(
+            component,
+            Component::ToolRouter | Component::Orchestrator | Component::SandboxExec
+        ) && !self.sandbox.enforce
         {
             out.push("sandbox.enforce is false: tool processes may run without isolation".into());
         }
         if self.policy.opa_url.is_some() {
-            out.push("policy.opa_url is ignored: policy is evaluated in process from policy.policy_dir".into());
+            out.push(
+                "policy.opa_url is ignored: policy is evaluated in process from policy.policy_dir"
+                    .into(),
+            );
         }
         out
     }
@@ -408,13 +438,15 @@ fn validate_postgres_dsn(dsn: &str) -> Result<(), ConfigError> {
     if dsn.trim().is_empty() {
         return Err(ConfigError::invalid(field, "must not be empty"));
     }
-    let url = url::Url::parse(dsn).map_err(|err| {
-        ConfigError::invalid(field, format!("invalid URL: {err}"))
-    })?;
+    let url = url::Url::parse(dsn)
+        .map_err(|err| ConfigError::invalid(field, format!("invalid URL: {err}")))?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         return Err(ConfigError::invalid(
             field,
-            format!("invalid URL: scheme must be postgres:// (got {}://)", url.scheme()),
+            format!(
+                "invalid URL: scheme must be postgres:// (got {}://)",
+                url.scheme()
+            ),
         ));
     }
     Ok(())

@@ -38,7 +38,10 @@ fn invalid_dsn_names_the_field() {
     )
     .unwrap();
     let err = cfg.validate(Component::Gateway).unwrap_err().to_string();
-    assert!(err.starts_with("storage.postgres_dsn: invalid URL"), "{err}");
+    assert!(
+        err.starts_with("storage.postgres_dsn: invalid URL"),
+        "{err}"
+    );
     let cfg = Config::from_json_str(r#"{"storage": {"postgres_dsn": "mysql://x/y"}}"#).unwrap();
     let err = cfg.validate(Component::Cli).unwrap_err().to_string();
     assert!(err.contains("scheme must be postgres"), "{err}");
@@ -55,8 +58,9 @@ fn gateway_without_verifier_is_rejected() {
 
 #[test]
 fn dev_mode_requires_long_secret() {
-    let cfg = Config::from_json_str(r#"{"gateway": {"dev_mode": true, "dev_jwt_secret": "short"}}"#)
-        .unwrap();
+    let cfg =
+        Config::from_json_str(r#"{"gateway": {"dev_mode": true, "dev_jwt_secret": "short"}}"#)
+            .unwrap();
     let err = cfg.validate(Component::Gateway).unwrap_err().to_string();
     assert!(err.starts_with("gateway.dev_jwt_secret"), "{err}");
 }
@@ -106,12 +110,28 @@ fn env_overrides_secrets_and_generic_keys() {
     let dir = std::env::temp_dir().join(format!("carapulse-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("c.json");
-    std::fs::write(&path, r#"{"storage": {"postgres_dsn": "postgres://file/db"}}"#).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"storage": {"postgres_dsn": "postgres://file/db"}}"#,
+    )
+    .unwrap();
     let env = vec![
-        ("CARAPULSE_POSTGRES_DSN".to_owned(), "postgres://env/db".to_owned()),
-        ("CARAPULSE__GATEWAY__RATE_LIMIT_BURST".to_owned(), "7".to_owned()),
-        ("CARAPULSE__GATEWAY__HTTP_ADDR".to_owned(), "127.0.0.1:9999".to_owned()),
-        ("CARAPULSE__CONTEXT__K8S_NAMESPACES".to_owned(), r#"["a","b"]"#.to_owned()),
+        (
+            "CARAPULSE_POSTGRES_DSN".to_owned(),
+            "postgres://env/db".to_owned(),
+        ),
+        (
+            "CARAPULSE__GATEWAY__RATE_LIMIT_BURST".to_owned(),
+            "7".to_owned(),
+        ),
+        (
+            "CARAPULSE__GATEWAY__HTTP_ADDR".to_owned(),
+            "127.0.0.1:9999".to_owned(),
+        ),
+        (
+            "CARAPULSE__CONTEXT__K8S_NAMESPACES".to_owned(),
+            r#"["a","b"]"#.to_owned(),
+        ),
         ("UNRELATED".to_owned(), "x".to_owned()),
     ];
     let cfg = Config::load_with_env(Some(&path), &env).unwrap();
@@ -121,8 +141,13 @@ fn env_overrides_secrets_and_generic_keys() {
     assert_eq!(cfg.context.k8s_namespaces, vec!["a", "b"]);
 
     let bad = vec![("CARAPULSE__GATEWAY__NOPE".to_owned(), "1".to_owned())];
-    let err = Config::load_with_env(Some(&path), &bad).unwrap_err().to_string();
-    assert!(err.contains("gateway.nope") || err.contains("nope"), "{err}");
+    let err = Config::load_with_env(Some(&path), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("gateway.nope") || err.contains("nope"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -150,6 +175,7 @@ fn shipped_config_files_parse_and_validate() {
     ] {
         let cfg = Config::load_with_env(Some(&root.join(file)), &[])
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-        cfg.validate(component).unwrap_or_else(|e| panic!("{file}: {e}"));
+        cfg.validate(component)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
 }

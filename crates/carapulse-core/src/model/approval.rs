@@ -26,7 +26,10 @@ impl ApprovalStatus {
 
     pub fn parse(value: &str) -> Result<Self, ModelError> {
         serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
-            ModelError::new("status", format!("{value:?} is not one of approved, denied, expired"))
+            ModelError::new(
+                "status",
+                format!("{value:?} is not one of approved, denied, expired"),
+            )
         })
     }
 }
@@ -60,7 +63,10 @@ impl ApprovalSource {
 
     pub fn parse(value: &str) -> Result<Self, ModelError> {
         serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
-            ModelError::new("source", format!("{value:?} is not one of api, ui, cli, slack, linear"))
+            ModelError::new(
+                "source",
+                format!("{value:?} is not one of api, ui, cli, slack, linear"),
+            )
         })
     }
 }

@@ -35,7 +35,8 @@ impl Environment {
         let ok = !v.is_empty()
             && v.len() <= 32
             && v.starts_with(|c: char| c.is_ascii_lowercase())
-            && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && v.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !ok {
             return Err(ModelError::new(
                 "context.environment",

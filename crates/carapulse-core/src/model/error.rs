@@ -29,8 +29,14 @@ impl ModelError {
 
 /// Rejects control characters, which have no business in names, summaries or notes.
 pub(crate) fn reject_control_chars(field: &str, value: &str) -> Result<(), ModelError> {
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(ModelError::new(field, "must not contain control characters"));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ModelError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

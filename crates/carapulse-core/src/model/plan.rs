@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::reject_control_chars;
-use super::{ActionName, ActorId, ContextRef, Decision, ModelError, PlanId, RiskLevel, StepId, TenantId, ToolName};
+use super::{
+    ActionName, ActorId, ContextRef, Decision, ModelError, PlanId, RiskLevel, StepId, TenantId,
+    ToolName,
+};
 
 /// Largest number of steps a plan may carry.
 pub const MAX_STEPS: usize = 100;
@@ -33,7 +36,10 @@ impl Stage {
         match value {
             "act" => Ok(Self::Act),
             "verify" => Ok(Self::Verify),
-            other => Err(ModelError::new("stage", format!("{other:?} is not act or verify"))),
+            other => Err(ModelError::new(
+                "stage",
+                format!("{other:?} is not act or verify"),
+            )),
         }
     }
 }
@@ -67,7 +73,9 @@ impl Trigger {
         serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
             ModelError::new(
                 "trigger",
-                format!("{value:?} is not one of manual, alert, webhook, scheduled, workflow, chatops"),
+                format!(
+                    "{value:?} is not one of manual, alert, webhook, scheduled, workflow, chatops"
+                ),
             )
         })
     }
@@ -202,7 +210,10 @@ impl StepDraft {
             return Err(ModelError::new("preconditions", "at most 20 preconditions"));
         }
         if self.evidence.len() > 20 {
-            return Err(ModelError::new("evidence", "at most 20 evidence requirements"));
+            return Err(ModelError::new(
+                "evidence",
+                "at most 20 evidence requirements",
+            ));
         }
         Ok(())
     }
@@ -212,7 +223,9 @@ fn check_input(field: &str, input: &Value) -> Result<(), ModelError> {
     if !input.is_object() {
         return Err(ModelError::new(field, "must be a JSON object"));
     }
-    let size = serde_json::to_vec(input).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(input)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_STEP_INPUT_BYTES {
         return Err(ModelError::new(field, "is larger than 64 KiB"));
     }

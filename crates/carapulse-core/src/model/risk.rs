@@ -152,6 +152,9 @@ mod tests {
         assert_eq!(RiskLevel::Medium.tier(), Tier::Safe);
         assert!(RiskLevel::parse("critical").is_err());
         assert!(serde_json::from_str::<RiskLevel>("\"extreme\"").is_err());
-        assert_eq!(Decision::parse("require_approval").unwrap(), Decision::RequireApproval);
+        assert_eq!(
+            Decision::parse("require_approval").unwrap(),
+            Decision::RequireApproval
+        );
     }
 }

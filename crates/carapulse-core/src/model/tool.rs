@@ -112,7 +112,9 @@ impl ActionName {
         if !ok {
             return Err(ModelError::new(
                 "action",
-                format!("{value:?} is not a valid action name (lower-case letters, digits, '-', '_')"),
+                format!(
+                    "{value:?} is not a valid action name (lower-case letters, digits, '-', '_')"
+                ),
             ));
         }
         Ok(Self(value.to_owned()))

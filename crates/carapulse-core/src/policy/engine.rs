@@ -216,7 +216,10 @@ impl PolicyEngine {
     }
 
     /// Runs every `test_*` rule of the loaded `*_test.rego` packages; returns (name, passed, error).
-    pub fn run_rego_tests(&self, dir: &Path) -> Result<Vec<(String, bool, Option<String>)>, PolicyError> {
+    pub fn run_rego_tests(
+        &self,
+        dir: &Path,
+    ) -> Result<Vec<(String, bool, Option<String>)>, PolicyError> {
         let mut results = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|source| PolicyError::ReadDir {
             path: dir.to_owned(),

@@ -110,10 +110,23 @@ pub fn assess_steps(steps: &[StepRef<'_>], context: &ContextRef) -> RiskAssessme
 /// "Williams" is not "iam"). Used only until a planner has produced steps.
 pub fn assess_intent(intent: &str, context: &ContextRef) -> RiskAssessment {
     const HIGH: &[&str] = &[
-        "destroy", "delete", "terminate", "iam", "policy", "role", "user", "network", "vpc",
-        "subnet", "firewall", "drain", "uninstall",
+        "destroy",
+        "delete",
+        "terminate",
+        "iam",
+        "policy",
+        "role",
+        "user",
+        "network",
+        "vpc",
+        "subnet",
+        "firewall",
+        "drain",
+        "uninstall",
     ];
-    const MEDIUM: &[&str] = &["sync", "restart", "rollout", "migrate", "upgrade", "rotate", "scale"];
+    const MEDIUM: &[&str] = &[
+        "sync", "restart", "rollout", "migrate", "upgrade", "rotate", "scale",
+    ];
     const LOW: &[&str] = &["deploy", "rollback", "annotate"];
     let lower = intent.to_ascii_lowercase();
     let words: Vec<&str> = lower
@@ -166,19 +179,28 @@ mod tests {
     }
 
     fn score(steps: &[(ToolName, &str, Value)], c: &ContextRef) -> RiskAssessment {
-        let actions: Vec<ActionName> =
-            steps.iter().map(|(_, a, _)| ActionName::parse(a).unwrap()).collect();
+        let actions: Vec<ActionName> = steps
+            .iter()
+            .map(|(_, a, _)| ActionName::parse(a).unwrap())
+            .collect();
         let refs: Vec<StepRef> = steps
             .iter()
             .zip(&actions)
-            .map(|((t, _, i), a)| StepRef { tool: *t, action: a, input: i })
+            .map(|((t, _, i), a)| StepRef {
+                tool: *t,
+                action: a,
+                input: i,
+            })
             .collect();
         assess_steps(&refs, c)
     }
 
     #[test]
     fn reads_only_are_read() {
-        let r = score(&[(ToolName::Kubectl, "get", json!({}))], &ctx("prod", "web"));
+        let r = score(
+            &[(ToolName::Kubectl, "get", json!({}))],
+            &ctx("prod", "web"),
+        );
         assert_eq!(r.level, RiskLevel::Read);
         assert!(!r.writes);
         assert_eq!(r.targets, 0);
@@ -199,9 +221,15 @@ mod tests {
 
     #[test]
     fn production_lifts_low() {
-        let r = score(&[(ToolName::Grafana, "annotation-create", json!({}))], &ctx("prod", "web"));
+        let r = score(
+            &[(ToolName::Grafana, "annotation-create", json!({}))],
+            &ctx("prod", "web"),
+        );
         assert_eq!(r.level, RiskLevel::Medium);
-        let r = score(&[(ToolName::Grafana, "annotation-create", json!({}))], &ctx("dev", "web"));
+        let r = score(
+            &[(ToolName::Grafana, "annotation-create", json!({}))],
+            &ctx("dev", "web"),
+        );
         assert_eq!(r.level, RiskLevel::Low);
         assert_eq!(r.blast_radius, BlastRadius::Namespace);
     }
@@ -209,13 +237,20 @@ mod tests {
     #[test]
     fn many_targets_raise_and_widen() {
         let names: Vec<String> = (0..11).map(|i| format!("d{i}")).collect();
-        let r = score(&[(ToolName::Kubectl, "scale", json!({"names": names}))], &ctx("dev", "web"));
+        let r = score(
+            &[(ToolName::Kubectl, "scale", json!({"names": names}))],
+            &ctx("dev", "web"),
+        );
         assert_eq!(r.targets, 11);
         assert_eq!(r.blast_radius, BlastRadius::Cluster);
         assert_eq!(r.level, RiskLevel::High);
         let names: Vec<String> = (0..51).map(|i| format!("d{i}")).collect();
         let r = score(
-            &[(ToolName::Grafana, "annotation-create", json!({"items": names}))],
+            &[(
+                ToolName::Grafana,
+                "annotation-create",
+                json!({"items": names}),
+            )],
             &ctx("dev", "web"),
         );
         assert_eq!(r.blast_radius, BlastRadius::Account);
@@ -224,17 +259,35 @@ mod tests {
 
     #[test]
     fn account_scoped_tools_are_high() {
-        let r = score(&[(ToolName::Vault, "rotate", json!({}))], &ctx("dev", "web"));
+        let r = score(
+            &[(ToolName::Vault, "rotate", json!({}))],
+            &ctx("dev", "web"),
+        );
         assert_eq!(r.blast_radius, BlastRadius::Account);
         assert_eq!(r.level, RiskLevel::High);
     }
 
     #[test]
     fn intent_words_not_substrings() {
-        assert_eq!(assess_intent("ask Williams about it", &ctx("dev", "")).level, RiskLevel::Read);
-        assert_eq!(assess_intent("delete the vpc", &ctx("dev", "")).level, RiskLevel::High);
-        assert_eq!(assess_intent("scale web to 3", &ctx("dev", "")).level, RiskLevel::Medium);
-        assert_eq!(assess_intent("deploy web", &ctx("dev", "")).level, RiskLevel::Low);
-        assert_eq!(assess_intent("deploy web", &ctx("prod", "")).level, RiskLevel::Medium);
+        assert_eq!(
+            assess_intent("ask Williams about it", &ctx("dev", "")).level,
+            RiskLevel::Read
+        );
+        assert_eq!(
+            assess_intent("delete the vpc", &ctx("dev", "")).level,
+            RiskLevel::High
+        );
+        assert_eq!(
+            assess_intent("scale web to 3", &ctx("dev", "")).level,
+            RiskLevel::Medium
+        );
+        assert_eq!(
+            assess_intent("deploy web", &ctx("dev", "")).level,
+            RiskLevel::Low
+        );
+        assert_eq!(
+            assess_intent("deploy web", &ctx("prod", "")).level,
+            RiskLevel::Medium
+        );
     }
 }

@@ -55,7 +55,8 @@ impl ApprovalRow {
     }
 }
 
-const APPROVAL_COLUMNS: &str = "approval_id, plan_id, tenant_id, status, approver, approver_email, \
+const APPROVAL_COLUMNS: &str =
+    "approval_id, plan_id, tenant_id, status, approver, approver_email, \
      source, note, approved_hash, created_at";
 
 impl Store {
@@ -75,7 +76,9 @@ impl Store {
         match plan.approval_state {
             PlanApprovalState::Pending => {}
             PlanApprovalState::NotRequired => {
-                return Err(StoreError::Conflict("plan does not require approval".into()))
+                return Err(StoreError::Conflict(
+                    "plan does not require approval".into(),
+                ))
             }
             other => {
                 return Err(StoreError::Conflict(format!(
@@ -84,8 +87,13 @@ impl Store {
                 )))
             }
         }
-        if plan.approval_expires_at.is_some_and(|deadline| deadline <= now) {
-            return Err(StoreError::Conflict("the approval window of this plan has expired".into()));
+        if plan
+            .approval_expires_at
+            .is_some_and(|deadline| deadline <= now)
+        {
+            return Err(StoreError::Conflict(
+                "the approval window of this plan has expired".into(),
+            ));
         }
         let approved_hash = (decision.status == ApprovalStatus::Approved).then(|| plan_hash(&plan));
         let new_state = match decision.status {

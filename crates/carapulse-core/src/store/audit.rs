@@ -132,10 +132,14 @@ pub(crate) async fn update_audit_head(
 impl Store {
     /// The tenant's chain head, if it has any events.
     pub async fn audit_head(&self, tenant: &TenantId) -> Result<Option<(i64, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT last_seq, last_hash FROM audit_chain_heads WHERE tenant_id = $1")
+        Ok(
+            sqlx::query_as(
+                "SELECT last_seq, last_hash FROM audit_chain_heads WHERE tenant_id = $1",
+            )
             .bind(tenant.as_str())
             .fetch_optional(self.pool())
-            .await?)
+            .await?,
+        )
     }
 
     /// Events with `seq > after`, in order, at most `limit`.
@@ -186,7 +190,11 @@ impl Store {
         Ok(Paged { items, total, page })
     }
 
-    async fn count_audit_events(&self, tenant: &TenantId, filter: &AuditFilter) -> Result<i64, StoreError> {
+    async fn count_audit_events(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+    ) -> Result<i64, StoreError> {
         let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM audit_events WHERE tenant_id = ");
         qb.push_bind(tenant.as_str());
         push_audit_filters(&mut qb, filter);
@@ -224,7 +232,8 @@ fn push_audit_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, f: &AuditFilter
         qb.push(" AND occurred_at <= ").push_bind(to);
     }
     if let Some(actor) = &f.actor_id {
-        qb.push(" AND actor_json->>'id' = ").push_bind(actor.clone());
+        qb.push(" AND actor_json->>'id' = ")
+            .push_bind(actor.clone());
     }
     if let Some(action) = &f.action {
         qb.push(" AND action = ").push_bind(action.clone());

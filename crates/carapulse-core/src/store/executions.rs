@@ -95,6 +95,18 @@ impl ExecutionRow {
     }
 }
 
+/// Per-step progress of an execution, as the orchestrator records it.
+#[derive(sqlx::FromRow, Serialize)]
+struct StepProgressRow {
+    step_id: Uuid,
+    ordinal: i32,
+    stage: String,
+    status: String,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+}
+
 #[derive(sqlx::FromRow)]
 struct ToolCallRow {
     tool_call_id: Uuid,
@@ -127,7 +139,8 @@ struct EvidenceRow {
     collected_at: DateTime<Utc>,
 }
 
-const EXECUTION_COLUMNS: &str = "execution_id, plan_id, tenant_id, status, created_by, created_at, \
+const EXECUTION_COLUMNS: &str =
+    "execution_id, plan_id, tenant_id, status, created_by, created_at, \
      started_at, completed_at, workflow_id, error";
 
 impl Store {
@@ -165,7 +178,9 @@ impl Store {
                 }
             }
             PlanApprovalState::Pending => {
-                return Err(StoreError::Precondition("plan requires approval before it can execute".into()))
+                return Err(StoreError::Precondition(
+                    "plan requires approval before it can execute".into(),
+                ))
             }
             PlanApprovalState::Denied => {
                 return Err(StoreError::Precondition("plan was denied".into()))
@@ -224,23 +239,17 @@ impl Store {
         execution_id: ExecutionId,
     ) -> Result<ExecutionView, StoreError> {
         let execution = self.get_execution(tenant, execution_id).await?;
-        let steps: Vec<(Uuid, i32, String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT step_id, ordinal, stage, status, started_at, finished_at, error FROM execution_steps \
-                 WHERE execution_id = $1 AND tenant_id = $2 ORDER BY ordinal, started_at",
-            )
-            .bind(execution_id.0)
-            .bind(tenant.as_str())
-            .fetch_all(self.pool())
-            .await?;
+        let steps: Vec<StepProgressRow> = sqlx::query_as(
+            "SELECT step_id, ordinal, stage, status, started_at, finished_at, error FROM execution_steps \
+             WHERE execution_id = $1 AND tenant_id = $2 ORDER BY ordinal, started_at",
+        )
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .fetch_all(self.pool())
+        .await?;
         let steps = steps
             .into_iter()
-            .map(|(step_id, ordinal, stage, status, started_at, finished_at, error)| {
-                serde_json::json!({
-                    "step_id": step_id, "ordinal": ordinal, "stage": stage, "status": status,
-                    "started_at": started_at, "finished_at": finished_at, "error": error,
-                })
-            })
+            .map(|row| serde_json::to_value(row).unwrap_or(Value::Null))
             .collect();
         let calls: Vec<ToolCallRow> = sqlx::query_as(
             "SELECT tool_call_id, execution_id, step_id, tenant_id, tool_name, action, status, input_ref, \
@@ -336,10 +345,11 @@ impl Store {
             items.push(ExecutionRow::from_row(&row)?.into_model()?);
         }
         if items.is_empty() && page.offset > 0 {
-            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM executions WHERE tenant_id = $1")
-                .bind(tenant.as_str())
-                .fetch_one(self.pool())
-                .await?;
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM executions WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_one(self.pool())
+                    .await?;
             total = n;
         }
         Ok(Paged { items, total, page })

@@ -19,11 +19,11 @@ use sqlx::PgPool;
 
 pub use approvals::ApprovalDecision;
 pub use audit::AuditFilter;
+pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, StartOutcome};
 pub use page::{Page, Paged, MAX_PAGE_SIZE};
 pub use plans::{NewPlan, NewStep, PlanFilter, PlanSummary};
-pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
 
 use crate::config::StorageConfig;
 

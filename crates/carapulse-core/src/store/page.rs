@@ -55,12 +55,38 @@ mod tests {
 
     #[test]
     fn clamps() {
-        assert_eq!(Page::new(None, None), Page { limit: 50, offset: 0 });
-        assert_eq!(Page::new(Some(0), Some(-5)), Page { limit: 50, offset: 0 });
-        assert_eq!(Page::new(Some(10_000), Some(7)), Page { limit: 200, offset: 7 });
-        let p = Paged { items: vec![1, 2], total: 5, page: Page::new(Some(2), Some(0)) };
+        assert_eq!(
+            Page::new(None, None),
+            Page {
+                limit: 50,
+                offset: 0
+            }
+        );
+        assert_eq!(
+            Page::new(Some(0), Some(-5)),
+            Page {
+                limit: 50,
+                offset: 0
+            }
+        );
+        assert_eq!(
+            Page::new(Some(10_000), Some(7)),
+            Page {
+                limit: 200,
+                offset: 7
+            }
+        );
+        let p = Paged {
+            items: vec![1, 2],
+            total: 5,
+            page: Page::new(Some(2), Some(0)),
+        };
         assert_eq!(p.next_offset(), Some(2));
-        let p = Paged { items: vec![5], total: 5, page: Page::new(Some(2), Some(4)) };
+        let p = Paged {
+            items: vec![5],
+            total: 5,
+            page: Page::new(Some(2), Some(4)),
+        };
         assert_eq!(p.next_offset(), None);
     }
 }

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::{
     ActionName, ActorId, ContextRef, Decision, EvidenceRequirement, Intent, Plan,
-    PlanApprovalState, PlanId, PlanStep, RiskLevel, RollbackSpec, Stage, StepId, Summary,
-    TenantId, ToolName, Trigger,
+    PlanApprovalState, PlanId, PlanStep, RiskLevel, RollbackSpec, Stage, StepId, Summary, TenantId,
+    ToolName, Trigger,
 };
 
 use super::{Page, Paged, Store, StoreError};
@@ -129,7 +129,10 @@ impl StepRow {
                 .map_err(|e| corrupt("plan_steps.preconditions_json", e))?,
             rollback: match self.rollback_json {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(serde_json::from_value(v).map_err(|e| corrupt("plan_steps.rollback_json", e))?),
+                Some(v) => Some(
+                    serde_json::from_value(v)
+                        .map_err(|e| corrupt("plan_steps.rollback_json", e))?,
+                ),
             },
             evidence: serde_json::from_value(self.evidence_json)
                 .map_err(|e| corrupt("plan_steps.evidence_json", e))?,
@@ -147,7 +150,8 @@ impl PlanRow {
             trigger: Trigger::parse(&self.trigger)?,
             summary: Summary::parse(&self.summary)?,
             intent: Intent::parse(&self.intent)?,
-            context: serde_json::from_value(self.context_json).map_err(|e| corrupt("plans.context_json", e))?,
+            context: serde_json::from_value(self.context_json)
+                .map_err(|e| corrupt("plans.context_json", e))?,
             risk_level: RiskLevel::parse(&self.risk_level)?,
             policy_decision: Decision::parse(&self.policy_decision)?,
             constraints: self.constraints_json,
@@ -197,27 +201,33 @@ impl Store {
             let mut encoded = Vec::with_capacity(plan.steps.len());
             for step in &plan.steps {
                 encoded.push((
-                    serde_json::to_value(&step.preconditions).map_err(|e| corrupt("preconditions", e))?,
+                    serde_json::to_value(&step.preconditions)
+                        .map_err(|e| corrupt("preconditions", e))?,
                     match &step.rollback {
-                        Some(rb) => Some(serde_json::to_value(rb).map_err(|e| corrupt("rollback", e))?),
+                        Some(rb) => {
+                            Some(serde_json::to_value(rb).map_err(|e| corrupt("rollback", e))?)
+                        }
                         None => None,
                     },
                     serde_json::to_value(&step.evidence).map_err(|e| corrupt("evidence", e))?,
                 ));
             }
-            qb.push_values(plan.steps.iter().zip(&encoded).enumerate(), |mut b, (i, (step, enc))| {
-                b.push_bind(Uuid::now_v7())
-                    .push_bind(plan.plan_id.0)
-                    .push_bind(plan.tenant_id.as_str())
-                    .push_bind(i as i32)
-                    .push_bind(step.stage.as_str())
-                    .push_bind(step.tool.as_str())
-                    .push_bind(step.action.as_str())
-                    .push_bind(&step.input)
-                    .push_bind(&enc.0)
-                    .push_bind(&enc.1)
-                    .push_bind(&enc.2);
-            });
+            qb.push_values(
+                plan.steps.iter().zip(&encoded).enumerate(),
+                |mut b, (i, (step, enc))| {
+                    b.push_bind(Uuid::now_v7())
+                        .push_bind(plan.plan_id.0)
+                        .push_bind(plan.tenant_id.as_str())
+                        .push_bind(i as i32)
+                        .push_bind(step.stage.as_str())
+                        .push_bind(step.tool.as_str())
+                        .push_bind(step.action.as_str())
+                        .push_bind(&step.input)
+                        .push_bind(&enc.0)
+                        .push_bind(&enc.1)
+                        .push_bind(&enc.2);
+                },
+            );
             qb.build().execute(&mut *tx).await?;
         }
         append_in_tx(&mut tx, audit).await?;

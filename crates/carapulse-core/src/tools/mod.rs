@@ -27,31 +27,99 @@ impl ActionClass {
 
 /// Actions that only observe, whatever the tool.
 const READ_VERBS: &[&str] = &[
-    "get", "list", "describe", "status", "query", "query_range", "query-range", "search", "show",
-    "view", "logs", "health", "rules", "exemplars", "alerts", "trace", "traceql", "diff", "history",
-    "read", "sync-dry-run", "sync-preview", "wait", "rollout-status", "watch", "top", "version",
-    "tagging-get-resources", "cloudtrail-lookup-events", "cloudwatch-get-metric-data",
-    "dashboards", "datasources", "silences", "pr-status", "mr-status", "pr-view", "mr-view",
-    "issue-view", "targets", "labels", "series", "annotations-list", "token-lookup",
+    "get",
+    "list",
+    "describe",
+    "status",
+    "query",
+    "query_range",
+    "query-range",
+    "search",
+    "show",
+    "view",
+    "logs",
+    "health",
+    "rules",
+    "exemplars",
+    "alerts",
+    "trace",
+    "traceql",
+    "diff",
+    "history",
+    "read",
+    "sync-dry-run",
+    "sync-preview",
+    "wait",
+    "rollout-status",
+    "watch",
+    "top",
+    "version",
+    "tagging-get-resources",
+    "cloudtrail-lookup-events",
+    "cloudwatch-get-metric-data",
+    "dashboards",
+    "datasources",
+    "silences",
+    "pr-status",
+    "mr-status",
+    "pr-view",
+    "mr-view",
+    "issue-view",
+    "targets",
+    "labels",
+    "series",
+    "annotations-list",
+    "token-lookup",
 ];
 
 /// Actions that destroy or widen access: break-glass territory.
 const HIGH_VERBS: &[&str] = &[
-    "delete", "destroy", "uninstall", "terminate", "drain", "cordon", "taint", "exec", "apply",
-    "patch", "replace", "revoke", "put-role-policy", "create-role", "delete-role",
-    "attach-role-policy", "force-push",
+    "delete",
+    "destroy",
+    "uninstall",
+    "terminate",
+    "drain",
+    "cordon",
+    "taint",
+    "exec",
+    "apply",
+    "patch",
+    "replace",
+    "revoke",
+    "put-role-policy",
+    "create-role",
+    "delete-role",
+    "attach-role-policy",
+    "force-push",
 ];
 
 /// Changes that alter running workloads or secrets.
 const MEDIUM_VERBS: &[&str] = &[
-    "scale", "rollout-restart", "restart", "rollout-undo", "sync", "rollback", "upgrade", "install",
-    "rotate", "merge", "push", "set-image", "assume-role", "token-renew", "write", "silence-create",
+    "scale",
+    "rollout-restart",
+    "restart",
+    "rollout-undo",
+    "sync",
+    "rollback",
+    "upgrade",
+    "install",
+    "rotate",
+    "merge",
+    "push",
+    "set-image",
+    "assume-role",
+    "token-renew",
+    "write",
+    "silence-create",
 ];
 
 /// Classifies `tool`/`action`. Unknown non-read actions count as medium-risk writes.
 pub fn classify(tool: ToolName, action: &ActionName) -> ActionClass {
     let action = action.as_str();
-    let api_only_read = matches!(tool, ToolName::Prometheus | ToolName::Thanos | ToolName::Tempo);
+    let api_only_read = matches!(
+        tool,
+        ToolName::Prometheus | ToolName::Thanos | ToolName::Tempo
+    );
     if api_only_read || READ_VERBS.contains(&action) {
         return ActionClass::Read;
     }
@@ -65,7 +133,15 @@ pub fn classify(tool: ToolName, action: &ActionName) -> ActionClass {
         tool,
         ToolName::Grafana | ToolName::Linear | ToolName::Pagerduty | ToolName::Alertmanager
     );
-    let low_verbs = ["commit", "branch", "pr-create", "mr-create", "comment", "annotate", "label"];
+    let low_verbs = [
+        "commit",
+        "branch",
+        "pr-create",
+        "mr-create",
+        "comment",
+        "annotate",
+        "label",
+    ];
     if low_tool_writes || low_verbs.contains(&action) || action.ends_with("-create") {
         return ActionClass::Write(RiskLevel::Low);
     }
@@ -95,8 +171,14 @@ mod tests {
         assert_eq!(class(ToolName::Kubectl, "delete"), Write(RiskLevel::High));
         assert_eq!(class(ToolName::Helm, "uninstall"), Write(RiskLevel::High));
         assert_eq!(class(ToolName::Helm, "upgrade"), Write(RiskLevel::Medium));
-        assert_eq!(class(ToolName::Grafana, "annotation-create"), Write(RiskLevel::Low));
+        assert_eq!(
+            class(ToolName::Grafana, "annotation-create"),
+            Write(RiskLevel::Low)
+        );
         assert_eq!(class(ToolName::Aws, "frobnicate"), Write(RiskLevel::Medium));
-        assert_eq!(class(ToolName::Vault, "kv-destroy-all"), Write(RiskLevel::High));
+        assert_eq!(
+            class(ToolName::Vault, "kv-destroy-all"),
+            Write(RiskLevel::High)
+        );
     }
 }

@@ -43,11 +43,20 @@ pub(crate) async fn create(
     let source = match body.source.as_deref() {
         None => ApprovalSource::Api,
         Some(raw) => match ApprovalSource::parse(raw)? {
-            s @ (ApprovalSource::Api | ApprovalSource::Ui | ApprovalSource::Cli | ApprovalSource::Slack) => s,
-            _ => return Err(ModelError::new("source", "must be one of api, ui, cli, slack").into()),
+            s @ (ApprovalSource::Api
+            | ApprovalSource::Ui
+            | ApprovalSource::Cli
+            | ApprovalSource::Slack) => s,
+            _ => {
+                return Err(ModelError::new("source", "must be one of api, ui, cli, slack").into())
+            }
         },
     };
-    if body.note.as_deref().is_some_and(|n| n.chars().count() > 2000) {
+    if body
+        .note
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 2000)
+    {
         return Err(ModelError::new("note", "at most 2000 characters").into());
     }
     let deny = |reason: String| {
@@ -57,18 +66,31 @@ pub(crate) async fn create(
             .context(json!({"status": status}))
     };
     if !ctx.actor.has_any_role(&state.config.gateway.approver_roles) {
-        state.audit(deny("actor lacks an approver role".into())).await;
+        state
+            .audit(deny("actor lacks an approver role".into()))
+            .await;
         return Err(ApiError::forbidden(
             "forbidden",
-            format!("approving needs one of the roles {:?}", state.config.gateway.approver_roles),
+            format!(
+                "approving needs one of the roles {:?}",
+                state.config.gateway.approver_roles
+            ),
         ));
     }
-    let plan = state.store.get_plan(ctx.tenant(), plan_id).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found("plan"),
-        other => other.into(),
-    })?;
+    let plan = state
+        .store
+        .get_plan(ctx.tenant(), plan_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("plan"),
+            other => other.into(),
+        })?;
     if plan.created_by == ctx.actor.id {
-        state.audit(deny("separation of duties: creator cannot decide own plan".into())).await;
+        state
+            .audit(deny(
+                "separation of duties: creator cannot decide own plan".into(),
+            ))
+            .await;
         return Err(ApiError::forbidden(
             "self_approval",
             "the creator of a plan cannot approve or deny it",
@@ -99,14 +121,17 @@ pub(crate) async fn create(
             other => other.into(),
         })?;
     state.metrics.record_audit(true);
-    Ok((StatusCode::CREATED, Json(json!({
-        "approval_id": approval.approval_id,
-        "plan_id": approval.plan_id,
-        "status": approval.status,
-        "approver": approval.approver,
-        "source": approval.source,
-        "approved_hash": approval.approved_hash,
-        "created_at": approval.created_at,
-    })))
-    .into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "approval_id": approval.approval_id,
+            "plan_id": approval.plan_id,
+            "status": approval.status,
+            "approver": approval.approver,
+            "source": approval.source,
+            "approved_hash": approval.approved_hash,
+            "created_at": approval.created_at,
+        })),
+    )
+        .into_response())
 }

@@ -44,7 +44,9 @@ impl AuditQuery {
             if AuditDecision::parse(d).is_none() {
                 return Err(ApiError::bad_request(
                     "invalid_query",
-                    format!("decision {d:?} is not one of allow, deny, require_approval, info, error"),
+                    format!(
+                        "decision {d:?} is not one of allow, deny, require_approval, info, error"
+                    ),
                 ));
             }
         }
@@ -78,7 +80,10 @@ pub(crate) async fn list(
     Ok(Json(page_json(&page)))
 }
 
-pub(crate) async fn verify(State(state): State<AppState>, ctx: RequestContext) -> ApiResult<Json<Value>> {
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> ApiResult<Json<Value>> {
     require_read(&state, &ctx, "audit.verify").await?;
     let report = verify_chain(&state.store, ctx.tenant()).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
@@ -110,7 +115,12 @@ pub(crate) async fn export(
         first: bool,
         done: bool,
     }
-    let start = Cursor { after: 0, sent: 0, first: true, done: false };
+    let start = Cursor {
+        after: 0,
+        sent: 0,
+        first: true,
+        done: false,
+    };
     let stream = futures::stream::unfold(start, move |mut cur| {
         let store = store.clone();
         let tenant = tenant.clone();
@@ -123,11 +133,17 @@ pub(crate) async fn export(
             if cur.first {
                 chunk.push_str(if csv { CSV_HEADER } else { "[" });
             }
-            let events = match store.export_audit_events(&tenant, &filter, cur.after, EXPORT_PAGE).await {
+            let events = match store
+                .export_audit_events(&tenant, &filter, cur.after, EXPORT_PAGE)
+                .await
+            {
                 Ok(events) => events,
                 Err(err) => {
                     tracing::error!(error = %err, "audit export aborted");
-                    return Some((Err(std::io::Error::other(err.to_string())), Cursor { done: true, ..cur }));
+                    return Some((
+                        Err(std::io::Error::other(err.to_string())),
+                        Cursor { done: true, ..cur },
+                    ));
                 }
             };
             for event in &events {
@@ -155,11 +171,18 @@ pub(crate) async fn export(
             Some((Ok::<_, std::io::Error>(chunk), cur))
         }
     });
-    let (content_type, ext) = if csv { ("text/csv; charset=utf-8", "csv") } else { ("application/json", "json") };
+    let (content_type, ext) = if csv {
+        ("text/csv; charset=utf-8", "csv")
+    } else {
+        ("application/json", "json")
+    };
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"audit.{ext}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"audit.{ext}\""),
+            ),
         ],
         Body::from_stream(stream.map(|r| r.map(axum::body::Bytes::from))),
     )
@@ -169,8 +192,15 @@ pub(crate) async fn export(
 const CSV_HEADER: &str = "seq,event_id,occurred_at,actor_id,action,decision,resource_type,resource_id,reason,request_id,prev_hash,hash\n";
 
 fn csv_row(e: &AuditEvent) -> String {
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-    let actor = e.actor.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    let actor = e
+        .actor
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let row = [
         e.seq.to_string(),
         e.event_id.to_string(),

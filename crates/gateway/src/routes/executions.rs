@@ -31,10 +31,16 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<Value>> {
     require_read(&state, &ctx, "execution.list").await?;
     let plan_id = match q.plan_id.as_deref() {
-        Some(raw) => Some(PlanId::parse(raw).map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?),
+        Some(raw) => Some(
+            PlanId::parse(raw)
+                .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?,
+        ),
         None => None,
     };
-    let filter = ExecutionFilter { status: q.status, plan_id };
+    let filter = ExecutionFilter {
+        status: q.status,
+        plan_id,
+    };
     let page = state
         .store
         .list_executions(ctx.tenant(), &filter, Page::new(q.limit, q.offset))

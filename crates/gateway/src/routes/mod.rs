@@ -122,7 +122,11 @@ pub(crate) async fn policy_denied(
 }
 
 /// Runs the read policy check for `action`, auditing a denial.
-pub(crate) async fn require_read(state: &AppState, ctx: &RequestContext, action: &str) -> Result<(), ApiError> {
+pub(crate) async fn require_read(
+    state: &AppState,
+    ctx: &RequestContext,
+    action: &str,
+) -> Result<(), ApiError> {
     let outcome = state.decide_read(ctx, action);
     if outcome.decision == carapulse_core::model::Decision::Allow {
         Ok(())

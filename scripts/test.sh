@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: provisions PostgreSQL and the Temporal dev server if they are not
+# running (and stops only what it started), then runs every workspace test.
+#
+# Usage: ./scripts/test.sh [extra cargo test args]
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap stop_started EXIT
+
+ensure_postgres
+ensure_temporal
+
+cd "$REPO_ROOT"
+export CARAPULSE_TEST_PG="${CARAPULSE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
+export RUST_LOG="${RUST_LOG:-warn}"
+log "running cargo test --workspace --all-features"
+cargo test --workspace --all-features "$@"
