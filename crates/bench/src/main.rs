@@ -1,1 +1,338 @@
-fn main() {}
+//! `carapulse-bench`: measures what the foundation promises and prints one table.
+//!
+//! - policy decision latency (regorus over the project policies), median and p99 per decision;
+//! - `POST /v1/plans` end to end against a gateway on a fresh local database: throughput and
+//!   p50/p99 latency at the chosen concurrency;
+//! - audit append throughput with the hash chain (sequential and concurrent through the batching
+//!   writer) beside a raw single-row INSERT loop on the same database in the same run.
+//!
+//! Run it in release mode: `cargo run --release -p carapulse-bench -- --help`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+
+use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
+use carapulse_core::auth::{mint_dev_token, DevTokenRequest};
+use carapulse_core::model::TenantId;
+use carapulse_core::policy::PolicyEngine;
+use carapulse_core::testing::{policies_dir, TestDatabase, TEST_JWT_SECRET};
+
+#[derive(Debug, Parser)]
+#[command(name = "carapulse-bench", version, about = "Carapulse benchmarks")]
+struct Args {
+    /// Policy decisions to time.
+    #[arg(long, default_value_t = 20_000)]
+    policy_iterations: usize,
+    /// Plans to create over HTTP.
+    #[arg(long, default_value_t = 4_000)]
+    plans: usize,
+    /// Concurrent HTTP clients for plan creation.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Audit events per audit measurement.
+    #[arg(long, default_value_t = 5_000)]
+    audit_events: usize,
+}
+
+struct Row {
+    what: String,
+    figure: String,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn bench_policy(iterations: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let engine = PolicyEngine::load_dir(Path::new(&policies_dir()), "policy.assistant.v1")?;
+    let inputs = [
+        json!({"actor": {"id": "a", "roles": ["viewer"], "tenant_id": "t"}, "action": {"name": "plan.list", "type": "read"}, "context": {"tenant_id": "t"}, "risk": {"level": "read", "blast_radius": "namespace", "targets": 0}}),
+        json!({"actor": {"id": "a", "roles": ["operator"], "tenant_id": "t"}, "action": {"name": "plan.create", "type": "write"}, "context": {"tenant_id": "t", "environment": "dev"}, "risk": {"level": "low", "blast_radius": "namespace", "targets": 1}}),
+        json!({"actor": {"id": "a", "roles": ["operator"], "tenant_id": "t"}, "action": {"name": "plan.create", "type": "write"}, "context": {"tenant_id": "t", "environment": "prod"}, "risk": {"level": "high", "blast_radius": "cluster", "targets": 4}}),
+    ];
+    for input in &inputs {
+        let _ = engine.evaluate_json(input);
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    let started = Instant::now();
+    for i in 0..iterations {
+        let t = Instant::now();
+        let out = engine.evaluate_json(&inputs[i % inputs.len()]);
+        samples.push(t.elapsed());
+        anyhow::ensure!(out.error.is_none(), "policy error: {:?}", out.error);
+    }
+    let total = started.elapsed();
+    samples.sort();
+    rows.push(Row {
+        what: format!("policy decision (regorus, {iterations} evaluations)"),
+        figure: format!(
+            "median {}, p99 {}, {:.0} decisions/s on one core",
+            micros(percentile(&samples, 0.5)),
+            micros(percentile(&samples, 0.99)),
+            iterations as f64 / total.as_secs_f64()
+        ),
+    });
+    Ok(())
+}
+
+async fn bench_plans(
+    db: &TestDatabase,
+    plans: usize,
+    concurrency: usize,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let mut config = db.config();
+    config.gateway.rate_limit_per_second = 1e9;
+    config.gateway.rate_limit_burst = u32::MAX;
+    let app = gateway::Application::build(config).await?;
+    let url = format!("http://127.0.0.1:{}/v1/plans", app.port());
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    let roles = vec!["operator".to_owned()];
+    let token = mint_dev_token(&DevTokenRequest {
+        secret: TEST_JWT_SECRET,
+        issuer: "carapulse-dev",
+        audience: None,
+        subject: "bench",
+        tenant: "bench",
+        roles: &roles,
+        email: None,
+        ttl_secs: 3600,
+        tenant_claim: "tenant_id",
+        roles_claim: "groups",
+    })?;
+    let body = json!({
+        "summary": "Scale web to 3 replicas",
+        "context": {"environment": "staging", "namespace": "web"},
+        "steps": [
+            {"tool": "kubectl", "action": "scale", "input": {"deployment": "web", "replicas": 3, "namespace": "web"},
+             "rollback": {"tool": "kubectl", "action": "scale", "input": {"deployment": "web", "replicas": 2, "namespace": "web"}}},
+            {"stage": "verify", "tool": "prometheus", "action": "query", "input": {"query": "up{job=\"web\"}"}}
+        ]
+    });
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    // Warm-up: connections, pool, policy engine.
+    for _ in 0..50 {
+        let r = http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().as_u16() == 201, "warm-up got {}", r.status());
+    }
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(plans));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let http = http.clone();
+        let url = url.clone();
+        let token = token.clone();
+        let body = body.clone();
+        let remaining = remaining.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            while remaining
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok()
+            {
+                let t = Instant::now();
+                match http.post(&url).bearer_auth(&token).json(&body).send().await {
+                    Ok(r) if r.status().as_u16() == 201 => lat.push(t.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::with_capacity(plans);
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await?;
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    rows.push(Row {
+        what: format!("POST /v1/plans, concurrency {concurrency}, {plans} plans (2 steps each)"),
+        figure: format!(
+            "{:.0} plans/s, p50 {}, p99 {}, errors {errors}",
+            all.len() as f64 / elapsed.as_secs_f64(),
+            millis(percentile(&all, 0.5)),
+            millis(percentile(&all, 0.99)),
+        ),
+    });
+    shutdown.cancel();
+    let _ = server.await;
+    Ok(())
+}
+
+fn entry(tenant: &TenantId, i: usize) -> AuditEntry {
+    AuditEntry::new(
+        tenant.clone(),
+        AuditActor::system(),
+        "bench.append",
+        AuditDecision::Info,
+    )
+    .resource("bench", i)
+    .context(json!({"i": i, "note": "benchmark event"}))
+}
+
+async fn bench_audit(db: &TestDatabase, n: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let pool = db.store.pool().clone();
+    sqlx::query("CREATE TABLE bench_raw (id UUID PRIMARY KEY, tenant_id TEXT NOT NULL, action TEXT NOT NULL, context_json JSONB NOT NULL, occurred_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .execute(&pool)
+        .await?;
+    // Raw: one autocommit INSERT per row, one at a time.
+    let t = Instant::now();
+    for i in 0..n {
+        sqlx::query(
+            "INSERT INTO bench_raw (id, tenant_id, action, context_json) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind("bench")
+        .bind("bench.append")
+        .bind(json!({"i": i, "note": "benchmark event"}))
+        .execute(&pool)
+        .await?;
+    }
+    let raw = n as f64 / t.elapsed().as_secs_f64();
+
+    // Chained, one at a time (each its own transaction with the head lock).
+    let tenant = TenantId::parse("bench-seq")?;
+    let t = Instant::now();
+    for i in 0..n {
+        let mut tx = pool.begin().await?;
+        carapulse_core::audit::append_in_tx(&mut tx, entry(&tenant, i)).await?;
+        tx.commit().await?;
+    }
+    let chained_seq = n as f64 / t.elapsed().as_secs_f64();
+
+    // Raw, 32 concurrent writers.
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(32) {
+                sqlx::query("INSERT INTO bench_raw (id, tenant_id, action, context_json) VALUES ($1, $2, $3, $4)")
+                    .bind(uuid::Uuid::now_v7())
+                    .bind("bench")
+                    .bind("bench.append")
+                    .bind(json!({"i": i}))
+                    .execute(&pool)
+                    .await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let raw_conc = n as f64 / t.elapsed().as_secs_f64();
+
+    // Chained, 32 concurrent writers through the batching writer.
+    let writer = AuditWriter::spawn(db.store.clone());
+    let tenant = TenantId::parse("bench-batch")?;
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let writer = writer.clone();
+        let tenant = tenant.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(32) {
+                writer.append(entry(&tenant, i)).await?;
+            }
+            Ok::<_, carapulse_core::audit::AuditError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let chained_batch = n as f64 / t.elapsed().as_secs_f64();
+    let report = carapulse_core::audit::verify_chain(&db.store, &tenant).await?;
+    anyhow::ensure!(
+        report.ok && report.events_checked == n as i64,
+        "chain broken: {report:?}"
+    );
+    rows.push(Row {
+        what: format!("raw single-row INSERT, sequential ({n} rows)"),
+        figure: format!("{raw:.0} rows/s"),
+    });
+    rows.push(Row {
+        what: "audit append with chain, sequential (own tx each)".into(),
+        figure: format!(
+            "{chained_seq:.0} events/s (ratio to raw {:.2})",
+            chained_seq / raw
+        ),
+    });
+    rows.push(Row {
+        what: "raw single-row INSERT, 32 concurrent writers".into(),
+        figure: format!("{raw_conc:.0} rows/s"),
+    });
+    rows.push(Row {
+        what: "audit append with chain, 32 concurrent via batching writer".into(),
+        figure: format!(
+            "{chained_batch:.0} events/s (ratio to raw concurrent {:.2}); chain verified",
+            chained_batch / raw_conc
+        ),
+    });
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut rows = Vec::new();
+    bench_policy(args.policy_iterations, &mut rows)?;
+    let db = TestDatabase::create().await;
+    let result = async {
+        bench_plans(&db, args.plans, args.concurrency, &mut rows).await?;
+        bench_audit(&db, args.audit_events, &mut rows).await
+    }
+    .await;
+    db.drop_now().await;
+    result?;
+    let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(10);
+    println!("{:<width$}  result", "benchmark");
+    println!("{}", "-".repeat(width + 60));
+    for row in &rows {
+        println!("{:<width$}  {}", row.what, row.figure);
+    }
+    println!(
+        "\nmachine: {} cores, profile: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    Ok(())
+}

@@ -274,3 +274,51 @@ fn rego_test_runner_reports_failures() {
     let passed: Vec<_> = results.iter().map(|(n, ok, _)| (n.as_str(), *ok)).collect();
     assert_eq!(passed, vec![("test_passes", true), ("test_fails", false)]);
 }
+
+#[test]
+fn pooled_engines_give_consistent_answers_across_threads() {
+    let engine =
+        std::sync::Arc::new(PolicyEngine::load_dir(policies(), "policy.assistant.v1").unwrap());
+    let allow = input(&["operator"], "write", "dev", "low", "namespace", 1, false);
+    let deny = input(&["viewer"], "write", "dev", "low", "namespace", 1, false);
+    let approve = input(
+        &["operator"],
+        "write",
+        "prod",
+        "high",
+        "namespace",
+        1,
+        false,
+    );
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let engine = engine.clone();
+            let cases = [
+                (allow.clone(), Decision::Allow),
+                (deny.clone(), Decision::Deny),
+                (approve.clone(), Decision::RequireApproval),
+            ];
+            std::thread::spawn(move || {
+                for i in 0..150 {
+                    let (inp, want) = &cases[(i + t) % 3];
+                    let out = engine.evaluate_json(inp);
+                    assert_eq!(out.decision, *want, "thread {t} iteration {i}: {out:?}");
+                    if *want == Decision::RequireApproval {
+                        assert_eq!(
+                            out.constraints.get("break_glass_required"),
+                            Some(&json!(true))
+                        );
+                    } else {
+                        assert!(
+                            out.constraints.get("break_glass_required").is_none(),
+                            "{out:?}"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}

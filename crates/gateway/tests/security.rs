@@ -139,7 +139,7 @@ async fn oidc_rs256_tokens_are_checked_against_the_jwks() {
     Mock::given(method("GET"))
         .and(path("/jwks.json"))
         .respond_with(ResponseTemplate::new(200).set_body_json(&jwks))
-        .expect(1..)
+        .expect(1)
         .mount(&idp)
         .await;
     let jwks_url = format!("{}/jwks.json", idp.uri());
@@ -164,6 +164,35 @@ async fn oidc_rs256_tokens_are_checked_against_the_jwks() {
     .unwrap();
     let (status, body) = app.get("/v1/plans", &ok).await;
     assert_eq!(status, 200, "{body}");
+    let (status, _) = app.get("/v1/plans", &ok).await;
+    assert_eq!(
+        status, 200,
+        "second request is served from the cached key set"
+    );
+
+    // ES256 keys from the same JWKS work too.
+    let ec = EncodingKey::from_ec_pem(include_bytes!("fixtures/oidc_ec.pem")).unwrap();
+    let mut ec_header = Header::new(Algorithm::ES256);
+    ec_header.kid = Some("test-ec-1".into());
+    let es = encode(
+        &ec_header,
+        &claims("https://idp.test/", "carapulse", now() + 600),
+        &ec,
+    )
+    .unwrap();
+    let (status, body) = app.get("/v1/plans", &es).await;
+    assert_eq!(status, 200, "ES256: {body}");
+    // An RS256 header over an EC key id does not verify.
+    let mut mixed = Header::new(Algorithm::RS256);
+    mixed.kid = Some("test-ec-1".into());
+    let confused = encode(
+        &mixed,
+        &claims("https://idp.test/", "carapulse", now() + 600),
+        &key,
+    )
+    .unwrap();
+    let (status, _) = app.get("/v1/plans", &confused).await;
+    assert_eq!(status, 401, "algorithm/key confusion is refused");
 
     let forged = encode(
         &header,

@@ -49,12 +49,31 @@ impl PolicyOutcome {
     }
 }
 
+/// Most idle prepared engines kept for reuse.
+const POOL_SIZE: usize = 16;
+
 /// A loaded set of Rego files for one package.
-#[derive(Clone)]
+///
+/// Evaluation reuses prepared engines from a small pool: a fresh clone pays regorus's preparation
+/// on its first evaluation (measured ~0.3 ms), a reused one does not. Each evaluation sets its own
+/// input, so nothing carries over between requests (the decision-table tests evaluate many
+/// different inputs on reused engines).
 pub struct PolicyEngine {
     template: regorus::Engine,
+    pool: std::sync::Mutex<Vec<regorus::Engine>>,
     package: String,
     files: Vec<String>,
+}
+
+impl Clone for PolicyEngine {
+    fn clone(&self) -> Self {
+        Self {
+            template: self.template.clone(),
+            pool: std::sync::Mutex::new(Vec::new()),
+            package: self.package.clone(),
+            files: self.files.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -134,6 +153,7 @@ impl PolicyEngine {
         }
         Ok(Self {
             template: engine,
+            pool: std::sync::Mutex::new(Vec::new()),
             package: package.to_owned(),
             files,
         })
@@ -163,27 +183,51 @@ impl PolicyEngine {
         }
     }
 
+    fn checkout(&self) -> regorus::Engine {
+        let pooled = match self.pool.lock() {
+            Ok(mut pool) => pool.pop(),
+            Err(poisoned) => poisoned.into_inner().pop(),
+        };
+        pooled.unwrap_or_else(|| self.template.clone())
+    }
+
+    fn checkin(&self, engine: regorus::Engine) {
+        let mut pool = match self.pool.lock() {
+            Ok(pool) => pool,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if pool.len() < POOL_SIZE {
+            pool.push(engine);
+        }
+    }
+
     fn try_evaluate(&self, input: &Value) -> Result<PolicyOutcome, String> {
-        let mut engine = self.template.clone();
         let input = regorus::Value::from_json_str(&input.to_string())
             .map_err(|err| format!("cannot load policy input: {err}"))?;
+        let mut engine = self.checkout();
         engine.set_input(input);
-        let decision = match self.rule(&mut engine, "decision")? {
+        let outputs = self.outputs(&mut engine);
+        // An engine that errored is dropped rather than reused.
+        if outputs.is_ok() {
+            self.checkin(engine);
+        }
+        let [decision, constraints, ttl, reasons] = outputs?;
+        let decision = match decision {
             Some(Value::String(s)) => Decision::parse(&s).map_err(|e| e.to_string())?,
             Some(other) => return Err(format!("decision is not a string: {other}")),
             None => return Err("decision is undefined".into()),
         };
-        let constraints = match self.rule(&mut engine, "constraints")? {
+        let constraints = match constraints {
             Some(Value::Object(map)) => map,
             None => Map::new(),
             Some(other) => return Err(format!("constraints is not an object: {other}")),
         };
-        let ttl = match self.rule(&mut engine, "ttl")? {
+        let ttl = match ttl {
             Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
             None => 0,
             Some(other) => return Err(format!("ttl is not a number: {other}")),
         };
-        let reasons = match self.rule(&mut engine, "reasons")? {
+        let reasons = match reasons {
             Some(Value::Array(items)) => items
                 .into_iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
@@ -197,6 +241,49 @@ impl PolicyEngine {
             reasons,
             error: None,
         })
+    }
+
+    /// `decision`, `constraints`, `ttl`, `reasons`, each by its full path. One query fetches all
+    /// four when they are all defined; otherwise each rule is evaluated alone.
+    fn outputs(&self, engine: &mut regorus::Engine) -> Result<[Option<Value>; 4], String> {
+        const NAMES: [&str; 4] = ["decision", "constraints", "ttl", "reasons"];
+        let query = format!(
+            "[{}]",
+            NAMES
+                .map(|n| format!("data.{}.{n}", self.package))
+                .join(", ")
+        );
+        let results = engine
+            .eval_query(query, false)
+            .map_err(|err| format!("evaluating outputs: {err}"))?;
+        let combined = results
+            .result
+            .first()
+            .and_then(|r| r.expressions.first())
+            .map(|e| e.value.clone());
+        if let Some(value) = combined {
+            let json = value
+                .to_json_str()
+                .map_err(|err| format!("encoding outputs: {err}"))?;
+            if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&json) {
+                if items.len() == 4 {
+                    let mut it = items.into_iter().map(Some);
+                    return Ok([
+                        it.next().flatten(),
+                        it.next().flatten(),
+                        it.next().flatten(),
+                        it.next().flatten(),
+                    ]);
+                }
+            }
+            return Err("outputs query returned an unexpected shape".into());
+        }
+        Ok([
+            self.rule(engine, NAMES[0])?,
+            self.rule(engine, NAMES[1])?,
+            self.rule(engine, NAMES[2])?,
+            self.rule(engine, NAMES[3])?,
+        ])
     }
 
     /// Evaluates `data.<package>.<name>`; `None` when the rule is undefined.

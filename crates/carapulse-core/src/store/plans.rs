@@ -230,8 +230,9 @@ impl Store {
             );
             qb.build().execute(&mut *tx).await?;
         }
-        append_in_tx(&mut tx, audit).await?;
         let stored = load_plan(&mut tx, &plan.tenant_id, plan.plan_id, false).await?;
+        // Last before commit: the audit append locks the tenant's chain head until commit.
+        append_in_tx(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(stored)
     }

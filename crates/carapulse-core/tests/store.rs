@@ -1,0 +1,323 @@
+//! Store repositories against a real Postgres: executions with tool calls and evidence, state
+//! transitions, tenant scoping, and audit queries.
+
+use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
+use carapulse_core::model::{
+    ActionName, ActorId, ContextRef, Decision, ExecutionId, ExecutionStatus, Intent,
+    PlanApprovalState, PlanId, RiskLevel, Stage, Summary, TenantId, ToolCallStatus, ToolName,
+    Trigger,
+};
+use carapulse_core::store::{
+    AuditFilter, NewEvidence, NewPlan, NewStep, NewToolCall, Page, StartOutcome, StoreError,
+};
+use carapulse_core::testing::TestDatabase;
+use serde_json::json;
+
+fn audit(tenant: &TenantId, action: &str) -> AuditEntry {
+    AuditEntry::new(
+        tenant.clone(),
+        AuditActor::system(),
+        action,
+        AuditDecision::Allow,
+    )
+}
+
+fn new_plan(tenant: &TenantId) -> NewPlan {
+    NewPlan {
+        plan_id: PlanId::new(),
+        tenant_id: tenant.clone(),
+        created_by: ActorId::parse("alice").unwrap(),
+        trigger: Trigger::Manual,
+        summary: Summary::parse("annotate").unwrap(),
+        intent: Intent::parse("").unwrap(),
+        context: ContextRef {
+            tenant_id: tenant.to_string(),
+            environment: "dev".into(),
+            ..Default::default()
+        },
+        risk_level: RiskLevel::Low,
+        policy_decision: Decision::Allow,
+        constraints: json!({}),
+        approval_state: PlanApprovalState::NotRequired,
+        approval_expires_at: None,
+        session_id: None,
+        planner: None,
+        plan_text: None,
+        meta: json!({}),
+        steps: vec![
+            NewStep {
+                stage: Stage::Act,
+                tool: ToolName::Grafana,
+                action: ActionName::parse("annotation-create").unwrap(),
+                input: json!({"text": "x"}),
+                preconditions: vec![],
+                rollback: None,
+                evidence: vec![],
+            },
+            NewStep {
+                stage: Stage::Verify,
+                tool: ToolName::Prometheus,
+                action: ActionName::parse("query").unwrap(),
+                input: json!({"query": "up"}),
+                preconditions: vec![],
+                rollback: None,
+                evidence: vec![],
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn executions_tool_calls_evidence_and_transitions() {
+    let db = TestDatabase::create().await;
+    let store = &db.store;
+    let acme = TenantId::parse("acme").unwrap();
+    let other = TenantId::parse("other").unwrap();
+    let plan = store
+        .create_plan(new_plan(&acme), audit(&acme, "plan.create"))
+        .await
+        .unwrap();
+    assert_eq!(plan.steps.len(), 2);
+    assert_eq!(
+        plan.steps[1].stage,
+        Stage::Verify,
+        "stage survives the round trip"
+    );
+    assert!(matches!(
+        store.get_plan(&other, plan.plan_id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let actor = ActorId::parse("alice").unwrap();
+    let exec_id = ExecutionId::new();
+    let started = store
+        .start_execution(
+            &acme,
+            plan.plan_id,
+            exec_id,
+            &actor,
+            audit(&acme, "plan.execute"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(started, StartOutcome::Created(ref e) if e.execution_id == exec_id));
+    let again = store
+        .start_execution(
+            &acme,
+            plan.plan_id,
+            ExecutionId::new(),
+            &actor,
+            audit(&acme, "plan.execute"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, StartOutcome::Existing(ref e) if e.execution_id == exec_id));
+
+    let call = NewToolCall {
+        execution_id: exec_id,
+        step_id: Some(plan.steps[0].step_id),
+        tool_name: "grafana".into(),
+        action: "annotation-create".into(),
+        status: ToolCallStatus::Running,
+        input_ref: Some("fs://tool-input/1.json".into()),
+        attempt: 1,
+    };
+    let call_id = store.insert_tool_call(&acme, &call).await.unwrap();
+    assert!(
+        matches!(
+            store.insert_tool_call(&other, &call).await,
+            Err(StoreError::NotFound)
+        ),
+        "other tenant cannot attach calls"
+    );
+    store
+        .finish_tool_call(
+            &acme,
+            call_id,
+            ToolCallStatus::Succeeded,
+            Some("fs://tool-output/1.json"),
+            Some(0),
+            None,
+        )
+        .await
+        .unwrap();
+    let ev = NewEvidence {
+        execution_id: exec_id,
+        step_id: Some(plan.steps[1].step_id),
+        kind: "promql".into(),
+        query: Some("up".into()),
+        result_ref: None,
+        summary: json!({"value": 1}),
+        external_ids: json!({}),
+    };
+    store.insert_evidence(&acme, &ev).await.unwrap();
+
+    let running = store
+        .transition_execution(&acme, exec_id, ExecutionStatus::Running, None)
+        .await
+        .unwrap();
+    assert!(running.started_at.is_some());
+    let err = store
+        .transition_execution(&acme, exec_id, ExecutionStatus::Pending, None)
+        .await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))));
+    let done = store
+        .transition_execution(&acme, exec_id, ExecutionStatus::Succeeded, None)
+        .await
+        .unwrap();
+    assert!(done.completed_at.is_some());
+    assert!(matches!(
+        store
+            .transition_execution(&acme, exec_id, ExecutionStatus::Failed, Some("late"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.set_workflow_id(&acme, exec_id, "wf-1").await.unwrap();
+    assert!(matches!(
+        store.set_workflow_id(&other, exec_id, "x").await,
+        Err(StoreError::NotFound)
+    ));
+
+    let view = store.get_execution_view(&acme, exec_id).await.unwrap();
+    assert_eq!(view.execution.status, ExecutionStatus::Succeeded);
+    assert_eq!(view.execution.workflow_id.as_deref(), Some("wf-1"));
+    assert_eq!(view.tool_calls.len(), 1);
+    assert_eq!(view.tool_calls[0].status, ToolCallStatus::Succeeded);
+    assert_eq!(view.tool_calls[0].exit_code, Some(0));
+    assert_eq!(view.evidence.len(), 1);
+    assert_eq!(view.evidence[0].kind, "promql");
+    assert!(matches!(
+        store.get_execution_view(&other, exec_id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // After completion a new execution may start.
+    let next = store
+        .start_execution(
+            &acme,
+            plan.plan_id,
+            ExecutionId::new(),
+            &actor,
+            audit(&acme, "plan.execute"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(next, StartOutcome::Created(_)));
+    let page = store
+        .list_executions(&acme, &Default::default(), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2);
+    let page = store
+        .list_executions(&other, &Default::default(), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn audit_queries_filter_in_sql() {
+    let db = TestDatabase::create().await;
+    let writer = AuditWriter::spawn(db.store.clone());
+    let t = TenantId::parse("acme").unwrap();
+    let bob = AuditActor {
+        id: "bob".into(),
+        email: None,
+        roles: vec![],
+    };
+    for i in 0..10 {
+        let actor = if i % 2 == 0 {
+            bob.clone()
+        } else {
+            AuditActor::system()
+        };
+        let decision = if i % 3 == 0 {
+            AuditDecision::Deny
+        } else {
+            AuditDecision::Allow
+        };
+        writer
+            .append(AuditEntry::new(
+                t.clone(),
+                actor,
+                if i < 5 { "plan.create" } else { "plan.execute" },
+                decision,
+            ))
+            .await
+            .unwrap();
+    }
+    let by_actor = AuditFilter {
+        actor_id: Some("bob".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        db.store
+            .list_audit_events(&t, &by_actor, Page::default())
+            .await
+            .unwrap()
+            .total,
+        5
+    );
+    let denies = AuditFilter {
+        decision: Some("deny".into()),
+        action: Some("plan.create".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        db.store
+            .list_audit_events(&t, &denies, Page::default())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+    let future = AuditFilter {
+        from: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        db.store
+            .list_audit_events(&t, &future, Page::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    let past = AuditFilter {
+        to: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        db.store
+            .list_audit_events(&t, &past, Page::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    let page = db
+        .store
+        .list_audit_events(&t, &AuditFilter::default(), Page::new(Some(3), Some(9)))
+        .await
+        .unwrap();
+    assert_eq!((page.items.len(), page.total), (1, 10));
+    let beyond = db
+        .store
+        .list_audit_events(&t, &AuditFilter::default(), Page::new(Some(3), Some(50)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (beyond.items.len(), beyond.total),
+        (0, 10),
+        "total stays right past the end"
+    );
+    let export = db
+        .store
+        .export_audit_events(&t, &AuditFilter::default(), 4, 100)
+        .await
+        .unwrap();
+    assert_eq!(export.first().map(|e| e.seq), Some(5));
+    assert_eq!(export.len(), 6);
+    db.drop_now().await;
+}
