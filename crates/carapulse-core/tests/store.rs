@@ -4,11 +4,11 @@
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
 use carapulse_core::model::{
     ActionName, ActorId, ContextRef, Decision, ExecutionId, ExecutionStatus, Intent,
-    PlanApprovalState, PlanId, RiskLevel, Stage, Summary, TenantId, ToolCallStatus, ToolName,
-    Trigger,
+    PlanApprovalState, PlanId, RiskLevel, Stage, StepDraft, Summary, TenantId, ToolCallStatus,
+    ToolName, Trigger,
 };
 use carapulse_core::store::{
-    AuditFilter, NewEvidence, NewPlan, NewStep, NewToolCall, Page, StartOutcome, StoreError,
+    AuditFilter, NewEvidence, NewPlan, NewToolCall, Page, StartOutcome, StoreError,
 };
 use carapulse_core::testing::TestDatabase;
 use serde_json::json;
@@ -45,7 +45,7 @@ fn new_plan(tenant: &TenantId) -> NewPlan {
         plan_text: None,
         meta: json!({}),
         steps: vec![
-            NewStep {
+            StepDraft {
                 stage: Stage::Act,
                 tool: ToolName::Grafana,
                 action: ActionName::parse("annotation-create").unwrap(),
@@ -54,7 +54,7 @@ fn new_plan(tenant: &TenantId) -> NewPlan {
                 rollback: None,
                 evidence: vec![],
             },
-            NewStep {
+            StepDraft {
                 stage: Stage::Verify,
                 tool: ToolName::Prometheus,
                 action: ActionName::parse("query").unwrap(),

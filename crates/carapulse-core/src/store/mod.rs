@@ -23,7 +23,7 @@ pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
 pub use error::StoreError;
 pub use executions::{ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, StartOutcome};
 pub use page::{Page, Paged, MAX_PAGE_SIZE};
-pub use plans::{NewPlan, NewStep, PlanFilter, PlanSummary};
+pub use plans::{NewPlan, PlanFilter, PlanSummary};
 
 use crate::config::StorageConfig;
 

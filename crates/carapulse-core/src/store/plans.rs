@@ -8,24 +8,11 @@ use uuid::Uuid;
 
 use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::{
-    ActionName, ActorId, ContextRef, Decision, EvidenceRequirement, Intent, Plan,
-    PlanApprovalState, PlanId, PlanStep, RiskLevel, RollbackSpec, Stage, StepId, Summary, TenantId,
-    ToolName, Trigger,
+    ActionName, ActorId, ContextRef, Decision, Intent, Plan, PlanApprovalState, PlanId, PlanStep,
+    RiskLevel, Stage, StepDraft, StepId, Summary, TenantId, ToolName, Trigger,
 };
 
 use super::{Page, Paged, Store, StoreError};
-
-/// A step to insert (already validated).
-#[derive(Debug, Clone)]
-pub struct NewStep {
-    pub stage: Stage,
-    pub tool: ToolName,
-    pub action: ActionName,
-    pub input: Value,
-    pub preconditions: Vec<Value>,
-    pub rollback: Option<RollbackSpec>,
-    pub evidence: Vec<EvidenceRequirement>,
-}
 
 /// A plan to insert (already validated and scored).
 #[derive(Debug, Clone)]
@@ -46,7 +33,7 @@ pub struct NewPlan {
     pub planner: Option<String>,
     pub plan_text: Option<String>,
     pub meta: Value,
-    pub steps: Vec<NewStep>,
+    pub steps: Vec<StepDraft>,
 }
 
 /// Filters of `GET /v1/plans`.

@@ -77,14 +77,7 @@ pub(crate) async fn create(
             ),
         ));
     }
-    let plan = state
-        .store
-        .get_plan(ctx.tenant(), plan_id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("plan"),
-            other => other.into(),
-        })?;
+    let plan = super::plans::load_plan(&state, &ctx, plan_id).await?;
     if plan.created_by == ctx.actor.id {
         state
             .audit(deny(

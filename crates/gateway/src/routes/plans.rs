@@ -16,7 +16,7 @@ use carapulse_core::model::{
     RiskLevel, StepDraft, Summary, Trigger, MAX_STEPS,
 };
 use carapulse_core::policy::{assess_intent, assess_steps, ActionType, StepRef};
-use carapulse_core::store::{NewPlan, NewStep, Page, PlanFilter, StartOutcome, StoreError};
+use carapulse_core::store::{NewPlan, Page, PlanFilter, StartOutcome, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
@@ -41,6 +41,36 @@ pub(crate) struct PlanCreateRequest {
     session_id: Option<String>,
     #[serde(default)]
     steps: Vec<StepDraft>,
+}
+
+/// Risk from the steps, or from the intent's words while a plan has no steps.
+fn score<'a>(
+    steps: impl Iterator<Item = StepRef<'a>>,
+    intent: &Intent,
+    context: &ContextRef,
+) -> carapulse_core::policy::RiskAssessment {
+    let refs: Vec<StepRef<'a>> = steps.collect();
+    if refs.is_empty() {
+        assess_intent(intent.as_str(), context)
+    } else {
+        assess_steps(&refs, context)
+    }
+}
+
+/// Loads a plan of the caller's tenant; absent (or another tenant's) is a 404.
+pub(crate) async fn load_plan(
+    state: &AppState,
+    ctx: &RequestContext,
+    plan_id: PlanId,
+) -> ApiResult<Plan> {
+    state
+        .store
+        .get_plan(ctx.tenant(), plan_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("plan"),
+            other => other.into(),
+        })
 }
 
 /// The JSON shape of a plan in responses.
@@ -94,20 +124,15 @@ pub(crate) async fn create(
         }
     }
 
-    let risk = if body.steps.is_empty() {
-        assess_intent(intent.as_str(), &context)
-    } else {
-        let refs: Vec<StepRef<'_>> = body
-            .steps
-            .iter()
-            .map(|s| StepRef {
-                tool: s.tool,
-                action: &s.action,
-                input: &s.input,
-            })
-            .collect();
-        assess_steps(&refs, &context)
-    };
+    let risk = score(
+        body.steps.iter().map(|s| StepRef {
+            tool: s.tool,
+            action: &s.action,
+            input: &s.input,
+        }),
+        &intent,
+        &context,
+    );
     let action_type = if risk.writes {
         ActionType::Write
     } else {
@@ -158,19 +183,7 @@ pub(crate) async fn create(
         ),
         plan_text: None,
         meta: json!({"risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons}}),
-        steps: body
-            .steps
-            .into_iter()
-            .map(|s| NewStep {
-                stage: s.stage,
-                tool: s.tool,
-                action: s.action,
-                input: s.input,
-                preconditions: s.preconditions,
-                rollback: s.rollback,
-                evidence: s.evidence,
-            })
-            .collect(),
+        steps: body.steps,
     };
     let plan_id = new_plan.plan_id;
     let audit_decision = match outcome.decision {
@@ -271,14 +284,7 @@ pub(crate) async fn get(
 ) -> ApiResult<Json<Value>> {
     require_read(&state, &ctx, "plan.get").await?;
     let plan_id = parse_plan_id(&id)?;
-    let plan = state
-        .store
-        .get_plan(ctx.tenant(), plan_id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("plan"),
-            other => other.into(),
-        })?;
+    let plan = load_plan(&state, &ctx, plan_id).await?;
     let approval = state.store.plan_approval(ctx.tenant(), plan_id).await?;
     let mut body = plan_json(&plan);
     if let Value::Object(map) = &mut body {
@@ -349,28 +355,16 @@ async fn execute_plan(
         }
     }
     let tenant = ctx.tenant().clone();
-    let plan = state
-        .store
-        .get_plan(&tenant, plan_id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("plan"),
-            other => other.into(),
-        })?;
-    let refs: Vec<StepRef<'_>> = plan
-        .steps
-        .iter()
-        .map(|s| StepRef {
+    let plan = load_plan(&state, &ctx, plan_id).await?;
+    let mut risk = score(
+        plan.steps.iter().map(|s| StepRef {
             tool: s.tool,
             action: &s.action,
             input: &s.input,
-        })
-        .collect();
-    let mut risk = if refs.is_empty() {
-        assess_intent(plan.intent.as_str(), &plan.context)
-    } else {
-        assess_steps(&refs, &plan.context)
-    };
+        }),
+        &plan.intent,
+        &plan.context,
+    );
     // Never below what was recorded at creation (and covered by the approval hash).
     risk.level = risk.level.max(plan.risk_level);
     let action_type = if risk.level == RiskLevel::Read {
@@ -383,36 +377,32 @@ async fn execute_plan(
     if outcome.decision == Decision::Deny {
         return Err(policy_denied(&state, &ctx, "plan.execute", &outcome, resource).await);
     }
-    let deny = |reason: &'static str, code: &'static str, message: &'static str| {
-        let state = state.clone();
-        let ctx = ctx.clone();
-        async move {
-            state
-                .audit(
-                    ctx.audit("plan.execute", AuditDecision::Deny)
-                        .resource("plan", plan_id)
-                        .reason(reason),
-                )
-                .await;
-            ApiError::forbidden(code, message)
-        }
-    };
     if plan.constraints.get("break_glass_required") == Some(&Value::Bool(true)) && !ctx.break_glass
     {
-        return Err(deny(
+        return Err(refuse_execute(
+            &state,
+            &ctx,
+            plan_id,
             "break_glass_required",
-            "break_glass_required",
-            "this plan is high risk: execute it with the header X-Break-Glass: true",
+            ApiError::forbidden(
+                "break_glass_required",
+                "this plan is high risk: execute it with the header X-Break-Glass: true",
+            ),
         )
         .await);
     }
     if outcome.decision == Decision::RequireApproval
         && plan.approval_state == PlanApprovalState::NotRequired
     {
-        return Err(deny(
-            "policy now requires approval",
-            "approval_required",
-            "policy now requires approval for this plan; create a new plan",
+        return Err(refuse_execute(
+            &state,
+            &ctx,
+            plan_id,
+            "policy_changed",
+            ApiError::forbidden(
+                "approval_required",
+                "policy now requires approval for this plan; create a new plan",
+            ),
         )
         .await);
     }
@@ -429,26 +419,12 @@ async fn execute_plan(
         Ok(StartOutcome::Created(e)) => (e, true),
         Ok(StartOutcome::Existing(e)) => (e, false),
         Err(StoreError::Precondition(msg)) => {
-            state
-                .audit(
-                    ctx.audit("plan.execute", AuditDecision::Deny)
-                        .resource("plan", plan_id)
-                        .reason(msg.clone()),
-                )
-                .await;
-            count_execute(&state, "refused");
-            return Err(ApiError::forbidden("approval_required", msg));
+            let err = ApiError::forbidden("approval_required", msg);
+            return Err(refuse_execute(&state, &ctx, plan_id, "refused", err).await);
         }
         Err(StoreError::Integrity(msg)) => {
-            state
-                .audit(
-                    ctx.audit("plan.execute", AuditDecision::Deny)
-                        .resource("plan", plan_id)
-                        .reason(msg.clone()),
-                )
-                .await;
-            count_execute(&state, "tampered");
-            return Err(ApiError::conflict("plan_modified", msg));
+            let err = ApiError::conflict("plan_modified", msg);
+            return Err(refuse_execute(&state, &ctx, plan_id, "tampered", err).await);
         }
         Err(other) => return Err(other.into()),
     };
@@ -498,6 +474,26 @@ async fn execute_plan(
         "dispatch": dispatch_note,
     });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Audits a refused execute (reason = the error message), counts it under `outcome`, and
+/// returns the error for the caller.
+async fn refuse_execute(
+    state: &AppState,
+    ctx: &RequestContext,
+    plan_id: PlanId,
+    outcome: &str,
+    err: ApiError,
+) -> ApiError {
+    state
+        .audit(
+            ctx.audit("plan.execute", AuditDecision::Deny)
+                .resource("plan", plan_id)
+                .reason(err.message.clone()),
+        )
+        .await;
+    count_execute(state, outcome);
+    err
 }
 
 fn count_execute(state: &AppState, outcome: &str) {
