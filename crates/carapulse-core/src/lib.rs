@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod integrity;
 pub mod model;
 pub mod policy;
+pub mod redact;
 pub mod store;
 pub mod telemetry;
 pub mod tools;
