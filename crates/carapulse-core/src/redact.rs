@@ -86,7 +86,7 @@ const BUILTIN: &[(&str, Replace)] = &[
     (r"\bglpat-[A-Za-z0-9_-]{20,}", Replace::Whole),
     // Generic assignments: password=..., secret: ..., token=..., api_key=...
     (
-        r#"(?i)(\b(?:password|passwd|pwd|secret|client_secret|token|api[_-]?key|access[_-]?key|private[_-]?key)["']?\s*[:=]\s*["']?)[^\s"',;&]{4,}"#,
+        r#"(?i)(\b(?:password|passwd|secret|client_secret|token|api[_-]?key|access[_-]?key|private[_-]?key)["']?\s*[:=]\s*["']?)[^\s"',;&]{4,}"#,
         Replace::KeepPrefix,
     ),
 ];

@@ -1,0 +1,201 @@
+//! The egress proxy: a loopback HTTP proxy that only connects to allow-listed `host:port`s.
+//!
+//! It understands `CONNECT host:port` (HTTPS and any TCP) and absolute-URI HTTP requests
+//! (`GET http://host:port/path`). Anything else, and any destination not on the list, gets
+//! `403 Forbidden` and is recorded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A running proxy; stops when dropped.
+#[derive(Debug)]
+pub struct EgressProxy {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    denied: Arc<Mutex<Vec<String>>>,
+    accept: Option<JoinHandle<()>>,
+}
+
+fn normalise(entry: &str) -> Option<(String, u16)> {
+    let (host, port) = entry.trim().rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_ascii_lowercase();
+    (!host.is_empty()).then_some((host, port))
+}
+
+impl EgressProxy {
+    /// Starts a proxy on 127.0.0.1:0 allowing exactly `allow` (`host:port` entries).
+    pub fn start(allow: &[String]) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let allow: Arc<Vec<(String, u16)>> =
+            Arc::new(allow.iter().filter_map(|e| normalise(e)).collect());
+        let stop = Arc::new(AtomicBool::new(false));
+        let denied = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, denied2) = (stop.clone(), denied.clone());
+        let accept = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let allow = allow.clone();
+                let denied = denied2.clone();
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &allow, &denied);
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            stop,
+            denied,
+            accept: Some(accept),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Destinations refused so far.
+    pub fn denied(&self) -> Vec<String> {
+        match self.denied.lock() {
+            Ok(d) => d.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+impl Drop for EgressProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(handle) = self.accept.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn handle(
+    mut client: TcpStream,
+    allow: &[(String, u16)],
+    denied: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+        headers.push(line);
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let target = parts.next().unwrap_or("").to_owned();
+    let version = parts.next().unwrap_or("HTTP/1.1").to_owned();
+    let (host, port, origin_path) = if method.eq_ignore_ascii_case("CONNECT") {
+        match normalise(&target) {
+            Some((h, p)) => (h, p, None),
+            None => return refuse(&mut client, denied, &target),
+        }
+    } else if let Some(rest) = target.strip_prefix("http://") {
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let with_port = if authority.contains(':') {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        match normalise(&with_port) {
+            Some((h, p)) => (h, p, Some(path.to_owned())),
+            None => return refuse(&mut client, denied, &target),
+        }
+    } else {
+        return refuse(&mut client, denied, &target);
+    };
+    if !allow.iter().any(|(h, p)| *h == host && *p == port) {
+        return refuse(&mut client, denied, &format!("{host}:{port}"));
+    }
+    let upstream = match TcpStream::connect_timeout(
+        &match (host.as_str(), port).to_socket_addr() {
+            Some(a) => a,
+            None => return bad_gateway(&mut client),
+        },
+        Duration::from_secs(10),
+    ) {
+        Ok(s) => s,
+        Err(_) => return bad_gateway(&mut client),
+    };
+    let mut upstream_w = upstream.try_clone()?;
+    match origin_path {
+        None => client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")?,
+        Some(path) => {
+            // One write for the whole head, so a simple upstream reads it in one go.
+            let mut head = format!("{method} {path} {version}\r\n");
+            for h in &headers {
+                if !h.to_ascii_lowercase().starts_with("proxy-") {
+                    head.push_str(h);
+                }
+            }
+            head.push_str("\r\n");
+            upstream_w.write_all(head.as_bytes())?;
+        }
+    }
+    // Bytes the reader buffered beyond the headers belong to the upstream.
+    let buffered = reader.buffer().to_vec();
+    if !buffered.is_empty() {
+        upstream_w.write_all(&buffered)?;
+    }
+    let mut client_r = client.try_clone()?;
+    let mut upstream_r = upstream;
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_r, &mut upstream_w);
+        let _ = upstream_w.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut upstream_r, &mut client);
+    let _ = client.shutdown(Shutdown::Write);
+    let _ = up.join();
+    Ok(())
+}
+
+trait ToSocketAddr {
+    fn to_socket_addr(&self) -> Option<SocketAddr>;
+}
+
+impl ToSocketAddr for (&str, u16) {
+    fn to_socket_addr(&self) -> Option<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.to_socket_addrs().ok()?.next()
+    }
+}
+
+fn refuse(client: &mut TcpStream, denied: &Mutex<Vec<String>>, what: &str) -> std::io::Result<()> {
+    if let Ok(mut d) = denied.lock() {
+        if d.len() < 100 {
+            d.push(what.to_owned());
+        }
+    }
+    client
+        .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut sink = [0u8; 1];
+    let _ = client.read(&mut sink);
+    Ok(())
+}
+
+fn bad_gateway(client: &mut TcpStream) -> std::io::Result<()> {
+    client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+}

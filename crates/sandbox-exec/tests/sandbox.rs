@@ -1,0 +1,338 @@
+//! sandbox-exec against real processes: environment scrubbing, timeouts that kill the whole
+//! process group, memory limits, output caps, redaction, and the egress allow-list.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use carapulse_core::redact::Redactor;
+use sandbox_exec::{run, SandboxPolicy};
+
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+fn policy() -> SandboxPolicy {
+    SandboxPolicy {
+        timeout_ms: 10_000,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn environment_is_scrubbed_unless_allowed() {
+    // SAFETY: single-threaded at this point of the test; the variable is ours.
+    unsafe { std::env::set_var("CARAPULSE_TEST_PARENT_SECRET", "parent-value-123") };
+    let red = Redactor::default();
+    let report = run(&argv(&["env"]), &policy(), &red, None).unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    assert!(
+        !report.stdout.contains("CARAPULSE_TEST_PARENT_SECRET"),
+        "{}",
+        report.stdout
+    );
+    assert!(report.stdout.contains("PATH="));
+    let mut allowed = policy();
+    allowed
+        .env_allow
+        .push("CARAPULSE_TEST_PARENT_SECRET".into());
+    allowed.env.insert("INJECTED".into(), "yes".into());
+    let report = run(&argv(&["env"]), &allowed, &red, None).unwrap();
+    assert!(report
+        .stdout
+        .contains("CARAPULSE_TEST_PARENT_SECRET=parent-value-123"));
+    assert!(report.stdout.contains("INJECTED=yes"));
+}
+
+fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .next()
+                .unwrap_or('X');
+            state != 'Z' && state != 'X'
+        }
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn timeout_kills_grandchildren() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = policy();
+    p.timeout_ms = 500;
+    p.working_dir = Some(dir.path().to_string_lossy().into_owned());
+    let report = run(
+        &argv(&["sh", "-c", "sleep 30 & echo $! > grandchild.pid; wait"]),
+        &p,
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert!(report.timed_out, "{report:?}");
+    assert_eq!(report.signal, Some(9));
+    assert!(report.duration_ms < 5_000, "{report:?}");
+    let pid: i32 = std::fs::read_to_string(dir.path().join("grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!process_alive(pid), "grandchild {pid} survived the timeout");
+}
+
+#[test]
+fn memory_limit_trips() {
+    let mut p = policy();
+    p.memory_mb = Some(128);
+    let report = run(
+        &argv(&[
+            "python3",
+            "-c",
+            "b = bytearray(512 * 1024 * 1024); print('allocated')",
+        ]),
+        &p,
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert_ne!(report.exit_code, Some(0), "{report:?}");
+    assert!(!report.stdout.contains("allocated"));
+    assert!(report.stderr.contains("MemoryError"), "{report:?}");
+    let mut roomy = policy();
+    roomy.memory_mb = Some(2048);
+    let ok = run(
+        &argv(&[
+            "python3",
+            "-c",
+            "b = bytearray(256 * 1024 * 1024); print('allocated')",
+        ]),
+        &roomy,
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert!(ok.stdout.contains("allocated"), "{ok:?}");
+    assert!(
+        ok.max_rss_kb > 200 * 1024,
+        "max RSS is measured: {}",
+        ok.max_rss_kb
+    );
+}
+
+#[test]
+fn output_is_capped_and_counted() {
+    let mut p = policy();
+    p.max_output_bytes = 1000;
+    let report = run(
+        &argv(&["head", "-c", "1000000", "/dev/zero"]),
+        &p,
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert!(report.succeeded());
+    assert!(report.stdout_truncated);
+    assert_eq!(report.stdout_bytes, 1_000_000);
+    assert!(report.stdout.len() <= 1000 * 3, "kept bytes are capped");
+}
+
+#[test]
+fn output_and_argv_are_redacted() {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = lines.clone();
+    let sink: sandbox_exec::LineSink =
+        std::sync::Arc::new(move |_, line: &str| seen.lock().unwrap().push(line.to_owned()));
+    let report = run(
+        &argv(&[
+            "sh",
+            "-c",
+            "echo key=AKIAIOSFODNN7EXAMPLE; echo 'Authorization: Bearer abcdefghijklmnop' >&2",
+        ]),
+        &policy(),
+        &Redactor::default(),
+        Some(sink),
+    )
+    .unwrap();
+    assert!(
+        !report.stdout.contains("AKIAIOSFODNN7EXAMPLE"),
+        "{}",
+        report.stdout
+    );
+    assert!(
+        !report.stderr.contains("abcdefghijklmnop"),
+        "{}",
+        report.stderr
+    );
+    assert!(!report.argv.join(" ").contains("AKIAIOSFODNN7EXAMPLE"));
+    let lines = lines.lock().unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines
+        .iter()
+        .all(|l| !l.contains("AKIA") && !l.contains("abcdefghijklmnop")));
+}
+
+#[test]
+fn option_as_program_and_empty_argv_are_refused() {
+    assert!(run(&[], &policy(), &Redactor::default(), None).is_err());
+    assert!(run(&argv(&["--help"]), &policy(), &Redactor::default(), None).is_err());
+    assert!(run(
+        &argv(&["/nonexistent/tool"]),
+        &policy(),
+        &Redactor::default(),
+        None
+    )
+    .is_err());
+}
+
+/// A one-shot-per-connection HTTP server answering `body`.
+fn http_server(body: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn egress_only_to_allow_listed_destinations() {
+    let allowed = http_server("allowed-body");
+    let blocked = http_server("blocked-body");
+    let mut p = policy();
+    p.allow_egress = vec![format!("127.0.0.1:{allowed}")];
+    let ok = run(
+        &argv(&[
+            "curl",
+            "-sS",
+            "-f",
+            "--max-time",
+            "5",
+            &format!("http://127.0.0.1:{allowed}/"),
+        ]),
+        &p,
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert!(ok.succeeded(), "{ok:?}");
+    assert_eq!(ok.stdout, "allowed-body");
+    assert!(ok.egress_proxy.is_some());
+    let denied = run(
+        &argv(&[
+            "curl",
+            "-sS",
+            "-f",
+            "--max-time",
+            "5",
+            &format!("http://127.0.0.1:{blocked}/"),
+        ]),
+        &p,
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert!(!denied.succeeded(), "{denied:?}");
+    assert!(!denied.stdout.contains("blocked-body"));
+    assert_eq!(denied.egress_denied, vec![format!("127.0.0.1:{blocked}")]);
+    // HTTPS-style tunnels are checked the same way.
+    let tunnel = run(
+        &argv(&[
+            "curl",
+            "-sS",
+            "-f",
+            "-p",
+            "--max-time",
+            "5",
+            &format!("http://127.0.0.1:{blocked}/"),
+        ]),
+        &p,
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert!(!tunnel.succeeded(), "{tunnel:?}");
+}
+
+#[test]
+fn no_egress_means_no_network_when_namespaces_are_available() {
+    if sandbox_exec::namespaces_available().is_err() {
+        eprintln!("skipping: user/network namespaces are not available on this host");
+        return;
+    }
+    let port = http_server("should-not-see");
+    let report = run(
+        &argv(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "3",
+            &format!("http://127.0.0.1:{port}/"),
+        ]),
+        &policy(),
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert!(!report.succeeded(), "{report:?}");
+    assert!(report.namespaces.contains(&"net".to_owned()));
+    assert!(!report.stdout.contains("should-not-see"));
+}
+
+#[test]
+fn binary_prints_a_json_report_and_mirrors_exit_codes() {
+    let bin = env!("CARGO_BIN_EXE_sandbox-exec");
+    let out = std::process::Command::new(bin)
+        .args(["--", "sh", "-c", "echo out; exit 7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exit_code"], 7);
+    assert_eq!(report["stdout"], "out\n");
+    let out = std::process::Command::new(bin)
+        .args(["--timeout-ms", "200", "--", "sleep", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124));
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("p.json");
+    std::fs::write(
+        &policy_file,
+        r#"{"timeout_ms": 5000, "env": {"FROM_POLICY": "1"}}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--policy", policy_file.to_str().unwrap(), "--", "env"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["stdout"].as_str().unwrap().contains("FROM_POLICY=1"));
+    std::fs::write(&policy_file, r#"{"bogus": 1}"#).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["--policy", policy_file.to_str().unwrap(), "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let out = std::process::Command::new(bin).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a command is required");
+}
