@@ -42,7 +42,7 @@ Carapulse is up. Create a first plan:
   export CARAPULSE_CONFIG=$CONFIG CARAPULSE_URL=http://127.0.0.1:8080
   export CARAPULSE_TOKEN=\$($BIN/assistantctl dev-token --sub alice --tenant demo --roles operator)
   $BIN/assistantctl plan create --summary "Scale web to 3" --env staging --namespace web \\
-      --step '{"tool":"kubectl","action":"scale","input":{"deployment":"web","replicas":3,"namespace":"web"}}'
+      --step '{"tool":"kubectl","action":"scale","input":{"resource":"deployment/web","replicas":3,"namespace":"web"}}'
   $BIN/assistantctl plan list
 
 Approve it as someone else:

@@ -98,7 +98,7 @@ async fn full_flow_through_the_cli() {
     let bob = dev_token(&env, "bob", "approver").await;
     assert!(TEST_JWT_SECRET.len() >= 32);
 
-    let step = r#"{"tool":"kubectl","action":"scale","input":{"deployment":"web","replicas":3,"namespace":"web"}}"#;
+    let step = r#"{"tool":"kubectl","action":"scale","input":{"resource":"deployment/web","replicas":3,"namespace":"web"}}"#;
     let out = ctl(
         &env,
         Some(&alice),

@@ -121,8 +121,8 @@ async fn bench_plans(
         "summary": "Scale web to 3 replicas",
         "context": {"environment": "staging", "namespace": "web"},
         "steps": [
-            {"tool": "kubectl", "action": "scale", "input": {"deployment": "web", "replicas": 3, "namespace": "web"},
-             "rollback": {"tool": "kubectl", "action": "scale", "input": {"deployment": "web", "replicas": 2, "namespace": "web"}}},
+            {"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 3, "namespace": "web"},
+             "rollback": {"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 2, "namespace": "web"}}},
             {"stage": "verify", "tool": "prometheus", "action": "query", "input": {"query": "up{job=\"web\"}"}}
         ]
     });

@@ -198,7 +198,7 @@ async fn denied_plan_cannot_execute_and_low_risk_dev_plan_needs_no_approval() {
     let low = json!({
         "summary": "Annotate the deploy",
         "context": {"environment": "dev", "namespace": "web"},
-        "steps": [{"tool": "grafana", "action": "annotation-create", "input": {"text": "deploy", "namespace": "web"}}]
+        "steps": [{"tool": "grafana", "action": "annotation-create", "input": {"text": "deploy"}}]
     });
     let (status, created) = app.post("/v1/plans", &alice, &low).await;
     assert_eq!(status, 201, "{created}");
@@ -234,7 +234,7 @@ async fn policy_denials_and_risk_from_steps() {
     let delete = json!({
         "summary": "Delete a stuck pod",
         "context": {"environment": "dev", "namespace": "web"},
-        "steps": [{"tool": "kubectl", "action": "delete", "input": {"kind": "pod", "name": "web-1", "namespace": "web"}}]
+        "steps": [{"tool": "kubectl", "action": "delete", "input": {"resource": "pod/web-1", "namespace": "web"}}]
     });
     let (status, created) = app.post("/v1/plans", &alice, &delete).await;
     assert_eq!(status, 201, "{created}");

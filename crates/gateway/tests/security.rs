@@ -393,6 +393,36 @@ async fn bad_input_gets_precise_errors_and_changes_nothing() {
     injection["steps"][0]["action"] = json!("--kubeconfig=/etc/shadow");
     let (s, b) = app.post("/v1/plans", &alice, &injection).await;
     assert_eq!(s, 400, "{b}");
+    for (mutate, field) in [
+        (json!(["steps", 0, "action", "exec"]), "steps[0].action"),
+        (
+            json!(["steps", 0, "input", {"resource": "deployment/web", "replicas": 3, "namespace": "--all"}]),
+            "steps[0].input.namespace",
+        ),
+        (
+            json!(["steps", 0, "input", {"resource": "deployment/web", "replicas": 3, "shell": "id"}]),
+            "steps[0].input.shell",
+        ),
+        (
+            json!(["steps", 0, "rollback", {"tool": "kubectl", "action": "scale", "input": {"resource": "-A", "replicas": 1}}]),
+            "steps[0].rollback.input.resource",
+        ),
+    ] {
+        let mut body = scale_plan_body();
+        let path = mutate.as_array().unwrap();
+        let step = &mut body["steps"][path[1].as_u64().unwrap() as usize];
+        step[path[2].as_str().unwrap()] = path[3].clone();
+        let (s, b) = app.post("/v1/plans", &alice, &body).await;
+        assert_eq!(
+            (s, error_code(&b)),
+            (422, "invalid_request"),
+            "{field}: {b}"
+        );
+        assert!(
+            b["error"]["message"].as_str().unwrap().starts_with(field),
+            "{field}: {b}"
+        );
+    }
     let mut bad_trigger = scale_plan_body();
     bad_trigger["trigger"] = json!("cron-ish");
     let (s, b) = app.post("/v1/plans", &alice, &bad_trigger).await;

@@ -17,7 +17,7 @@ mod tool;
 
 pub use actor::{Actor, ActorId, Role};
 pub use approval::{Approval, ApprovalSource, ApprovalStatus};
-pub use context_ref::{ContextRef, Environment};
+pub use context_ref::{is_dns1123_label, ContextRef, Environment};
 pub use error::ModelError;
 pub use execution::{Evidence, Execution, ExecutionStatus, ToolCall, ToolCallStatus};
 pub use ids::{

@@ -1,184 +1,56 @@
 //! The tool catalogue shared by the router, the planner and the gateway.
 //!
-//! For now this holds the read/write classification and base risk of every tool action, which
-//! risk scoring needs; per-action JSON schemas and argv builders join it with the tool router.
+//! Every tool action is declared once ([`ActionSpec`]): its input fields with their formats
+//! (from which the published JSON schema and the validation both come), whether it reads or
+//! writes and how risky it is, whether it is break-glass only, the exact argv builder for the CLI,
+//! and the HTTP request used as fallback or as the only path. Values that reach an argv are
+//! validated per field kind first: names never start with `-`, Kubernetes names follow
+//! DNS-1123, free text only travels behind `--flag=value`, paths stay inside the workspace.
 
-use crate::model::{ActionName, RiskLevel, ToolName};
+mod catalogue;
+mod classify;
+mod fields;
+mod input;
+mod spec;
 
-/// Whether an action only observes or changes something, and how risky a change is by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionClass {
-    Read,
-    Write(RiskLevel),
+pub use catalogue::{catalogue, find};
+pub use classify::{classify, is_account_scoped, ActionClass};
+pub use fields::{FieldKind, FieldSpec, ListOf};
+pub use input::{ToolInput, ToolInputError};
+pub use spec::{ActionSpec, ApiRequest, HttpMethod};
+
+use crate::model::{ActionName, ModelError, StepDraft, ToolName};
+
+fn check_call(
+    tool: ToolName,
+    action: &ActionName,
+    input: &serde_json::Value,
+) -> Result<(), ModelError> {
+    let spec = find(tool, action.as_str()).ok_or_else(|| {
+        let known: Vec<&str> = catalogue()
+            .iter()
+            .filter(|s| s.tool == tool)
+            .map(|s| s.action)
+            .collect();
+        ModelError::new(
+            "action",
+            format!(
+                "{tool} has no action {action:?} (known: {})",
+                known.join(", ")
+            ),
+        )
+    })?;
+    spec.validate(input)
+        .map(|_| ())
+        .map_err(|e| ModelError::new(format!("input.{}", e.field), e.message))
 }
 
-impl ActionClass {
-    pub fn is_write(self) -> bool {
-        matches!(self, Self::Write(_))
+/// Checks a step (and its rollback) against the catalogue: known action, valid input.
+pub fn check_step(step: &StepDraft) -> Result<(), ModelError> {
+    step.validate()?;
+    check_call(step.tool, &step.action, &step.input)?;
+    if let Some(rb) = &step.rollback {
+        check_call(rb.tool, &rb.action, &rb.input).map_err(|e| e.within("rollback"))?;
     }
-
-    pub fn risk(self) -> RiskLevel {
-        match self {
-            Self::Read => RiskLevel::Read,
-            Self::Write(level) => level,
-        }
-    }
-}
-
-/// Actions that only observe, whatever the tool.
-const READ_VERBS: &[&str] = &[
-    "get",
-    "list",
-    "describe",
-    "status",
-    "query",
-    "query_range",
-    "query-range",
-    "search",
-    "show",
-    "view",
-    "logs",
-    "health",
-    "rules",
-    "exemplars",
-    "alerts",
-    "trace",
-    "traceql",
-    "diff",
-    "history",
-    "read",
-    "sync-dry-run",
-    "sync-preview",
-    "wait",
-    "rollout-status",
-    "watch",
-    "top",
-    "version",
-    "tagging-get-resources",
-    "cloudtrail-lookup-events",
-    "cloudwatch-get-metric-data",
-    "dashboards",
-    "datasources",
-    "silences",
-    "pr-status",
-    "mr-status",
-    "pr-view",
-    "mr-view",
-    "issue-view",
-    "targets",
-    "labels",
-    "series",
-    "annotations-list",
-    "token-lookup",
-];
-
-/// Actions that destroy or widen access: break-glass territory.
-const HIGH_VERBS: &[&str] = &[
-    "delete",
-    "destroy",
-    "uninstall",
-    "terminate",
-    "drain",
-    "cordon",
-    "taint",
-    "exec",
-    "apply",
-    "patch",
-    "replace",
-    "revoke",
-    "put-role-policy",
-    "create-role",
-    "delete-role",
-    "attach-role-policy",
-    "force-push",
-];
-
-/// Changes that alter running workloads or secrets.
-const MEDIUM_VERBS: &[&str] = &[
-    "scale",
-    "rollout-restart",
-    "restart",
-    "rollout-undo",
-    "sync",
-    "rollback",
-    "upgrade",
-    "install",
-    "rotate",
-    "merge",
-    "push",
-    "set-image",
-    "assume-role",
-    "token-renew",
-    "write",
-    "silence-create",
-];
-
-/// Classifies `tool`/`action`. Unknown non-read actions count as medium-risk writes.
-pub fn classify(tool: ToolName, action: &ActionName) -> ActionClass {
-    let action = action.as_str();
-    let api_only_read = matches!(
-        tool,
-        ToolName::Prometheus | ToolName::Thanos | ToolName::Tempo
-    );
-    if api_only_read || READ_VERBS.contains(&action) {
-        return ActionClass::Read;
-    }
-    if HIGH_VERBS.contains(&action) || action.contains("delete") || action.contains("destroy") {
-        return ActionClass::Write(RiskLevel::High);
-    }
-    if MEDIUM_VERBS.contains(&action) {
-        return ActionClass::Write(RiskLevel::Medium);
-    }
-    let low_tool_writes = matches!(
-        tool,
-        ToolName::Grafana | ToolName::Linear | ToolName::Pagerduty | ToolName::Alertmanager
-    );
-    let low_verbs = [
-        "commit",
-        "branch",
-        "pr-create",
-        "mr-create",
-        "comment",
-        "annotate",
-        "label",
-    ];
-    if low_tool_writes || low_verbs.contains(&action) || action.ends_with("-create") {
-        return ActionClass::Write(RiskLevel::Low);
-    }
-    ActionClass::Write(RiskLevel::Medium)
-}
-
-/// Whether a write of this tool reaches a whole cloud account rather than one cluster.
-pub fn is_account_scoped(tool: ToolName) -> bool {
-    matches!(tool, ToolName::Aws | ToolName::Vault | ToolName::Boundary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn class(tool: ToolName, action: &str) -> ActionClass {
-        classify(tool, &ActionName::parse(action).unwrap())
-    }
-
-    #[test]
-    fn classification_table() {
-        use ActionClass::*;
-        assert_eq!(class(ToolName::Kubectl, "get"), Read);
-        assert_eq!(class(ToolName::Kubectl, "rollout-status"), Read);
-        assert_eq!(class(ToolName::Prometheus, "query_range"), Read);
-        assert_eq!(class(ToolName::Kubectl, "scale"), Write(RiskLevel::Medium));
-        assert_eq!(class(ToolName::Kubectl, "delete"), Write(RiskLevel::High));
-        assert_eq!(class(ToolName::Helm, "uninstall"), Write(RiskLevel::High));
-        assert_eq!(class(ToolName::Helm, "upgrade"), Write(RiskLevel::Medium));
-        assert_eq!(
-            class(ToolName::Grafana, "annotation-create"),
-            Write(RiskLevel::Low)
-        );
-        assert_eq!(class(ToolName::Aws, "frobnicate"), Write(RiskLevel::Medium));
-        assert_eq!(
-            class(ToolName::Vault, "kv-destroy-all"),
-            Write(RiskLevel::High)
-        );
-    }
+    Ok(())
 }

@@ -110,8 +110,7 @@ pub(crate) async fn create(
         return Err(ModelError::new("steps", format!("at most {MAX_STEPS} steps")).into());
     }
     for (i, step) in body.steps.iter().enumerate() {
-        step.validate()
-            .map_err(|e| e.within(&format!("steps[{i}]")))?;
+        carapulse_core::tools::check_step(step).map_err(|e| e.within(&format!("steps[{i}]")))?;
     }
     let constraints = match body.constraints {
         None | Some(Value::Null) => json!({}),

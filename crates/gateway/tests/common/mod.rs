@@ -103,9 +103,9 @@ pub fn scale_plan_body() -> Value {
         "intent": "scale deployment web to 3",
         "context": {"environment": "staging", "namespace": "web", "cluster_id": "c1"},
         "steps": [
-            {"tool": "kubectl", "action": "scale", "input": {"deployment": "web", "replicas": 3, "namespace": "web"},
-             "rollback": {"tool": "kubectl", "action": "scale", "input": {"deployment": "web", "replicas": 2, "namespace": "web"}}},
-            {"stage": "verify", "tool": "kubectl", "action": "rollout-status", "input": {"deployment": "web", "namespace": "web"}}
+            {"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 3, "namespace": "web"},
+             "rollback": {"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 2, "namespace": "web"}}},
+            {"stage": "verify", "tool": "kubectl", "action": "rollout-status", "input": {"resource": "deployment/web", "namespace": "web"}}
         ]
     })
 }
