@@ -11,6 +11,7 @@ pub mod config;
 pub mod dispatch;
 pub mod integrity;
 pub mod model;
+pub mod objects;
 pub mod policy;
 pub mod redact;
 pub mod store;

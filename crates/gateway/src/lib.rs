@@ -5,8 +5,7 @@
 //! to its port (port 0 in tests); [`Application::run_until_stopped`] serves until the shared
 //! shutdown token fires.
 
-pub mod error;
-pub mod extract;
+pub use carapulse_http::{error, extract};
 pub mod metrics;
 pub mod middleware;
 pub mod rate_limit;

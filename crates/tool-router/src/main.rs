@@ -1,16 +1,14 @@
-//! `tool-router`: Carapulse tool router: typed tool RPC over HTTP, run through sandbox-exec.
-//!
-//! Not built yet: it loads and validates its configuration, then exits with code 3 and says what
-//! is missing, instead of pretending to run.
+//! `tool-router`: typed tool RPC over HTTP.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use carapulse_core::cli::{not_implemented, ConfigArgs};
+use carapulse_core::cli::ConfigArgs;
 use carapulse_core::config::Component;
+use tool_router::Application;
 
-/// Carapulse tool router: typed tool RPC over HTTP, run through sandbox-exec.
+/// Carapulse tool router: validates, authorises and runs tool actions through the sandbox.
 #[derive(Debug, Parser)]
 #[command(name = "tool-router", version, about)]
 struct Args {
@@ -18,16 +16,40 @@ struct Args {
     config: ConfigArgs,
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     carapulse_core::telemetry::init("tool-router");
     let args = Args::parse();
-    if let Err(err) = args.config.load(Component::ToolRouter) {
-        eprintln!("tool-router: {err}");
-        return ExitCode::FAILURE;
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "tool-router failed");
+            eprintln!("tool-router: {err:#}");
+            ExitCode::FAILURE
+        }
     }
-    let code = not_implemented(
-        "tool-router",
-        "the tool catalogue, router API and sandboxed execution",
-    );
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.config.load(Component::ToolRouter)?;
+    let app = Application::build(config).await?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        token.cancel();
+    });
+    #[cfg(unix)]
+    {
+        let token = app.shutdown_token();
+        tokio::spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+                token.cancel();
+            }
+        });
+    }
+    app.run_until_stopped().await?;
+    Ok(())
 }

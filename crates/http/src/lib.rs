@@ -1,0 +1,8 @@
+//! HTTP pieces every Carapulse service shares, so errors look the same everywhere:
+//! [`error::ApiError`] renders `{"error": {"code", "message"}}`, and the extractors in
+//! [`extract`] turn malformed bodies and queries into precise 4xx errors.
+
+pub mod error;
+pub mod extract;
+
+pub use error::{ApiError, ApiResult};

@@ -1,0 +1,612 @@
+//! Executing one tool action: validate, authorise, then CLI first through the sandbox, API as
+//! fallback; redact; store large output; stream lines.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use carapulse_core::model::{ContextRef, Decision, ModelError, TenantId, ToolName};
+use carapulse_core::policy::{assess_steps, ActionType, PolicyInput, StepRef};
+use carapulse_core::tools::{find, ActionSpec, HttpMethod, ToolInput};
+use sandbox_exec::{namespaces_available, LineSink, SandboxPolicy, StreamKind};
+
+use crate::auth::Principal;
+use crate::state::RouterState;
+
+/// Output kept inline in the response; the full output goes to the object store beyond this.
+pub const INLINE_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// Body of `POST /v1/tools/execute`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteRequest {
+    pub tool_name: String,
+    pub action: String,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default)]
+    pub context: ContextRef,
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+/// What ran and what came out.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecuteResponse {
+    pub tool_call_id: String,
+    pub status: &'static str,
+    pub exit_code: Option<i32>,
+    pub http_status: Option<u16>,
+    pub output: String,
+    pub stderr: String,
+    pub output_truncated: bool,
+    pub output_ref: Option<String>,
+    pub used: &'static str,
+    pub duration_ms: u64,
+    pub timed_out: bool,
+    pub sandbox: Option<Value>,
+}
+
+/// Why a call was refused or could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    Invalid(ModelError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BreakGlass(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ExecError {
+    ExecError::Invalid(ModelError::new(field, message))
+}
+
+/// Finds `name` on the router's PATH.
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file() && is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// Host:port of a connector URL, for the egress allow-list.
+fn host_port(addr: &str) -> Option<String> {
+    let url = url::Url::parse(addr).ok()?;
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
+}
+
+/// The connector (base address, token) an API call of `tool` uses.
+fn connector(state: &RouterState, tool: ToolName) -> (Option<String>, Option<String>) {
+    let c = &state.config.connectors;
+    match tool {
+        ToolName::Aws => (c.aws.addr.clone(), c.aws.token.clone()),
+        ToolName::Vault => (c.vault.addr.clone(), c.vault.token.clone()),
+        ToolName::Boundary => (c.boundary.addr.clone(), c.boundary.token.clone()),
+        ToolName::Argocd => (c.argocd.addr.clone(), c.argocd.token.clone()),
+        ToolName::Prometheus => (c.prometheus.addr.clone(), c.prometheus.token.clone()),
+        ToolName::Thanos => (c.thanos.addr.clone(), c.thanos.token.clone()),
+        ToolName::Alertmanager => (c.alertmanager.addr.clone(), c.alertmanager.token.clone()),
+        ToolName::Grafana => (c.grafana.addr.clone(), c.grafana.token.clone()),
+        ToolName::Tempo => (c.tempo.addr.clone(), c.tempo.token.clone()),
+        ToolName::Linear => (
+            Some(c.linear.base_url.trim_end_matches("/graphql").to_owned()),
+            c.linear.token.clone(),
+        ),
+        ToolName::Pagerduty => (c.pagerduty.addr.clone(), c.pagerduty.token.clone()),
+        ToolName::Github => (c.github.addr.clone(), c.github.token.clone()),
+        ToolName::Gitlab => (c.gitlab.addr.clone(), c.gitlab.token.clone()),
+        ToolName::Kubectl | ToolName::Helm | ToolName::Git => (None, None),
+    }
+}
+
+/// Parent variables a tool's CLI may see, and credentials injected for it.
+fn tool_env(state: &RouterState, tool: ToolName) -> (Vec<String>, Vec<(String, String)>) {
+    let c = &state.config.connectors;
+    let mut allow: Vec<String> = Vec::new();
+    let mut set: Vec<(String, String)> = Vec::new();
+    let (addr, token) = connector(state, tool);
+    match tool {
+        ToolName::Kubectl | ToolName::Helm => {
+            allow.push("KUBECONFIG".into());
+            if let Some(path) = &c.k8s.kubeconfig_path {
+                set.push(("KUBECONFIG".into(), path.clone()));
+            }
+        }
+        ToolName::Aws => {
+            for v in [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_PROFILE",
+                "AWS_CONFIG_FILE",
+                "AWS_SHARED_CREDENTIALS_FILE",
+            ] {
+                allow.push(v.into());
+            }
+        }
+        ToolName::Vault => {
+            if let Some(a) = addr {
+                set.push(("VAULT_ADDR".into(), a));
+            }
+            if let Some(t) = token {
+                set.push(("VAULT_TOKEN".into(), t));
+            }
+            if let Some(ns) = &c.vault.namespace {
+                set.push(("VAULT_NAMESPACE".into(), ns.clone()));
+            }
+        }
+        ToolName::Boundary => {
+            if let Some(a) = addr {
+                set.push(("BOUNDARY_ADDR".into(), a));
+            }
+            if let Some(t) = token {
+                set.push(("BOUNDARY_TOKEN".into(), t));
+            }
+        }
+        ToolName::Argocd => {
+            if let Some(a) = addr.as_deref().and_then(|a| url::Url::parse(a).ok()) {
+                if let (Some(h), Some(p)) = (a.host_str(), a.port_or_known_default()) {
+                    set.push(("ARGOCD_SERVER".into(), format!("{h}:{p}")));
+                }
+            }
+            if let Some(t) = token {
+                set.push(("ARGOCD_AUTH_TOKEN".into(), t));
+            }
+        }
+        ToolName::Github => {
+            if let Some(t) = token {
+                set.push(("GH_TOKEN".into(), t));
+            }
+        }
+        ToolName::Gitlab => {
+            if let Some(t) = token {
+                set.push(("GITLAB_TOKEN".into(), t));
+            }
+        }
+        _ => {}
+    }
+    (allow, set)
+}
+
+/// Decides which tenant the call is for, checking a user's token against the request.
+fn resolve_tenant(principal: &Principal, context: &mut ContextRef) -> Result<TenantId, ExecError> {
+    match principal {
+        Principal::User(actor) => {
+            if !context.tenant_id.is_empty() && context.tenant_id != actor.tenant_id.as_str() {
+                return Err(ExecError::Forbidden(
+                    "context.tenant_id does not match the tenant of your token".into(),
+                ));
+            }
+            context.tenant_id = actor.tenant_id.to_string();
+            Ok(actor.tenant_id.clone())
+        }
+        Principal::Service => {
+            TenantId::parse(&context.tenant_id).map_err(|e| invalid("context.tenant_id", e.message))
+        }
+    }
+}
+
+/// Policy for write actions; reads need only a tenant.
+fn authorise(
+    state: &RouterState,
+    principal: &Principal,
+    spec: &ActionSpec,
+    input: &ToolInput,
+    context: &ContextRef,
+    execution_id: Option<&str>,
+    break_glass: bool,
+) -> Result<(), ExecError> {
+    if spec.break_glass && !break_glass {
+        return Err(ExecError::BreakGlass(format!(
+            "{}.{} is break-glass only: send X-Break-Glass: true",
+            spec.tool, spec.action
+        )));
+    }
+    if !spec.is_write() {
+        return Ok(());
+    }
+    context.validate().map_err(ExecError::Invalid)?;
+    let action =
+        carapulse_core::model::ActionName::parse(spec.action).map_err(ExecError::Invalid)?;
+    let value = input.as_value();
+    let risk = assess_steps(
+        &[StepRef {
+            tool: spec.tool,
+            action: &action,
+            input: &value,
+        }],
+        context,
+    );
+    let service_actor;
+    let actor = match principal {
+        Principal::User(a) => a,
+        Principal::Service => {
+            service_actor = carapulse_core::model::Actor {
+                id: carapulse_core::model::ActorId::parse("service:tool-router-client")
+                    .map_err(ExecError::Invalid)?,
+                email: None,
+                roles: vec!["service".into(), "operator".into()],
+                tenant_id: TenantId::parse(&context.tenant_id).map_err(ExecError::Invalid)?,
+            };
+            &service_actor
+        }
+    };
+    let policy_input = PolicyInput::new(
+        Some(actor),
+        "tool.execute",
+        ActionType::Write,
+        context,
+        &risk,
+        break_glass,
+        chrono::Utc::now(),
+    );
+    let outcome = state.policy.evaluate(&policy_input);
+    match outcome.decision {
+        Decision::Allow => Ok(()),
+        // An approved execution's step: only a service principal may assert that.
+        Decision::RequireApproval
+            if matches!(principal, Principal::Service) && execution_id.is_some() =>
+        {
+            Ok(())
+        }
+        Decision::RequireApproval => Err(ExecError::Forbidden(format!(
+            "policy requires approval for {}.{} ({}); run it as a step of an approved plan",
+            spec.tool,
+            spec.action,
+            outcome.reasons.join(", ")
+        ))),
+        Decision::Deny => Err(ExecError::Forbidden(format!(
+            "denied by policy: {}",
+            outcome.reasons.join(", ")
+        ))),
+    }
+}
+
+/// Runs the request to completion.
+pub async fn execute(
+    state: &RouterState,
+    principal: &Principal,
+    mut req: ExecuteRequest,
+    break_glass: bool,
+) -> Result<ExecuteResponse, ExecError> {
+    let tool = ToolName::parse(&req.tool_name).map_err(|e| invalid("tool_name", e.message))?;
+    let spec = find(tool, &req.action)
+        .ok_or_else(|| invalid("action", format!("{tool} has no action {:?}", req.action)))?;
+    let input = spec
+        .validate(&req.input)
+        .map_err(|e| invalid(&format!("input.{}", e.field), e.message))?;
+    let tenant = resolve_tenant(principal, &mut req.context)?;
+    if let Some(exec) = &req.execution_id {
+        carapulse_core::model::ExecutionId::parse(exec)
+            .map_err(|e| invalid("execution_id", e.message))?;
+    }
+    authorise(
+        state,
+        principal,
+        spec,
+        &input,
+        &req.context,
+        req.execution_id.as_deref(),
+        break_glass,
+    )?;
+
+    let id = match &req.tool_call_id {
+        Some(id) => carapulse_core::model::ToolCallId::parse(id)
+            .map_err(|e| invalid("tool_call_id", e.message))?
+            .to_string(),
+        None => carapulse_core::model::ToolCallId::new().to_string(),
+    };
+    state.hub.open(&id, tenant.as_str());
+    let started = Instant::now();
+    let result = run(state, spec, &input, &id).await;
+    let elapsed = started.elapsed();
+    let (outcome, used) = match &result {
+        Ok(r) => (r.status, r.used),
+        Err(_) => ("error", "none"),
+    };
+    state.metrics.record(
+        tool.as_str(),
+        spec.action,
+        outcome,
+        used,
+        elapsed.as_secs_f64(),
+    );
+    state.hub.end(&id, outcome);
+    let mut response = result?;
+    response.duration_ms = elapsed.as_millis() as u64;
+    if response.output.len() > INLINE_OUTPUT_BYTES || response.stderr.len() > INLINE_OUTPUT_BYTES {
+        let doc = json!({
+            "tool_call_id": id, "tenant_id": tenant.as_str(), "tool": tool, "action": spec.action,
+            "execution_id": req.execution_id, "output": response.output, "stderr": response.stderr,
+        });
+        let key = format!("tool-output/{id}.json");
+        let objects = state.objects.clone();
+        let bytes = serde_json::to_vec(&doc).map_err(|e| ExecError::Internal(e.to_string()))?;
+        let reference = tokio::task::spawn_blocking(move || objects.put(&key, &bytes))
+            .await
+            .map_err(|e| ExecError::Internal(e.to_string()))?
+            .map_err(|e| ExecError::Internal(format!("storing output: {e}")))?;
+        response.output_ref = Some(reference);
+        truncate(&mut response.output, INLINE_OUTPUT_BYTES);
+        truncate(&mut response.stderr, INLINE_OUTPUT_BYTES);
+        response.output_truncated = true;
+    }
+    Ok(response)
+}
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+async fn run(
+    state: &RouterState,
+    spec: &'static ActionSpec,
+    input: &ToolInput,
+    id: &str,
+) -> Result<ExecuteResponse, ExecError> {
+    let sandbox = &state.config.sandbox;
+    let mut cli_refusal = None;
+    if let Some(argv) = spec.argv(input) {
+        match which(&argv[0]) {
+            None => cli_refusal = Some(format!("{} is not installed", argv[0])),
+            Some(_) if sandbox.enforce && !sandbox.enabled => {
+                cli_refusal = Some("sandbox.enforce is on but sandbox.enabled is off".into())
+            }
+            Some(_) if sandbox.enforce && spec.is_write() && namespaces_available().is_err() => {
+                cli_refusal = Some(format!(
+                    "sandbox isolation unavailable on this host ({}); write actions are refused while sandbox.enforce is on",
+                    namespaces_available().err().unwrap_or_default()
+                ))
+            }
+            Some(binary) => return run_cli(state, spec, argv, binary, id).await,
+        }
+    }
+    if let Some(request) = spec.api_request(input) {
+        let (addr, token) = connector(state, spec.tool);
+        if let Some(addr) = addr.filter(|a| !a.is_empty()) {
+            return run_api(state, spec.tool, request, &addr, token.as_deref(), id).await;
+        }
+        return Err(ExecError::Unavailable(format!(
+            "{}.{}: {}no API address configured (connectors.{}.addr)",
+            spec.tool,
+            spec.action,
+            cli_refusal.map(|r| format!("{r}; ")).unwrap_or_default(),
+            spec.tool
+        )));
+    }
+    Err(ExecError::Unavailable(format!(
+        "{}.{}: {} and it has no API fallback",
+        spec.tool,
+        spec.action,
+        cli_refusal.unwrap_or_else(|| "no CLI".into())
+    )))
+}
+
+async fn run_cli(
+    state: &RouterState,
+    spec: &ActionSpec,
+    mut argv: Vec<String>,
+    binary: PathBuf,
+    id: &str,
+) -> Result<ExecuteResponse, ExecError> {
+    let sandbox = &state.config.sandbox;
+    argv[0] = binary.to_string_lossy().into_owned();
+    let (extra_allow, env) = tool_env(state, spec.tool);
+    let mut allow_egress = sandbox.egress_allowlist.clone();
+    if let Some(hp) = connector(state, spec.tool).0.as_deref().and_then(host_port) {
+        allow_egress.push(hp);
+    }
+    let working_dir = match spec.tool {
+        ToolName::Git | ToolName::Github | ToolName::Gitlab => {
+            state.config.storage.workspace_dir.clone()
+        }
+        _ => None,
+    };
+    let policy = SandboxPolicy {
+        timeout_ms: sandbox.timeout_ms,
+        max_output_bytes: sandbox.max_output_bytes,
+        env_allow: sandbox
+            .env_allow
+            .iter()
+            .cloned()
+            .chain(extra_allow)
+            .collect(),
+        env: env.into_iter().collect(),
+        allow_egress,
+        namespaces: true,
+        working_dir,
+        ..SandboxPolicy::default()
+    };
+    let hub = state.hub.clone();
+    let call_id = id.to_owned();
+    let sink: LineSink = Arc::new(move |kind, line| {
+        let stream = match kind {
+            StreamKind::Stdout => "stdout",
+            StreamKind::Stderr => "stderr",
+        };
+        hub.push(&call_id, stream, line);
+    });
+    let redactor = state.redactor.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        sandbox_exec::run(&argv, &policy, &redactor, Some(sink))
+    })
+    .await
+    .map_err(|e| ExecError::Internal(e.to_string()))?
+    .map_err(|e| ExecError::Unavailable(e.to_string()))?;
+    let sandbox_report = json!({
+        "namespaces": report.namespaces,
+        "namespaces_unavailable": report.namespaces_unavailable,
+        "egress_denied": report.egress_denied,
+        "max_rss_kb": report.max_rss_kb,
+        "signal": report.signal,
+    });
+    Ok(ExecuteResponse {
+        tool_call_id: id.to_owned(),
+        status: if report.succeeded() {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        exit_code: report.exit_code,
+        http_status: None,
+        output: report.stdout,
+        stderr: report.stderr,
+        output_truncated: report.stdout_truncated || report.stderr_truncated,
+        output_ref: None,
+        used: "cli",
+        duration_ms: report.duration_ms,
+        timed_out: report.timed_out,
+        sandbox: Some(sandbox_report),
+    })
+}
+
+async fn run_api(
+    state: &RouterState,
+    tool: ToolName,
+    request: carapulse_core::tools::ApiRequest,
+    base: &str,
+    token: Option<&str>,
+    id: &str,
+) -> Result<ExecuteResponse, ExecError> {
+    let url = format!("{}{}", base.trim_end_matches('/'), request.path);
+    let method = match request.method {
+        HttpMethod::Get => reqwest::Method::GET,
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Delete => reqwest::Method::DELETE,
+    };
+    let mut builder = state
+        .http
+        .request(method, &url)
+        .timeout(std::time::Duration::from_millis(
+            state.config.sandbox.timeout_ms,
+        ));
+    if !request.query.is_empty() {
+        builder = builder.query(&request.query);
+    }
+    if let Some(body) = &request.body {
+        let mut body = body.clone();
+        if tool == ToolName::Pagerduty {
+            if let (Value::Object(map), Some(t)) = (&mut body, token) {
+                map.insert("routing_key".into(), Value::String(t.to_owned()));
+            }
+        }
+        builder = builder.json(&body);
+    }
+    match (tool, token) {
+        (ToolName::Pagerduty, _) | (_, None) => {}
+        (ToolName::Linear, Some(t)) => builder = builder.header("Authorization", t),
+        (ToolName::Vault, Some(t)) => builder = builder.header("X-Vault-Token", t),
+        (_, Some(t)) => builder = builder.bearer_auth(t),
+    }
+    if tool == ToolName::Grafana {
+        builder = builder.header(
+            "X-Grafana-Org-Id",
+            state.config.connectors.grafana.org_id.clone(),
+        );
+    }
+    state.hub.push(
+        id,
+        "stdout",
+        &format!("{} {}", request.method_str(), request.path),
+    );
+    let started = Instant::now();
+    let response = builder.send().await.map_err(|e| {
+        ExecError::Unavailable(format!("{tool} API at {base}: {}", without_url(&e)))
+    })?;
+    let status = response.status();
+    let cap = state.config.sandbox.max_output_bytes;
+    let mut body = Vec::new();
+    let mut truncated = false;
+    let mut stream = response.bytes_stream();
+    use futures::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ExecError::Unavailable(format!("{tool} API: {}", without_url(&e))))?;
+        if body.len() + chunk.len() > cap {
+            body.extend_from_slice(&chunk[..cap.saturating_sub(body.len())]);
+            truncated = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let output = state.redactor.redact_bytes(&body);
+    for line in output.lines().take(1000) {
+        state.hub.push(id, "stdout", line);
+    }
+    Ok(ExecuteResponse {
+        tool_call_id: id.to_owned(),
+        status: if status.is_success() {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        exit_code: None,
+        http_status: Some(status.as_u16()),
+        output,
+        stderr: String::new(),
+        output_truncated: truncated,
+        output_ref: None,
+        used: "api",
+        duration_ms: started.elapsed().as_millis() as u64,
+        timed_out: false,
+        sandbox: None,
+    })
+}
+
+/// reqwest errors include the URL, which may carry query values; keep only the kind.
+fn without_url(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        e.to_string()
+            .split(" for url")
+            .next()
+            .unwrap_or("request failed")
+            .to_owned()
+    }
+}
+
+trait MethodStr {
+    fn method_str(&self) -> &'static str;
+}
+
+impl MethodStr for carapulse_core::tools::ApiRequest {
+    fn method_str(&self) -> &'static str {
+        match self.method {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! HTTP routes of the router.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use carapulse_core::model::ToolName;
+use carapulse_core::tools::catalogue;
+use carapulse_http::extract::ApiJson;
+use carapulse_http::ApiError;
+
+use crate::auth::{authenticate, Principal};
+use crate::executor::{execute, ExecError, ExecuteRequest};
+use crate::logs::LogEvent;
+use crate::state::RouterState;
+
+pub fn router(state: RouterState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/tools", get(list_tools))
+        .route("/v1/tools/execute", post(execute_tool))
+        .route("/v1/tools:execute", post(execute_tool))
+        .route("/v1/tools/logs", get(tool_logs))
+        .route("/v1/resources/tool-output/{tool_call_id}", get(tool_output))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .with_state(state)
+}
+
+async fn principal(state: &RouterState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    authenticate(
+        headers,
+        state.config.tool_router.auth_token.as_deref(),
+        state.verifier.as_deref(),
+    )
+    .await
+    .map_err(|e| ApiError::unauthorized(e.to_string()))
+}
+
+fn tenant_of(p: &Principal) -> Option<&str> {
+    match p {
+        Principal::Service => None,
+        Principal::User(a) => Some(a.tenant_id.as_str()),
+    }
+}
+
+async fn readyz(State(state): State<RouterState>) -> impl IntoResponse {
+    let isolation = match sandbox_exec::namespaces_available() {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("unavailable: {e}"),
+    };
+    let sandbox_ok = !state.config.sandbox.enforce || state.config.sandbox.enabled;
+    let status = if sandbox_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if sandbox_ok { "ready" } else { "not_ready" },
+            "checks": {
+                "policy": format!("ok ({} files)", state.policy.files().len()),
+                "sandbox": if sandbox_ok { "ok" } else { "sandbox.enforce is on but sandbox.enabled is off" },
+                "namespaces": isolation,
+            }
+        })),
+    )
+}
+
+async fn metrics(State(state): State<RouterState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+async fn list_tools(
+    State(state): State<RouterState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers).await?;
+    let tools: Vec<Value> = ToolName::ALL
+        .iter()
+        .map(|tool| {
+            let actions: Vec<Value> = catalogue()
+                .iter()
+                .filter(|s| s.tool == *tool)
+                .map(|s| s.describe())
+                .collect();
+            json!({"name": tool, "actions": actions})
+        })
+        .collect();
+    Ok(Json(json!({"tools": tools})))
+}
+
+async fn execute_tool(
+    State(state): State<RouterState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<ExecuteRequest>,
+) -> Result<Response, ApiError> {
+    let who = principal(&state, &headers).await?;
+    let break_glass = headers
+        .get("x-break-glass")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    match execute(&state, &who, req, break_glass).await {
+        Ok(resp) => Ok(Json(resp).into_response()),
+        Err(ExecError::Invalid(e)) => Err(ApiError::bad_request("invalid_request", e.to_string())),
+        Err(ExecError::Forbidden(m)) => Err(ApiError::forbidden("policy_denied", m)),
+        Err(ExecError::BreakGlass(m)) => Err(ApiError::forbidden("break_glass_required", m)),
+        Err(ExecError::Unavailable(m)) => {
+            let mut e = ApiError::unavailable(m);
+            e.code = "tool_unavailable";
+            Err(e)
+        }
+        Err(ExecError::Internal(m)) => {
+            tracing::error!(error = %m, "tool execution failed internally");
+            Err(ApiError::internal())
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LogsQuery {
+    tool_call_id: String,
+}
+
+/// SSE: replays what the call already wrote, then streams new lines until it ends.
+async fn tool_logs(
+    State(state): State<RouterState>,
+    headers: HeaderMap,
+    Query(q): Query<LogsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let who = principal(&state, &headers).await?;
+    let (history, ended, mut rx) = state
+        .hub
+        .subscribe(&q.tool_call_id, tenant_of(&who))
+        .ok_or_else(|| ApiError::not_found("tool call"))?;
+    let stream = async_stream(move |tx| async move {
+        for line in history {
+            if tx.send(line_event(&line)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(status) = ended {
+            let _ = tx
+                .send(
+                    Event::default()
+                        .event("end")
+                        .data(json!({"status": status}).to_string()),
+                )
+                .await;
+            return;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(LogEvent::Line(line)) => {
+                    if tx.send(line_event(&line)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(LogEvent::End { status }) => {
+                    let _ = tx
+                        .send(
+                            Event::default()
+                                .event("end")
+                                .data(json!({"status": status}).to_string()),
+                        )
+                        .await;
+                    return;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let _ = tx
+                        .send(
+                            Event::default()
+                                .event("lagged")
+                                .data(json!({"dropped": n}).to_string()),
+                        )
+                        .await;
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn line_event(line: &crate::logs::LogLine) -> Event {
+    Event::default()
+        .event("log")
+        .id(line.seq.to_string())
+        .data(serde_json::to_string(line).unwrap_or_default())
+}
+
+/// Turns a producer task into a stream of SSE events.
+fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(producer(tx));
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}
+
+/// GetResource: a stored tool output, by tool call id.
+async fn tool_output(
+    State(state): State<RouterState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = principal(&state, &headers).await?;
+    let id = carapulse_core::model::ToolCallId::parse(&id)
+        .map_err(|_| ApiError::not_found("tool output"))?;
+    let objects = state.objects.clone();
+    let reference = format!("fs://tool-output/{id}.json");
+    let bytes = tokio::task::spawn_blocking(move || objects.get(&reference))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|_| ApiError::not_found("tool output"))?;
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::internal())?;
+    if let Some(tenant) = tenant_of(&who) {
+        if doc["tenant_id"] != tenant {
+            return Err(ApiError::not_found("tool output"));
+        }
+    }
+    Ok(Json(doc))
+}

@@ -1,0 +1,24 @@
+//! Shared state of the router.
+
+use std::sync::Arc;
+
+use carapulse_core::auth::TokenVerifier;
+use carapulse_core::config::Config;
+use carapulse_core::objects::ObjectStore;
+use carapulse_core::policy::PolicyEngine;
+use carapulse_core::redact::Redactor;
+
+use crate::logs::LogHub;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct RouterState {
+    pub config: Arc<Config>,
+    pub policy: Arc<PolicyEngine>,
+    pub verifier: Option<Arc<TokenVerifier>>,
+    pub redactor: Arc<Redactor>,
+    pub hub: Arc<LogHub>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub http: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+}
