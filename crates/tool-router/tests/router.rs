@@ -1,0 +1,605 @@
+//! The tool router end to end: fake CLIs on PATH that assert the exact argv they receive, API
+//! fallbacks against wiremock, policy, break-glass, live SSE logs, output references, redaction
+//! and timeouts.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use carapulse_core::config::Config;
+use serde_json::{json, Value};
+use tool_router::Application;
+use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TOKEN: &str = "service-token-for-tests-0123456789";
+
+/// A directory of fake CLIs, put first on PATH once for the whole test binary. Each fake compares
+/// its arguments with `$CARAPULSE_FAKE_DIR/<tool>.expect` and prints `<tool>.out`; on a mismatch
+/// it exits 97 and says what it got.
+fn fake_bin() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("carapulse-fakes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for tool in ["helm", "argocd", "vault", "gh", "glab", "aws", "git"] {
+            let script = format!(
+                "#!/bin/sh\nexpect=\"$CARAPULSE_FAKE_DIR/{tool}.expect\"\n\
+                 if [ \"$*\" != \"$(cat \"$expect\")\" ]; then echo \"{tool}: unexpected argv: $*\" >&2; exit 97; fi\n\
+                 if [ -f \"$CARAPULSE_FAKE_DIR/{tool}.sh\" ]; then . \"$CARAPULSE_FAKE_DIR/{tool}.sh\"; fi\n\
+                 cat \"$CARAPULSE_FAKE_DIR/{tool}.out\" 2>/dev/null\nexit 0\n"
+            );
+            let path = dir.join(tool);
+            std::fs::write(&path, script).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let old = std::env::var("PATH").unwrap_or_default();
+        // SAFETY: done once, before any router of this binary starts.
+        unsafe {
+            std::env::set_var("PATH", format!("{}:{old}", dir.display()));
+            std::env::set_var("CARAPULSE_FAKE_DIR", dir.join("expect"));
+        }
+        std::fs::create_dir_all(dir.join("expect")).unwrap();
+        dir
+    })
+}
+
+/// The fakes share one expectation directory, so tests that use them take turns.
+async fn fakes_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
+
+fn expect_dir() -> PathBuf {
+    fake_bin().join("expect")
+}
+
+fn expect(tool: &str, args: &str, out: &str) {
+    std::fs::write(expect_dir().join(format!("{tool}.expect")), args).unwrap();
+    std::fs::write(expect_dir().join(format!("{tool}.out")), out).unwrap();
+    let _ = std::fs::remove_file(expect_dir().join(format!("{tool}.sh")));
+}
+
+struct Router {
+    url: String,
+    http: reqwest::Client,
+    _objects: tempfile::TempDir,
+}
+
+async fn spawn(tweak: impl FnOnce(&mut Config)) -> Router {
+    fake_bin();
+    let objects = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.tool_router.http_addr = "127.0.0.1:0".into();
+    config.tool_router.auth_token = Some(TOKEN.into());
+    config.policy.policy_dir = carapulse_core::testing::policies_dir();
+    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+    config.sandbox.env_allow.push("CARAPULSE_FAKE_DIR".into());
+    config.sandbox.timeout_ms = 10_000;
+    tweak(&mut config);
+    let app = Application::build(config).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Router {
+        url,
+        http: reqwest::Client::new(),
+        _objects: objects,
+    }
+}
+
+impl Router {
+    async fn exec(&self, body: Value) -> (u16, Value) {
+        self.exec_with(body, &[]).await
+    }
+
+    async fn exec_with(&self, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/tools/execute", self.url))
+            .bearer_auth(TOKEN)
+            .json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn call(tool: &str, action: &str, input: Value) -> Value {
+    json!({"tool_name": tool, "action": action, "input": input,
+           "context": {"tenant_id": "acme", "environment": "dev", "namespace": "web"}})
+}
+
+#[tokio::test]
+async fn fake_clis_receive_exactly_the_built_argv() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|_| {}).await;
+    let cases = [
+        ("helm", "status", json!({"release": "web", "namespace": "web"}), "status web --output=json --namespace=web", "{\"info\":{\"status\":\"deployed\"}}"),
+        ("helm", "upgrade", json!({"release": "web", "chart": "charts/web", "version": "1.2.3", "wait": true}), "upgrade --install web charts/web --version=1.2.3 --wait", "Release \"web\" has been upgraded."),
+        ("helm", "rollback", json!({"release": "web", "revision": 4}), "rollback web 4", "Rollback was a success!"),
+        ("argocd", "sync", json!({"app": "web", "revision": "v2"}), "app sync web --revision=v2", "Phase: Succeeded"),
+        ("argocd", "sync-preview", json!({"app": "web"}), "app sync web --dry-run --preview-changes", "===== apps/Deployment web/web ====="),
+        ("vault", "health", json!({}), "status -format=json", "{\"sealed\":false}"),
+        ("vault", "rotate", json!({"path": "database/rotate-role/web"}), "write -format=json -force database/rotate-role/web", "{}"),
+        ("gh", "pr-merge", json!({"pr": 7, "method": "squash", "repo": "acme/web"}), "pr merge 7 --squash --repo=acme/web", "Merged"),
+        ("glab", "mr-merge", json!({"mr": 3}), "mr merge 3 --yes", "Merged"),
+        ("aws", "assume-role", json!({"role_arn": "arn:aws:iam::123456789012:role/deploy"}), "sts assume-role --role-arn=arn:aws:iam::123456789012:role/deploy --role-session-name=carapulse --output=json", "{\"Credentials\":{}}"),
+    ];
+    for (bin, action, input, argv, out) in cases {
+        expect(bin, argv, out);
+        let tool = match bin {
+            "gh" => "github",
+            "glab" => "gitlab",
+            other => other,
+        };
+        let headers: &[(&str, &str)] = &[];
+        let mut body = call(tool, action, input);
+        body["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
+        let (status, resp) = r.exec_with(body, headers).await;
+        assert_eq!(status, 200, "{tool}.{action}: {resp}");
+        assert_eq!(resp["used"], "cli", "{tool}.{action}");
+        assert_eq!(resp["status"], "succeeded", "{tool}.{action}: {resp}");
+        assert_eq!(resp["exit_code"], 0);
+        assert_eq!(resp["output"], out, "{tool}.{action}");
+    }
+    // A wrong expectation makes the fake fail: the comparison is real.
+    expect("helm", "status other", "");
+    let (_, resp) = r
+        .exec(call("helm", "status", json!({"release": "web"})))
+        .await;
+    assert_eq!(resp["status"], "failed");
+    assert_eq!(resp["exit_code"], 97);
+    assert!(
+        resp["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected argv: status web --output=json"),
+        "{resp}"
+    );
+}
+
+#[tokio::test]
+async fn schema_violations_and_injection_are_400_naming_the_field() {
+    let r = spawn(|_| {}).await;
+    for (tool, action, input, field) in [
+        (
+            "helm",
+            "status",
+            json!({"release": "--kube-context=prod"}),
+            "input.release",
+        ),
+        (
+            "kubectl",
+            "get",
+            json!({"resource": "pods", "namespace": "-A"}),
+            "input.namespace",
+        ),
+        (
+            "helm",
+            "status",
+            json!({"release": "web", "debug": true}),
+            "input.debug",
+        ),
+        (
+            "vault",
+            "read",
+            json!({"path": "../../sys/raw"}),
+            "input.path",
+        ),
+        ("helm", "launch", json!({}), "action"),
+        ("bash", "run", json!({}), "tool_name"),
+    ] {
+        let (status, body) = r.exec(call(tool, action, input)).await;
+        assert_eq!(status, 400, "{tool}.{action}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{field}: {body}"
+        );
+    }
+    let resp = r
+        .http
+        .post(format!("{}/v1/tools/execute", r.url))
+        .json(&call("vault", "health", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = r
+        .http
+        .post(format!("{}/v1/tools/execute", r.url))
+        .bearer_auth("wrong")
+        .json(&call("vault", "health", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn policy_gates_writes_and_break_glass() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|c| {
+        c.gateway.dev_mode = true;
+        c.gateway.dev_jwt_secret = Some(carapulse_core::testing::TEST_JWT_SECRET.into());
+    })
+    .await;
+    let token = |roles: &[&str]| {
+        let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
+        carapulse_core::auth::mint_dev_token(&carapulse_core::auth::DevTokenRequest {
+            secret: carapulse_core::testing::TEST_JWT_SECRET,
+            issuer: "carapulse-dev",
+            audience: None,
+            subject: "alice",
+            tenant: "acme",
+            roles: &roles,
+            email: None,
+            ttl_secs: 600,
+            tenant_claim: "tenant_id",
+            roles_claim: "groups",
+        })
+        .unwrap()
+    };
+    let as_user = |t: String, body: Value, bg: bool| {
+        let mut req = r
+            .http
+            .post(format!("{}/v1/tools/execute", r.url))
+            .bearer_auth(t)
+            .json(&body);
+        if bg {
+            req = req.header("X-Break-Glass", "true");
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // Reads need no write role.
+    expect("helm", "status web --output=json", "ok");
+    let (s, b) = as_user(
+        token(&["viewer"]),
+        call("helm", "status", json!({"release": "web"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    // A viewer cannot write.
+    expect("helm", "rollback web", "ok");
+    let (s, b) = as_user(
+        token(&["viewer"]),
+        call("helm", "rollback", json!({"release": "web"})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("policy_denied")),
+        "{b}"
+    );
+    // A medium-risk write needs approval: a user cannot run it directly...
+    let (s, b) = as_user(
+        token(&["operator"]),
+        call("helm", "rollback", json!({"release": "web"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("approval"),
+        "{b}"
+    );
+    // ...the orchestrator (service token) can, for an execution.
+    let mut body = call("helm", "rollback", json!({"release": "web"}));
+    let (s, _) = r.exec(body.clone()).await;
+    assert_eq!(s, 403, "service without execution_id");
+    body["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
+    let (s, b) = r.exec(body).await;
+    assert_eq!(s, 200, "{b}");
+    // Another tenant in the context is refused for users.
+    let mut other = call("helm", "status", json!({"release": "web"}));
+    other["context"]["tenant_id"] = json!("globex");
+    let (s, _) = as_user(token(&["operator"]), other, false).await;
+    assert_eq!(s, 403);
+    // Break-glass actions need the header.
+    expect("helm", "uninstall web", "release \"web\" uninstalled");
+    let mut body = call("helm", "uninstall", json!({"release": "web"}));
+    body["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
+    let (s, b) = r.exec(body.clone()).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("break_glass_required")),
+        "{b}"
+    );
+    let (s, b) = r.exec_with(body, &[("X-Break-Glass", "true")]).await;
+    assert_eq!(s, 200, "{b}");
+    // Unknown environments are denied for writes, even for the service.
+    let mut moon = call("helm", "rollback", json!({"release": "web"}));
+    moon["context"]["environment"] = json!("moon");
+    moon["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
+    let (s, _) = r.exec(moon).await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn api_fallback_and_api_only_tools_against_mock_servers() {
+    let prom = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .and(query_param("query", "up{job=\"web\"}"))
+        .and(header("authorization", "Bearer prom-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "success", "data": {"resultType": "vector", "result": [{"value": [1, "1"]}]}})))
+        .expect(1)
+        .mount(&prom)
+        .await;
+    let boundary = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/targets"))
+        .and(query_param("scope_id", "p_1234567890"))
+        .and(header("authorization", "Bearer b-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+        .expect(1)
+        .mount(&boundary)
+        .await;
+    let pd = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/enqueue"))
+        .and(body_partial_json(json!({"routing_key": "pd-routing-key", "event_action": "resolve", "dedup_key": "web-down"})))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"status": "success"})))
+        .expect(1)
+        .mount(&pd)
+        .await;
+    let grafana = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/annotations"))
+        .and(header("x-grafana-org-id", "1"))
+        .and(body_partial_json(
+            json!({"text": "deploy web v2", "tags": ["deploy"]}),
+        ))
+        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
+        .expect(1)
+        .mount(&grafana)
+        .await;
+    let (p, b, d, g) = (prom.uri(), boundary.uri(), pd.uri(), grafana.uri());
+    let r = spawn(move |c| {
+        c.connectors.prometheus.addr = Some(p);
+        c.connectors.prometheus.token = Some("prom-token".into());
+        c.connectors.boundary.addr = Some(b);
+        c.connectors.boundary.token = Some("b-token".into());
+        c.connectors.pagerduty.addr = Some(d);
+        c.connectors.pagerduty.token = Some("pd-routing-key".into());
+        c.connectors.grafana.addr = Some(g);
+    })
+    .await;
+    let (s, resp) = r
+        .exec(call(
+            "prometheus",
+            "query",
+            json!({"query": "up{job=\"web\"}"}),
+        ))
+        .await;
+    assert_eq!(s, 200, "{resp}");
+    assert_eq!(
+        (resp["used"].as_str(), resp["http_status"].as_u64()),
+        (Some("api"), Some(200))
+    );
+    assert!(resp["output"].as_str().unwrap().contains("vector"));
+    // boundary has no binary here: the API path runs and says so.
+    let (s, resp) = r
+        .exec(call(
+            "boundary",
+            "targets-list",
+            json!({"scope_id": "p_1234567890"}),
+        ))
+        .await;
+    assert_eq!((s, resp["used"].as_str()), (200, Some("api")), "{resp}");
+    let mut resolve = call("pagerduty", "resolve", json!({"dedup_key": "web-down"}));
+    resolve["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
+    let (s, resp) = r.exec(resolve).await;
+    assert_eq!(
+        (s, resp["status"].as_str()),
+        (200, Some("succeeded")),
+        "{resp}"
+    );
+    let (s, resp) = r
+        .exec(call(
+            "grafana",
+            "annotation-create",
+            json!({"text": "deploy web v2", "tags": ["deploy"]}),
+        ))
+        .await;
+    assert_eq!(s, 200, "{resp}");
+    assert_eq!(
+        (resp["status"].as_str(), resp["http_status"].as_u64()),
+        (Some("failed"), Some(500)),
+        "upstream errors are failures, not successes"
+    );
+    // No API address and no CLI: a clear 503.
+    let (s, resp) = r.exec(call("tempo", "search", json!({"q": "{ }"}))).await;
+    assert_eq!(
+        (s, resp["error"]["code"].as_str()),
+        (503, Some("tool_unavailable")),
+        "{resp}"
+    );
+    assert!(resp["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("connectors.tempo.addr"));
+}
+
+#[tokio::test]
+async fn logs_stream_live_while_the_command_runs() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|_| {}).await;
+    expect("helm", "history web --output=json", "");
+    std::fs::write(
+        expect_dir().join("helm.sh"),
+        "echo line-1; sleep 0.4; echo line-2; sleep 0.4; echo line-3\n",
+    )
+    .unwrap();
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut body = call("helm", "history", json!({"release": "web"}));
+    body["tool_call_id"] = json!(id);
+    let exec = {
+        let http = r.http.clone();
+        let url = format!("{}/v1/tools/execute", r.url);
+        tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (Instant::now(), resp.json::<Value>().await.unwrap())
+        })
+    };
+    // Subscribe as soon as the call exists.
+    let mut resp = None;
+    for _ in 0..100 {
+        let res = r
+            .http
+            .get(format!("{}/v1/tools/logs?tool_call_id={id}", r.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if res.status().as_u16() == 200 {
+            resp = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut resp = resp.expect("log stream opened");
+    let mut text = String::new();
+    let mut first_line_at = None;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if first_line_at.is_none() && text.contains("line-1") {
+            first_line_at = Some(Instant::now());
+        }
+        if text.contains("event: end") {
+            break;
+        }
+    }
+    let (finished_at, result) = exec.await.unwrap();
+    assert_eq!(result["status"], "succeeded", "{result}");
+    assert!(text.contains("line-2") && text.contains("line-3"), "{text}");
+    let first = first_line_at.expect("saw line-1");
+    assert!(
+        finished_at.duration_since(first) >= Duration::from_millis(500),
+        "line-1 arrived while the command was still running"
+    );
+    // Replay after the end gives the whole history and the end event.
+    let replay = r
+        .http
+        .get(format!("{}/v1/tools/logs?tool_call_id={id}", r.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        replay.contains("line-1") && replay.contains("event: end"),
+        "{replay}"
+    );
+    let unknown = r
+        .http
+        .get(format!(
+            "{}/v1/tools/logs?tool_call_id={}",
+            r.url,
+            uuid::Uuid::now_v7()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn large_output_goes_to_the_object_store_and_secrets_are_redacted() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|_| {}).await;
+    expect("helm", "get all web", "");
+    std::fs::write(
+        expect_dir().join("helm.sh"),
+        "echo 'password=hunter2hunter2 AKIAIOSFODNN7EXAMPLE'; head -c 200000 /dev/zero | tr '\\0' 'x'\n",
+    )
+    .unwrap();
+    let (s, resp) = r.exec(call("helm", "get", json!({"release": "web"}))).await;
+    assert_eq!(s, 200, "{resp}");
+    let output = resp["output"].as_str().unwrap();
+    assert!(
+        !output.contains("hunter2hunter2") && !output.contains("AKIAIOSFODNN7EXAMPLE"),
+        "redacted"
+    );
+    assert!(output.len() <= tool_router::executor::INLINE_OUTPUT_BYTES);
+    assert_eq!(resp["output_truncated"], true);
+    let reference = resp["output_ref"].as_str().unwrap();
+    assert!(reference.starts_with("fs://tool-output/"));
+    let id = resp["tool_call_id"].as_str().unwrap();
+    let stored: Value = r
+        .http
+        .get(format!("{}/v1/resources/tool-output/{id}", r.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let full = stored["output"].as_str().unwrap();
+    assert!(full.len() > 200_000, "the stored output is complete");
+    assert!(!full.contains("hunter2hunter2"));
+}
+
+#[tokio::test]
+async fn slow_tools_are_killed_at_the_timeout_and_metrics_count_calls() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|c| c.sandbox.timeout_ms = 300).await;
+    expect("vault", "status -format=json", "");
+    std::fs::write(expect_dir().join("vault.sh"), "sleep 5\n").unwrap();
+    let started = Instant::now();
+    let (s, resp) = r.exec(call("vault", "health", json!({}))).await;
+    assert_eq!(s, 200, "{resp}");
+    assert_eq!(
+        (resp["status"].as_str(), resp["timed_out"].as_bool()),
+        (Some("failed"), Some(true))
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let metrics = r
+        .http
+        .get(format!("{}/metrics", r.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("carapulse_tool_calls_total{tool=\"vault\",action=\"health\",outcome=\"failed\",used=\"cli\"} 1"), "{metrics}");
+    let tools: Value = r
+        .http
+        .get(format!("{}/v1/tools", r.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 16);
+    assert!(tools["tools"][0]["actions"][0]["input_schema"]["properties"].is_object());
+}
