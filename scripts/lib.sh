@@ -84,6 +84,17 @@ ensure_temporal() {
   log "Temporal is ready"
 }
 
+ensure_prometheus() {
+  if command -v prometheus >/dev/null 2>&1; then
+    log "Prometheus binary present ($(command -v prometheus)); tests start their own instances"
+    return 0
+  fi
+  log "installing Prometheus (Debian package) for the PromQL tests"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  command -v prometheus >/dev/null 2>&1 || { log "prometheus did not install"; return 1; }
+}
+
 # Stops what this run started, newest first.
 stop_started() {
   local i item

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: provisions PostgreSQL and the Temporal dev server if they are not
-# running (and stops only what it started), then runs every workspace test.
+# running (and stops only what it started), installs Prometheus for the PromQL tests (each test
+# starts its own instance), then runs every workspace test.
 #
 # Usage: ./scripts/test.sh [extra cargo test args]
 
@@ -9,6 +10,7 @@ trap stop_started EXIT
 
 ensure_postgres
 ensure_temporal
+ensure_prometheus
 
 cd "$REPO_ROOT"
 export CARAPULSE_TEST_PG="${CARAPULSE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"

@@ -89,6 +89,32 @@ fn argv_table() {
         ),
         (
             Kubectl,
+            "scale",
+            json!({"resource": "deployment/web", "replicas": 1, "dry_run": true}),
+            s(&[
+                "kubectl",
+                "scale",
+                "deployment/web",
+                "--replicas=1",
+                "--dry-run=client",
+                "--output=json",
+            ]),
+        ),
+        (
+            Kubectl,
+            "rollout-restart",
+            json!({"resource": "deployment/web", "dry_run": true}),
+            s(&[
+                "kubectl",
+                "rollout",
+                "restart",
+                "deployment/web",
+                "--dry-run=client",
+                "--output=json",
+            ]),
+        ),
+        (
+            Kubectl,
             "rollout-undo",
             json!({"resource": "deployment/web", "to_revision": 4}),
             s(&[

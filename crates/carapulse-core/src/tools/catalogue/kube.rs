@@ -21,10 +21,22 @@ const RESOURCE: F = F::req(
 );
 const NAMESPACE: F = F::opt("namespace", K::Namespace, "Kubernetes namespace");
 const RELEASE: F = F::req("release", K::K8sName, "Helm release name");
+const DRY_RUN: F = F::opt(
+    "dry_run",
+    K::Bool,
+    "kubectl --dry-run=client: show what would change",
+);
 const APP: F = F::req("app", K::K8sName, "Argo CD application");
 
 fn ns(out: &mut Vec<String>, i: &crate::tools::ToolInput) {
     flag_eq(out, "--namespace", i.str("namespace"));
+}
+
+fn dry_run(out: &mut Vec<String>, i: &crate::tools::ToolInput) {
+    if i.flag("dry_run") {
+        out.push("--dry-run=client".into());
+        out.push("--output=json".into());
+    }
 }
 
 pub(super) fn actions() -> Vec<ActionSpec> {
@@ -117,6 +129,7 @@ pub(super) fn actions() -> Vec<ActionSpec> {
                         K::Int { min: 0, max: 1000 },
                         "precondition on the current count",
                     ),
+                    DRY_RUN,
                 ]
             },
             cli: Some(|i| {
@@ -124,6 +137,7 @@ pub(super) fn actions() -> Vec<ActionSpec> {
                 flag_eq(&mut a, "--replicas", i.int("replicas"));
                 ns(&mut a, i);
                 flag_eq(&mut a, "--current-replicas", i.int("current_replicas"));
+                dry_run(&mut a, i);
                 a
             }),
             api: None,
@@ -160,7 +174,7 @@ pub(super) fn actions() -> Vec<ActionSpec> {
             description: "Restart a workload",
             class: W_MED,
             break_glass: false,
-            fields: const { &[RESOURCE, NAMESPACE] },
+            fields: const { &[RESOURCE, NAMESPACE, DRY_RUN] },
             cli: Some(|i| {
                 let mut a = argv(&[
                     "kubectl",
@@ -169,6 +183,7 @@ pub(super) fn actions() -> Vec<ActionSpec> {
                     i.str("resource").unwrap_or_default(),
                 ]);
                 ns(&mut a, i);
+                dry_run(&mut a, i);
                 a
             }),
             api: None,
@@ -250,7 +265,7 @@ pub(super) fn actions() -> Vec<ActionSpec> {
             description: "Delete a resource (break-glass only)",
             class: W_HIGH,
             break_glass: true,
-            fields: const { &[RESOURCE, NAMESPACE] },
+            fields: const { &[RESOURCE, NAMESPACE, DRY_RUN] },
             cli: Some(|i| {
                 let mut a = argv(&[
                     "kubectl",
@@ -259,6 +274,7 @@ pub(super) fn actions() -> Vec<ActionSpec> {
                     "--wait=false",
                 ]);
                 ns(&mut a, i);
+                dry_run(&mut a, i);
                 a
             }),
             api: None,

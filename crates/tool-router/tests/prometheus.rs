@@ -1,0 +1,142 @@
+//! Prometheus queries through the router against a real Prometheus server (Debian package
+//! `prometheus`, installed by scripts/test.sh) started here on a free port, scraping itself.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use carapulse_core::config::Config;
+use serde_json::{json, Value};
+use tool_router::Application;
+
+const TOKEN: &str = "service-token-for-prometheus-tests-01";
+
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_prometheus() -> Option<Prometheus> {
+    let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
+    )
+    .unwrap();
+    let child = Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let prom = Prometheus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{}/-/ready", prom.url)).send().await {
+            if r.status().is_success() {
+                return Some(prom);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("prometheus did not become ready");
+}
+
+#[tokio::test]
+async fn promql_through_the_router_against_real_prometheus() {
+    let Some(prom) = start_prometheus().await else {
+        if std::env::var("CARAPULSE_SKIP_PROMETHEUS").is_ok() {
+            eprintln!("skipping: prometheus not installed and CARAPULSE_SKIP_PROMETHEUS is set");
+            return;
+        }
+        panic!("prometheus is not installed: run ./scripts/test.sh (it installs it) or set CARAPULSE_SKIP_PROMETHEUS=1");
+    };
+    let objects = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.tool_router.http_addr = "127.0.0.1:0".into();
+    config.tool_router.auth_token = Some(TOKEN.into());
+    config.policy.policy_dir = carapulse_core::testing::policies_dir();
+    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+    config.connectors.prometheus.addr = Some(prom.url.clone());
+    let app = Application::build(config).await.unwrap();
+    let url = format!("http://127.0.0.1:{}/v1/tools/execute", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let query = |action: &'static str, input: Value| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let body = json!({"tool_name": "prometheus", "action": action, "input": input, "context": {"tenant_id": "acme"}});
+            let resp: Value = http
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            resp
+        }
+    };
+    // Wait for the first self-scrape to land.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let result = loop {
+        let resp = query("query", json!({"query": "up{job=\"self\"}"})).await;
+        assert_eq!(resp["used"], "api", "{resp}");
+        let parsed: Value = serde_json::from_str(resp["output"].as_str().unwrap()).unwrap();
+        if parsed["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            break parsed;
+        }
+        assert!(Instant::now() < deadline, "no samples yet: {parsed}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(result["status"], "success");
+    assert_eq!(result["data"]["result"][0]["value"][1], "1");
+    let now = chrono::Utc::now().timestamp();
+    let range = query("query_range", json!({"query": "up", "start": (now - 60).to_string(), "end": now.to_string(), "step": "1s"})).await;
+    let parsed: Value = serde_json::from_str(range["output"].as_str().unwrap()).unwrap();
+    assert_eq!(parsed["data"]["resultType"], "matrix", "{parsed}");
+    let bad = query("query", json!({"query": "up{"})).await;
+    assert_eq!(
+        (bad["status"].as_str(), bad["http_status"].as_u64()),
+        (Some("failed"), Some(400)),
+        "{bad}"
+    );
+    let rules = query("rules", json!({})).await;
+    assert_eq!(rules["status"], "succeeded");
+}
