@@ -311,6 +311,31 @@ pub async fn execute(
         break_glass,
     )?;
 
+    // Helm values references become a file in the command's own working directory.
+    let mut workdir = None;
+    let input = if spec.tool == ToolName::Helm && spec.action == "upgrade" {
+        let objects = state.objects.clone();
+        let workspace = state.config.storage.workspace_dir.clone();
+        let original = input.clone();
+        let resolved = tokio::task::spawn_blocking(move || {
+            crate::values::resolve(&original, workspace.as_deref(), objects.as_ref())
+        })
+        .await
+        .map_err(|e| ExecError::Internal(e.to_string()))?
+        .map_err(ExecError::Invalid)?;
+        match resolved {
+            Some((rewritten, values)) => {
+                let validated = spec
+                    .validate(&rewritten)
+                    .map_err(|e| invalid(&format!("input.{}", e.field), e.message))?;
+                workdir = Some(values);
+                validated
+            }
+            None => input,
+        }
+    } else {
+        input
+    };
     let id = match &req.tool_call_id {
         Some(id) => carapulse_core::model::ToolCallId::parse(id)
             .map_err(|e| invalid("tool_call_id", e.message))?
@@ -319,7 +344,15 @@ pub async fn execute(
     };
     state.hub.open(&id, tenant.as_str());
     let started = Instant::now();
-    let result = run(state, spec, &input, &id).await;
+    let result = run(
+        state,
+        spec,
+        &input,
+        &id,
+        workdir.as_ref().map(|v| v.dir.path().to_path_buf()),
+    )
+    .await;
+    drop(workdir);
     let elapsed = started.elapsed();
     let (outcome, used) = match &result {
         Ok(r) => (r.status, r.used),
@@ -370,6 +403,7 @@ async fn run(
     spec: &'static ActionSpec,
     input: &ToolInput,
     id: &str,
+    workdir: Option<PathBuf>,
 ) -> Result<ExecuteResponse, ExecError> {
     let sandbox = &state.config.sandbox;
     let mut cli_refusal = None;
@@ -385,7 +419,7 @@ async fn run(
                     namespaces_available().err().unwrap_or_default()
                 ))
             }
-            Some(binary) => return run_cli(state, spec, argv, binary, id).await,
+            Some(binary) => return run_cli(state, spec, argv, binary, id, workdir).await,
         }
     }
     if let Some(request) = spec.api_request(input) {
@@ -415,6 +449,7 @@ async fn run_cli(
     mut argv: Vec<String>,
     binary: PathBuf,
     id: &str,
+    workdir: Option<PathBuf>,
 ) -> Result<ExecuteResponse, ExecError> {
     let sandbox = &state.config.sandbox;
     argv[0] = binary.to_string_lossy().into_owned();
@@ -423,11 +458,12 @@ async fn run_cli(
     if let Some(hp) = connector(state, spec.tool).0.as_deref().and_then(host_port) {
         allow_egress.push(hp);
     }
-    let working_dir = match spec.tool {
-        ToolName::Git | ToolName::Github | ToolName::Gitlab => {
+    let working_dir = match (workdir, spec.tool) {
+        (Some(dir), _) => Some(dir.to_string_lossy().into_owned()),
+        (None, ToolName::Git | ToolName::Github | ToolName::Gitlab) => {
             state.config.storage.workspace_dir.clone()
         }
-        _ => None,
+        (None, _) => None,
     };
     let policy = SandboxPolicy {
         timeout_ms: sandbox.timeout_ms,

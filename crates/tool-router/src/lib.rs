@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod values;
 
 pub use startup::{Application, StartupError};

@@ -603,3 +603,119 @@ async fn slow_tools_are_killed_at_the_timeout_and_metrics_count_calls() {
     assert_eq!(tools["tools"].as_array().unwrap().len(), 16);
     assert!(tools["tools"][0]["actions"][0]["input_schema"]["properties"].is_object());
 }
+
+#[tokio::test]
+async fn helm_values_ref_is_resolved_and_checksummed() {
+    let _fakes = fakes_lock().await;
+    let workspace = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("/usr/bin/git")
+            .args(args)
+            .current_dir(workspace.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    std::fs::create_dir_all(workspace.path().join("values")).unwrap();
+    std::fs::write(
+        workspace.path().join("values/web.yaml"),
+        "replicaCount: 3\n",
+    )
+    .unwrap();
+    git(&["add", "values/web.yaml"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "-m",
+        "values",
+    ]);
+    let ws = workspace.path().to_string_lossy().into_owned();
+    let r = spawn(move |c| c.storage.workspace_dir = Some(ws)).await;
+    std::fs::create_dir_all(r._objects.path().join("values")).unwrap();
+    std::fs::write(
+        r._objects.path().join("values/web.yaml"),
+        "replicaCount: 4\n",
+    )
+    .unwrap();
+
+    let sha = |s: &str| carapulse_core::canonical::sha256_hex(s.as_bytes());
+    let upgrade = |values_ref: Value| {
+        let mut body = call(
+            "helm",
+            "upgrade",
+            json!({"release": "web", "chart": "charts/web", "values_ref": values_ref}),
+        );
+        body["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
+        body
+    };
+    for (values_ref, content) in [
+        (
+            json!({"kind": "inline", "ref": "replicaCount: 2\n", "sha256": sha("replicaCount: 2\n")}),
+            "replicaCount: 2",
+        ),
+        (
+            json!({"kind": "object_store", "ref": "fs://values/web.yaml", "sha256": sha("replicaCount: 4\n")}),
+            "replicaCount: 4",
+        ),
+        (
+            json!({"kind": "git_path", "ref": "HEAD:values/web.yaml"}),
+            "replicaCount: 3",
+        ),
+    ] {
+        expect(
+            "helm",
+            "upgrade --install web charts/web --values=values.yaml",
+            "",
+        );
+        std::fs::write(expect_dir().join("helm.sh"), "cat values.yaml\n").unwrap();
+        let (s, resp) = r.exec(upgrade(values_ref.clone())).await;
+        assert_eq!(s, 200, "{values_ref}: {resp}");
+        assert_eq!(resp["status"], "succeeded", "{values_ref}: {resp}");
+        assert_eq!(
+            resp["output"].as_str().unwrap().trim(),
+            content,
+            "{values_ref}"
+        );
+    }
+    for (values_ref, field) in [
+        (
+            json!({"kind": "inline", "ref": "a: 1\n", "sha256": sha("a: 2\n")}),
+            "input.values_ref.sha256",
+        ),
+        (
+            json!({"kind": "git_path", "ref": "HEAD:../../etc/passwd"}),
+            "input.values_ref.ref",
+        ),
+        (
+            json!({"kind": "git_path", "ref": "--output=/tmp/x:values.yaml"}),
+            "input.values_ref.ref",
+        ),
+        (
+            json!({"kind": "object_store", "ref": "fs://../secret"}),
+            "input.values_ref.ref",
+        ),
+        (
+            json!({"kind": "http", "ref": "http://evil"}),
+            "input.values_ref.kind",
+        ),
+    ] {
+        let (s, resp) = r.exec(upgrade(values_ref.clone())).await;
+        assert_eq!(s, 400, "{values_ref}: {resp}");
+        assert!(
+            resp["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{field}: {resp}"
+        );
+    }
+}

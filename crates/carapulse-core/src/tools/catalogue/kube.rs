@@ -386,6 +386,11 @@ pub(super) fn actions() -> Vec<ActionSpec> {
                         K::RelPath,
                         "values file inside the workspace (resolved from values_ref)",
                     ),
+                    F::opt(
+                        "values_ref",
+                        K::Object,
+                        "{kind: git_path|object_store|inline, ref, sha256?}: resolved by the router",
+                    ),
                     F::opt("wait", K::Bool, "wait for resources"),
                     F::opt("atomic", K::Bool, "roll back on failure"),
                     F::opt("timeout", K::Duration, "helm timeout"),
