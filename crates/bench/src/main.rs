@@ -36,6 +36,15 @@ struct Args {
     /// Audit events per audit measurement.
     #[arg(long, default_value_t = 5_000)]
     audit_events: usize,
+    /// Runs per sandbox measurement.
+    #[arg(long, default_value_t = 300)]
+    sandbox_runs: usize,
+    /// Router round trips to time.
+    #[arg(long, default_value_t = 500)]
+    router_calls: usize,
+    /// Which suites to run: core (policy, plans, audit), tools (sandbox, router), or all.
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "tools"])]
+    suite: String,
 }
 
 struct Row {
@@ -304,19 +313,174 @@ async fn bench_audit(db: &TestDatabase, n: usize, rows: &mut Vec<Row>) -> anyhow
     Ok(())
 }
 
+fn time_runs(
+    runs: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    Ok(samples)
+}
+
+fn bench_sandbox(runs: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    use std::process::{Command, Stdio};
+    let redactor = carapulse_core::redact::Redactor::default();
+    let policy = sandbox_exec::SandboxPolicy::default();
+    let mb = ["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' 'a'"];
+    for (label, argv) in [
+        ("/bin/true", vec!["/bin/true"]),
+        ("1 MiB of output", mb.to_vec()),
+    ] {
+        let bare = time_runs(runs, || {
+            let out = Command::new(argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .output()?;
+            anyhow::ensure!(out.status.success());
+            Ok(())
+        })?;
+        let argv_owned: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let boxed = time_runs(runs, || {
+            let report = sandbox_exec::run(&argv_owned, &policy, &redactor, None)?;
+            anyhow::ensure!(report.succeeded(), "{report:?}");
+            Ok(())
+        })?;
+        rows.push(Row {
+            what: format!("spawn {label}: bare vs sandbox-exec ({runs} runs)"),
+            figure: format!(
+                "bare median {} p99 {}; sandboxed median {} p99 {} (overhead {} at the median)",
+                millis(percentile(&bare, 0.5)),
+                millis(percentile(&bare, 0.99)),
+                millis(percentile(&boxed, 0.5)),
+                millis(percentile(&boxed, 0.99)),
+                millis(percentile(&boxed, 0.5).saturating_sub(percentile(&bare, 0.5))),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A keep-alive HTTP server answering every request with a tiny Prometheus-style body.
+fn tiny_http_server() -> anyhow::Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(match conn.try_clone() {
+                    Ok(c) => c,
+                    Err(_) => return,
+                });
+                let mut writer = conn;
+                loop {
+                    let mut line = String::new();
+                    let mut saw_request = false;
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" && saw_request => break,
+                            Ok(_) => saw_request = true,
+                        }
+                    }
+                    let body = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+                    // One write per response: two small writes would meet Nagle + delayed ACK.
+                    let response = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+async fn bench_router(calls: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let objects =
+        std::env::temp_dir().join(format!("carapulse-bench-objects-{}", std::process::id()));
+    let mut config = carapulse_core::config::Config::default();
+    config.tool_router.http_addr = "127.0.0.1:0".into();
+    config.tool_router.auth_token = Some("bench-token-0123456789".into());
+    config.policy.policy_dir = policies_dir();
+    config.storage.object_store.fs_root = objects.to_string_lossy().into_owned();
+    config.connectors.prometheus.addr = Some(tiny_http_server()?);
+    let app = tool_router::Application::build(config).await?;
+    let url = format!("http://127.0.0.1:{}/v1/tools/execute", app.port());
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    // kubectl get with an unreachable cluster: the full validate -> sandbox -> kubectl path, a read.
+    let cli = json!({"tool_name": "kubectl", "action": "get", "input": {"resource": "pods", "namespace": "web"},
+                      "context": {"tenant_id": "bench"}});
+    let api = json!({"tool_name": "prometheus", "action": "query", "input": {"query": "up"},
+                      "context": {"tenant_id": "bench"}});
+    for (label, body) in [
+        ("kubectl get through the sandbox (CLI path)", cli),
+        (
+            "prometheus query against a local HTTP server (API path)",
+            api,
+        ),
+    ] {
+        let mut samples = Vec::with_capacity(calls);
+        for i in 0..calls + 10 {
+            let t = Instant::now();
+            let resp = http
+                .post(&url)
+                .bearer_auth("bench-token-0123456789")
+                .json(&body)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                resp.status().is_success(),
+                "router answered {}",
+                resp.status()
+            );
+            let _ = resp.bytes().await?;
+            if i >= 10 {
+                samples.push(t.elapsed());
+            }
+        }
+        samples.sort();
+        rows.push(Row {
+            what: format!("router round trip, {label} ({calls} calls)"),
+            figure: format!(
+                "median {}, p99 {}",
+                millis(percentile(&samples, 0.5)),
+                millis(percentile(&samples, 0.99))
+            ),
+        });
+    }
+    shutdown.cancel();
+    std::fs::remove_dir_all(&objects).ok();
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut rows = Vec::new();
-    bench_policy(args.policy_iterations, &mut rows)?;
-    let db = TestDatabase::create().await;
-    let result = async {
-        bench_plans(&db, args.plans, args.concurrency, &mut rows).await?;
-        bench_audit(&db, args.audit_events, &mut rows).await
+    if args.suite != "tools" {
+        bench_policy(args.policy_iterations, &mut rows)?;
+        let db = TestDatabase::create().await;
+        let result = async {
+            bench_plans(&db, args.plans, args.concurrency, &mut rows).await?;
+            bench_audit(&db, args.audit_events, &mut rows).await
+        }
+        .await;
+        db.drop_now().await;
+        result?;
     }
-    .await;
-    db.drop_now().await;
-    result?;
+    if args.suite != "core" {
+        bench_sandbox(args.sandbox_runs, &mut rows)?;
+        bench_router(args.router_calls, &mut rows).await?;
+    }
     let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(10);
     println!("{:<width$}  result", "benchmark");
     println!("{}", "-".repeat(width + 60));

@@ -152,6 +152,10 @@ fn drain(
     (kept, total, truncated)
 }
 
+fn deadline_from(started: Instant, timeout: Duration) -> Duration {
+    timeout.saturating_sub(started.elapsed())
+}
+
 /// Runs `argv` under `policy`; blocking (call it from a blocking thread in async code).
 pub fn run(
     argv: &[String],
@@ -284,34 +288,39 @@ pub fn run(
         std::thread::spawn(move || drain(s, cap, StreamKind::Stderr, sink, red))
     });
 
-    // Wait with wait4 to get the child's own resource usage; poll so the deadline holds.
-    let deadline = started + policy.timeout();
+    // A watchdog kills the whole group at the deadline; this thread blocks in wait4, which also
+    // gives the child's own resource usage.
+    let timed_out_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = {
+        let flag = timed_out_flag.clone();
+        let timeout = deadline_from(started, policy.timeout());
+        std::thread::spawn(move || {
+            if done_rx.recv_timeout(timeout).is_err() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                // SAFETY: signalling the process group we created.
+                unsafe { libc::killpg(pid, libc::SIGKILL) };
+            }
+        })
+    };
     let mut status: libc::c_int = 0;
     // SAFETY: zeroed rusage is a valid value for wait4 to fill.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let mut timed_out = false;
     loop {
-        // SAFETY: waiting on our own child pid.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        // SAFETY: blocking wait on our own child pid.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         if r == pid {
             break;
         }
-        if r < 0 {
-            return Err(SandboxError::Setup(format!(
-                "wait4: {}",
-                std::io::Error::last_os_error()
-            )));
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            let _ = done_tx.send(());
+            return Err(SandboxError::Setup(format!("wait4: {err}")));
         }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            // SAFETY: signalling our own process group.
-            unsafe { libc::killpg(pid, libc::SIGKILL) };
-            // SAFETY: blocking reap after SIGKILL.
-            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    let timed_out = timed_out_flag.load(std::sync::atomic::Ordering::SeqCst);
     // Whatever the child left behind in its group goes too, so pipes close and nothing lingers.
     // SAFETY: signalling the (possibly empty) process group we created.
     unsafe { libc::killpg(pid, libc::SIGKILL) };
