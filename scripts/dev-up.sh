@@ -22,18 +22,25 @@ BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
 log "migrating"
 "$BIN/gateway" --config "$CONFIG" --migrate-only
 
-if [ -f "$DEV_DIR/pids/gateway.pid" ] && kill -0 "$(cat "$DEV_DIR/pids/gateway.pid")" 2>/dev/null; then
-  log "restarting the gateway started by a previous dev-up"
-  kill "$(cat "$DEV_DIR/pids/gateway.pid")"; sleep 1
-fi
-nohup "$BIN/gateway" --config "$CONFIG" >"$DEV_DIR/logs/gateway.log" 2>&1 &
-echo $! >"$DEV_DIR/pids/gateway.pid"
-for _ in $(seq 1 30); do
-  curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break; sleep 1
-done
-curl -fsS http://127.0.0.1:8080/readyz >/dev/null || { log "gateway not ready; see $DEV_DIR/logs/gateway.log"; exit 1; }
-log "gateway ready on http://127.0.0.1:8080 (logs: $DEV_DIR/logs/gateway.log)"
-log "not started: tool-router, orchestrator and agent are not built yet (they exit with code 3)"
+# start_service NAME PORT: (re)starts a binary built above with the dev config.
+start_service() {
+  local name="$1" port="$2" pidfile="$DEV_DIR/pids/$1.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "restarting the $name started by a previous dev-up"
+    kill "$(cat "$pidfile")"; sleep 1
+  fi
+  nohup "$BIN/$name" --config "$CONFIG" >"$DEV_DIR/logs/$name.log" 2>&1 &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 30); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 1
+  done
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { log "$name not ready; see $DEV_DIR/logs/$name.log"; exit 1; }
+  log "$name ready on http://127.0.0.1:$port (logs: $DEV_DIR/logs/$name.log)"
+}
+
+start_service gateway 8080
+start_service tool-router 8081
+log "not started: orchestrator and agent are not built yet (they exit with code 3)"
 
 cat <<MSG
 
@@ -44,6 +51,10 @@ Carapulse is up. Create a first plan:
   $BIN/assistantctl plan create --summary "Scale web to 3" --env staging --namespace web \\
       --step '{"tool":"kubectl","action":"scale","input":{"resource":"deployment/web","replicas":3,"namespace":"web"}}'
   $BIN/assistantctl plan list
+
+Call a tool through the router (service token from deploy/config.dev.json):
+
+  curl -s -H 'Authorization: Bearer carapulse-local-dev-tool-router-token' http://127.0.0.1:8081/v1/tools | head -c 300
 
 Approve it as someone else:
 

@@ -22,7 +22,7 @@ fn fake_bin() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("carapulse-fakes-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for tool in ["helm", "argocd", "vault", "gh", "glab", "aws", "git"] {
+        for tool in ["helm", "argocd", "vault", "boundary", "gh", "glab", "aws", "git"] {
             let script = format!(
                 "#!/bin/sh\nexpect=\"$CARAPULSE_FAKE_DIR/{tool}.expect\"\n\
                  if [ \"$*\" != \"$(cat \"$expect\")\" ]; then echo \"{tool}: unexpected argv: $*\" >&2; exit 97; fi\n\
@@ -129,6 +129,7 @@ async fn fake_clis_receive_exactly_the_built_argv() {
         ("vault", "rotate", json!({"path": "database/rotate-role/web"}), "write -format=json -force database/rotate-role/web", "{}"),
         ("gh", "pr-merge", json!({"pr": 7, "method": "squash", "repo": "acme/web"}), "pr merge 7 --squash --repo=acme/web", "Merged"),
         ("glab", "mr-merge", json!({"mr": 3}), "mr merge 3 --yes", "Merged"),
+        ("boundary", "targets-list", json!({"scope_id": "p_1234567890"}), "targets list -format=json -scope-id=p_1234567890", "{\"items\":[]}"),
         ("aws", "assume-role", json!({"role_arn": "arn:aws:iam::123456789012:role/deploy"}), "sts assume-role --role-arn=arn:aws:iam::123456789012:role/deploy --role-session-name=carapulse --output=json", "{\"Credentials\":{}}"),
     ];
     for (bin, action, input, argv, out) in cases {
@@ -371,7 +372,11 @@ async fn api_fallback_and_api_only_tools_against_mock_servers() {
         .mount(&grafana)
         .await;
     let (p, b, d, g) = (prom.uri(), boundary.uri(), pd.uri(), grafana.uri());
+    // The sandbox is not enabled (while enforced): CLIs are not permitted, so tools with an API
+    // use it even though a (fake) binary is on PATH.
+    let _fakes = fakes_lock().await;
     let r = spawn(move |c| {
+        c.sandbox.enabled = false;
         c.connectors.prometheus.addr = Some(p);
         c.connectors.prometheus.token = Some("prom-token".into());
         c.connectors.boundary.addr = Some(b);
@@ -394,7 +399,7 @@ async fn api_fallback_and_api_only_tools_against_mock_servers() {
         (Some("api"), Some(200))
     );
     assert!(resp["output"].as_str().unwrap().contains("vector"));
-    // boundary has no binary here: the API path runs and says so.
+    // boundary's CLI is not permitted here: the API path runs and says so.
     let (s, resp) = r
         .exec(call(
             "boundary",
@@ -423,6 +428,22 @@ async fn api_fallback_and_api_only_tools_against_mock_servers() {
         (resp["status"].as_str(), resp["http_status"].as_u64()),
         (Some("failed"), Some(500)),
         "upstream errors are failures, not successes"
+    );
+    // A CLI-only tool cannot run at all, and says why.
+    let (s, resp) = r
+        .exec(call("helm", "status", json!({"release": "web"})))
+        .await;
+    assert_eq!(
+        (s, resp["error"]["code"].as_str()),
+        (503, Some("tool_unavailable")),
+        "{resp}"
+    );
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sandbox.enabled"),
+        "{resp}"
     );
     // No API address and no CLI: a clear 503.
     let (s, resp) = r.exec(call("tempo", "search", json!({"q": "{ }"}))).await;
