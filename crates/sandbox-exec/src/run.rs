@@ -54,7 +54,7 @@ pub struct Report {
     pub stderr_truncated: bool,
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
-    /// Namespaces the child got (`user`, `net`).
+    /// Namespaces the child got (`user`, `mount`, `net`).
     pub namespaces: Vec<String>,
     /// Why namespaces were not used, if they were wanted.
     pub namespaces_unavailable: Option<String>,
@@ -81,7 +81,9 @@ pub fn namespaces_available() -> Result<(), String> {
             // SAFETY: only async-signal-safe libc calls run between fork and exec.
             unsafe {
                 cmd.pre_exec(|| {
-                    if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0 {
+                    if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWNET)
+                        != 0
+                    {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -90,7 +92,9 @@ pub fn namespaces_available() -> Result<(), String> {
             match cmd.status() {
                 Ok(s) if s.success() => Ok(()),
                 Ok(s) => Err(format!("probe exited with {s}")),
-                Err(e) => Err(format!("unshare(CLONE_NEWUSER|CLONE_NEWNET) refused: {e}")),
+                Err(e) => Err(format!(
+                    "unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWNET) refused: {e}"
+                )),
             }
         })
         .clone()
@@ -202,8 +206,9 @@ pub fn run(
     let mut namespaces = Vec::new();
     let mut ns_flags = 0;
     if use_ns {
-        ns_flags |= libc::CLONE_NEWUSER;
+        ns_flags |= libc::CLONE_NEWUSER | libc::CLONE_NEWNS;
         namespaces.push("user".to_owned());
+        namespaces.push("mount".to_owned());
         if proxy.is_none() {
             ns_flags |= libc::CLONE_NEWNET;
             namespaces.push("net".to_owned());

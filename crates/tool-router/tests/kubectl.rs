@@ -155,7 +155,10 @@ async fn real_kubectl_reads_and_dry_runs_against_a_fake_apiserver() {
         )
         .await;
         assert_eq!(denied["status"], "failed", "{denied}");
-        assert_eq!(denied["sandbox"]["namespaces"], json!(["user", "net"]));
+        assert_eq!(
+            denied["sandbox"]["namespaces"],
+            json!(["user", "mount", "net"])
+        );
     }
     drop(api);
 }
