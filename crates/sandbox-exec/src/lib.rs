@@ -4,7 +4,8 @@
 //! included), a scrubbed environment (only allow-listed variables plus injected credentials), a
 //! private temporary working directory, no stdin, rlimits on memory, CPU time, process count and
 //! file size, capped output, and — where the host allows unprivileged user namespaces — its own
-//! user and mount namespaces, plus a network namespace when it needs no egress. When it does need egress it gets a
+//! user, mount and PID namespaces (the tool is PID 1 there), plus a network namespace when it
+//! needs no egress. When it does need egress it gets a
 //! loopback HTTP(S) CONNECT proxy that only reaches the allow-listed `host:port` pairs. Output is
 //! redacted before it is reported.
 

@@ -54,7 +54,7 @@ pub struct Report {
     pub stderr_truncated: bool,
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
-    /// Namespaces the child got (`user`, `mount`, `net`).
+    /// Namespaces the child got (`user`, `mount`, `pid`, `net`).
     pub namespaces: Vec<String>,
     /// Why namespaces were not used, if they were wanted.
     pub namespaces_unavailable: Option<String>,
@@ -156,6 +156,44 @@ fn drain(
     (kept, total, truncated)
 }
 
+/// After `unshare(CLONE_NEWPID)` only children join the new namespace, so fork once more: the
+/// grandchild returns here, execs the tool and is PID 1 of the namespace (when it exits, the
+/// kernel kills everything it left behind); the intermediate process waits for it and exits with
+/// its status. The intermediate closes every descriptor above stderr first, so std's exec-error
+/// pipe reaches EOF as soon as the grandchild execs and `spawn` returns.
+///
+/// Runs between fork and exec: only async-signal-safe calls.
+fn enter_pid_namespace() {
+    // SAFETY: fork/close_range/waitpid/_exit are async-signal-safe; no allocation happens here.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 || pid < 0 {
+            // Grandchild (PID 1 in the new namespace), or fork failed: carry on to exec.
+            return;
+        }
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        let mut status: libc::c_int = 0;
+        loop {
+            let r = libc::waitpid(pid, &mut status, 0);
+            if r == pid {
+                break;
+            }
+            if r < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(125);
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            libc::signal(sig, libc::SIG_DFL);
+            libc::kill(libc::getpid(), sig);
+        }
+        libc::_exit(125);
+    }
+}
+
 fn deadline_from(started: Instant, timeout: Duration) -> Duration {
     timeout.saturating_sub(started.elapsed())
 }
@@ -206,9 +244,10 @@ pub fn run(
     let mut namespaces = Vec::new();
     let mut ns_flags = 0;
     if use_ns {
-        ns_flags |= libc::CLONE_NEWUSER | libc::CLONE_NEWNS;
+        ns_flags |= libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
         namespaces.push("user".to_owned());
         namespaces.push("mount".to_owned());
+        namespaces.push("pid".to_owned());
         if proxy.is_none() {
             ns_flags |= libc::CLONE_NEWNET;
             namespaces.push("net".to_owned());
@@ -273,6 +312,9 @@ pub fn run(
             }
             if ns_flags != 0 && libc::unshare(ns_flags) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if ns_flags & libc::CLONE_NEWPID != 0 {
+                enter_pid_namespace();
             }
             Ok(())
         });

@@ -43,31 +43,45 @@ fn environment_is_scrubbed_unless_allowed() {
     assert!(report.stdout.contains("INJECTED=yes"));
 }
 
-fn process_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .chars()
-                .next()
-                .unwrap_or('X');
-            state != 'Z' && state != 'X'
+/// Live processes (not zombies) whose command line is exactly `cmdline` (NUL-separated).
+fn live_processes_with_cmdline(cmdline: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmd).replace('\0', " ").trim() != cmdline {
+            continue;
         }
-        Err(_) => false,
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .next()
+            .unwrap_or('X');
+        if state != 'Z' && state != 'X' {
+            found.push(pid);
+        }
     }
+    found
 }
 
 #[test]
 fn timeout_kills_grandchildren() {
-    let dir = tempfile::tempdir().unwrap();
+    // A unique sleep duration marks the grandchild so it can be found in the host's /proc
+    // (inside the sandbox it may have its own PID numbering).
+    let marker = format!("30.{}", std::process::id());
     let mut p = policy();
     p.timeout_ms = 500;
-    p.working_dir = Some(dir.path().to_string_lossy().into_owned());
+    let script = format!("sleep {marker} & wait");
     let report = run(
-        &argv(&["sh", "-c", "sleep 30 & echo $! > grandchild.pid; wait"]),
+        &argv(&["sh", "-c", &script]),
         &p,
         &Redactor::default(),
         None,
@@ -76,13 +90,30 @@ fn timeout_kills_grandchildren() {
     assert!(report.timed_out, "{report:?}");
     assert_eq!(report.signal, Some(9));
     assert!(report.duration_ms < 5_000, "{report:?}");
-    let pid: i32 = std::fs::read_to_string(dir.path().join("grandchild.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(!process_alive(pid), "grandchild {pid} survived the timeout");
+    let survivors = live_processes_with_cmdline(&format!("sleep {marker}"));
+    assert!(
+        survivors.is_empty(),
+        "grandchildren survived the timeout: {survivors:?}"
+    );
+}
+
+#[test]
+fn tool_is_pid_one_of_its_own_namespace_when_available() {
+    if sandbox_exec::namespaces_available().is_err() {
+        eprintln!("skipping: namespaces unavailable on this host");
+        return;
+    }
+    let report = run(
+        &argv(&["sh", "-c", "echo $$; exit 5"]),
+        &policy(),
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(report.exit_code, Some(5), "exit status is forwarded");
+    assert_eq!(report.stdout.trim(), "1");
+    assert!(report.namespaces.contains(&"pid".to_owned()));
 }
 
 #[test]

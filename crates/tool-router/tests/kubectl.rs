@@ -157,7 +157,7 @@ async fn real_kubectl_reads_and_dry_runs_against_a_fake_apiserver() {
         assert_eq!(denied["status"], "failed", "{denied}");
         assert_eq!(
             denied["sandbox"]["namespaces"],
-            json!(["user", "mount", "net"])
+            json!(["user", "mount", "pid", "net"])
         );
     }
     drop(api);
