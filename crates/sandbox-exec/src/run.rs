@@ -167,7 +167,7 @@ fn enter_pid_namespace() {
     // SAFETY: fork/close_range/waitpid/_exit are async-signal-safe; no allocation happens here.
     unsafe {
         let pid = libc::fork();
-        if pid == 0 || pid < 0 {
+        if pid <= 0 {
             // Grandchild (PID 1 in the new namespace), or fork failed: carry on to exec.
             return;
         }
