@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod integrity;
 pub mod model;
 pub mod objects;
+pub mod pev;
 pub mod policy;
 pub mod redact;
 pub mod store;

@@ -506,3 +506,38 @@ impl Store {
         Ok(id)
     }
 }
+
+impl Store {
+    /// Upserts the progress row of one step call (act, verify or rollback) of an execution.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_step_progress(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        step_id: StepId,
+        ordinal: i32,
+        stage: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let finished = !matches!(status, "pending" | "running");
+        sqlx::query(
+            "INSERT INTO execution_steps (execution_id, step_id, tenant_id, ordinal, stage, status, started_at, finished_at, error) \
+             SELECT execution_id, $3, tenant_id, $4, $5, $6, now(), CASE WHEN $7 THEN now() END, $8 \
+             FROM executions WHERE execution_id = $1 AND tenant_id = $2 \
+             ON CONFLICT (execution_id, step_id, stage) DO UPDATE SET status = EXCLUDED.status, \
+             finished_at = CASE WHEN $7 THEN now() ELSE execution_steps.finished_at END, error = EXCLUDED.error",
+        )
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .bind(step_id.0)
+        .bind(ordinal)
+        .bind(stage)
+        .bind(status)
+        .bind(finished)
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

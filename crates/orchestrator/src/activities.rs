@@ -1,0 +1,292 @@
+//! Activities: every side effect of a plan run. They are retried (at least once), so each is
+//! idempotent or records its attempt: tool calls carry the attempt number, so retries are
+//! visible in `tool_calls`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_sdk::ApplicationFailure;
+
+use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
+use carapulse_core::model::{ExecutionId, ExecutionStatus, PlanId, TenantId, ToolCallStatus};
+use carapulse_core::pev::{CallKind, StepResult};
+use carapulse_core::store::{NewEvidence, NewToolCall, Store, StoreError};
+
+use crate::model::{FinishRequest, PlanRun, PlanSnapshot, StepRequest};
+use crate::router_client::{RouterClient, RouterReply};
+
+/// Shared clients of the activities.
+pub struct Activities {
+    pub store: Store,
+    pub audit: AuditWriter,
+    pub router: RouterClient,
+}
+
+fn permanent(message: impl Into<String>) -> ActivityError {
+    ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!(
+        message.into()
+    )))
+}
+
+fn ids(execution: &str, tenant: &str) -> Result<(ExecutionId, TenantId), ActivityError> {
+    let e = ExecutionId::parse(execution).map_err(|e| permanent(e.to_string()))?;
+    let t = TenantId::parse(tenant).map_err(|e| permanent(e.to_string()))?;
+    Ok((e, t))
+}
+
+fn store_err(err: StoreError) -> ActivityError {
+    match err {
+        StoreError::NotFound
+        | StoreError::Corrupt(_)
+        | StoreError::Conflict(_)
+        | StoreError::Integrity(_) => permanent(err.to_string()),
+        other => anyhow::anyhow!(other.to_string()).into(),
+    }
+}
+
+#[activities]
+impl Activities {
+    /// Loads the plan and marks the execution running.
+    #[activity(name = "carapulse.start")]
+    pub async fn start(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        run: PlanRun,
+    ) -> Result<PlanSnapshot, ActivityError> {
+        let (execution_id, tenant) = ids(&run.execution_id, &run.tenant_id)?;
+        let plan_id = PlanId::parse(&run.plan_id).map_err(|e| permanent(e.to_string()))?;
+        let plan = self
+            .store
+            .get_plan(&tenant, plan_id)
+            .await
+            .map_err(store_err)?;
+        let execution = self
+            .store
+            .get_execution(&tenant, execution_id)
+            .await
+            .map_err(store_err)?;
+        if execution.status == ExecutionStatus::Pending {
+            self.store
+                .transition_execution(&tenant, execution_id, ExecutionStatus::Running, None)
+                .await
+                .map_err(store_err)?;
+        }
+        Ok(PlanSnapshot {
+            steps: plan.steps,
+            context: plan.context,
+        })
+    }
+
+    /// Runs one step through the tool router and records the tool call, progress and evidence.
+    #[activity(name = "carapulse.run_step")]
+    pub async fn run_step(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        req: StepRequest,
+    ) -> Result<StepResult, ActivityError> {
+        let (execution_id, tenant) = ids(&req.execution_id, &req.tenant_id)?;
+        let call = &req.call;
+        let stage = call.kind.as_str();
+        let attempt = i32::try_from(ctx.info().attempt).unwrap_or(i32::MAX);
+        self.store
+            .record_step_progress(
+                &tenant,
+                execution_id,
+                call.step_id,
+                call.ordinal,
+                stage,
+                "running",
+                None,
+            )
+            .await
+            .map_err(store_err)?;
+        let tool_call_id = self
+            .store
+            .insert_tool_call(
+                &tenant,
+                &NewToolCall {
+                    execution_id,
+                    step_id: Some(call.step_id),
+                    tool_name: call.tool.to_string(),
+                    action: call.action.to_string(),
+                    status: ToolCallStatus::Running,
+                    input_ref: None,
+                    attempt,
+                },
+            )
+            .await
+            .map_err(store_err)?;
+        let break_glass = carapulse_core::tools::find(call.tool, call.action.as_str())
+            .is_some_and(|s| s.break_glass);
+        let body = json!({
+            "tool_name": call.tool, "action": call.action, "input": call.input,
+            "context": req.context, "execution_id": req.execution_id, "tool_call_id": tool_call_id.to_string(),
+        });
+        let reply = match self.router.execute(&body, break_glass).await {
+            Ok(reply) => reply,
+            Err(unavailable) => {
+                let message = unavailable.to_string();
+                let _ = self
+                    .store
+                    .finish_tool_call(
+                        &tenant,
+                        tool_call_id,
+                        ToolCallStatus::Failed,
+                        None,
+                        None,
+                        Some(&message),
+                    )
+                    .await;
+                // Retryable: Temporal backs off and tries again.
+                return Err(anyhow::anyhow!(message).into());
+            }
+        };
+        let (result, exit_code, output_ref, output) = match reply {
+            RouterReply::Ran(v) => {
+                let ok = v["status"] == "succeeded";
+                let reason = if ok {
+                    None
+                } else if v["timed_out"] == true {
+                    Some("timed out".to_owned())
+                } else {
+                    let detail = v["stderr"]
+                        .as_str()
+                        .filter(|s| !s.trim().is_empty())
+                        .or(v["output"].as_str())
+                        .unwrap_or("");
+                    Some(format!(
+                        "exit {}: {}",
+                        v["exit_code"]
+                            .as_i64()
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| v["http_status"].to_string()),
+                        detail.chars().take(500).collect::<String>()
+                    ))
+                };
+                (
+                    match reason {
+                        None => StepResult::Succeeded,
+                        Some(reason) => StepResult::Failed { reason },
+                    },
+                    v["exit_code"].as_i64().map(|c| c as i32),
+                    v["output_ref"].as_str().map(str::to_owned),
+                    v["output"]
+                        .as_str()
+                        .unwrap_or("")
+                        .chars()
+                        .take(4000)
+                        .collect::<String>(),
+                )
+            }
+            RouterReply::Refused { status, message } => (
+                StepResult::Failed {
+                    reason: format!("tool router refused ({status}): {message}"),
+                },
+                None,
+                None,
+                String::new(),
+            ),
+        };
+        let (status, error) = match &result {
+            StepResult::Succeeded => (ToolCallStatus::Succeeded, None),
+            StepResult::Failed { reason } => (ToolCallStatus::Failed, Some(reason.as_str())),
+        };
+        self.store
+            .finish_tool_call(
+                &tenant,
+                tool_call_id,
+                status,
+                output_ref.as_deref(),
+                exit_code,
+                error,
+            )
+            .await
+            .map_err(store_err)?;
+        if call.kind == CallKind::Verify {
+            self.store
+                .insert_evidence(
+                    &tenant,
+                    &NewEvidence {
+                        execution_id,
+                        step_id: Some(call.step_id),
+                        kind: format!("{}.{}", call.tool, call.action),
+                        query: call.input.get("query").and_then(|q| q.as_str()).map(str::to_owned),
+                        result_ref: output_ref.clone(),
+                        summary: json!({"passed": result == StepResult::Succeeded, "output": output, "error": error}),
+                        external_ids: json!({"tool_call_id": tool_call_id}),
+                    },
+                )
+                .await
+                .map_err(store_err)?;
+        }
+        let progress = match (&result, call.kind) {
+            (StepResult::Succeeded, CallKind::Rollback) => "rolled_back",
+            (StepResult::Failed { .. }, CallKind::Rollback) => "rollback_failed",
+            (StepResult::Succeeded, _) => "succeeded",
+            (StepResult::Failed { .. }, _) => "failed",
+        };
+        self.store
+            .record_step_progress(
+                &tenant,
+                execution_id,
+                call.step_id,
+                call.ordinal,
+                stage,
+                progress,
+                error,
+            )
+            .await
+            .map_err(store_err)?;
+        Ok(result)
+    }
+
+    /// Writes the final status and its audit event.
+    #[activity(name = "carapulse.finish")]
+    pub async fn finish(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: FinishRequest,
+    ) -> Result<(), ActivityError> {
+        let (execution_id, tenant) = ids(&req.execution_id, &req.tenant_id)?;
+        let mut error = req.outcome.reason.clone();
+        if req.outcome.rollback_failed {
+            error = Some(format!(
+                "{}; rollback_failed: {}",
+                error.unwrap_or_default(),
+                req.outcome.rollback_errors.join("; ")
+            ));
+        }
+        let current = self
+            .store
+            .get_execution(&tenant, execution_id)
+            .await
+            .map_err(store_err)?;
+        if current.status == req.outcome.status {
+            return Ok(());
+        }
+        if current.status == ExecutionStatus::Pending
+            && req.outcome.status != ExecutionStatus::Running
+        {
+            // Approval expired or denied before anything ran: pending goes straight to the end.
+        }
+        self.store
+            .transition_execution(&tenant, execution_id, req.outcome.status, error.as_deref())
+            .await
+            .map_err(store_err)?;
+        let decision = if req.outcome.status == ExecutionStatus::Succeeded {
+            AuditDecision::Info
+        } else {
+            AuditDecision::Error
+        };
+        let entry = AuditEntry::new(tenant, AuditActor::system(), "execution.finished", decision)
+            .resource("execution", execution_id)
+            .context(json!({"status": req.outcome.status, "reason": req.outcome.reason, "rollback_failed": req.outcome.rollback_failed}));
+        self.audit
+            .append(entry)
+            .await
+            .map_err(|e| ActivityError::from(anyhow::anyhow!(e.to_string())))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! How the gateway hands executions to Temporal: workflow id = execution id, so a duplicate start
+//! is refused by Temporal too.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use temporalio_client::{
+    Client, ClientOptions, Connection, ConnectionOptions, WorkflowStartOptions,
+};
+use tokio::sync::Mutex;
+use url::Url;
+
+use carapulse_core::config::OrchestratorConfig;
+use carapulse_core::dispatch::{
+    DispatchError, DispatchOutcome, DispatchRequest, ExecutionDispatcher,
+};
+
+use crate::model::PlanRun;
+use crate::workflow::PlanExecutionWorkflow;
+
+/// Starts plan workflows; connects on first use and reconnects after failures.
+pub struct TemporalDispatcher {
+    address: String,
+    namespace: String,
+    task_queue: String,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl TemporalDispatcher {
+    pub fn new(cfg: &OrchestratorConfig) -> Option<Self> {
+        let address = cfg.temporal_addr.clone()?;
+        Some(Self {
+            address,
+            namespace: cfg.namespace.clone(),
+            task_queue: cfg.task_queue.clone(),
+            client: Mutex::new(None),
+        })
+    }
+
+    /// A connected client (cached).
+    pub async fn client(&self) -> Result<Arc<Client>, DispatchError> {
+        let mut guard = self.client.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let url = if self.address.contains("://") {
+            self.address.clone()
+        } else {
+            format!("http://{}", self.address)
+        };
+        let url = Url::from_str(&url)
+            .map_err(|e| DispatchError::Rejected(format!("orchestrator.temporal_addr: {e}")))?;
+        let connection = Connection::connect(ConnectionOptions::new(url).build())
+            .await
+            .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
+        let client = Client::new(
+            connection,
+            ClientOptions::new(self.namespace.clone()).build(),
+        )
+        .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
+        let client = Arc::new(client);
+        *guard = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn forget_client(&self) {
+        *self.client.lock().await = None;
+    }
+}
+
+impl ExecutionDispatcher for TemporalDispatcher {
+    fn name(&self) -> &'static str {
+        "temporal"
+    }
+
+    fn dispatch(
+        &self,
+        request: DispatchRequest,
+    ) -> BoxFuture<'_, Result<DispatchOutcome, DispatchError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let workflow_id = request.execution_id.to_string();
+            let input = PlanRun {
+                execution_id: workflow_id.clone(),
+                tenant_id: request.tenant_id.to_string(),
+                plan_id: request.plan_id.to_string(),
+                approval_required: false,
+                approval_timeout_secs: 24 * 3600,
+            };
+            let options =
+                WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.clone()).build();
+            match client
+                .start_workflow(PlanExecutionWorkflow::run, input, options)
+                .await
+            {
+                Ok(_) => Ok(DispatchOutcome::Started { workflow_id }),
+                Err(err) => {
+                    let text = err.to_string();
+                    if text.contains("already started") || text.contains("AlreadyStarted") {
+                        return Ok(DispatchOutcome::Started { workflow_id });
+                    }
+                    self.forget_client().await;
+                    Err(DispatchError::Unavailable(text))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! The plan workflow: deterministic glue between Temporal and `carapulse_core::pev`.
+//!
+//! No clocks, randomness or I/O here — only activities, Temporal timers, signals and the state
+//! machine. Signals: `approval` (when the run waits for one) and `cancel`. Query: `status`.
+
+use std::time::Duration;
+
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions, CancellableFuture, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
+    WorkflowResult,
+};
+
+use carapulse_core::model::ExecutionStatus;
+use carapulse_core::pev::{Next, Outcome, PevMachine, StepResult};
+
+use crate::activities::Activities;
+use crate::model::{ApprovalSignal, FinishRequest, PlanRun, RunResult, StepRequest};
+
+/// Bookkeeping activities (load, finish): short, retried with backoff.
+fn bookkeeping() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(500))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(30))
+                .maximum_attempts(20)
+                .build(),
+        )
+        .build()
+}
+
+/// Tool steps: the router enforces the tool's own timeout; retries cover router outages.
+fn step_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(15 * 60))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .maximum_attempts(5)
+                .build(),
+        )
+        .build()
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct PlanExecutionWorkflow {
+    approval: Option<ApprovalSignal>,
+    cancel: Option<String>,
+    phase: String,
+}
+
+#[workflow_methods]
+impl PlanExecutionWorkflow {
+    #[run(name = "carapulse.PlanExecution")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: PlanRun) -> WorkflowResult<RunResult> {
+        ctx.state_mut(|s| s.phase = "starting".into());
+        let snapshot = ctx
+            .execute_activity(Activities::start, input.clone(), bookkeeping())
+            .await?;
+
+        if input.approval_required {
+            ctx.state_mut(|s| s.phase = "awaiting_approval".into());
+            let signalled = {
+                let mut timer = ctx.timer(Duration::from_secs(input.approval_timeout_secs.max(1)));
+                let signalled = temporalio_sdk::workflows::select! {
+                    r = ctx.wait_condition(|s| s.approval.is_some() || s.cancel.is_some()) => { r?; true }
+                    _ = timer => false,
+                };
+                if signalled {
+                    // Dropping a timer does not cancel it on the server.
+                    timer.cancel();
+                }
+                signalled
+            };
+            let approval = ctx.state(|s| s.approval.clone());
+            let early_end = match (signalled, approval) {
+                (false, _) => Some(end(ExecutionStatus::Expired, "approval timed out")),
+                (true, Some(a)) if !a.approved => Some(end(
+                    ExecutionStatus::Failed,
+                    &format!("approval denied by {}", a.approver),
+                )),
+                (true, None) => Some(end(
+                    ExecutionStatus::Cancelled,
+                    "cancelled while awaiting approval",
+                )),
+                _ => None,
+            };
+            if let Some(outcome) = early_end {
+                return finish(ctx, &input, outcome).await;
+            }
+        }
+
+        ctx.state_mut(|s| s.phase = "running".into());
+        let mut machine = PevMachine::new(snapshot.steps);
+        loop {
+            if let Some(reason) = ctx.state(|s| s.cancel.clone()) {
+                machine.cancel(&reason);
+            }
+            match machine.next_action() {
+                Next::Run(call) => {
+                    let request = StepRequest {
+                        execution_id: input.execution_id.clone(),
+                        tenant_id: input.tenant_id.clone(),
+                        context: snapshot.context.clone(),
+                        call,
+                    };
+                    let result = match ctx
+                        .execute_activity(Activities::run_step, request, step_options())
+                        .await
+                    {
+                        Ok(result) => result,
+                        // Retries exhausted or a permanent error: the step failed, the loop rolls back.
+                        Err(err) => StepResult::Failed {
+                            reason: format!("step activity failed: {err}"),
+                        },
+                    };
+                    machine.record(result);
+                }
+                Next::Finished(outcome) => return finish(ctx, &input, outcome).await,
+            }
+        }
+    }
+
+    #[signal(name = "approval")]
+    pub fn approval(&mut self, _ctx: &mut SyncWorkflowContext<Self>, signal: ApprovalSignal) {
+        self.approval = Some(signal);
+    }
+
+    #[signal(name = "cancel")]
+    pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>, reason: String) {
+        self.cancel.get_or_insert(reason);
+    }
+
+    #[query(name = "status")]
+    pub fn status(&self, _ctx: &WorkflowContextView) -> String {
+        self.phase.clone()
+    }
+}
+
+fn end(status: ExecutionStatus, reason: &str) -> Outcome {
+    Outcome {
+        status,
+        reason: Some(reason.to_owned()),
+        rollback_failed: false,
+        rollback_errors: Vec::new(),
+        not_rolled_back: Vec::new(),
+    }
+}
+
+async fn finish(
+    ctx: &mut WorkflowContext<PlanExecutionWorkflow>,
+    input: &PlanRun,
+    outcome: Outcome,
+) -> WorkflowResult<RunResult> {
+    ctx.state_mut(|s| s.phase = "finishing".into());
+    let request = FinishRequest {
+        execution_id: input.execution_id.clone(),
+        tenant_id: input.tenant_id.clone(),
+        outcome: outcome.clone(),
+    };
+    ctx.execute_activity(Activities::finish, request, bookkeeping())
+        .await?;
+    ctx.state_mut(|s| s.phase = outcome.status.as_str().into());
+    Ok(RunResult {
+        status: outcome.status.as_str().to_owned(),
+        reason: outcome.reason,
+        rollback_failed: outcome.rollback_failed,
+    })
+}
