@@ -10,4 +10,5 @@ pub mod activities;
 pub mod dispatcher;
 pub mod model;
 pub mod router_client;
+pub mod worker;
 pub mod workflow;

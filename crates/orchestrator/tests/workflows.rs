@@ -1,0 +1,457 @@
+//! Plan workflows on a real Temporal dev server (started by scripts/test.sh on 127.0.0.1:7233),
+//! with a real Postgres, the real tool router and a fake `helm` on PATH whose behaviour depends
+//! on the release name (`*fail*` releases fail).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry};
+use carapulse_core::config::Config;
+use carapulse_core::dispatch::{DispatchOutcome, DispatchRequest, ExecutionDispatcher};
+use carapulse_core::model::*;
+use carapulse_core::store::{NewPlan, StartOutcome, Store};
+use carapulse_core::testing::TestDatabase;
+use orchestrator::dispatcher::TemporalDispatcher;
+use orchestrator::model::{ApprovalSignal, PlanRun};
+use orchestrator::workflow::PlanExecutionWorkflow;
+use serde_json::json;
+use temporalio_client::{WorkflowSignalOptions, WorkflowStartOptions};
+
+const TOKEN: &str = "orchestrator-test-service-token-0001";
+
+/// A fake `helm`: `*fail*` in the arguments fails; `*slow*` sleeps 3 s first.
+fn fake_bin() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("carapulse-orch-fakes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = "#!/bin/sh\ncase \"$*\" in *slow*) sleep 3;; esac\ncase \"$*\" in *fail*) echo \"helm failed: $*\" >&2; exit 1;; esac\necho \"helm ok: $*\"\n";
+        let path = dir.join("helm");
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let old = std::env::var("PATH").unwrap_or_default();
+        // SAFETY: set once before any router starts in this test binary.
+        unsafe { std::env::set_var("PATH", format!("{}:{old}", dir.display())) };
+        dir
+    })
+}
+
+struct Env {
+    db: TestDatabase,
+    config: Config,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Env {
+    async fn start() -> Self {
+        fake_bin();
+        let temporal =
+            std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
+        assert!(
+            std::net::TcpStream::connect(&temporal).is_ok(),
+            "no Temporal server at {temporal}: run ./scripts/test.sh (it starts the dev server)"
+        );
+        let db = TestDatabase::create().await;
+        let mut config = db.config();
+        let objects = tempfile::tempdir().unwrap().keep();
+        config.storage.object_store.fs_root = objects.to_string_lossy().into_owned();
+        config.tool_router.http_addr = "127.0.0.1:0".into();
+        config.tool_router.auth_token = Some(TOKEN.into());
+        let router = tool_router::Application::build(config.clone())
+            .await
+            .unwrap();
+        config.tool_router.base_url = Some(format!("http://127.0.0.1:{}", router.port()));
+        tokio::spawn(router.run_until_stopped());
+        config.orchestrator.temporal_addr = Some(temporal);
+        config.orchestrator.task_queue = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let mut env = Self {
+            db,
+            config,
+            stop: None,
+            worker: None,
+        };
+        env.start_worker();
+        env
+    }
+
+    /// The worker runs on its own thread: its future is not Send.
+    fn start_worker(&mut self) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let config = self.config.clone();
+        let store = self.db.store.clone();
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let stop = async move {
+                    let _ = rx.await;
+                };
+                if let Err(e) = orchestrator::worker::run(&config, store, stop).await {
+                    eprintln!("worker ended: {e}");
+                }
+            });
+        });
+        self.stop = Some(tx);
+        self.worker = Some(handle);
+    }
+
+    fn stop_worker(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.worker.take() {
+            let _ = h.join();
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.db.store
+    }
+
+    /// Stores a plan of `steps` (no approval needed) and a pending execution of it.
+    async fn plan(&self, steps: Vec<StepDraft>) -> (PlanId, ExecutionId) {
+        let tenant = TenantId::parse("acme").unwrap();
+        let plan = NewPlan {
+            plan_id: PlanId::new(),
+            tenant_id: tenant.clone(),
+            created_by: ActorId::parse("alice").unwrap(),
+            trigger: Trigger::Manual,
+            summary: Summary::parse("test plan").unwrap(),
+            intent: Intent::parse("").unwrap(),
+            context: ContextRef {
+                tenant_id: "acme".into(),
+                environment: "dev".into(),
+                namespace: "web".into(),
+                ..Default::default()
+            },
+            risk_level: RiskLevel::Medium,
+            policy_decision: Decision::Allow,
+            constraints: json!({}),
+            approval_state: PlanApprovalState::NotRequired,
+            approval_expires_at: None,
+            session_id: None,
+            planner: None,
+            plan_text: None,
+            meta: json!({}),
+            steps,
+        };
+        let audit = AuditEntry::new(
+            tenant.clone(),
+            AuditActor::system(),
+            "plan.create",
+            AuditDecision::Allow,
+        );
+        let plan = self.store().create_plan(plan, audit).await.unwrap();
+        let exec_id = ExecutionId::new();
+        let audit = AuditEntry::new(
+            tenant.clone(),
+            AuditActor::system(),
+            "plan.execute",
+            AuditDecision::Allow,
+        );
+        let started = self
+            .store()
+            .start_execution(
+                &tenant,
+                plan.plan_id,
+                exec_id,
+                &ActorId::parse("alice").unwrap(),
+                audit,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(started, StartOutcome::Created(_)));
+        (plan.plan_id, exec_id)
+    }
+
+    async fn wait_terminal(&self, exec: ExecutionId) -> Execution {
+        let tenant = TenantId::parse("acme").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let e = self.store().get_execution(&tenant, exec).await.unwrap();
+            if !e.status.is_active() {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "execution {exec} still {:?}",
+                e.status
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn calls(&self, exec: ExecutionId) -> Vec<(String, String)> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT action, status FROM tool_calls WHERE execution_id = $1 ORDER BY created_at, tool_call_id",
+        )
+        .bind(exec.0)
+        .fetch_all(self.store().pool())
+        .await
+        .unwrap();
+        rows
+    }
+
+    async fn finish(mut self) {
+        self.stop_worker();
+        self.db.drop_now().await;
+    }
+}
+
+fn helm(stage: Stage, action: &str, release: &str, rollback_release: Option<&str>) -> StepDraft {
+    let input = match action {
+        "upgrade" => json!({"release": release, "chart": "charts/web", "namespace": "web"}),
+        _ => json!({"release": release, "namespace": "web"}),
+    };
+    StepDraft {
+        stage,
+        tool: ToolName::Helm,
+        action: ActionName::parse(action).unwrap(),
+        input,
+        preconditions: vec![],
+        rollback: rollback_release.map(|r| RollbackSpec {
+            tool: ToolName::Helm,
+            action: ActionName::parse("rollback").unwrap(),
+            input: json!({"release": r, "namespace": "web"}),
+        }),
+        evidence: vec![],
+    }
+}
+
+async fn dispatch(env: &Env, plan: PlanId, exec: ExecutionId) {
+    let dispatcher = TemporalDispatcher::new(&env.config.orchestrator).unwrap();
+    let out = dispatcher
+        .dispatch(DispatchRequest {
+            execution_id: exec,
+            plan_id: plan,
+            tenant_id: TenantId::parse("acme").unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        DispatchOutcome::Started {
+            workflow_id: exec.to_string()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_step_plan_succeeds_with_tool_calls_and_evidence() {
+    let env = Env::start().await;
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "web", Some("web")),
+            helm(Stage::Act, "upgrade", "api", Some("api")),
+            helm(Stage::Verify, "status", "web", None),
+        ])
+        .await;
+    dispatch(&env, plan, exec).await;
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    assert!(done.started_at.is_some() && done.completed_at.is_some());
+    assert_eq!(
+        env.calls(exec).await,
+        vec![
+            ("upgrade".into(), "succeeded".into()),
+            ("upgrade".into(), "succeeded".into()),
+            ("status".into(), "succeeded".into()),
+        ]
+    );
+    let view = env
+        .store()
+        .get_execution_view(&TenantId::parse("acme").unwrap(), exec)
+        .await
+        .unwrap();
+    assert_eq!(view.evidence.len(), 1);
+    assert_eq!(view.evidence[0].kind, "helm.status");
+    assert_eq!(view.steps.len(), 3);
+    assert!(
+        view.steps.iter().all(|s| s["status"] == "succeeded"),
+        "{:?}",
+        view.steps
+    );
+    // Starting the same execution again is refused by Temporal and reported as started.
+    dispatch(&env, plan, exec).await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_roll_back_and_rollback_failures_surface() {
+    let env = Env::start().await;
+    // A failing act step: completed steps are rolled back in reverse.
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "web", Some("web")),
+            helm(Stage::Act, "upgrade", "api", Some("api")),
+            helm(Stage::Act, "upgrade", "fail-db", Some("db")),
+            helm(Stage::Verify, "status", "web", None),
+        ])
+        .await;
+    dispatch(&env, plan, exec).await;
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::RolledBack, "{done:?}");
+    let calls = env.calls(exec).await;
+    let actions: Vec<&str> = calls.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec!["upgrade", "upgrade", "upgrade", "rollback", "rollback"]
+    );
+    assert!(done.error.unwrap().contains("act step 2"));
+
+    // A failing verify step rolls back every act step.
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "web", Some("web")),
+            helm(Stage::Verify, "status", "fail-web", None),
+        ])
+        .await;
+    dispatch(&env, plan, exec).await;
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::RolledBack, "{done:?}");
+    assert_eq!(env.calls(exec).await.last().unwrap().0, "rollback");
+
+    // A failing rollback: failed, with the reason.
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "web", Some("fail-rb")),
+            helm(Stage::Verify, "status", "fail-web", None),
+        ])
+        .await;
+    dispatch(&env, plan, exec).await;
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
+    let error = done.error.unwrap();
+    assert!(error.contains("rollback_failed"), "{error}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_signal_denial_and_expiry() {
+    let env = Env::start().await;
+    let client = orchestrator::worker::connect(&env.config).await.unwrap();
+    let start = |plan: PlanId, exec: ExecutionId, timeout: u64| {
+        let client = client.clone();
+        let queue = env.config.orchestrator.task_queue.clone();
+        async move {
+            let input = PlanRun {
+                execution_id: exec.to_string(),
+                tenant_id: "acme".into(),
+                plan_id: plan.to_string(),
+                approval_required: true,
+                approval_timeout_secs: timeout,
+            };
+            client
+                .start_workflow(
+                    PlanExecutionWorkflow::run,
+                    input,
+                    WorkflowStartOptions::new(queue, exec.to_string()).build(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let steps = || {
+        vec![
+            helm(Stage::Act, "upgrade", "web", Some("web")),
+            helm(Stage::Verify, "status", "web", None),
+        ]
+    };
+
+    // Blocks until approved.
+    let (plan, exec) = env.plan(steps()).await;
+    start(plan, exec, 600).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        env.calls(exec).await.is_empty(),
+        "nothing runs before approval"
+    );
+    let handle = client.get_workflow_handle::<PlanExecutionWorkflow>(exec.to_string());
+    handle
+        .signal(
+            PlanExecutionWorkflow::approval,
+            ApprovalSignal {
+                approved: true,
+                approver: "bob".into(),
+                note: None,
+            },
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        env.wait_terminal(exec).await.status,
+        ExecutionStatus::Succeeded
+    );
+
+    // Denied.
+    let (plan, exec) = env.plan(steps()).await;
+    start(plan, exec, 600).await;
+    client
+        .get_workflow_handle::<PlanExecutionWorkflow>(exec.to_string())
+        .signal(
+            PlanExecutionWorkflow::approval,
+            ApprovalSignal {
+                approved: false,
+                approver: "bob".into(),
+                note: Some("no".into()),
+            },
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .unwrap();
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::Failed);
+    assert!(done.error.unwrap().contains("denied"));
+    assert!(env.calls(exec).await.is_empty());
+
+    // Expired after a short durable timer.
+    let (plan, exec) = env.plan(steps()).await;
+    start(plan, exec, 2).await;
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::Expired, "{done:?}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_run_compensates() {
+    let env = Env::start().await;
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "web", Some("web")),
+            helm(Stage::Act, "upgrade", "slow-api", Some("api")),
+            helm(Stage::Act, "upgrade", "db", Some("db")),
+        ])
+        .await;
+    dispatch(&env, plan, exec).await;
+    // Wait until the slow step is running, then cancel.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.calls(exec).await.len() < 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = orchestrator::worker::connect(&env.config).await.unwrap();
+    client
+        .get_workflow_handle::<PlanExecutionWorkflow>(exec.to_string())
+        .signal(
+            PlanExecutionWorkflow::cancel,
+            "operator request".to_string(),
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .unwrap();
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::Cancelled, "{done:?}");
+    let actions: Vec<String> = env.calls(exec).await.into_iter().map(|(a, _)| a).collect();
+    assert_eq!(
+        actions,
+        vec!["upgrade", "upgrade", "rollback", "rollback"],
+        "the third step never ran; both completed ones were compensated"
+    );
+    env.finish().await;
+}
