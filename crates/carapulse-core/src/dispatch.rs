@@ -36,13 +36,22 @@ pub enum DispatchError {
     Rejected(String),
 }
 
-/// Starts executions on an orchestrator.
+/// Starts (and cancels) executions on an orchestrator.
 pub trait ExecutionDispatcher: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn dispatch(
         &self,
         request: DispatchRequest,
     ) -> BoxFuture<'_, Result<DispatchOutcome, DispatchError>>;
+    /// Asks the running workflow `workflow_id` to stop and compensate.
+    fn cancel(
+        &self,
+        workflow_id: String,
+        reason: String,
+    ) -> BoxFuture<'_, Result<(), DispatchError>> {
+        let _ = (workflow_id, reason);
+        Box::pin(async { Err(DispatchError::Rejected("no orchestrator configured".into())) })
+    }
 }
 
 /// Used when no orchestrator is configured: executions stay pending.

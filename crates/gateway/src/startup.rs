@@ -51,7 +51,17 @@ impl Application {
     /// Validates `config`, connects to Postgres (running migrations when
     /// `gateway.auto_migrate`), loads policy and binds `gateway.http_addr`.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        Self::build_with_dispatcher(config, Arc::new(NoOrchestrator)).await
+        let dispatcher: Arc<dyn ExecutionDispatcher> =
+            match orchestrator::dispatcher::TemporalDispatcher::new(&config.orchestrator) {
+                Some(temporal) => Arc::new(temporal),
+                None => {
+                    tracing::warn!(
+                        "orchestrator.temporal_addr is unset: executions will stay pending"
+                    );
+                    Arc::new(NoOrchestrator)
+                }
+            };
+        Self::build_with_dispatcher(config, dispatcher).await
     }
 
     /// Like [`Application::build`] with a specific orchestrator dispatcher.

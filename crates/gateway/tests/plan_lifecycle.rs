@@ -273,3 +273,114 @@ async fn policy_denials_and_risk_from_steps() {
         .contains("risk_level"));
     app.stop().await;
 }
+
+/// A low-risk dev plan that needs no approval.
+fn annotate_plan() -> serde_json::Value {
+    json!({
+        "summary": "Annotate the deploy",
+        "context": {"environment": "dev", "namespace": "web"},
+        "steps": [{"tool": "grafana", "action": "annotation-create", "input": {"text": "deploy"}}]
+    })
+}
+
+#[tokio::test]
+async fn temporal_outage_leaves_execution_pending_and_cancel_works_without_a_workflow() {
+    // Nothing listens on port 1: dispatch fails and execute answers 503.
+    let app = spawn_app_with(|c| c.orchestrator.temporal_addr = Some("127.0.0.1:1".into())).await;
+    let alice = token("alice", "acme", &["operator"]);
+    let (_, created) = app.post("/v1/plans", &alice, &annotate_plan()).await;
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_code(&body), "orchestrator_unavailable");
+    let (_, list) = app.get("/v1/executions?status=pending", &alice).await;
+    assert_eq!(
+        list["pagination"]["total"], 1,
+        "the execution is kept, pending, for a retry"
+    );
+    let exec_id = list["data"][0]["execution_id"].as_str().unwrap().to_owned();
+
+    let viewer = token("vic", "acme", &["viewer"]);
+    let (status, _) = app
+        .post(
+            &format!("/v1/executions/{exec_id}/cancel"),
+            &viewer,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .post(
+            &format!("/v1/executions/{exec_id}/cancel"),
+            &alice,
+            &json!({"reason": "not needed"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/v1/executions/{exec_id}/cancel"),
+            &alice,
+            &json!({}),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "already_finished"));
+    let (_, view) = app.get(&format!("/v1/executions/{exec_id}"), &alice).await;
+    assert_eq!(view["error"], "not needed");
+    let (status, _) = app
+        .post(
+            &format!("/v1/executions/{}/cancel", uuid::Uuid::now_v7()),
+            &alice,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn execute_starts_a_temporal_workflow_named_after_the_execution() {
+    let temporal =
+        std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
+    assert!(
+        std::net::TcpStream::connect(&temporal).is_ok(),
+        "no Temporal at {temporal}: run ./scripts/test.sh"
+    );
+    let queue = format!("gateway-test-{}", uuid::Uuid::new_v4().simple());
+    let app = spawn_app_with(move |c| {
+        c.orchestrator.temporal_addr = Some(temporal);
+        c.orchestrator.task_queue = queue;
+    })
+    .await;
+    let alice = token("alice", "acme", &["operator"]);
+    let (_, created) = app.post("/v1/plans", &alice, &annotate_plan()).await;
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+    let (status, exec) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
+    assert_eq!(status, 202, "{exec}");
+    let exec_id = exec["execution_id"].as_str().unwrap().to_owned();
+    assert_eq!(exec["workflow_id"], exec_id.as_str());
+    let (_, view) = app.get(&format!("/v1/executions/{exec_id}"), &alice).await;
+    assert_eq!(view["workflow_id"], exec_id.as_str());
+    // No worker polls this queue, so the workflow waits; cancel reaches it as a signal.
+    let (status, body) = app
+        .post(
+            &format!("/v1/executions/{exec_id}/cancel"),
+            &alice,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("cancelling")),
+        "{body}"
+    );
+    app.stop().await;
+}

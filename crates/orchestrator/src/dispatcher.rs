@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, WorkflowStartOptions,
+    Client, ClientOptions, Connection, ConnectionOptions, WorkflowSignalOptions,
+    WorkflowStartOptions,
 };
 use tokio::sync::Mutex;
 use url::Url;
@@ -102,6 +103,31 @@ impl ExecutionDispatcher for TemporalDispatcher {
                     }
                     self.forget_client().await;
                     Err(DispatchError::Unavailable(text))
+                }
+            }
+        })
+    }
+
+    fn cancel(
+        &self,
+        workflow_id: String,
+        reason: String,
+    ) -> BoxFuture<'_, Result<(), DispatchError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let handle = client.get_workflow_handle::<PlanExecutionWorkflow>(workflow_id);
+            match handle
+                .signal(
+                    PlanExecutionWorkflow::cancel,
+                    reason,
+                    WorkflowSignalOptions::default(),
+                )
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(err) => {
+                    self.forget_client().await;
+                    Err(DispatchError::Unavailable(err.to_string()))
                 }
             }
         })

@@ -9,6 +9,7 @@ use carapulse_core::model::{ExecutionId, ExecutionStatus, PlanId};
 use carapulse_core::store::{ExecutionFilter, Page, StoreError};
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract;
 use crate::extract::ApiQuery;
 use crate::middleware::RequestContext;
 use crate::state::AppState;
@@ -64,4 +65,97 @@ pub(crate) async fn get(
             other => other.into(),
         })?;
     Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+}
+
+/// Optional body of cancel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /v1/executions/{id}/cancel`: signals the workflow to stop and compensate; an execution
+/// that never reached the orchestrator is cancelled directly.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    extract::OptionalJson(body): extract::OptionalJson<CancelRequest>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use carapulse_core::audit::AuditDecision;
+    let id = ExecutionId::parse(&id).map_err(|_| ApiError::not_found("execution"))?;
+    let reason = body
+        .and_then(|b| b.reason)
+        .unwrap_or_else(|| format!("cancelled by {}", ctx.actor.id));
+    if reason.chars().count() > 500 {
+        return Err(
+            carapulse_core::model::ModelError::new("reason", "at most 500 characters").into(),
+        );
+    }
+    if !ctx.actor.has_any_role(&state.config.gateway.writer_roles) {
+        state
+            .audit(
+                ctx.audit("execution.cancel", AuditDecision::Deny)
+                    .resource("execution", id)
+                    .reason("actor lacks a writer role"),
+            )
+            .await;
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "cancelling needs a writer role",
+        ));
+    }
+    let execution = state
+        .store
+        .get_execution(ctx.tenant(), id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("execution"),
+            other => other.into(),
+        })?;
+    if !execution.status.is_active() {
+        return Err(ApiError::conflict(
+            "already_finished",
+            format!("execution is {}", execution.status.as_str()),
+        ));
+    }
+    let entry = ctx
+        .audit("execution.cancel", AuditDecision::Allow)
+        .resource("execution", id)
+        .reason(reason.clone());
+    match execution.workflow_id.clone() {
+        Some(workflow_id) => {
+            state
+                .dispatcher
+                .cancel(workflow_id, reason)
+                .await
+                .map_err(|e| {
+                    let mut err =
+                        ApiError::unavailable(format!("could not reach the orchestrator: {e}"));
+                    err.code = "orchestrator_unavailable";
+                    err
+                })?;
+            state.audit(entry).await;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"execution_id": id, "status": "cancelling"})),
+            )
+                .into_response())
+        }
+        None => {
+            let done = state
+                .store
+                .transition_execution(ctx.tenant(), id, ExecutionStatus::Cancelled, Some(&reason))
+                .await?;
+            state.audit(entry).await;
+            Ok((
+                StatusCode::OK,
+                Json(serde_json::json!({"execution_id": id, "status": done.status})),
+            )
+                .into_response())
+        }
+    }
 }

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/approvals", post(approvals::create))
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::get))
+        .route("/executions/{id}/cancel", post(executions::cancel))
         .route("/audit/events", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
