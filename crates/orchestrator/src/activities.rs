@@ -17,6 +17,9 @@ use carapulse_core::store::{NewEvidence, NewToolCall, Store, StoreError};
 use crate::model::{FinishRequest, PlanRun, PlanSnapshot, StepRequest};
 use crate::router_client::{RouterClient, RouterReply};
 
+/// How often a running step heartbeats (the workflow's heartbeat timeout is a few times this).
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Shared clients of the activities.
 pub struct Activities {
     pub store: Store,
@@ -102,6 +105,19 @@ impl Activities {
             )
             .await
             .map_err(store_err)?;
+        if attempt > 1 {
+            self.store
+                .abandon_running_tool_calls(
+                    &tenant,
+                    execution_id,
+                    call.step_id,
+                    &format!(
+                        "abandoned: the worker running it was lost; retried as attempt {attempt}"
+                    ),
+                )
+                .await
+                .map_err(store_err)?;
+        }
         let tool_call_id = self
             .store
             .insert_tool_call(
@@ -124,7 +140,20 @@ impl Activities {
             "tool_name": call.tool, "action": call.action, "input": call.input,
             "context": req.context, "execution_id": req.execution_id, "tool_call_id": tool_call_id.to_string(),
         });
-        let reply = match self.router.execute(&body, break_glass).await {
+        // Heartbeat while the tool runs, so a worker crash is noticed within the heartbeat
+        // timeout instead of the whole start-to-close timeout.
+        let router_call = self.router.execute(&body, break_glass);
+        tokio::pin!(router_call);
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        let outcome = loop {
+            tokio::select! {
+                r = &mut router_call => break r,
+                _ = beat.tick() => {
+                    let _ = ctx.record_heartbeat(tool_call_id.to_string()).await;
+                }
+            }
+        };
+        let reply = match outcome {
             Ok(reply) => reply,
             Err(unavailable) => {
                 let message = unavailable.to_string();

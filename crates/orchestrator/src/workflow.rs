@@ -35,6 +35,7 @@ fn bookkeeping() -> ActivityOptions {
 /// Tool steps: the router enforces the tool's own timeout; retries cover router outages.
 fn step_options() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(15 * 60))
+        .heartbeat_timeout(Duration::from_secs(10))
         .retry_policy(
             RetryPolicy::builder()
                 .initial_interval(Duration::from_secs(1))

@@ -455,3 +455,65 @@ async fn cancel_mid_run_compensates() {
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_mid_activity_resumes_and_finishes_once() {
+    let mut env = Env::start().await;
+    env.stop_worker(); // this test uses the real binary, which it can SIGKILL
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("orchestrator.json");
+    std::fs::write(&config_path, serde_json::to_string(&env.config).unwrap()).unwrap();
+    let spawn_worker = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn_worker();
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "slow-web", Some("web")),
+            helm(Stage::Verify, "status", "web", None),
+        ])
+        .await;
+    dispatch(&env, plan, exec).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.calls(exec).await.is_empty() {
+        assert!(Instant::now() < deadline, "the first step never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap(); // SIGKILL while the activity runs
+    first.wait().unwrap();
+    let mut second = spawn_worker();
+    let done = env.wait_terminal(exec).await;
+    second.kill().ok();
+    second.wait().ok();
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    let rows: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT action, status, attempt FROM tool_calls WHERE execution_id = $1 ORDER BY created_at, tool_call_id",
+    )
+    .bind(exec.0)
+    .fetch_all(env.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("upgrade".into(), "failed".into(), 1),
+            ("upgrade".into(), "succeeded".into(), 2),
+            ("status".into(), "succeeded".into(), 1),
+        ],
+        "the retried attempt is visible and the abandoned one is marked"
+    );
+    let (finished,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = 'execution.finished' AND resource_id = $1")
+        .bind(exec.to_string())
+        .fetch_one(env.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(finished, 1, "finished exactly once");
+    env.finish().await;
+}

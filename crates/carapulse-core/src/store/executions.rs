@@ -541,3 +541,27 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Marks tool calls of a step still `running` as failed — used when an activity retries after
+    /// its worker was lost, so the abandoned attempt does not look live forever.
+    pub async fn abandon_running_tool_calls(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        step_id: StepId,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tool_calls SET status = 'failed', error = $4, completed_at = now() \
+             WHERE execution_id = $1 AND tenant_id = $2 AND step_id = $3 AND status = 'running'",
+        )
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .bind(step_id.0)
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
