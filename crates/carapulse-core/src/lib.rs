@@ -18,6 +18,7 @@ pub mod redact;
 pub mod store;
 pub mod telemetry;
 pub mod tools;
+pub mod workflows;
 
 #[cfg(feature = "testing")]
 pub mod testing;

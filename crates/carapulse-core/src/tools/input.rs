@@ -20,6 +20,19 @@ pub struct ToolInput {
 
 impl ToolInput {
     pub(crate) fn validate(spec: &ActionSpec, input: &Value) -> Result<Self, ToolInputError> {
+        Self::validate_fields(
+            &format!("{}.{}", spec.tool, spec.action),
+            spec.fields,
+            input,
+        )
+    }
+
+    /// Validates `input` against declared `fields` (`what` names the owner in errors).
+    pub fn validate_fields(
+        what: &str,
+        fields: &[super::FieldSpec],
+        input: &Value,
+    ) -> Result<Self, ToolInputError> {
         let err = |field: &str, message: String| ToolInputError {
             field: field.to_owned(),
             message,
@@ -30,20 +43,15 @@ impl ToolInput {
             _ => return Err(err("", "must be a JSON object".into())),
         };
         for key in map.keys() {
-            if !spec.fields.iter().any(|f| f.name == key) {
-                let known: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
+            if !fields.iter().any(|f| f.name == key) {
+                let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
                 return Err(err(
                     key,
-                    format!(
-                        "unknown field for {}.{} (known: {})",
-                        spec.tool,
-                        spec.action,
-                        known.join(", ")
-                    ),
+                    format!("unknown field for {what} (known: {})", known.join(", ")),
                 ));
             }
         }
-        for field in spec.fields {
+        for field in fields {
             match map.get(field.name) {
                 None | Some(Value::Null) if field.required => {
                     return Err(err(field.name, "is required".into()))

@@ -17,7 +17,7 @@ pub use catalogue::{catalogue, find};
 pub use classify::{classify, is_account_scoped, ActionClass};
 pub use fields::{FieldKind, FieldSpec, ListOf};
 pub use input::{ToolInput, ToolInputError};
-pub use spec::{ActionSpec, ApiRequest, HttpMethod};
+pub use spec::{fields_schema, ActionSpec, ApiRequest, HttpMethod};
 
 use crate::model::{ActionName, ModelError, StepDraft, ToolName};
 

@@ -115,28 +115,7 @@ impl ActionSpec {
 
     /// The published JSON schema of the input.
     pub fn schema(&self) -> Value {
-        let mut properties = Map::new();
-        for f in self.fields {
-            let mut s = f.kind.schema();
-            if let Value::Object(m) = &mut s {
-                if !f.description.is_empty() {
-                    m.insert("description".into(), Value::String(f.description.into()));
-                }
-            }
-            properties.insert(f.name.to_owned(), s);
-        }
-        let required: Vec<&str> = self
-            .fields
-            .iter()
-            .filter(|f| f.required)
-            .map(|f| f.name)
-            .collect();
-        json!({
-            "type": "object",
-            "additionalProperties": false,
-            "properties": properties,
-            "required": required,
-        })
+        fields_schema(self.fields)
     }
 
     /// The catalogue entry as published by `GET /v1/tools`.
@@ -152,4 +131,29 @@ impl ActionSpec {
             "input_schema": self.schema(),
         })
     }
+}
+
+/// The JSON schema of an object made of `fields`.
+pub fn fields_schema(fields: &[FieldSpec]) -> Value {
+    let mut properties = Map::new();
+    for f in fields {
+        let mut s = f.kind.schema();
+        if let Value::Object(m) = &mut s {
+            if !f.description.is_empty() {
+                m.insert("description".into(), Value::String(f.description.into()));
+            }
+        }
+        properties.insert(f.name.to_owned(), s);
+    }
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": properties,
+        "required": required,
+    })
 }
