@@ -27,10 +27,12 @@ fn fake_bin() -> &'static PathBuf {
         let dir = std::env::temp_dir().join(format!("carapulse-orch-fakes-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let script = "#!/bin/sh\ncase \"$*\" in *slow*) sleep 3;; esac\ncase \"$*\" in *fail*) echo \"helm failed: $*\" >&2; exit 1;; esac\necho \"helm ok: $*\"\n";
-        let path = dir.join("helm");
-        std::fs::write(&path, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for tool in ["helm", "kubectl", "argocd", "vault"] {
+            let path = dir.join(tool);
+            std::fs::write(&path, script.replace("helm", tool)).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let old = std::env::var("PATH").unwrap_or_default();
         // SAFETY: set once before any router starts in this test binary.
         unsafe { std::env::set_var("PATH", format!("{}:{old}", dir.display())) };
@@ -60,6 +62,33 @@ impl Env {
         config.storage.object_store.fs_root = objects.to_string_lossy().into_owned();
         config.tool_router.http_addr = "127.0.0.1:0".into();
         config.tool_router.auth_token = Some(TOKEN.into());
+        // API-only tools answer from a mock: every query succeeds except `fail`, which is a 500.
+        let apis = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::query_param("query", "fail"))
+            .respond_with(wiremock::ResponseTemplate::new(500).set_body_string("query failed"))
+            .with_priority(1)
+            .mount(&apis)
+            .await;
+        wiremock::Mock::given(wiremock::matchers::any())
+            .respond_with(
+                wiremock::ResponseTemplate::new(200)
+                    .set_body_json(json!({"status": "success", "data": {"result": [1]}})),
+            )
+            .with_priority(10)
+            .mount(&apis)
+            .await;
+        for connector in [
+            &mut config.connectors.prometheus,
+            &mut config.connectors.alertmanager,
+            &mut config.connectors.pagerduty,
+            &mut config.connectors.tempo,
+        ] {
+            connector.addr = Some(apis.uri());
+            connector.token = Some("t".into());
+        }
+        config.connectors.grafana.addr = Some(apis.uri());
+        // The mock must outlive the router, which lives as long as the test.
+        std::mem::forget(apis);
         let router = tool_router::Application::build(config.clone())
             .await
             .unwrap();
@@ -115,13 +144,17 @@ impl Env {
 
     /// Stores a plan of `steps` (no approval needed) and a pending execution of it.
     async fn plan(&self, steps: Vec<StepDraft>) -> (PlanId, ExecutionId) {
+        self.plan_named(steps, "test plan").await
+    }
+
+    async fn plan_named(&self, steps: Vec<StepDraft>, summary: &str) -> (PlanId, ExecutionId) {
         let tenant = TenantId::parse("acme").unwrap();
         let plan = NewPlan {
             plan_id: PlanId::new(),
             tenant_id: tenant.clone(),
             created_by: ActorId::parse("alice").unwrap(),
             trigger: Trigger::Manual,
-            summary: Summary::parse("test plan").unwrap(),
+            summary: Summary::parse(summary).unwrap(),
             intent: Intent::parse("").unwrap(),
             context: ContextRef {
                 tenant_id: "acme".into(),
@@ -515,5 +548,79 @@ async fn worker_killed_mid_activity_resumes_and_finishes_once() {
         .await
         .unwrap();
     assert_eq!(finished, 1, "finished exactly once");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_catalogue_workflow_runs_and_rolls_back() {
+    use carapulse_core::workflows::find;
+    let env = Env::start().await;
+    let cases = [
+        (
+            "gitops_deploy",
+            json!({"app": "web", "revision": "v2", "promql": "up"}),
+            "argocd",
+        ),
+        (
+            "helm_release",
+            json!({"release": "web", "chart": "charts/web", "namespace": "web", "resource": "deployment/web", "promql": "up"}),
+            "helm",
+        ),
+        (
+            "scale_service",
+            json!({"resource": "deployment/web", "namespace": "web", "replicas": 3, "current_replicas": 2, "promql": "up"}),
+            "kubectl",
+        ),
+        (
+            "incident_remediation",
+            json!({"alertname": "HighLatency", "resource": "deployment/web", "namespace": "web", "dedup_key": "web-latency", "promql": "up"}),
+            "kubectl",
+        ),
+        (
+            "secret_rotation",
+            json!({"path": "database/rotate-role/web", "rollback_path": "database/rotate-role/web-previous", "dependents": ["web", "api"], "promql": "up"}),
+            "vault",
+        ),
+    ];
+    for (name, input, _) in &cases {
+        let template = find(name).unwrap();
+        // Happy path.
+        let (plan, exec) = env.plan_named(template.steps(input).unwrap(), name).await;
+        dispatch(&env, plan, exec).await;
+        let done = env.wait_terminal(exec).await;
+        if done.status != ExecutionStatus::Succeeded {
+            let errs: Vec<(String, Option<String>)> =
+                sqlx::query_as("SELECT action, error FROM tool_calls WHERE execution_id = $1")
+                    .bind(exec.0)
+                    .fetch_all(env.store().pool())
+                    .await
+                    .unwrap();
+            panic!("{name}: {done:?}\n{errs:#?}");
+        }
+        // Verification fails: the act steps with a rollback are undone.
+        let mut failing = input.clone();
+        failing["promql"] = json!("fail");
+        let steps = template.steps(&failing).unwrap();
+        let rollbacks = steps
+            .iter()
+            .filter(|s| s.stage == Stage::Act && s.rollback.is_some())
+            .count();
+        let (plan, exec) = env.plan_named(steps, name).await;
+        dispatch(&env, plan, exec).await;
+        let done = env.wait_terminal(exec).await;
+        assert_eq!(done.status, ExecutionStatus::RolledBack, "{name}: {done:?}");
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT stage FROM execution_steps WHERE execution_id = $1 AND stage = 'rollback'",
+        )
+        .bind(exec.0)
+        .fetch_all(env.store().pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            rows.len(),
+            rollbacks,
+            "{name}: every act step with a rollback was rolled back"
+        );
+    }
     env.finish().await;
 }

@@ -5,6 +5,7 @@ mod audit;
 mod executions;
 mod health;
 mod plans;
+mod workflows;
 
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub fn router(state: AppState) -> Router {
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::get))
         .route("/executions/{id}/cancel", post(executions::cancel))
+        .route("/workflows", get(workflows::list))
+        .route("/workflows/{name}/start", post(workflows::start))
         .route("/audit/events", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))

@@ -29,18 +29,18 @@ use super::{page_json, policy_denied, require_read};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanCreateRequest {
-    summary: String,
+    pub(crate) summary: String,
     #[serde(default)]
-    trigger: Trigger,
+    pub(crate) trigger: Trigger,
     #[serde(default)]
-    intent: String,
-    context: ContextRef,
+    pub(crate) intent: String,
+    pub(crate) context: ContextRef,
     #[serde(default)]
-    constraints: Option<Value>,
+    pub(crate) constraints: Option<Value>,
     #[serde(default)]
-    session_id: Option<String>,
+    pub(crate) session_id: Option<String>,
     #[serde(default)]
-    steps: Vec<StepDraft>,
+    pub(crate) steps: Vec<StepDraft>,
 }
 
 /// Risk from the steps, or from the intent's words while a plan has no steps.
@@ -87,6 +87,31 @@ pub(crate) async fn create(
     ctx: RequestContext,
     ApiJson(body): ApiJson<PlanCreateRequest>,
 ) -> ApiResult<Response> {
+    let (plan, outcome) = create_plan(&state, &ctx, body, None).await?;
+    Ok((StatusCode::CREATED, Json(created_json(&plan, &outcome))).into_response())
+}
+
+/// The body answering a created plan.
+pub(crate) fn created_json(plan: &Plan, outcome: &carapulse_core::policy::PolicyOutcome) -> Value {
+    json!({
+        "plan_id": plan.plan_id,
+        "created_at": plan.created_at,
+        "approval_required": plan.approval_state == PlanApprovalState::Pending,
+        "policy": {"decision": outcome.decision, "reasons": outcome.reasons, "constraints": outcome.constraints},
+        "plan": plan_json(plan),
+    })
+}
+
+/// Validates, scores, authorises and stores a plan (with its audit event); auto-approves when
+/// configured. `workflow` records which catalogue template produced it.
+pub(crate) async fn create_plan(
+    state: &AppState,
+    ctx: &RequestContext,
+    body: PlanCreateRequest,
+    workflow: Option<Value>,
+) -> ApiResult<(Plan, carapulse_core::policy::PolicyOutcome)> {
+    let state = state.clone();
+    let ctx = ctx.clone();
     let tenant = ctx.tenant().clone();
     let mut context = body.context;
     if !context.tenant_id.is_empty() && context.tenant_id != tenant.as_str() {
@@ -173,7 +198,9 @@ pub(crate) async fn create(
         approval_expires_at: needs_approval.then(|| now + Duration::hours(timeout_hours)),
         session_id: body.session_id,
         planner: Some(
-            if body.steps.is_empty() {
+            if workflow.is_some() {
+                "workflow"
+            } else if body.steps.is_empty() {
                 "none"
             } else {
                 "caller"
@@ -181,7 +208,10 @@ pub(crate) async fn create(
             .to_owned(),
         ),
         plan_text: None,
-        meta: json!({"risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons}}),
+        meta: json!({
+            "risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons},
+            "workflow": workflow,
+        }),
         steps: body.steps,
     };
     let plan_id = new_plan.plan_id;
@@ -229,14 +259,7 @@ pub(crate) async fn create(
         plan = state.store.get_plan(&tenant, plan_id).await?;
     }
 
-    let body = json!({
-        "plan_id": plan.plan_id,
-        "created_at": plan.created_at,
-        "approval_required": plan.approval_state == PlanApprovalState::Pending,
-        "policy": {"decision": outcome.decision, "reasons": outcome.reasons, "constraints": outcome.constraints},
-        "plan": plan_json(&plan),
-    });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((plan, outcome))
 }
 
 /// Query of `GET /v1/plans`.
@@ -331,7 +354,7 @@ pub(crate) async fn execute(
     execute_plan(state, ctx, id, body).await
 }
 
-async fn execute_plan(
+pub(crate) async fn execute_plan(
     State(state): State<AppState>,
     ctx: RequestContext,
     id: String,

@@ -1,0 +1,77 @@
+//! `GET /v1/workflows` and `POST /v1/workflows/{name}/start`: catalogue workflows become plans
+//! (policy, approval, the same loop) and start at once when no approval is needed.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use carapulse_core::model::{ContextRef, PlanApprovalState, Trigger};
+use carapulse_core::workflows::{find, CATALOGUE};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, OptionalJson};
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+use super::plans::{create_plan, created_json, execute_plan, PlanCreateRequest};
+use super::require_read;
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "workflow.list").await?;
+    let data: Vec<Value> = CATALOGUE.iter().map(|t| t.describe()).collect();
+    Ok(Json(json!({"data": data})))
+}
+
+/// Body of a workflow start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartRequest {
+    #[serde(default)]
+    input: Value,
+    context: ContextRef,
+    #[serde(default)]
+    summary: Option<String>,
+    #[serde(default)]
+    constraints: Option<Value>,
+}
+
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<StartRequest>,
+) -> ApiResult<Response> {
+    let template = find(&name).ok_or_else(|| ApiError::not_found("workflow"))?;
+    let steps = template.steps(&body.input)?;
+    let request = PlanCreateRequest {
+        summary: body
+            .summary
+            .unwrap_or_else(|| format!("{} workflow", template.name)),
+        trigger: Trigger::Manual,
+        intent: String::new(),
+        context: body.context,
+        constraints: body.constraints,
+        session_id: None,
+        steps,
+    };
+    let workflow = json!({"name": template.name, "input": body.input});
+    let (plan, outcome) = create_plan(&state, &ctx, request, Some(workflow)).await?;
+    if plan.approval_state == PlanApprovalState::Pending {
+        let mut created = created_json(&plan, &outcome);
+        created["workflow"] = json!(template.name);
+        return Ok((StatusCode::CREATED, Json(created)).into_response());
+    }
+    execute_plan(
+        State(state),
+        ctx,
+        plan.plan_id.to_string(),
+        OptionalJson(None),
+    )
+    .await
+}
