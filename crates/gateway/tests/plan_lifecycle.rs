@@ -384,3 +384,67 @@ async fn execute_starts_a_temporal_workflow_named_after_the_execution() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn workflow_catalogue_list_and_start() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let (status, list) = app.get("/v1/workflows", &alice).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "gitops_deploy",
+            "helm_release",
+            "scale_service",
+            "incident_remediation",
+            "secret_rotation"
+        ]
+    );
+    assert!(list["data"][2]["input_schema"]["properties"]["replicas"].is_object());
+
+    let start = json!({
+        "input": {"resource": "deployment/web", "namespace": "web", "replicas": 3, "current_replicas": 2},
+        "context": {"environment": "staging", "namespace": "web"}
+    });
+    let (status, created) = app
+        .post("/v1/workflows/scale_service/start", &alice, &start)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["approval_required"], true,
+        "medium risk needs approval"
+    );
+    assert_eq!(created["workflow"], "scale_service");
+    assert_eq!(created["plan"]["meta"]["workflow"]["name"], "scale_service");
+    assert_eq!(created["plan"]["planner"], "workflow");
+    assert_eq!(created["plan"]["steps"].as_array().unwrap().len(), 3);
+
+    let mut too_far = start.clone();
+    too_far["input"]["replicas"] = json!(50);
+    let (status, body) = app
+        .post("/v1/workflows/scale_service/start", &alice, &too_far)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("input.replicas"),
+        "{body}"
+    );
+    let (status, _) = app.post("/v1/workflows/nope/start", &alice, &start).await;
+    assert_eq!(status, 404);
+    let viewer = token("vic", "acme", &["viewer"]);
+    let (status, _) = app
+        .post("/v1/workflows/scale_service/start", &viewer, &start)
+        .await;
+    assert_eq!(status, 403);
+    app.stop().await;
+}
