@@ -42,8 +42,14 @@ struct Args {
     /// Router round trips to time.
     #[arg(long, default_value_t = 500)]
     router_calls: usize,
-    /// Which suites to run: core (policy, plans, audit), tools (sandbox, router), or all.
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "tools"])]
+    /// Plans run through Temporal for the orchestrator figures.
+    #[arg(long, default_value_t = 50)]
+    workflow_runs: usize,
+    /// Temporal dev server for the orchestrator suite.
+    #[arg(long, default_value = "127.0.0.1:7233")]
+    temporal: String,
+    /// Which suites to run: core (policy, plans, audit), tools (sandbox, router), orchestrator, or all.
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "tools", "orchestrator"])]
     suite: String,
 }
 
@@ -462,11 +468,171 @@ async fn bench_router(calls: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Execute -> workflow started, and a 3-step plan's end-to-end time, on a Temporal dev server with
+/// the real gateway, tool router (fake `helm` on PATH) and worker.
+async fn bench_orchestrator(
+    temporal: &str,
+    runs: usize,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::net::TcpStream::connect(temporal).is_ok(),
+        "no Temporal server at {temporal}"
+    );
+    let fakes = std::env::temp_dir().join(format!("carapulse-bench-fakes-{}", std::process::id()));
+    std::fs::create_dir_all(&fakes)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let helm = fakes.join("helm");
+        std::fs::write(&helm, "#!/bin/sh\necho \"helm ok: $*\"\n")?;
+        std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    // SAFETY: set before the router (the only reader) starts.
+    unsafe { std::env::set_var("PATH", format!("{}:{path}", fakes.display())) };
+    let db = TestDatabase::create().await;
+    let mut config = db.config();
+    config.gateway.rate_limit_per_second = 1e9;
+    config.gateway.rate_limit_burst = u32::MAX;
+    config.tool_router.http_addr = "127.0.0.1:0".into();
+    config.tool_router.auth_token = Some("bench-token-0123456789".into());
+    config.storage.object_store.fs_root = fakes.join("objects").to_string_lossy().into_owned();
+    let router = tool_router::Application::build(config.clone()).await?;
+    config.tool_router.base_url = Some(format!("http://127.0.0.1:{}", router.port()));
+    tokio::spawn(router.run_until_stopped());
+    config.orchestrator.temporal_addr = Some(temporal.to_owned());
+    config.orchestrator.task_queue = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker_config = config.clone();
+    let worker_store = db.store.clone();
+    let worker = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let stop = async move {
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = orchestrator::worker::run(&worker_config, worker_store, stop).await {
+                eprintln!("worker: {e}");
+            }
+        });
+    });
+    let gateway = gateway::Application::build(config.clone()).await?;
+    let base = format!("http://127.0.0.1:{}", gateway.port());
+    let shutdown = gateway.shutdown_token();
+    tokio::spawn(gateway.run_until_stopped());
+    let roles = vec!["operator".to_owned()];
+    let token = mint_dev_token(&DevTokenRequest {
+        secret: TEST_JWT_SECRET,
+        issuer: "carapulse-dev",
+        audience: None,
+        subject: "bench",
+        tenant: "bench",
+        roles: &roles,
+        email: None,
+        ttl_secs: 3600,
+        tenant_claim: "tenant_id",
+        roles_claim: "groups",
+    })?;
+    let http = reqwest::Client::new();
+    let tenant = carapulse_core::model::TenantId::parse("bench")?;
+    // Three read-only helm steps (two act, one verify) against the fake helm.
+    let body = json!({
+        "summary": "bench three steps",
+        "trigger": "manual",
+        "context": {"environment": "dev", "namespace": "web"},
+        "steps": [
+            {"tool": "helm", "action": "status", "input": {"release": "a", "namespace": "web"}},
+            {"tool": "helm", "action": "history", "input": {"release": "b", "namespace": "web"}},
+            {"stage": "verify", "tool": "helm", "action": "status", "input": {"release": "c", "namespace": "web"}}
+        ]
+    });
+    let mut start_lat = Vec::new();
+    let mut total = Vec::new();
+    for i in 0..runs + 3 {
+        let created: serde_json::Value = http
+            .post(format!("{base}/v1/plans"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let plan_id = created["plan_id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("create failed: {created}"))?
+            .to_owned();
+        let t = Instant::now();
+        let exec: serde_json::Value = http
+            .post(format!("{base}/v1/plans/{plan_id}/execute"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let started = t.elapsed();
+        anyhow::ensure!(exec["workflow_id"].is_string(), "not started: {exec}");
+        let exec_id = carapulse_core::model::ExecutionId::parse(
+            exec["execution_id"].as_str().unwrap_or_default(),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let e = db.store.get_execution(&tenant, exec_id).await?;
+            if !e.status.is_active() {
+                anyhow::ensure!(
+                    e.status == carapulse_core::model::ExecutionStatus::Succeeded,
+                    "run ended {:?}: {:?}",
+                    e.status,
+                    e.error
+                );
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "run did not finish");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if i >= 3 {
+            start_lat.push(started);
+            total.push(t.elapsed());
+        }
+    }
+    start_lat.sort();
+    total.sort();
+    rows.push(Row {
+        what: format!("execute -> workflow started (gateway + Temporal, {runs} runs)"),
+        figure: format!(
+            "median {}, p95 {}",
+            millis(percentile(&start_lat, 0.5)),
+            millis(percentile(&start_lat, 0.95))
+        ),
+    });
+    rows.push(Row {
+        what: format!("3-step plan end to end (execute -> succeeded, {runs} runs)"),
+        figure: format!(
+            "median {}, p95 {}",
+            millis(percentile(&total, 0.5)),
+            millis(percentile(&total, 0.95))
+        ),
+    });
+    shutdown.cancel();
+    let _ = stop_tx.send(());
+    let _ = worker.join();
+    db.drop_now().await;
+    std::fs::remove_dir_all(&fakes).ok();
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut rows = Vec::new();
-    if args.suite != "tools" {
+    if args.suite == "all" || args.suite == "orchestrator" {
+        bench_orchestrator(&args.temporal, args.workflow_runs, &mut rows).await?;
+    }
+    if args.suite == "all" || args.suite == "core" {
         bench_policy(args.policy_iterations, &mut rows)?;
         let db = TestDatabase::create().await;
         let result = async {
@@ -477,7 +643,7 @@ async fn main() -> anyhow::Result<()> {
         db.drop_now().await;
         result?;
     }
-    if args.suite != "core" {
+    if args.suite == "all" || args.suite == "tools" {
         bench_sandbox(args.sandbox_runs, &mut rows)?;
         bench_router(args.router_calls, &mut rows).await?;
     }
