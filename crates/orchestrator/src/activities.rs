@@ -256,6 +256,13 @@ impl Activities {
             (StepResult::Succeeded, _) => "succeeded",
             (StepResult::Failed { .. }, _) => "failed",
         };
+        crate::metrics::metrics()
+            .steps
+            .get_or_create(&crate::metrics::StepLabels {
+                kind: stage.to_owned(),
+                outcome: progress.to_owned(),
+            })
+            .inc();
         self.store
             .record_step_progress(
                 &tenant,
@@ -304,6 +311,12 @@ impl Activities {
             .transition_execution(&tenant, execution_id, req.outcome.status, error.as_deref())
             .await
             .map_err(store_err)?;
+        crate::metrics::metrics()
+            .finished
+            .get_or_create(&crate::metrics::StatusLabels {
+                status: req.outcome.status.as_str().to_owned(),
+            })
+            .inc();
         let decision = if req.outcome.status == ExecutionStatus::Succeeded {
             AuditDecision::Info
         } else {

@@ -57,24 +57,67 @@ async fn spawn_health(config: &Config, addr: &str, store: Store) -> anyhow::Resu
     let listen = parse_listen_addr("orchestrator.health_addr", addr)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let store = Arc::new(store);
+    let temporal = config
+        .orchestrator
+        .temporal_addr
+        .clone()
+        .unwrap_or_default()
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .to_owned();
     let app = axum::Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route(
             "/readyz",
             get(move || {
                 let store = store.clone();
+                let temporal = temporal.clone();
                 async move {
-                    match store.ping().await {
-                        Ok(()) => (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"status": "ready"}))),
-                        Err(e) => (
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            axum::Json(serde_json::json!({"status": "not_ready", "postgres": e.to_string()})),
-                        ),
-                    }
+                    let postgres = match store.ping().await {
+                        Ok(()) => "ok".to_owned(),
+                        Err(e) => format!("error: {e}"),
+                    };
+                    let reach = tokio::time::timeout(
+                        std::time::Duration::from_secs(2),
+                        tokio::net::TcpStream::connect(temporal.clone()),
+                    )
+                    .await;
+                    let temporal = match reach {
+                        Ok(Ok(_)) => "ok".to_owned(),
+                        Ok(Err(e)) => format!("error: {e}"),
+                        Err(_) => "error: timed out".to_owned(),
+                    };
+                    let ready = postgres == "ok" && temporal == "ok";
+                    let status = if ready {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (
+                        status,
+                        axum::Json(serde_json::json!({
+                            "status": if ready { "ready" } else { "not_ready" },
+                            "checks": {"postgres": postgres, "temporal": temporal},
+                        })),
+                    )
                 }
             }),
+        )
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    orchestrator::metrics::metrics().encode(),
+                )
+            }),
         );
-    let _ = config;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

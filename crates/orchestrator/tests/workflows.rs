@@ -495,7 +495,14 @@ async fn worker_killed_mid_activity_resumes_and_finishes_once() {
     env.stop_worker(); // this test uses the real binary, which it can SIGKILL
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("orchestrator.json");
-    std::fs::write(&config_path, serde_json::to_string(&env.config).unwrap()).unwrap();
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut binary_config = env.config.clone();
+    binary_config.orchestrator.health_addr = Some(format!("127.0.0.1:{admin_port}"));
+    std::fs::write(&config_path, serde_json::to_string(&binary_config).unwrap()).unwrap();
     let spawn_worker = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
             .arg("--config")
@@ -523,6 +530,30 @@ async fn worker_killed_mid_activity_resumes_and_finishes_once() {
     first.wait().unwrap();
     let mut second = spawn_worker();
     let done = env.wait_terminal(exec).await;
+    // The admin port of the surviving worker: ready (Postgres + Temporal) and counting.
+    let http = reqwest::Client::new();
+    let ready: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{admin_port}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["temporal"], "ok");
+    let metrics = http
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("carapulse_executions_finished_total{status=\"succeeded\"} 1"),
+        "{metrics}"
+    );
     second.kill().ok();
     second.wait().ok();
     assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
