@@ -14,6 +14,8 @@ pub struct DispatchRequest {
     pub execution_id: ExecutionId,
     pub plan_id: PlanId,
     pub tenant_id: TenantId,
+    /// Some: the plan is not approved yet; the run waits this long for the approval signal.
+    pub await_approval_secs: Option<u64>,
 }
 
 /// What happened to it.
@@ -43,6 +45,21 @@ pub trait ExecutionDispatcher: Send + Sync + 'static {
         &self,
         request: DispatchRequest,
     ) -> BoxFuture<'_, Result<DispatchOutcome, DispatchError>>;
+    /// Whether runs can start before approval and wait for [`signal_approval`](Self::signal_approval).
+    fn supports_approval_wait(&self) -> bool {
+        false
+    }
+    /// Delivers an approval decision to a run waiting for it.
+    fn signal_approval(
+        &self,
+        workflow_id: String,
+        approved: bool,
+        approver: String,
+        note: Option<String>,
+    ) -> BoxFuture<'_, Result<(), DispatchError>> {
+        let _ = (workflow_id, approved, approver, note);
+        Box::pin(async { Err(DispatchError::Rejected("no orchestrator configured".into())) })
+    }
     /// Asks the running workflow `workflow_id` to stop and compensate.
     fn cancel(
         &self,

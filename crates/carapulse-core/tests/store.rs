@@ -97,6 +97,7 @@ async fn executions_tool_calls_evidence_and_transitions() {
             exec_id,
             &actor,
             audit(&acme, "plan.execute"),
+            carapulse_core::store::StartMode::RequireApproved,
         )
         .await
         .unwrap();
@@ -108,6 +109,7 @@ async fn executions_tool_calls_evidence_and_transitions() {
             ExecutionId::new(),
             &actor,
             audit(&acme, "plan.execute"),
+            carapulse_core::store::StartMode::RequireApproved,
         )
         .await
         .unwrap();
@@ -199,6 +201,7 @@ async fn executions_tool_calls_evidence_and_transitions() {
             ExecutionId::new(),
             &actor,
             audit(&acme, "plan.execute"),
+            carapulse_core::store::StartMode::RequireApproved,
         )
         .await
         .unwrap();

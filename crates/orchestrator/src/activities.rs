@@ -65,6 +65,25 @@ impl Activities {
             .get_plan(&tenant, plan_id)
             .await
             .map_err(store_err)?;
+        // Immutability after approval: the plan must still hash to what was approved.
+        if plan.approval_state == carapulse_core::model::PlanApprovalState::Approved {
+            let approval = self
+                .store
+                .plan_approval(&tenant, plan_id)
+                .await
+                .map_err(store_err)?;
+            let approved = approval.and_then(|a| a.approved_hash);
+            if approved.as_deref() != Some(carapulse_core::integrity::plan_hash(&plan).as_str()) {
+                return Err(permanent(
+                    "plan modified after approval: its hash no longer matches the approved hash",
+                ));
+            }
+        } else if plan.approval_state != carapulse_core::model::PlanApprovalState::NotRequired {
+            return Err(permanent(format!(
+                "plan is {} and cannot run",
+                plan.approval_state.as_str()
+            )));
+        }
         let execution = self
             .store
             .get_execution(&tenant, execution_id)

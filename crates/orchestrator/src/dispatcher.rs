@@ -86,8 +86,8 @@ impl ExecutionDispatcher for TemporalDispatcher {
                 execution_id: workflow_id.clone(),
                 tenant_id: request.tenant_id.to_string(),
                 plan_id: request.plan_id.to_string(),
-                approval_required: false,
-                approval_timeout_secs: 24 * 3600,
+                approval_required: request.await_approval_secs.is_some(),
+                approval_timeout_secs: request.await_approval_secs.unwrap_or(24 * 3600).max(1),
             };
             let options =
                 WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.clone()).build();
@@ -120,6 +120,42 @@ impl ExecutionDispatcher for TemporalDispatcher {
                 .signal(
                     PlanExecutionWorkflow::cancel,
                     reason,
+                    WorkflowSignalOptions::default(),
+                )
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(err) => {
+                    self.forget_client().await;
+                    Err(DispatchError::Unavailable(err.to_string()))
+                }
+            }
+        })
+    }
+
+    fn supports_approval_wait(&self) -> bool {
+        true
+    }
+
+    fn signal_approval(
+        &self,
+        workflow_id: String,
+        approved: bool,
+        approver: String,
+        note: Option<String>,
+    ) -> BoxFuture<'_, Result<(), DispatchError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let handle = client.get_workflow_handle::<PlanExecutionWorkflow>(workflow_id);
+            let signal = crate::model::ApprovalSignal {
+                approved,
+                approver,
+                note,
+            };
+            match handle
+                .signal(
+                    PlanExecutionWorkflow::approval,
+                    signal,
                     WorkflowSignalOptions::default(),
                 )
                 .await

@@ -59,11 +59,6 @@ pub struct PlanExecutionWorkflow {
 impl PlanExecutionWorkflow {
     #[run(name = "carapulse.PlanExecution")]
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: PlanRun) -> WorkflowResult<RunResult> {
-        ctx.state_mut(|s| s.phase = "starting".into());
-        let snapshot = ctx
-            .execute_activity(Activities::start, input.clone(), bookkeeping())
-            .await?;
-
         if input.approval_required {
             ctx.state_mut(|s| s.phase = "awaiting_approval".into());
             let signalled = {
@@ -96,6 +91,18 @@ impl PlanExecutionWorkflow {
             }
         }
 
+        ctx.state_mut(|s| s.phase = "starting".into());
+        // Loads the plan, re-checks its approved hash, and marks the execution running.
+        let snapshot = match ctx
+            .execute_activity(Activities::start, input.clone(), bookkeeping())
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                let outcome = end(ExecutionStatus::Failed, &format!("could not start: {err}"));
+                return finish(ctx, &input, outcome).await;
+            }
+        };
         ctx.state_mut(|s| s.phase = "running".into());
         let mut machine = PevMachine::new(snapshot.steps);
         loop {

@@ -195,6 +195,7 @@ impl Env {
                 exec_id,
                 &ActorId::parse("alice").unwrap(),
                 audit,
+                carapulse_core::store::StartMode::RequireApproved,
             )
             .await
             .unwrap();
@@ -263,6 +264,7 @@ async fn dispatch(env: &Env, plan: PlanId, exec: ExecutionId) {
             execution_id: exec,
             plan_id: plan,
             tenant_id: TenantId::parse("acme").unwrap(),
+            await_approval_secs: None,
         })
         .await
         .unwrap();

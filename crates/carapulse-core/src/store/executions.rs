@@ -16,6 +16,15 @@ use crate::model::{
 use super::plans::load_plan;
 use super::{Page, Paged, Store, StoreError};
 
+/// Whether an execution may be created for a plan still waiting for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// The plan must be approved (or need no approval).
+    RequireApproved,
+    /// A pending plan is accepted: the orchestrator waits for the approval signal.
+    AwaitApproval,
+}
+
 /// Result of an execute request: a new execution, or the one already active (idempotence).
 #[derive(Debug, Clone)]
 pub enum StartOutcome {
@@ -156,6 +165,7 @@ impl Store {
         execution_id: ExecutionId,
         created_by: &ActorId,
         audit: AuditEntry,
+        mode: StartMode,
     ) -> Result<StartOutcome, StoreError> {
         let mut tx = self.pool().begin().await?;
         let plan = load_plan(&mut tx, tenant, plan_id, true).await?;
@@ -177,6 +187,7 @@ impl Store {
                     ));
                 }
             }
+            PlanApprovalState::Pending if mode == StartMode::AwaitApproval => {}
             PlanApprovalState::Pending => {
                 return Err(StoreError::Precondition(
                     "plan requires approval before it can execute".into(),

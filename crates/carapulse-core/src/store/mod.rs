@@ -21,7 +21,9 @@ pub use approvals::ApprovalDecision;
 pub use audit::AuditFilter;
 pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
 pub use error::StoreError;
-pub use executions::{ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, StartOutcome};
+pub use executions::{
+    ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, StartMode, StartOutcome,
+};
 pub use page::{Page, Paged, MAX_PAGE_SIZE};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
 

@@ -114,6 +114,36 @@ pub(crate) async fn create(
             other => other.into(),
         })?;
     state.metrics.record_audit(true);
+    // A run already started for this plan waits for the decision: deliver it.
+    let mut signalled = false;
+    let active = state
+        .store
+        .list_executions(
+            ctx.tenant(),
+            &carapulse_core::store::ExecutionFilter {
+                status: Some(carapulse_core::model::ExecutionStatus::Pending),
+                plan_id: Some(plan_id),
+            },
+            carapulse_core::store::Page::new(Some(1), None),
+        )
+        .await?;
+    if let Some(workflow_id) = active.items.first().and_then(|e| e.workflow_id.clone()) {
+        match state
+            .dispatcher
+            .signal_approval(
+                workflow_id,
+                status == ApprovalStatus::Approved,
+                ctx.actor.id.to_string(),
+                body.note.clone(),
+            )
+            .await
+        {
+            Ok(()) => signalled = true,
+            Err(err) => {
+                tracing::warn!(error = %err, %plan_id, "approval recorded but the waiting run could not be signalled")
+            }
+        }
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -124,6 +154,7 @@ pub(crate) async fn create(
             "source": approval.source,
             "approved_hash": approval.approved_hash,
             "created_at": approval.created_at,
+            "signalled_run": signalled,
         })),
     )
         .into_response())

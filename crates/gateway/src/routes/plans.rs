@@ -16,7 +16,7 @@ use carapulse_core::model::{
     RiskLevel, StepDraft, Summary, Trigger, MAX_STEPS,
 };
 use carapulse_core::policy::{assess_intent, assess_steps, ActionType, StepRef};
-use carapulse_core::store::{NewPlan, Page, PlanFilter, StartOutcome, StoreError};
+use carapulse_core::store::{NewPlan, Page, PlanFilter, StartMode, StartOutcome, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
@@ -428,6 +428,20 @@ pub(crate) async fn execute_plan(
         )
         .await);
     }
+    // With an orchestrator that can wait, a plan still awaiting approval starts now and its run
+    // blocks on the approval signal (durable timer until the approval deadline).
+    let awaiting = plan.approval_state == PlanApprovalState::Pending
+        && state.dispatcher.supports_approval_wait();
+    let mode = if awaiting {
+        StartMode::AwaitApproval
+    } else {
+        StartMode::RequireApproved
+    };
+    let await_approval_secs = awaiting.then(|| {
+        plan.approval_expires_at
+            .map(|deadline| (deadline - Utc::now()).num_seconds().max(1) as u64)
+            .unwrap_or(state.config.approvals.timeout_hours * 3600)
+    });
     let execution_id = ExecutionId::new();
     let entry = ctx
         .audit("plan.execute", AuditDecision::Allow)
@@ -435,7 +449,7 @@ pub(crate) async fn execute_plan(
         .context(json!({"plan_id": plan_id, "note": body.as_ref().and_then(|b| b.note.clone())}));
     let started = state
         .store
-        .start_execution(&tenant, plan_id, execution_id, &ctx.actor.id, entry)
+        .start_execution(&tenant, plan_id, execution_id, &ctx.actor.id, entry, mode)
         .await;
     let (execution, created) = match started {
         Ok(StartOutcome::Created(e)) => (e, true),
@@ -467,6 +481,7 @@ pub(crate) async fn execute_plan(
         execution_id: execution.execution_id,
         plan_id,
         tenant_id: tenant.clone(),
+        await_approval_secs,
     };
     let (workflow_id, dispatch_note) = match state.dispatcher.dispatch(request).await {
         Ok(DispatchOutcome::Started { workflow_id }) => {
@@ -494,6 +509,7 @@ pub(crate) async fn execute_plan(
         "created": true,
         "workflow_id": workflow_id,
         "dispatch": dispatch_note,
+        "awaiting_approval": awaiting,
     });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
