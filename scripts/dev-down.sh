@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Stops the processes dev-up.sh started (gateway, tool-router, Temporal dev server); leaves
+# Stops the processes dev-up.sh started (gateway, tool-router, orchestrator, Temporal dev server); leaves
 # PostgreSQL alone.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-for name in gateway tool-router temporal; do
+for name in gateway tool-router orchestrator temporal; do
   f="$DEV_DIR/pids/$name.pid"
   if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then
     log "stopping $name"; kill "$(cat "$f")" || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings up a local Carapulse: PostgreSQL and the Temporal dev server (installed/started when
-# absent), builds the workspace, migrates, starts the gateway with deploy/config.dev.json, and
-# prints how to create a first plan. Safe to run again: it restarts only what it started before.
+# absent), builds the workspace, migrates, starts the gateway, tool router and orchestrator with
+# deploy/config.dev.json, and prints how to create a first plan. Safe to run again: it restarts only what it started before.
 #
 # Stop with ./scripts/dev-down.sh
 
@@ -40,7 +40,8 @@ start_service() {
 
 start_service gateway 8080
 start_service tool-router 8081
-log "not started: orchestrator and agent are not built yet (they exit with code 3)"
+start_service orchestrator 8085
+log "not started: the Slack agent is not built yet (it exits with code 3)"
 
 cat <<MSG
 
@@ -59,6 +60,7 @@ Call a tool through the router (service token from deploy/config.dev.json):
 Approve it as someone else:
 
   $BIN/assistantctl --token \$($BIN/assistantctl dev-token --sub bob --tenant demo --roles approver) approve <plan_id>
-  $BIN/assistantctl plan execute <plan_id>
+  $BIN/assistantctl plan execute <plan_id>      # runs as a Temporal workflow (orchestrator)
+  $BIN/assistantctl exec list
 
 MSG
