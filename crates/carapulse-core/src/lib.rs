@@ -13,6 +13,7 @@ pub mod integrity;
 pub mod model;
 pub mod objects;
 pub mod pev;
+pub mod planner;
 pub mod policy;
 pub mod redact;
 pub mod store;

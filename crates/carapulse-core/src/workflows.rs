@@ -1,5 +1,6 @@
 //! The workflow catalogue: named templates (`gitops_deploy`, `helm_release`, `scale_service`,
-//! `incident_remediation`, `secret_rotation`) that turn a validated input into plan steps. A
+//! `incident_remediation`, `secret_rotation`, and the rule planner's `release_rollback` and
+//! `service_restart`) that turn a validated input into plan steps. A
 //! started workflow is an ordinary plan — risk, policy, approval and the plan-execute-verify loop
 //! all apply — so templates only decide which steps, in which order, with which rollbacks.
 
@@ -337,6 +338,60 @@ fn secret_rotation(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
     Ok(steps)
 }
 
+fn release_rollback(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
+    let release = i.str("release").unwrap_or_default();
+    let namespace = i.str("namespace").unwrap_or_default();
+    let target = json!({"release": release, "namespace": namespace});
+    let mut rollback = json!({"release": release, "namespace": namespace, "wait": true});
+    if let Some(rev) = i.int("revision") {
+        rollback["revision"] = json!(rev);
+    }
+    // No automatic undo: rolling "forward" again would re-apply the release that was judged
+    // bad. A failed verification leaves the release on the rolled-back revision for a human.
+    let mut steps = vec![
+        step(Stage::Act, ToolName::Helm, "history", target.clone(), None)?,
+        step(Stage::Act, ToolName::Helm, "rollback", rollback, None)?,
+        step(Stage::Verify, ToolName::Helm, "status", target, None)?,
+    ];
+    if let Some(resource) = i.str("resource") {
+        steps.push(step(
+            Stage::Verify,
+            ToolName::Kubectl,
+            "rollout-status",
+            json!({"resource": resource, "namespace": namespace, "timeout": "5m"}),
+            None,
+        )?);
+    }
+    steps.extend(promql(i)?);
+    Ok(steps)
+}
+
+fn service_restart(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
+    let resource = i.str("resource").unwrap_or_default();
+    let namespace = i.str("namespace").unwrap_or_default();
+    let target = json!({"resource": resource, "namespace": namespace});
+    // A restart changes no spec, so there is nothing to roll back to.
+    let mut steps = vec![
+        step(Stage::Act, ToolName::Kubectl, "get", target.clone(), None)?,
+        step(
+            Stage::Act,
+            ToolName::Kubectl,
+            "rollout-restart",
+            target,
+            None,
+        )?,
+        step(
+            Stage::Verify,
+            ToolName::Kubectl,
+            "rollout-status",
+            json!({"resource": resource, "namespace": namespace, "timeout": "5m"}),
+            None,
+        )?,
+    ];
+    steps.extend(promql(i)?);
+    Ok(steps)
+}
+
 const PROMQL: F = F::opt(
     "promql",
     K::Text { max: 5000 },
@@ -412,6 +467,24 @@ pub const CATALOGUE: &[WorkflowTemplate] = &[
         ],
         build: secret_rotation,
     },
+    WorkflowTemplate {
+        name: "release_rollback",
+        description: "Helm history, rollback to the previous (or a given) revision, verify status and rollout",
+        fields: &[
+            F::req("release", K::K8sName, "release"),
+            NAMESPACE,
+            F::opt("revision", K::Int { min: 1, max: 1_000_000 }, "target revision (default: previous)"),
+            F::opt("resource", K::K8sResource, "workload to wait for"),
+            PROMQL,
+        ],
+        build: release_rollback,
+    },
+    WorkflowTemplate {
+        name: "service_restart",
+        description: "Read the workload, rollout restart, wait for the rollout, verify",
+        fields: &[RESOURCE, NAMESPACE, PROMQL],
+        build: service_restart,
+    },
 ];
 
 /// A template by name.
@@ -446,8 +519,16 @@ mod tests {
                 "secret_rotation",
                 json!({"path": "database/rotate-role/web", "dependents": ["web", "api"]}),
             ),
+            (
+                "release_rollback",
+                json!({"release": "web", "namespace": "web", "revision": 3, "promql": "up"}),
+            ),
+            (
+                "service_restart",
+                json!({"resource": "deployment/web", "namespace": "web"}),
+            ),
         ];
-        assert_eq!(CATALOGUE.len(), 5);
+        assert_eq!(CATALOGUE.len(), 7);
         for (name, input) in inputs {
             let steps = find(name)
                 .unwrap()
@@ -458,7 +539,11 @@ mod tests {
                 "{name} verifies"
             );
             assert!(
-                steps.iter().any(|s| s.rollback.is_some()) || name == "incident_remediation",
+                steps.iter().any(|s| s.rollback.is_some())
+                    || matches!(
+                        name,
+                        "incident_remediation" | "release_rollback" | "service_restart"
+                    ),
                 "{name} has a rollback"
             );
         }

@@ -8,6 +8,7 @@
 pub use carapulse_http::{error, extract};
 pub mod metrics;
 pub mod middleware;
+pub mod planning;
 pub mod rate_limit;
 pub mod routes;
 pub mod startup;

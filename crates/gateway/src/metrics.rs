@@ -32,6 +32,25 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LlmCallLabels {
+    pub provider: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LlmTokenLabels {
+    pub provider: String,
+    /// `input` or `output`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlannerLabels {
+    /// `rules`, `llm:<provider>`, `rules(fallback)`, `caller`, `workflow`.
+    pub planner: String,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -44,6 +63,10 @@ pub struct Metrics {
     pub executions_started: Family<OutcomeLabels, Counter>,
     pub auth_failures: Counter<u64, AtomicU64>,
     pub rate_limited: Counter<u64, AtomicU64>,
+    pub llm_calls: Family<LlmCallLabels, Counter>,
+    pub llm_latency: Family<LlmCallLabels, Histogram>,
+    pub llm_tokens: Family<LlmTokenLabels, Counter>,
+    pub plans_by_planner: Family<PlannerLabels, Counter>,
 }
 
 impl Metrics {
@@ -59,6 +82,32 @@ impl Metrics {
         let executions_started = Family::<OutcomeLabels, Counter>::default();
         let auth_failures = Counter::default();
         let rate_limited = Counter::default();
+        let llm_calls = Family::<LlmCallLabels, Counter>::default();
+        let llm_latency = Family::<LlmCallLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.05, 2.0, 12))
+        });
+        let llm_tokens = Family::<LlmTokenLabels, Counter>::default();
+        let plans_by_planner = Family::<PlannerLabels, Counter>::default();
+        registry.register(
+            "llm_calls",
+            "Model calls by provider and outcome (ok, parse_error, budget, timeout, status, ...)",
+            llm_calls.clone(),
+        );
+        registry.register(
+            "llm_call_duration_seconds",
+            "Model call latency including retries",
+            llm_latency.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "Tokens reported by the provider",
+            llm_tokens.clone(),
+        );
+        registry.register(
+            "plans_planned",
+            "Plans whose steps came from each planner",
+            plans_by_planner.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -105,7 +154,19 @@ impl Metrics {
             executions_started,
             auth_failures,
             rate_limited,
+            llm_calls,
+            llm_latency,
+            llm_tokens,
+            plans_by_planner,
         }
+    }
+
+    pub fn record_planner(&self, planner: &str) {
+        self.plans_by_planner
+            .get_or_create(&PlannerLabels {
+                planner: planner.to_owned(),
+            })
+            .inc();
     }
 
     pub fn record_decision(&self, action: &str, decision: &str) {
@@ -133,6 +194,32 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+impl carapulse_core::planner::llm::LlmObserver for Metrics {
+    fn observe(&self, record: &carapulse_core::planner::llm::CallRecord) {
+        let labels = LlmCallLabels {
+            provider: record.provider.to_owned(),
+            outcome: record.outcome.to_owned(),
+        };
+        self.llm_calls.get_or_create(&labels).inc();
+        self.llm_latency
+            .get_or_create(&labels)
+            .observe(record.latency.as_secs_f64());
+        for (kind, tokens) in [
+            ("input", record.input_tokens),
+            ("output", record.output_tokens),
+        ] {
+            if let Some(n) = tokens {
+                self.llm_tokens
+                    .get_or_create(&LlmTokenLabels {
+                        provider: record.provider.to_owned(),
+                        kind: kind.to_owned(),
+                    })
+                    .inc_by(n);
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use carapulse_core::policy::{PolicyEngine, PolicyError};
 use carapulse_core::store::{Store, StoreError};
 
 use crate::metrics::Metrics;
+use crate::planning::Planning;
 use crate::rate_limit::RateLimiter;
 use crate::routes::router;
 use crate::state::AppState;
@@ -32,6 +33,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
+    #[error("planner: {0}")]
+    Planner(#[from] carapulse_core::planner::provider::ProviderError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -103,14 +106,17 @@ impl Application {
             config.gateway.rate_limit_per_second,
             config.gateway.rate_limit_burst,
         );
+        let metrics = Arc::new(Metrics::new());
+        let planning = Arc::new(Planning::from_config(&config, metrics.clone())?);
         let state = AppState {
             audit: AuditWriter::spawn(store.clone()),
             store,
             policy: Arc::new(policy),
             verifier: Arc::new(verifier),
             dispatcher,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             limiter: Arc::new(limiter),
+            planning,
             config: Arc::new(config),
         };
         Ok(Self {

@@ -15,6 +15,7 @@ use crate::middleware::RequestContext;
 use carapulse_core::store::Store;
 
 use crate::metrics::Metrics;
+use crate::planning::Planning;
 use crate::rate_limit::RateLimiter;
 
 /// Everything a request may need; cheap to clone.
@@ -28,6 +29,7 @@ pub struct AppState {
     pub dispatcher: Arc<dyn ExecutionDispatcher>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    pub planning: Arc<Planning>,
 }
 
 impl AppState {

@@ -404,7 +404,9 @@ async fn workflow_catalogue_list_and_start() {
             "helm_release",
             "scale_service",
             "incident_remediation",
-            "secret_rotation"
+            "secret_rotation",
+            "release_rollback",
+            "service_restart"
         ]
     );
     assert!(list["data"][2]["input_schema"]["properties"]["replicas"].is_object());

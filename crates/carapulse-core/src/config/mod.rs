@@ -372,13 +372,23 @@ impl Config {
         let Some(provider) = llm.provider.as_deref() else {
             return Ok(());
         };
-        if !matches!(provider, "openai" | "anthropic" | "openai-codex") {
+        let kind = crate::planner::provider::ProviderKind::parse(provider)
+            .map_err(|e| ConfigError::invalid("llm.provider", e.to_string()))?;
+        if kind == crate::planner::provider::ProviderKind::OpenAiCompatible
+            && llm.api_base.as_deref().unwrap_or("").is_empty()
+        {
             return Err(ConfigError::invalid(
-                "llm.provider",
-                format!(
-                    "unknown provider {provider:?}: expected openai, anthropic or openai-codex"
-                ),
+                "llm.api_base",
+                "required for an OpenAI-compatible provider (e.g. http://127.0.0.1:11434/v1 for Ollama)",
             ));
+        }
+        for (i, pattern) in llm.redact_patterns.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(pattern) {
+                return Err(ConfigError::invalid(
+                    "llm.redact_patterns",
+                    format!("pattern {i} does not compile: {e}"),
+                ));
+            }
         }
         if llm.model.as_deref().unwrap_or("").is_empty() {
             return Err(ConfigError::invalid(

@@ -249,9 +249,18 @@ pub struct LlmConfig {
     pub model: Option<String>,
     pub timeout_ms: u64,
     pub max_output_tokens: u32,
+    /// Extra redaction patterns on top of the built-in secret families (always applied).
     pub redact_patterns: Vec<String>,
     pub auth_profile: Option<String>,
     pub auth_path: Option<String>,
+    /// Retries after the first attempt on 429, 5xx, timeouts and connection errors.
+    pub max_retries: u32,
+    /// First backoff; doubles per retry (with jitter), `Retry-After` wins when sent.
+    pub retry_base_ms: u64,
+    /// Model calls per tenant per hour (0 = unlimited).
+    pub tenant_calls_per_hour: u32,
+    /// When the model fails or proposes an invalid plan, try the rule planner.
+    pub fallback_to_rules: bool,
 }
 
 impl Default for LlmConfig {
@@ -266,6 +275,10 @@ impl Default for LlmConfig {
             redact_patterns: Vec::new(),
             auth_profile: None,
             auth_path: None,
+            max_retries: 3,
+            retry_base_ms: 500,
+            tenant_calls_per_hour: 120,
+            fallback_to_rules: true,
         }
     }
 }

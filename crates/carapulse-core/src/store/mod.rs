@@ -9,6 +9,7 @@ mod approvals;
 mod audit;
 mod error;
 mod executions;
+mod memory;
 mod page;
 mod plans;
 

@@ -35,7 +35,8 @@ fn check_call(
         ModelError::new(
             "action",
             format!(
-                "{tool} has no action {action:?} (known: {})",
+                "{tool} has no action {:?} (known: {})",
+                action.as_str(),
                 known.join(", ")
             ),
         )

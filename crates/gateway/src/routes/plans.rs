@@ -15,6 +15,7 @@ use carapulse_core::model::{
     ContextRef, Decision, ExecutionId, Intent, ModelError, Plan, PlanApprovalState, PlanId,
     RiskLevel, StepDraft, Summary, Trigger, MAX_STEPS,
 };
+use carapulse_core::planner::prompt::PromptInput;
 use carapulse_core::policy::{assess_intent, assess_steps, ActionType, StepRef};
 use carapulse_core::store::{NewPlan, Page, PlanFilter, StartMode, StartOutcome, StoreError};
 
@@ -131,12 +132,6 @@ pub(crate) async fn create_plan(
     let summary = Summary::parse(&body.summary)?;
     let intent = Intent::parse(&body.intent)?;
     context.validate()?;
-    if body.steps.len() > MAX_STEPS {
-        return Err(ModelError::new("steps", format!("at most {MAX_STEPS} steps")).into());
-    }
-    for (i, step) in body.steps.iter().enumerate() {
-        carapulse_core::tools::check_step(step).map_err(|e| e.within(&format!("steps[{i}]")))?;
-    }
     let constraints = match body.constraints {
         None | Some(Value::Null) => json!({}),
         Some(Value::Object(map)) => Value::Object(map),
@@ -148,8 +143,58 @@ pub(crate) async fn create_plan(
         }
     }
 
+    // Steps: the caller's, or the planner's when none were given.
+    let mut steps = body.steps;
+    let mut draft = None;
+    if steps.is_empty() && workflow.is_none() {
+        let intent_text = if intent.is_empty() {
+            summary.as_str().to_owned()
+        } else {
+            intent.as_str().to_owned()
+        };
+        let memory = state
+            .store
+            .planner_memory(&tenant, 20)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "operator memory unavailable; planning without it");
+                Vec::new()
+            });
+        let input = PromptInput {
+            intent: intent_text,
+            context: context.clone(),
+            service_context: Value::Null,
+            evidence: Value::Null,
+            memory,
+            constraints: constraints.clone(),
+            allow_break_glass: ctx.break_glass,
+        };
+        match state.planning.plan(tenant.as_str(), &input).await {
+            Ok(d) => {
+                steps = d.steps.clone();
+                draft = Some(d);
+            }
+            Err(err) => {
+                state
+                    .audit(
+                        ctx.audit("plan.create", AuditDecision::Deny)
+                            .reason(format!("planning failed: {}", err.message))
+                            .context(json!({"code": err.code})),
+                    )
+                    .await;
+                return Err(err);
+            }
+        }
+    }
+    if steps.len() > MAX_STEPS {
+        return Err(ModelError::new("steps", format!("at most {MAX_STEPS} steps")).into());
+    }
+    for (i, step) in steps.iter().enumerate() {
+        carapulse_core::tools::check_step(step).map_err(|e| e.within(&format!("steps[{i}]")))?;
+    }
+
     let risk = score(
-        body.steps.iter().map(|s| StepRef {
+        steps.iter().map(|s| StepRef {
             tool: s.tool,
             action: &s.action,
             input: &s.input,
@@ -197,24 +242,29 @@ pub(crate) async fn create_plan(
         approval_state,
         approval_expires_at: needs_approval.then(|| now + Duration::hours(timeout_hours)),
         session_id: body.session_id,
-        planner: Some(
-            if workflow.is_some() {
-                "workflow"
-            } else if body.steps.is_empty() {
-                "none"
-            } else {
-                "caller"
-            }
-            .to_owned(),
-        ),
-        plan_text: None,
+        planner: Some(match (&draft, &workflow) {
+            (Some(d), _) => d.label(),
+            (None, Some(_)) => "workflow".to_owned(),
+            (None, None) => "caller".to_owned(),
+        }),
+        plan_text: draft.as_ref().and_then(|d| d.plan_text.clone()),
         meta: json!({
             "risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons},
-            "workflow": workflow,
+            "workflow": workflow.clone().or_else(|| draft.as_ref().and_then(|d| d.workflow.clone())),
+            "planning": draft.as_ref().map(|d| json!({
+                "planner": d.label(),
+                "model": d.model,
+                "suggested_summary": d.summary,
+                "notes": d.notes,
+                "neutralised_injections": d.neutralised,
+                "fallback_reason": d.fallback_reason,
+            })),
         }),
-        steps: body.steps,
+        steps,
     };
+    let planner_label = new_plan.planner.clone().unwrap_or_default();
     let plan_id = new_plan.plan_id;
+    let planner_label_for_audit = planner_label.clone();
     let audit_decision = match outcome.decision {
         Decision::RequireApproval => AuditDecision::RequireApproval,
         _ => AuditDecision::Allow,
@@ -227,9 +277,11 @@ pub(crate) async fn create_plan(
             "policy_reasons": outcome.reasons,
             "approval_state": approval_state,
             "trigger": body.trigger,
+            "planner": planner_label_for_audit,
         }));
     let mut plan = state.store.create_plan(new_plan, entry).await?;
     state.metrics.plans_created.inc();
+    state.metrics.record_planner(&planner_label);
     state.metrics.record_audit(true);
 
     // Opt-in auto-approval of low-risk plans started by a human (never webhooks or schedules,
