@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod integrity;
+pub mod linear;
 pub mod model;
 pub mod objects;
 pub mod pev;

@@ -6,6 +6,7 @@
 //! shutdown token fires.
 
 pub use carapulse_http::{error, extract};
+pub mod background;
 pub mod metrics;
 pub mod middleware;
 pub mod planning;

@@ -16,6 +16,8 @@ use carapulse_core::dispatch::{ExecutionDispatcher, NoOrchestrator};
 use carapulse_core::policy::{PolicyEngine, PolicyError};
 use carapulse_core::store::{Store, StoreError};
 
+use crate::background::linear::LinearWatcher;
+use crate::background::{expiry, run_every};
 use crate::metrics::Metrics;
 use crate::planning::Planning;
 use crate::rate_limit::RateLimiter;
@@ -35,6 +37,8 @@ pub enum StartupError {
     Auth(#[from] AuthError),
     #[error("planner: {0}")]
     Planner(#[from] carapulse_core::planner::provider::ProviderError),
+    #[error("linear: {0}")]
+    Linear(#[from] carapulse_core::linear::LinearError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -47,6 +51,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    linear: Option<Arc<LinearWatcher>>,
     shutdown: CancellationToken,
 }
 
@@ -119,10 +124,14 @@ impl Application {
             planning,
             config: Arc::new(config),
         };
+        let linear = LinearWatcher::from_config(&state.config.connectors.linear)
+            .transpose()?
+            .map(Arc::new);
         Ok(Self {
             listener,
             local_addr,
             state,
+            linear,
             shutdown: CancellationToken::new(),
         })
     }
@@ -144,10 +153,41 @@ impl Application {
         &self.state
     }
 
+    /// Starts the approval-expiry sweeper and, when configured, the Linear watcher.
+    fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        let state = self.state.clone();
+        let every = Duration::from_secs(state.config.approvals.sweep_interval_secs.max(1));
+        tasks.push(tokio::spawn(run_every(
+            "approval-expiry",
+            every,
+            self.shutdown.clone(),
+            move || {
+                let state = state.clone();
+                async move { expiry::sweep(&state).await.map(|_| ()) }
+            },
+        )));
+        if let Some(watcher) = self.linear.clone() {
+            let state = self.state.clone();
+            tasks.push(tokio::spawn(run_every(
+                "linear-approvals",
+                watcher.poll_interval(),
+                self.shutdown.clone(),
+                move || {
+                    let state = state.clone();
+                    let watcher = watcher.clone();
+                    async move { watcher.tick(&state).await }
+                },
+            )));
+        }
+        tasks
+    }
+
     /// Serves until the shutdown token fires; in-flight requests get `gateway.shutdown_grace_secs`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.config.gateway.shutdown_grace_secs);
         let store = self.state.store.clone();
+        let background = self.spawn_background();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(addr = %self.local_addr, "gateway listening");
         let token = self.shutdown.clone();
@@ -166,6 +206,9 @@ impl Application {
                 Ok(())
             }
         };
+        for task in background {
+            let _ = task.await;
+        }
         store.close().await;
         tracing::info!("gateway stopped");
         result

@@ -522,7 +522,14 @@ pub struct LinearConnector {
     pub team_id: Option<String>,
     pub base_url: String,
     pub poll_interval_ms: u64,
+    /// Accepted for compatibility; `approvals.timeout_hours` decides expiry for every channel.
     pub timeout_hours: u64,
+    /// Linear user email -> Carapulse actor id, so separation of duties compares like with like.
+    pub user_map: BTreeMap<String, String>,
+    /// Emails allowed to decide through Linear labels (empty: any member of the team).
+    pub approvers: Vec<String>,
+    /// Base URL of the Carapulse UI/API used for links in issue descriptions.
+    pub public_url: Option<String>,
 }
 
 impl Default for LinearConnector {
@@ -533,6 +540,9 @@ impl Default for LinearConnector {
             base_url: "https://api.linear.app/graphql".into(),
             poll_interval_ms: 30_000,
             timeout_hours: 24,
+            user_map: BTreeMap::new(),
+            approvers: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -593,6 +603,8 @@ pub struct ApprovalsConfig {
     pub auto_approve_low: bool,
     /// Pending approvals expire after this many hours.
     pub timeout_hours: u64,
+    /// How often the gateway looks for pending approvals past their deadline.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for ApprovalsConfig {
@@ -600,6 +612,7 @@ impl Default for ApprovalsConfig {
         Self {
             auto_approve_low: false,
             timeout_hours: 24,
+            sweep_interval_secs: 30,
         }
     }
 }

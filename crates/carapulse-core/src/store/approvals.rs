@@ -12,7 +12,7 @@ use crate::model::{
 };
 
 use super::plans::load_plan;
-use super::{Store, StoreError};
+use super::{Page, Paged, Store, StoreError};
 
 /// A decision to record.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct ApprovalDecision {
 }
 
 #[derive(sqlx::FromRow)]
-struct ApprovalRow {
+pub(super) struct ApprovalRow {
     approval_id: Uuid,
     plan_id: Uuid,
     tenant_id: String,
@@ -95,42 +95,7 @@ impl Store {
                 "the approval window of this plan has expired".into(),
             ));
         }
-        let approved_hash = (decision.status == ApprovalStatus::Approved).then(|| plan_hash(&plan));
-        let new_state = match decision.status {
-            ApprovalStatus::Approved => PlanApprovalState::Approved,
-            ApprovalStatus::Denied => PlanApprovalState::Denied,
-            ApprovalStatus::Expired => PlanApprovalState::Expired,
-        };
-        let row: ApprovalRow = sqlx::query_as(&format!(
-            "INSERT INTO approvals (approval_id, plan_id, tenant_id, status, approver, approver_email, \
-             source, note, approved_hash, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) \
-             RETURNING {APPROVAL_COLUMNS}"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(plan_id.0)
-        .bind(tenant.as_str())
-        .bind(decision.status.as_str())
-        .bind(decision.approver.as_str())
-        .bind(&decision.approver_email)
-        .bind(decision.source.as_str())
-        .bind(&decision.note)
-        .bind(&approved_hash)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|err| {
-            if StoreError::is_unique_violation(&err, "approvals_one_per_plan") {
-                StoreError::Conflict("plan approval is already decided".into())
-            } else {
-                err.into()
-            }
-        })?;
-        sqlx::query("UPDATE plans SET approval_state = $3, updated_at = now() WHERE plan_id = $1 AND tenant_id = $2")
-            .bind(plan_id.0)
-            .bind(tenant.as_str())
-            .bind(new_state.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let row = insert_decision(&mut tx, tenant, &plan, &decision, now).await?;
         append_in_tx(&mut tx, audit).await?;
         tx.commit().await?;
         row.into_model()
@@ -150,5 +115,203 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         row.map(ApprovalRow::into_model).transpose()
+    }
+}
+
+/// Inserts the approval row and moves the plan's state (inside the caller's transaction).
+async fn insert_decision(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tenant: &TenantId,
+    plan: &crate::model::Plan,
+    decision: &ApprovalDecision,
+    now: DateTime<Utc>,
+) -> Result<ApprovalRow, StoreError> {
+    let approved_hash = (decision.status == ApprovalStatus::Approved).then(|| plan_hash(plan));
+    let new_state = match decision.status {
+        ApprovalStatus::Approved => PlanApprovalState::Approved,
+        ApprovalStatus::Denied => PlanApprovalState::Denied,
+        ApprovalStatus::Expired => PlanApprovalState::Expired,
+    };
+    let row: ApprovalRow = sqlx::query_as(&format!(
+        "INSERT INTO approvals (approval_id, plan_id, tenant_id, status, approver, approver_email, \
+         source, note, approved_hash, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) \
+         RETURNING {APPROVAL_COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(plan.plan_id.0)
+    .bind(tenant.as_str())
+    .bind(decision.status.as_str())
+    .bind(decision.approver.as_str())
+    .bind(&decision.approver_email)
+    .bind(decision.source.as_str())
+    .bind(&decision.note)
+    .bind(&approved_hash)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|err| {
+        if StoreError::is_unique_violation(&err, "approvals_one_per_plan") {
+            StoreError::Conflict("plan approval is already decided".into())
+        } else {
+            err.into()
+        }
+    })?;
+    sqlx::query("UPDATE plans SET approval_state = $3, updated_at = now() WHERE plan_id = $1 AND tenant_id = $2")
+        .bind(plan.plan_id.0)
+        .bind(tenant.as_str())
+        .bind(new_state.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(row)
+}
+
+/// Filters of `GET /v1/approvals` for decided approvals.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalFilter {
+    pub status: Option<ApprovalStatus>,
+    pub plan_id: Option<PlanId>,
+    pub source: Option<ApprovalSource>,
+}
+
+/// A plan waiting for a decision.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PendingApproval {
+    pub plan_id: PlanId,
+    pub summary: String,
+    pub risk_level: String,
+    pub trigger: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub approval_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Plans of `tenant` waiting for approval (not yet past their deadline), oldest first.
+    pub async fn pending_approvals(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+        page: Page,
+    ) -> Result<Paged<PendingApproval>, StoreError> {
+        type PendingRow = (
+            Uuid,
+            String,
+            String,
+            String,
+            String,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            i64,
+        );
+        let rows: Vec<PendingRow> =
+            sqlx::query_as(
+                "SELECT plan_id, summary, risk_level, trigger, created_by, created_at, approval_expires_at, \
+                 COUNT(*) OVER () FROM plans WHERE tenant_id = $1 AND approval_state = 'pending' \
+                 AND (approval_expires_at IS NULL OR approval_expires_at > $2) \
+                 ORDER BY created_at ASC, plan_id ASC LIMIT $3 OFFSET $4",
+            )
+            .bind(tenant.as_str())
+            .bind(now)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(self.pool())
+            .await?;
+        let total = rows.first().map(|r| r.7).unwrap_or(0);
+        let items = rows
+            .into_iter()
+            .map(|r| PendingApproval {
+                plan_id: PlanId(r.0),
+                summary: r.1,
+                risk_level: r.2,
+                trigger: r.3,
+                created_by: r.4,
+                created_at: r.5,
+                approval_expires_at: r.6,
+            })
+            .collect();
+        Ok(Paged { items, total, page })
+    }
+
+    /// Recorded decisions of `tenant`, newest first.
+    pub async fn list_approvals(
+        &self,
+        tenant: &TenantId,
+        filter: &ApprovalFilter,
+        page: Page,
+    ) -> Result<Paged<Approval>, StoreError> {
+        let mut qb = sqlx::QueryBuilder::new(format!(
+            "SELECT {APPROVAL_COLUMNS}, COUNT(*) OVER () AS total FROM approvals WHERE tenant_id = "
+        ));
+        qb.push_bind(tenant.as_str());
+        if let Some(status) = filter.status {
+            qb.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(plan) = filter.plan_id {
+            qb.push(" AND plan_id = ").push_bind(plan.0);
+        }
+        if let Some(source) = filter.source {
+            qb.push(" AND source = ").push_bind(source.as_str());
+        }
+        qb.push(" ORDER BY created_at DESC, approval_id DESC LIMIT ")
+            .push_bind(page.limit)
+            .push(" OFFSET ")
+            .push_bind(page.offset);
+        let rows = qb.build().fetch_all(self.pool()).await?;
+        let mut total = 0;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            use sqlx::{FromRow, Row};
+            total = row.try_get("total")?;
+            items.push(ApprovalRow::from_row(&row)?.into_model()?);
+        }
+        Ok(Paged { items, total, page })
+    }
+
+    /// Pending plans past their approval deadline (any tenant), oldest deadline first.
+    pub async fn overdue_approvals(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(TenantId, PlanId)>, StoreError> {
+        let rows: Vec<(String, Uuid)> = sqlx::query_as(
+            "SELECT tenant_id, plan_id FROM plans WHERE approval_state = 'pending' \
+             AND approval_expires_at <= $1 ORDER BY approval_expires_at ASC LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(t, p)| Ok((TenantId::parse(&t)?, PlanId(p))))
+            .collect()
+    }
+
+    /// Marks an overdue pending plan `expired` (approval row, plan state and audit event in one
+    /// transaction). Returns false when another replica or a decision got there first.
+    pub async fn expire_approval(
+        &self,
+        tenant: &TenantId,
+        plan_id: PlanId,
+        now: DateTime<Utc>,
+        audit: AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let plan = load_plan(&mut tx, tenant, plan_id, true).await?;
+        let overdue = plan.approval_state == PlanApprovalState::Pending
+            && plan.approval_expires_at.is_some_and(|d| d <= now);
+        if !overdue {
+            return Ok(false);
+        }
+        let decision = ApprovalDecision {
+            status: ApprovalStatus::Expired,
+            approver: ActorId::parse("carapulse:expiry")?,
+            approver_email: None,
+            source: ApprovalSource::System,
+            note: Some("approval window elapsed".into()),
+        };
+        insert_decision(&mut tx, tenant, &plan, &decision, now).await?;
+        append_in_tx(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -5,6 +5,7 @@
 //! execution + audit) run in one transaction. No mocks of this layer exist: tests run it against
 //! a real database.
 
+mod approval_requests;
 mod approvals;
 mod audit;
 mod error;
@@ -18,7 +19,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use approvals::ApprovalDecision;
+pub use approval_requests::{ApprovalRequest, RequestStatus};
+pub use approvals::{ApprovalDecision, ApprovalFilter, PendingApproval};
 pub use audit::AuditFilter;
 pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
 pub use error::StoreError;

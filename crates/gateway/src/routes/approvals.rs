@@ -115,35 +115,15 @@ pub(crate) async fn create(
         })?;
     state.metrics.record_audit(true);
     // A run already started for this plan waits for the decision: deliver it.
-    let mut signalled = false;
-    let active = state
-        .store
-        .list_executions(
-            ctx.tenant(),
-            &carapulse_core::store::ExecutionFilter {
-                status: Some(carapulse_core::model::ExecutionStatus::Pending),
-                plan_id: Some(plan_id),
-            },
-            carapulse_core::store::Page::new(Some(1), None),
-        )
-        .await?;
-    if let Some(workflow_id) = active.items.first().and_then(|e| e.workflow_id.clone()) {
-        match state
-            .dispatcher
-            .signal_approval(
-                workflow_id,
-                status == ApprovalStatus::Approved,
-                ctx.actor.id.to_string(),
-                body.note.clone(),
-            )
-            .await
-        {
-            Ok(()) => signalled = true,
-            Err(err) => {
-                tracing::warn!(error = %err, %plan_id, "approval recorded but the waiting run could not be signalled")
-            }
-        }
-    }
+    let signalled = signal_waiting_run(
+        &state,
+        ctx.tenant(),
+        plan_id,
+        status == ApprovalStatus::Approved,
+        ctx.actor.id.to_string(),
+        body.note.clone(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -158,4 +138,109 @@ pub(crate) async fn create(
         })),
     )
         .into_response())
+}
+
+/// Delivers a recorded decision to the run waiting for it, if one was started; returns
+/// whether a run was signalled. A signalling failure is logged: the decision is already stored
+/// and the run re-checks it when its approval timer fires.
+pub(crate) async fn signal_waiting_run(
+    state: &AppState,
+    tenant: &carapulse_core::model::TenantId,
+    plan_id: PlanId,
+    approved: bool,
+    actor: String,
+    note: Option<String>,
+) -> ApiResult<bool> {
+    let active = state
+        .store
+        .list_executions(
+            tenant,
+            &carapulse_core::store::ExecutionFilter {
+                status: Some(carapulse_core::model::ExecutionStatus::Pending),
+                plan_id: Some(plan_id),
+            },
+            carapulse_core::store::Page::new(Some(1), None),
+        )
+        .await?;
+    let Some(workflow_id) = active.items.first().and_then(|e| e.workflow_id.clone()) else {
+        return Ok(false);
+    };
+    match state
+        .dispatcher
+        .signal_approval(workflow_id, approved, actor, note)
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(err) => {
+            tracing::warn!(error = %err, %plan_id, "approval recorded but the waiting run could not be signalled");
+            Ok(false)
+        }
+    }
+}
+
+/// Query of `GET /v1/approvals`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApprovalListQuery {
+    /// `pending` (default): plans waiting; `approved`, `denied`, `expired`: recorded decisions.
+    status: Option<String>,
+    plan_id: Option<String>,
+    source: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ApprovalListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    super::require_read(&state, &ctx, "approval.list").await?;
+    let page = carapulse_core::store::Page::new(q.limit, q.offset);
+    let status = q.status.as_deref().unwrap_or("pending").trim();
+    if status == "pending" {
+        if q.plan_id.is_some() || q.source.is_some() {
+            return Err(ModelError::new(
+                "status",
+                "plan_id and source filter recorded decisions, not pending ones",
+            )
+            .into());
+        }
+        let pending = state
+            .store
+            .pending_approvals(ctx.tenant(), Utc::now(), page)
+            .await?;
+        let mut body = super::page_json(&pending);
+        // Where each request was sent (a Linear issue), when it was.
+        if let Some(items) = body.get_mut("data").and_then(|d| d.as_array_mut()) {
+            for item in items {
+                let Some(plan_id) = item
+                    .get("plan_id")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| PlanId::parse(s).ok())
+                else {
+                    continue;
+                };
+                if let Some(req) = state.store.approval_request(ctx.tenant(), plan_id).await? {
+                    item["external"] = json!({
+                        "channel": "linear",
+                        "status": req.status.as_str(),
+                        "key": req.external_key,
+                        "url": req.external_url,
+                    });
+                }
+            }
+        }
+        return Ok(Json(body));
+    }
+    let filter = carapulse_core::store::ApprovalFilter {
+        status: Some(ApprovalStatus::parse(status)?),
+        plan_id: q.plan_id.as_deref().map(PlanId::parse).transpose()?,
+        source: q.source.as_deref().map(ApprovalSource::parse).transpose()?,
+    };
+    let decided = state
+        .store
+        .list_approvals(ctx.tenant(), &filter, page)
+        .await?;
+    Ok(Json(super::page_json(&decided)))
 }

@@ -1,6 +1,6 @@
 //! The HTTP routes and how they are layered.
 
-mod approvals;
+pub(crate) mod approvals;
 mod audit;
 mod executions;
 mod health;
@@ -36,7 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/plans", post(plans::create).get(plans::list))
         .route("/plans/{id}", get(plans::get).post(plans::execute_colon))
         .route("/plans/{id}/execute", post(plans::execute))
-        .route("/approvals", post(approvals::create))
+        .route("/approvals", post(approvals::create).get(approvals::list))
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::get))
         .route("/executions/{id}/cancel", post(executions::cancel))
