@@ -1,16 +1,14 @@
-//! `agent`: Carapulse agent: the Slack ChatOps bridge.
-//!
-//! Not built yet: it loads and validates its configuration, then exits with code 3 and says what
-//! is missing, instead of pretending to run.
+//! `agent`: the Carapulse Slack ChatOps bridge.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use carapulse_core::cli::{not_implemented, ConfigArgs};
+use agent::Application;
+use carapulse_core::cli::{shutdown_signal, ConfigArgs};
 use carapulse_core::config::Component;
 
-/// Carapulse agent: the Slack ChatOps bridge.
+/// Carapulse agent: Slack slash commands and approval buttons.
 #[derive(Debug, Parser)]
 #[command(name = "agent", version, about)]
 struct Args {
@@ -18,13 +16,28 @@ struct Args {
     config: ConfigArgs,
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     carapulse_core::telemetry::init("agent");
     let args = Args::parse();
-    if let Err(err) = args.config.load(Component::Agent) {
-        eprintln!("agent: {err}");
-        return ExitCode::FAILURE;
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "agent failed");
+            eprintln!("agent: {err:#}");
+            ExitCode::FAILURE
+        }
     }
-    let code = not_implemented("agent", "the Slack command and interaction handlers");
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.config.load(Component::Agent)?;
+    let app = Application::build(config).await?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        token.cancel();
+    });
+    app.run_until_stopped().await?;
+    Ok(())
 }

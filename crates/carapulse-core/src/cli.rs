@@ -1,5 +1,5 @@
 //! Start-up helpers every binary shares: the `--config` flag, loading and validating the config,
-//! and the honest exit of a binary whose job is not built yet.
+//! and the shutdown signal.
 
 use std::path::PathBuf;
 
@@ -25,17 +25,18 @@ impl ConfigArgs {
     }
 }
 
-/// Exit code of a binary asked to do something it cannot do yet.
-pub const EXIT_NOT_IMPLEMENTED: i32 = 3;
-
-/// Logs what is missing and returns the exit code to use, so an unfinished service never
-/// pretends to run.
-pub fn not_implemented(service: &str, missing: &str) -> i32 {
-    tracing::error!(
-        service,
-        missing,
-        "this service is not implemented yet; exiting"
-    );
-    eprintln!("{service}: not implemented yet: {missing}");
-    EXIT_NOT_IMPLEMENTED
+/// Resolves on SIGINT or SIGTERM: the one shutdown signal every service waits for.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

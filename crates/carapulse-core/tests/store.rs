@@ -224,11 +224,7 @@ async fn audit_queries_filter_in_sql() {
     let db = TestDatabase::create().await;
     let writer = AuditWriter::spawn(db.store.clone());
     let t = TenantId::parse("acme").unwrap();
-    let bob = AuditActor {
-        id: "bob".into(),
-        email: None,
-        roles: vec![],
-    };
+    let bob = AuditActor::person("bob", None);
     for i in 0..10 {
         let actor = if i % 2 == 0 {
             bob.clone()

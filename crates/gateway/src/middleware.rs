@@ -28,6 +28,8 @@ pub struct RequestContext {
     pub actor: Actor,
     pub request_id: Option<String>,
     pub break_glass: bool,
+    /// The service principal that acts for `actor` (the Slack agent), when delegated.
+    pub via: Option<String>,
 }
 
 impl RequestContext {
@@ -37,13 +39,10 @@ impl RequestContext {
 
     /// An audit entry for this request's tenant and actor.
     pub fn audit(&self, action: &str, decision: AuditDecision) -> AuditEntry {
-        AuditEntry::new(
-            self.actor.tenant_id.clone(),
-            AuditActor::from(&self.actor),
-            action,
-            decision,
-        )
-        .request_id(self.request_id.clone())
+        let mut actor = AuditActor::from(&self.actor);
+        actor.via = self.via.clone();
+        AuditEntry::new(self.actor.tenant_id.clone(), actor, action, decision)
+            .request_id(self.request_id.clone())
     }
 }
 
@@ -70,6 +69,62 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Header naming the person a delegating service acts for.
+pub const ON_BEHALF_OF: &str = "x-carapulse-on-behalf-of";
+pub const ON_BEHALF_OF_EMAIL: &str = "x-carapulse-on-behalf-of-email";
+pub const ON_BEHALF_OF_ROLES: &str = "x-carapulse-on-behalf-of-roles";
+
+/// Delegation: a service principal holding one of `gateway.delegation_roles` (the Slack agent)
+/// may act for a person it has identified. The person gets the service's tenant and at most the
+/// service's own roles (never the delegation roles), so delegation cannot widen authority;
+/// separation of duties and audit then see the person, with the service recorded as `via`.
+fn delegate(
+    state: &AppState,
+    service: Actor,
+    headers: &HeaderMap,
+) -> Result<(Actor, Option<String>), ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let Some(person) = header(ON_BEHALF_OF) else {
+        return Ok((service, None));
+    };
+    let delegation_roles = &state.config.gateway.delegation_roles;
+    if !service.has_any_role(delegation_roles) {
+        return Err(ApiError::forbidden(
+            "delegation_forbidden",
+            format!("acting on behalf of someone needs one of the roles {delegation_roles:?}"),
+        ));
+    }
+    let id = carapulse_core::model::ActorId::parse(person)
+        .map_err(|e| ApiError::bad_request("invalid_delegation", e.message))?;
+    let roles = header(ON_BEHALF_OF_ROLES)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .filter(|r| service.roles.iter().any(|own| own == r))
+                .filter(|r| !delegation_roles.iter().any(|d| d == r))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let via = service.id.to_string();
+    Ok((
+        Actor {
+            id,
+            email: header(ON_BEHALF_OF_EMAIL).map(str::to_owned),
+            roles,
+            tenant_id: service.tenant_id,
+        },
+        Some(via),
+    ))
 }
 
 /// Verifies the bearer token, binds the request to the token's tenant and applies the per-actor
@@ -107,6 +162,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             return ApiError::unauthorized(err.to_string()).into_response();
         }
     };
+    let (actor, via) = match delegate(&state, actor, req.headers()) {
+        Ok(pair) => pair,
+        Err(err) => return err.into_response(),
+    };
     let key = format!("{}/{}", actor.tenant_id, actor.id);
     if let Err(retry_after) = state.limiter.check(&key) {
         state.metrics.rate_limited.inc();
@@ -128,6 +187,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         actor,
         request_id: rid,
         break_glass,
+        via,
     });
     next.run(req).instrument(span).await
 }

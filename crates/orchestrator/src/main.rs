@@ -47,7 +47,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(addr) = &config.orchestrator.health_addr {
         spawn_health(&config, addr, store.clone()).await?;
     }
-    orchestrator::worker::run(&config, store, wait_for_signal()).await?;
+    orchestrator::worker::run(&config, store, carapulse_core::cli::shutdown_signal()).await?;
     tracing::info!("orchestrator stopped");
     Ok(())
 }
@@ -122,19 +122,4 @@ async fn spawn_health(config: &Config, addr: &str, store: Store) -> anyhow::Resu
         let _ = axum::serve(listener, app).await;
     });
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

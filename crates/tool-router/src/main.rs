@@ -35,21 +35,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     let token = app.shutdown_token();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        carapulse_core::cli::shutdown_signal().await;
         token.cancel();
     });
-    #[cfg(unix)]
-    {
-        let token = app.shutdown_token();
-        tokio::spawn(async move {
-            if let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                term.recv().await;
-                token.cancel();
-            }
-        });
-    }
     app.run_until_stopped().await?;
     Ok(())
 }

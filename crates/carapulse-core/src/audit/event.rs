@@ -45,15 +45,30 @@ pub struct AuditActor {
     pub email: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The service that acted on this person's behalf (the Slack agent), when one did. Absent
+    /// from events without delegation, so their hashes are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl AuditActor {
+    /// A person identified outside a token (a Linear user, a Slack user).
+    pub fn person(id: impl Into<String>, email: Option<String>) -> Self {
+        Self {
+            id: id.into(),
+            email,
+            roles: Vec::new(),
+            via: None,
+        }
+    }
+
     /// The system itself (background loops, expiry).
     pub fn system() -> Self {
         Self {
             id: "system".into(),
             email: None,
             roles: Vec::new(),
+            via: None,
         }
     }
 
@@ -63,6 +78,7 @@ impl AuditActor {
             id: "anonymous".into(),
             email: None,
             roles: Vec::new(),
+            via: None,
         }
     }
 }
@@ -73,6 +89,7 @@ impl From<&Actor> for AuditActor {
             id: actor.id.to_string(),
             email: actor.email.clone(),
             roles: actor.roles.clone(),
+            via: None,
         }
     }
 }

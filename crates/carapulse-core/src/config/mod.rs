@@ -221,6 +221,31 @@ impl Config {
                 ));
             }
             parse_listen_addr("chatops.listen_addr", &self.chatops.listen_addr)?;
+            if self
+                .chatops
+                .gateway_token
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
+                return Err(ConfigError::invalid(
+                    "chatops.gateway_token",
+                    "required by the agent (a token with a delegation role, e.g. chatops)",
+                ));
+            }
+            if !self.chatops.commands_path.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    "chatops.commands_path",
+                    "must start with /",
+                ));
+            }
+            if self.context.environment.is_empty() {
+                return Err(ConfigError::invalid(
+                    "context.environment",
+                    "required by the agent: plans from Slack target this environment",
+                ));
+            }
+            validate_http_url("chatops.slack_api_base", &self.chatops.slack_api_base)?;
         }
         if self.policy.fail_open_reads {
             return Err(ConfigError::invalid(

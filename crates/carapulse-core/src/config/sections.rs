@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     pub writer_roles: Vec<String>,
     /// Roles allowed to approve or deny plans.
     pub approver_roles: Vec<String>,
+    /// Roles that let a service act on behalf of a person it identified (the Slack agent).
+    pub delegation_roles: Vec<String>,
     pub enable_event_loop: bool,
     pub event_loop_sources: Vec<String>,
     pub session_required: bool,
@@ -77,6 +79,7 @@ impl Default for GatewayConfig {
             roles_claim: "groups".into(),
             writer_roles: vec!["operator".into(), "admin".into()],
             approver_roles: vec!["approver".into(), "admin".into()],
+            delegation_roles: vec!["chatops".into()],
             enable_event_loop: false,
             event_loop_sources: vec![
                 "alertmanager".into(),
@@ -579,6 +582,18 @@ pub struct ChatOpsConfig {
     pub commands_path: String,
     /// Slack user id -> Carapulse actor id.
     pub user_map: BTreeMap<String, String>,
+    /// Resolve unmapped Slack users by their profile email (`users.info`, needs the bot token).
+    pub email_lookup: bool,
+    /// Roles a mapped Slack user acts with (at most the agent token's own roles).
+    pub default_roles: Vec<String>,
+    /// Actors (as mapped) who also get the `approver` role through Slack.
+    pub approver_actors: Vec<String>,
+    /// Channels the commands are accepted in (empty: any).
+    pub allowed_channels: Vec<String>,
+    /// Slack Web API base (tests point it at a mock).
+    pub slack_api_base: String,
+    /// Slack request signatures older than this are refused (replay protection).
+    pub signature_tolerance_secs: u64,
 }
 
 impl Default for ChatOpsConfig {
@@ -591,6 +606,12 @@ impl Default for ChatOpsConfig {
             listen_addr: ":8090".into(),
             commands_path: "/slack/commands".into(),
             user_map: BTreeMap::new(),
+            email_lookup: true,
+            default_roles: vec!["operator".into()],
+            approver_actors: Vec::new(),
+            allowed_channels: Vec::new(),
+            slack_api_base: "https://slack.com/api".into(),
+            signature_tolerance_secs: 300,
         }
     }
 }

@@ -323,11 +323,7 @@ impl LinearWatcher {
         let email = change
             .and_then(|c| c.actor_email.clone())
             .map(|e| e.to_lowercase());
-        let unknown = AuditActor {
-            id: "linear:unknown".into(),
-            email: None,
-            roles: Vec::new(),
-        };
+        let unknown = AuditActor::person("linear:unknown", None);
         let Some(email) = email else {
             self.refuse(
                 state,
@@ -345,11 +341,7 @@ impl LinearWatcher {
             .get(&email)
             .cloned()
             .unwrap_or_else(|| email.clone());
-        let actor = AuditActor {
-            id: actor_id.clone(),
-            email: Some(email.clone()),
-            roles: Vec::new(),
-        };
+        let actor = AuditActor::person(actor_id.clone(), Some(email.clone()));
         if !self.approvers.is_empty() && !self.approvers.contains(&email) {
             self.refuse(
                 state,

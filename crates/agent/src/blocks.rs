@@ -1,0 +1,185 @@
+//! Block Kit replies (slack-morphism types): a plan card with risk, steps and Approve/Deny
+//! buttons, decision and status cards, audit lists, and plain errors. Each reply is the JSON
+//! body posted to a `response_url`.
+
+use serde_json::{json, Value};
+use slack_morphism::prelude::*;
+
+/// `action_id`s of the two buttons.
+pub const APPROVE_ACTION: &str = "carapulse_approve";
+pub const DENY_ACTION: &str = "carapulse_deny";
+
+/// Most steps listed on a card (Slack sections hold 3000 characters).
+const MAX_STEPS_SHOWN: usize = 12;
+
+fn section(text: String) -> SlackBlock {
+    SlackSectionBlock::new().with_text(md!(text)).into()
+}
+
+fn fields(pairs: &[(&str, String)]) -> SlackBlock {
+    SlackSectionBlock::new()
+        .with_fields(
+            pairs
+                .iter()
+                .map(|(k, v)| md!(format!("*{k}*\n{v}")))
+                .collect(),
+        )
+        .into()
+}
+
+fn message(text: String, blocks: Vec<SlackBlock>, replace: bool) -> Value {
+    json!({
+        "response_type": "ephemeral",
+        "replace_original": replace,
+        "text": text,
+        "blocks": blocks,
+    })
+}
+
+fn s(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("-").to_owned()
+}
+
+fn clip(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        text
+    } else {
+        let mut t: String = text.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The card for a plan; buttons while it waits for approval.
+pub fn plan_card(plan: &Value, headline: &str) -> Value {
+    let plan_id = s(plan, "plan_id");
+    let state = s(plan, "approval_state");
+    let mut steps = String::new();
+    let all = plan
+        .get("steps")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, step) in all.iter().take(MAX_STEPS_SHOWN).enumerate() {
+        let input = step.get("input").map(Value::to_string).unwrap_or_default();
+        steps.push_str(&format!(
+            "{}. `{}` *{} {}* {}\n",
+            i + 1,
+            s(step, "stage"),
+            s(step, "tool"),
+            s(step, "action"),
+            clip(input, 120)
+        ));
+    }
+    if all.len() > MAX_STEPS_SHOWN {
+        steps.push_str(&format!("… and {} more\n", all.len() - MAX_STEPS_SHOWN));
+    }
+    if steps.is_empty() {
+        steps.push_str("_no steps_");
+    }
+    let mut blocks = vec![
+        section(format!("*{headline}*\n{}", clip(s(plan, "summary"), 500))),
+        fields(&[
+            ("Risk", s(plan, "risk_level")),
+            ("Approval", state.clone()),
+            ("Planner", s(plan, "planner")),
+            ("Plan", format!("`{plan_id}`")),
+        ]),
+        section(clip(steps, 2900)),
+    ];
+    if state == "pending" {
+        let approve = SlackBlockButtonElement::new(pt!("Approve"))
+            .with_action_id(SlackActionId::new(APPROVE_ACTION.into()))
+            .with_value(plan_id.clone())
+            .with_style(SlackBlockButtonStyle::Primary);
+        let deny = SlackBlockButtonElement::new(pt!("Deny"))
+            .with_action_id(SlackActionId::new(DENY_ACTION.into()))
+            .with_value(plan_id.clone())
+            .with_style(SlackBlockButtonStyle::Danger);
+        blocks.push(SlackActionsBlock::new(vec![approve.into(), deny.into()]).into());
+    }
+    message(format!("{headline}: {}", s(plan, "summary")), blocks, false)
+}
+
+/// The answer to a decision.
+pub fn decision_card(plan_id: &str, status: &str, actor: &str, replace: bool) -> Value {
+    let text = format!("Plan `{plan_id}` {status} by {actor}.");
+    message(text.clone(), vec![section(text)], replace)
+}
+
+/// An execution's status and step progress.
+pub fn execution_card(exec: &Value) -> Value {
+    let mut lines = String::new();
+    for step in exec
+        .get("steps")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .take(MAX_STEPS_SHOWN)
+    {
+        lines.push_str(&format!(
+            "• {} `{}` {}\n",
+            step.get("ordinal")
+                .map(Value::to_string)
+                .unwrap_or_default(),
+            s(step, "stage"),
+            s(step, "status"),
+        ));
+    }
+    let mut blocks = vec![fields(&[
+        ("Execution", format!("`{}`", s(exec, "execution_id"))),
+        ("Status", s(exec, "status")),
+        ("Started", s(exec, "started_at")),
+        ("Finished", s(exec, "completed_at")),
+    ])];
+    if let Some(err) = exec.get("error").and_then(Value::as_str) {
+        blocks.push(section(format!("*Error*: {}", clip(err.to_owned(), 1000))));
+    }
+    if !lines.is_empty() {
+        blocks.push(section(lines));
+    }
+    message(
+        format!(
+            "Execution {}: {}",
+            s(exec, "execution_id"),
+            s(exec, "status")
+        ),
+        blocks,
+        false,
+    )
+}
+
+/// The audit trail of a plan.
+pub fn audit_card(plan_id: &str, events: &Value) -> Value {
+    let mut lines = String::new();
+    for e in events
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        lines.push_str(&format!(
+            "• {} *{}* {} by {}\n",
+            s(e, "occurred_at"),
+            s(e, "action"),
+            s(e, "decision"),
+            e.pointer("/actor/id")
+                .and_then(Value::as_str)
+                .unwrap_or("-"),
+        ));
+    }
+    if lines.is_empty() {
+        lines.push_str("_no events_");
+    }
+    let text = format!("Audit trail of plan `{plan_id}`");
+    message(
+        text.clone(),
+        vec![section(format!("*{text}*\n{}", clip(lines, 2800)))],
+        false,
+    )
+}
+
+/// A plain answer (usage, refusals, errors).
+pub fn text(text: &str) -> Value {
+    message(text.to_owned(), vec![section(text.to_owned())], false)
+}
