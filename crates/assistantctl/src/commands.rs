@@ -11,10 +11,12 @@ use carapulse_core::policy::PolicyEngine;
 use carapulse_core::store::Store;
 
 use crate::client::{CliError, Client};
-use crate::output::{cell, details, print_json, table, OutputFormat};
+use crate::output::{cell, details, print_value, table, OutputFormat};
+use crate::spinner::Spinner;
 use crate::{
-    ApproveArgs, AuditCommand, AuditListArgs, Cli, Command, DevTokenArgs, ExecCommand, PlanCommand,
-    PlanCreateArgs, PolicyCommand,
+    ApprovalsCommand, ApproveArgs, AuditCommand, AuditListArgs, Cli, Command, DevTokenArgs,
+    ExecCommand, LlmCommand, PlanCommand, PlanCreateArgs, PolicyCommand, WorkflowCommand,
+    WorkflowStartArgs,
 };
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -31,7 +33,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::DevToken(args) => dev_token(g.config.as_deref(), &args),
         Command::Plan(cmd) => plan(&client()?, fmt, cmd).await,
         Command::Approve(args) => approve(&client()?, fmt, &args).await,
+        Command::Approvals(cmd) => approvals(&client()?, fmt, cmd).await,
         Command::Exec(cmd) => exec(&client()?, fmt, cmd).await,
+        Command::Workflow(cmd) => workflow(&client()?, fmt, cmd).await,
+        Command::Llm(LlmCommand::Auth(cmd)) => crate::llm_auth::run(cmd, fmt),
         Command::Audit(cmd) => audit(&client()?, fmt, cmd).await,
         Command::Policy(PolicyCommand::Test { input, policy_dir }) => {
             policy_test(g.config.as_deref(), &input, policy_dir.as_deref(), fmt)
@@ -115,8 +120,8 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
                 &[]
             };
             let resp = client.post("/v1/plans", &body, headers).await?;
-            if fmt == OutputFormat::Json {
-                print_json(&resp);
+            if fmt.structured() {
+                print_value(fmt, &resp);
             } else {
                 print!(
                     "{}",
@@ -132,8 +137,8 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
         }
         PlanCommand::Get { plan_id } => {
             let plan = client.get(&format!("/v1/plans/{plan_id}")).await?;
-            if fmt == OutputFormat::Json {
-                print_json(&plan);
+            if fmt.structured() {
+                print_value(fmt, &plan);
             } else {
                 print!(
                     "{}",
@@ -176,8 +181,8 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
                 ("offset", args.offset.map(|v| v.to_string())),
             ]);
             let body = client.get(&format!("/v1/plans{q}")).await?;
-            if fmt == OutputFormat::Json {
-                print_json(&body);
+            if fmt.structured() {
+                print_value(fmt, &body);
             } else {
                 let rows: Vec<Vec<String>> = body["data"]
                     .as_array()
@@ -203,6 +208,8 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
         PlanCommand::Execute {
             plan_id,
             break_glass,
+            wait,
+            wait_timeout,
         } => {
             let headers: &[(&str, &str)] = if break_glass {
                 &[("X-Break-Glass", "true")]
@@ -212,8 +219,8 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
             let resp = client
                 .post(&format!("/v1/plans/{plan_id}/execute"), &json!({}), headers)
                 .await?;
-            if fmt == OutputFormat::Json {
-                print_json(&resp);
+            if fmt.structured() {
+                print_value(fmt, &resp);
             } else {
                 print!(
                     "{}",
@@ -225,9 +232,252 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
                     ])
                 );
             }
+            if wait {
+                let id = cell(&resp, &["execution_id"]);
+                wait_for_execution(client, fmt, &id, wait_timeout).await?;
+            }
         }
     }
     Ok(())
+}
+
+/// Statuses after which an execution never changes.
+const TERMINAL: &[&str] = &["succeeded", "failed", "rolled_back", "cancelled", "expired"];
+
+/// Polls an execution until it ends, with a spinner; exit 6 unless it succeeded.
+async fn wait_for_execution(
+    client: &Client,
+    fmt: OutputFormat,
+    execution_id: &str,
+    timeout_secs: u64,
+) -> Result<(), CliError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(timeout_secs);
+    let mut spinner = Spinner::new();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let e = client
+            .get(&format!("/v1/executions/{execution_id}"))
+            .await?;
+        let status = cell(&e, &["status"]);
+        if TERMINAL.contains(&status.as_str()) {
+            spinner.finish();
+            if fmt.structured() {
+                print_value(fmt, &e);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("execution_id", cell(&e, &["execution_id"])),
+                        ("status", status.clone()),
+                        ("error", cell(&e, &["error"])),
+                    ])
+                );
+            }
+            return if status == "succeeded" {
+                Ok(())
+            } else {
+                Err(CliError::VerifyFailed(format!(
+                    "execution {execution_id} ended {status}"
+                )))
+            };
+        }
+        let done = e["steps"]
+            .as_array()
+            .map(|s| s.iter().filter(|x| x["status"] == "succeeded").count())
+            .unwrap_or(0);
+        spinner.tick(&format!(
+            "execution {execution_id}: {status}, {done} steps done"
+        ));
+        if std::time::Instant::now() >= deadline {
+            spinner.finish();
+            return Err(CliError::Local(format!(
+                "execution {execution_id} still {status} after {timeout_secs}s"
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn approvals(
+    client: &Client,
+    fmt: OutputFormat,
+    cmd: ApprovalsCommand,
+) -> Result<(), CliError> {
+    let ApprovalsCommand::List {
+        status,
+        plan,
+        source,
+        limit,
+        offset,
+    } = cmd;
+    let pending = status == "pending";
+    let q = query(&[
+        ("status", Some(status)),
+        ("plan_id", plan),
+        ("source", source),
+        ("limit", limit.map(|v| v.to_string())),
+        ("offset", offset.map(|v| v.to_string())),
+    ]);
+    let body = client.get(&format!("/v1/approvals{q}")).await?;
+    if fmt.structured() {
+        print_value(fmt, &body);
+        return Ok(());
+    }
+    let items = body["data"].as_array().cloned().unwrap_or_default();
+    if pending {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|a| {
+                vec![
+                    cell(a, &["plan_id"]),
+                    cell(a, &["risk_level"]),
+                    cell(a, &["created_by"]),
+                    cell(a, &["approval_expires_at"]),
+                    cell(a, &["external", "key"]),
+                    cell(a, &["summary"]),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &["PLAN", "RISK", "CREATED BY", "EXPIRES", "LINEAR", "SUMMARY"],
+                &rows
+            )
+        );
+    } else {
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|a| {
+                vec![
+                    cell(a, &["plan_id"]),
+                    cell(a, &["status"]),
+                    cell(a, &["approver"]),
+                    cell(a, &["source"]),
+                    cell(a, &["created_at"]),
+                    cell(a, &["note"]),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &["PLAN", "STATUS", "APPROVER", "SOURCE", "AT", "NOTE"],
+                &rows
+            )
+        );
+    }
+    eprintln!("{}", pagination_footer(&body));
+    Ok(())
+}
+
+/// A JSON argument given inline or as `@file`.
+fn json_arg(flag: &str, raw: &str) -> Result<Value, CliError> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) if !path.is_empty() => std::fs::read_to_string(path)
+            .map_err(|e| CliError::Local(format!("{flag} {path}: {e}")))?,
+        Some(_) => return Err(CliError::Usage(format!("{flag}: a path is needed after @"))),
+        None => raw.to_owned(),
+    };
+    serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("{flag}: {e}")))
+}
+
+async fn workflow(
+    client: &Client,
+    fmt: OutputFormat,
+    cmd: WorkflowCommand,
+) -> Result<(), CliError> {
+    match cmd {
+        WorkflowCommand::List => {
+            let body = client.get("/v1/workflows").await?;
+            if fmt.structured() {
+                print_value(fmt, &body);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = body["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|w| {
+                    let schema = &w["input_schema"];
+                    let required: Vec<String> = schema["required"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r.as_str().map(str::to_owned))
+                        .collect();
+                    let mut fields: Vec<String> = schema["properties"]
+                        .as_object()
+                        .map(|p| {
+                            p.keys()
+                                .map(|k| {
+                                    if required.contains(k) {
+                                        format!("{k}*")
+                                    } else {
+                                        k.clone()
+                                    }
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    fields.sort();
+                    vec![
+                        cell(w, &["name"]),
+                        fields.join(","),
+                        cell(w, &["description"]),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(&["WORKFLOW", "INPUT (* required)", "DESCRIPTION"], &rows)
+            );
+        }
+        WorkflowCommand::Start(args) => {
+            let resp = client
+                .post(
+                    &format!("/v1/workflows/{}/start", args.name),
+                    &workflow_body(&args)?,
+                    &[],
+                )
+                .await?;
+            if fmt.structured() {
+                print_value(fmt, &resp);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("plan_id", cell(&resp, &["plan_id"])),
+                        ("risk", cell(&resp, &["plan", "risk_level"])),
+                        ("approval", cell(&resp, &["plan", "approval_state"])),
+                        ("execution_id", cell(&resp, &["execution_id"])),
+                        ("execution", cell(&resp, &["status"])),
+                    ])
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn workflow_body(args: &WorkflowStartArgs) -> Result<Value, CliError> {
+    let input = json_arg("--input", &args.input)?;
+    if !input.is_object() {
+        return Err(CliError::Usage("--input must be a JSON object".into()));
+    }
+    let mut context = json!({"environment": args.environment});
+    if let Some(ns) = &args.namespace {
+        context["namespace"] = json!(ns);
+    }
+    if let Some(c) = &args.cluster {
+        context["cluster_id"] = json!(c);
+    }
+    let mut body = json!({"input": input, "context": context});
+    if let Some(s) = &args.summary {
+        body["summary"] = json!(s);
+    }
+    Ok(body)
 }
 
 fn plan_body(args: &PlanCreateArgs) -> Result<Value, CliError> {
@@ -305,8 +555,8 @@ async fn approve(client: &Client, fmt: OutputFormat, args: &ApproveArgs) -> Resu
         body["note"] = json!(note);
     }
     let resp = client.post("/v1/approvals", &body, &[]).await?;
-    if fmt == OutputFormat::Json {
-        print_json(&resp);
+    if fmt.structured() {
+        print_value(fmt, &resp);
     } else {
         print!(
             "{}",
@@ -327,8 +577,8 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
             let e = client
                 .get(&format!("/v1/executions/{execution_id}"))
                 .await?;
-            if fmt == OutputFormat::Json {
-                print_json(&e);
+            if fmt.structured() {
+                print_value(fmt, &e);
             } else {
                 print!(
                     "{}",
@@ -377,8 +627,8 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                 ("offset", offset.map(|v| v.to_string())),
             ]);
             let body = client.get(&format!("/v1/executions{q}")).await?;
-            if fmt == OutputFormat::Json {
-                print_json(&body);
+            if fmt.structured() {
+                print_value(fmt, &body);
             } else {
                 let rows: Vec<Vec<String>> = body["data"]
                     .as_array()
@@ -398,6 +648,30 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                     table(&["EXECUTION", "PLAN", "STATUS", "CREATED"], &rows)
                 );
                 eprintln!("{}", pagination_footer(&body));
+            }
+        }
+        ExecCommand::Wait {
+            execution_id,
+            timeout,
+        } => wait_for_execution(client, fmt, &execution_id, timeout).await?,
+        ExecCommand::Cancel { execution_id } => {
+            let resp = client
+                .post(
+                    &format!("/v1/executions/{execution_id}/cancel"),
+                    &json!({}),
+                    &[],
+                )
+                .await?;
+            if fmt.structured() {
+                print_value(fmt, &resp);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("execution_id", cell(&resp, &["execution_id"])),
+                        ("status", cell(&resp, &["status"])),
+                    ])
+                );
             }
         }
     }
@@ -426,8 +700,8 @@ async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<
             let body = client
                 .get(&format!("/v1/audit/events{}", audit_query(&f, None)))
                 .await?;
-            if fmt == OutputFormat::Json {
-                print_json(&body);
+            if fmt.structured() {
+                print_value(fmt, &body);
             } else {
                 let rows: Vec<Vec<String>> = body["data"]
                     .as_array()
@@ -457,8 +731,8 @@ async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<
         }
         AuditCommand::Verify => {
             let report = client.get("/v1/audit/verify").await?;
-            if fmt == OutputFormat::Json {
-                print_json(&report);
+            if fmt.structured() {
+                print_value(fmt, &report);
             } else {
                 print!(
                     "{}",
@@ -524,8 +798,8 @@ fn policy_test(
     };
     let outcome = engine.evaluate_json(&doc);
     let value = serde_json::to_value(&outcome).map_err(|e| CliError::Local(e.to_string()))?;
-    if fmt == OutputFormat::Json {
-        print_json(&value);
+    if fmt.structured() {
+        print_value(fmt, &value);
     } else {
         print!(
             "{}",
@@ -572,8 +846,8 @@ async fn health(client: &Client, fmt: OutputFormat) -> Result<(), CliError> {
             })
         }
     };
-    if fmt == OutputFormat::Json {
-        print_json(&json!({"live": live, "ready": ready_value}));
+    if fmt.structured() {
+        print_value(fmt, &json!({"live": live, "ready": ready_value}));
     } else {
         print!(
             "{}",

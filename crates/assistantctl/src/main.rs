@@ -5,7 +5,10 @@
 
 mod client;
 mod commands;
+mod llm_auth;
 mod output;
+mod spinner;
+mod yaml;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +22,7 @@ const EXIT_CODES: &str =
     "Exit codes: 0 ok, 1 local error, 2 usage error, 3 API rejected the request (4xx), \
 4 API failed (5xx), 5 network error, 6 verification failed.";
 
-/// Carapulse CLI: plans, approvals, executions, audit and policy.
+/// Carapulse CLI: plans, approvals, executions, workflows, audit, policy and model credentials.
 #[derive(Debug, Parser)]
 #[command(name = "assistantctl", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -62,9 +65,18 @@ pub enum Command {
     Plan(PlanCommand),
     /// Approve (or with --deny, deny) a plan.
     Approve(ApproveArgs),
-    /// Inspect executions.
+    /// List approvals: pending plans, or recorded decisions.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// Inspect, wait for and cancel executions.
     #[command(subcommand)]
     Exec(ExecCommand),
+    /// The workflow catalogue: list templates, start one.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Model credentials for the LLM planner.
+    #[command(subcommand)]
+    Llm(LlmCommand),
     /// Query, verify and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -112,7 +124,116 @@ pub enum PlanCommand {
         /// Send X-Break-Glass: true (needed for high-risk plans).
         #[arg(long)]
         break_glass: bool,
+        /// Wait until the execution ends (spinner on a terminal); exit 6 unless it succeeded.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        wait_timeout: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List pending approvals (default) or decisions (--status approved|denied|expired).
+    List {
+        #[arg(long, default_value = "pending")]
+        status: String,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        offset: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// List the catalogue with each input schema's fields.
+    List,
+    /// Start a workflow: creates a plan through policy and approval like any other.
+    Start(WorkflowStartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowStartArgs {
+    pub name: String,
+    /// Input as a JSON object, or @file.
+    #[arg(long)]
+    pub input: String,
+    #[arg(long = "env")]
+    pub environment: String,
+    #[arg(long)]
+    pub namespace: Option<String>,
+    #[arg(long)]
+    pub cluster: Option<String>,
+    #[arg(long)]
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LlmCommand {
+    /// Stored model credentials.
+    #[command(subcommand)]
+    Auth(LlmAuthCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LlmAuthCommand {
+    /// Import a credential: from the Codex CLI (default), an OpenClaw file, or a given token.
+    Import(LlmImportArgs),
+    /// Run `codex login`, then import its credential.
+    Login {
+        /// The Codex CLI binary.
+        #[arg(long, default_value = "codex")]
+        codex_bin: String,
+        #[arg(long)]
+        codex_auth: Option<PathBuf>,
+        #[arg(long)]
+        auth_path: Option<PathBuf>,
+        #[arg(long)]
+        profile_id: Option<String>,
+        /// Do not make this profile the provider's default.
+        #[arg(long)]
+        no_default: bool,
+    },
+    /// List stored profiles (never the tokens).
+    List {
+        #[arg(long)]
+        auth_path: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LlmImportArgs {
+    #[arg(long, default_value = "openai-codex")]
+    pub provider: String,
+    /// The Codex CLI's auth.json (default $CODEX_HOME/auth.json or ~/.codex/auth.json).
+    #[arg(long, conflicts_with_all = ["openclaw_auth", "access_token"])]
+    pub codex_auth: Option<PathBuf>,
+    /// An OpenClaw auth-profiles.json.
+    #[arg(long, conflicts_with = "access_token")]
+    pub openclaw_auth: Option<PathBuf>,
+    /// A token given directly (prefer the env var to keep it out of shell history).
+    #[arg(long, env = "CARAPULSE_IMPORT_ACCESS_TOKEN", hide_env_values = true)]
+    pub access_token: Option<String>,
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// RFC 3339 expiry of --access-token.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// Target file (default ~/.carapulse/auth-profiles.json).
+    #[arg(long)]
+    pub auth_path: Option<PathBuf>,
+    /// Id to store the profile under.
+    #[arg(long)]
+    pub profile_id: Option<String>,
+    /// Do not make this profile the provider's default.
+    #[arg(long)]
+    pub no_default: bool,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +304,14 @@ pub enum ExecCommand {
         #[arg(long)]
         offset: Option<i64>,
     },
+    /// Wait until an execution ends; exit 6 unless it succeeded.
+    Wait {
+        execution_id: String,
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Cancel a running execution (its compensation runs).
+    Cancel { execution_id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,22 @@ use serde_json::Value;
 pub enum OutputFormat {
     Table,
     Json,
+    Yaml,
+}
+
+impl OutputFormat {
+    /// JSON or YAML: the whole document, for scripts.
+    pub fn structured(self) -> bool {
+        self != Self::Table
+    }
+}
+
+/// Prints `value` as JSON or YAML (tables are rendered by each command).
+pub fn print_value(fmt: OutputFormat, value: &Value) {
+    match fmt {
+        OutputFormat::Yaml => print!("{}", crate::yaml::to_yaml(value)),
+        _ => print_json(value),
+    }
 }
 
 /// Renders rows under headers with columns padded to their widest cell.

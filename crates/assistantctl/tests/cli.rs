@@ -334,3 +334,331 @@ async fn policy_test_and_migrate() {
     env.db.drop_now().await;
     std::fs::remove_dir_all(&env.dir).ok();
 }
+
+async fn ctl_env(env: &Env, token: Option<&str>, args: &[&str], vars: &[(&str, &str)]) -> Out {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"));
+    cmd.args(args)
+        .env("CARAPULSE_URL", &env.url)
+        .env("CARAPULSE_CONFIG", &env.config_path)
+        .env_remove("CARAPULSE_TOKEN");
+    if let Some(t) = token {
+        cmd.env("CARAPULSE_TOKEN", t);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn planning_approvals_workflows_and_executions() {
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    let bob = dev_token(&env, "bob", "approver").await;
+
+    // An intent only: the rule planner fills the steps.
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "more capacity",
+            "--intent",
+            "scale web to 4 from 2",
+            "--env",
+            "staging",
+            "--namespace",
+            "web",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let created = out.json();
+    assert_eq!(created["plan"]["planner"], "rules");
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "x",
+            "--intent",
+            "do something clever",
+            "--env",
+            "staging",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "422 is an API rejection");
+    assert!(
+        out.stderr.contains("rule planner does not understand"),
+        "{}",
+        out.stderr
+    );
+
+    let out = ctl(&env, Some(&bob), &["approvals", "list", "-o", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["data"][0]["plan_id"], plan_id.as_str());
+    let out = ctl(&env, Some(&bob), &["approvals", "list"]).await;
+    assert!(
+        out.stdout.starts_with("PLAN") && out.stdout.contains(&plan_id),
+        "{}",
+        out.stdout
+    );
+
+    let out = ctl(&env, Some(&bob), &["approve", &plan_id]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = ctl(
+        &env,
+        Some(&bob),
+        &["approvals", "list", "--status", "approved", "-o", "yaml"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("source: cli") && out.stdout.contains("approver: bob"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("plan_id: {plan_id}")),
+        "{}",
+        out.stdout
+    );
+
+    // Execute (no orchestrator here: it stays pending), cancel it, and wait sees the end.
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["plan", "execute", &plan_id, "-o", "json"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let exec_id = out.json()["execution_id"].as_str().unwrap().to_owned();
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["exec", "cancel", &exec_id, "-o", "json"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["exec", "wait", &exec_id, "--timeout", "10", "-o", "json"],
+    )
+    .await;
+    assert_eq!(
+        out.code, 6,
+        "a cancelled run is not a success: {}",
+        out.stderr
+    );
+    assert_eq!(out.json()["status"], "cancelled");
+
+    // The workflow catalogue.
+    let out = ctl(&env, Some(&alice), &["workflow", "list", "-o", "json"]).await;
+    assert_eq!(out.json()["data"].as_array().unwrap().len(), 7);
+    let out = ctl(&env, Some(&alice), &["workflow", "list"]).await;
+    assert!(out.stdout.contains("replicas*"), "{}", out.stdout);
+    let input = env.dir.join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"resource":"deployment/web","namespace":"web","replicas":3,"current_replicas":2}"#,
+    )
+    .unwrap();
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "workflow",
+            "start",
+            "scale_service",
+            "--input",
+            &format!("@{}", input.display()),
+            "--env",
+            "staging",
+            "--namespace",
+            "web",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["workflow"], "scale_service");
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "workflow",
+            "start",
+            "scale_service",
+            "--input",
+            r#"{"resource":"--all"}"#,
+            "--env",
+            "staging",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+}
+
+#[tokio::test]
+async fn llm_auth_import_login_and_list() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = start().await;
+    let store = env.dir.join("state/auth-profiles.json");
+    let codex_home = env.dir.join("codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::write(
+        codex_home.join("auth.json"),
+        r#"{"tokens":{"access_token":"codex-secret-token","refresh_token":"r","account_id":"acct-1"}}"#,
+    )
+    .unwrap();
+    let store_arg = store.display().to_string();
+    let home = codex_home.display().to_string();
+    let out = ctl_env(
+        &env,
+        None,
+        &[
+            "llm",
+            "auth",
+            "import",
+            "--auth-path",
+            &store_arg,
+            "-o",
+            "json",
+        ],
+        &[("CODEX_HOME", &home)],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["id"], "openai-codex:default");
+    assert!(!out.stdout.contains("codex-secret-token"));
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let openclaw = env.dir.join("openclaw.json");
+    std::fs::write(&openclaw, r#"{"profiles":[{"id":"anthropic:work","provider":"anthropic","key":"sk-ant-x","expires":4102444800000}]}"#).unwrap();
+    let out = ctl(
+        &env,
+        None,
+        &[
+            "llm",
+            "auth",
+            "import",
+            "--provider",
+            "anthropic",
+            "--openclaw-auth",
+            &openclaw.display().to_string(),
+            "--auth-path",
+            &store_arg,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["expires_at"], "2100-01-01T00:00:00Z");
+
+    // login runs `codex login` (a fake here that writes a new auth.json), then imports it.
+    let fake = env.dir.join("codex-fake");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\n[ \"$1\" = login ] || exit 9\nprintf '%s' '{{\"tokens\":{{\"access_token\":\"fresh-token\"}}}}' > \"{home}/auth.json\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = ctl_env(
+        &env,
+        None,
+        &[
+            "llm",
+            "auth",
+            "login",
+            "--codex-bin",
+            &fake.display().to_string(),
+            "--auth-path",
+            &store_arg,
+            "--profile-id",
+            "openai-codex:ops",
+            "-o",
+            "json",
+        ],
+        &[("CODEX_HOME", &home)],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let saved = std::fs::read_to_string(&store).unwrap();
+    assert!(saved.contains("fresh-token"));
+
+    let out = ctl(
+        &env,
+        None,
+        &[
+            "llm",
+            "auth",
+            "list",
+            "--auth-path",
+            &store_arg,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let list = out.json();
+    let ids: Vec<&str> = list["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["openai-codex:default", "anthropic:work", "openai-codex:ops"]
+    );
+    assert_eq!(
+        list["profiles"][2]["default"], true,
+        "login made it the default"
+    );
+    for secret in ["codex-secret-token", "fresh-token", "sk-ant-x"] {
+        assert!(
+            !out.stdout.contains(secret),
+            "tokens never printed: {}",
+            out.stdout
+        );
+    }
+    let out = ctl(
+        &env,
+        None,
+        &[
+            "llm",
+            "auth",
+            "login",
+            "--codex-bin",
+            "/nonexistent/codex",
+            "--auth-path",
+            &store_arg,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("Codex CLI"), "{}", out.stderr);
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+}
