@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU64;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -46,6 +47,12 @@ pub struct LlmTokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    /// `sse` or `ws`.
+    pub transport: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PlannerLabels {
     /// `rules`, `llm:<provider>`, `rules(fallback)`, `caller`, `workflow`.
     pub planner: String,
@@ -67,6 +74,7 @@ pub struct Metrics {
     pub llm_latency: Family<LlmCallLabels, Histogram>,
     pub llm_tokens: Family<LlmTokenLabels, Counter>,
     pub plans_by_planner: Family<PlannerLabels, Counter>,
+    pub stream_subscribers: Family<TransportLabels, Gauge>,
 }
 
 impl Metrics {
@@ -88,6 +96,12 @@ impl Metrics {
         });
         let llm_tokens = Family::<LlmTokenLabels, Counter>::default();
         let plans_by_planner = Family::<PlannerLabels, Counter>::default();
+        let stream_subscribers = Family::<TransportLabels, Gauge>::default();
+        registry.register(
+            "event_subscribers",
+            "Open event streams by transport",
+            stream_subscribers.clone(),
+        );
         registry.register(
             "llm_calls",
             "Model calls by provider and outcome (ok, parse_error, budget, timeout, status, ...)",
@@ -158,7 +172,24 @@ impl Metrics {
             llm_latency,
             llm_tokens,
             plans_by_planner,
+            stream_subscribers,
         }
+    }
+
+    pub fn stream_opened(&self, transport: &str) {
+        self.stream_subscribers
+            .get_or_create(&TransportLabels {
+                transport: transport.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn stream_closed(&self, transport: &str) {
+        self.stream_subscribers
+            .get_or_create(&TransportLabels {
+                transport: transport.to_owned(),
+            })
+            .dec();
     }
 
     pub fn record_planner(&self, planner: &str) {

@@ -71,6 +71,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Browsers cannot set headers on `EventSource` or `WebSocket`, so the two streaming routes
+/// (and only they) also take the token from `?access_token=`.
+fn stream_query_token(req: &Request) -> Option<String> {
+    let path = req.uri().path();
+    if !(path.ends_with("/events") || path.ends_with("/ws")) {
+        return None;
+    }
+    url_query_param(req.uri().query()?, "access_token")
+}
+
+fn url_query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// Header naming the person a delegating service acts for.
 pub const ON_BEHALF_OF: &str = "x-carapulse-on-behalf-of";
 pub const ON_BEHALF_OF_EMAIL: &str = "x-carapulse-on-behalf-of-email";
@@ -136,9 +152,12 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
-    let verified = match bearer(req.headers()) {
+    let token = bearer(req.headers())
+        .map(str::to_owned)
+        .or_else(|| stream_query_token(&req));
+    let verified = match token {
         None => Err(carapulse_core::auth::AuthError::Missing),
-        Some(token) => state.verifier.verify(token).await,
+        Some(token) => state.verifier.verify(&token).await,
     };
     let actor = match verified {
         Ok(actor) => actor,

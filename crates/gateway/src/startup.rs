@@ -17,7 +17,7 @@ use carapulse_core::policy::{PolicyEngine, PolicyError};
 use carapulse_core::store::{Store, StoreError};
 
 use crate::background::linear::LinearWatcher;
-use crate::background::{expiry, run_every};
+use crate::background::{expiry, retention, run_every};
 use crate::metrics::Metrics;
 use crate::planning::Planning;
 use crate::rate_limit::RateLimiter;
@@ -122,8 +122,11 @@ impl Application {
             metrics,
             limiter: Arc::new(limiter),
             planning,
+            events: crate::events::EventHub::new(),
+            shutdown: CancellationToken::new(),
             config: Arc::new(config),
         };
+        let state_shutdown = state.shutdown.clone();
         let linear = LinearWatcher::from_config(&state.config.connectors.linear)
             .transpose()?
             .map(Arc::new);
@@ -132,7 +135,7 @@ impl Application {
             local_addr,
             state,
             linear,
-            shutdown: CancellationToken::new(),
+            shutdown: state_shutdown,
         })
     }
 
@@ -156,6 +159,12 @@ impl Application {
     /// Starts the approval-expiry sweeper and, when configured, the Linear watcher.
     fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(
+            self.state
+                .events
+                .clone()
+                .run(self.state.store.pool().clone(), self.shutdown.clone()),
+        ));
         let state = self.state.clone();
         let every = Duration::from_secs(state.config.approvals.sweep_interval_secs.max(1));
         tasks.push(tokio::spawn(run_every(
@@ -165,6 +174,16 @@ impl Application {
             move || {
                 let state = state.clone();
                 async move { expiry::sweep(&state).await.map(|_| ()) }
+            },
+        )));
+        let state = self.state.clone();
+        tasks.push(tokio::spawn(run_every(
+            "event-retention",
+            Duration::from_secs(600),
+            self.shutdown.clone(),
+            move || {
+                let state = state.clone();
+                async move { retention::prune(&state).await.map(|_| ()) }
             },
         )));
         if let Some(watcher) = self.linear.clone() {

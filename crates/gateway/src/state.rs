@@ -30,6 +30,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
     pub planning: Arc<Planning>,
+    pub events: crate::events::EventHub,
+    /// Fires when the server stops: long-lived streams end on it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {

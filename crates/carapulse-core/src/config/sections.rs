@@ -39,6 +39,8 @@ pub struct GatewayConfig {
     pub approver_roles: Vec<String>,
     /// Roles that let a service act on behalf of a person it identified (the Slack agent).
     pub delegation_roles: Vec<String>,
+    /// How long change events stay replayable (`Last-Event-ID`) in `event_log`.
+    pub event_retention_hours: u64,
     pub enable_event_loop: bool,
     pub event_loop_sources: Vec<String>,
     pub session_required: bool,
@@ -80,6 +82,7 @@ impl Default for GatewayConfig {
             writer_roles: vec!["operator".into(), "admin".into()],
             approver_roles: vec!["approver".into(), "admin".into()],
             delegation_roles: vec!["chatops".into()],
+            event_retention_hours: 24,
             enable_event_loop: false,
             event_loop_sources: vec![
                 "alertmanager".into(),

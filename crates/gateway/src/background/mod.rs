@@ -1,9 +1,10 @@
-//! Loops the gateway runs beside the HTTP server: the approval-expiry sweeper and the Linear
-//! approval watcher. Each stops on the shared shutdown token; each is safe to run on several
+//! Loops the gateway runs beside the HTTP server: the approval-expiry sweeper, the Linear
+//! approval watcher and the event-log pruner (the event listener lives in `events`). Each stops on the shared shutdown token; each is safe to run on several
 //! replicas at once (row locks decide who does a given piece of work).
 
 pub mod expiry;
 pub mod linear;
+pub mod retention;
 
 use std::future::Future;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 
 pub(crate) mod approvals;
 mod audit;
+mod events;
 mod executions;
 mod health;
 mod plans;
@@ -45,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/events", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
+        .route("/events", get(events::sse))
+        .route("/ws", get(events::ws))
         .layer(from_fn_with_state(state.clone(), authenticate));
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()

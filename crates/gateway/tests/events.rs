@@ -1,0 +1,282 @@
+//! Events across processes: two gateways on one database; a change made through one reaches
+//! SSE and WebSocket subscribers of the other; tenants never see each other's events; resume
+//! with Last-Event-ID; filters; heartbeats.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+struct Frame {
+    id: Option<i64>,
+    event: String,
+    data: Value,
+}
+
+/// A subscriber: frames as they arrive, and the ones already looked at.
+struct Sub {
+    rx: mpsc::UnboundedReceiver<Frame>,
+    seen: Vec<Frame>,
+}
+
+/// Opens an SSE stream and forwards its frames (comments become `:` frames).
+async fn sse(url: String, headers: Vec<(&'static str, String)>) -> Sub {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = reqwest::Client::new();
+    let mut req = client.get(&url);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.expect("sse request");
+    assert_eq!(resp.status(), 200, "{url}");
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    tokio::spawn(async move {
+        let mut body = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf[..end].to_owned();
+                buf.drain(..end + 2);
+                let mut frame = Frame {
+                    id: None,
+                    event: String::new(),
+                    data: Value::Null,
+                };
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        frame.id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        frame.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        frame.data = serde_json::from_str(v.trim())
+                            .unwrap_or(Value::String(v.trim().into()));
+                    } else if line.starts_with(':') {
+                        frame.event = ":".into();
+                    }
+                }
+                if tx.send(frame).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Sub {
+        rx,
+        seen: Vec::new(),
+    }
+}
+
+/// Waits for a frame of `kind` matching `pred` (looking at earlier frames too).
+async fn expect(sub: &mut Sub, kind: &str, pred: impl Fn(&Value) -> bool) -> Frame {
+    if let Some(f) = sub.seen.iter().find(|f| f.event == kind && pred(&f.data)) {
+        return f.clone();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, sub.rx.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no {kind} event within 10s; saw {:?}",
+                    sub.seen.iter().map(|f| &f.event).collect::<Vec<_>>()
+                )
+            })
+            .expect("stream ended");
+        sub.seen.push(frame.clone());
+        if frame.event == kind && pred(&frame.data) {
+            return frame;
+        }
+    }
+}
+
+async fn second_gateway(first: &TestApp) -> TestApp {
+    let app = gateway::Application::build(first.db.config())
+        .await
+        .expect("second gateway");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    let handle = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        url,
+        db: first.db.clone(),
+        http: reqwest::Client::new(),
+        shutdown,
+        handle,
+    }
+}
+
+#[tokio::test]
+async fn events_cross_gateways_and_tenants_stay_apart() {
+    let a = spawn_app().await;
+    let b = second_gateway(&a).await;
+    let alice = token("alice", "acme", &["operator"]);
+    let bob = token("bob", "acme", &["approver"]);
+    let eve = token("eve", "other", &["operator"]);
+
+    let mut acme_sse = sse(
+        format!("{}/v1/events", b.url),
+        vec![("authorization", format!("Bearer {bob}"))],
+    )
+    .await;
+    // Browsers' EventSource cannot send headers: the token rides in the query.
+    let mut other_sse = sse(format!("{}/v1/events?access_token={eve}", b.url), vec![]).await;
+    let mut filtered = sse(
+        format!("{}/v1/events?kinds=execution.updated", b.url),
+        vec![("authorization", format!("Bearer {bob}"))],
+    )
+    .await;
+    let ws_url = format!(
+        "{}/v1/ws?access_token={bob}&kinds=plan.updated,approval.updated",
+        b.url.replace("http", "ws")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("websocket");
+
+    // Changes through gateway A.
+    let (status, created) = a.create_scale_plan(&alice).await;
+    assert_eq!(status, 201, "{created}");
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+    let (status, body) = a
+        .post(
+            "/v1/approvals",
+            &bob,
+            &json!({"plan_id": plan_id, "status": "approved"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, exec) = a
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
+    assert!(
+        status == 200 || status == 201 || status == 202,
+        "{status} {exec}"
+    );
+    let exec_id = exec["execution_id"].as_str().unwrap().to_owned();
+
+    let plan_event = expect(&mut acme_sse, "plan.updated", |d| {
+        d["data"]["plan_id"] == plan_id.as_str()
+    })
+    .await;
+    assert!(plan_event.id.is_some(), "SSE frames carry ids");
+    assert_eq!(plan_event.data["event"], "plan.updated");
+    assert!(plan_event.data["ts"].is_string());
+    expect(&mut acme_sse, "approval.updated", |d| {
+        d["data"]["status"] == "approved"
+    })
+    .await;
+    expect(&mut acme_sse, "execution.updated", |d| {
+        d["data"]["execution_id"] == exec_id.as_str()
+    })
+    .await;
+    expect(&mut acme_sse, "audit.created", |d| {
+        d["data"]["action"] == "plan.create"
+    })
+    .await;
+    let only = expect(&mut filtered, "execution.updated", |d| {
+        d["data"]["execution_id"] == exec_id.as_str()
+    })
+    .await;
+    assert_eq!(only.data["data"]["status"], "pending");
+
+    // WebSocket on gateway B gets the same changes (filtered to two kinds).
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("ws event")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert!(v["id"].is_i64());
+            kinds.push(v["event"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(kinds.contains(&"plan.updated".to_string()), "{kinds:?}");
+    assert!(
+        kinds
+            .iter()
+            .all(|k| k == "plan.updated" || k == "approval.updated"),
+        "{kinds:?}"
+    );
+    ws.send(tokio_tungstenite::tungstenite::Message::Close(None))
+        .await
+        .ok();
+
+    // Tenant "other" saw none of it: its first event is its own plan.
+    let (status, theirs) = a.create_scale_plan(&eve).await;
+    assert_eq!(status, 201, "{theirs}");
+    let first = expect(&mut other_sse, "plan.updated", |_| true).await;
+    assert_eq!(first.data["data"]["plan_id"], theirs["plan_id"]);
+    while let Ok(frame) = other_sse.rx.try_recv() {
+        other_sse.seen.push(frame);
+    }
+    for frame in &other_sse.seen {
+        assert_ne!(
+            frame.data["data"]["plan_id"],
+            plan_id.as_str(),
+            "cross-tenant leak"
+        );
+        assert_ne!(
+            frame.data["data"]["execution_id"],
+            exec_id.as_str(),
+            "cross-tenant leak"
+        );
+    }
+
+    // Resume: everything after the plan event is replayed to a new subscriber.
+    let mut resumed = sse(
+        format!("{}/v1/events", a.url),
+        vec![
+            ("authorization", format!("Bearer {bob}")),
+            ("last-event-id", plan_event.id.unwrap().to_string()),
+        ],
+    )
+    .await;
+    expect(&mut resumed, "approval.updated", |d| {
+        d["data"]["plan_id"] == plan_id.as_str()
+    })
+    .await;
+    expect(&mut resumed, "execution.updated", |d| {
+        d["data"]["execution_id"] == exec_id.as_str()
+    })
+    .await;
+
+    // Bad filters and missing auth.
+    let resp = reqwest::get(format!(
+        "{}/v1/events?kinds=plan.deleted&access_token={bob}",
+        a.url
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = reqwest::get(format!("{}/v1/events", a.url)).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = reqwest::get(format!("{}/v1/plans?access_token={bob}", a.url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "query tokens only on streaming routes");
+
+    let metrics = a
+        .http
+        .get(format!("{}/metrics", b.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("carapulse_event_subscribers{transport=\"sse\"} 3"),
+        "{metrics}"
+    );
+    b.stop().await;
+    a.stop().await;
+}
