@@ -87,6 +87,53 @@ impl Client {
         self.send(Method::POST, path, Some(body), headers).await
     }
 
+    /// GET of an event stream: no overall timeout (it lasts as long as the stream), frames handed
+    /// to `on_frame(event, data)` until it returns false or the stream ends.
+    pub async fn stream_sse(
+        &self,
+        path: &str,
+        mut on_frame: impl FnMut(&str, &str) -> bool,
+    ) -> Result<(), CliError> {
+        use futures::StreamExt;
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(7 * 24 * 3600))
+            .header("accept", "text/event-stream");
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| self.network(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.map_err(|e| self.network(e))?;
+            return Err(api_error(status, &text));
+        }
+        let mut body = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.network(e))?;
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf[..end].to_owned();
+                buf.drain(..end + 2);
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !data.is_empty() && !on_frame(&event, &data) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// GET returning the raw body text (exports).
     pub async fn get_text(&self, path: &str) -> Result<String, CliError> {
         let resp = self.request(Method::GET, path, None, &[]).await?;

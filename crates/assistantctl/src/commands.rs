@@ -654,6 +654,49 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
             execution_id,
             timeout,
         } => wait_for_execution(client, fmt, &execution_id, timeout).await?,
+        ExecCommand::Logs {
+            execution_id,
+            follow,
+            tool_call_id,
+            level,
+        } => {
+            let q = query(&[
+                ("tool_call_id", tool_call_id),
+                ("level", level),
+                ("follow", Some(follow.to_string())),
+            ]);
+            let mut end_status = None;
+            client
+                .stream_sse(
+                    &format!("/v1/executions/{execution_id}/logs{q}"),
+                    |event, data| {
+                        let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+                        match event {
+                            "log" if fmt.structured() => println!("{data}"),
+                            "log" => println!(
+                                "{} {:<5} {} {}",
+                                cell(&v, &["ts"]),
+                                cell(&v, &["level"]),
+                                cell(&v, &["tool_call_id"])
+                                    .chars()
+                                    .take(8)
+                                    .collect::<String>(),
+                                cell(&v, &["message"])
+                            ),
+                            "end" => {
+                                end_status = Some(cell(&v, &["status"]));
+                                return false;
+                            }
+                            _ => {}
+                        }
+                        true
+                    },
+                )
+                .await?;
+            if let Some(status) = end_status {
+                eprintln!("execution {execution_id} {status}");
+            }
+        }
         ExecCommand::Cancel { execution_id } => {
             let resp = client
                 .post(

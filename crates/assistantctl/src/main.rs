@@ -312,6 +312,18 @@ pub enum ExecCommand {
     },
     /// Cancel a running execution (its compensation runs).
     Cancel { execution_id: String },
+    /// Tool output of an execution: what was written so far, then (with --follow) live lines
+    /// until the execution ends.
+    Logs {
+        execution_id: String,
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[arg(long)]
+        tool_call_id: Option<String>,
+        /// Only lines of this level (info, warn).
+        #[arg(long)]
+        level: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

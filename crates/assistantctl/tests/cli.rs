@@ -662,3 +662,139 @@ async fn llm_auth_import_login_and_list() {
     env.shutdown.cancel();
     env.db.drop_now().await;
 }
+
+#[tokio::test]
+async fn exec_logs_replays_and_follows() {
+    use carapulse_core::model::{ExecutionId, ExecutionStatus, TenantId, ToolCallStatus};
+    use carapulse_core::store::{NewToolCall, ToolLogLine};
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    let bob = dev_token(&env, "bob", "approver").await;
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "s",
+            "--intent",
+            "restart web",
+            "--env",
+            "staging",
+            "--namespace",
+            "web",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let plan_id = out.json()["plan_id"].as_str().unwrap().to_owned();
+    assert_eq!(ctl(&env, Some(&bob), &["approve", &plan_id]).await.code, 0);
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["plan", "execute", &plan_id, "-o", "json"],
+    )
+    .await;
+    let exec = ExecutionId::parse(out.json()["execution_id"].as_str().unwrap()).unwrap();
+    let store = env.db.store.clone();
+    let tenant = TenantId::parse("acme").unwrap();
+    let call = store
+        .insert_tool_call(
+            &tenant,
+            &NewToolCall {
+                execution_id: exec,
+                step_id: None,
+                tool_name: "kubectl".into(),
+                action: "rollout-restart".into(),
+                status: ToolCallStatus::Running,
+                input_ref: None,
+                attempt: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let line = |seq: i64, level: &str, message: &str| ToolLogLine {
+        execution_id: exec.0,
+        tool_call_id: call.0,
+        tenant_id: "acme".into(),
+        seq,
+        stream: "stdout".into(),
+        level: level.into(),
+        message: message.into(),
+        ts: chrono::Utc::now(),
+    };
+    store
+        .append_tool_logs(&[line(1, "info", "deployment.apps/web restarted")])
+        .await
+        .unwrap();
+
+    // --follow: prints the replay, then live lines, and returns when the execution ends.
+    let exec_s = exec.to_string();
+    let follower = {
+        let args: Vec<String> = ["exec", "logs", &exec_s, "--follow", "-o", "json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let url = env.url.clone();
+        let config = env.config_path.clone();
+        let token = alice.clone();
+        tokio::spawn(async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"))
+                .args(&args)
+                .env("CARAPULSE_URL", url)
+                .env("CARAPULSE_CONFIG", config)
+                .env("CARAPULSE_TOKEN", token)
+                .output()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    store
+        .append_tool_logs(&[line(2, "warn", "waiting for pods")])
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    store
+        .transition_execution(&tenant, exec, ExecutionStatus::Running, None)
+        .await
+        .unwrap();
+    store
+        .transition_execution(&tenant, exec, ExecutionStatus::Succeeded, None)
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), follower)
+        .await
+        .expect("follow ends with the execution")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let messages: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        vec!["deployment.apps/web restarted", "waiting for pods"]
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("succeeded"));
+
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["exec", "logs", &exec_s, "--level", "warn"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(out.stdout.contains("waiting for pods"));
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+}

@@ -71,11 +71,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Browsers cannot set headers on `EventSource` or `WebSocket`, so the two streaming routes
-/// (and only they) also take the token from `?access_token=`.
+/// Browsers cannot set headers on `EventSource` or `WebSocket`, so the streaming routes (and
+/// only they) also take the token from `?access_token=`.
 fn stream_query_token(req: &Request) -> Option<String> {
     let path = req.uri().path();
-    if !(path.ends_with("/events") || path.ends_with("/ws")) {
+    if !(path.ends_with("/events") || path.ends_with("/ws") || path.ends_with("/logs")) {
         return None;
     }
     url_query_param(req.uri().query()?, "access_token")

@@ -12,13 +12,80 @@ use temporalio_sdk::ApplicationFailure;
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
 use carapulse_core::model::{ExecutionId, ExecutionStatus, PlanId, TenantId, ToolCallStatus};
 use carapulse_core::pev::{CallKind, StepResult};
-use carapulse_core::store::{NewEvidence, NewToolCall, Store, StoreError};
+use carapulse_core::store::{NewEvidence, NewToolCall, Store, StoreError, ToolLogLine};
 
 use crate::model::{FinishRequest, PlanRun, PlanSnapshot, StepRequest};
 use crate::router_client::{RouterClient, RouterReply};
 
 /// How often a running step heartbeats (the workflow's heartbeat timeout is a few times this).
 pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Follows a tool call's log stream on the router and appends the lines to `tool_call_logs` in
+/// batches (every 200 ms or 200 lines). Failures only cost log lines, never the step.
+fn spawn_log_copier(
+    router: RouterClient,
+    store: Store,
+    tool_call_id: String,
+    execution_id: ExecutionId,
+    tenant: TenantId,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<serde_json::Value>(1024);
+        let id = tool_call_id.clone();
+        let follower = tokio::spawn(async move {
+            if let Err(e) = router.follow_logs(&id, tx).await {
+                tracing::warn!(tool_call_id = %id, error = %e, "cannot follow tool logs");
+            }
+        });
+        let Ok(call_uuid) = uuid::Uuid::parse_str(&tool_call_id) else {
+            return;
+        };
+        let mut batch: Vec<ToolLogLine> = Vec::new();
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        loop {
+            let line = tokio::select! {
+                line = rx.recv() => line,
+                _ = tick.tick() => {
+                    flush(&store, &mut batch).await;
+                    continue;
+                }
+            };
+            let Some(line) = line else { break };
+            batch.push(ToolLogLine {
+                execution_id: execution_id.0,
+                tool_call_id: call_uuid,
+                tenant_id: tenant.to_string(),
+                seq: line["seq"].as_i64().unwrap_or(0),
+                stream: match line["stream"].as_str() {
+                    Some("stderr") => "stderr".into(),
+                    _ => "stdout".into(),
+                },
+                level: line["level"].as_str().unwrap_or("info").to_owned(),
+                message: line["message"].as_str().unwrap_or("").to_owned(),
+                ts: line["ts"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or_else(chrono::Utc::now),
+            });
+            if batch.len() >= 200 {
+                flush(&store, &mut batch).await;
+            }
+        }
+        flush(&store, &mut batch).await;
+        let _ = follower.await;
+    })
+}
+
+async fn flush(store: &Store, batch: &mut Vec<ToolLogLine>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = store.append_tool_logs(batch).await {
+        tracing::warn!(error = %e, lines = batch.len(), "tool log lines not stored");
+    }
+    batch.clear();
+}
 
 /// Shared clients of the activities.
 pub struct Activities {
@@ -159,6 +226,15 @@ impl Activities {
             "tool_name": call.tool, "action": call.action, "input": call.input,
             "context": req.context, "execution_id": req.execution_id, "tool_call_id": tool_call_id.to_string(),
         });
+        // Copy the call's live log lines into Postgres while it runs, for the gateway's logs
+        // stream on any replica.
+        let copier = spawn_log_copier(
+            self.router.clone(),
+            self.store.clone(),
+            tool_call_id.to_string(),
+            execution_id,
+            tenant.clone(),
+        );
         // Heartbeat while the tool runs, so a worker crash is noticed within the heartbeat
         // timeout instead of the whole start-to-close timeout.
         let router_call = self.router.execute(&body, break_glass);
@@ -172,6 +248,13 @@ impl Activities {
                 }
             }
         };
+        // The stream ends with the call; give the copier a moment to write the tail.
+        if tokio::time::timeout(std::time::Duration::from_secs(3), copier)
+            .await
+            .is_err()
+        {
+            tracing::warn!(%tool_call_id, "log copy did not finish in time; lines may be missing");
+        }
         let reply = match outcome {
             Ok(reply) => reply,
             Err(unavailable) => {

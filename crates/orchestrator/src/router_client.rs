@@ -82,4 +82,79 @@ impl RouterClient {
             ))),
         }
     }
+
+    /// Copies a tool call's log lines from the router's live stream (`GET /v1/tools/logs`) into
+    /// `sink` until the call ends. The call may not be registered yet when this starts, so a
+    /// 404 is retried for a few seconds.
+    pub async fn follow_logs(
+        &self,
+        tool_call_id: &str,
+        sink: tokio::sync::mpsc::Sender<Value>,
+    ) -> Result<(), RouterUnavailable> {
+        use futures::StreamExt;
+        let url = format!("{}/v1/tools/logs", self.base);
+        let mut attempts = 0;
+        let resp = loop {
+            // A streaming request: no overall timeout (the call's own deadline bounds it).
+            let mut req = reqwest::Client::new()
+                .get(&url)
+                .query(&[("tool_call_id", tool_call_id)]);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| RouterUnavailable(e.to_string()))?;
+            if resp.status().as_u16() == 404 && attempts < 50 {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            if !resp.status().is_success() {
+                return Err(RouterUnavailable(format!(
+                    "log stream: HTTP {}",
+                    resp.status()
+                )));
+            }
+            break resp;
+        };
+        let mut body = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| RouterUnavailable(e.to_string()))?;
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf[..end].to_owned();
+                buf.drain(..end + 2);
+                let mut event = "";
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = if v.trim() == "end" {
+                            "end"
+                        } else if v.trim() == "log" {
+                            "log"
+                        } else {
+                            ""
+                        };
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                match event {
+                    "end" => return Ok(()),
+                    "log" => {
+                        if let Ok(line) = serde_json::from_str::<Value>(&data) {
+                            if sink.send(line).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -311,6 +311,26 @@ async fn three_step_plan_succeeds_with_tool_calls_and_evidence() {
         "{:?}",
         view.steps
     );
+    // The tools' output lines were copied from the router's live stream into tool_call_logs.
+    let lines = env
+        .store()
+        .tool_logs(
+            &TenantId::parse("acme").unwrap(),
+            exec,
+            &Default::default(),
+            100,
+        )
+        .await
+        .unwrap();
+    let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines.len(), 3, "{messages:?}");
+    assert!(
+        messages.iter().all(|m| m.starts_with("helm ok: ")),
+        "{messages:?}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l.level == "info" && l.stream == "stdout"));
     // Starting the same execution again is refused by Temporal and reported as started.
     dispatch(&env, plan, exec).await;
     env.finish().await;

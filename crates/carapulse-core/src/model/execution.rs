@@ -42,6 +42,11 @@ impl ExecutionStatus {
         }
     }
 
+    /// Whether the execution can no longer change.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Pending | Self::Running)
+    }
+
     pub fn parse(value: &str) -> Result<Self, ModelError> {
         Self::ALL
             .into_iter()

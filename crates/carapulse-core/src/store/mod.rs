@@ -13,6 +13,7 @@ mod executions;
 mod memory;
 mod page;
 mod plans;
+mod tool_logs;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub use executions::{
 };
 pub use page::{Page, Paged, MAX_PAGE_SIZE};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
+pub use tool_logs::{ToolLogFilter, ToolLogLine};
 
 use crate::config::StorageConfig;
 

@@ -13,6 +13,8 @@ use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use carapulse_core::store::ToolLogLine;
+
 /// Event kinds, each on its own NOTIFY channel (`carapulse_<kind with _>`).
 pub const KINDS: &[&str] = &[
     "plan.updated",
@@ -83,10 +85,14 @@ impl Event {
     }
 }
 
-/// Fans events out to subscribers of this process.
+/// The NOTIFY channel of tool call log lines (not an event kind: logs have their own route).
+pub const TOOL_LOG_CHANNEL: &str = "carapulse_tool_log";
+
+/// Fans events (and tool log lines) out to subscribers of this process.
 #[derive(Debug, Clone)]
 pub struct EventHub {
     tx: broadcast::Sender<Arc<Event>>,
+    logs: broadcast::Sender<Arc<ToolLogLine>>,
 }
 
 impl Default for EventHub {
@@ -99,11 +105,16 @@ impl EventHub {
     pub fn new() -> Self {
         Self {
             tx: broadcast::channel(CAPACITY).0,
+            logs: broadcast::channel(CAPACITY).0,
         }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
+    }
+
+    pub fn subscribe_logs(&self) -> broadcast::Receiver<Arc<ToolLogLine>> {
+        self.logs.subscribe()
     }
 
     pub fn subscribers(&self) -> usize {
@@ -142,10 +153,11 @@ impl EventHub {
 
     /// Listens until `stop`; reconnects with backoff and fills gaps from the log.
     pub async fn run(self, pool: PgPool, stop: CancellationToken) {
-        let channels: Vec<String> = KINDS
+        let mut channels: Vec<String> = KINDS
             .iter()
             .map(|k| format!("carapulse_{}", k.replace('.', "_")))
             .collect();
+        channels.push(TOOL_LOG_CHANNEL.to_owned());
         let mut last_id: Option<i64> = None;
         let mut seen = RecentIds::new(16_384);
         let mut backoff = Duration::from_millis(200);
@@ -207,6 +219,14 @@ impl EventHub {
                     n = listener.try_recv() => n,
                 };
                 match next {
+                    Ok(Some(notification)) if notification.channel() == TOOL_LOG_CHANNEL => {
+                        match serde_json::from_str::<ToolLogLine>(notification.payload()) {
+                            Ok(line) => {
+                                let _ = self.logs.send(Arc::new(line));
+                            }
+                            Err(e) => tracing::warn!(error = %e, "unreadable tool log line"),
+                        }
+                    }
                     Ok(Some(notification)) => {
                         match serde_json::from_str::<Event>(notification.payload()) {
                             Ok(event) => {

@@ -5,6 +5,7 @@ mod audit;
 mod events;
 mod executions;
 mod health;
+mod logs;
 mod plans;
 mod workflows;
 
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::get))
         .route("/executions/{id}/cancel", post(executions::cancel))
+        .route("/executions/{id}/logs", get(logs::stream))
         .route("/workflows", get(workflows::list))
         .route("/workflows/{name}/start", post(workflows::start))
         .route("/audit/events", get(audit::list))
