@@ -47,6 +47,13 @@ pub struct LlmTokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookLabels {
+    pub source: String,
+    /// `accepted`, `unauthorized`, `invalid`, `gated`, `planned`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabels {
     /// `sse` or `ws`.
     pub transport: String,
@@ -75,6 +82,7 @@ pub struct Metrics {
     pub llm_tokens: Family<LlmTokenLabels, Counter>,
     pub plans_by_planner: Family<PlannerLabels, Counter>,
     pub stream_subscribers: Family<TransportLabels, Gauge>,
+    pub hooks: Family<HookLabels, Counter>,
 }
 
 impl Metrics {
@@ -97,6 +105,12 @@ impl Metrics {
         let llm_tokens = Family::<LlmTokenLabels, Counter>::default();
         let plans_by_planner = Family::<PlannerLabels, Counter>::default();
         let stream_subscribers = Family::<TransportLabels, Gauge>::default();
+        let hooks = Family::<HookLabels, Counter>::default();
+        registry.register(
+            "webhooks",
+            "Webhook requests and alert planning by source and outcome",
+            hooks.clone(),
+        );
         registry.register(
             "event_subscribers",
             "Open event streams by transport",
@@ -173,7 +187,17 @@ impl Metrics {
             llm_tokens,
             plans_by_planner,
             stream_subscribers,
+            hooks,
         }
+    }
+
+    pub fn record_hook(&self, source: &str, outcome: &str) {
+        self.hooks
+            .get_or_create(&HookLabels {
+                source: source.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn stream_opened(&self, transport: &str) {

@@ -9,7 +9,7 @@ use carapulse_core::config::Config;
 use carapulse_core::planner::llm::{LlmPlanError, LlmPlanner};
 use carapulse_core::planner::prompt::PromptInput;
 use carapulse_core::planner::provider::ProviderError;
-use carapulse_core::planner::rules::{self, RuleError};
+use carapulse_core::planner::rules::{self, AlertFacts, PlaybookRule, RuleError};
 use carapulse_core::planner::PlanDraft;
 use carapulse_core::redact::Redactor;
 
@@ -75,6 +75,44 @@ impl Planning {
             }
         }
         Err(llm_failed(&error, None))
+    }
+}
+
+impl Planning {
+    /// Plans a firing alert: the model when configured (the alert as evidence), else — or when
+    /// it fails — the rule planner with the tenant's playbooks.
+    pub async fn plan_alert(
+        &self,
+        tenant: &str,
+        alert: &AlertFacts,
+        playbooks: &[PlaybookRule],
+        context: &carapulse_core::model::ContextRef,
+    ) -> Result<PlanDraft, String> {
+        let alertname = alert.alertname().unwrap_or("unnamed");
+        let mut failure = None;
+        if let Some(llm) = &self.llm {
+            let input = PromptInput {
+                intent: format!("Remediate the firing alert {alertname}. Prefer the incident_remediation steps: confirm the alert, remediate the workload, verify."),
+                context: context.clone(),
+                service_context: serde_json::Value::Null,
+                evidence: serde_json::json!({"alert": alert}),
+                memory: Vec::new(),
+                constraints: serde_json::json!({}),
+                allow_break_glass: false,
+            };
+            match llm.plan(tenant, &input).await {
+                Ok(draft) => return Ok(draft),
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+        let mut draft = rules::plan_alert(alert, playbooks, context)
+            .and_then(|p| p.into_draft())
+            .map_err(|e| match &failure {
+                Some(f) => format!("llm: {f}; rules: {e}"),
+                None => e.to_string(),
+            })?;
+        draft.fallback_reason = failure;
+        Ok(draft)
     }
 }
 

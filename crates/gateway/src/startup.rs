@@ -52,6 +52,9 @@ pub struct Application {
     local_addr: SocketAddr,
     state: AppState,
     linear: Option<Arc<LinearWatcher>>,
+    alert_rx: std::sync::Mutex<
+        Option<tokio::sync::mpsc::Receiver<crate::background::event_loop::AlertWork>>,
+    >,
     shutdown: CancellationToken,
 }
 
@@ -112,6 +115,8 @@ impl Application {
             config.gateway.rate_limit_burst,
         );
         let metrics = Arc::new(Metrics::new());
+        let (alert_queue, alert_rx) =
+            tokio::sync::mpsc::channel(crate::background::event_loop::QUEUE);
         let planning = Arc::new(Planning::from_config(&config, metrics.clone())?);
         let state = AppState {
             audit: AuditWriter::spawn(store.clone()),
@@ -124,6 +129,7 @@ impl Application {
             planning,
             events: crate::events::EventHub::new(),
             shutdown: CancellationToken::new(),
+            alert_queue,
             config: Arc::new(config),
         };
         let state_shutdown = state.shutdown.clone();
@@ -135,6 +141,7 @@ impl Application {
             local_addr,
             state,
             linear,
+            alert_rx: std::sync::Mutex::new(Some(alert_rx)),
             shutdown: state_shutdown,
         })
     }
@@ -165,6 +172,18 @@ impl Application {
                 .clone()
                 .run(self.state.store.pool().clone(), self.shutdown.clone()),
         ));
+        let taken = self
+            .alert_rx
+            .lock()
+            .map(|mut slot| slot.take())
+            .unwrap_or(None);
+        if let Some(rx) = taken {
+            tasks.push(tokio::spawn(crate::background::event_loop::run(
+                self.state.clone(),
+                rx,
+                self.shutdown.clone(),
+            )));
+        }
         let state = self.state.clone();
         let every = Duration::from_secs(state.config.approvals.sweep_interval_secs.max(1));
         tasks.push(tokio::spawn(run_every(

@@ -33,6 +33,8 @@ pub struct AppState {
     pub events: crate::events::EventHub,
     /// Fires when the server stops: long-lived streams end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Firing alerts for the event loop.
+    pub alert_queue: tokio::sync::mpsc::Sender<crate::background::event_loop::AlertWork>,
 }
 
 impl AppState {

@@ -33,6 +33,8 @@ pub struct Config {
     pub chatops: ChatOpsConfig,
     pub approvals: ApprovalsConfig,
     pub scheduler: SchedulerConfig,
+    /// Webhook sources by name (`alertmanager`, `argocd`, `git`, `k8s`).
+    pub webhooks: std::collections::BTreeMap<String, WebhookSource>,
 }
 
 /// Which binary is validating: each checks only the sections it uses.
@@ -259,6 +261,31 @@ impl Config {
     fn validate_gateway(&self) -> Result<(), ConfigError> {
         let gw = &self.gateway;
         parse_listen_addr("gateway.http_addr", &gw.http_addr)?;
+        for (name, source) in &self.webhooks {
+            let field = |f: &str| format!("webhooks.{name}.{f}");
+            if !matches!(name.as_str(), "alertmanager" | "argocd" | "git" | "k8s") {
+                return Err(ConfigError::invalid(
+                    &format!("webhooks.{name}"),
+                    "unknown source: expected alertmanager, argocd, git or k8s",
+                ));
+            }
+            if crate::model::TenantId::parse(&source.tenant_id).is_err() {
+                return Err(ConfigError::invalid(
+                    &field("tenant_id"),
+                    "a valid tenant id is required",
+                ));
+            }
+            if source.environment.is_empty() {
+                return Err(ConfigError::invalid(&field("environment"), "required"));
+            }
+            let has = |s: &Option<String>| s.as_deref().is_some_and(|v| v.len() >= 16);
+            if !has(&source.bearer_token) && !has(&source.hmac_secret) {
+                return Err(ConfigError::invalid(
+                    &field("hmac_secret"),
+                    "a bearer_token or hmac_secret of at least 16 characters is required: webhooks are never accepted unauthenticated",
+                ));
+            }
+        }
         if let Some(addr) = &gw.canvas_addr {
             parse_listen_addr("gateway.canvas_addr", addr)?;
         }

@@ -50,6 +50,8 @@ pub struct GatewayConfig {
     pub event_gate_backoff_secs: u64,
     pub event_gate_min_count: u32,
     pub event_gate_severities: Vec<String>,
+    /// Plans at most this many alert-born plans per service per hour (0 = no limit).
+    pub event_gate_service_per_hour: u32,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Sustained requests per second per actor (token bucket refill rate).
@@ -94,9 +96,10 @@ impl Default for GatewayConfig {
             alert_poll_interval_secs: 30,
             alert_dedup_window_secs: 120,
             event_gate_window_secs: 0,
-            event_gate_backoff_secs: 0,
+            event_gate_backoff_secs: 600,
             event_gate_min_count: 0,
             event_gate_severities: Vec::new(),
+            event_gate_service_per_hour: 6,
             max_body_bytes: 1 << 20,
             rate_limit_per_second: 20.0,
             rate_limit_burst: 40,
@@ -639,4 +642,20 @@ impl Default for ApprovalsConfig {
             sweep_interval_secs: 30,
         }
     }
+}
+
+/// One webhook source (`webhooks.<alertmanager|argocd|git|k8s>`): which tenant and target its
+/// events belong to, and how its requests prove where they come from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSource {
+    pub tenant_id: String,
+    /// `Authorization: Bearer <token>` (Alertmanager `http_config.authorization`).
+    pub bearer_token: Option<String>,
+    /// HMAC-SHA256 of the raw body with this secret: `X-Hub-Signature-256: sha256=<hex>`
+    /// (GitHub) or `X-Carapulse-Signature: sha256=<hex>`; GitLab's `X-Gitlab-Token` must equal it.
+    pub hmac_secret: Option<String>,
+    pub environment: String,
+    pub cluster_id: String,
+    pub namespace: String,
 }

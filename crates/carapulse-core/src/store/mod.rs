@@ -5,6 +5,7 @@
 //! execution + audit) run in one transaction. No mocks of this layer exist: tests run it against
 //! a real database.
 
+mod alerts;
 mod approval_requests;
 mod approvals;
 mod audit;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+pub use alerts::{GateRule, NewAlertEvent, Stored};
 pub use approval_requests::{ApprovalRequest, RequestStatus};
 pub use approvals::{ApprovalDecision, ApprovalFilter, PendingApproval};
 pub use audit::AuditFilter;

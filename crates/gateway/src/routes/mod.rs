@@ -5,8 +5,9 @@ mod audit;
 mod events;
 mod executions;
 mod health;
+mod hooks;
 mod logs;
-mod plans;
+pub(crate) mod plans;
 mod workflows;
 
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        // Webhooks authenticate per source (bearer or HMAC), not with user tokens.
+        .route("/v1/hooks/{source}", post(hooks::receive))
         .nest("/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -42,6 +42,12 @@ pub(crate) struct PlanCreateRequest {
     pub(crate) session_id: Option<String>,
     #[serde(default)]
     pub(crate) steps: Vec<StepDraft>,
+    /// Set by the event loop: the alert a plan was born from (kept in `meta.alert`).
+    #[serde(skip)]
+    pub(crate) alert: Option<Value>,
+    /// Set when the caller already planned (the event loop): who planned it.
+    #[serde(skip)]
+    pub(crate) draft: Option<carapulse_core::planner::PlanDraft>,
 }
 
 /// Risk from the steps, or from the intent's words while a plan has no steps.
@@ -145,8 +151,8 @@ pub(crate) async fn create_plan(
 
     // Steps: the caller's, or the planner's when none were given.
     let mut steps = body.steps;
-    let mut draft = None;
-    if steps.is_empty() && workflow.is_none() {
+    let mut draft = body.draft;
+    if steps.is_empty() && workflow.is_none() && draft.is_none() {
         let intent_text = if intent.is_empty() {
             summary.as_str().to_owned()
         } else {
@@ -251,6 +257,7 @@ pub(crate) async fn create_plan(
         meta: json!({
             "risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons},
             "workflow": workflow.clone().or_else(|| draft.as_ref().and_then(|d| d.workflow.clone())),
+            "alert": body.alert,
             "planning": draft.as_ref().map(|d| json!({
                 "planner": d.label(),
                 "model": d.model,

@@ -59,6 +59,8 @@ pub(crate) async fn start(
         constraints: body.constraints,
         session_id: None,
         steps,
+        alert: None,
+        draft: None,
     };
     let workflow = json!({"name": template.name, "input": body.input});
     let (plan, outcome) = create_plan(&state, &ctx, request, Some(workflow)).await?;

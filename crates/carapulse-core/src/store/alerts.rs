@@ -1,0 +1,190 @@
+//! Incoming alerts and webhook events (`alert_events`), the event gates that keep an alert storm
+//! from becoming a plan storm (`event_gates`), and the playbook rules the planner matches alerts
+//! against.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::TenantId;
+use crate::planner::rules::PlaybookRule;
+
+use super::{Store, StoreError};
+
+/// How an event gate counts and suppresses.
+#[derive(Debug, Clone, Copy)]
+pub struct GateRule {
+    /// Occurrences older than this start a new count (zero: never reset).
+    pub window: Duration,
+    /// After a pass, the key is suppressed this long.
+    pub backoff: Duration,
+    /// Occurrences needed within the window before the first pass.
+    pub min_count: i32,
+}
+
+/// What storing an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Never seen before.
+    New,
+    /// Seen, and its status changed (firing -> resolved, or back).
+    Changed,
+    /// Seen with the same status: nothing new.
+    Duplicate,
+}
+
+/// An event to store.
+#[derive(Debug, Clone)]
+pub struct NewAlertEvent<'a> {
+    pub tenant: &'a TenantId,
+    pub source: &'a str,
+    pub fingerprint: &'a str,
+    pub status: &'a str,
+    pub started_at: Option<DateTime<Utc>>,
+    pub payload: &'a Value,
+}
+
+impl Store {
+    /// Stores an event, deduplicated by (tenant, source, fingerprint) and status.
+    pub async fn upsert_alert_event(
+        &self,
+        e: &NewAlertEvent<'_>,
+    ) -> Result<(Uuid, Stored), StoreError> {
+        // `xmax = 0` tells an insert from an update; the WHERE skips same-status updates.
+        let row: Option<(Uuid, bool)> = sqlx::query_as(
+            "INSERT INTO alert_events (alert_id, tenant_id, source, fingerprint, status, started_at, payload_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, source, fingerprint) DO UPDATE SET status = EXCLUDED.status, \
+               started_at = COALESCE(EXCLUDED.started_at, alert_events.started_at), \
+               payload_json = EXCLUDED.payload_json, updated_at = now() \
+             WHERE alert_events.status IS DISTINCT FROM EXCLUDED.status \
+             RETURNING alert_id, (xmax = 0) AS inserted",
+        )
+        .bind(Uuid::now_v7())
+        .bind(e.tenant.as_str())
+        .bind(e.source)
+        .bind(e.fingerprint)
+        .bind(e.status)
+        .bind(e.started_at)
+        .bind(e.payload)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some((id, true)) => Ok((id, Stored::New)),
+            Some((id, false)) => Ok((id, Stored::Changed)),
+            None => {
+                let (id,): (Uuid,) = sqlx::query_as(
+                    "SELECT alert_id FROM alert_events WHERE tenant_id = $1 AND source = $2 AND fingerprint = $3",
+                )
+                .bind(e.tenant.as_str())
+                .bind(e.source)
+                .bind(e.fingerprint)
+                .fetch_one(self.pool())
+                .await?;
+                Ok((id, Stored::Duplicate))
+            }
+        }
+    }
+
+    /// One gate check: counts the occurrence of `key` and says whether it may pass. It passes
+    /// when at least `min_count` occurrences fell within `window` and `key` is not suppressed;
+    /// a pass suppresses `key` for `backoff`. Atomic per key (row lock).
+    pub async fn pass_event_gate(
+        &self,
+        tenant: &TenantId,
+        source: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        rule: GateRule,
+    ) -> Result<bool, StoreError> {
+        let GateRule {
+            window,
+            backoff,
+            min_count,
+        } = rule;
+        let mut tx = self.pool().begin().await?;
+        let row: Option<(DateTime<Utc>, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT first_seen, count, suppressed_until FROM event_gates \
+             WHERE tenant_id = $1 AND source = $2 AND fingerprint = $3 FOR UPDATE",
+        )
+        .bind(tenant.as_str())
+        .bind(source)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (first_seen, count, suppressed) = match row {
+            Some((first, count, until)) => {
+                let expired = window > Duration::zero() && now - first > window;
+                if expired {
+                    (now, 1, until)
+                } else {
+                    (first, count.saturating_add(1), until)
+                }
+            }
+            None => (now, 1, None),
+        };
+        let suppressed_now = suppressed.is_some_and(|u| now < u);
+        let pass = !suppressed_now && count >= min_count.max(1);
+        let until = if pass && backoff > Duration::zero() {
+            Some(now + backoff)
+        } else {
+            suppressed.filter(|u| now < *u)
+        };
+        sqlx::query(
+            "INSERT INTO event_gates (tenant_id, source, fingerprint, first_seen, last_seen, count, suppressed_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, source, fingerprint) DO UPDATE SET \
+             first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, count = EXCLUDED.count, \
+             suppressed_until = EXCLUDED.suppressed_until",
+        )
+        .bind(tenant.as_str())
+        .bind(source)
+        .bind(key)
+        .bind(first_seen)
+        .bind(now)
+        .bind(count)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(pass)
+    }
+
+    /// Plans born from alerts for `service` since `since` (for the per-service rate gate).
+    pub async fn alert_plans_since(
+        &self,
+        tenant: &TenantId,
+        service: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM plans WHERE tenant_id = $1 AND trigger = 'alert' AND created_at >= $2 \
+             AND meta_json->'alert'->>'service' = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(since)
+        .bind(service)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n)
+    }
+
+    /// The newest version of each playbook of `tenant` whose spec is an alert rule.
+    pub async fn playbook_rules(&self, tenant: &TenantId) -> Result<Vec<PlaybookRule>, StoreError> {
+        let rows: Vec<(String, Value)> = sqlx::query_as(
+            "SELECT DISTINCT ON (name) name, spec_json FROM playbooks WHERE tenant_id = $1 \
+             ORDER BY name, version DESC",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(name, mut spec)| {
+                if let Some(obj) = spec.as_object_mut() {
+                    obj.entry("name").or_insert(Value::String(name));
+                }
+                serde_json::from_value::<PlaybookRule>(spec).ok()
+            })
+            .collect())
+    }
+}

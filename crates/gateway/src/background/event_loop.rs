@@ -1,0 +1,221 @@
+//! The event loop: firing alerts from the webhooks become `incident_remediation` plans (or a
+//! matching playbook's workflow) through the planner, behind gates — the severity allow-list,
+//! one plan per alert fingerprint per `event_gate_backoff_secs`, at most
+//! `event_gate_service_per_hour` plans per service. Plans born here carry trigger `alert` and are
+//! never auto-approved: a person decides.
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use carapulse_core::audit::AuditDecision;
+use carapulse_core::model::{Actor, ActorId, ContextRef, TenantId, Trigger};
+use carapulse_core::planner::rules::AlertFacts;
+use carapulse_core::store::GateRule;
+
+use crate::middleware::RequestContext;
+use crate::routes::plans::{create_plan, PlanCreateRequest};
+use crate::state::AppState;
+
+/// Firing alerts waiting to be planned (beyond this the webhook still stores them, and says
+/// how many were not queued).
+pub const QUEUE: usize = 10_000;
+
+/// One firing alert to plan.
+#[derive(Debug, Clone)]
+pub struct AlertWork {
+    pub tenant: TenantId,
+    pub source: String,
+    pub alert_id: Uuid,
+    pub alert: AlertFacts,
+}
+
+/// The service an alert is about (for the per-service gate and the plan's meta).
+fn service_of(alert: &AlertFacts) -> String {
+    [
+        "service",
+        "app",
+        "deployment",
+        "statefulset",
+        "daemonset",
+        "job",
+    ]
+    .iter()
+    .find_map(|k| alert.labels.get(*k).filter(|v| !v.is_empty()))
+    .cloned()
+    .unwrap_or_else(|| "unknown".into())
+}
+
+/// Consumes the queue until `stop`.
+pub async fn run(state: AppState, mut rx: mpsc::Receiver<AlertWork>, stop: CancellationToken) {
+    loop {
+        let work = tokio::select! {
+            _ = stop.cancelled() => break,
+            w = rx.recv() => match w { Some(w) => w, None => break },
+        };
+        if let Err(e) = handle(&state, &work).await {
+            tracing::warn!(error = %e, alert = %work.alert.fingerprint, "event loop could not plan the alert");
+        }
+    }
+    tracing::info!("event loop stopped");
+}
+
+fn system_context(tenant: &TenantId) -> Result<RequestContext, String> {
+    Ok(RequestContext {
+        actor: Actor {
+            id: ActorId::parse("carapulse:event-loop").map_err(|e| e.to_string())?,
+            email: None,
+            roles: vec!["operator".into()],
+            tenant_id: tenant.clone(),
+        },
+        request_id: None,
+        break_glass: false,
+        via: None,
+    })
+}
+
+async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
+    let gw = &state.config.gateway;
+    let ctx = system_context(&work.tenant)?;
+    let alertname = work.alert.alertname().unwrap_or("unnamed").to_owned();
+    let service = service_of(&work.alert);
+    let gate_deny = |reason: String| {
+        ctx.audit("event.gate", AuditDecision::Deny)
+            .resource("alert", work.alert_id)
+            .reason(reason)
+            .context(json!({"alertname": alertname, "fingerprint": work.alert.fingerprint, "service": service}))
+    };
+    if !gw.enable_event_loop || !gw.event_loop_sources.iter().any(|s| s == &work.source) {
+        return Ok(());
+    }
+    if !gw.event_gate_severities.is_empty() {
+        let severity = work.alert.labels.get("severity").map(|s| s.to_lowercase());
+        if !severity.is_some_and(|s| {
+            gw.event_gate_severities
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&s))
+        }) {
+            state
+                .audit(gate_deny(
+                    "severity not in gateway.event_gate_severities".into(),
+                ))
+                .await;
+            return Ok(());
+        }
+    }
+    let now = Utc::now();
+    let rule = GateRule {
+        window: Duration::seconds(i64::try_from(gw.event_gate_window_secs).unwrap_or(0)),
+        backoff: Duration::seconds(i64::try_from(gw.event_gate_backoff_secs).unwrap_or(0)),
+        min_count: i32::try_from(gw.event_gate_min_count).unwrap_or(0),
+    };
+    let key = format!("alert:{}", work.alert.fingerprint);
+    let pass = state
+        .store
+        .pass_event_gate(&work.tenant, &work.source, &key, now, rule)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !pass {
+        state.metrics.record_hook(&work.source, "gated");
+        state
+            .audit(gate_deny(
+                "duplicate suppressed: this alert was planned recently".into(),
+            ))
+            .await;
+        return Ok(());
+    }
+    if gw.event_gate_service_per_hour > 0 {
+        let recent = state
+            .store
+            .alert_plans_since(&work.tenant, &service, now - Duration::hours(1))
+            .await
+            .map_err(|e| e.to_string())?;
+        if recent >= i64::from(gw.event_gate_service_per_hour) {
+            state.metrics.record_hook(&work.source, "gated");
+            state
+                .audit(gate_deny(format!(
+                    "rate limit: {recent} plans for service {service} in the last hour"
+                )))
+                .await;
+            return Ok(());
+        }
+    }
+    let source_cfg = state
+        .config
+        .webhooks
+        .get(&work.source)
+        .cloned()
+        .unwrap_or_default();
+    let context = ContextRef {
+        tenant_id: work.tenant.to_string(),
+        environment: source_cfg.environment.clone(),
+        cluster_id: work
+            .alert
+            .labels
+            .get("cluster")
+            .cloned()
+            .unwrap_or(source_cfg.cluster_id.clone()),
+        namespace: work
+            .alert
+            .labels
+            .get("namespace")
+            .cloned()
+            .unwrap_or(source_cfg.namespace.clone()),
+        ..Default::default()
+    };
+    let playbooks = state
+        .store
+        .playbook_rules(&work.tenant)
+        .await
+        .unwrap_or_default();
+    let draft = match state
+        .planning
+        .plan_alert(work.tenant.as_str(), &work.alert, &playbooks, &context)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            state
+                .audit(
+                    ctx.audit("event.loop", AuditDecision::Deny)
+                        .resource("alert", work.alert_id)
+                        .reason(format!("no plan: {e}"))
+                        .context(
+                            json!({"alertname": alertname, "fingerprint": work.alert.fingerprint}),
+                        ),
+                )
+                .await;
+            return Ok(());
+        }
+    };
+    let summary = work
+        .alert
+        .annotations
+        .get("summary")
+        .map(|s| format!("{alertname}: {s}"))
+        .unwrap_or_else(|| format!("{alertname} on {service}"));
+    let request = PlanCreateRequest {
+        summary: summary.chars().take(480).collect(),
+        trigger: Trigger::Alert,
+        intent: format!("remediate alert {alertname} on {service}"),
+        context,
+        constraints: None,
+        session_id: None,
+        steps: draft.steps.clone(),
+        alert: Some(json!({
+            "alert_id": work.alert_id, "fingerprint": work.alert.fingerprint, "alertname": alertname,
+            "service": service, "source": work.source,
+        })),
+        draft: Some(draft),
+    };
+    match create_plan(state, &ctx, request, None).await {
+        Ok((plan, _)) => {
+            state.metrics.record_hook(&work.source, "planned");
+            tracing::info!(plan_id = %plan.plan_id, alert = %work.alert.fingerprint, "alert planned");
+            Ok(())
+        }
+        Err(e) => Err(e.message),
+    }
+}

@@ -1,0 +1,310 @@
+//! `POST /v1/hooks/{alertmanager|argocd|git|k8s}`: events from outside, authenticated per
+//! source (bearer token or HMAC-SHA256 of the raw body, from `webhooks.<source>`) before the
+//! body is parsed, stored deduplicated by fingerprint and status, and answered at once; firing
+//! alerts go on to the event loop, which plans them in the background.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry};
+use carapulse_core::config::WebhookSource;
+use carapulse_core::model::TenantId;
+use carapulse_core::planner::rules::AlertFacts;
+use carapulse_core::store::{NewAlertEvent, Stored};
+
+use crate::background::event_loop::AlertWork;
+use crate::error::{ApiError, ApiResult};
+use crate::middleware::SYSTEM_TENANT;
+use crate::state::AppState;
+
+/// Alerts accepted in one Alertmanager request.
+const MAX_ALERTS: usize = 1000;
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Equality that takes the same time whatever the inputs (compares digests).
+fn same_secret(a: &str, b: &str) -> bool {
+    let (x, y) = (digest(a.as_bytes()), digest(b.as_bytes()));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
+}
+
+/// Checks the request proves it comes from the configured source.
+fn authenticate(cfg: &WebhookSource, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(expected) = cfg.bearer_token.as_deref().filter(|t| !t.is_empty()) {
+        let given = header("authorization")
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        if given.is_some_and(|t| same_secret(t, expected)) {
+            return Ok(());
+        }
+    }
+    if let Some(secret) = cfg.hmac_secret.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(token) = header("x-gitlab-token") {
+            if same_secret(token, secret) {
+                return Ok(());
+            }
+        }
+        let signature = header("x-hub-signature-256").or_else(|| header("x-carapulse-signature"));
+        if let Some(hex_sig) = signature.and_then(|s| s.strip_prefix("sha256=")) {
+            if let (Ok(sig), Ok(mut mac)) = (
+                hex::decode(hex_sig),
+                Hmac::<Sha256>::new_from_slice(secret.as_bytes()),
+            ) {
+                mac.update(body);
+                if mac.verify_slice(&sig).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Err("the request carries no valid bearer token or signature for this source")
+}
+
+/// Alertmanager webhook payload (v4); unknown fields are tolerated (Alertmanager adds some).
+#[derive(Debug, Deserialize)]
+struct AlertmanagerPayload {
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default, rename = "groupKey")]
+    group_key: Option<String>,
+    alerts: Vec<AmAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AmAlert {
+    status: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default, rename = "startsAt")]
+    starts_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    fingerprint: Option<String>,
+}
+
+/// One stored event of a request.
+struct Incoming {
+    fingerprint: String,
+    status: String,
+    started_at: Option<DateTime<Utc>>,
+    payload: Value,
+    alert: Option<AlertFacts>,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_payload", message)
+}
+
+fn parse(
+    source: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    body_hash: &str,
+) -> Result<Vec<Incoming>, ApiError> {
+    if source == "alertmanager" {
+        let payload: AlertmanagerPayload = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("not an Alertmanager webhook payload: {e}")))?;
+        if payload.version.as_deref().is_some_and(|v| v != "4") {
+            return Err(bad(
+                "only Alertmanager webhook payload version 4 is supported",
+            ));
+        }
+        if payload.alerts.len() > MAX_ALERTS {
+            return Err(bad(format!("at most {MAX_ALERTS} alerts per request")));
+        }
+        let _ = payload.group_key;
+        return payload
+            .alerts
+            .into_iter()
+            .map(|a| {
+                let status = match a.status.as_str() {
+                    "firing" | "resolved" => a.status.clone(),
+                    other => return Err(bad(format!("alert status {other:?} is neither firing nor resolved"))),
+                };
+                // Alertmanager always sends one; compute the same kind of identity otherwise.
+                let fingerprint = a.fingerprint.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| {
+                    hex::encode(&digest(serde_json::to_string(&a.labels).unwrap_or_default().as_bytes())[..8])
+                });
+                let payload = json!({"labels": a.labels, "annotations": a.annotations, "startsAt": a.starts_at, "status": status});
+                Ok(Incoming {
+                    alert: Some(AlertFacts {
+                        fingerprint: fingerprint.clone(),
+                        labels: a.labels,
+                        annotations: a.annotations,
+                    }),
+                    fingerprint,
+                    status,
+                    started_at: a.starts_at,
+                    payload,
+                })
+            })
+            .collect();
+    }
+    let doc: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if !doc.is_object() {
+        return Err(bad("the payload must be a JSON object"));
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let s = |p: &str| doc.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    let (fingerprint, status) = match source {
+        "git" => (
+            header("x-github-delivery")
+                .or_else(|| s("/after"))
+                .or_else(|| s("/checkout_sha"))
+                .unwrap_or_else(|| body_hash.to_owned()),
+            header("x-github-event")
+                .or_else(|| header("x-gitlab-event"))
+                .or_else(|| s("/object_kind"))
+                .unwrap_or_else(|| "received".into()),
+        ),
+        "argocd" => (
+            match (
+                s("/app")
+                    .or_else(|| s("/application"))
+                    .or_else(|| s("/metadata/name")),
+                s("/revision"),
+            ) {
+                (Some(app), Some(rev)) => format!("{app}@{rev}"),
+                _ => body_hash.to_owned(),
+            },
+            s("/status")
+                .or_else(|| s("/phase"))
+                .or_else(|| s("/status/sync/status"))
+                .unwrap_or_else(|| "received".into()),
+        ),
+        _ => (
+            match (
+                s("/metadata/uid").or_else(|| s("/object/metadata/uid")),
+                s("/metadata/resourceVersion"),
+            ) {
+                (Some(uid), Some(rv)) => format!("{uid}@{rv}"),
+                (Some(uid), None) => uid,
+                _ => body_hash.to_owned(),
+            },
+            s("/type")
+                .or_else(|| s("/reason"))
+                .unwrap_or_else(|| "received".into()),
+        ),
+    };
+    Ok(vec![Incoming {
+        fingerprint: fingerprint.chars().take(200).collect(),
+        status: status.chars().take(64).collect(),
+        started_at: None,
+        payload: doc,
+        alert: None,
+    }])
+}
+
+pub(crate) async fn receive(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let Some(cfg) = state.config.webhooks.get(&source).cloned() else {
+        return Err(ApiError::not_found("webhook source"));
+    };
+    if let Err(reason) = authenticate(&cfg, &headers, &body) {
+        state.metrics.record_hook(&source, "unauthorized");
+        if let Ok(tenant) = TenantId::parse(SYSTEM_TENANT) {
+            let entry = AuditEntry::new(
+                tenant,
+                AuditActor::anonymous(),
+                "hook.verify",
+                AuditDecision::Deny,
+            )
+            .reason(reason)
+            .context(json!({"source": source, "bytes": body.len()}));
+            state.audit(entry).await;
+        }
+        return Err(ApiError::unauthorized(reason));
+    }
+    let tenant = TenantId::parse(&cfg.tenant_id).map_err(|_| ApiError::internal())?;
+    let event_id = hex::encode(digest(&body));
+    let incoming = parse(&source, &headers, &body, &event_id).inspect_err(|_| {
+        state.metrics.record_hook(&source, "invalid");
+    })?;
+    let (mut new, mut changed, mut duplicates, mut queued, mut dropped) = (0, 0, 0, 0, 0);
+    for item in incoming {
+        let (alert_id, stored) = state
+            .store
+            .upsert_alert_event(&NewAlertEvent {
+                tenant: &tenant,
+                source: &source,
+                fingerprint: &item.fingerprint,
+                status: &item.status,
+                started_at: item.started_at,
+                payload: &item.payload,
+            })
+            .await?;
+        match stored {
+            Stored::New => new += 1,
+            Stored::Changed => changed += 1,
+            Stored::Duplicate => duplicates += 1,
+        }
+        if stored != Stored::Duplicate && item.status == "firing" {
+            if let Some(alert) = item.alert {
+                let work = AlertWork {
+                    tenant: tenant.clone(),
+                    source: source.clone(),
+                    alert_id,
+                    alert,
+                };
+                match state.alert_queue.try_send(work) {
+                    Ok(()) => queued += 1,
+                    Err(_) => dropped += 1,
+                }
+            }
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "event loop queue full: firing alerts stored but not planned"
+        );
+    }
+    state.metrics.record_hook(&source, "accepted");
+    let entry = AuditEntry::new(tenant, AuditActor::person(format!("webhook:{source}"), None), "hook.received", AuditDecision::Allow)
+        .resource("webhook", &event_id)
+        .context(json!({"source": source, "new": new, "changed": changed, "duplicates": duplicates, "queued": queued, "bytes": body.len()}));
+    state.audit(entry).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "received": new + changed + duplicates,
+            "event_id": event_id,
+            "new": new,
+            "changed": changed,
+            "duplicates": duplicates,
+            "queued_for_planning": queued,
+        })),
+    )
+        .into_response())
+}
