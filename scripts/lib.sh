@@ -85,14 +85,18 @@ ensure_temporal() {
 }
 
 ensure_prometheus() {
-  if command -v prometheus >/dev/null 2>&1; then
-    log "Prometheus binary present ($(command -v prometheus)); tests start their own instances"
+  local missing=()
+  command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "Prometheus and Alertmanager present; tests start their own instances"
     return 0
   fi
-  log "installing Prometheus (Debian package) for the PromQL tests"
+  log "installing ${missing[*]} (Debian packages) for the PromQL and Alertmanager tests"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   command -v prometheus >/dev/null 2>&1 || { log "prometheus did not install"; return 1; }
+  command -v prometheus-alertmanager >/dev/null 2>&1 || { log "prometheus-alertmanager did not install"; return 1; }
 }
 
 # Stops what this run started, newest first.
