@@ -9,6 +9,7 @@ mod alerts;
 mod approval_requests;
 mod approvals;
 mod audit;
+mod context;
 mod error;
 mod executions;
 mod memory;
@@ -26,6 +27,7 @@ pub use approval_requests::{ApprovalRequest, RequestStatus};
 pub use approvals::{ApprovalDecision, ApprovalFilter, PendingApproval};
 pub use audit::AuditFilter;
 pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
+pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo};
 pub use error::StoreError;
 pub use executions::{
     ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, StartMode, StartOutcome,

@@ -1,0 +1,166 @@
+//! The Kubernetes watcher against a fake API server that serves list + watch: bookmarks move
+//! the resume point, a `410 Gone` forces a relist, and the graph follows (objects gone after
+//! the relist are removed, later modifications applied).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use carapulse_context::collectors::kubernetes::KubeWatch;
+use carapulse_context::HealthBoard;
+use carapulse_core::model::TenantId;
+use carapulse_core::testing::TestDatabase;
+
+#[derive(Default)]
+struct Fake {
+    lists: usize,
+    watches: Vec<String>,
+}
+
+fn deployment(name: &str, rv: &str, ready: i32) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": name, "namespace": "shop", "resourceVersion": rv, "uid": format!("uid-{name}"),
+                        "labels": {"app.kubernetes.io/name": name}},
+           "spec": {"replicas": 3, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}},
+           "status": {"readyReplicas": ready}})
+}
+
+fn lines(events: &[Value]) -> String {
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+async fn deployments(
+    State(fake): State<Arc<Mutex<Fake>>>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let watching = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    if !watching {
+        let n = {
+            let mut f = fake.lock().unwrap();
+            f.lists += 1;
+            f.lists
+        };
+        let (rv, items) = if n == 1 {
+            ("10", vec![deployment("web", "9", 3)])
+        } else {
+            (
+                "20",
+                vec![deployment("api", "11", 3), deployment("worker", "19", 1)],
+            )
+        };
+        return axum::Json(json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": rv}, "items": items})).into_response();
+    }
+    let rv = q.get("resourceVersion").cloned().unwrap_or_default();
+    let n = {
+        let mut f = fake.lock().unwrap();
+        f.watches.push(rv.clone());
+        f.watches.len()
+    };
+    let body = match n {
+        1 => lines(&[
+            json!({"type": "ADDED", "object": deployment("api", "11", 3)}),
+            json!({"type": "BOOKMARK", "object": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"resourceVersion": "12"}}}),
+        ]),
+        2 => lines(&[
+            json!({"type": "ERROR", "object": {"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                                                       "message": "too old resource version: 12 (15)", "reason": "Expired", "code": 410}}),
+        ]),
+        3 => {
+            // Keep the last watch open: a change, then silence until the test ends.
+            let first =
+                lines(&[json!({"type": "MODIFIED", "object": deployment("worker", "21", 3)})]);
+            let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(first) })
+                .chain(futures::stream::once(async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(String::new())
+                }));
+            return axum::body::Body::from_stream(stream).into_response();
+        }
+        _ => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            String::new()
+        }
+    };
+    body.into_response()
+}
+
+use futures::StreamExt;
+
+#[tokio::test]
+async fn list_watch_bookmarks_and_relist_after_gone() {
+    let fake = Arc::new(Mutex::new(Fake::default()));
+    let app = Router::new()
+        .route(
+            "/apis/apps/v1/namespaces/shop/deployments",
+            get(deployments),
+        )
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let db = TestDatabase::create().await;
+    let config = kube::Config::new(url.parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let health = HealthBoard::default();
+    let tenant = TenantId::parse("acme").unwrap();
+    let watch = Arc::new(KubeWatch {
+        client,
+        store: db.store.clone(),
+        tenant: tenant.clone(),
+        namespace: Some("shop".into()),
+        resource: "deployments".into(),
+        streaming_list: false,
+        health: health.clone(),
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(watch.clone().run(stop.clone()));
+
+    let mut graph = None;
+    for _ in 0..100 {
+        let g = db.store.context_all(&tenant).await.unwrap();
+        let ready = g
+            .nodes
+            .iter()
+            .find(|n| n.node_id == "k8s/deployment/shop/worker")
+            .and_then(|n| n.labels.get("ready").cloned());
+        if ready.as_deref() == Some("3") {
+            graph = Some(g);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let graph = graph.expect("the graph followed the watch");
+    let ids: Vec<&str> = graph.nodes.iter().map(|n| n.node_id.as_str()).collect();
+    assert!(ids.contains(&"k8s/deployment/shop/api"), "{ids:?}");
+    assert!(
+        !ids.contains(&"k8s/deployment/shop/web"),
+        "web vanished in the relist: {ids:?}"
+    );
+    assert!(
+        ids.contains(&"service/worker") && ids.contains(&"k8s/namespace/shop"),
+        "{ids:?}"
+    );
+    assert!(graph.edges.iter().any(|e| e.from_node_id == "service/api"
+        && e.to_node_id == "k8s/deployment/shop/api"
+        && e.relation == "runs"));
+    let f = fake.lock().unwrap();
+    assert_eq!(f.lists, 2, "one relist after 410 Gone");
+    assert_eq!(
+        f.watches[..3],
+        ["10".to_string(), "12".to_string(), "20".to_string()],
+        "bookmark rv used to resume"
+    );
+    drop(f);
+    let board = health.snapshot().await;
+    assert!(board["k8s:deployments:shop"].ok, "{board:?}");
+    stop.cancel();
+    let _ = task.await;
+    db.drop_now().await;
+}
