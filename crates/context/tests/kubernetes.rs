@@ -150,14 +150,16 @@ async fn list_watch_bookmarks_and_relist_after_gone() {
     assert!(graph.edges.iter().any(|e| e.from_node_id == "service/api"
         && e.to_node_id == "k8s/deployment/shop/api"
         && e.relation == "runs"));
-    let f = fake.lock().unwrap();
-    assert_eq!(f.lists, 2, "one relist after 410 Gone");
+    let (lists, watches) = {
+        let f = fake.lock().unwrap();
+        (f.lists, f.watches.clone())
+    };
+    assert_eq!(lists, 2, "one relist after 410 Gone");
     assert_eq!(
-        f.watches[..3],
+        watches[..3],
         ["10".to_string(), "12".to_string(), "20".to_string()],
         "bookmark rv used to resume"
     );
-    drop(f);
     let board = health.snapshot().await;
     assert!(board["k8s:deployments:shop"].ok, "{board:?}");
     stop.cancel();
