@@ -7,6 +7,7 @@
 
 pub use carapulse_http::{error, extract};
 pub mod background;
+pub mod context;
 pub mod events;
 pub mod metrics;
 pub mod middleware;

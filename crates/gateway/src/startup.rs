@@ -118,6 +118,7 @@ impl Application {
         let (alert_queue, alert_rx) =
             tokio::sync::mpsc::channel(crate::background::event_loop::QUEUE);
         let planning = Arc::new(Planning::from_config(&config, metrics.clone())?);
+        let context = crate::context::build(&config, &store).await;
         let state = AppState {
             audit: AuditWriter::spawn(store.clone()),
             store,
@@ -130,6 +131,7 @@ impl Application {
             events: crate::events::EventHub::new(),
             shutdown: CancellationToken::new(),
             alert_queue,
+            context,
             config: Arc::new(config),
         };
         let state_shutdown = state.shutdown.clone();
@@ -183,6 +185,9 @@ impl Application {
                 rx,
                 self.shutdown.clone(),
             )));
+        }
+        if let Some(context) = self.state.context.clone() {
+            tasks.push(tokio::spawn(context.run(self.shutdown.clone())));
         }
         let state = self.state.clone();
         let every = Duration::from_secs(state.config.approvals.sweep_interval_secs.max(1));

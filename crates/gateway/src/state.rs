@@ -35,6 +35,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Firing alerts for the event loop.
     pub alert_queue: tokio::sync::mpsc::Sender<crate::background::event_loop::AlertWork>,
+    /// The context service, when `context.enabled`.
+    pub context: Option<Arc<carapulse_context::ContextService>>,
 }
 
 impl AppState {

@@ -23,13 +23,19 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Err(_) => "error: timed out".to_owned(),
     };
     let ready = postgres == "ok";
+    // Collectors are reported, not required: one failing collector degrades only itself.
+    let collectors = match &state.context {
+        Some(ctx) => serde_json::to_value(ctx.health.snapshot().await).unwrap_or_default(),
+        None => json!("disabled"),
+    };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "checks": {
             "postgres": postgres,
             "policy": format!("ok ({} files)", state.policy.files().len()),
             "orchestrator": state.dispatcher.name(),
-        }
+        },
+        "collectors": collectors,
     });
     let status = if ready {
         StatusCode::OK

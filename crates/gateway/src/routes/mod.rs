@@ -2,6 +2,7 @@
 
 pub(crate) mod approvals;
 mod audit;
+mod context;
 mod events;
 mod executions;
 mod health;
@@ -49,6 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/events", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
+        .route("/context/services", get(context::services))
+        .route("/context/graph", get(context::graph))
+        .route("/context/snapshots", get(context::snapshots))
+        .route("/context/snapshots/{id}", get(context::snapshot))
+        .route("/context/refresh", post(context::refresh))
         .route("/events", get(events::sse))
         .route("/ws", get(events::ws))
         .layer(from_fn_with_state(state.clone(), authenticate));

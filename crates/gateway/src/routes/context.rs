@@ -1,0 +1,203 @@
+//! `/v1/context/*`: services, a service's neighbourhood graph, snapshots, refresh. Every read is
+//! scoped to the caller's tenant; client-supplied nodes need a writer role.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use carapulse_core::audit::AuditDecision;
+use carapulse_core::store::{Page, Snapshot, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, OptionalJson};
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+use super::{page_json, require_read};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub(crate) async fn services(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "context.read").await?;
+    let page = state
+        .store
+        .context_services(ctx.tenant(), Page::new(q.limit, q.offset))
+        .await?;
+    Ok(Json(page_json(&page)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GraphQuery {
+    service: String,
+    depth: Option<u32>,
+}
+
+pub(crate) async fn graph(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<GraphQuery>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "context.read").await?;
+    let service = q.service.trim();
+    if service.is_empty() || service.len() > 253 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "service must be 1-253 characters",
+        ));
+    }
+    let depth = q.depth.unwrap_or(2).clamp(1, 6);
+    let graph = state
+        .store
+        .context_graph(ctx.tenant(), service, depth)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("service"),
+            other => other.into(),
+        })?;
+    Ok(Json(
+        json!({"service": service, "depth": depth, "nodes": graph.nodes, "edges": graph.edges}),
+    ))
+}
+
+pub(crate) async fn snapshots(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "context.read").await?;
+    let page = state
+        .store
+        .context_snapshots(ctx.tenant(), Page::new(q.limit, q.offset))
+        .await?;
+    Ok(Json(page_json(&page)))
+}
+
+pub(crate) async fn snapshot(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "context.read").await?;
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found("snapshot"))?;
+    let (info, snap) = state
+        .store
+        .context_snapshot(ctx.tenant(), id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("snapshot"),
+            other => other.into(),
+        })?;
+    Ok(Json(
+        json!({"snapshot": info, "nodes": snap.nodes, "edges": snap.edges}),
+    ))
+}
+
+/// Body of a refresh: empty (collect now), or nodes and edges to ingest (writers only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    nodes: Vec<carapulse_core::store::ContextNode>,
+    #[serde(default)]
+    edges: Vec<carapulse_core::store::ContextEdge>,
+}
+
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    OptionalJson(body): OptionalJson<RefreshRequest>,
+) -> ApiResult<Response> {
+    require_read(&state, &ctx, "context.refresh").await?;
+    let body = body.unwrap_or(RefreshRequest {
+        service: None,
+        nodes: Vec::new(),
+        edges: Vec::new(),
+    });
+    if !body.nodes.is_empty() || !body.edges.is_empty() {
+        // Client-supplied graph data feeds plans and prompts: writers only, into their tenant.
+        if !ctx.actor.has_any_role(&state.config.gateway.writer_roles) {
+            state
+                .audit(
+                    ctx.audit("context.ingest", AuditDecision::Deny)
+                        .reason("actor lacks a writer role"),
+                )
+                .await;
+            return Err(ApiError::forbidden(
+                "forbidden",
+                "supplying context nodes needs a writer role",
+            ));
+        }
+        if body.nodes.len() > 5000 || body.edges.len() > 20000 {
+            return Err(ApiError::bad_request(
+                "too_large",
+                "at most 5000 nodes and 20000 edges",
+            ));
+        }
+        let snap = Snapshot {
+            nodes: body.nodes,
+            edges: body.edges,
+            refs: Vec::new(),
+        };
+        state
+            .store
+            .apply_context_delta(ctx.tenant(), &format!("api:{}", ctx.actor.id), &snap, &[])
+            .await?;
+        state
+            .audit(
+                ctx.audit("context.ingest", AuditDecision::Allow)
+                    .context(json!({"nodes": snap.nodes.len(), "edges": snap.edges.len(), "service": body.service})),
+            )
+            .await;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"ingested": {"nodes": snap.nodes.len(), "edges": snap.edges.len()}})),
+        )
+            .into_response());
+    }
+    let Some(context) = &state.context else {
+        return Err(ApiError::unavailable(
+            "the context service is disabled (context.enabled)",
+        ));
+    };
+    if context.tenant != *ctx.tenant() {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "the context service collects for another tenant",
+        ));
+    }
+    let outcome = context.refresh_now().await;
+    let collectors: serde_json::Map<String, Value> = outcome
+        .into_iter()
+        .map(|(name, r)| {
+            (
+                name,
+                match r {
+                    Ok(()) => json!({"ok": true}),
+                    Err(e) => json!({"ok": false, "error": e}),
+                },
+            )
+        })
+        .collect();
+    state
+        .audit(
+            ctx.audit("context.refresh", AuditDecision::Allow)
+                .context(json!({"service": body.service})),
+        )
+        .await;
+    Ok((StatusCode::OK, Json(json!({"collectors": collectors}))).into_response())
+}
