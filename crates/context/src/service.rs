@@ -66,6 +66,8 @@ impl HealthBoard {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub poll_interval: Duration,
+    /// Per-collector overrides of `poll_interval`.
+    pub intervals: BTreeMap<String, Duration>,
     pub timeout: Duration,
     pub snapshot_interval: Duration,
 }
@@ -177,7 +179,12 @@ impl ContextService {
             let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
                 let mut last = None;
-                let base = me.schedule.poll_interval;
+                let base = me
+                    .schedule
+                    .intervals
+                    .get(&poller.name())
+                    .copied()
+                    .unwrap_or(me.schedule.poll_interval);
                 loop {
                     let wait = match me.poll_once(poller.as_ref(), &mut last).await {
                         Ok(()) => base,

@@ -60,7 +60,9 @@ async fn pollers_build_the_service_graph_and_fail_alone() {
         "Tags": [{"Key": "service", "Value": "web"}]}]})).await;
     // Grafana is down: only its collector suffers.
     Mock::given(method("POST"))
-        .and(body_partial_json(json!({"tool_name": "grafana"})))
+        .and(body_partial_json(
+            json!({"tool_name": "grafana", "action": "dashboards"}),
+        ))
         .respond_with(ResponseTemplate::new(502).set_body_json(
             json!({"error": {"code": "upstream", "message": "grafana unreachable"}}),
         ))
@@ -127,6 +129,7 @@ async fn pollers_build_the_service_graph_and_fail_alone() {
         vec![],
         Schedule {
             poll_interval: Duration::from_secs(60),
+            intervals: BTreeMap::new(),
             timeout: Duration::from_secs(5),
             snapshot_interval: Duration::from_secs(60),
         },
@@ -200,6 +203,32 @@ async fn pollers_build_the_service_graph_and_fail_alone() {
     // Other tenants see nothing.
     let other = TenantId::parse("other").unwrap();
     assert!(db.store.context_graph(&other, "web", 2).await.is_err());
+
+    // Grafana back: dashboards (linked by tag) and data sources.
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"tool_name": "grafana", "action": "dashboards"})))
+        .respond_with(ran(json!([{"uid": "abc", "title": "Web latency", "tags": ["service:web"], "folderTitle": "SRE"}])))
+        .with_priority(1)
+        .mount(&router)
+        .await;
+    tool(
+        &router,
+        "grafana",
+        "datasources",
+        json!([{"uid": "prom", "name": "Prometheus", "type": "prometheus"}]),
+    )
+    .await;
+    let grafana = Polled {
+        kind: PollKind::Grafana,
+        runner: runner.clone(),
+    };
+    let snap = grafana.collect().await.unwrap();
+    assert!(snap.nodes.iter().any(|n| n.kind == "grafana.datasource"
+        && n.labels.get("type").map(String::as_str) == Some("prometheus")));
+    assert!(snap
+        .edges
+        .iter()
+        .any(|e| e.from_node_id == "service/web" && e.to_node_id == "grafana/dashboard/abc"));
 
     // A later poll that no longer sees the Helm release removes it.
     router.reset().await;

@@ -181,6 +181,11 @@ pub async fn build(config: &Config, store: &Store) -> Option<Arc<ContextService>
     }
     let schedule = Schedule {
         poll_interval: Duration::from_secs(c.poll_interval_secs.max(5)),
+        intervals: c
+            .intervals
+            .iter()
+            .map(|(k, v)| (k.clone(), Duration::from_secs((*v).max(5))))
+            .collect(),
         timeout,
         snapshot_interval: Duration::from_secs(c.snapshot_interval_secs.max(10)),
     };

@@ -47,6 +47,11 @@ pub struct LlmTokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectorLabels {
+    pub collector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HookLabels {
     pub source: String,
     /// `accepted`, `unauthorized`, `invalid`, `gated`, `planned`.
@@ -83,6 +88,8 @@ pub struct Metrics {
     pub plans_by_planner: Family<PlannerLabels, Counter>,
     pub stream_subscribers: Family<TransportLabels, Gauge>,
     pub hooks: Family<HookLabels, Counter>,
+    pub collector_up: Family<CollectorLabels, Gauge>,
+    pub collector_failures: Family<CollectorLabels, Gauge>,
 }
 
 impl Metrics {
@@ -106,6 +113,18 @@ impl Metrics {
         let plans_by_planner = Family::<PlannerLabels, Counter>::default();
         let stream_subscribers = Family::<TransportLabels, Gauge>::default();
         let hooks = Family::<HookLabels, Counter>::default();
+        let collector_up = Family::<CollectorLabels, Gauge>::default();
+        let collector_failures = Family::<CollectorLabels, Gauge>::default();
+        registry.register(
+            "context_collector_up",
+            "1 when the collector's last run succeeded",
+            collector_up.clone(),
+        );
+        registry.register(
+            "context_collector_consecutive_failures",
+            "Failures of the collector since its last success",
+            collector_failures.clone(),
+        );
         registry.register(
             "webhooks",
             "Webhook requests and alert planning by source and outcome",
@@ -188,6 +207,26 @@ impl Metrics {
             plans_by_planner,
             stream_subscribers,
             hooks,
+            collector_up,
+            collector_failures,
+        }
+    }
+
+    /// Copies the collectors' health into the gauges (at scrape time).
+    pub fn record_collectors<'a>(
+        &self,
+        health: impl Iterator<Item = (&'a String, &'a carapulse_context::CollectorHealth)>,
+    ) {
+        for (name, h) in health {
+            let labels = CollectorLabels {
+                collector: name.clone(),
+            };
+            self.collector_up
+                .get_or_create(&labels)
+                .set(i64::from(h.ok));
+            self.collector_failures
+                .get_or_create(&labels)
+                .set(i64::from(h.consecutive_failures));
         }
     }
 

@@ -140,5 +140,18 @@ async fn refresh_services_graph_snapshots_and_tenancy() {
         .await
         .unwrap();
     assert_eq!(ready["collectors"]["static"]["ok"], true, "{ready}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"carapulse_context_collector_up{collector="static"} 1"#),
+        "{metrics}"
+    );
     app.stop().await;
 }

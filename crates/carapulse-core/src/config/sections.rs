@@ -152,6 +152,8 @@ pub struct ContextConfig {
     pub argocd_project: String,
     pub grafana_org_id: String,
     pub services: Vec<ServiceMapping>,
+    /// Poll interval per collector (`helm`, `argocd`, ...) overriding `poll_interval_secs`.
+    pub intervals: BTreeMap<String, u64>,
 }
 
 impl Default for ContextConfig {
@@ -193,6 +195,7 @@ impl Default for ContextConfig {
             argocd_project: String::new(),
             grafana_org_id: String::new(),
             services: Vec::new(),
+            intervals: BTreeMap::new(),
         }
     }
 }

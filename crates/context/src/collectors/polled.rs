@@ -1,6 +1,6 @@
 //! Pollers that read through the tool router: Helm releases, Argo CD apps, Prometheus and
-//! Thanos queries (with their results), Alertmanager alerts, Grafana dashboards, Tempo traces
-//! and AWS tagged resources. Each turns one read into nodes and edges; services they only point
+//! Thanos queries (with their results), Alertmanager alerts, Grafana dashboards and data
+//! sources, Tempo traces and AWS tagged resources. Each turns one read into nodes and edges; services they only point
 //! at are references, never overwritten.
 
 use std::collections::BTreeMap;
@@ -258,6 +258,22 @@ impl Polled {
                             snap.edge(&svc, &id, "dashboards");
                         }
                     }
+                }
+                let sources = self
+                    .runner
+                    .run_json("grafana", "datasources", json!({}))
+                    .await?;
+                for d in array(&sources, "grafana datasources")? {
+                    let (uid, name) = (s(d, "/uid"), s(d, "/name"));
+                    if uid.is_empty() {
+                        continue;
+                    }
+                    snap.node(node(
+                        node_id(&["grafana", "datasource", uid]),
+                        "grafana.datasource",
+                        if name.is_empty() { uid } else { name },
+                        labels(&[("type", s(d, "/type")), ("url", s(d, "/url"))]),
+                    ));
                 }
             }
             PollKind::Tempo { queries } => {

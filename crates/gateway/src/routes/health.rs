@@ -46,6 +46,10 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some(ctx) = &state.context {
+        let board = ctx.health.snapshot().await;
+        state.metrics.record_collectors(board.iter());
+    }
     (
         [(
             header::CONTENT_TYPE,
