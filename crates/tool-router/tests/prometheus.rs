@@ -139,4 +139,42 @@ async fn promql_through_the_router_against_real_prometheus() {
     );
     let rules = query("rules", json!({})).await;
     assert_eq!(rules["status"], "succeeded");
+
+    // The context service's Prometheus collector, through this router, against this server:
+    // the query result is kept on the node and `job` links it to a service.
+    use carapulse_context::collectors::polled::{PollKind, Polled};
+    use carapulse_context::Collector;
+    let runner = carapulse_context::tool_runner::ToolRunner::new(
+        &url.replace("/v1/tools/execute", ""),
+        Some(TOKEN.into()),
+        carapulse_core::model::ContextRef {
+            tenant_id: "acme".into(),
+            ..Default::default()
+        },
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let collector = Polled {
+        kind: PollKind::Metrics {
+            tool: "prometheus",
+            queries: vec!["up{job=\"self\"}".into()],
+        },
+        runner,
+    };
+    let snap = collector.collect().await.unwrap();
+    let q = snap
+        .nodes
+        .iter()
+        .find(|n| n.kind == "prometheus.query")
+        .expect("query node");
+    assert_eq!(
+        q.labels.get("value").map(String::as_str),
+        Some("1"),
+        "{q:?}"
+    );
+    assert_eq!(q.labels.get("series").map(String::as_str), Some("1"));
+    assert!(snap
+        .edges
+        .iter()
+        .any(|e| e.from_node_id == "service/self" && e.relation == "monitored_by"));
 }
