@@ -14,9 +14,9 @@ use crate::client::{CliError, Client};
 use crate::output::{cell, details, print_value, table, OutputFormat};
 use crate::spinner::Spinner;
 use crate::{
-    ApprovalsCommand, ApproveArgs, AuditCommand, AuditListArgs, Cli, Command, DevTokenArgs,
-    ExecCommand, LlmCommand, PlanCommand, PlanCreateArgs, PolicyCommand, WorkflowCommand,
-    WorkflowStartArgs,
+    ApprovalsCommand, ApproveArgs, AuditCommand, AuditListArgs, Cli, Command, ContextCommand,
+    DevTokenArgs, ExecCommand, LlmCommand, PlanCommand, PlanCreateArgs, PolicyCommand,
+    WorkflowCommand, WorkflowStartArgs,
 };
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -37,6 +37,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Exec(cmd) => exec(&client()?, fmt, cmd).await,
         Command::Workflow(cmd) => workflow(&client()?, fmt, cmd).await,
         Command::Llm(LlmCommand::Auth(cmd)) => crate::llm_auth::run(cmd, fmt),
+        Command::Context(cmd) => context(&client()?, fmt, cmd).await,
+        Command::Events {
+            kinds,
+            plan,
+            execution,
+            count,
+        } => events(&client()?, fmt, kinds, plan, execution, count).await,
         Command::Audit(cmd) => audit(&client()?, fmt, cmd).await,
         Command::Policy(PolicyCommand::Test { input, policy_dir }) => {
             policy_test(g.config.as_deref(), &input, policy_dir.as_deref(), fmt)
@@ -902,4 +909,145 @@ async fn health(client: &Client, fmt: OutputFormat) -> Result<(), CliError> {
         );
     }
     ready.map(|_| ())
+}
+
+async fn context(client: &Client, fmt: OutputFormat, cmd: ContextCommand) -> Result<(), CliError> {
+    match cmd {
+        ContextCommand::Services { limit, offset } => {
+            let q = query(&[
+                ("limit", limit.map(|v| v.to_string())),
+                ("offset", offset.map(|v| v.to_string())),
+            ]);
+            let body = client.get(&format!("/v1/context/services{q}")).await?;
+            if fmt.structured() {
+                print_value(fmt, &body);
+            } else {
+                let rows: Vec<Vec<String>> = body["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        vec![
+                            cell(s, &["name"]),
+                            cell(s, &["labels", "environment"]),
+                            cell(s, &["labels", "namespace"]),
+                            cell(s, &["owner_team"]),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(&["SERVICE", "ENVIRONMENT", "NAMESPACE", "OWNER"], &rows)
+                );
+                eprintln!("{}", pagination_footer(&body));
+            }
+        }
+        ContextCommand::Graph { service, depth } => {
+            let q = query(&[
+                ("service", Some(service)),
+                ("depth", Some(depth.to_string())),
+            ]);
+            let body = client.get(&format!("/v1/context/graph{q}")).await?;
+            if fmt.structured() {
+                print_value(fmt, &body);
+            } else {
+                let rows: Vec<Vec<String>> = body["edges"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        vec![
+                            cell(e, &["from_node_id"]),
+                            cell(e, &["relation"]),
+                            cell(e, &["to_node_id"]),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&["FROM", "RELATION", "TO"], &rows));
+                eprintln!(
+                    "{} nodes, {} edges",
+                    body["nodes"].as_array().map(Vec::len).unwrap_or(0),
+                    rows.len()
+                );
+            }
+        }
+        ContextCommand::Snapshots { id } => {
+            let path = match &id {
+                Some(id) => format!("/v1/context/snapshots/{id}"),
+                None => "/v1/context/snapshots".into(),
+            };
+            let body = client.get(&path).await?;
+            if fmt.structured() || id.is_some() {
+                print_value(
+                    if fmt.structured() {
+                        fmt
+                    } else {
+                        OutputFormat::Json
+                    },
+                    &body,
+                );
+            } else {
+                let rows: Vec<Vec<String>> = body["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        vec![
+                            cell(s, &["snapshot_id"]),
+                            cell(s, &["collected_at"]),
+                            cell(s, &["node_count"]),
+                            cell(s, &["edge_count"]),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(&["SNAPSHOT", "COLLECTED", "NODES", "EDGES"], &rows)
+                );
+            }
+        }
+        ContextCommand::Refresh => {
+            let body = client.post("/v1/context/refresh", &json!({}), &[]).await?;
+            if fmt.structured() {
+                print_value(fmt, &body);
+            } else {
+                let rows: Vec<Vec<String>> = body["collectors"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, r)| vec![name.clone(), cell(r, &["ok"]), cell(r, &["error"])])
+                    .collect();
+                print!("{}", table(&["COLLECTOR", "OK", "ERROR"], &rows));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn events(
+    client: &Client,
+    fmt: OutputFormat,
+    kinds: Option<String>,
+    plan: Option<String>,
+    execution: Option<String>,
+    count: Option<usize>,
+) -> Result<(), CliError> {
+    let q = query(&[
+        ("kinds", kinds),
+        ("plan_id", plan),
+        ("execution_id", execution),
+    ]);
+    let mut seen = 0usize;
+    client
+        .stream_sse(&format!("/v1/events{q}"), |event, data| {
+            if fmt.structured() {
+                println!("{data}");
+            } else {
+                let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+                println!("{} {:<18} {}", cell(&v, &["ts"]), event, v["data"]);
+            }
+            seen += 1;
+            count.is_none_or(|c| seen < c)
+        })
+        .await
 }

@@ -77,6 +77,22 @@ pub enum Command {
     /// Model credentials for the LLM planner.
     #[command(subcommand)]
     Llm(LlmCommand),
+    /// The service graph: services, a service's neighbourhood, snapshots, refresh.
+    #[command(subcommand)]
+    Context(ContextCommand),
+    /// Follow change events (SSE) until interrupted.
+    Events {
+        /// Comma-separated kinds (plan.updated, execution.updated, approval.updated, audit.created, alert.received).
+        #[arg(long)]
+        kinds: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        execution: Option<String>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+    },
     /// Query, verify and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -172,6 +188,30 @@ pub struct WorkflowStartArgs {
     pub cluster: Option<String>,
     #[arg(long)]
     pub summary: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// List services.
+    Services {
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        offset: Option<i64>,
+    },
+    /// A service's neighbourhood.
+    Graph {
+        service: String,
+        #[arg(long, default_value_t = 2)]
+        depth: u32,
+    },
+    /// Stored snapshots, or one with --id.
+    Snapshots {
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Run the collectors now and show each one's result.
+    Refresh,
 }
 
 #[derive(Debug, Subcommand)]

@@ -798,3 +798,94 @@ async fn exec_logs_replays_and_follows() {
     env.shutdown.cancel();
     env.db.drop_now().await;
 }
+
+#[tokio::test]
+async fn context_and_events_commands() {
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    // Seed the graph through the API (client-supplied nodes need a writer role).
+    let http = reqwest::Client::new();
+    let seeded = http
+        .post(format!("{}/v1/context/refresh", env.url))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({
+            "nodes": [
+                {"node_id": "service/web", "kind": "service", "name": "web", "labels": {"environment": "prod"}},
+                {"node_id": "k8s/deployment/shop/web", "kind": "k8s.deployment", "name": "web"}
+            ],
+            "edges": [{"edge_id": "runs:web", "from_node_id": "service/web", "to_node_id": "k8s/deployment/shop/web", "relation": "runs"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seeded.status(), 200);
+    let out = ctl(&env, Some(&alice), &["context", "services", "-o", "json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["data"][0]["name"], "web");
+    let out = ctl(&env, Some(&alice), &["context", "graph", "web"]).await;
+    assert!(
+        out.stdout.contains("service/web") && out.stdout.contains("runs"),
+        "{}",
+        out.stdout
+    );
+    let out = ctl(&env, Some(&alice), &["context", "graph", "nope"]).await;
+    assert_eq!(out.code, 3);
+    let out = ctl(&env, Some(&alice), &["context", "refresh"]).await;
+    assert_eq!(out.code, 4, "no context service on this gateway: 503");
+
+    // events --count 1 returns after the first matching event.
+    let args: Vec<String> = [
+        "events",
+        "--kinds",
+        "plan.updated",
+        "--count",
+        "1",
+        "-o",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (url, config, token) = (env.url.clone(), env.config_path.clone(), alice.clone());
+    let follower = tokio::spawn(async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"))
+            .args(&args)
+            .env("CARAPULSE_URL", url)
+            .env("CARAPULSE_CONFIG", config)
+            .env("CARAPULSE_TOKEN", token)
+            .output()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "s",
+            "--intent",
+            "restart web",
+            "--env",
+            "staging",
+            "--namespace",
+            "web",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let plan_id = out.json()["plan_id"].as_str().unwrap().to_owned();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), follower)
+        .await
+        .expect("events returns")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let line: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(line["event"], "plan.updated");
+    assert_eq!(line["data"]["plan_id"], plan_id.as_str());
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+}

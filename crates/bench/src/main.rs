@@ -8,6 +8,8 @@
 //!
 //! Run it in release mode: `cargo run --release -p carapulse-bench -- --help`.
 
+mod events;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,8 +50,18 @@ struct Args {
     /// Temporal dev server for the orchestrator suite.
     #[arg(long, default_value = "127.0.0.1:7233")]
     temporal: String,
-    /// Which suites to run: core (policy, plans, audit), tools (sandbox, router), orchestrator, or all.
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "tools", "orchestrator"])]
+    /// Alertmanager webhook requests (100 alerts each) for the ingestion figure.
+    #[arg(long, default_value_t = 400)]
+    webhooks: usize,
+    /// Concurrent SSE subscribers for the fan-out figure.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Events published for the fan-out figure.
+    #[arg(long, default_value_t = 30)]
+    fanout_events: usize,
+    /// Which suites to run: core (policy, plans, audit), tools (sandbox, router), orchestrator,
+    /// events (alert ingestion, SSE fan-out), or all.
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "tools", "orchestrator", "events"])]
     suite: String,
 }
 
@@ -638,6 +650,16 @@ async fn main() -> anyhow::Result<()> {
         let result = async {
             bench_plans(&db, args.plans, args.concurrency, &mut rows).await?;
             bench_audit(&db, args.audit_events, &mut rows).await
+        }
+        .await;
+        db.drop_now().await;
+        result?;
+    }
+    if args.suite == "all" || args.suite == "events" {
+        let db = TestDatabase::create().await;
+        let result = async {
+            events::bench_ingest(&db, args.webhooks, 8, &mut rows).await?;
+            events::bench_fanout(&db, args.subscribers, args.fanout_events, &mut rows).await
         }
         .await;
         db.drop_now().await;
