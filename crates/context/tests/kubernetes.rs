@@ -166,3 +166,75 @@ async fn list_watch_bookmarks_and_relist_after_gone() {
     let _ = task.await;
     db.drop_now().await;
 }
+
+/// Streaming list: one watch with `sendInitialEvents=true` delivers the initial objects and a
+/// bookmark marking their end (no LIST request at all).
+async fn streaming(Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    if q.get("sendInitialEvents").map(String::as_str) != Some("true") {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "expected a streaming list",
+        )
+            .into_response();
+    }
+    let initial = lines(&[
+        json!({"type": "ADDED", "object": deployment("web", "31", 3)}),
+        json!({"type": "ADDED", "object": deployment("api", "32", 2)}),
+        json!({"type": "BOOKMARK", "object": {"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"resourceVersion": "33", "annotations": {"k8s.io/initial-events-end": "true"}}}}),
+        json!({"type": "DELETED", "object": deployment("web", "34", 3)}),
+    ]);
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(initial) }).chain(
+        futures::stream::once(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(String::new())
+        }),
+    );
+    axum::body::Body::from_stream(stream).into_response()
+}
+
+#[tokio::test]
+async fn streaming_list_with_initial_events() {
+    let app = Router::new().route("/apis/apps/v1/namespaces/shop/deployments", get(streaming));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let db = TestDatabase::create().await;
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let tenant = TenantId::parse("acme").unwrap();
+    let health = HealthBoard::default();
+    let watch = Arc::new(KubeWatch {
+        client,
+        store: db.store.clone(),
+        tenant: tenant.clone(),
+        namespace: Some("shop".into()),
+        resource: "deployments".into(),
+        streaming_list: true,
+        health: health.clone(),
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(watch.run(stop.clone()));
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let g = db.store.context_all(&tenant).await.unwrap();
+        ids = g.nodes.iter().map(|n| n.node_id.clone()).collect();
+        if ids.contains(&"k8s/deployment/shop/api".to_string())
+            && !ids.contains(&"k8s/deployment/shop/web".to_string())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ids.contains(&"k8s/deployment/shop/api".to_string()),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.contains(&"k8s/deployment/shop/web".to_string()),
+        "deleted after the initial events: {ids:?}"
+    );
+    assert!(health.snapshot().await["k8s:deployments:shop"].ok);
+    stop.cancel();
+    let _ = task.await;
+    db.drop_now().await;
+}
