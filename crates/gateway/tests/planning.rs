@@ -101,6 +101,29 @@ async fn the_llm_planner_redacts_and_risk_is_recomputed() {
         .await;
     let app = llm_app(&server, false).await;
     let alice = token("alice", "acme", &["operator"]);
+    // The service graph and a firing alert reach the prompt.
+    let (status, _) = app
+        .post(
+            "/v1/context/refresh",
+            &alice,
+            &json!({"nodes": [{"node_id": "service/web", "kind": "service", "name": "web"},
+                              {"node_id": "k8s/deployment/web/web-canary", "kind": "k8s.deployment", "name": "web-canary"}],
+                    "edges": [{"edge_id": "runs:canary", "from_node_id": "service/web", "to_node_id": "k8s/deployment/web/web-canary", "relation": "runs"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let store = app.db.store.clone();
+    store
+        .upsert_alert_event(&carapulse_core::store::NewAlertEvent {
+            tenant: &carapulse_core::model::TenantId::parse("acme").unwrap(),
+            source: "alertmanager",
+            fingerprint: "fp-latency",
+            status: "firing",
+            started_at: None,
+            payload: &json!({"labels": {"alertname": "WebLatencyHigh"}, "annotations": {}}),
+        })
+        .await
+        .unwrap();
     let secret = "postgres://app:S3cretPassw0rd@db:5432/web";
     let (status, created) = app
         .post(
@@ -125,6 +148,14 @@ async fn the_llm_planner_redacts_and_risk_is_recomputed() {
         "secret reached the provider"
     );
     assert!(body.contains("[REDACTED]"));
+    assert!(
+        body.contains("web-canary"),
+        "the service graph is in the prompt"
+    );
+    assert!(
+        body.contains("WebLatencyHigh"),
+        "firing alerts are evidence"
+    );
 
     let metrics = app
         .http

@@ -168,6 +168,32 @@ impl Store {
         Ok(n)
     }
 
+    /// Firing alerts of `tenant` updated in the last `hours`, newest first (planner evidence).
+    pub async fn recent_firing_alerts(
+        &self,
+        tenant: &TenantId,
+        hours: i64,
+        limit: i64,
+    ) -> Result<Vec<Value>, StoreError> {
+        let rows: Vec<(String, String, Value, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT source, fingerprint, payload_json, updated_at FROM alert_events WHERE tenant_id = $1 \
+             AND status = 'firing' AND updated_at > now() - make_interval(hours => $2::int) \
+             ORDER BY updated_at DESC LIMIT $3",
+        )
+        .bind(tenant.as_str())
+        .bind(hours)
+        .bind(limit.clamp(1, 100))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(source, fingerprint, payload, at)| {
+                serde_json::json!({"source": source, "fingerprint": fingerprint, "updated_at": at,
+                                   "labels": payload.get("labels"), "annotations": payload.get("annotations")})
+            })
+            .collect())
+    }
+
     /// The newest version of each playbook of `tenant` whose spec is an alert rule.
     pub async fn playbook_rules(&self, tenant: &TenantId) -> Result<Vec<PlaybookRule>, StoreError> {
         let rows: Vec<(String, Value)> = sqlx::query_as(

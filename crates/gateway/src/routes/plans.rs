@@ -166,11 +166,12 @@ pub(crate) async fn create_plan(
                 tracing::warn!(error = %e, "operator memory unavailable; planning without it");
                 Vec::new()
             });
+        let (service_context, evidence) = planning_context(&state, &tenant, &intent_text).await;
         let input = PromptInput {
             intent: intent_text,
             context: context.clone(),
-            service_context: Value::Null,
-            evidence: Value::Null,
+            service_context,
+            evidence,
             memory,
             constraints: constraints.clone(),
             allow_break_glass: ctx.break_glass,
@@ -319,6 +320,57 @@ pub(crate) async fn create_plan(
     }
 
     Ok((plan, outcome))
+}
+
+/// What the planner is told besides the intent: the graph of each known service the intent
+/// names (by whole word), and the tenant's alerts firing in the last hour. Failures only shrink
+/// the prompt; they never block planning.
+async fn planning_context(
+    state: &AppState,
+    tenant: &carapulse_core::model::TenantId,
+    intent: &str,
+) -> (Value, Value) {
+    let words: std::collections::BTreeSet<String> = intent
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let mut graphs = serde_json::Map::new();
+    if let Ok(services) = state
+        .store
+        .context_services(tenant, carapulse_core::store::Page::new(Some(200), None))
+        .await
+    {
+        for service in services
+            .items
+            .iter()
+            .filter(|s| words.contains(&s.name.to_lowercase()))
+            .take(3)
+        {
+            if let Ok(graph) = state.store.context_graph(tenant, &service.name, 2).await {
+                graphs.insert(
+                    service.name.clone(),
+                    json!({"nodes": graph.nodes, "edges": graph.edges}),
+                );
+            }
+        }
+    }
+    let alerts = state
+        .store
+        .recent_firing_alerts(tenant, 1, 20)
+        .await
+        .unwrap_or_default();
+    let service_context = if graphs.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(graphs)
+    };
+    let evidence = if alerts.is_empty() {
+        Value::Null
+    } else {
+        json!({"firing_alerts": alerts})
+    };
+    (service_context, evidence)
 }
 
 /// Query of `GET /v1/plans`.
