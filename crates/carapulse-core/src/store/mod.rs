@@ -12,6 +12,7 @@ mod audit;
 mod context;
 mod error;
 mod executions;
+mod library;
 mod memory;
 mod page;
 mod plans;
@@ -32,6 +33,7 @@ pub use error::StoreError;
 pub use executions::{
     ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, StartMode, StartOutcome,
 };
+pub use library::{MemoryRecord, Shelf, Versioned};
 pub use page::{Page, Paged, MAX_PAGE_SIZE};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
 pub use tool_logs::{ToolLogFilter, ToolLogLine};

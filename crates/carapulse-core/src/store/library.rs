@@ -1,0 +1,324 @@
+//! The tenant's library: operator memory notes, playbooks and runbooks. Playbooks and runbooks
+//! are versioned — an update stores a new version, lists show the newest of each name — and
+//! every query filters by tenant before paging.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::TenantId;
+
+use super::{Page, Paged, Store, StoreError};
+
+/// An operator memory note.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct MemoryRecord {
+    pub memory_id: Uuid,
+    pub title: String,
+    pub body: String,
+    pub tags: Value,
+    pub owner_actor_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A versioned library document (playbook or runbook).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Versioned {
+    pub id: Uuid,
+    pub name: String,
+    /// The service of a runbook (empty for playbooks).
+    pub service: String,
+    pub version: i32,
+    pub tags: Value,
+    pub spec: Value,
+    pub body: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which library table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shelf {
+    Playbooks,
+    Runbooks,
+}
+
+impl Shelf {
+    fn select(self) -> &'static str {
+        match self {
+            Self::Playbooks => "SELECT playbook_id AS id, name, '' AS service, version, tags, spec_json AS spec, NULL::text AS body, created_by, created_at FROM playbooks",
+            Self::Runbooks => "SELECT runbook_id AS id, name, service, version, tags, COALESCE(spec_json, '{}'::jsonb) AS spec, body, created_by, created_at FROM runbooks",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Playbooks => "name",
+            Self::Runbooks => "service, name",
+        }
+    }
+}
+
+impl Store {
+    pub async fn create_memory(
+        &self,
+        tenant: &TenantId,
+        title: &str,
+        body: &str,
+        tags: &Value,
+        owner: &str,
+    ) -> Result<MemoryRecord, StoreError> {
+        Ok(sqlx::query_as(
+            "INSERT INTO operator_memory (memory_id, tenant_id, title, body, tags, owner_actor_id) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING memory_id, title, body, tags, owner_actor_id, created_at, updated_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant.as_str())
+        .bind(title)
+        .bind(body)
+        .bind(tags)
+        .bind(owner)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    pub async fn list_memory(
+        &self,
+        tenant: &TenantId,
+        search: Option<&str>,
+        tag: Option<&str>,
+        page: Page,
+    ) -> Result<Paged<MemoryRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT memory_id, title, body, tags, owner_actor_id, created_at, updated_at, COUNT(*) OVER () AS total FROM operator_memory \
+             WHERE tenant_id = $1 AND ($2::text IS NULL OR title ILIKE '%' || $2 || '%' OR body ILIKE '%' || $2 || '%') \
+             AND ($3::text IS NULL OR tags ? $3) ORDER BY updated_at DESC, memory_id DESC LIMIT $4 OFFSET $5",
+        )
+        .bind(tenant.as_str())
+        .bind(search)
+        .bind(tag)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.pool())
+        .await?;
+        let mut total = 0;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            use sqlx::{FromRow, Row};
+            total = row.try_get("total")?;
+            items.push(MemoryRecord::from_row(&row)?);
+        }
+        Ok(Paged { items, total, page })
+    }
+
+    pub async fn get_memory(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<MemoryRecord, StoreError> {
+        sqlx::query_as(
+            "SELECT memory_id, title, body, tags, owner_actor_id, created_at, updated_at FROM operator_memory WHERE tenant_id = $1 AND memory_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn update_memory(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        title: &str,
+        body: &str,
+        tags: &Value,
+    ) -> Result<MemoryRecord, StoreError> {
+        sqlx::query_as(
+            "UPDATE operator_memory SET title = $3, body = $4, tags = $5, updated_at = now() WHERE tenant_id = $1 AND memory_id = $2 \
+             RETURNING memory_id, title, body, tags, owner_actor_id, created_at, updated_at",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(title)
+        .bind(body)
+        .bind(tags)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn delete_memory(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("DELETE FROM operator_memory WHERE tenant_id = $1 AND memory_id = $2")
+                .bind(tenant.as_str())
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Stores a new version of `name` (and `service` for runbooks): version = newest + 1.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_version(
+        &self,
+        shelf: Shelf,
+        tenant: &TenantId,
+        service: &str,
+        name: &str,
+        tags: &Value,
+        spec: &Value,
+        body: Option<&str>,
+        created_by: &str,
+    ) -> Result<Versioned, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // Serialise versions of one document: a transaction-level advisory lock on its key.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("{shelf:?}:{tenant}:{service}:{name}"))
+            .execute(&mut *tx)
+            .await?;
+        let id = Uuid::now_v7();
+        match shelf {
+            Shelf::Playbooks => {
+                sqlx::query(
+                    "INSERT INTO playbooks (playbook_id, tenant_id, name, version, tags, spec_json, created_by) \
+                     SELECT $1, $2, $3, COALESCE(max(version), 0) + 1, $4, $5, $6 FROM playbooks WHERE tenant_id = $2 AND name = $3",
+                )
+                .bind(id)
+                .bind(tenant.as_str())
+                .bind(name)
+                .bind(tags)
+                .bind(spec)
+                .bind(created_by)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Shelf::Runbooks => {
+                sqlx::query(
+                    "INSERT INTO runbooks (runbook_id, tenant_id, service, name, version, tags, body, spec_json, created_by) \
+                     SELECT $1, $2, $3, $4, COALESCE(max(version), 0) + 1, $5, $6, $7, $8 FROM runbooks \
+                     WHERE tenant_id = $2 AND service = $3 AND name = $4",
+                )
+                .bind(id)
+                .bind(tenant.as_str())
+                .bind(service)
+                .bind(name)
+                .bind(tags)
+                .bind(body)
+                .bind(spec)
+                .bind(created_by)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.get_version(shelf, tenant, id).await
+    }
+
+    pub async fn get_version(
+        &self,
+        shelf: Shelf,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Versioned, StoreError> {
+        let id_col = if shelf == Shelf::Playbooks {
+            "playbook_id"
+        } else {
+            "runbook_id"
+        };
+        sqlx::query_as(&format!(
+            "{} WHERE tenant_id = $1 AND {id_col} = $2",
+            shelf.select()
+        ))
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Newest version of each document, filtered by name / service / tag.
+    pub async fn list_latest(
+        &self,
+        shelf: Shelf,
+        tenant: &TenantId,
+        name: Option<&str>,
+        service: Option<&str>,
+        tag: Option<&str>,
+        page: Page,
+    ) -> Result<Paged<Versioned>, StoreError> {
+        let sql = format!(
+            "WITH latest AS (SELECT DISTINCT ON ({key}) * FROM ({select} WHERE tenant_id = $1) d ORDER BY {key}, version DESC) \
+             SELECT *, COUNT(*) OVER () AS total FROM latest WHERE ($2::text IS NULL OR name = $2) \
+             AND ($3::text IS NULL OR service = $3) AND ($4::text IS NULL OR tags ? $4) ORDER BY {key} LIMIT $5 OFFSET $6",
+            key = shelf.key(),
+            select = shelf.select()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(name)
+            .bind(service)
+            .bind(tag)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(self.pool())
+            .await?;
+        let mut total = 0;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            use sqlx::{FromRow, Row};
+            total = row.try_get("total")?;
+            items.push(Versioned::from_row(&row)?);
+        }
+        Ok(Paged { items, total, page })
+    }
+
+    /// Every version of the document `id` belongs to, newest first.
+    pub async fn versions_of(
+        &self,
+        shelf: Shelf,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Vec<Versioned>, StoreError> {
+        let doc = self.get_version(shelf, tenant, id).await?;
+        let sql = format!("{} WHERE tenant_id = $1 AND name = $2 AND ($3 = '' OR service = $3) ORDER BY version DESC", shelf.select());
+        let sql = if shelf == Shelf::Playbooks {
+            sql.replace("AND ($3 = '' OR service = $3)", "AND $3 = $3")
+        } else {
+            sql
+        };
+        Ok(sqlx::query_as(&sql)
+            .bind(tenant.as_str())
+            .bind(&doc.name)
+            .bind(&doc.service)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Deletes one version.
+    pub async fn delete_version(
+        &self,
+        shelf: Shelf,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<(), StoreError> {
+        let sql = match shelf {
+            Shelf::Playbooks => "DELETE FROM playbooks WHERE tenant_id = $1 AND playbook_id = $2",
+            Shelf::Runbooks => "DELETE FROM runbooks WHERE tenant_id = $1 AND runbook_id = $2",
+        };
+        let done = sqlx::query(sql)
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

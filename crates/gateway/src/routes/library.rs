@@ -1,0 +1,462 @@
+//! `/v1/memory`, `/v1/playbooks`, `/v1/runbooks`: the tenant's operator notes (fed to the
+//! planner), alert playbooks (matched by the event loop; a spec must name a catalogue workflow)
+//! and runbooks. Lists are paged and filterable; playbook and runbook updates add a version.
+//! Writes need a writer role and are audited.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use carapulse_core::audit::AuditDecision;
+use carapulse_core::model::ModelError;
+use carapulse_core::planner::rules::PlaybookRule;
+use carapulse_core::store::{Page, Shelf, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+use super::{page_json, require_read};
+
+/// Refuses callers without a writer role (audited).
+pub(crate) async fn require_writer(
+    state: &AppState,
+    ctx: &RequestContext,
+    action: &str,
+) -> Result<(), ApiError> {
+    if ctx.actor.has_any_role(&state.config.gateway.writer_roles) {
+        return Ok(());
+    }
+    state
+        .audit(
+            ctx.audit(action, AuditDecision::Deny)
+                .reason("actor lacks a writer role"),
+        )
+        .await;
+    Err(ApiError::forbidden(
+        "forbidden",
+        format!(
+            "{action} needs one of the roles {:?}",
+            state.config.gateway.writer_roles
+        ),
+    ))
+}
+
+fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}
+
+fn parse_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(ModelError::new(field, format!("must be 1-{max} characters")).into());
+    }
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(ModelError::new(field, "must not contain control characters").into());
+    }
+    Ok(v.to_owned())
+}
+
+fn tags(value: &[String]) -> Result<Value, ApiError> {
+    if value.len() > 20 {
+        return Err(ModelError::new("tags", "at most 20 tags").into());
+    }
+    for t in value {
+        text("tags", t, 64)?;
+    }
+    Ok(json!(value))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    /// Text search (memory) or exact name (playbooks, runbooks).
+    q: Option<String>,
+    name: Option<String>,
+    service: Option<String>,
+    tag: Option<String>,
+}
+
+// ---- memory ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemoryBody {
+    title: String,
+    body: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+pub(crate) async fn memory_list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "memory.list").await?;
+    let page = state
+        .store
+        .list_memory(
+            ctx.tenant(),
+            q.q.as_deref(),
+            q.tag.as_deref(),
+            Page::new(q.limit, q.offset),
+        )
+        .await?;
+    Ok(Json(page_json(&page)))
+}
+
+pub(crate) async fn memory_create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(b): ApiJson<MemoryBody>,
+) -> ApiResult<Response> {
+    require_writer(&state, &ctx, "memory.create").await?;
+    let note = state
+        .store
+        .create_memory(
+            ctx.tenant(),
+            &text("title", &b.title, 200)?,
+            &text("body", &b.body, 20_000)?,
+            &tags(&b.tags)?,
+            ctx.actor.id.as_str(),
+        )
+        .await?;
+    state
+        .audit(
+            ctx.audit("memory.create", AuditDecision::Allow)
+                .resource("memory", note.memory_id),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(json!(note))).into_response())
+}
+
+pub(crate) async fn memory_get(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "memory.get").await?;
+    let note = state
+        .store
+        .get_memory(ctx.tenant(), parse_id(&id, "memory")?)
+        .await
+        .map_err(not_found("memory"))?;
+    Ok(Json(json!(note)))
+}
+
+pub(crate) async fn memory_update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<MemoryBody>,
+) -> ApiResult<Json<Value>> {
+    require_writer(&state, &ctx, "memory.update").await?;
+    let id = parse_id(&id, "memory")?;
+    let note = state
+        .store
+        .update_memory(
+            ctx.tenant(),
+            id,
+            &text("title", &b.title, 200)?,
+            &text("body", &b.body, 20_000)?,
+            &tags(&b.tags)?,
+        )
+        .await
+        .map_err(not_found("memory"))?;
+    state
+        .audit(
+            ctx.audit("memory.update", AuditDecision::Allow)
+                .resource("memory", id),
+        )
+        .await;
+    Ok(Json(json!(note)))
+}
+
+pub(crate) async fn memory_delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_writer(&state, &ctx, "memory.delete").await?;
+    let id = parse_id(&id, "memory")?;
+    state
+        .store
+        .delete_memory(ctx.tenant(), id)
+        .await
+        .map_err(not_found("memory"))?;
+    state
+        .audit(
+            ctx.audit("memory.delete", AuditDecision::Allow)
+                .resource("memory", id),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- playbooks and runbooks ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocBody {
+    /// Required on create; an update keeps the document's name (and service).
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    spec: Option<Value>,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+fn shelf_name(shelf: Shelf) -> &'static str {
+    match shelf {
+        Shelf::Playbooks => "playbook",
+        Shelf::Runbooks => "runbook",
+    }
+}
+
+/// Playbook specs must be alert rules naming a catalogue workflow.
+fn check_spec(shelf: Shelf, name: &str, spec: &Value) -> Result<(), ApiError> {
+    if !spec.is_object() {
+        return Err(ModelError::new("spec", "must be a JSON object").into());
+    }
+    if serde_json::to_vec(spec)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+        > 64 * 1024
+    {
+        return Err(ModelError::new("spec", "is larger than 64 KiB").into());
+    }
+    if shelf == Shelf::Playbooks {
+        let mut with_name = spec.clone();
+        with_name["name"] = json!(name);
+        let rule: PlaybookRule = serde_json::from_value(with_name)
+            .map_err(|e| ModelError::new("spec", format!("not a playbook rule: {e}")))?;
+        if carapulse_core::workflows::find(&rule.workflow).is_none() {
+            return Err(ModelError::new(
+                "spec.workflow",
+                format!("{:?} is not in the workflow catalogue", rule.workflow),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+async fn doc_create(
+    state: &AppState,
+    ctx: &RequestContext,
+    shelf: Shelf,
+    b: DocBody,
+) -> ApiResult<Response> {
+    let what = shelf_name(shelf);
+    require_writer(state, ctx, &format!("{what}.create")).await?;
+    let name = text("name", b.name.as_deref().unwrap_or(""), 128)?;
+    let service = match shelf {
+        Shelf::Runbooks => text("service", b.service.as_deref().unwrap_or(""), 128)?,
+        Shelf::Playbooks => String::new(),
+    };
+    let spec = b.spec.unwrap_or_else(|| json!({}));
+    check_spec(shelf, &name, &spec)?;
+    let body = match &b.body {
+        Some(text_body) => Some(text("body", text_body, 200_000)?),
+        None => None,
+    };
+    let doc = state
+        .store
+        .add_version(
+            shelf,
+            ctx.tenant(),
+            &service,
+            &name,
+            &tags(&b.tags)?,
+            &spec,
+            body.as_deref(),
+            ctx.actor.id.as_str(),
+        )
+        .await?;
+    state
+        .audit(
+            ctx.audit(&format!("{what}.create"), AuditDecision::Allow)
+                .resource(what, doc.id)
+                .context(json!({"name": doc.name, "version": doc.version})),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(json!(doc))).into_response())
+}
+
+async fn doc_update(
+    state: &AppState,
+    ctx: &RequestContext,
+    shelf: Shelf,
+    id: &str,
+    b: DocBody,
+) -> ApiResult<Response> {
+    let what = shelf_name(shelf);
+    let current = state
+        .store
+        .get_version(shelf, ctx.tenant(), parse_id(id, what)?)
+        .await
+        .map_err(not_found(what))?;
+    let merged = DocBody {
+        name: Some(current.name.clone()),
+        service: Some(current.service.clone()).filter(|s| !s.is_empty()),
+        tags: if b.tags.is_empty() {
+            serde_json::from_value(current.tags.clone()).unwrap_or_default()
+        } else {
+            b.tags
+        },
+        spec: b.spec.or(Some(current.spec.clone())),
+        body: b.body.or(current.body.clone()),
+    };
+    doc_create(state, ctx, shelf, merged).await
+}
+
+async fn doc_list(
+    state: &AppState,
+    ctx: &RequestContext,
+    shelf: Shelf,
+    q: ListQuery,
+) -> ApiResult<Json<Value>> {
+    require_read(state, ctx, &format!("{}.list", shelf_name(shelf))).await?;
+    let name = q.name.or(q.q);
+    let page = state
+        .store
+        .list_latest(
+            shelf,
+            ctx.tenant(),
+            name.as_deref(),
+            q.service.as_deref(),
+            q.tag.as_deref(),
+            Page::new(q.limit, q.offset),
+        )
+        .await?;
+    Ok(Json(page_json(&page)))
+}
+
+async fn doc_get(
+    state: &AppState,
+    ctx: &RequestContext,
+    shelf: Shelf,
+    id: &str,
+) -> ApiResult<Json<Value>> {
+    let what = shelf_name(shelf);
+    require_read(state, ctx, &format!("{what}.get")).await?;
+    let id = parse_id(id, what)?;
+    let doc = state
+        .store
+        .get_version(shelf, ctx.tenant(), id)
+        .await
+        .map_err(not_found(what))?;
+    let versions: Vec<Value> = state
+        .store
+        .versions_of(shelf, ctx.tenant(), id)
+        .await?
+        .into_iter()
+        .map(|v| json!({"id": v.id, "version": v.version, "created_at": v.created_at, "created_by": v.created_by}))
+        .collect();
+    let mut body = json!(doc);
+    body["versions"] = json!(versions);
+    Ok(Json(body))
+}
+
+async fn doc_delete(
+    state: &AppState,
+    ctx: &RequestContext,
+    shelf: Shelf,
+    id: &str,
+) -> ApiResult<StatusCode> {
+    let what = shelf_name(shelf);
+    require_writer(state, ctx, &format!("{what}.delete")).await?;
+    let id = parse_id(id, what)?;
+    state
+        .store
+        .delete_version(shelf, ctx.tenant(), id)
+        .await
+        .map_err(not_found(what))?;
+    state
+        .audit(
+            ctx.audit(&format!("{what}.delete"), AuditDecision::Allow)
+                .resource(what, id),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+macro_rules! shelf_routes {
+    ($shelf:expr, $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
+        pub(crate) async fn $list(
+            State(state): State<AppState>,
+            ctx: RequestContext,
+            ApiQuery(q): ApiQuery<ListQuery>,
+        ) -> ApiResult<Json<Value>> {
+            doc_list(&state, &ctx, $shelf, q).await
+        }
+        pub(crate) async fn $create(
+            State(state): State<AppState>,
+            ctx: RequestContext,
+            ApiJson(b): ApiJson<DocBody>,
+        ) -> ApiResult<Response> {
+            doc_create(&state, &ctx, $shelf, b).await
+        }
+        pub(crate) async fn $get(
+            State(state): State<AppState>,
+            ctx: RequestContext,
+            Path(id): Path<String>,
+        ) -> ApiResult<Json<Value>> {
+            doc_get(&state, &ctx, $shelf, &id).await
+        }
+        pub(crate) async fn $update(
+            State(state): State<AppState>,
+            ctx: RequestContext,
+            Path(id): Path<String>,
+            ApiJson(b): ApiJson<DocBody>,
+        ) -> ApiResult<Response> {
+            doc_update(&state, &ctx, $shelf, &id, b).await
+        }
+        pub(crate) async fn $delete(
+            State(state): State<AppState>,
+            ctx: RequestContext,
+            Path(id): Path<String>,
+        ) -> ApiResult<StatusCode> {
+            doc_delete(&state, &ctx, $shelf, &id).await
+        }
+    };
+}
+
+shelf_routes!(
+    Shelf::Playbooks,
+    playbook_list,
+    playbook_create,
+    playbook_get,
+    playbook_update,
+    playbook_delete
+);
+shelf_routes!(
+    Shelf::Runbooks,
+    runbook_list,
+    runbook_create,
+    runbook_get,
+    runbook_update,
+    runbook_delete
+);
