@@ -16,6 +16,7 @@ mod library;
 mod memory;
 mod page;
 mod plans;
+mod sessions;
 mod tool_logs;
 
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub use executions::{
 pub use library::{MemoryRecord, Shelf, Versioned};
 pub use page::{Page, Paged, MAX_PAGE_SIZE};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
+pub use sessions::{SessionMember, SessionRecord};
 pub use tool_logs::{ToolLogFilter, ToolLogLine};
 
 use crate::config::StorageConfig;

@@ -51,6 +51,17 @@ async fn open(
     resume: Option<i64>,
 ) -> ApiResult<impl Stream<Item = Arc<Event>> + Send + 'static> {
     require_read(state, ctx, "events.subscribe").await?;
+    if state.config.gateway.session_required {
+        match &filter.session_id {
+            Some(session) => super::sessions::require_member(state, ctx, session).await?,
+            None => {
+                return Err(ApiError::forbidden(
+                    "session_required",
+                    "gateway.session_required is on: subscribe with session_id of a session you belong to",
+                ))
+            }
+        }
+    }
     filter
         .validate()
         .map_err(|m| ApiError::bad_request("invalid_filter", m))?;

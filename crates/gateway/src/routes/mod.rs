@@ -10,6 +10,7 @@ mod hooks;
 mod library;
 mod logs;
 pub(crate) mod plans;
+pub(crate) mod sessions;
 mod workflows;
 
 use std::time::Duration;
@@ -51,6 +52,13 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/events", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
+        .route("/sessions", get(sessions::list).post(sessions::create))
+        .route("/sessions/{id}", get(sessions::get))
+        .route("/sessions/{id}/members", post(sessions::add_member))
+        .route(
+            "/sessions/{id}/members/{member}",
+            axum::routing::delete(sessions::remove_member),
+        )
         .route(
             "/memory",
             get(library::memory_list).post(library::memory_create),

@@ -148,6 +148,17 @@ pub(crate) async fn create_plan(
             return Err(ModelError::new("session_id", "must be 1-128 characters").into());
         }
     }
+    // With sessions required, a person's plan must belong to a session they are in (system
+    // triggers such as alerts and schedules are exempt: they have no person behind them).
+    if state.config.gateway.session_required && body.trigger.is_human() {
+        match &body.session_id {
+            Some(session) => super::sessions::require_member(&state, &ctx, session).await?,
+            None => return Err(ApiError::forbidden(
+                "session_required",
+                "gateway.session_required is on: give the session_id of a session you belong to",
+            )),
+        }
+    }
 
     // Steps: the caller's, or the planner's when none were given.
     let mut steps = body.steps;

@@ -1,0 +1,214 @@
+//! Sessions: named collaboration scopes with members (and optional groups). When
+//! `gateway.session_required` is on, plans and event streams are scoped to a session the actor
+//! belongs to.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::TenantId;
+
+use super::{Page, Paged, Store, StoreError};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub session_id: Uuid,
+    pub name: String,
+    pub group: Option<String>,
+    pub owner_actor_id: Option<String>,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SessionMember {
+    pub member_id: String,
+    pub role: String,
+    pub added_at: DateTime<Utc>,
+}
+
+const SELECT: &str =
+    "SELECT s.session_id, s.name, g.name AS \"group\", s.owner_actor_id, s.metadata, s.created_at \
+                      FROM sessions s LEFT JOIN session_groups g ON g.group_id = s.group_id";
+
+impl Store {
+    /// Creates a session owned (and joined) by `owner`, in `group` (created when new).
+    pub async fn create_session(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        group: Option<&str>,
+        owner: &str,
+        members: &[String],
+        metadata: &Value,
+    ) -> Result<SessionRecord, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let group_id: Option<Uuid> = match group {
+            Some(g) => Some(
+                sqlx::query_scalar(
+                    "INSERT INTO session_groups (group_id, tenant_id, name) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING group_id",
+                )
+                .bind(Uuid::now_v7())
+                .bind(tenant.as_str())
+                .bind(g)
+                .fetch_one(&mut *tx)
+                .await?,
+            ),
+            None => None,
+        };
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO sessions (session_id, tenant_id, name, group_id, owner_actor_id, metadata) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(tenant.as_str())
+        .bind(name)
+        .bind(group_id)
+        .bind(owner)
+        .bind(metadata)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO session_members (session_id, member_id, role) VALUES ($1, $2, 'owner')",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        for m in members.iter().filter(|m| m.as_str() != owner) {
+            sqlx::query("INSERT INTO session_members (session_id, member_id, role) VALUES ($1, $2, 'member') ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(m)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.get_session(tenant, id).await
+    }
+
+    pub async fn get_session(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<SessionRecord, StoreError> {
+        sqlx::query_as(&format!(
+            "{SELECT} WHERE s.tenant_id = $1 AND s.session_id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Sessions of `tenant` that `member` belongs to (all of them when `member` is None).
+    pub async fn list_sessions(
+        &self,
+        tenant: &TenantId,
+        member: Option<&str>,
+        group: Option<&str>,
+        page: Page,
+    ) -> Result<Paged<SessionRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE s.tenant_id = $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM session_members m \
+             WHERE m.session_id = s.session_id AND m.member_id = $2)) AND ($3::text IS NULL OR g.name = $3) \
+             ORDER BY s.created_at DESC, s.session_id DESC LIMIT $4 OFFSET $5"
+        ))
+        .bind(tenant.as_str())
+        .bind(member)
+        .bind(group)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.pool())
+        .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessions s LEFT JOIN session_groups g ON g.group_id = s.group_id WHERE s.tenant_id = $1 \
+             AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM session_members m WHERE m.session_id = s.session_id AND m.member_id = $2)) \
+             AND ($3::text IS NULL OR g.name = $3)",
+        )
+        .bind(tenant.as_str())
+        .bind(member)
+        .bind(group)
+        .fetch_one(self.pool())
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            use sqlx::FromRow;
+            items.push(SessionRecord::from_row(&row)?);
+        }
+        Ok(Paged { items, total, page })
+    }
+
+    pub async fn session_members(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+    ) -> Result<Vec<SessionMember>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT m.member_id, m.role, m.added_at FROM session_members m JOIN sessions s ON s.session_id = m.session_id \
+             WHERE s.tenant_id = $1 AND m.session_id = $2 ORDER BY m.added_at, m.member_id",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The member's role in the session, if a member.
+    pub async fn session_role(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        member: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT m.role FROM session_members m JOIN sessions s ON s.session_id = m.session_id \
+             WHERE s.tenant_id = $1 AND m.session_id = $2 AND m.member_id = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(member)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn add_session_member(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        member: &str,
+        role: &str,
+    ) -> Result<(), StoreError> {
+        self.get_session(tenant, id).await?;
+        sqlx::query(
+            "INSERT INTO session_members (session_id, member_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (session_id, member_id) DO UPDATE SET role = EXCLUDED.role",
+        )
+        .bind(id)
+        .bind(member)
+        .bind(role)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn remove_session_member(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        member: &str,
+    ) -> Result<(), StoreError> {
+        self.get_session(tenant, id).await?;
+        let done = sqlx::query("DELETE FROM session_members WHERE session_id = $1 AND member_id = $2 AND role <> 'owner'")
+            .bind(id)
+            .bind(member)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

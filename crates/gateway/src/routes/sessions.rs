@@ -1,0 +1,273 @@
+//! `/v1/sessions`: create, list (the caller's, or all for admins), get with members, add and
+//! remove members (owners only). With `gateway.session_required`, plans and event streams must
+//! name a session the caller belongs to ([`require_member`]).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use carapulse_core::audit::AuditDecision;
+use carapulse_core::model::ModelError;
+use carapulse_core::store::{Page, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+use super::library::require_writer;
+use super::{page_json, require_read};
+
+fn session_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| ApiError::not_found("session"))
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("session"),
+        other => other.into(),
+    }
+}
+
+fn is_admin(ctx: &RequestContext) -> bool {
+    ctx.actor.roles.iter().any(|r| r == "admin")
+}
+
+/// Checks the caller belongs to `session` (admins pass); 403 `session_denied` otherwise.
+pub(crate) async fn require_member(
+    state: &AppState,
+    ctx: &RequestContext,
+    session: &str,
+) -> Result<(), ApiError> {
+    let id = Uuid::parse_str(session.trim())
+        .map_err(|_| ApiError::forbidden("session_denied", "not a member of this session"))?;
+    if is_admin(ctx) && state.store.get_session(ctx.tenant(), id).await.is_ok() {
+        return Ok(());
+    }
+    match state
+        .store
+        .session_role(ctx.tenant(), id, ctx.actor.id.as_str())
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => {
+            state
+                .audit(
+                    ctx.audit("session.access", AuditDecision::Deny)
+                        .resource("session", id)
+                        .reason("not a member"),
+                )
+                .await;
+            Err(ApiError::forbidden(
+                "session_denied",
+                "not a member of this session",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateSession {
+    name: String,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    members: Vec<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+fn name(field: &str, v: &str) -> Result<String, ApiError> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > 128 || v.chars().any(char::is_control) {
+        return Err(
+            ModelError::new(field, "must be 1-128 characters without control characters").into(),
+        );
+    }
+    Ok(v.to_owned())
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(b): ApiJson<CreateSession>,
+) -> ApiResult<Response> {
+    require_writer(&state, &ctx, "session.create").await?;
+    let group = b.group.as_deref().map(|g| name("group", g)).transpose()?;
+    if b.members.len() > 200 {
+        return Err(ModelError::new("members", "at most 200 members").into());
+    }
+    let members = b
+        .members
+        .iter()
+        .map(|m| name("members", m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = match b.metadata {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::Object(m)) => Value::Object(m),
+        Some(_) => return Err(ModelError::new("metadata", "must be a JSON object").into()),
+    };
+    let session = state
+        .store
+        .create_session(
+            ctx.tenant(),
+            &name("name", &b.name)?,
+            group.as_deref(),
+            ctx.actor.id.as_str(),
+            &members,
+            &metadata,
+        )
+        .await?;
+    state
+        .audit(
+            ctx.audit("session.create", AuditDecision::Allow)
+                .resource("session", session.session_id),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(json!(session))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListSessions {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    group: Option<String>,
+    /// Admins only: every session of the tenant.
+    #[serde(default)]
+    all: Option<bool>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<ListSessions>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "session.list").await?;
+    let member = if q.all == Some(true) && is_admin(&ctx) {
+        None
+    } else {
+        Some(ctx.actor.id.as_str())
+    };
+    let page = state
+        .store
+        .list_sessions(
+            ctx.tenant(),
+            member,
+            q.group.as_deref(),
+            Page::new(q.limit, q.offset),
+        )
+        .await?;
+    Ok(Json(page_json(&page)))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "session.get").await?;
+    let id = session_id(&id)?;
+    let session = state
+        .store
+        .get_session(ctx.tenant(), id)
+        .await
+        .map_err(not_found)?;
+    require_member(&state, &ctx, &id.to_string()).await?;
+    let members = state.store.session_members(ctx.tenant(), id).await?;
+    let mut body = json!(session);
+    body["members"] = json!(members);
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddMember {
+    member_id: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn require_owner(state: &AppState, ctx: &RequestContext, id: Uuid) -> Result<(), ApiError> {
+    state
+        .store
+        .get_session(ctx.tenant(), id)
+        .await
+        .map_err(not_found)?;
+    let role = state
+        .store
+        .session_role(ctx.tenant(), id, ctx.actor.id.as_str())
+        .await?;
+    if role.as_deref() == Some("owner") || is_admin(ctx) {
+        return Ok(());
+    }
+    state
+        .audit(
+            ctx.audit("session.members", AuditDecision::Deny)
+                .resource("session", id)
+                .reason("not the owner"),
+        )
+        .await;
+    Err(ApiError::forbidden(
+        "forbidden",
+        "only the session's owner changes its members",
+    ))
+}
+
+pub(crate) async fn add_member(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<AddMember>,
+) -> ApiResult<StatusCode> {
+    let id = session_id(&id)?;
+    require_owner(&state, &ctx, id).await?;
+    let role = b.role.unwrap_or_else(|| "member".into());
+    if !matches!(role.as_str(), "member" | "viewer") {
+        return Err(ModelError::new("role", "must be member or viewer").into());
+    }
+    let member = name("member_id", &b.member_id)?;
+    state
+        .store
+        .add_session_member(ctx.tenant(), id, &member, &role)
+        .await
+        .map_err(not_found)?;
+    state
+        .audit(
+            ctx.audit("session.member_add", AuditDecision::Allow)
+                .resource("session", id)
+                .context(json!({"member": member, "role": role})),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn remove_member(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path((id, member)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let id = session_id(&id)?;
+    require_owner(&state, &ctx, id).await?;
+    state
+        .store
+        .remove_session_member(ctx.tenant(), id, &member)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("member"),
+            other => other.into(),
+        })?;
+    state
+        .audit(
+            ctx.audit("session.member_remove", AuditDecision::Allow)
+                .resource("session", id)
+                .context(json!({"member": member})),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
