@@ -17,6 +17,7 @@ pub mod pev;
 pub mod planner;
 pub mod policy;
 pub mod redact;
+pub mod schedule;
 pub mod store;
 pub mod telemetry;
 pub mod tools;

@@ -210,6 +210,18 @@ impl Application {
                 async move { retention::prune(&state).await.map(|_| ()) }
             },
         )));
+        if self.state.config.scheduler.enabled {
+            let state = self.state.clone();
+            tasks.push(tokio::spawn(run_every(
+                "scheduler",
+                Duration::from_secs(self.state.config.scheduler.poll_interval_secs.max(1)),
+                self.shutdown.clone(),
+                move || {
+                    let state = state.clone();
+                    async move { crate::background::scheduler::tick(&state).await.map(|_| ()) }
+                },
+            )));
+        }
         if let Some(watcher) = self.linear.clone() {
             let state = self.state.clone();
             tasks.push(tokio::spawn(run_every(

@@ -16,6 +16,7 @@ mod library;
 mod memory;
 mod page;
 mod plans;
+mod schedules;
 mod sessions;
 mod tool_logs;
 
@@ -37,6 +38,7 @@ pub use executions::{
 pub use library::{MemoryRecord, Shelf, Versioned};
 pub use page::{Page, Paged, MAX_PAGE_SIZE};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
+pub use schedules::{NewSchedule, ScheduleRecord};
 pub use sessions::{SessionMember, SessionRecord};
 pub use tool_logs::{ToolLogFilter, ToolLogLine};
 

@@ -209,6 +209,7 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
             "service": service, "source": work.source,
         })),
         draft: Some(draft),
+        schedule: None,
     };
     match create_plan(state, &ctx, request, None).await {
         Ok((plan, _)) => {

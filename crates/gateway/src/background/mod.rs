@@ -6,6 +6,7 @@ pub mod event_loop;
 pub mod expiry;
 pub mod linear;
 pub mod retention;
+pub mod scheduler;
 
 use std::future::Future;
 use std::time::Duration;

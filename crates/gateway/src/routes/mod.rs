@@ -10,6 +10,7 @@ mod hooks;
 mod library;
 mod logs;
 pub(crate) mod plans;
+mod schedules;
 pub(crate) mod sessions;
 mod workflows;
 
@@ -52,6 +53,13 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/events", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
+        .route("/schedules", get(schedules::list).post(schedules::create))
+        .route(
+            "/schedules/{id}",
+            get(schedules::get)
+                .put(schedules::update)
+                .delete(schedules::delete),
+        )
         .route("/sessions", get(sessions::list).post(sessions::create))
         .route("/sessions/{id}", get(sessions::get))
         .route("/sessions/{id}/members", post(sessions::add_member))

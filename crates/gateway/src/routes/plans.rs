@@ -48,6 +48,9 @@ pub(crate) struct PlanCreateRequest {
     /// Set when the caller already planned (the event loop): who planned it.
     #[serde(skip)]
     pub(crate) draft: Option<carapulse_core::planner::PlanDraft>,
+    /// Set by the scheduler: the schedule and the run (kept in `meta.schedule`).
+    #[serde(skip)]
+    pub(crate) schedule: Option<Value>,
 }
 
 /// Risk from the steps, or from the intent's words while a plan has no steps.
@@ -270,6 +273,7 @@ pub(crate) async fn create_plan(
             "risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons},
             "workflow": workflow.clone().or_else(|| draft.as_ref().and_then(|d| d.workflow.clone())),
             "alert": body.alert,
+            "schedule": body.schedule,
             "planning": draft.as_ref().map(|d| json!({
                 "planner": d.label(),
                 "model": d.model,

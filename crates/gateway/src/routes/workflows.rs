@@ -61,6 +61,7 @@ pub(crate) async fn start(
         steps,
         alert: None,
         draft: None,
+        schedule: None,
     };
     let workflow = json!({"name": template.name, "input": body.input});
     let (plan, outcome) = create_plan(&state, &ctx, request, Some(workflow)).await?;

@@ -1,0 +1,230 @@
+//! `/v1/schedules`: cron schedules (with time zones) that start a catalogue workflow or plan an
+//! intent on time. Inputs are validated when the schedule is written, not when it fires.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use carapulse_core::audit::AuditDecision;
+use carapulse_core::model::{ContextRef, ModelError};
+use carapulse_core::schedule::CronSchedule;
+use carapulse_core::store::{NewSchedule, Page, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+use super::library::require_writer;
+use super::{page_json, require_read};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WorkflowRef {
+    name: String,
+    #[serde(default)]
+    input: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScheduleBody {
+    summary: String,
+    cron: String,
+    #[serde(default = "utc")]
+    timezone: String,
+    #[serde(default)]
+    intent: String,
+    #[serde(default)]
+    workflow: Option<WorkflowRef>,
+    context: ContextRef,
+    #[serde(default)]
+    constraints: Option<Value>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "skip")]
+    missed_run_policy: String,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+fn yes() -> bool {
+    true
+}
+fn skip() -> String {
+    "skip".into()
+}
+
+fn validate(ctx: &RequestContext, b: ScheduleBody) -> Result<NewSchedule, ApiError> {
+    let summary = carapulse_core::model::Summary::parse(&b.summary)?;
+    let cron = CronSchedule::parse(&b.cron, &b.timezone)?;
+    if !matches!(b.missed_run_policy.as_str(), "skip" | "run_once") {
+        return Err(ModelError::new("missed_run_policy", "must be skip or run_once").into());
+    }
+    let mut context = b.context;
+    if !context.tenant_id.is_empty() && context.tenant_id != ctx.tenant().as_str() {
+        return Err(ApiError::forbidden(
+            "tenant_mismatch",
+            "context.tenant_id does not match your token",
+        ));
+    }
+    context.tenant_id = ctx.tenant().to_string();
+    context.validate()?;
+    let intent = carapulse_core::model::Intent::parse(&b.intent)?;
+    let (workflow_name, workflow_input) = match b.workflow {
+        Some(w) => {
+            let template = carapulse_core::workflows::find(&w.name).ok_or_else(|| {
+                ModelError::new(
+                    "workflow.name",
+                    format!("{:?} is not in the catalogue", w.name),
+                )
+            })?;
+            template.steps(&w.input).map_err(|e| e.within("workflow"))?;
+            (Some(w.name), w.input)
+        }
+        None if intent.is_empty() => {
+            return Err(ModelError::new("workflow", "give a workflow or an intent to plan").into());
+        }
+        None => (None, json!({})),
+    };
+    let constraints = match b.constraints {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::Object(m)) => Value::Object(m),
+        Some(_) => return Err(ModelError::new("constraints", "must be a JSON object").into()),
+    };
+    let next_run_at = if b.enabled {
+        Some(cron.next_after(Utc::now())?)
+    } else {
+        None
+    };
+    Ok(NewSchedule {
+        cron: b.cron.split_whitespace().collect::<Vec<_>>().join(" "),
+        timezone: b.timezone.trim().to_owned(),
+        summary: summary.as_str().to_owned(),
+        intent: intent.as_str().to_owned(),
+        workflow_name,
+        workflow_input,
+        context: serde_json::to_value(&context).unwrap_or_default(),
+        constraints,
+        enabled: b.enabled,
+        missed_run_policy: b.missed_run_policy,
+        next_run_at,
+    })
+}
+
+fn id_of(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("schedule"))
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("schedule"),
+        other => other.into(),
+    }
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(b): ApiJson<ScheduleBody>,
+) -> ApiResult<Response> {
+    require_writer(&state, &ctx, "schedule.create").await?;
+    let new = validate(&ctx, b)?;
+    let s = state
+        .store
+        .create_schedule(ctx.tenant(), ctx.actor.id.as_str(), &new)
+        .await?;
+    state
+        .audit(
+            ctx.audit("schedule.create", AuditDecision::Allow)
+                .resource("schedule", s.schedule_id)
+                .context(json!({"cron": s.cron, "timezone": s.timezone})),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(json!(s))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    enabled: Option<bool>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "schedule.list").await?;
+    let page = state
+        .store
+        .list_schedules(ctx.tenant(), q.enabled, Page::new(q.limit, q.offset))
+        .await?;
+    Ok(Json(page_json(&page)))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "schedule.get").await?;
+    let s = state
+        .store
+        .get_schedule(ctx.tenant(), id_of(&id)?)
+        .await
+        .map_err(not_found)?;
+    Ok(Json(json!(s)))
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ScheduleBody>,
+) -> ApiResult<Json<Value>> {
+    require_writer(&state, &ctx, "schedule.update").await?;
+    let id = id_of(&id)?;
+    let new = validate(&ctx, b)?;
+    let s = state
+        .store
+        .update_schedule(ctx.tenant(), id, &new)
+        .await
+        .map_err(not_found)?;
+    state
+        .audit(
+            ctx.audit("schedule.update", AuditDecision::Allow)
+                .resource("schedule", id),
+        )
+        .await;
+    Ok(Json(json!(s)))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_writer(&state, &ctx, "schedule.delete").await?;
+    let id = id_of(&id)?;
+    state
+        .store
+        .delete_schedule(ctx.tenant(), id)
+        .await
+        .map_err(not_found)?;
+    state
+        .audit(
+            ctx.audit("schedule.delete", AuditDecision::Allow)
+                .resource("schedule", id),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
