@@ -87,6 +87,14 @@ impl Client {
         self.send(Method::POST, path, Some(body), headers).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.send(Method::PUT, path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
     /// GET of an event stream: no overall timeout (it lasts as long as the stream), frames handed
     /// to `on_frame(event, data)` until it returns false or the stream ends.
     pub async fn stream_sse(

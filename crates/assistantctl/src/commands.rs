@@ -38,6 +38,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Workflow(cmd) => workflow(&client()?, fmt, cmd).await,
         Command::Llm(LlmCommand::Auth(cmd)) => crate::llm_auth::run(cmd, fmt),
         Command::Context(cmd) => context(&client()?, fmt, cmd).await,
+        Command::Session(cmd) => crate::resources::session(&client()?, fmt, cmd).await,
+        Command::Schedule(cmd) => crate::resources::schedule(&client()?, fmt, cmd).await,
+        Command::Playbook(cmd) => crate::resources::doc(&client()?, fmt, "playbooks", cmd).await,
+        Command::Runbook(cmd) => crate::resources::doc(&client()?, fmt, "runbooks", cmd).await,
+        Command::Memory(cmd) => crate::resources::memory(&client()?, fmt, cmd).await,
         Command::Events {
             kinds,
             plan,
@@ -87,7 +92,7 @@ fn dev_token(config: Option<&Path>, args: &DevTokenArgs) -> Result<(), CliError>
     Ok(())
 }
 
-fn query(pairs: &[(&str, Option<String>)]) -> String {
+pub(crate) fn query(pairs: &[(&str, Option<String>)]) -> String {
     let mut url = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         if let Some(v) = v {
@@ -102,7 +107,7 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
     }
 }
 
-fn pagination_footer(body: &Value) -> String {
+pub(crate) fn pagination_footer(body: &Value) -> String {
     let p = &body["pagination"];
     let shown = body["data"].as_array().map(Vec::len).unwrap_or(0);
     let mut s = format!(
@@ -380,7 +385,7 @@ async fn approvals(
 }
 
 /// A JSON argument given inline or as `@file`.
-fn json_arg(flag: &str, raw: &str) -> Result<Value, CliError> {
+pub(crate) fn json_arg(flag: &str, raw: &str) -> Result<Value, CliError> {
     let text = match raw.strip_prefix('@') {
         Some(path) if !path.is_empty() => std::fs::read_to_string(path)
             .map_err(|e| CliError::Local(format!("{flag} {path}: {e}")))?,

@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod llm_auth;
 mod output;
+mod resources;
 mod spinner;
 mod yaml;
 
@@ -80,6 +81,21 @@ pub enum Command {
     /// The service graph: services, a service's neighbourhood, snapshots, refresh.
     #[command(subcommand)]
     Context(ContextCommand),
+    /// Sessions and their members.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Cron schedules that start workflows or plan intents.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Alert playbooks (versioned).
+    #[command(subcommand)]
+    Playbook(DocCommand),
+    /// Runbooks per service (versioned).
+    #[command(subcommand)]
+    Runbook(DocCommand),
+    /// Operator memory notes fed to the planner.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
     /// Follow change events (SSE) until interrupted.
     Events {
         /// Comma-separated kinds (plan.updated, execution.updated, approval.updated, audit.created, alert.received).
@@ -188,6 +204,154 @@ pub struct WorkflowStartArgs {
     pub cluster: Option<String>,
     #[arg(long)]
     pub summary: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        group: Option<String>,
+        /// Member actor ids; repeatable.
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+    /// Your sessions (admins: --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        group: Option<String>,
+    },
+    Get {
+        id: String,
+    },
+    AddMember {
+        id: String,
+        member: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    RemoveMember {
+        id: String,
+        member: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    Create(ScheduleArgs),
+    List {
+        #[arg(long)]
+        enabled: Option<bool>,
+    },
+    Get {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    #[arg(long)]
+    pub summary: String,
+    /// Five-field cron: minute hour day-of-month month day-of-week.
+    #[arg(long)]
+    pub cron: String,
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    /// A catalogue workflow to start (with --input), or ...
+    #[arg(long, requires = "input")]
+    pub workflow: Option<String>,
+    /// Workflow input as JSON or @file.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// ... an intent to plan.
+    #[arg(long, conflicts_with = "workflow")]
+    pub intent: Option<String>,
+    #[arg(long = "env")]
+    pub environment: String,
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// skip (default) or run_once.
+    #[arg(long, default_value = "skip")]
+    pub missed: String,
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocCommand {
+    List {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// One document with its versions.
+    Get {
+        id: String,
+    },
+    /// Create (or, for an existing name, add a version).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Runbooks only.
+        #[arg(long)]
+        service: Option<String>,
+        /// Spec as JSON or @file (playbooks: {alertname, match_labels, workflow, input}).
+        #[arg(long)]
+        spec: Option<String>,
+        /// Runbook text, or @file.
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// Store a new version of the document `id`.
+    Update {
+        id: String,
+        #[arg(long)]
+        spec: Option<String>,
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    List {
+        /// Text search in titles and bodies.
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    Add {
+        #[arg(long)]
+        title: String,
+        /// Text, or @file.
+        #[arg(long)]
+        body: String,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    Get {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -889,3 +889,205 @@ async fn context_and_events_commands() {
     env.shutdown.cancel();
     env.db.drop_now().await;
 }
+
+#[tokio::test]
+async fn sessions_schedules_playbooks_runbooks_memory() {
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    let t = Some(alice.as_str());
+
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "session",
+            "create",
+            "--name",
+            "incident-7",
+            "--group",
+            "sre",
+            "--member",
+            "bob",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let session = out.json()["session_id"].as_str().unwrap().to_owned();
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "session",
+            "add-member",
+            &session,
+            "carol",
+            "--role",
+            "viewer",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = ctl(&env, t, &["session", "get", &session, "-o", "json"]).await;
+    let members: Vec<String> = out.json()["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(members, vec!["alice", "bob", "carol"]);
+    assert_eq!(
+        ctl(&env, t, &["session", "remove-member", &session, "carol"])
+            .await
+            .code,
+        0
+    );
+    let out = ctl(&env, t, &["session", "list"]).await;
+    assert!(out.stdout.contains("incident-7"), "{}", out.stdout);
+
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "schedule",
+            "create",
+            "--summary",
+            "nightly restart",
+            "--cron",
+            "0 3 * * *",
+            "--timezone",
+            "Europe/Paris",
+            "--workflow",
+            "service_restart",
+            "--input",
+            r#"{"resource":"deployment/web","namespace":"web"}"#,
+            "--env",
+            "staging",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let schedule = out.json()["schedule_id"].as_str().unwrap().to_owned();
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "schedule",
+            "create",
+            "--summary",
+            "x",
+            "--cron",
+            "bad cron",
+            "--intent",
+            "restart web",
+            "--env",
+            "staging",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let out = ctl(&env, t, &["schedule", "list"]).await;
+    assert!(
+        out.stdout.contains("Europe/Paris") && out.stdout.contains("nightly restart"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        ctl(&env, t, &["schedule", "delete", &schedule]).await.code,
+        0
+    );
+    assert_eq!(ctl(&env, t, &["schedule", "get", &schedule]).await.code, 3);
+
+    let spec = env.dir.join("playbook.json");
+    std::fs::write(&spec, r#"{"alertname":"HighLatency","workflow":"service_restart","input":{"resource":"deployment/{{labels.deployment}}","namespace":"{{labels.namespace}}"}}"#).unwrap();
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "playbook",
+            "create",
+            "--name",
+            "latency",
+            "--spec",
+            &format!("@{}", spec.display()),
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pb = out.json()["id"].as_str().unwrap().to_owned();
+    let out = ctl(
+        &env,
+        t,
+        &["playbook", "update", &pb, "--tag", "web", "-o", "json"],
+    )
+    .await;
+    assert_eq!(out.json()["version"], 2);
+    let out = ctl(&env, t, &["playbook", "list"]).await;
+    assert!(
+        out.stdout.contains("latency") && out.stdout.contains("  2"),
+        "{}",
+        out.stdout
+    );
+
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "runbook",
+            "create",
+            "--service",
+            "web",
+            "--name",
+            "restart",
+            "--body",
+            "1. kubectl rollout restart",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = ctl(
+        &env,
+        t,
+        &["runbook", "list", "--service", "web", "-o", "json"],
+    )
+    .await;
+    assert_eq!(out.json()["data"][0]["body"], "1. kubectl rollout restart");
+
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "memory",
+            "add",
+            "--title",
+            "web limits",
+            "--body",
+            "never scale web above 10",
+            "--tag",
+            "web",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let note = out.json()["memory_id"].as_str().unwrap().to_owned();
+    let out = ctl(&env, t, &["memory", "list", "--q", "scale", "-o", "json"]).await;
+    assert_eq!(out.json()["data"][0]["title"], "web limits");
+    let out = ctl(&env, t, &["memory", "get", &note]).await;
+    assert!(
+        out.stdout.contains("title: web limits"),
+        "YAML by default for documents: {}",
+        out.stdout
+    );
+    assert_eq!(ctl(&env, t, &["memory", "delete", &note]).await.code, 0);
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+}
