@@ -118,23 +118,11 @@ impl Client {
             return Err(api_error(status, &text));
         }
         let mut body = resp.bytes_stream();
-        let mut buf = String::new();
+        let mut parser = carapulse_core::sse::SseParser::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| self.network(e))?;
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf[..end].to_owned();
-                buf.drain(..end + 2);
-                let mut event = String::from("message");
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if !data.is_empty() && !on_frame(&event, &data) {
+            for frame in parser.push(&chunk) {
+                if !frame.data.is_empty() && !on_frame(&frame.event, &frame.data) {
                     return Ok(());
                 }
             }

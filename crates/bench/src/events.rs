@@ -180,18 +180,13 @@ pub async fn bench_fanout(
         let tx = tx.clone();
         readers.push(tokio::spawn(async move {
             let mut body = resp.bytes_stream();
-            let mut buf = String::new();
+            let mut parser = carapulse_core::sse::SseParser::new();
             while let Some(Ok(chunk)) = body.next().await {
                 let at = Instant::now();
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buf.find("\n\n") {
-                    let block: String = buf[..end].to_owned();
-                    buf.drain(..end + 2);
-                    if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) {
-                        if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                            if let Some(n) = v["data"]["n"].as_i64() {
-                                let _ = tx.send((s, n, at));
-                            }
+                for frame in parser.push(&chunk) {
+                    if let Ok(v) = serde_json::from_str::<Value>(&frame.data) {
+                        if let Some(n) = v["data"]["n"].as_i64() {
+                            let _ = tx.send((s, n, at));
                         }
                     }
                 }

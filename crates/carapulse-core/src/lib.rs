@@ -18,6 +18,7 @@ pub mod planner;
 pub mod policy;
 pub mod redact;
 pub mod schedule;
+pub mod sse;
 pub mod store;
 pub mod telemetry;
 pub mod tools;

@@ -159,28 +159,19 @@ async fn a_firing_prometheus_rule_becomes_an_incident_plan() {
 
     // Read the stream until the alert's plan shows up.
     let mut body = resp.bytes_stream();
-    let mut buf = String::new();
+    let mut parser = carapulse_core::sse::SseParser::new();
     let mut seen: Vec<(String, Value)> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     'outer: while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf[..end].to_owned();
-            buf.drain(..end + 2);
-            let mut event = String::new();
-            let mut data = Value::Null;
-            for l in block.lines() {
-                if let Some(v) = l.strip_prefix("event:") {
-                    event = v.trim().into();
-                } else if let Some(v) = l.strip_prefix("data:") {
-                    data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
-                }
-            }
-            if event.is_empty() {
+        for f in parser.push(&chunk) {
+            if f.data.is_empty() {
                 continue;
             }
-            let done = event == "plan.updated";
-            seen.push((event, data));
+            let done = f.event == "plan.updated";
+            seen.push((
+                f.event,
+                serde_json::from_str(&f.data).unwrap_or(Value::Null),
+            ));
             if done {
                 break 'outer;
             }

@@ -37,29 +37,14 @@ async fn sse(url: String, headers: Vec<(&'static str, String)>) -> Sub {
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     tokio::spawn(async move {
         let mut body = resp.bytes_stream();
-        let mut buf = String::new();
+        let mut parser = carapulse_core::sse::SseParser::new();
         while let Some(Ok(chunk)) = body.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf[..end].to_owned();
-                buf.drain(..end + 2);
-                let mut frame = Frame {
-                    id: None,
-                    event: String::new(),
-                    data: Value::Null,
+            for f in parser.push(&chunk) {
+                let frame = Frame {
+                    id: f.id.as_deref().and_then(|i| i.parse().ok()),
+                    data: serde_json::from_str(&f.data).unwrap_or(Value::String(f.data.clone())),
+                    event: f.event,
                 };
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        frame.id = v.trim().parse().ok();
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        frame.event = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        frame.data = serde_json::from_str(v.trim())
-                            .unwrap_or(Value::String(v.trim().into()));
-                    } else if line.starts_with(':') {
-                        frame.event = ":".into();
-                    }
-                }
                 if tx.send(frame).is_err() {
                     return;
                 }

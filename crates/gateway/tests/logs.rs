@@ -33,25 +33,16 @@ fn line(exec: ExecutionId, call: uuid::Uuid, seq: i64, level: &str, message: &st
 /// Reads SSE frames (event, data) until `end` or the timeout.
 async fn collect(resp: reqwest::Response, until_end: bool) -> Vec<(String, Value)> {
     let mut body = resp.bytes_stream();
-    let mut buf = String::new();
+    let mut parser = carapulse_core::sse::SseParser::new();
     let mut frames = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf[..end].to_owned();
-            buf.drain(..end + 2);
-            let mut event = String::new();
-            let mut data = Value::Null;
-            for l in block.lines() {
-                if let Some(v) = l.strip_prefix("event:") {
-                    event = v.trim().into();
-                } else if let Some(v) = l.strip_prefix("data:") {
-                    data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
-                }
-            }
-            let done = event == "end";
-            frames.push((event, data));
+        for f in parser.push(&chunk) {
+            let done = f.event == "end";
+            frames.push((
+                f.event,
+                serde_json::from_str(&f.data).unwrap_or(Value::Null),
+            ));
             if done && until_end {
                 return frames;
             }

@@ -120,32 +120,14 @@ impl RouterClient {
             break resp;
         };
         let mut body = resp.bytes_stream();
-        let mut buf = String::new();
+        let mut parser = carapulse_core::sse::SseParser::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| RouterUnavailable(e.to_string()))?;
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf[..end].to_owned();
-                buf.drain(..end + 2);
-                let mut event = "";
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        event = if v.trim() == "end" {
-                            "end"
-                        } else if v.trim() == "log" {
-                            "log"
-                        } else {
-                            ""
-                        };
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                match event {
+            for frame in parser.push(&chunk) {
+                match frame.event.as_str() {
                     "end" => return Ok(()),
                     "log" => {
-                        if let Ok(line) = serde_json::from_str::<Value>(&data) {
+                        if let Ok(line) = serde_json::from_str::<Value>(&frame.data) {
                             if sink.send(line).await.is_err() {
                                 return Ok(());
                             }
