@@ -172,6 +172,10 @@ fn shipped_config_files_parse_and_validate() {
     for (file, component) in [
         ("e2e/config.sample.json", Component::Gateway),
         ("deploy/config.dev.json", Component::Gateway),
+        ("deploy/config.compose.json", Component::Gateway),
+        ("deploy/config.compose.json", Component::ToolRouter),
+        ("deploy/config.compose.json", Component::Orchestrator),
+        ("deploy/config.compose.json", Component::Agent),
     ] {
         let cfg = Config::load_with_env(Some(&root.join(file)), &[])
             .unwrap_or_else(|e| panic!("{file}: {e}"));
