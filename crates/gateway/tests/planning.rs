@@ -47,6 +47,22 @@ async fn the_rule_planner_plans_offline() {
         .unwrap()
         .contains("scale <workload>"));
 
+    // The README quick start: a summary alone is kept as a step-less draft with the reason.
+    let (status, draft) = app
+        .post(
+            "/v1/plans",
+            &alice,
+            &json!({"summary": "Scale nginx", "trigger": "manual", "context": {"tenant_id": "acme", "environment": "dev"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{draft}");
+    assert_eq!(draft["plan"]["planner"], "none");
+    assert_eq!(draft["plan"]["steps"].as_array().unwrap().len(), 0);
+    assert!(draft["plan"]["meta"]["unplanned"]
+        .as_str()
+        .unwrap()
+        .contains("from <current>"));
+
     let (status, body) = app
         .post("/v1/plans", &alice, &intent_body("scale web to 4"))
         .await;
@@ -64,7 +80,7 @@ async fn the_rule_planner_plans_offline() {
         .iter()
         .filter(|e| e["decision"] == "deny")
         .count();
-    assert_eq!(denied, 2, "{events}");
+    assert_eq!(denied, 2, "only explicit intents are refused: {events}");
     app.stop().await;
 }
 

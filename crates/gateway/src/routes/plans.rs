@@ -166,6 +166,7 @@ pub(crate) async fn create_plan(
     // Steps: the caller's, or the planner's when none were given.
     let mut steps = body.steps;
     let mut draft = body.draft;
+    let mut unplanned: Option<String> = None;
     if steps.is_empty() && workflow.is_none() && draft.is_none() {
         let intent_text = if intent.is_empty() {
             summary.as_str().to_owned()
@@ -194,6 +195,11 @@ pub(crate) async fn create_plan(
             Ok(d) => {
                 steps = d.steps.clone();
                 draft = Some(d);
+            }
+            // A summary alone (no intent, no steps) is a draft the caller will fill in or plan
+            // later: keep it, step-less, with the reason planning did not fill it.
+            Err(err) if intent.is_empty() => {
+                unplanned = Some(format!("{}: {}", err.code, err.message));
             }
             Err(err) => {
                 state
@@ -266,6 +272,7 @@ pub(crate) async fn create_plan(
         planner: Some(match (&draft, &workflow) {
             (Some(d), _) => d.label(),
             (None, Some(_)) => "workflow".to_owned(),
+            (None, None) if unplanned.is_some() => "none".to_owned(),
             (None, None) => "caller".to_owned(),
         }),
         plan_text: draft.as_ref().and_then(|d| d.plan_text.clone()),
@@ -273,6 +280,7 @@ pub(crate) async fn create_plan(
             "risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons},
             "workflow": workflow.clone().or_else(|| draft.as_ref().and_then(|d| d.workflow.clone())),
             "alert": body.alert,
+            "unplanned": unplanned,
             "schedule": body.schedule,
             "planning": draft.as_ref().map(|d| json!({
                 "planner": d.label(),
