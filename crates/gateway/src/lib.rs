@@ -16,5 +16,6 @@ pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod workspace;
 
 pub use startup::{Application, StartupError};

@@ -210,6 +210,17 @@ impl Application {
                 async move { retention::prune(&state).await.map(|_| ()) }
             },
         )));
+        if self.state.config.storage.workspace_dir.is_some()
+            && !self.state.config.context.tenant_id.is_empty()
+        {
+            let state = self.state.clone();
+            tasks.push(tokio::spawn(async move {
+                match crate::workspace::load(&state).await {
+                    Ok(r) => tracing::info!(added = r.added.len(), unchanged = r.unchanged, errors = ?r.errors, "workspace library loaded"),
+                    Err(e) => tracing::warn!(error = %e, "workspace library not loaded"),
+                }
+            }));
+        }
         if self.state.config.scheduler.enabled {
             let state = self.state.clone();
             tasks.push(tokio::spawn(run_every(

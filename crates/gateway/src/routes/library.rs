@@ -460,3 +460,27 @@ shelf_routes!(
     runbook_update,
     runbook_delete
 );
+
+/// `POST /v1/library/reload`: loads the workspace folder's playbooks and runbooks now.
+pub(crate) async fn reload(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> ApiResult<Json<Value>> {
+    require_writer(&state, &ctx, "library.reload").await?;
+    if ctx.tenant().as_str() != state.config.context.tenant_id {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "the workspace belongs to another tenant",
+        ));
+    }
+    let report = crate::workspace::load(&state)
+        .await
+        .map_err(|e| ApiError::bad_request("workspace", e))?;
+    state
+        .audit(
+            ctx.audit("library.reload", AuditDecision::Allow)
+                .context(json!({"added": report.added, "errors": report.errors})),
+        )
+        .await;
+    Ok(Json(json!(report)))
+}

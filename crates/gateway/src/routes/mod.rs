@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
                 .put(schedules::update)
                 .delete(schedules::delete),
         )
+        .route("/library/reload", post(library::reload))
         .route("/sessions", get(sessions::list).post(sessions::create))
         .route("/sessions/{id}", get(sessions::get))
         .route("/sessions/{id}/members", post(sessions::add_member))
