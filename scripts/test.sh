@@ -15,5 +15,8 @@ ensure_prometheus
 cd "$REPO_ROOT"
 export CARAPULSE_TEST_PG="${CARAPULSE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
 export RUST_LOG="${RUST_LOG:-warn}"
+# Incremental compilation data for ~40 test binaries runs to tens of GB and buys nothing in a
+# one-shot run; developers who want it can export CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log "running cargo test --workspace --all-features"
 cargo test --workspace --all-features "$@"
