@@ -55,7 +55,13 @@ impl Out {
     }
 }
 
-async fn ctl(env: &Env, token: Option<&str>, args: &[&str]) -> Out {
+/// The CLI binary pointed at the test gateway, with `vars` added to its environment.
+fn command(
+    env: &Env,
+    token: Option<&str>,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"));
     cmd.args(args)
         .env("CARAPULSE_URL", &env.url)
@@ -64,12 +70,28 @@ async fn ctl(env: &Env, token: Option<&str>, args: &[&str]) -> Out {
     if let Some(t) = token {
         cmd.env("CARAPULSE_TOKEN", t);
     }
-    let out = cmd.output().await.unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    for (k, v) in vars {
+        cmd.env(k, v);
     }
+    cmd
+}
+
+fn out(o: std::process::Output) -> Out {
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+async fn ctl(env: &Env, token: Option<&str>, args: &[&str]) -> Out {
+    out(command(env, token, args, &[]).output().await.unwrap())
+}
+
+/// Starts the CLI without waiting (for commands that follow a stream).
+fn spawn_ctl(env: &Env, token: &str, args: &[&str]) -> tokio::task::JoinHandle<Out> {
+    let mut child = command(env, Some(token), args, &[]);
+    tokio::spawn(async move { out(child.output().await.unwrap()) })
 }
 
 async fn dev_token(env: &Env, sub: &str, roles: &str) -> String {
@@ -336,23 +358,7 @@ async fn policy_test_and_migrate() {
 }
 
 async fn ctl_env(env: &Env, token: Option<&str>, args: &[&str], vars: &[(&str, &str)]) -> Out {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"));
-    cmd.args(args)
-        .env("CARAPULSE_URL", &env.url)
-        .env("CARAPULSE_CONFIG", &env.config_path)
-        .env_remove("CARAPULSE_TOKEN");
-    if let Some(t) = token {
-        cmd.env("CARAPULSE_TOKEN", t);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().await.unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out(command(env, token, args, vars).output().await.unwrap())
 }
 
 #[tokio::test]
@@ -732,25 +738,11 @@ async fn exec_logs_replays_and_follows() {
 
     // --follow: prints the replay, then live lines, and returns when the execution ends.
     let exec_s = exec.to_string();
-    let follower = {
-        let args: Vec<String> = ["exec", "logs", &exec_s, "--follow", "-o", "json"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let url = env.url.clone();
-        let config = env.config_path.clone();
-        let token = alice.clone();
-        tokio::spawn(async move {
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"))
-                .args(&args)
-                .env("CARAPULSE_URL", url)
-                .env("CARAPULSE_CONFIG", config)
-                .env("CARAPULSE_TOKEN", token)
-                .output()
-                .await
-                .unwrap()
-        })
-    };
+    let follower = spawn_ctl(
+        &env,
+        &alice,
+        &["exec", "logs", &exec_s, "--follow", "-o", "json"],
+    );
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     store
         .append_tool_logs(&[line(2, "warn", "waiting for pods")])
@@ -769,8 +761,8 @@ async fn exec_logs_replays_and_follows() {
         .await
         .expect("follow ends with the execution")
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stdout = &out.stdout;
     let messages: Vec<String> = stdout
         .lines()
         .map(|l| {
@@ -784,7 +776,7 @@ async fn exec_logs_replays_and_follows() {
         messages,
         vec!["deployment.apps/web restarted", "waiting for pods"]
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("succeeded"));
+    assert!(out.stderr.contains("succeeded"));
 
     let out = ctl(
         &env,
@@ -834,29 +826,19 @@ async fn context_and_events_commands() {
     assert_eq!(out.code, 4, "no context service on this gateway: 503");
 
     // events --count 1 returns after the first matching event.
-    let args: Vec<String> = [
-        "events",
-        "--kinds",
-        "plan.updated",
-        "--count",
-        "1",
-        "-o",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (url, config, token) = (env.url.clone(), env.config_path.clone(), alice.clone());
-    let follower = tokio::spawn(async move {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_assistantctl"))
-            .args(&args)
-            .env("CARAPULSE_URL", url)
-            .env("CARAPULSE_CONFIG", config)
-            .env("CARAPULSE_TOKEN", token)
-            .output()
-            .await
-            .unwrap()
-    });
+    let follower = spawn_ctl(
+        &env,
+        &alice,
+        &[
+            "events",
+            "--kinds",
+            "plan.updated",
+            "--count",
+            "1",
+            "-o",
+            "json",
+        ],
+    );
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let out = ctl(
         &env,
@@ -882,8 +864,8 @@ async fn context_and_events_commands() {
         .await
         .expect("events returns")
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let line: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(line["event"], "plan.updated");
     assert_eq!(line["data"]["plan_id"], plan_id.as_str());
     env.shutdown.cancel();

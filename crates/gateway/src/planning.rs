@@ -52,6 +52,11 @@ impl Planning {
         }
     }
 
+    /// Whether a model plans (and so needs the prompt's context).
+    pub fn uses_model(&self) -> bool {
+        self.llm.is_some()
+    }
+
     /// Plans `input` for `tenant`.
     pub async fn plan(&self, tenant: &str, input: &PromptInput) -> Result<PlanDraft, ApiError> {
         let Some(llm) = &self.llm else {

@@ -257,14 +257,10 @@ impl Store {
             .push(" OFFSET ")
             .push_bind(page.offset);
         let rows = qb.build().fetch_all(self.pool()).await?;
-        let mut total = 0;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            use sqlx::{FromRow, Row};
-            total = row.try_get("total")?;
-            items.push(ApprovalRow::from_row(&row)?.into_model()?);
-        }
-        Ok(Paged { items, total, page })
+        super::page::paged_rows(rows, page, |row| {
+            use sqlx::FromRow;
+            ApprovalRow::from_row(row)?.into_model()
+        })
     }
 
     /// Pending plans past their approval deadline (any tenant), oldest deadline first.

@@ -109,40 +109,28 @@ async fn upsert(
     source: &str,
     snapshot: &Snapshot,
 ) -> Result<(), StoreError> {
-    for chunk in snapshot.refs.chunks(500) {
-        let mut qb = sqlx::QueryBuilder::new(
-            "INSERT INTO context_nodes (tenant_id, node_id, kind, name, labels_json, source) ",
-        );
-        qb.push_values(chunk, |mut b, n| {
-            b.push_bind(tenant.as_str())
-                .push_bind(&n.node_id)
-                .push_bind(&n.kind)
-                .push_bind(&n.name)
-                .push_bind(serde_json::to_value(&n.labels).unwrap_or(Value::Null))
-                .push_bind(source);
-        });
-        qb.push(" ON CONFLICT (tenant_id, node_id) DO NOTHING");
-        qb.build().execute(&mut **tx).await?;
-    }
-    for chunk in snapshot.nodes.chunks(500) {
-        let mut qb = sqlx::QueryBuilder::new(
-            "INSERT INTO context_nodes (tenant_id, node_id, kind, name, labels_json, owner_team, source) ",
-        );
-        qb.push_values(chunk, |mut b, n| {
-            b.push_bind(tenant.as_str())
-                .push_bind(&n.node_id)
-                .push_bind(&n.kind)
-                .push_bind(&n.name)
-                .push_bind(serde_json::to_value(&n.labels).unwrap_or(Value::Null))
-                .push_bind(&n.owner_team)
-                .push_bind(source);
-        });
-        qb.push(
-            " ON CONFLICT (tenant_id, node_id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
-             labels_json = EXCLUDED.labels_json, owner_team = COALESCE(EXCLUDED.owner_team, context_nodes.owner_team), \
-             source = EXCLUDED.source, updated_at = now()",
-        );
-        qb.build().execute(&mut **tx).await?;
+    // Referenced nodes are only created; owned nodes are created or replaced.
+    const KEEP: &str = " ON CONFLICT (tenant_id, node_id) DO NOTHING";
+    const REPLACE: &str = " ON CONFLICT (tenant_id, node_id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, \
+         labels_json = EXCLUDED.labels_json, owner_team = COALESCE(EXCLUDED.owner_team, context_nodes.owner_team), \
+         source = EXCLUDED.source, updated_at = now()";
+    for (nodes, conflict) in [(&snapshot.refs, KEEP), (&snapshot.nodes, REPLACE)] {
+        for chunk in nodes.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO context_nodes (tenant_id, node_id, kind, name, labels_json, owner_team, source) ",
+            );
+            qb.push_values(chunk, |mut b, n| {
+                b.push_bind(tenant.as_str())
+                    .push_bind(&n.node_id)
+                    .push_bind(&n.kind)
+                    .push_bind(&n.name)
+                    .push_bind(serde_json::to_value(&n.labels).unwrap_or(Value::Null))
+                    .push_bind(&n.owner_team)
+                    .push_bind(source);
+            });
+            qb.push(conflict);
+            qb.build().execute(&mut **tx).await?;
+        }
     }
     for chunk in snapshot.edges.chunks(500) {
         let mut qb = sqlx::QueryBuilder::new(

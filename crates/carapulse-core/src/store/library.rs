@@ -103,14 +103,7 @@ impl Store {
         .bind(page.offset)
         .fetch_all(self.pool())
         .await?;
-        let mut total = 0;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            use sqlx::{FromRow, Row};
-            total = row.try_get("total")?;
-            items.push(MemoryRecord::from_row(&row)?);
-        }
-        Ok(Paged { items, total, page })
+        super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
     }
 
     pub async fn get_memory(
@@ -268,14 +261,7 @@ impl Store {
             .bind(page.offset)
             .fetch_all(self.pool())
             .await?;
-        let mut total = 0;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            use sqlx::{FromRow, Row};
-            total = row.try_get("total")?;
-            items.push(Versioned::from_row(&row)?);
-        }
-        Ok(Paged { items, total, page })
+        super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
     }
 
     /// Every version of the document `id` belongs to, newest first.
@@ -286,12 +272,11 @@ impl Store {
         id: Uuid,
     ) -> Result<Vec<Versioned>, StoreError> {
         let doc = self.get_version(shelf, tenant, id).await?;
-        let sql = format!("{} WHERE tenant_id = $1 AND name = $2 AND ($3 = '' OR service = $3) ORDER BY version DESC", shelf.select());
-        let sql = if shelf == Shelf::Playbooks {
-            sql.replace("AND ($3 = '' OR service = $3)", "AND $3 = $3")
-        } else {
-            sql
-        };
+        // Through a subquery, `service` exists for both shelves ('' for playbooks).
+        let sql = format!(
+            "SELECT * FROM ({} WHERE tenant_id = $1) d WHERE name = $2 AND service = $3 ORDER BY version DESC",
+            shelf.select()
+        );
         Ok(sqlx::query_as(&sql)
             .bind(tenant.as_str())
             .bind(&doc.name)

@@ -49,6 +49,22 @@ impl<T> Paged<T> {
     }
 }
 
+/// Rows of a query selecting `COUNT(*) OVER () AS total` into a page, each row through `map`.
+pub(crate) fn paged_rows<T>(
+    rows: Vec<sqlx::postgres::PgRow>,
+    page: Page,
+    mut map: impl FnMut(&sqlx::postgres::PgRow) -> Result<T, super::StoreError>,
+) -> Result<Paged<T>, super::StoreError> {
+    use sqlx::Row;
+    let mut total = 0;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        total = row.try_get("total")?;
+        items.push(map(row)?);
+    }
+    Ok(Paged { items, total, page })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

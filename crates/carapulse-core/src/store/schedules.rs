@@ -145,14 +145,7 @@ impl Store {
         .bind(page.offset)
         .fetch_all(self.pool())
         .await?;
-        let mut total = 0;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            use sqlx::{FromRow, Row};
-            total = row.try_get("total")?;
-            items.push(ScheduleRecord::from_row(&row)?);
-        }
-        Ok(Paged { items, total, page })
+        super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
     }
 
     pub async fn delete_schedule(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError> {

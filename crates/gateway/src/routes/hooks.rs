@@ -86,8 +86,6 @@ fn authenticate(cfg: &WebhookSource, headers: &HeaderMap, body: &[u8]) -> Result
 struct AlertmanagerPayload {
     #[serde(default)]
     version: Option<String>,
-    #[serde(default, rename = "groupKey")]
-    group_key: Option<String>,
     alerts: Vec<AmAlert>,
 }
 
@@ -134,7 +132,6 @@ fn parse(
         if payload.alerts.len() > MAX_ALERTS {
             return Err(bad(format!("at most {MAX_ALERTS} alerts per request")));
         }
-        let _ = payload.group_key;
         return payload
             .alerts
             .into_iter()

@@ -173,15 +173,22 @@ pub(crate) async fn create_plan(
         } else {
             intent.as_str().to_owned()
         };
-        let memory = state
-            .store
-            .planner_memory(&tenant, 20)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "operator memory unavailable; planning without it");
-                Vec::new()
-            });
-        let (service_context, evidence) = planning_context(&state, &tenant, &intent_text).await;
+        // Memory, the service graph and alerts only feed a model prompt: the rule planner needs
+        // none of them, so they are not read for it.
+        let (memory, service_context, evidence) = if state.planning.uses_model() {
+            let memory = state
+                .store
+                .planner_memory(&tenant, 20)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "operator memory unavailable; planning without it");
+                    Vec::new()
+                });
+            let (graph, alerts) = planning_context(&state, &tenant, &intent_text).await;
+            (memory, graph, alerts)
+        } else {
+            (Vec::new(), Value::Null, Value::Null)
+        };
         let input = PromptInput {
             intent: intent_text,
             context: context.clone(),
