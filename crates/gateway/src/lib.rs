@@ -11,6 +11,7 @@ pub mod context;
 pub mod events;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod planning;
 pub mod rate_limit;
 pub mod routes;

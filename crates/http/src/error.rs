@@ -3,10 +3,24 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use carapulse_core::model::ModelError;
 use carapulse_core::store::StoreError;
+
+/// The JSON body of every error response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A stable machine-readable `code` (`not_found`, `policy_denied`, ...) and a message for people.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
 
 /// An HTTP error with a stable machine-readable code.
 #[derive(Debug, Clone)]
@@ -68,7 +82,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {

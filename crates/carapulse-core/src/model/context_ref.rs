@@ -6,6 +6,7 @@ use super::error::reject_control_chars;
 use super::ModelError;
 
 /// The eight-field context of a plan or request. Empty strings mean "not given".
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContextRef {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{ActorId, EvidenceId, ExecutionId, ModelError, PlanId, StepId, TenantId, ToolCallId};
 
 /// `pending -> running -> succeeded | failed | rolled_back | cancelled | expired`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {

@@ -16,6 +16,7 @@ pub const MAX_STEPS: usize = 100;
 const MAX_STEP_INPUT_BYTES: usize = 64 * 1024;
 
 /// Whether a step changes things (`act`) or checks them (`verify`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -45,6 +46,7 @@ impl Stage {
 }
 
 /// What caused a plan. Webhook-, alert- and schedule-born plans are never auto-approved.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
@@ -157,6 +159,7 @@ impl From<Intent> for String {
 }
 
 /// The tool call that undoes a step.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackSpec {
@@ -167,6 +170,7 @@ pub struct RollbackSpec {
 }
 
 /// Evidence a step must produce (a PromQL check, a rollout status, ...).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceRequirement {
@@ -182,6 +186,7 @@ fn empty_object() -> Value {
 }
 
 /// A step as submitted (API, planner): parsed and checked by [`StepDraft::validate`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepDraft {
@@ -247,6 +252,7 @@ pub struct PlanStep {
 }
 
 /// Where a plan stands with respect to approval.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanApprovalState {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 
 /// How dangerous an operation is; ordered so the higher of two risks wins.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {

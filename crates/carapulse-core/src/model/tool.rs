@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 
 /// The sixteen tools the router knows.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolName {
@@ -97,6 +98,7 @@ impl FromStr for ToolName {
 
 /// An action of a tool (`scale`, `rollout-status`, `query_range`): lower-case, never starting
 /// with `-`, so it can never smuggle an option into an argv.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ActionName(String);

@@ -15,6 +15,7 @@ use crate::model::TenantId;
 use super::{Page, Paged, Store, StoreError};
 
 /// A node of the graph (`service/web`, `k8s/deployment/shop/web`, ...).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextNode {
     pub node_id: String,
@@ -27,6 +28,7 @@ pub struct ContextNode {
 }
 
 /// A directed, named relation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextEdge {
     pub edge_id: String,

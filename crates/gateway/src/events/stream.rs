@@ -16,7 +16,8 @@ use super::hub::{Event, EventHub, RecentIds, REPLAY_MARGIN};
 const REPLAY_LIMIT: i64 = 1_000;
 
 /// What a subscriber wants (query parameters of `/v1/events` and `/v1/ws`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
     /// Comma-separated kinds (`plan.updated,execution.updated`); all when absent.

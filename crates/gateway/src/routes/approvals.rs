@@ -17,7 +17,7 @@ use crate::extract::ApiJson;
 use crate::middleware::RequestContext;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApprovalRequest {
     plan_id: String,
@@ -28,6 +28,7 @@ pub(crate) struct ApprovalRequest {
     source: Option<String>,
 }
 
+#[utoipa::path(post, path = "/approvals", tag = "approvals", summary = "Approve or deny a plan", request_body = ApprovalRequest, responses((status = 201, description = "Decision recorded", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound, (status = 409, description = "Already decided, expired, or the approver created the plan", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -179,7 +180,8 @@ pub(crate) async fn signal_waiting_run(
 }
 
 /// Query of `GET /v1/approvals`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApprovalListQuery {
     /// `pending` (default): plans waiting; `approved`, `denied`, `expired`: recorded decisions.
@@ -190,6 +192,7 @@ pub(crate) struct ApprovalListQuery {
     offset: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/approvals", tag = "approvals", summary = "Plans waiting for approval (default) or recorded decisions", params(ApprovalListQuery), responses((status = 200, description = "One page", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,

@@ -24,7 +24,8 @@ use super::{page_json, require_read};
 const MAX_EXPORT: i64 = 1_000_000;
 const EXPORT_PAGE: i64 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     limit: Option<i64>,
@@ -66,6 +67,7 @@ impl AuditQuery {
     }
 }
 
+#[utoipa::path(get, path = "/audit/events", tag = "audit", summary = "Search the audit log", params(AuditQuery), responses((status = 200, description = "One page of events", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -80,6 +82,7 @@ pub(crate) async fn list(
     Ok(Json(page_json(&page)))
 }
 
+#[utoipa::path(get, path = "/audit/verify", tag = "audit", summary = "Verify the hash chain of the caller's tenant", responses((status = 200, description = "Verification result", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -90,6 +93,7 @@ pub(crate) async fn verify(
 }
 
 /// Streams every matching event, oldest first, page by page (no full buffering).
+#[utoipa::path(get, path = "/audit/export", tag = "audit", summary = "Export matching audit events as CSV or JSON", params(AuditQuery), responses((status = 200, description = "Events (`format=json`, default)", body = Object, content_type = "application/json"), (status = 200, description = "Events (`format=csv`)", body = String, content_type = "text/csv"), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn export(
     State(state): State<AppState>,
     ctx: RequestContext,

@@ -18,13 +18,15 @@ use crate::state::AppState;
 
 use super::{page_json, require_read};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageQuery {
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/context/services", tag = "context", summary = "Services known to the context graph", params(PageQuery), responses((status = 200, description = "One page of services", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn services(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -38,13 +40,15 @@ pub(crate) async fn services(
     Ok(Json(page_json(&page)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GraphQuery {
     service: String,
     depth: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/context/graph", tag = "context", summary = "The neighbourhood of a service", params(GraphQuery), responses((status = 200, description = "`{nodes, edges}`", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn graph(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -72,6 +76,7 @@ pub(crate) async fn graph(
     ))
 }
 
+#[utoipa::path(get, path = "/context/snapshots", tag = "context", summary = "Stored whole-graph snapshots", params(PageQuery), responses((status = 200, description = "One page of snapshots", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn snapshots(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -85,6 +90,7 @@ pub(crate) async fn snapshots(
     Ok(Json(page_json(&page)))
 }
 
+#[utoipa::path(get, path = "/context/snapshots/{id}", tag = "context", summary = "One snapshot with its nodes and edges", params(("id" = String, Path, description = "Snapshot id (UUID)")), responses((status = 200, description = "The snapshot", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn snapshot(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -106,7 +112,7 @@ pub(crate) async fn snapshot(
 }
 
 /// Body of a refresh: empty (collect now), or nodes and edges to ingest (writers only).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshRequest {
     #[serde(default)]
@@ -117,6 +123,7 @@ pub(crate) struct RefreshRequest {
     edges: Vec<carapulse_core::store::ContextEdge>,
 }
 
+#[utoipa::path(post, path = "/context/refresh", tag = "context", summary = "Run the collectors now, or ingest nodes and edges (writers)", request_body = Option<RefreshRequest>, responses((status = 200, description = "Per-collector results, or the ingested counts", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     ctx: RequestContext,

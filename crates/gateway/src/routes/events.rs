@@ -84,6 +84,7 @@ fn last_event_id(headers: &HeaderMap, filter: &EventFilter) -> Option<i64> {
         .or(filter.last_event_id)
 }
 
+#[utoipa::path(get, path = "/events", tag = "events", summary = "Live events (plans, approvals, executions, audit, alerts) as Server-Sent Events", params(crate::events::EventFilter), responses((status = 200, description = "An event stream; `id:` can be sent back as Last-Event-ID", body = String, content_type = "text/event-stream"), crate::openapi::CommonErrors), security(("bearer" = []), ("access_token" = [])))]
 pub(crate) async fn sse(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -107,6 +108,7 @@ pub(crate) async fn sse(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/ws", tag = "events", summary = "Live events over a WebSocket (JSON text frames)", params(crate::events::EventFilter), responses((status = 101, description = "Switching to the WebSocket protocol"), crate::openapi::CommonErrors), security(("bearer" = []), ("access_token" = [])))]
 pub(crate) async fn ws(
     State(state): State<AppState>,
     ctx: RequestContext,

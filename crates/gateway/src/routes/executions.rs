@@ -16,7 +16,8 @@ use crate::state::AppState;
 
 use super::{page_json, require_read};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecutionListQuery {
     limit: Option<i64>,
@@ -25,6 +26,7 @@ pub(crate) struct ExecutionListQuery {
     plan_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/executions", tag = "executions", summary = "List executions, newest first", params(ExecutionListQuery), responses((status = 200, description = "One page of executions", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -49,6 +51,7 @@ pub(crate) async fn list(
     Ok(Json(page_json(&page)))
 }
 
+#[utoipa::path(get, path = "/executions/{id}", tag = "executions", summary = "An execution with its steps, tool calls and evidence", params(("id" = String, Path, description = "Execution id (UUID)")), responses((status = 200, description = "The execution", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -68,7 +71,7 @@ pub(crate) async fn get(
 }
 
 /// Optional body of cancel.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelRequest {
     #[serde(default)]
@@ -77,6 +80,7 @@ pub(crate) struct CancelRequest {
 
 /// `POST /v1/executions/{id}/cancel`: signals the workflow to stop and compensate; an execution
 /// that never reached the orchestrator is cancelled directly.
+#[utoipa::path(post, path = "/executions/{id}/cancel", tag = "executions", summary = "Cancel a running execution (completed act steps are compensated)", params(("id" = String, Path, description = "Execution id (UUID)")), request_body = Option<CancelRequest>, responses((status = 202, description = "Cancel signalled to the running workflow", body = Object), (status = 200, description = "A pending execution cancelled directly", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound, (status = 409, description = "The execution already finished", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     ctx: RequestContext,

@@ -10,11 +10,13 @@ use serde_json::json;
 
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/healthz", tag = "system", summary = "Liveness", responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
 pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready when Postgres answers within two seconds.
+#[utoipa::path(get, path = "/readyz", tag = "system", summary = "Readiness: database, policy and collectors", responses((status = 200, description = "Ready", body = Object), (status = 503, description = "Not ready; the body says which check failed", body = Object)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
     let postgres = match db {
@@ -45,6 +47,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "system", summary = "Prometheus metrics", responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(ctx) = &state.context {
         let board = ctx.health.snapshot().await;

@@ -219,6 +219,7 @@ fn parse(
     }])
 }
 
+#[utoipa::path(post, path = "/v1/hooks/{source}", tag = "system", summary = "Inbound webhook (alertmanager, argocd, git, k8s), authenticated per source by bearer token or HMAC signature", params(("source" = String, Path, description = "A configured source under webhooks.<source>")), request_body = Object, responses((status = 202, description = "Accepted: counts of new, changed and duplicate events", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security((), ("bearer" = [])))]
 pub(crate) async fn receive(
     State(state): State<AppState>,
     Path(source): Path<String>,

@@ -81,7 +81,8 @@ fn tags(value: &[String]) -> Result<Value, ApiError> {
     Ok(json!(value))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     limit: Option<i64>,
@@ -95,7 +96,7 @@ pub(crate) struct ListQuery {
 
 // ---- memory ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MemoryBody {
     title: String,
@@ -104,6 +105,7 @@ pub(crate) struct MemoryBody {
     tags: Vec<String>,
 }
 
+#[utoipa::path(get, path = "/memory", tag = "library", summary = "Operator memory notes (fed to the planner)", params(ListQuery), responses((status = 200, description = "One page of notes", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn memory_list(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -122,6 +124,7 @@ pub(crate) async fn memory_list(
     Ok(Json(page_json(&page)))
 }
 
+#[utoipa::path(post, path = "/memory", tag = "library", summary = "Add a memory note", request_body = MemoryBody, responses((status = 201, description = "The note", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn memory_create(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -147,6 +150,7 @@ pub(crate) async fn memory_create(
     Ok((StatusCode::CREATED, Json(json!(note))).into_response())
 }
 
+#[utoipa::path(get, path = "/memory/{id}", tag = "library", summary = "One memory note", params(("id" = String, Path, description = "Note id (UUID)")), responses((status = 200, description = "The note", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn memory_get(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -161,6 +165,7 @@ pub(crate) async fn memory_get(
     Ok(Json(json!(note)))
 }
 
+#[utoipa::path(put, path = "/memory/{id}", tag = "library", summary = "Replace a memory note", params(("id" = String, Path, description = "Note id (UUID)")), request_body = MemoryBody, responses((status = 200, description = "The note", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn memory_update(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -189,6 +194,7 @@ pub(crate) async fn memory_update(
     Ok(Json(json!(note)))
 }
 
+#[utoipa::path(delete, path = "/memory/{id}", tag = "library", summary = "Delete a memory note", params(("id" = String, Path, description = "Note id (UUID)")), responses((status = 204, description = "Deleted"), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn memory_delete(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -212,7 +218,7 @@ pub(crate) async fn memory_delete(
 
 // ---- playbooks and runbooks ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DocBody {
     /// Required on create; an update keeps the document's name (and service).
@@ -403,8 +409,13 @@ async fn doc_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The five handlers of a shelf, documented under `$coll` and `$item` (literals, because the
+/// OpenAPI attribute needs them spelled out).
 macro_rules! shelf_routes {
-    ($shelf:expr, $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
+    ($shelf:expr, $coll:literal, $item:literal, $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
+        #[utoipa::path(get, path = $coll, tag = "library", summary = "List documents (latest version of each name)", params(ListQuery),
+            responses((status = 200, description = "One page of documents", body = crate::openapi::ListBody), crate::openapi::CommonErrors),
+            security(("bearer" = [])))]
         pub(crate) async fn $list(
             State(state): State<AppState>,
             ctx: RequestContext,
@@ -412,6 +423,9 @@ macro_rules! shelf_routes {
         ) -> ApiResult<Json<Value>> {
             doc_list(&state, &ctx, $shelf, q).await
         }
+        #[utoipa::path(post, path = $coll, tag = "library", summary = "Store a document; an existing name gets a new version", request_body = DocBody,
+            responses((status = 201, description = "The stored version", body = Object), crate::openapi::CommonErrors),
+            security(("bearer" = [])))]
         pub(crate) async fn $create(
             State(state): State<AppState>,
             ctx: RequestContext,
@@ -419,6 +433,10 @@ macro_rules! shelf_routes {
         ) -> ApiResult<Response> {
             doc_create(&state, &ctx, $shelf, b).await
         }
+        #[utoipa::path(get, path = $item, tag = "library", summary = "One document with its version history",
+            params(("id" = String, Path, description = "Document id (UUID)")),
+            responses((status = 200, description = "The document", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound),
+            security(("bearer" = [])))]
         pub(crate) async fn $get(
             State(state): State<AppState>,
             ctx: RequestContext,
@@ -426,6 +444,10 @@ macro_rules! shelf_routes {
         ) -> ApiResult<Json<Value>> {
             doc_get(&state, &ctx, $shelf, &id).await
         }
+        #[utoipa::path(put, path = $item, tag = "library", summary = "Store a new version of a document",
+            params(("id" = String, Path, description = "Document id (UUID)")), request_body = DocBody,
+            responses((status = 201, description = "The new version", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound),
+            security(("bearer" = [])))]
         pub(crate) async fn $update(
             State(state): State<AppState>,
             ctx: RequestContext,
@@ -434,6 +456,10 @@ macro_rules! shelf_routes {
         ) -> ApiResult<Response> {
             doc_update(&state, &ctx, $shelf, &id, b).await
         }
+        #[utoipa::path(delete, path = $item, tag = "library", summary = "Delete one version of a document",
+            params(("id" = String, Path, description = "Document id (UUID)")),
+            responses((status = 204, description = "Deleted"), crate::openapi::CommonErrors, crate::openapi::NotFound),
+            security(("bearer" = [])))]
         pub(crate) async fn $delete(
             State(state): State<AppState>,
             ctx: RequestContext,
@@ -446,6 +472,8 @@ macro_rules! shelf_routes {
 
 shelf_routes!(
     Shelf::Playbooks,
+    "/playbooks",
+    "/playbooks/{id}",
     playbook_list,
     playbook_create,
     playbook_get,
@@ -454,6 +482,8 @@ shelf_routes!(
 );
 shelf_routes!(
     Shelf::Runbooks,
+    "/runbooks",
+    "/runbooks/{id}",
     runbook_list,
     runbook_create,
     runbook_get,
@@ -462,6 +492,7 @@ shelf_routes!(
 );
 
 /// `POST /v1/library/reload`: loads the workspace folder's playbooks and runbooks now.
+#[utoipa::path(post, path = "/library/reload", tag = "library", summary = "Load the workspace folder's playbooks and runbooks now", responses((status = 200, description = "What was loaded, changed and refused", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn reload(
     State(state): State<AppState>,
     ctx: RequestContext,

@@ -28,7 +28,8 @@ use super::require_read;
 /// Lines replayed at most.
 const REPLAY_LIMIT: i64 = 20_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogsQuery {
     tool_call_id: Option<String>,
@@ -104,6 +105,7 @@ impl Follower {
     }
 }
 
+#[utoipa::path(get, path = "/executions/{id}/logs", tag = "executions", summary = "Tool output of an execution as Server-Sent Events (replay, then live until it finishes)", params(("id" = String, Path, description = "Execution id (UUID)"), LogsQuery), responses((status = 200, description = "`log` events, then an `end` event", body = String, content_type = "text/event-stream"), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = []), ("access_token" = [])))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
     ctx: RequestContext,

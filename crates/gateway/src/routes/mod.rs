@@ -20,13 +20,16 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use carapulse_core::audit::AuditDecision;
 use carapulse_core::policy::PolicyOutcome;
@@ -34,86 +37,25 @@ use carapulse_core::store::Paged;
 
 use crate::error::ApiError;
 use crate::middleware::{authenticate, track_metrics, RequestContext};
+use crate::openapi::{ApiDoc, ListBody, Pagination};
 use crate::state::AppState;
 
-/// The full API router.
+/// The full API router with its OpenAPI document. Handlers are registered through
+/// `utoipa_axum::routes!`, which adds each one's `#[utoipa::path]` to the document, so the two
+/// cannot drift apart.
 pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = documented_routes(&state).split_for_parts();
+    let openapi = std::sync::Arc::new(openapi);
     let cfg = &state.config.gateway;
-    let api = Router::new()
-        .route("/plans", post(plans::create).get(plans::list))
-        .route("/plans/{id}", get(plans::get).post(plans::execute_colon))
-        .route("/plans/{id}/execute", post(plans::execute))
-        .route("/approvals", post(approvals::create).get(approvals::list))
-        .route("/executions", get(executions::list))
-        .route("/executions/{id}", get(executions::get))
-        .route("/executions/{id}/cancel", post(executions::cancel))
-        .route("/executions/{id}/logs", get(logs::stream))
-        .route("/workflows", get(workflows::list))
-        .route("/workflows/{name}/start", post(workflows::start))
-        .route("/audit/events", get(audit::list))
-        .route("/audit/verify", get(audit::verify))
-        .route("/audit/export", get(audit::export))
-        .route("/schedules", get(schedules::list).post(schedules::create))
-        .route(
-            "/schedules/{id}",
-            get(schedules::get)
-                .put(schedules::update)
-                .delete(schedules::delete),
-        )
-        .route("/library/reload", post(library::reload))
-        .route("/sessions", get(sessions::list).post(sessions::create))
-        .route("/sessions/{id}", get(sessions::get))
-        .route("/sessions/{id}/members", post(sessions::add_member))
-        .route(
-            "/sessions/{id}/members/{member}",
-            axum::routing::delete(sessions::remove_member),
-        )
-        .route(
-            "/memory",
-            get(library::memory_list).post(library::memory_create),
-        )
-        .route(
-            "/memory/{id}",
-            get(library::memory_get)
-                .put(library::memory_update)
-                .delete(library::memory_delete),
-        )
-        .route(
-            "/playbooks",
-            get(library::playbook_list).post(library::playbook_create),
-        )
-        .route(
-            "/playbooks/{id}",
-            get(library::playbook_get)
-                .put(library::playbook_update)
-                .delete(library::playbook_delete),
-        )
-        .route(
-            "/runbooks",
-            get(library::runbook_list).post(library::runbook_create),
-        )
-        .route(
-            "/runbooks/{id}",
-            get(library::runbook_get)
-                .put(library::runbook_update)
-                .delete(library::runbook_delete),
-        )
-        .route("/context/services", get(context::services))
-        .route("/context/graph", get(context::graph))
-        .route("/context/snapshots", get(context::snapshots))
-        .route("/context/snapshots/{id}", get(context::snapshot))
-        .route("/context/refresh", post(context::refresh))
-        .route("/events", get(events::sse))
-        .route("/ws", get(events::ws))
-        .layer(from_fn_with_state(state.clone(), authenticate));
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        // Webhooks authenticate per source (bearer or HMAC), not with user tokens.
-        .route("/v1/hooks/{source}", post(hooks::receive))
-        .nest("/v1", api)
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { Json(doc) }
+            }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
@@ -135,6 +77,73 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The OpenAPI document alone (what `GET /openapi.json` serves).
+pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
+    documented_routes(state).split_for_parts().1
+}
+
+/// Every documented route: `/v1` behind authentication, then the unauthenticated ones.
+fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(plans::create, plans::list))
+        .routes(routes!(plans::get, plans::execute_colon))
+        .routes(routes!(plans::execute))
+        .routes(routes!(approvals::create, approvals::list))
+        .routes(routes!(executions::list))
+        .routes(routes!(executions::get))
+        .routes(routes!(executions::cancel))
+        .routes(routes!(logs::stream))
+        .routes(routes!(workflows::list))
+        .routes(routes!(workflows::start))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::export))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(
+            schedules::get,
+            schedules::update,
+            schedules::delete
+        ))
+        .routes(routes!(library::reload))
+        .routes(routes!(sessions::list, sessions::create))
+        .routes(routes!(sessions::get))
+        .routes(routes!(sessions::add_member))
+        .routes(routes!(sessions::remove_member))
+        .routes(routes!(library::memory_list, library::memory_create))
+        .routes(routes!(
+            library::memory_get,
+            library::memory_update,
+            library::memory_delete
+        ))
+        .routes(routes!(library::playbook_list, library::playbook_create))
+        .routes(routes!(
+            library::playbook_get,
+            library::playbook_update,
+            library::playbook_delete
+        ))
+        .routes(routes!(library::runbook_list, library::runbook_create))
+        .routes(routes!(
+            library::runbook_get,
+            library::runbook_update,
+            library::runbook_delete
+        ))
+        .routes(routes!(context::services))
+        .routes(routes!(context::graph))
+        .routes(routes!(context::snapshots))
+        .routes(routes!(context::snapshot))
+        .routes(routes!(context::refresh))
+        .routes(routes!(events::sse))
+        .routes(routes!(events::ws))
+        .layer(from_fn_with_state(state.clone(), authenticate));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        // Webhooks authenticate per source (bearer or HMAC), not with user tokens.
+        .routes(routes!(hooks::receive))
+        .nest("/v1", api)
+}
+
 async fn not_found() -> impl IntoResponse {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
@@ -149,14 +158,14 @@ async fn method_not_allowed() -> impl IntoResponse {
 
 /// `{data, pagination}` list envelope.
 pub(crate) fn page_json<T: Serialize>(paged: &Paged<T>) -> serde_json::Value {
-    json!({
-        "data": paged.items,
-        "pagination": {
-            "limit": paged.page.limit,
-            "offset": paged.page.offset,
-            "total": paged.total,
-            "next_offset": paged.next_offset(),
-        }
+    json!(ListBody {
+        data: json!(paged.items),
+        pagination: Pagination {
+            limit: paged.page.limit,
+            offset: paged.page.offset,
+            total: paged.total,
+            next_offset: paged.next_offset(),
+        },
     })
 }
 

@@ -27,7 +27,7 @@ use crate::state::AppState;
 use super::{page_json, policy_denied, require_read};
 
 /// Body of `POST /v1/plans`. Risk is not accepted: it is computed from the steps.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanCreateRequest {
     pub(crate) summary: String,
@@ -92,6 +92,7 @@ pub(crate) fn plan_json(plan: &Plan) -> Value {
     value
 }
 
+#[utoipa::path(post, path = "/plans", tag = "plans", summary = "Create a plan (planned from the intent when no steps are given)", request_body = PlanCreateRequest, responses((status = 201, description = "Plan stored; approval_required says whether it waits for approval", body = Object), crate::openapi::CommonErrors, (status = 409, description = "Conflict", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -404,7 +405,8 @@ async fn planning_context(
 }
 
 /// Query of `GET /v1/plans`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanListQuery {
     limit: Option<i64>,
@@ -416,6 +418,7 @@ pub(crate) struct PlanListQuery {
     session_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/plans", tag = "plans", summary = "List plans, newest first", params(PlanListQuery), responses((status = 200, description = "One page of plans", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -440,6 +443,7 @@ fn parse_plan_id(raw: &str) -> Result<PlanId, ApiError> {
     PlanId::parse(raw).map_err(|_| ApiError::not_found("plan"))
 }
 
+#[utoipa::path(get, path = "/plans/{id}", tag = "plans", summary = "A plan with its steps, risk, policy decision and approval", params(("id" = String, Path, description = "Plan id (UUID)")), responses((status = 200, description = "The plan", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -460,7 +464,7 @@ pub(crate) async fn get(
 }
 
 /// Optional body of execute.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecuteRequest {
     #[serde(default)]
@@ -470,6 +474,7 @@ pub(crate) struct ExecuteRequest {
 }
 
 /// `POST /v1/plans/{id}:execute` arrives as `{id}` = `<uuid>:execute`.
+#[utoipa::path(post, path = "/plans/{id}", tag = "plans", summary = "Execute a plan (Google-style `{id}:execute` form of /plans/{id}/execute)", params(("id" = String, Path, description = "`<plan id>:execute`")), request_body = Option<ExecuteRequest>, responses((status = 202, description = "Execution created and dispatched", body = Object), (status = 200, description = "The plan already has an execution", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound, (status = 405, description = "POST on a plan must end in :execute", body = carapulse_http::error::ErrorBody), (status = 409, description = "Plan not approved or modified", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn execute_colon(
     state: State<AppState>,
     ctx: RequestContext,
@@ -486,6 +491,7 @@ pub(crate) async fn execute_colon(
     }
 }
 
+#[utoipa::path(post, path = "/plans/{id}/execute", tag = "plans", summary = "Execute an approved (or approval-free) plan", params(("id" = String, Path, description = "Plan id (UUID)")), request_body = Option<ExecuteRequest>, responses((status = 202, description = "Execution created and dispatched", body = Object), (status = 200, description = "The plan already has an execution", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound, (status = 409, description = "Plan not approved or modified", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn execute(
     state: State<AppState>,
     ctx: RequestContext,

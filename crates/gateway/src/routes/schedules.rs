@@ -23,7 +23,7 @@ use crate::state::AppState;
 use super::library::require_writer;
 use super::{page_json, require_read};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WorkflowRef {
     name: String,
@@ -31,7 +31,7 @@ pub(crate) struct WorkflowRef {
     input: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScheduleBody {
     summary: String,
@@ -129,6 +129,7 @@ fn not_found(e: StoreError) -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/schedules", tag = "schedules", summary = "Create a cron schedule", request_body = ScheduleBody, responses((status = 201, description = "The schedule with its next run", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -150,7 +151,8 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(json!(s))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     limit: Option<i64>,
@@ -158,6 +160,7 @@ pub(crate) struct ListQuery {
     enabled: Option<bool>,
 }
 
+#[utoipa::path(get, path = "/schedules", tag = "schedules", summary = "List schedules", params(ListQuery), responses((status = 200, description = "One page of schedules", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -171,6 +174,7 @@ pub(crate) async fn list(
     Ok(Json(page_json(&page)))
 }
 
+#[utoipa::path(get, path = "/schedules/{id}", tag = "schedules", summary = "One schedule", params(("id" = String, Path, description = "Schedule id (UUID)")), responses((status = 200, description = "The schedule", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -185,6 +189,7 @@ pub(crate) async fn get(
     Ok(Json(json!(s)))
 }
 
+#[utoipa::path(put, path = "/schedules/{id}", tag = "schedules", summary = "Replace a schedule", params(("id" = String, Path, description = "Schedule id (UUID)")), request_body = ScheduleBody, responses((status = 200, description = "The schedule", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -208,6 +213,7 @@ pub(crate) async fn update(
     Ok(Json(json!(s)))
 }
 
+#[utoipa::path(delete, path = "/schedules/{id}", tag = "schedules", summary = "Delete a schedule", params(("id" = String, Path, description = "Schedule id (UUID)")), responses((status = 204, description = "Deleted"), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     ctx: RequestContext,

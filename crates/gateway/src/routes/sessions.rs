@@ -70,7 +70,7 @@ pub(crate) async fn require_member(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateSession {
     name: String,
@@ -92,6 +92,7 @@ fn name(field: &str, v: &str) -> Result<String, ApiError> {
     Ok(v.to_owned())
 }
 
+#[utoipa::path(post, path = "/sessions", tag = "sessions", summary = "Create a session (the creator owns it)", request_body = CreateSession, responses((status = 201, description = "The session", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -132,7 +133,8 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(json!(session))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListSessions {
     limit: Option<i64>,
@@ -143,6 +145,7 @@ pub(crate) struct ListSessions {
     all: Option<bool>,
 }
 
+#[utoipa::path(get, path = "/sessions", tag = "sessions", summary = "Sessions the caller belongs to (admins: all=true for every one)", params(ListSessions), responses((status = 200, description = "One page of sessions", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -166,6 +169,7 @@ pub(crate) async fn list(
     Ok(Json(page_json(&page)))
 }
 
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", summary = "One session with its members", params(("id" = String, Path, description = "Session id (UUID)")), responses((status = 200, description = "The session", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -185,7 +189,7 @@ pub(crate) async fn get(
     Ok(Json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddMember {
     member_id: String,
@@ -219,6 +223,7 @@ async fn require_owner(state: &AppState, ctx: &RequestContext, id: Uuid) -> Resu
     ))
 }
 
+#[utoipa::path(post, path = "/sessions/{id}/members", tag = "sessions", summary = "Add a member (owners)", params(("id" = String, Path, description = "Session id (UUID)")), request_body = AddMember, responses((status = 204, description = "Added"), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn add_member(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -247,6 +252,7 @@ pub(crate) async fn add_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/sessions/{id}/members/{member}", tag = "sessions", summary = "Remove a member (owners)", params(("id" = String, Path, description = "Session id (UUID)"), ("member" = String, Path, description = "Member id")), responses((status = 204, description = "Removed"), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
     ctx: RequestContext,

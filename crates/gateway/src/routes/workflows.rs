@@ -19,6 +19,7 @@ use crate::state::AppState;
 use super::plans::{create_plan, created_json, execute_plan, PlanCreateRequest};
 use super::require_read;
 
+#[utoipa::path(get, path = "/workflows", tag = "workflows", summary = "The workflow catalogue with each template's inputs", responses((status = 200, description = "`{data: [...]}`", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -29,7 +30,7 @@ pub(crate) async fn list(
 }
 
 /// Body of a workflow start.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartRequest {
     #[serde(default)]
@@ -41,6 +42,7 @@ pub(crate) struct StartRequest {
     constraints: Option<Value>,
 }
 
+#[utoipa::path(post, path = "/workflows/{name}/start", tag = "workflows", summary = "Turn a catalogue workflow into a plan and start it when no approval is needed", params(("name" = String, Path, description = "Catalogue workflow name")), request_body = StartRequest, responses((status = 201, description = "Plan created and waiting for approval", body = Object), (status = 202, description = "Plan created and execution started", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn start(
     State(state): State<AppState>,
     ctx: RequestContext,
