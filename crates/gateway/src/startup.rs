@@ -132,6 +132,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             alert_queue,
             context,
+            started_at: chrono::Utc::now(),
             config: Arc::new(config),
         };
         let state_shutdown = state.shutdown.clone();

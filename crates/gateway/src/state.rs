@@ -37,6 +37,8 @@ pub struct AppState {
     pub alert_queue: tokio::sync::mpsc::Sender<crate::background::event_loop::AlertWork>,
     /// The context service, when `context.enabled`.
     pub context: Option<Arc<carapulse_context::ContextService>>,
+    /// When this process started serving (diagnostics uptime).
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl AppState {

@@ -63,6 +63,8 @@ pub struct PolicyEngine {
     pool: std::sync::Mutex<Vec<regorus::Engine>>,
     package: String,
     files: Vec<String>,
+    /// The loaded text of each file, for operators to read back (`GET /v1/policy`).
+    sources: Vec<(String, String)>,
 }
 
 impl Clone for PolicyEngine {
@@ -72,6 +74,7 @@ impl Clone for PolicyEngine {
             pool: std::sync::Mutex::new(Vec::new()),
             package: self.package.clone(),
             files: self.files.clone(),
+            sources: self.sources.clone(),
         }
     }
 }
@@ -134,14 +137,14 @@ impl PolicyEngine {
         let mut engine = regorus::Engine::new();
         engine.set_strict_builtin_errors(true);
         let mut files = Vec::new();
-        for (name, text) in sources {
+        for (name, text) in &sources {
             engine
-                .add_policy(name.clone(), text)
+                .add_policy(name.clone(), text.clone())
                 .map_err(|err| PolicyError::Parse {
                     file: name.clone(),
                     message: err.to_string(),
                 })?;
-            files.push(name);
+            files.push(name.clone());
         }
         let wanted = format!("data.{package}");
         let packages = engine.get_packages().map_err(|err| PolicyError::Parse {
@@ -156,6 +159,7 @@ impl PolicyEngine {
             pool: std::sync::Mutex::new(Vec::new()),
             package: package.to_owned(),
             files,
+            sources,
         })
     }
 
@@ -165,6 +169,11 @@ impl PolicyEngine {
 
     pub fn files(&self) -> &[String] {
         &self.files
+    }
+
+    /// `(file name, text)` of every loaded file.
+    pub fn sources(&self) -> &[(String, String)] {
+        &self.sources
     }
 
     /// Evaluates a typed input.

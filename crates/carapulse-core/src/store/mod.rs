@@ -47,6 +47,17 @@ use crate::config::StorageConfig;
 /// The embedded, checksummed migrations (`crates/carapulse-core/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// See [`Store::diagnostics`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DatabaseDiagnostics {
+    pub latency_ms: f64,
+    pub latest_migration: Option<i64>,
+    pub server_version: String,
+    pub pool_size: u32,
+    pub pool_idle: usize,
+    pub pool_max: u32,
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -90,6 +101,29 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// What an operator checks first: round-trip latency, the newest applied migration and how
+    /// busy the connection pool is.
+    pub async fn diagnostics(&self) -> Result<DatabaseDiagnostics, StoreError> {
+        let started = std::time::Instant::now();
+        self.ping().await?;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let latest_migration: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        let server_version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(DatabaseDiagnostics {
+            latency_ms,
+            latest_migration,
+            server_version,
+            pool_size: self.pool.size(),
+            pool_idle: self.pool.num_idle(),
+            pool_max: self.pool.options().get_max_connections(),
+        })
     }
 
     /// Closes the pool, waiting for connections to be returned.

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/healthz", tag = "system", summary = "Liveness", responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/healthz", tag = "system", summary = "Liveness", responses((status = 200, description = "The process is up: `{\"status\": \"ok\"}`", body = Object)))]
 pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }

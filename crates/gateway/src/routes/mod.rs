@@ -3,6 +3,7 @@
 pub(crate) mod approvals;
 mod audit;
 mod context;
+mod diagnostics;
 mod events;
 mod executions;
 mod health;
@@ -10,6 +11,7 @@ mod hooks;
 mod library;
 mod logs;
 pub(crate) mod plans;
+mod policy;
 mod schedules;
 pub(crate) mod sessions;
 mod workflows;
@@ -132,6 +134,9 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(context::snapshots))
         .routes(routes!(context::snapshot))
         .routes(routes!(context::refresh))
+        .routes(routes!(diagnostics::diagnostics))
+        .routes(routes!(policy::show))
+        .routes(routes!(policy::evaluate))
         .routes(routes!(events::sse))
         .routes(routes!(events::ws))
         .layer(from_fn_with_state(state.clone(), authenticate));

@@ -1,0 +1,77 @@
+//! `GET /v1/policy` (the loaded Rego files) and `POST /v1/policy/evaluate` (the playground: run
+//! the loaded policy on an input and see the decision). Evaluation is read-only.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+use super::require_read;
+
+/// Largest playground input, in bytes of JSON.
+const MAX_INPUT_BYTES: usize = 64 * 1024;
+
+#[utoipa::path(get, path = "/policy", tag = "policy",
+    summary = "The loaded policy: package and every file with its text",
+    responses((status = 200, description = "`{package, files: [{name, bytes, text}]}`", body = Object),
+        crate::openapi::CommonErrors),
+    security(("bearer" = [])))]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "policy.read").await?;
+    let files: Vec<Value> = state
+        .policy
+        .sources()
+        .iter()
+        .map(|(name, text)| json!({"name": name, "bytes": text.len(), "text": text}))
+        .collect();
+    Ok(Json(
+        json!({"package": state.policy.package(), "files": files}),
+    ))
+}
+
+/// Body of the playground.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EvaluateRequest {
+    /// The policy input, as the gateway would build it (`actor`, `action`, `context`, `risk`, ...).
+    #[schema(value_type = Object)]
+    input: Value,
+}
+
+#[utoipa::path(post, path = "/policy/evaluate", tag = "policy",
+    summary = "Evaluate the loaded policy on an input (nothing is changed or recorded)",
+    request_body = EvaluateRequest,
+    responses((status = 200, description = "`{decision, reasons, constraints, ttl, error?}`", body = Object),
+        crate::openapi::CommonErrors),
+    security(("bearer" = [])))]
+pub(crate) async fn evaluate(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(body): ApiJson<EvaluateRequest>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "policy.evaluate").await?;
+    if !body.input.is_object() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "input must be a JSON object",
+        ));
+    }
+    if body.input.to_string().len() > MAX_INPUT_BYTES {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("input must be at most {MAX_INPUT_BYTES} bytes of JSON"),
+        ));
+    }
+    let outcome = state.policy.evaluate_json(&body.input);
+    Ok(Json(json!(outcome)))
+}
