@@ -100,6 +100,26 @@ ensure_prometheus() {
 }
 
 # Stops what this run started, newest first.
+# The browser test drives Debian's chromium with playwright-core (npm, pinned in
+# e2e/browser/package-lock.json); Node.js comes from Debian when missing.
+ensure_browser() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (Debian packages) for the web UI browser test"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  command -v chromium >/dev/null 2>&1 || { log "chromium did not install"; return 1; }
+  local dir="$REPO_ROOT/e2e/browser"
+  if [ ! -d "$dir/node_modules/playwright-core" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing playwright-core into e2e/browser (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+}
+
 stop_started() {
   local i item
   for (( i=${#STARTED_BY_US[@]}-1; i>=0; i-- )); do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: provisions PostgreSQL and the Temporal dev server if they are not
 # running (and stops only what it started), installs Prometheus for the PromQL tests (each test
-# starts its own instance), then runs every workspace test.
+# starts its own instance) and Chromium + playwright-core for the web UI browser test, then runs
+# every workspace test.
 #
 # Usage: ./scripts/test.sh [extra cargo test args]
 
@@ -11,6 +12,7 @@ trap stop_started EXIT
 ensure_postgres
 ensure_temporal
 ensure_prometheus
+ensure_browser
 
 cd "$REPO_ROOT"
 export CARAPULSE_TEST_PG="${CARAPULSE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"

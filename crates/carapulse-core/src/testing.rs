@@ -63,6 +63,8 @@ impl TestDatabase {
         cfg.storage.postgres_dsn = self.dsn.clone();
         cfg.storage.max_idle_conns = 0;
         cfg.gateway.http_addr = "127.0.0.1:0".into();
+        // Tests that want the UI listener ask for it on port 0.
+        cfg.gateway.ws_addr = None;
         cfg.gateway.dev_mode = true;
         cfg.gateway.dev_jwt_secret = Some(TEST_JWT_SECRET.into());
         cfg.policy.policy_dir = policies_dir();

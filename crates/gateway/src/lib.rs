@@ -17,6 +17,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod ui;
 pub mod workspace;
 
 pub use startup::{Application, StartupError};

@@ -50,6 +50,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The web UI listener (UI assets + the same API), when configured.
+    ui: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     linear: Option<Arc<LinearWatcher>>,
     alert_rx: std::sync::Mutex<
@@ -96,9 +98,6 @@ impl Application {
         if config.gateway.dev_mode {
             tracing::warn!("gateway.dev_mode is on: HS256 dev tokens are accepted; never use this in production");
         }
-        if config.gateway.canvas_addr.is_some() {
-            tracing::warn!("gateway.canvas_addr is set but the web UI is not built yet; no canvas listener started");
-        }
         let addr = parse_listen_addr("gateway.http_addr", &config.gateway.http_addr)?;
         let listener = TcpListener::bind(addr)
             .await
@@ -110,6 +109,23 @@ impl Application {
             addr: addr.to_string(),
             source,
         })?;
+        let ui = match ui_addr(&config)? {
+            Some(addr) => {
+                let listener =
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| StartupError::Bind {
+                            addr: addr.to_string(),
+                            source,
+                        })?;
+                let local = listener.local_addr().map_err(|source| StartupError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+                Some((listener, local))
+            }
+            None => None,
+        };
         let limiter = RateLimiter::new(
             config.gateway.rate_limit_per_second,
             config.gateway.rate_limit_burst,
@@ -142,6 +158,7 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
+            ui,
             state,
             linear,
             alert_rx: std::sync::Mutex::new(Some(alert_rx)),
@@ -155,6 +172,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Port of the web UI listener, when `gateway.ws_addr` (or `canvas_addr`) is set.
+    pub fn ui_port(&self) -> Option<u16> {
+        self.ui.as_ref().map(|(_, addr)| addr.port())
     }
 
     /// Cancel this token to stop the server gracefully.
@@ -255,6 +277,18 @@ impl Application {
         let grace = Duration::from_secs(self.state.config.gateway.shutdown_grace_secs);
         let store = self.state.store.clone();
         let background = self.spawn_background();
+        let ui_server = self.ui.map(|(listener, addr)| {
+            let app = crate::ui::router()
+                .merge(router(self.state.clone()))
+                .into_make_service_with_connect_info::<SocketAddr>();
+            tracing::info!(%addr, "web UI listening");
+            let token = self.shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await
+            })
+        });
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(addr = %self.local_addr, "gateway listening");
         let token = self.shutdown.clone();
@@ -273,6 +307,12 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(ui) = ui_server {
+            // Same grace as the main listener: it was cancelled by the same token.
+            if tokio::time::timeout(grace, ui).await.is_err() {
+                tracing::warn!("web UI listener did not drain within the grace period");
+            }
+        }
         for task in background {
             let _ = task.await;
         }
@@ -280,4 +320,23 @@ impl Application {
         tracing::info!("gateway stopped");
         result
     }
+}
+
+/// The UI listener: `gateway.ws_addr`, else `gateway.canvas_addr` (the reference's name for it);
+/// none when unset or equal to the API listener.
+fn ui_addr(config: &Config) -> Result<Option<SocketAddr>, ConfigError> {
+    let gw = &config.gateway;
+    let Some(raw) = gw.ws_addr.as_deref().or(gw.canvas_addr.as_deref()) else {
+        return Ok(None);
+    };
+    // Port 0 means "any free port", so two `:0` addresses are still two listeners.
+    if raw.trim().is_empty() || (raw == gw.http_addr && !raw.ends_with(":0")) {
+        return Ok(None);
+    }
+    let key = if gw.ws_addr.is_some() {
+        "gateway.ws_addr"
+    } else {
+        "gateway.canvas_addr"
+    };
+    parse_listen_addr(key, raw).map(Some)
 }

@@ -89,6 +89,7 @@ async fn second_gateway(first: &TestApp) -> TestApp {
     let handle = tokio::spawn(app.run_until_stopped());
     TestApp {
         url,
+        ui_url: None,
         db: first.db.clone(),
         http: reqwest::Client::new(),
         shutdown,

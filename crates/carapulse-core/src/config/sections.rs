@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 pub struct GatewayConfig {
     /// Main API listener (REST + SSE + WebSocket + /metrics).
     pub http_addr: String,
-    /// Web UI ("canvas") listener.
+    /// The reference's name for the UI listener; used when `ws_addr` is null.
     pub canvas_addr: Option<String>,
-    /// Optional second API listener without metrics (kept for reference compatibility).
+    /// Web UI listener: the embedded UI plus the same API (so pages call their own origin).
+    /// Default `:8082`; `null` turns the UI off.
     pub ws_addr: Option<String>,
     pub oidc_issuer: Option<String>,
     /// Expected `aud` claim.
@@ -71,7 +72,7 @@ impl Default for GatewayConfig {
         Self {
             http_addr: ":8080".into(),
             canvas_addr: None,
-            ws_addr: None,
+            ws_addr: Some(":8082".into()),
             oidc_issuer: None,
             oidc_client_id: None,
             oidc_jwks_url: None,

@@ -168,6 +168,32 @@ impl Store {
         Ok(n)
     }
 
+    /// Stored alert events of `tenant`, most recently updated first, optionally by `status`
+    /// (`firing`, `resolved`) and `source`.
+    pub async fn list_alerts(
+        &self,
+        tenant: &TenantId,
+        status: Option<&str>,
+        source: Option<&str>,
+        page: super::Page,
+    ) -> Result<super::Paged<AlertRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT alert_id, source, fingerprint, status, started_at, updated_at, \
+             payload_json -> 'labels' AS labels, payload_json -> 'annotations' AS annotations, \
+             COUNT(*) OVER () AS total FROM alert_events WHERE tenant_id = $1 \
+             AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR source = $3) \
+             ORDER BY updated_at DESC, alert_id DESC LIMIT $4 OFFSET $5",
+        )
+        .bind(tenant.as_str())
+        .bind(status)
+        .bind(source)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.pool())
+        .await?;
+        super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
+    }
+
     /// Firing alerts of `tenant` updated in the last `hours`, newest first (planner evidence).
     pub async fn recent_firing_alerts(
         &self,
@@ -213,4 +239,17 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// An alert as listed by `GET /v1/alerts`.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct AlertRecord {
+    pub alert_id: uuid::Uuid,
+    pub source: String,
+    pub fingerprint: String,
+    pub status: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub labels: Option<Value>,
+    pub annotations: Option<Value>,
 }

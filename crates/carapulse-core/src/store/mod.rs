@@ -25,7 +25,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use alerts::{GateRule, NewAlertEvent, Stored};
+pub use alerts::{AlertRecord, GateRule, NewAlertEvent, Stored};
 pub use approval_requests::{ApprovalRequest, RequestStatus};
 pub use approvals::{ApprovalDecision, ApprovalFilter, PendingApproval};
 pub use audit::AuditFilter;

@@ -1,5 +1,6 @@
 //! The HTTP routes and how they are layered.
 
+mod alerts;
 pub(crate) mod approvals;
 mod audit;
 mod context;
@@ -134,6 +135,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(context::snapshots))
         .routes(routes!(context::snapshot))
         .routes(routes!(context::refresh))
+        .routes(routes!(alerts::list))
         .routes(routes!(diagnostics::diagnostics))
         .routes(routes!(policy::show))
         .routes(routes!(policy::evaluate))

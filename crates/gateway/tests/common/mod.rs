@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub url: String,
+    /// The web UI listener, when `gateway.ws_addr` was set.
+    pub ui_url: Option<String>,
     pub db: Arc<TestDatabase>,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
@@ -31,10 +33,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     tweak(&mut config);
     let app = Application::build(config).await.expect("gateway builds");
     let url = format!("http://127.0.0.1:{}", app.port());
+    let ui_url = app.ui_port().map(|p| format!("http://127.0.0.1:{p}"));
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     TestApp {
         url,
+        ui_url,
         db: Arc::new(db),
         http: reqwest::Client::new(),
         shutdown,

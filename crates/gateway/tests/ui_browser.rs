@@ -1,0 +1,212 @@
+//! The web UI in a real browser: headless Chromium (Debian `chromium`) driven by
+//! `e2e/browser/ui.test.mjs` (playwright-core) against a real gateway with its UI listener, tool
+//! router (fake `helm`), orchestrator worker and the Temporal dev server. A plan is created and
+//! executed through the API (the run waits for approval); the browser approves it on the plan
+//! page and watches the execution page turn to `succeeded` live. Screenshots are kept in
+//! `target/ui-screenshots/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::json;
+
+const ROUTER_TOKEN: &str = "ui-browser-router-token-0000001";
+
+fn fake_helm_on_path() {
+    let dir = std::env::temp_dir().join(format!("carapulse-ui-fakes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("fake dir");
+    let helm = dir.join("helm");
+    std::fs::write(&helm, "#!/bin/sh\necho \"helm ok: $*\"\n").expect("fake helm");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let old = std::env::var("PATH").unwrap_or_default();
+    // SAFETY: the only test of this binary, before the router starts.
+    unsafe { std::env::set_var("PATH", format!("{}:{old}", dir.display())) };
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/browser")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_in_the_browser_and_watch_the_execution_live() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} not found: run ./scripts/test.sh (it installs Debian's chromium)"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core missing: run ./scripts/test.sh (npm ci in e2e/browser)"
+    );
+    let temporal =
+        std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
+    assert!(
+        std::net::TcpStream::connect(&temporal).is_ok(),
+        "no Temporal at {temporal}: run ./scripts/test.sh"
+    );
+    fake_helm_on_path();
+    let queue = format!("ui-browser-{}", uuid::Uuid::new_v4().simple());
+    let objects = tempfile::tempdir().expect("tempdir");
+
+    // The router's port is chosen first so the gateway knows it (diagnostics, integrations page).
+    let router_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let router_url = format!("http://127.0.0.1:{router_port}");
+    let (q, t, r) = (queue.clone(), temporal.clone(), router_url.clone());
+    let app = spawn_app_with(move |c| {
+        c.orchestrator.temporal_addr = Some(t);
+        c.orchestrator.task_queue = q;
+        c.gateway.ws_addr = Some("127.0.0.1:0".into());
+        c.tool_router.base_url = Some(r);
+    })
+    .await;
+    let ui_url = app.ui_url.clone().expect("UI listener started");
+    let mut config = app.db.config();
+    config.orchestrator.temporal_addr = Some(temporal);
+    config.orchestrator.task_queue = queue;
+    config.tool_router.http_addr = format!("127.0.0.1:{router_port}");
+    config.tool_router.auth_token = Some(ROUTER_TOKEN.into());
+    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+    let router = tool_router::Application::build(config.clone())
+        .await
+        .expect("router");
+    config.tool_router.base_url = Some(router_url);
+    tokio::spawn(router.run_until_stopped());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let store = app.db.store.clone();
+    let worker_config = config.clone();
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let stop = async move {
+                let _ = stop_rx.await;
+            };
+            let _ = orchestrator::worker::run(&worker_config, store, stop).await;
+        });
+    });
+
+    // The UI shell itself: served with a strict CSP, assets embedded.
+    let page = app
+        .http
+        .get(format!("{ui_url}/ui/"))
+        .send()
+        .await
+        .expect("ui");
+    assert_eq!(page.status(), 200);
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(page.text().await.expect("body").contains("/ui/app.js"));
+
+    let alice = token("alice", "acme", &["operator"]);
+    let bob = token("bob", "acme", &["approver"]);
+    let summary = "Upgrade web (browser test)";
+    let (status, created) = app
+        .post(
+            "/v1/plans",
+            &alice,
+            &json!({
+                "summary": summary,
+                "context": {"environment": "staging", "namespace": "web"},
+                "steps": [
+                    {"tool": "helm", "action": "upgrade", "input": {"release": "web", "chart": "charts/web", "namespace": "web"},
+                     "rollback": {"tool": "helm", "action": "rollback", "input": {"release": "web", "namespace": "web"}}},
+                    {"stage": "verify", "tool": "helm", "action": "status", "input": {"release": "web", "namespace": "web"}}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["approval_required"], true);
+    let plan_id = created["plan_id"].as_str().expect("plan id").to_owned();
+    let (status, exec) = app
+        .post(&format!("/v1/plans/{plan_id}/execute"), &alice, &json!({}))
+        .await;
+    assert_eq!(status, 202, "{exec}");
+    assert_eq!(exec["awaiting_approval"], true);
+    let exec_id = exec["execution_id"]
+        .as_str()
+        .expect("execution id")
+        .to_owned();
+    // A little graph for the context page.
+    let (status, ingested) = app
+        .post(
+            "/v1/context/refresh",
+            &alice,
+            &json!({"service": "web",
+                "nodes": [
+                    {"node_id": "service/web", "kind": "service", "name": "web"},
+                    {"node_id": "k8s/deployment/web/web", "kind": "deployment", "name": "web"},
+                    {"node_id": "helm/release/web/web", "kind": "helm_release", "name": "web"}],
+                "edges": [
+                    {"edge_id": "e1", "from_node_id": "service/web", "to_node_id": "k8s/deployment/web/web", "relation": "runs"},
+                    {"edge_id": "e2", "from_node_id": "helm/release/web/web", "to_node_id": "service/web", "relation": "deploys"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ingested}");
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    // Only this run's pictures: a stale failure shot would mislead whoever reads them.
+    let _ = std::fs::remove_dir_all(&shots);
+    let output = tokio::process::Command::new("node")
+        .arg("ui.test.mjs")
+        .current_dir(browser_dir())
+        .env("UI_URL", &ui_url)
+        .env("APPROVER_TOKEN", &bob)
+        .env("PLAN_ID", &plan_id)
+        .env("PLAN_SUMMARY", summary)
+        .env("EXECUTION_ID", &exec_id)
+        .env("SCREENSHOT_DIR", &shots)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(240), output)
+        .await
+        .expect("browser test finished within 4 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
+        shots.display()
+    );
+    assert!(stdout.contains("all checks passed"));
+
+    // What the browser did is what the server recorded.
+    let (_, view) = app.get(&format!("/v1/executions/{exec_id}"), &alice).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let (_, approvals) = app
+        .get(
+            &format!("/v1/approvals?status=approved&plan_id={plan_id}"),
+            &alice,
+        )
+        .await;
+    assert_eq!(approvals["data"][0]["source"], "ui", "{approvals}");
+    assert_eq!(approvals["data"][0]["approver"], "bob", "{approvals}");
+    for shot in [
+        "02-dashboard.png",
+        "05-plan-approved.png",
+        "06-execution-succeeded.png",
+    ] {
+        assert!(shots.join(shot).exists(), "{shot} not written");
+    }
+
+    let _ = stop_tx.send(());
+    let _ = worker.join();
+    app.stop().await;
+}

@@ -1,0 +1,569 @@
+// Carapulse web UI: a dependency-free single-page app served by the gateway from embedded
+// assets. It only calls the public API (same origin, bearer token) and renders every value
+// through textContent, never as HTML: alert labels, plan summaries and tool output are untrusted.
+'use strict';
+
+const TOKEN_KEY = 'carapulse.token';
+let token = sessionStorage.getItem(TOKEN_KEY) || '';
+let events = null;          // the /v1/events EventSource
+let current = null;         // the mounted view: {onEvent(ev), dispose()}
+
+// ---- small DOM helpers -------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/// Replaces an element's children, skipping absent ones (replaceChildren would print "null").
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== undefined && c !== null && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+}
+
+const badge = (s) => h('span', { class: `badge s-${s}`, 'data-status': s }, s);
+const when = (t) => (t ? new Date(t).toLocaleString() : '');
+const short = (id) => (id ? String(id).slice(0, 8) : '');
+const view = () => document.getElementById('view');
+
+function table(columns, rows, empty) {
+  if (!rows.length) return h('p', { class: 'muted' }, empty || 'Nothing here.');
+  return h('table', {},
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', {}, c[0])))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', {}, c[1](r)))))));
+}
+
+// ---- API ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+  const resp = await fetch(path, {
+    method: options.method || 'GET',
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  if (resp.status === 401) { signOut('Your token was refused or has expired.'); throw new ApiError(401, 'unauthorized', 'unauthorized'); }
+  if (resp.status === 204) return null;
+  const text = await resp.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch (_) { body = text; }
+  if (!resp.ok) {
+    const err = (body && body.error) || {};
+    throw new ApiError(resp.status, err.code || 'error', err.message || `HTTP ${resp.status}`);
+  }
+  return body;
+}
+
+function showError(target, err) {
+  fill(target, h('p', { class: 'error', role: 'alert' }, err.message || String(err)));
+}
+
+// ---- session and live events -------------------------------------------------------------
+
+function signOut(message) {
+  token = '';
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (events) { events.close(); events = null; }
+  setLive(false);
+  renderLogin(message);
+}
+
+function setLive(on) {
+  const el = document.getElementById('live');
+  el.className = `live ${on ? 'on' : 'off'}`;
+  el.textContent = on ? 'live' : 'offline';
+}
+
+function connectEvents() {
+  if (events) events.close();
+  events = new EventSource(`/v1/events?access_token=${encodeURIComponent(token)}`);
+  events.onopen = () => setLive(true);
+  events.onerror = () => setLive(false);  // EventSource reconnects with Last-Event-ID itself
+  for (const kind of ['plan.updated', 'execution.updated', 'approval.updated', 'audit.created', 'alert.received']) {
+    events.addEventListener(kind, (msg) => {
+      let body = {};
+      try { body = JSON.parse(msg.data); } catch (_) { return; }
+      if (current && current.onEvent) current.onEvent({ kind, data: body.data || {} });
+    });
+  }
+}
+
+function renderLogin(message) {
+  document.getElementById('nav').hidden = true;
+  document.getElementById('logout').hidden = true;
+  const input = h('textarea', { id: 'token', rows: 4, placeholder: 'Paste a bearer token (JWT)' });
+  const status = h('p', { class: 'error', role: 'alert' }, message || '');
+  const submit = async (e) => {
+    e.preventDefault();
+    token = input.value.trim();
+    if (!token) { status.textContent = 'A token is required.'; return; }
+    try {
+      await api('/v1/plans?limit=1');
+    } catch (err) {
+      if (err.status !== 401) status.textContent = err.message;
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    start();
+  };
+  fill(view(), h('section', {},
+    h('h2', {}, 'Sign in'),
+    h('form', { id: 'login', onsubmit: submit }, input, h('div', { class: 'row' },
+      h('button', { class: 'primary', type: 'submit' }, 'Sign in'))),
+    status));
+}
+
+function start() {
+  document.getElementById('nav').hidden = false;
+  document.getElementById('logout').hidden = false;
+  connectEvents();
+  route();
+}
+
+// ---- router ------------------------------------------------------------------------------
+
+const routes = [
+  [/^#\/dashboard$/, dashboard],
+  [/^#\/plans$/, plansList],
+  [/^#\/plans\/([\w-]+)$/, planDetail],
+  [/^#\/executions$/, executionsList],
+  [/^#\/executions\/([\w-]+)$/, executionDetail],
+  [/^#\/context(?:\?service=(.*))?$/, contextGraph],
+  [/^#\/audit$/, auditLog],
+  [/^#\/policies$/, policies],
+  [/^#\/integrations$/, integrations],
+];
+
+function route() {
+  if (!token) { renderLogin(); return; }
+  if (current && current.dispose) current.dispose();
+  current = null;
+  const hash = location.hash || '#/dashboard';
+  for (const a of document.querySelectorAll('nav a')) {
+    a.classList.toggle('active', hash.startsWith(a.getAttribute('href')));
+  }
+  for (const [re, render] of routes) {
+    const m = hash.match(re);
+    if (m) { current = render(...m.slice(1).map((x) => (x ? decodeURIComponent(x) : x))) || null; return; }
+  }
+  fill(view(), h('p', {}, 'No such page.'));
+}
+
+/// Re-runs `load` at most every 300 ms when events arrive (bursts of step updates).
+function debounced(load) {
+  let timer = null;
+  return () => { clearTimeout(timer); timer = setTimeout(load, 300); };
+}
+
+// ---- views -------------------------------------------------------------------------------
+
+function dashboard() {
+  const alerts = h('section', { id: 'alerts' }, h('h2', {}, 'Active alerts'));
+  const pending = h('section', { id: 'pending' }, h('h2', {}, 'Plans awaiting approval'));
+  const running = h('section', { id: 'running' }, h('h2', {}, 'Running executions'));
+  fill(view(), h('div', { class: 'grid' }, alerts, pending, running));
+  const load = async () => {
+    try {
+      const [a, p, r] = await Promise.all([
+        api('/v1/alerts?status=firing&limit=20'),
+        api('/v1/plans?approval_state=pending&limit=20'),
+        api('/v1/executions?status=running&limit=20'),
+      ]);
+      fill(alerts, h('h2', {}, `Active alerts (${a.pagination.total})`), table([
+        ['Alert', (x) => (x.labels && x.labels.alertname) || x.fingerprint],
+        ['Service', (x) => (x.labels && (x.labels.service || x.labels.deployment || x.labels.job)) || ''],
+        ['Severity', (x) => (x.labels && x.labels.severity) || ''],
+        ['Since', (x) => when(x.started_at || x.updated_at)],
+      ], a.data, 'No firing alerts.'));
+      fill(pending, h('h2', {}, `Plans awaiting approval (${p.pagination.total})`), table([
+        ['Plan', (x) => h('a', { href: `#/plans/${x.plan_id}` }, x.summary)],
+        ['Risk', (x) => badge(x.risk_level)],
+        ['By', (x) => x.created_by],
+      ], p.data, 'Nothing waits for approval.'));
+      fill(running, h('h2', {}, `Running executions (${r.pagination.total})`), table([
+        ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
+        ['Status', (x) => badge(x.status)],
+        ['Started', (x) => when(x.started_at)],
+      ], r.data, 'Nothing is running.'));
+    } catch (err) { showError(alerts, err); }
+  };
+  load();
+  return { onEvent: debounced(load) };
+}
+
+function plansList() {
+  const out = h('section', {}, h('h2', {}, 'Plans'));
+  const state = h('select', { id: 'plan-state' }, ['', 'pending', 'approved', 'denied', 'expired', 'not_required']
+    .map((s) => h('option', { value: s }, s || 'any approval state')));
+  fill(view(), h('div', { class: 'row' }, state), out);
+  const load = async () => {
+    const q = state.value ? `&approval_state=${state.value}` : '';
+    try {
+      const page = await api(`/v1/plans?limit=50${q}`);
+      fill(out, h('h2', {}, `Plans (${page.pagination.total})`), table([
+        ['Summary', (x) => h('a', { href: `#/plans/${x.plan_id}` }, x.summary)],
+        ['Risk', (x) => badge(x.risk_level)],
+        ['Approval', (x) => badge(x.approval_state)],
+        ['Trigger', (x) => x.trigger],
+        ['Created', (x) => when(x.created_at)],
+      ], page.data));
+    } catch (err) { showError(out, err); }
+  };
+  state.addEventListener('change', load);
+  load();
+  return { onEvent: (ev) => { if (ev.kind === 'plan.updated' || ev.kind === 'approval.updated') debounced(load)(); } };
+}
+
+function planDetail(id) {
+  const out = h('div', {});
+  fill(view(), out);
+  const load = async () => {
+    let plan;
+    let execs;
+    try {
+      [plan, execs] = await Promise.all([api(`/v1/plans/${id}`), api(`/v1/executions?plan_id=${id}&limit=20`)]);
+    } catch (err) { showError(out, err); return; }
+    const message = h('p', { id: 'decision-message', role: 'status' });
+    const decide = (status) => async () => {
+      try {
+        await api('/v1/approvals', { method: 'POST', body: { plan_id: id, status, source: 'ui' } });
+        message.textContent = `Plan ${status}.`;
+        load();
+      } catch (err) { message.textContent = err.message; message.className = 'error'; }
+    };
+    const execute = async () => {
+      try {
+        const r = await api(`/v1/plans/${id}/execute`, { method: 'POST', body: {} });
+        location.hash = `#/executions/${r.execution_id}`;
+      } catch (err) { message.textContent = err.message; message.className = 'error'; }
+    };
+    const pendingApproval = plan.approval_state === 'pending';
+    const runnable = ['approved', 'not_required'].includes(plan.approval_state) && execs.data.length === 0;
+    fill(out,
+      h('section', {},
+        h('h2', {}, plan.summary),
+        h('div', { class: 'row' },
+          'Risk ', badge(plan.risk_level), ' Policy ', badge(plan.policy_decision),
+          ' Approval ', h('span', { id: 'approval-state' }, badge(plan.approval_state)),
+          plan.approval_expires_at ? h('span', { class: 'muted' }, `expires ${when(plan.approval_expires_at)}`) : null),
+        h('p', { class: 'muted' }, `${plan.trigger} plan by ${plan.created_by}, ${when(plan.created_at)}; planner ${plan.planner || 'caller'}`),
+        plan.intent ? h('p', {}, 'Intent: ', plan.intent) : null,
+        h('div', { class: 'row' },
+          pendingApproval ? h('button', { id: 'approve', class: 'primary', onclick: decide('approved') }, 'Approve') : null,
+          pendingApproval ? h('button', { id: 'deny', class: 'danger', onclick: decide('denied') }, 'Deny') : null,
+          runnable ? h('button', { id: 'execute', onclick: execute }, 'Execute') : null),
+        message),
+      h('section', {}, h('h2', {}, 'Steps'), table([
+        ['#', (s) => s.ordinal ?? ''],
+        ['Stage', (s) => s.stage],
+        ['Tool', (s) => `${s.tool} ${s.action}`],
+        ['Input', (s) => h('code', {}, JSON.stringify(s.input))],
+        ['Rollback', (s) => (s.rollback ? `${s.rollback.tool} ${s.rollback.action}` : '')],
+      ], plan.steps || [], 'No steps yet (draft).')),
+      h('section', {}, h('h2', {}, 'Policy'), h('pre', {}, JSON.stringify({
+        decision: plan.policy_decision, constraints: plan.constraints, context: plan.context,
+      }, null, 2))),
+      h('section', {}, h('h2', {}, 'Executions'), table([
+        ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
+        ['Status', (x) => badge(x.status)],
+        ['Created', (x) => when(x.created_at)],
+      ], execs.data, 'Not executed.')));
+  };
+  load();
+  return {
+    onEvent: (ev) => {
+      const d = ev.data || {};
+      if (d.plan_id === id || d.id === id) debounced(load)();
+    },
+  };
+}
+
+function executionsList() {
+  const out = h('section', {}, h('h2', {}, 'Executions'));
+  fill(view(), out);
+  const load = async () => {
+    try {
+      const page = await api('/v1/executions?limit=50');
+      fill(out, h('h2', {}, `Executions (${page.pagination.total})`), table([
+        ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
+        ['Plan', (x) => h('a', { href: `#/plans/${x.plan_id}` }, short(x.plan_id))],
+        ['Status', (x) => badge(x.status)],
+        ['Started', (x) => when(x.started_at)],
+        ['Finished', (x) => when(x.completed_at)],
+      ], page.data));
+    } catch (err) { showError(out, err); }
+  };
+  load();
+  return { onEvent: (ev) => { if (ev.kind === 'execution.updated') debounced(load)(); } };
+}
+
+function executionDetail(id) {
+  const head = h('section', {});
+  const steps = h('section', {}, h('h2', {}, 'Timeline'));
+  const evidence = h('section', {}, h('h2', {}, 'Evidence'));
+  const logs = h('pre', { id: 'logs' });
+  fill(view(), head, steps, h('section', {}, h('h2', {}, 'Live logs'), logs), evidence);
+  let logStream = null;
+  const finished = (s) => ['succeeded', 'failed', 'rolled_back', 'cancelled', 'expired'].includes(s);
+  const load = async () => {
+    let x;
+    try { x = await api(`/v1/executions/${id}`); } catch (err) { showError(head, err); return; }
+    const message = h('p', { role: 'status' });
+    const cancel = async () => {
+      try {
+        await api(`/v1/executions/${id}/cancel`, { method: 'POST', body: { reason: 'cancelled from the web UI' } });
+        message.textContent = 'Cancel requested.';
+      } catch (err) { message.textContent = err.message; message.className = 'error'; }
+    };
+    fill(head,
+      h('h2', {}, `Execution ${short(id)}`),
+      h('div', { class: 'row' }, 'Status ', h('span', { id: 'exec-status' }, badge(x.status)),
+        h('a', { href: `#/plans/${x.plan_id}` }, `plan ${short(x.plan_id)}`),
+        finished(x.status) ? null : h('button', { id: 'cancel', class: 'danger', onclick: cancel }, 'Cancel')),
+      x.error ? h('p', { class: 'error' }, x.error) : null,
+      h('p', { class: 'muted' }, `started ${when(x.started_at)}${x.completed_at ? `, finished ${when(x.completed_at)}` : ''}`),
+      message);
+    const calls = x.tool_calls || [];
+    fill(steps, h('h2', {}, 'Timeline'), h('ol', { class: 'timeline' },
+      (x.steps || []).map((s) => h('li', {}, badge(s.status), ` ${s.stage} step ${s.ordinal}`,
+        s.error ? h('span', { class: 'error' }, ` ${s.error}`) : '',
+        h('span', { class: 'muted' }, ` ${when(s.started_at)}`))),
+      calls.map((c) => h('li', { class: 'muted' }, `${c.tool_name} ${c.action}: `, badge(c.status),
+        c.exit_code !== null && c.exit_code !== undefined ? ` exit ${c.exit_code}` : ''))));
+    fill(evidence, h('h2', {}, 'Evidence'), table([
+      ['Kind', (e) => e.kind],
+      ['Query', (e) => e.query || ''],
+      ['Summary', (e) => h('code', {}, JSON.stringify(e.summary_json ?? e.summary ?? {}))],
+      ['At', (e) => when(e.collected_at)],
+    ], x.evidence || [], 'No evidence yet.'));
+    if (!logStream) {
+      logStream = new EventSource(`/v1/executions/${id}/logs?access_token=${encodeURIComponent(token)}`);
+      logStream.addEventListener('log', (m) => {
+        try {
+          const l = JSON.parse(m.data);
+          logs.append(document.createTextNode(`[${l.stream}] ${l.message}\n`));
+        } catch (_) { /* a malformed frame is skipped */ }
+      });
+      logStream.addEventListener('end', () => { logStream.close(); });
+    }
+  };
+  load();
+  return {
+    onEvent: (ev) => {
+      const d = ev.data || {};
+      if (d.execution_id === id || d.id === id) debounced(load)();
+    },
+    dispose: () => { if (logStream) logStream.close(); },
+  };
+}
+
+function contextGraph(service) {
+  const input = h('input', { id: 'service', placeholder: 'service name', value: service || '' });
+  const out = h('section', {});
+  const form = h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); location.hash = `#/context?service=${encodeURIComponent(input.value.trim())}`; } },
+    input, h('button', { type: 'submit' }, 'Show'));
+  fill(view(), h('section', {}, h('h2', {}, 'Context graph'), form), out);
+  const load = async () => {
+    if (!service) {
+      try {
+        const page = await api('/v1/context/services?limit=100');
+        fill(out, h('h2', {}, 'Services'), table([
+          ['Service', (s) => h('a', { href: `#/context?service=${encodeURIComponent(s.name)}` }, s.name)],
+          ['Labels', (s) => JSON.stringify(s.labels || {})],
+        ], page.data, 'No services collected yet.'));
+      } catch (err) { showError(out, err); }
+      return;
+    }
+    try {
+      const g = await api(`/v1/context/graph?service=${encodeURIComponent(service)}&depth=2`);
+      fill(out, h('h2', {}, `Neighbourhood of ${service}`), drawGraph(g.nodes || [], g.edges || [], service));
+    } catch (err) { showError(out, err); }
+  };
+  load();
+  return null;
+}
+
+/// Radial layout: the service in the middle, its neighbours on rings by distance.
+function drawGraph(nodes, edges, service) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = (tag, attrs, text) => {
+    const el = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    if (text) el.textContent = text;
+    return el;
+  };
+  const W = 900; const H = 560; const cx = W / 2; const cy = H / 2;
+  const root = nodes.find((n) => n.kind === 'service' && n.name === service) || nodes[0];
+  const adj = new Map(nodes.map((n) => [n.node_id, []]));
+  for (const e of edges) {
+    if (adj.has(e.from_node_id)) adj.get(e.from_node_id).push(e.to_node_id);
+    if (adj.has(e.to_node_id)) adj.get(e.to_node_id).push(e.from_node_id);
+  }
+  const depth = new Map(root ? [[root.node_id, 0]] : []);
+  const queue = root ? [root.node_id] : [];
+  while (queue.length) {
+    const id = queue.shift();
+    for (const next of adj.get(id) || []) if (!depth.has(next)) { depth.set(next, depth.get(id) + 1); queue.push(next); }
+  }
+  const rings = new Map();
+  for (const n of nodes) {
+    const d = depth.has(n.node_id) ? depth.get(n.node_id) : 3;
+    if (!rings.has(d)) rings.set(d, []);
+    rings.get(d).push(n);
+  }
+  const pos = new Map();
+  for (const [d, ring] of rings) {
+    ring.forEach((n, i) => {
+      const a = (2 * Math.PI * i) / ring.length - Math.PI / 2 + d * 0.5;
+      const r = d * 170;
+      pos.set(n.node_id, [cx + r * Math.cos(a), cy + r * Math.sin(a)]);
+    });
+  }
+  const out = svg('svg', { id: 'graph', viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img' });
+  for (const e of edges) {
+    const a = pos.get(e.from_node_id); const b = pos.get(e.to_node_id);
+    if (!a || !b) continue;
+    out.append(svg('line', { x1: a[0], y1: a[1], x2: b[0], y2: b[1], stroke: '#9aa4b2' }));
+    out.append(svg('text', { x: (a[0] + b[0]) / 2, y: (a[1] + b[1]) / 2, fill: '#5d6878' }, e.relation));
+  }
+  for (const n of nodes) {
+    const [x, y] = pos.get(n.node_id);
+    const g = svg('g', { class: 'node', 'data-node': n.node_id });
+    g.append(svg('circle', { cx: x, cy: y, r: n === root ? 12 : 8, fill: n === root ? '#1f6feb' : '#57606a' }));
+    g.append(svg('text', { x: x + 14, y: y + 4 }, `${n.kind}: ${n.name}`));
+    out.append(g);
+  }
+  return out;
+}
+
+function auditLog() {
+  const action = h('input', { id: 'audit-action', placeholder: 'action (plan.create)' });
+  const actor = h('input', { id: 'audit-actor', placeholder: 'actor id' });
+  const decision = h('select', { id: 'audit-decision' }, ['', 'allow', 'deny'].map((d) => h('option', { value: d }, d || 'any decision')));
+  const chain = h('span', { id: 'chain' }, 'checking chain...');
+  const out = h('section', {});
+  const query = () => {
+    const q = new URLSearchParams();
+    if (action.value.trim()) q.set('action', action.value.trim());
+    if (actor.value.trim()) q.set('actor_id', actor.value.trim());
+    if (decision.value) q.set('decision', decision.value);
+    return q;
+  };
+  const download = (format) => async () => {
+    const q = query(); q.set('format', format);
+    const resp = await fetch(`/v1/audit/export?${q}`, { headers: { Authorization: `Bearer ${token}` } });
+    if (!resp.ok) { showError(out, new Error(`export failed: HTTP ${resp.status}`)); return; }
+    const url = URL.createObjectURL(await resp.blob());
+    const a = h('a', { href: url, download: `audit.${format}` });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  };
+  const load = async () => {
+    try {
+      const page = await api(`/v1/audit/events?limit=100&${query()}`);
+      fill(out, h('h2', {}, `Events (${page.pagination.total})`), table([
+        ['When', (e) => when(e.occurred_at)],
+        ['Actor', (e) => (e.actor && e.actor.id) || ''],
+        ['Action', (e) => e.action],
+        ['Decision', (e) => badge(e.decision)],
+        ['Resource', (e) => [e.resource_type, short(e.resource_id)].filter(Boolean).join(' ')],
+        ['Reason', (e) => e.reason || ''],
+      ], page.data));
+    } catch (err) { showError(out, err); }
+  };
+  const verify = async () => {
+    try {
+      const v = await api('/v1/audit/verify');
+      fill(chain, badge(v.ok ? 'ok' : 'deny'),
+        v.ok ? ` ${v.events_checked} events verified (head ${v.head_seq})`
+          : ` broken: ${JSON.stringify(v.first_break)}`);
+    } catch (err) { chain.textContent = err.message; }
+  };
+  fill(view(),
+    h('section', {}, h('h2', {}, 'Audit log'),
+      h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); load(); } },
+        action, actor, decision, h('button', { type: 'submit' }, 'Search'),
+        h('button', { type: 'button', id: 'export-csv', onclick: download('csv') }, 'Export CSV'),
+        h('button', { type: 'button', id: 'export-json', onclick: download('json') }, 'Export JSON')),
+      h('p', {}, 'Chain: ', chain)),
+    out);
+  load(); verify();
+  return { onEvent: (ev) => { if (ev.kind === 'audit.created') debounced(load)(); } };
+}
+
+function policies() {
+  const files = h('section', {}, h('h2', {}, 'Loaded policy'));
+  const input = h('textarea', { id: 'policy-input', rows: 14 }, JSON.stringify({
+    actor: { id: 'alice', roles: ['operator'], tenant_id: 'acme' },
+    action: { name: 'plan.create', type: 'write' },
+    context: { tenant_id: 'acme', environment: 'prod' },
+    resources: { break_glass: false },
+    risk: { level: 'high', blast_radius: 'namespace', targets: 1 },
+  }, null, 2));
+  const result = h('pre', { id: 'policy-result' });
+  const evaluate = async (e) => {
+    e.preventDefault();
+    let parsed;
+    try { parsed = JSON.parse(input.value); } catch (err) { result.textContent = `Invalid JSON: ${err.message}`; return; }
+    try {
+      const outcome = await api('/v1/policy/evaluate', { method: 'POST', body: { input: parsed } });
+      result.textContent = JSON.stringify(outcome, null, 2);
+    } catch (err) { result.textContent = err.message; }
+  };
+  fill(view(), files, h('section', {}, h('h2', {}, 'Playground'),
+    h('form', { onsubmit: evaluate }, input, h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit', id: 'evaluate' }, 'Evaluate'))),
+    result));
+  api('/v1/policy').then((p) => {
+    fill(files, h('h2', {}, `Loaded policy: ${p.package}`),
+      ...p.files.map((f) => h('details', {}, h('summary', {}, `${f.name} (${f.bytes} bytes)`), h('pre', {}, f.text))));
+  }).catch((err) => showError(files, err));
+  return null;
+}
+
+function integrations() {
+  const out = h('div', {});
+  fill(view(), out);
+  const health = (ok) => badge(ok ? 'ok' : 'down');
+  api('/v1/diagnostics').then((d) => {
+    const collectors = d.collectors && typeof d.collectors === 'object'
+      ? Object.entries(d.collectors).map(([name, c]) => ({ name, ...c })) : [];
+    fill(out,
+      h('section', {}, h('h2', {}, 'Dependencies'), table([
+        ['Dependency', (r) => r[0]], ['State', (r) => health(r[1].ok)], ['Detail', (r) => r[1].error || r[2] || ''],
+      ], [
+        ['PostgreSQL', d.database, d.database.details ? `v${d.database.details.server_version}, migration ${d.database.details.latest_migration}` : ''],
+        ['Temporal', d.orchestrator.temporal, d.orchestrator.temporal.address || ''],
+        ['Tool router', d.tool_router, d.tool_router.url || ''],
+      ])),
+      h('section', {}, h('h2', {}, 'Collectors'), d.collectors === 'disabled'
+        ? h('p', { class: 'muted' }, 'The context service is disabled.')
+        : table([
+          ['Collector', (c) => c.name], ['State', (c) => health(c.ok)], ['Nodes', (c) => c.nodes],
+          ['Last success', (c) => when(c.last_success)], ['Error', (c) => c.last_error || ''],
+        ], collectors)),
+      h('section', {}, h('h2', {}, 'Gateway'), h('pre', {}, JSON.stringify({
+        version: d.version, uptime_secs: d.uptime_secs, planner: d.planner, features: d.features, policy: d.policy,
+      }, null, 2))));
+  }).catch((err) => showError(out, err));
+  return null;
+}
+
+// ---- boot --------------------------------------------------------------------------------
+
+window.addEventListener('hashchange', route);
+document.getElementById('logout').addEventListener('click', () => signOut());
+if (token) start(); else renderLogin();

@@ -1,0 +1,134 @@
+// Drives the Carapulse web UI in headless Chromium: sign in with a token, see the plan waiting on
+// the dashboard, approve it on its page while a second tab watches the execution, and see that
+// tab turn to "succeeded" with the tool's log lines, without reloading. Then the audit, policy,
+// integrations and context pages. Screenshots go to SCREENSHOT_DIR.
+//
+// Waits use locators, not waitForFunction: the UI's CSP forbids eval, which page-world polling
+// needs, and the test must run under the real CSP.
+//
+// Started by crates/gateway/tests/ui_browser.rs, which provides a real gateway (UI listener),
+// tool router, orchestrator worker, Temporal dev server and the plan/execution under test:
+//   UI_URL, APPROVER_TOKEN, PLAN_ID, PLAN_SUMMARY, EXECUTION_ID, SCREENSHOT_DIR
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const UI = env('UI_URL');
+const TOKEN = env('APPROVER_TOKEN');
+const PLAN = env('PLAN_ID');
+const SUMMARY = env('PLAN_SUMMARY');
+const EXEC = env('EXECUTION_ID');
+const SHOTS = env('SCREENSHOT_DIR');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+mkdirSync(SHOTS, { recursive: true });
+
+const problems = [];
+const watch = (page, name) => {
+  page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/401/.test(m.text())) problems.push(`${name}: console: ${m.text()}`); });
+};
+const shot = (page, file) => page.screenshot({ path: join(SHOTS, file), fullPage: true });
+const step = (msg) => console.log(`[ui-test] ${msg}`);
+
+async function signIn(page, token) {
+  await page.goto(`${UI}/ui/`);
+  await page.waitForSelector('#login');
+  await page.fill('#token', token);
+  await page.click('#login button[type=submit]');
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+let failed = false;
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const main = await context.newPage();
+const watcher = await context.newPage();
+watch(main, 'main'); watch(watcher, 'watcher');
+try {
+  step('a wrong token is refused');
+  await signIn(main, 'not-a-token');
+  await main.waitForSelector('#login');
+  await main.locator('[role=alert]', { hasText: 'refused' }).waitFor();
+  await shot(main, '01-login-refused.png');
+
+  step('sign in; the dashboard lists the plan waiting for approval and goes live');
+  await signIn(main, TOKEN);
+  await main.waitForSelector('#pending table');
+  await main.locator('#pending', { hasText: SUMMARY }).waitFor();
+  await main.waitForSelector('#live.on', { timeout: 15000 });
+  await shot(main, '02-dashboard.png');
+
+  step('a second tab opens the execution, still waiting for approval');
+  await signIn(watcher, TOKEN);
+  await watcher.waitForSelector('#pending');
+  await watcher.evaluate((id) => { location.hash = `#/executions/${id}`; }, EXEC);
+  await watcher.waitForSelector('#exec-status [data-status="pending"]');
+  await watcher.waitForSelector('#live.on', { timeout: 15000 });
+  await watcher.evaluate(() => { window.__noReload = 'still-here'; });
+  await shot(watcher, '03-execution-waiting.png');
+
+  step('approve on the plan page');
+  await main.evaluate((id) => { location.hash = `#/plans/${id}`; }, PLAN);
+  await main.waitForSelector('#approval-state [data-status="pending"]');
+  await main.waitForSelector('table');
+  await shot(main, '04-plan-pending.png');
+  await main.click('#approve');
+  await main.waitForSelector('#approval-state [data-status="approved"]', { timeout: 15000 });
+  await shot(main, '05-plan-approved.png');
+
+  step('the execution tab turns to succeeded by itself, with the tool output');
+  await watcher.waitForSelector('#exec-status [data-status="succeeded"]', { timeout: 90000 });
+  const marker = await watcher.evaluate(() => window.__noReload);
+  if (marker !== 'still-here') throw new Error('the execution page was reloaded instead of updated live');
+  await watcher.locator('#logs', { hasText: 'helm ok' }).waitFor({ timeout: 15000 });
+  const timeline = await watcher.textContent('.timeline');
+  if (!timeline.includes('succeeded')) throw new Error(`timeline shows no succeeded step: ${timeline}`);
+  await shot(watcher, '06-execution-succeeded.png');
+
+  step('audit log: the approval is there and the chain verifies');
+  await main.evaluate(() => { location.hash = '#/audit'; });
+  await main.waitForSelector('#chain [data-status="ok"]', { timeout: 15000 });
+  await main.locator('main table', { hasText: 'approval' }).waitFor();
+  const [download] = await Promise.all([main.waitForEvent('download'), main.click('#export-csv')]);
+  if (!download.suggestedFilename().endsWith('.csv')) throw new Error('CSV export did not download');
+  await shot(main, '07-audit.png');
+
+  step('policy playground evaluates an input');
+  await main.evaluate(() => { location.hash = '#/policies'; });
+  await main.waitForSelector('details');
+  await main.click('#evaluate');
+  await main.locator('#policy-result', { hasText: 'require_approval' }).waitFor();
+  await shot(main, '08-policies.png');
+
+  step('integrations show the database, Temporal and the tool router up');
+  await main.evaluate(() => { location.hash = '#/integrations'; });
+  await main.waitForSelector('main table');
+  const deps = await main.textContent('main table');
+  for (const name of ['PostgreSQL', 'Temporal', 'Tool router']) {
+    if (!deps.includes(name)) throw new Error(`integrations lack ${name}: ${deps}`);
+  }
+  const down = await main.$$eval('main table [data-status="down"]', (els) => els.length);
+  if (down !== 0) throw new Error(`${down} dependencies shown down: ${deps}`);
+  await shot(main, '09-integrations.png');
+
+  step('context graph of a service');
+  await main.evaluate(() => { location.hash = '#/context?service=web'; });
+  await main.waitForSelector('#graph .node', { timeout: 15000 });
+  await shot(main, '10-context.png');
+
+  if (problems.length) throw new Error(`browser reported problems:\n${problems.join('\n')}`);
+  step('all checks passed');
+} catch (err) {
+  failed = true;
+  console.error(`[ui-test] FAILED: ${err.stack || err}`);
+  if (problems.length) console.error(problems.join('\n'));
+  await shot(main, '99-failure-main.png').catch(() => {});
+  await shot(watcher, '99-failure-watcher.png').catch(() => {});
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
