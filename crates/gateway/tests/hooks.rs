@@ -316,3 +316,45 @@ async fn alerts_are_deduplicated_and_planned_behind_gates() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stored_alerts_are_listed_filtered_and_paged() {
+    let app = spawn_app_with(configure).await;
+    let auth = [("authorization", format!("Bearer {BEARER}"))];
+    let body = payload(vec![
+        alert("HighLatency", "firing", "fp-1", json!({"service": "web"})),
+        alert("ErrorRate", "firing", "fp-2", json!({"service": "api"})),
+        alert("DiskFull", "resolved", "fp-3", json!({"service": "db"})),
+    ]);
+    let (status, _) = post_hook(&app, "alertmanager", &body.to_string(), &auth).await;
+    assert_eq!(status, 202);
+    let viewer = token("vic", "acme", &["viewer"]);
+
+    let (status, all) = app.get("/v1/alerts", &viewer).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["pagination"]["total"], 3);
+    let (_, firing) = app.get("/v1/alerts?status=firing", &viewer).await;
+    assert_eq!(firing["pagination"]["total"], 2);
+    let names: Vec<&str> = firing["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|a| a["labels"]["alertname"].as_str())
+        .collect();
+    assert!(names.contains(&"HighLatency") && names.contains(&"ErrorRate"));
+    let (_, page1) = app.get("/v1/alerts?limit=2", &viewer).await;
+    assert_eq!(page1["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page1["pagination"]["next_offset"], 2);
+    let (_, page2) = app.get("/v1/alerts?limit=2&offset=2", &viewer).await;
+    assert_eq!(page2["data"].as_array().map(Vec::len), Some(1));
+    assert!(page2["pagination"]["next_offset"].is_null());
+    let (_, by_source) = app.get("/v1/alerts?source=argocd", &viewer).await;
+    assert_eq!(by_source["pagination"]["total"], 0);
+    let (status, _) = app.get("/v1/alerts?status=burning", &viewer).await;
+    assert_eq!(status, 400);
+    let (_, other) = app
+        .get("/v1/alerts", &token("eve", "other", &["admin"]))
+        .await;
+    assert_eq!(other["pagination"]["total"], 0, "tenants stay apart");
+    app.stop().await;
+}
