@@ -120,6 +120,16 @@ ensure_browser() {
   fi
 }
 
+# The Helm chart test validates rendered manifests against the Kubernetes schemas offline with
+# kubernetes-validate (PyPI), kept in the dev venv.
+ensure_kube_validate() {
+  if [ ! -x "$DEV_DIR/venv/bin/kubernetes-validate" ]; then
+    log "installing kubernetes-validate (pip) into $DEV_DIR/venv for the Helm chart test"
+    [ -x "$DEV_DIR/venv/bin/pip" ] || python3 -m venv "$DEV_DIR/venv"
+    "$DEV_DIR/venv/bin/pip" install -q kubernetes-validate
+  fi
+}
+
 stop_started() {
   local i item
   for (( i=${#STARTED_BY_US[@]}-1; i>=0; i-- )); do

@@ -13,6 +13,7 @@ ensure_postgres
 ensure_temporal
 ensure_prometheus
 ensure_browser
+ensure_kube_validate
 
 cd "$REPO_ROOT"
 export CARAPULSE_TEST_PG="${CARAPULSE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"

@@ -1,0 +1,370 @@
+//! The Helm chart renders with its defaults (plus the two values every install must set) and
+//! with every option on. Each document is well-formed Kubernetes, passes the Kubernetes 1.32
+//! schemas (`kubernetes-validate --strict`, installed by scripts/test.sh), carries the guarantees
+//! the chart promises (hooks, probes, non-root read-only pods, read-only collector RBAC, scoped
+//! router writes, network policies), and the rendered config loads in every component.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use carapulse_core::config::{Component, Config};
+use chart_check::{documents, render_chart, Release};
+use serde_json::Value;
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/helm/carapulse")
+}
+
+fn release() -> Release {
+    Release {
+        name: "carapulse".into(),
+        namespace: "sre".into(),
+    }
+}
+
+fn render(files: &[&str]) -> Vec<(String, Value)> {
+    let files: Vec<PathBuf> = files.iter().map(|f| chart().join(f)).collect();
+    let rendered = render_chart(&chart(), &files, &release()).expect("chart renders");
+    documents(&rendered).expect("every document is YAML")
+}
+
+fn find<'a>(docs: &'a [(String, Value)], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+fn validator() -> PathBuf {
+    if let Ok(path) = std::env::var("CARAPULSE_KUBE_VALIDATE") {
+        return PathBuf::from(path);
+    }
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.dev/venv/bin/kubernetes-validate");
+    assert!(
+        dev.exists(),
+        "kubernetes-validate not found at {}: run ./scripts/test.sh (it pip-installs it)",
+        dev.display()
+    );
+    dev
+}
+
+/// Writes the documents to one file and validates them against the Kubernetes 1.32 schemas.
+fn validate_schemas(docs: &[(String, Value)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("manifests.yaml");
+    let text: Vec<String> = docs
+        .iter()
+        .map(|(_, d)| serde_yaml::to_string(d).expect("yaml"))
+        .collect();
+    std::fs::write(&file, text.join("---\n")).expect("write");
+    let out = std::process::Command::new(validator())
+        .args(["--strict", "-k", "1.32.0"])
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "schema validation failed:\n{stdout}\n{stderr}"
+    );
+    let passed = stdout.lines().filter(|l| l.contains("passed")).count();
+    assert_eq!(passed, docs.len(), "every document validated:\n{stdout}");
+}
+
+fn containers(doc: &Value) -> &Vec<Value> {
+    doc["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+}
+
+/// The guarantees every workload of the chart must keep.
+fn check_workloads(docs: &[(String, Value)], expected: &[&str]) {
+    let deployments: Vec<&Value> = docs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    let names: BTreeSet<&str> = deployments
+        .iter()
+        .filter_map(|d| d["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, expected.iter().copied().collect(), "deployments");
+    for d in deployments {
+        let name = d["metadata"]["name"].as_str().unwrap_or("");
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(
+            d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+            d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"],
+            "{name}: selector matches the pod"
+        );
+        for c in containers(d) {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(sc["capabilities"]["drop"][0], "ALL", "{name}");
+            assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz", "{name}");
+            assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz", "{name}");
+            let probe_port = c["readinessProbe"]["httpGet"]["port"].clone();
+            assert!(
+                c["ports"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == probe_port)),
+                "{name}: probes use a declared port"
+            );
+            assert!(c["resources"]["limits"]["memory"].is_string(), "{name}");
+            assert!(c["envFrom"][0]["secretRef"]["name"].is_string(), "{name}");
+            let mounts = c["volumeMounts"].as_array().expect("mounts");
+            assert!(
+                mounts.iter().any(|m| m["mountPath"] == "/tmp"),
+                "{name}: writable /tmp"
+            );
+        }
+    }
+}
+
+fn hook(doc: &Value) -> (&str, &str) {
+    (
+        doc["metadata"]["annotations"]["helm.sh/hook"]
+            .as_str()
+            .unwrap_or(""),
+        doc["metadata"]["annotations"]["helm.sh/hook-weight"]
+            .as_str()
+            .unwrap_or(""),
+    )
+}
+
+/// Loads the rendered config.json with a component's environment, as the binary would.
+fn load_config(docs: &[(String, Value)], deployment: &str, component: Component) {
+    let config_map = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == "ConfigMap" && d["data"]["config.json"].is_string())
+        .expect("config map");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.json");
+    std::fs::write(
+        &path,
+        config_map["data"]["config.json"].as_str().unwrap_or(""),
+    )
+    .expect("write");
+    let d = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == deployment)
+        .expect("deployment");
+    let mut env: Vec<(String, String)> = containers(d)[0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter(|e| e["name"] != "CARAPULSE_CONFIG")
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or("").to_owned(),
+                e["value"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let secret = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == "Secret")
+        .expect("secret");
+    for (k, v) in secret["stringData"].as_object().expect("stringData") {
+        env.push((k.clone(), v.as_str().unwrap_or("").to_owned()));
+    }
+    let config = Config::load_with_env(Some(&path), &env)
+        .unwrap_or_else(|e| panic!("{deployment}: config does not load: {e}"));
+    config
+        .validate(component)
+        .unwrap_or_else(|e| panic!("{deployment}: config invalid for {component:?}: {e}"));
+}
+
+#[test]
+fn defaults_need_a_dsn_and_a_router_token() {
+    let err = render_chart(&chart(), &[], &release()).expect_err("defaults alone must not render");
+    assert!(
+        err.to_string().contains("postgres.dsn is required"),
+        "{err}"
+    );
+}
+
+#[test]
+fn defaults_render_valid_manifests() {
+    let docs = render(&["ci/required-values.yaml"]);
+    validate_schemas(&docs);
+    check_workloads(
+        &docs,
+        &[
+            "carapulse-gateway",
+            "carapulse-orchestrator",
+            "carapulse-tool-router",
+        ],
+    );
+    let kinds: BTreeSet<&str> = docs
+        .iter()
+        .filter_map(|(_, d)| d["kind"].as_str())
+        .collect();
+    for kind in [
+        "ConfigMap",
+        "Secret",
+        "Job",
+        "Service",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} among {kinds:?}");
+    }
+    assert!(!kinds.contains("Ingress"), "ingress is off by default");
+    let job = find(&docs, "Job", "carapulse-migrate");
+    assert_eq!(hook(job), ("pre-install,pre-upgrade", "0"));
+    assert_eq!(
+        containers(job)[0]["command"],
+        serde_json::json!(["/usr/local/bin/assistantctl", "migrate"])
+    );
+    let secret = find(&docs, "Secret", "carapulse");
+    assert_eq!(
+        hook(secret),
+        ("pre-install,pre-upgrade", "-10"),
+        "the DSN exists before the migration hook"
+    );
+    // Collectors only read.
+    let collector = find(&docs, "ClusterRole", "carapulse-collector");
+    for rule in collector["rules"].as_array().expect("rules") {
+        assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]));
+    }
+    // Router writes are scoped to the release namespace by default.
+    let write = find(&docs, "Role", "carapulse-tool-router-write");
+    assert_eq!(write["metadata"]["namespace"], "sre");
+    let cluster_write = docs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == "ClusterRole")
+        .any(|d| {
+            d["rules"].as_array().into_iter().flatten().any(|r| {
+                r["verbs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v != "get" && v != "list" && v != "watch")
+            })
+        });
+    assert!(!cluster_write, "no cluster-wide write verbs");
+    // Only the gateway and orchestrator reach the tool router.
+    let np = find(&docs, "NetworkPolicy", "carapulse-tool-router");
+    let from = np["spec"]["ingress"][0]["from"].as_array().expect("from");
+    let sources: BTreeSet<&str> = from
+        .iter()
+        .filter_map(|p| p["podSelector"]["matchLabels"]["app.kubernetes.io/component"].as_str())
+        .collect();
+    assert_eq!(sources, ["gateway", "orchestrator"].into_iter().collect());
+    assert_eq!(from.len(), 2);
+    // Two or more replicas get a disruption budget.
+    find(&docs, "PodDisruptionBudget", "carapulse-gateway");
+    // The gateway serves the API and the UI.
+    let svc = find(&docs, "Service", "carapulse-gateway");
+    let ports: Vec<i64> = svc["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["port"].as_i64())
+        .collect();
+    assert_eq!(ports, vec![8080, 8082]);
+    // Every object is labelled for the release.
+    for (template, d) in &docs {
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/instance"], "carapulse",
+            "{template}: {}",
+            d["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn full_values_render_valid_manifests_and_a_loadable_config() {
+    let docs = render(&["ci/full-values.yaml"]);
+    validate_schemas(&docs);
+    check_workloads(
+        &docs,
+        &[
+            "cp-agent",
+            "cp-gateway",
+            "cp-orchestrator",
+            "cp-tool-router",
+        ],
+    );
+    let ingress = find(&docs, "Ingress", "cp");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        "carapulse.sre.example.com"
+    );
+    let policies = find(&docs, "ConfigMap", "cp-policies");
+    assert!(policies["data"]["decision.rego"]
+        .as_str()
+        .is_some_and(|t| t.contains("package policy.assistant.v1")));
+    let gateway = find(&docs, "Deployment", "cp-gateway");
+    assert!(gateway["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .is_some_and(|v| v.iter().any(|v| v["configMap"]["name"] == "cp-policies")));
+    assert_eq!(
+        containers(gateway)[0]["image"],
+        "registry.example.com/sre/gateway:0.1.0-ci"
+    );
+    let writes: BTreeSet<&str> = docs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"] == "Role")
+        .filter_map(|d| d["metadata"]["namespace"].as_str())
+        .collect();
+    assert_eq!(writes, ["shop", "web"].into_iter().collect());
+    let secret = find(&docs, "Secret", "cp");
+    for key in [
+        "CARAPULSE_POSTGRES_DSN",
+        "CARAPULSE_TOOL_ROUTER_TOKEN",
+        "CARAPULSE_LLM_API_KEY",
+        "CARAPULSE_SLACK_BOT_TOKEN",
+        "CARAPULSE_SLACK_SIGNING_SECRET",
+        "CARAPULSE_AGENT_GATEWAY_TOKEN",
+        "CARAPULSE_LINEAR_TOKEN",
+    ] {
+        assert!(secret["stringData"][key].is_string(), "secret lacks {key}");
+    }
+    // No secret value leaks into a ConfigMap or an env value.
+    for (_, d) in docs.iter().filter(|(_, d)| d["kind"] != "Secret") {
+        let text = d.to_string();
+        for leak in [
+            "sk-ant-ci",
+            "xoxb-ci",
+            "ci-signing-secret",
+            "lin_api_ci",
+            ":secret@",
+        ] {
+            assert!(
+                !text.contains(leak),
+                "{leak} outside the Secret: {}",
+                d["metadata"]["name"]
+            );
+        }
+    }
+    let np = find(&docs, "NetworkPolicy", "cp-tool-router");
+    assert!(np["spec"]["egress"].as_array().is_some_and(|e| e
+        .iter()
+        .any(|r| r["to"][0]["ipBlock"]["cidr"] == "10.20.0.0/16")));
+    load_config(&docs, "cp-gateway", Component::Gateway);
+    load_config(&docs, "cp-tool-router", Component::ToolRouter);
+    load_config(&docs, "cp-orchestrator", Component::Orchestrator);
+    load_config(&docs, "cp-agent", Component::Agent);
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let a = render(&["ci/full-values.yaml"]);
+    let b = render(&["ci/full-values.yaml"]);
+    assert_eq!(a, b, "checksums and maps must not depend on hash order");
+}
