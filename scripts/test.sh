@@ -2,7 +2,7 @@
 # Runs the whole test suite: provisions PostgreSQL and the Temporal dev server if they are not
 # running (and stops only what it started), installs Prometheus for the PromQL tests (each test
 # starts its own instance) and Chromium + playwright-core for the web UI browser test, then runs
-# every workspace test.
+# every workspace test and then the end-to-end scripts.
 #
 # Usage: ./scripts/test.sh [extra cargo test args]
 
@@ -23,3 +23,13 @@ export RUST_LOG="${RUST_LOG:-warn}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log "running cargo test --workspace --all-features"
 cargo test --workspace --all-features "$@"
+
+# The process-level end-to-end run (scripts/e2e-*.sh): every binary, real Postgres, Temporal,
+# Prometheus and Alertmanager; CARAPULSE_SKIP_E2E=1 skips it.
+if [ "${CARAPULSE_SKIP_E2E:-0}" != "1" ]; then
+  log "running the end-to-end scripts"
+  "$REPO_ROOT/scripts/e2e-up.sh"
+  "$REPO_ROOT/scripts/e2e-config.sh"
+  E2E_STOP=1 "$REPO_ROOT/scripts/e2e-run.sh" || { "$REPO_ROOT/scripts/cleanup.sh"; exit 1; }
+  "$REPO_ROOT/scripts/cleanup.sh"
+fi
