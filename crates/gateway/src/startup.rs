@@ -278,7 +278,7 @@ impl Application {
         let store = self.state.store.clone();
         let background = self.spawn_background();
         let ui_server = self.ui.map(|(listener, addr)| {
-            let app = crate::ui::router()
+            let app = crate::ui::router(&self.state.config.gateway)
                 .merge(router(self.state.clone()))
                 .into_make_service_with_connect_info::<SocketAddr>();
             tracing::info!(%addr, "web UI listening");

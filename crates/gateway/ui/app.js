@@ -4,7 +4,9 @@
 'use strict';
 
 const TOKEN_KEY = 'carapulse.token';
+const SSO_KEY = 'carapulse.sso';
 let token = sessionStorage.getItem(TOKEN_KEY) || '';
+let oidc = null;            // {issuer, client_id, scopes} when the gateway has OIDC configured
 let events = null;          // the /v1/events EventSource
 let current = null;         // the mounted view: {onEvent(ev), dispose()}
 
@@ -105,6 +107,9 @@ function connectEvents() {
 function renderLogin(message) {
   document.getElementById('nav').hidden = true;
   document.getElementById('logout').hidden = true;
+  const sso = oidc ? h('section', {}, h('h2', {}, 'Single sign-on'),
+    h('button', { id: 'sso', class: 'primary', onclick: () => startSso().catch((err) => renderLogin(err.message)) },
+      'Sign in with SSO')) : null;
   const input = h('textarea', { id: 'token', rows: 4, placeholder: 'Paste a bearer token (JWT)' });
   const status = h('p', { class: 'error', role: 'alert' }, message || '');
   const submit = async (e) => {
@@ -120,8 +125,8 @@ function renderLogin(message) {
     sessionStorage.setItem(TOKEN_KEY, token);
     start();
   };
-  fill(view(), h('section', {},
-    h('h2', {}, 'Sign in'),
+  fill(view(), sso, h('section', {},
+    h('h2', {}, oidc ? 'Or paste a token' : 'Sign in'),
     h('form', { id: 'login', onsubmit: submit }, input, h('div', { class: 'row' },
       h('button', { class: 'primary', type: 'submit' }, 'Sign in'))),
     status));
@@ -132,6 +137,65 @@ function start() {
   document.getElementById('logout').hidden = false;
   connectEvents();
   route();
+}
+
+// ---- single sign-on (OIDC authorization code with PKCE) ----------------------------------
+
+const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+  .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const randomString = () => b64url(crypto.getRandomValues(new Uint8Array(32)));
+const redirectUri = () => `${location.origin}/ui/`;
+
+async function discover() {
+  const resp = await fetch(`${oidc.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`);
+  if (!resp.ok) throw new Error(`the identity provider's discovery document answered ${resp.status}`);
+  return resp.json();
+}
+
+async function startSso() {
+  const meta = await discover();
+  const verifier = randomString();
+  const state = randomString();
+  const nonce = randomString();
+  const challenge = b64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(SSO_KEY, JSON.stringify({ verifier, state, nonce, token_endpoint: meta.token_endpoint }));
+  const q = new URLSearchParams({
+    response_type: 'code', client_id: oidc.client_id, redirect_uri: redirectUri(), scope: oidc.scopes,
+    state, nonce, code_challenge: challenge, code_challenge_method: 'S256',
+  });
+  location.assign(`${meta.authorization_endpoint}?${q}`);
+}
+
+function claimsOf(jwt) {
+  const part = (jwt.split('.')[1] || '').replace(/-/g, '+').replace(/_/g, '/');
+  return JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4)));
+}
+
+/// Completes a sign-in when the provider sent the browser back with ?code=&state=. The ID token
+/// becomes the bearer token after the state and nonce match what this tab sent.
+async function finishSso() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has('code') && !params.has('error')) return false;
+  const saved = JSON.parse(sessionStorage.getItem(SSO_KEY) || 'null');
+  sessionStorage.removeItem(SSO_KEY);
+  history.replaceState(null, '', `/ui/${location.hash}`);
+  if (params.has('error')) throw new Error(`Sign-in failed: ${params.get('error_description') || params.get('error')}`);
+  if (!saved || params.get('state') !== saved.state) throw new Error('Sign-in failed: state mismatch; try again.');
+  const resp = await fetch(saved.token_endpoint, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code', code: params.get('code'), redirect_uri: redirectUri(),
+      client_id: oidc.client_id, code_verifier: saved.verifier,
+    }),
+  });
+  if (!resp.ok) throw new Error(`Sign-in failed: the token endpoint answered ${resp.status}`);
+  const body = await resp.json();
+  if (!body.id_token) throw new Error('Sign-in failed: no ID token in the answer');
+  if (claimsOf(body.id_token).nonce !== saved.nonce) throw new Error('Sign-in failed: nonce mismatch; try again.');
+  token = body.id_token;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  return true;
 }
 
 // ---- router ------------------------------------------------------------------------------
@@ -566,4 +630,13 @@ function integrations() {
 
 window.addEventListener('hashchange', route);
 document.getElementById('logout').addEventListener('click', () => signOut());
-if (token) start(); else renderLogin();
+(async () => {
+  try {
+    const resp = await fetch('/ui/config.json');
+    if (resp.ok) oidc = (await resp.json()).oidc || null;
+  } catch (_) { oidc = null; }  // token sign-in still works
+  try {
+    if (oidc && await finishSso()) { start(); return; }
+  } catch (err) { renderLogin(err.message); return; }
+  if (token) start(); else renderLogin();
+})();

@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     /// Expected `aud` claim.
     pub oidc_client_id: Option<String>,
     pub oidc_jwks_url: Option<String>,
+    /// Extra origins the web UI may call besides its own and the OIDC issuer's (a provider
+    /// whose token endpoint lives elsewhere); only http(s) origins are used.
+    pub ui_connect_origins: Vec<String>,
     pub jwks_cache_ttl_secs: u64,
     /// Enables HS256 tokens signed with `dev_jwt_secret`. Signatures are still checked.
     pub dev_mode: bool,
@@ -76,6 +79,7 @@ impl Default for GatewayConfig {
             oidc_issuer: None,
             oidc_client_id: None,
             oidc_jwks_url: None,
+            ui_connect_origins: Vec::new(),
             jwks_cache_ttl_secs: 3600,
             dev_mode: false,
             dev_jwt_secret: None,
