@@ -24,6 +24,13 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log "running cargo test --workspace --all-features"
 cargo test --workspace --all-features "$@"
 
+# The API contract run: schemathesis against /openapi.json of a live gateway
+# (CARAPULSE_SKIP_CONTRACT=1 skips it).
+if [ "${CARAPULSE_SKIP_CONTRACT:-0}" != "1" ]; then
+  log "running the API contract check (schemathesis)"
+  "$REPO_ROOT/scripts/contract.sh"
+fi
+
 # The process-level end-to-end run (scripts/e2e-*.sh): every binary, real Postgres, Temporal,
 # Prometheus and Alertmanager; CARAPULSE_SKIP_E2E=1 skips it.
 if [ "${CARAPULSE_SKIP_E2E:-0}" != "1" ]; then

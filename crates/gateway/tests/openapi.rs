@@ -85,6 +85,13 @@ async fn openapi_document_matches_the_live_routes() {
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 35, "only {} paths documented", paths.len());
 
+    // A feature switched off by configuration is a 409 to fix, not a 503 to retry.
+    let (status, body) = app
+        .post("/v1/context/refresh", &admin, &serde_json::json!(null))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "context_disabled");
+
     let mut operations = 0;
     for (path, item) in paths {
         for method in METHODS {

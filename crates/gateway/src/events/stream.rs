@@ -21,6 +21,9 @@ const REPLAY_LIMIT: i64 = 1_000;
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
     /// Comma-separated kinds (`plan.updated,execution.updated`); all when absent.
+    #[param(
+        pattern = "^(plan\\.updated|execution\\.updated|approval\\.updated|audit\\.created|alert\\.received)(,(plan\\.updated|execution\\.updated|approval\\.updated|audit\\.created|alert\\.received))*$"
+    )]
     pub kinds: Option<String>,
     pub plan_id: Option<String>,
     pub execution_id: Option<String>,

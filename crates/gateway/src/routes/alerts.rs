@@ -20,6 +20,7 @@ use super::{page_json, require_read};
 #[serde(deny_unknown_fields)]
 pub(crate) struct AlertQuery {
     /// `firing` or `resolved`; both when absent.
+    #[param(pattern = "^(firing|resolved)$")]
     status: Option<String>,
     /// `alertmanager`, `argocd`, `git`, `k8s`.
     source: Option<String>,

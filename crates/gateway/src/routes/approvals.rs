@@ -20,11 +20,15 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApprovalRequest {
+    #[schema(format = Uuid)]
     plan_id: String,
+    #[schema(pattern = "^(approved|denied)$")]
     status: String,
     #[serde(default, alias = "approver_note")]
+    #[schema(max_length = 2000)]
     note: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^(api|ui|cli|slack)$")]
     source: Option<String>,
 }
 
@@ -185,8 +189,11 @@ pub(crate) async fn signal_waiting_run(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApprovalListQuery {
     /// `pending` (default): plans waiting; `approved`, `denied`, `expired`: recorded decisions.
+    #[param(pattern = "^(pending|approved|denied|expired)$")]
     status: Option<String>,
+    #[param(format = Uuid)]
     plan_id: Option<String>,
+    #[param(pattern = "^(api|ui|cli|slack|linear|auto|system)$")]
     source: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,

@@ -34,8 +34,10 @@ pub(crate) struct AuditQuery {
     to: Option<DateTime<Utc>>,
     actor_id: Option<String>,
     action: Option<String>,
+    #[param(pattern = "^(allow|deny|require_approval|info|error)$")]
     decision: Option<String>,
     resource_id: Option<String>,
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
@@ -48,6 +50,14 @@ impl AuditQuery {
                     format!(
                         "decision {d:?} is not one of allow, deny, require_approval, info, error"
                     ),
+                ));
+            }
+        }
+        if let Some(f) = &self.format {
+            if f != "json" && f != "csv" {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("format {f:?} is not one of json, csv"),
                 ));
             }
         }
@@ -93,7 +103,7 @@ pub(crate) async fn verify(
 }
 
 /// Streams every matching event, oldest first, page by page (no full buffering).
-#[utoipa::path(get, path = "/audit/export", tag = "audit", summary = "Export matching audit events as CSV or JSON", params(AuditQuery), responses((status = 200, description = "Events (`format=json`, default)", body = Object, content_type = "application/json"), (status = 200, description = "Events (`format=csv`)", body = String, content_type = "text/csv"), crate::openapi::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/audit/export", tag = "audit", summary = "Export matching audit events as CSV or JSON", params(AuditQuery), responses((status = 200, description = "Matching events: a JSON array (`format=json`, the default) or CSV (`format=csv`)", content((Vec<Object> = "application/json"), (String = "text/csv"))), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn export(
     State(state): State<AppState>,
     ctx: RequestContext,

@@ -44,6 +44,7 @@ pub(crate) async fn services(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GraphQuery {
+    #[param(min_length = 1, max_length = 253)]
     service: String,
     depth: Option<u32>,
 }
@@ -123,7 +124,7 @@ pub(crate) struct RefreshRequest {
     edges: Vec<carapulse_core::store::ContextEdge>,
 }
 
-#[utoipa::path(post, path = "/context/refresh", tag = "context", summary = "Run the collectors now, or ingest nodes and edges (writers)", request_body = Option<RefreshRequest>, responses((status = 200, description = "Per-collector results, or the ingested counts", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/context/refresh", tag = "context", summary = "Run the collectors now, or ingest nodes and edges (writers)", request_body = Option<RefreshRequest>, responses((status = 200, description = "Per-collector results, or the ingested counts", body = Object), crate::openapi::CommonErrors, (status = 409, description = "The context service is disabled (context.enabled)", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -177,7 +178,9 @@ pub(crate) async fn refresh(
             .into_response());
     }
     let Some(context) = &state.context else {
-        return Err(ApiError::unavailable(
+        // Off by configuration, not a passing outage: a 409, not a 503 to retry.
+        return Err(ApiError::conflict(
+            "context_disabled",
             "the context service is disabled (context.enabled)",
         ));
     };

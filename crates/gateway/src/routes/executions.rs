@@ -23,6 +23,7 @@ pub(crate) struct ExecutionListQuery {
     limit: Option<i64>,
     offset: Option<i64>,
     status: Option<ExecutionStatus>,
+    #[param(format = Uuid)]
     plan_id: Option<String>,
 }
 
@@ -75,6 +76,7 @@ pub(crate) async fn get(
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelRequest {
     #[serde(default)]
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 

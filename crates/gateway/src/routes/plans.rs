@@ -30,10 +30,16 @@ use super::{page_json, policy_denied, require_read};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanCreateRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub(crate) summary: String,
     #[serde(default)]
     pub(crate) trigger: Trigger,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub(crate) intent: String,
     pub(crate) context: ContextRef,
     #[serde(default)]
@@ -468,6 +474,7 @@ pub(crate) async fn get(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecuteRequest {
     #[serde(default)]
+    #[schema(format = Uuid)]
     plan_id: Option<String>,
     #[serde(default)]
     note: Option<String>,
