@@ -532,6 +532,18 @@ pub(crate) async fn execute_plan(
     }
     let tenant = ctx.tenant().clone();
     let plan = load_plan(&state, &ctx, plan_id).await?;
+    // Running a plan drives tools with the router's credentials, even when every step only
+    // reads: it takes a writer role, whatever the policy says about the steps.
+    if !ctx.actor.has_any_role(&state.config.gateway.writer_roles) {
+        return Err(refuse_execute(
+            &state,
+            &ctx,
+            plan_id,
+            "missing_write_role",
+            ApiError::forbidden("forbidden", "executing a plan needs a writer role"),
+        )
+        .await);
+    }
     let mut risk = score(
         plan.steps.iter().map(|s| StepRef {
             tool: s.tool,
