@@ -2,7 +2,7 @@
 //!
 //! - policy decision latency (regorus over the project policies), median and p99 per decision;
 //! - `POST /v1/plans` end to end against a gateway on a fresh local database: throughput and
-//!   p50/p99 latency at the chosen concurrency;
+//!   p50/p99 latency at each chosen concurrency (1, 32 and 128 by default);
 //! - audit append throughput with the hash chain (sequential and concurrent through the batching
 //!   writer) beside a raw single-row INSERT loop on the same database in the same run.
 //!
@@ -32,9 +32,9 @@ struct Args {
     /// Plans to create over HTTP.
     #[arg(long, default_value_t = 4_000)]
     plans: usize,
-    /// Concurrent HTTP clients for plan creation.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
+    /// Concurrent HTTP clients for plan creation; one measurement per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 32, 128])]
+    concurrency: Vec<usize>,
     /// Audit events per audit measurement.
     #[arg(long, default_value_t = 5_000)]
     audit_events: usize,
@@ -648,7 +648,9 @@ async fn main() -> anyhow::Result<()> {
         bench_policy(args.policy_iterations, &mut rows)?;
         let db = TestDatabase::create().await;
         let result = async {
-            bench_plans(&db, args.plans, args.concurrency, &mut rows).await?;
+            for &concurrency in &args.concurrency {
+                bench_plans(&db, args.plans, concurrency.max(1), &mut rows).await?;
+            }
             bench_audit(&db, args.audit_events, &mut rows).await
         }
         .await;

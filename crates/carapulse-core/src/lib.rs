@@ -22,6 +22,7 @@ pub mod sse;
 pub mod store;
 pub mod telemetry;
 pub mod tools;
+pub mod webhooks;
 pub mod workflows;
 
 #[cfg(feature = "testing")]

@@ -8,26 +8,20 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry};
 use carapulse_core::config::WebhookSource;
 use carapulse_core::model::TenantId;
-use carapulse_core::planner::rules::AlertFacts;
 use carapulse_core::store::{NewAlertEvent, Stored};
+use carapulse_core::webhooks::parse_webhook;
 
 use crate::background::event_loop::AlertWork;
 use crate::error::{ApiError, ApiResult};
 use crate::middleware::SYSTEM_TENANT;
 use crate::state::AppState;
-
-/// Alerts accepted in one Alertmanager request.
-const MAX_ALERTS: usize = 1000;
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
@@ -81,144 +75,6 @@ fn authenticate(cfg: &WebhookSource, headers: &HeaderMap, body: &[u8]) -> Result
     Err("the request carries no valid bearer token or signature for this source")
 }
 
-/// Alertmanager webhook payload (v4); unknown fields are tolerated (Alertmanager adds some).
-#[derive(Debug, Deserialize)]
-struct AlertmanagerPayload {
-    #[serde(default)]
-    version: Option<String>,
-    alerts: Vec<AmAlert>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AmAlert {
-    status: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    #[serde(default, rename = "startsAt")]
-    starts_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    fingerprint: Option<String>,
-}
-
-/// One stored event of a request.
-struct Incoming {
-    fingerprint: String,
-    status: String,
-    started_at: Option<DateTime<Utc>>,
-    payload: Value,
-    alert: Option<AlertFacts>,
-}
-
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_payload", message)
-}
-
-fn parse(
-    source: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    body_hash: &str,
-) -> Result<Vec<Incoming>, ApiError> {
-    if source == "alertmanager" {
-        let payload: AlertmanagerPayload = serde_json::from_slice(body)
-            .map_err(|e| bad(format!("not an Alertmanager webhook payload: {e}")))?;
-        if payload.version.as_deref().is_some_and(|v| v != "4") {
-            return Err(bad(
-                "only Alertmanager webhook payload version 4 is supported",
-            ));
-        }
-        if payload.alerts.len() > MAX_ALERTS {
-            return Err(bad(format!("at most {MAX_ALERTS} alerts per request")));
-        }
-        return payload
-            .alerts
-            .into_iter()
-            .map(|a| {
-                let status = match a.status.as_str() {
-                    "firing" | "resolved" => a.status.clone(),
-                    other => return Err(bad(format!("alert status {other:?} is neither firing nor resolved"))),
-                };
-                // Alertmanager always sends one; compute the same kind of identity otherwise.
-                let fingerprint = a.fingerprint.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| {
-                    hex::encode(&digest(serde_json::to_string(&a.labels).unwrap_or_default().as_bytes())[..8])
-                });
-                let payload = json!({"labels": a.labels, "annotations": a.annotations, "startsAt": a.starts_at, "status": status});
-                Ok(Incoming {
-                    alert: Some(AlertFacts {
-                        fingerprint: fingerprint.clone(),
-                        labels: a.labels,
-                        annotations: a.annotations,
-                    }),
-                    fingerprint,
-                    status,
-                    started_at: a.starts_at,
-                    payload,
-                })
-            })
-            .collect();
-    }
-    let doc: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
-    if !doc.is_object() {
-        return Err(bad("the payload must be a JSON object"));
-    }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let s = |p: &str| doc.pointer(p).and_then(Value::as_str).map(str::to_owned);
-    let (fingerprint, status) = match source {
-        "git" => (
-            header("x-github-delivery")
-                .or_else(|| s("/after"))
-                .or_else(|| s("/checkout_sha"))
-                .unwrap_or_else(|| body_hash.to_owned()),
-            header("x-github-event")
-                .or_else(|| header("x-gitlab-event"))
-                .or_else(|| s("/object_kind"))
-                .unwrap_or_else(|| "received".into()),
-        ),
-        "argocd" => (
-            match (
-                s("/app")
-                    .or_else(|| s("/application"))
-                    .or_else(|| s("/metadata/name")),
-                s("/revision"),
-            ) {
-                (Some(app), Some(rev)) => format!("{app}@{rev}"),
-                _ => body_hash.to_owned(),
-            },
-            s("/status")
-                .or_else(|| s("/phase"))
-                .or_else(|| s("/status/sync/status"))
-                .unwrap_or_else(|| "received".into()),
-        ),
-        _ => (
-            match (
-                s("/metadata/uid").or_else(|| s("/object/metadata/uid")),
-                s("/metadata/resourceVersion"),
-            ) {
-                (Some(uid), Some(rv)) => format!("{uid}@{rv}"),
-                (Some(uid), None) => uid,
-                _ => body_hash.to_owned(),
-            },
-            s("/type")
-                .or_else(|| s("/reason"))
-                .unwrap_or_else(|| "received".into()),
-        ),
-    };
-    Ok(vec![Incoming {
-        fingerprint: fingerprint.chars().take(200).collect(),
-        status: status.chars().take(64).collect(),
-        started_at: None,
-        payload: doc,
-        alert: None,
-    }])
-}
-
 #[utoipa::path(post, path = "/v1/hooks/{source}", tag = "system", summary = "Inbound webhook (alertmanager, argocd, git, k8s), authenticated per source by bearer token or HMAC signature", params(("source" = String, Path, description = "A configured source under webhooks.<source>")), request_body = Object, responses((status = 202, description = "Accepted: counts of new, changed and duplicate events", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security((), ("bearer" = [])))]
 pub(crate) async fn receive(
     State(state): State<AppState>,
@@ -246,8 +102,15 @@ pub(crate) async fn receive(
     }
     let tenant = TenantId::parse(&cfg.tenant_id).map_err(|_| ApiError::internal())?;
     let event_id = hex::encode(digest(&body));
-    let incoming = parse(&source, &headers, &body, &event_id).inspect_err(|_| {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let incoming = parse_webhook(&source, header, &body, &event_id).map_err(|e| {
         state.metrics.record_hook(&source, "invalid");
+        ApiError::bad_request("invalid_payload", e.0)
     })?;
     let (mut new, mut changed, mut duplicates, mut queued, mut dropped) = (0, 0, 0, 0, 0);
     for item in incoming {
