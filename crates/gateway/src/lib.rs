@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod planning;
+pub mod policy_store;
 pub mod rate_limit;
 pub mod routes;
 pub mod startup;

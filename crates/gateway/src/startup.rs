@@ -138,7 +138,11 @@ impl Application {
         let state = AppState {
             audit: AuditWriter::spawn(store.clone()),
             store,
-            policy: Arc::new(policy),
+            policy: Arc::new(crate::policy_store::LoadedPolicy::new(
+                policy,
+                config.policy.policy_dir.clone().into(),
+                config.policy.policy_package.clone(),
+            )),
             verifier: Arc::new(verifier),
             dispatcher,
             metrics,
@@ -209,6 +213,10 @@ impl Application {
                 self.shutdown.clone(),
             )));
         }
+        tasks.push(tokio::spawn(reload_policy_on_sighup(
+            self.state.clone(),
+            self.shutdown.clone(),
+        )));
         if let Some(context) = self.state.context.clone() {
             tasks.push(tokio::spawn(context.run(self.shutdown.clone())));
         }
@@ -339,4 +347,27 @@ fn ui_addr(config: &Config) -> Result<Option<SocketAddr>, ConfigError> {
         "gateway.canvas_addr"
     };
     parse_listen_addr(key, raw).map(Some)
+}
+
+/// `kill -HUP <gateway>` reloads the policy directory, like `POST /v1/policy/reload`; a broken
+/// directory is logged and the current policy stays.
+async fn reload_policy_on_sighup(state: AppState, stop: CancellationToken) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload policy with POST /v1/policy/reload");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = hup.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                match state.policy.reload() {
+                    Ok(done) => tracing::info!(generation = done.generation, files = ?done.files, "policy reloaded on SIGHUP"),
+                    Err(err) => tracing::error!(error = %err, generation = state.policy.generation(), "policy reload on SIGHUP refused; the previous policy stays in force"),
+                }
+            }
+        }
+    }
 }

@@ -7,9 +7,7 @@ use carapulse_core::auth::TokenVerifier;
 use carapulse_core::config::Config;
 use carapulse_core::dispatch::ExecutionDispatcher;
 use carapulse_core::model::ContextRef;
-use carapulse_core::policy::{
-    ActionType, PolicyEngine, PolicyInput, PolicyOutcome, RiskAssessment,
-};
+use carapulse_core::policy::{ActionType, PolicyInput, PolicyOutcome, RiskAssessment};
 
 use crate::middleware::RequestContext;
 use carapulse_core::store::Store;
@@ -24,7 +22,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub audit: AuditWriter,
-    pub policy: Arc<PolicyEngine>,
+    pub policy: Arc<crate::policy_store::LoadedPolicy>,
     pub verifier: Arc<TokenVerifier>,
     pub dispatcher: Arc<dyn ExecutionDispatcher>,
     pub metrics: Arc<Metrics>,
@@ -73,7 +71,7 @@ impl AppState {
             ctx.break_glass,
             chrono::Utc::now(),
         );
-        let outcome = self.policy.evaluate(&input);
+        let outcome = self.policy.current().evaluate(&input);
         if let Some(err) = &outcome.error {
             tracing::error!(error = %err, action, "policy evaluation failed; denying");
         }

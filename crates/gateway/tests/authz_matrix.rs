@@ -135,6 +135,8 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         ("get", "/v1/diagnostics", [OK, OK, OK, OK]),
         ("get", "/v1/policy", [OK, OK, OK, OK]),
         ("post", "/v1/policy/evaluate", [OK, OK, OK, OK]),
+        // Policy is the process's, not a tenant's: any admin may have it re-read from disk.
+        ("post", "/v1/policy/reload", [OK, DENIED, DENIED, OK]),
         ("get", "/v1/events", [OK, OK, OK, OK]),
         ("get", "/v1/ws", [&[101], &[101], &[101], &[101]]),
     ];

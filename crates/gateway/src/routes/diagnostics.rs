@@ -51,7 +51,11 @@ pub(crate) async fn diagnostics(
             "temporal": temporal,
         },
         "tool_router": tool_router,
-        "policy": {"package": state.policy.package(), "files": state.policy.files()},
+        "policy": {
+            "package": state.policy.current().package(),
+            "files": state.policy.current().files(),
+            "generation": state.policy.generation(),
+        },
         "planner": {
             "provider": cfg.llm.provider.as_deref().unwrap_or("rules"),
             "model": cfg.llm.model,

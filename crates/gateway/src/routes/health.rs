@@ -34,7 +34,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "status": if ready { "ready" } else { "not_ready" },
         "checks": {
             "postgres": postgres,
-            "policy": format!("ok ({} files)", state.policy.files().len()),
+            "policy": format!("ok ({} files)", state.policy.current().files().len()),
             "orchestrator": state.dispatcher.name(),
         },
         "collectors": collectors,

@@ -139,6 +139,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(diagnostics::diagnostics))
         .routes(routes!(policy::show))
         .routes(routes!(policy::evaluate))
+        .routes(routes!(policy::reload))
         .routes(routes!(events::sse))
         .routes(routes!(events::ws))
         .layer(from_fn_with_state(state.clone(), authenticate));

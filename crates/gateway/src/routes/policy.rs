@@ -1,5 +1,6 @@
-//! `GET /v1/policy` (the loaded Rego files) and `POST /v1/policy/evaluate` (the playground: run
-//! the loaded policy on an input and see the decision). Evaluation is read-only.
+//! `GET /v1/policy` (the loaded Rego files), `POST /v1/policy/evaluate` (the playground: run the
+//! loaded policy on an input and see the decision; read-only) and `POST /v1/policy/reload`
+//! (admins: load the policy directory again; a broken directory leaves the old policy in force).
 
 use axum::extract::State;
 use axum::Json;
@@ -26,15 +27,17 @@ pub(crate) async fn show(
     ctx: RequestContext,
 ) -> ApiResult<Json<Value>> {
     require_read(&state, &ctx, "policy.read").await?;
-    let files: Vec<Value> = state
-        .policy
+    let policy = state.policy.current();
+    let files: Vec<Value> = policy
         .sources()
         .iter()
         .map(|(name, text)| json!({"name": name, "bytes": text.len(), "text": text}))
         .collect();
-    Ok(Json(
-        json!({"package": state.policy.package(), "files": files}),
-    ))
+    Ok(Json(json!({
+        "package": policy.package(),
+        "generation": state.policy.generation(),
+        "files": files,
+    })))
 }
 
 /// Body of the playground.
@@ -72,6 +75,62 @@ pub(crate) async fn evaluate(
             format!("input must be at most {MAX_INPUT_BYTES} bytes of JSON"),
         ));
     }
-    let outcome = state.policy.evaluate_json(&body.input);
+    let outcome = state.policy.current().evaluate_json(&body.input);
     Ok(Json(json!(outcome)))
+}
+
+#[utoipa::path(post, path = "/policy/reload", tag = "policy",
+    summary = "Load the policy directory again (admins); on any error the current policy stays",
+    responses((status = 200, description = "`{generation, files}` of the policy now in force", body = Object),
+        crate::openapi::CommonErrors),
+    security(("bearer" = [])))]
+pub(crate) async fn reload(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> ApiResult<Json<Value>> {
+    use carapulse_core::audit::AuditDecision;
+    if !ctx.actor.roles.iter().any(|r| r == "admin") {
+        state
+            .audit(
+                ctx.audit("policy.reload", AuditDecision::Deny)
+                    .reason("actor is not an admin"),
+            )
+            .await;
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "reloading policy needs the admin role",
+        ));
+    }
+    match state.policy.reload() {
+        Ok(done) => {
+            tracing::info!(generation = done.generation, files = ?done.files, "policy reloaded");
+            state
+                .audit(
+                    ctx.audit("policy.reload", AuditDecision::Allow)
+                        .context(json!({"generation": done.generation, "files": done.files})),
+                )
+                .await;
+            Ok(Json(json!(done)))
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "policy reload refused; the previous policy stays in force");
+            state
+                .audit(
+                    ctx.audit("policy.reload", AuditDecision::Error)
+                        .reason(format!(
+                            "kept generation {}: {err}",
+                            state.policy.generation()
+                        )),
+                )
+                .await;
+            Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "policy_invalid",
+                format!(
+                    "the policy directory does not load ({err}); generation {} stays in force",
+                    state.policy.generation()
+                ),
+            ))
+        }
+    }
 }
