@@ -31,6 +31,13 @@ if [ "${CARAPULSE_SKIP_CONTRACT:-0}" != "1" ]; then
   "$REPO_ROOT/scripts/contract.sh"
 fi
 
+# Fuzzing: every cargo-fuzz target for FUZZ_SECONDS (default 20) each
+# (CARAPULSE_SKIP_FUZZ=1 skips it).
+if [ "${CARAPULSE_SKIP_FUZZ:-0}" != "1" ]; then
+  log "running the fuzz targets"
+  "$REPO_ROOT/scripts/fuzz.sh"
+fi
+
 # The process-level end-to-end run (scripts/e2e-*.sh): every binary, real Postgres, Temporal,
 # Prometheus and Alertmanager; CARAPULSE_SKIP_E2E=1 skips it.
 if [ "${CARAPULSE_SKIP_E2E:-0}" != "1" ]; then
