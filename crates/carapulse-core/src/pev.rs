@@ -88,6 +88,8 @@ pub struct PevMachine {
     verify_index: usize,
     completed_acts: Vec<usize>,
     rollback_queue: Vec<usize>,
+    /// Rollback calls that succeeded: "rolled back" means something was undone.
+    rollbacks_done: usize,
     failure: Option<String>,
     cancelled: bool,
     rollback_errors: Vec<String>,
@@ -109,6 +111,7 @@ impl PevMachine {
             verify_index: 0,
             completed_acts: Vec::new(),
             rollback_queue: Vec::new(),
+            rollbacks_done: 0,
             failure: None,
             cancelled: false,
             rollback_errors: Vec::new(),
@@ -221,11 +224,12 @@ impl PevMachine {
                 self.start_rollback();
             }
             (CallKind::Rollback, result) => {
-                if let StepResult::Failed { reason } = result {
-                    self.rollback_errors.push(format!(
+                match result {
+                    StepResult::Failed { reason } => self.rollback_errors.push(format!(
                         "rollback of step {} ({}.{}) failed: {reason}",
                         call.ordinal, call.tool, call.action
-                    ));
+                    )),
+                    StepResult::Succeeded => self.rollbacks_done += 1,
                 }
                 if !self.rollback_queue.is_empty() {
                     self.rollback_queue.remove(0);
@@ -260,8 +264,11 @@ impl PevMachine {
             ExecutionStatus::Failed
         } else if self.cancelled {
             ExecutionStatus::Cancelled
-        } else {
+        } else if self.rollbacks_done > 0 {
             ExecutionStatus::RolledBack
+        } else {
+            // The first act step failed, or nothing done had a rollback: nothing was undone.
+            ExecutionStatus::Failed
         };
         Outcome {
             status,

@@ -124,7 +124,7 @@ impl PlanExecutionWorkflow {
                         Ok(result) => result,
                         // Retries exhausted or a permanent error: the step failed, the loop rolls back.
                         Err(err) => StepResult::Failed {
-                            reason: format!("step activity failed: {err}"),
+                            reason: format!("step activity failed: {}", failure_chain(&err)),
                         },
                     };
                     machine.record(result);
@@ -179,4 +179,22 @@ async fn finish(
         reason: outcome.reason,
         rollback_failed: outcome.rollback_failed,
     })
+}
+
+/// The messages of an activity failure and its causes, outermost first, so the execution's
+/// error says why ("Activity task failed: tool router unreachable: ...") and not only that.
+fn failure_chain(err: &temporalio_common::error::ActivityExecutionError) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut failure = err.failure();
+    while let Some(f) = failure {
+        if !f.message.is_empty() && parts.last() != Some(&f.message.as_str()) {
+            parts.push(&f.message);
+        }
+        failure = f.cause.as_deref();
+    }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
+    }
 }

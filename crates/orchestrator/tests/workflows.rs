@@ -49,6 +49,11 @@ struct Env {
 
 impl Env {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`Env::start`] with `tweak` applied to the config the router is built with.
+    async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         fake_bin();
         let temporal =
             std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
@@ -89,6 +94,7 @@ impl Env {
         config.connectors.grafana.addr = Some(apis.uri());
         // The mock must outlive the router, which lives as long as the test.
         std::mem::forget(apis);
+        tweak(&mut config);
         let router = tool_router::Application::build(config.clone())
             .await
             .unwrap();
@@ -661,7 +667,13 @@ async fn each_catalogue_workflow_runs_and_rolls_back() {
         let (plan, exec) = env.plan_named(steps, name).await;
         dispatch(&env, plan, exec).await;
         let done = env.wait_terminal(exec).await;
-        assert_eq!(done.status, ExecutionStatus::RolledBack, "{name}: {done:?}");
+        // "Rolled back" only when something was undone (a restart, say, cannot be).
+        let expected = if rollbacks > 0 {
+            ExecutionStatus::RolledBack
+        } else {
+            ExecutionStatus::Failed
+        };
+        assert_eq!(done.status, expected, "{name}: {done:?}");
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT stage FROM execution_steps WHERE execution_id = $1 AND stage = 'rollback'",
         )
@@ -675,5 +687,75 @@ async fn each_catalogue_workflow_runs_and_rolls_back() {
             "{name}: every act step with a rollback was rolled back"
         );
     }
+    env.finish().await;
+}
+
+/// Fault: the tool router is down. Step activities retry with backoff (5 attempts: about 15 s),
+/// then the execution fails and says why; nothing ran, so nothing is rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_router_down_retries_then_fails_with_the_reason() {
+    let mut env = Env::start().await;
+    env.stop_worker();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    env.config.tool_router.base_url = Some(format!("http://127.0.0.1:{dead_port}"));
+    env.start_worker();
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "web", Some("web")),
+            helm(Stage::Verify, "status", "web", None),
+        ])
+        .await;
+    let started = Instant::now();
+    dispatch(&env, plan, exec).await;
+    let done = env.wait_terminal(exec).await;
+    let took = started.elapsed();
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
+    let error = done.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("act step 0") && (error.contains("router") || error.contains("connect")),
+        "the reason names the step and the router: {error}"
+    );
+    assert!(
+        took >= Duration::from_secs(10),
+        "failed after {took:?}: the activity was not retried with backoff"
+    );
+    assert!(
+        env.calls(exec).await.iter().all(|(a, _)| a != "rollback"),
+        "nothing ran, nothing to roll back"
+    );
+    env.finish().await;
+}
+
+/// Fault: a tool hangs. The router's sandbox timeout kills it, the step fails, and the act
+/// steps already done are rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_tool_is_killed_and_rolled_back() {
+    let env = Env::start_with(|c| c.sandbox.timeout_ms = 1_000).await;
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "web", Some("web")),
+            helm(Stage::Act, "upgrade", "slow-api", Some("api")),
+            helm(Stage::Verify, "status", "web", None),
+        ])
+        .await;
+    let started = Instant::now();
+    dispatch(&env, plan, exec).await;
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::RolledBack, "{done:?}");
+    let error = done.error.clone().unwrap_or_default();
+    assert!(error.contains("act step 1"), "{error}");
+    assert!(
+        error.to_lowercase().contains("timed out") || error.to_lowercase().contains("timeout"),
+        "{error}"
+    );
+    let calls = env.calls(exec).await;
+    let actions: Vec<&str> = calls.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions.last(), Some(&"rollback"), "{calls:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the hung tool was not cut short"
+    );
     env.finish().await;
 }

@@ -151,7 +151,9 @@ fn first_act_failing_needs_no_rollback() {
     let mut m = PevMachine::new(three_steps());
     let (calls, outcome) = drive(&mut m, |c| c.ordinal == 0);
     assert_eq!(calls, vec![(CallKind::Act, 0)]);
-    assert_eq!(outcome.status, ExecutionStatus::RolledBack);
+    // Nothing was changed, so nothing was rolled back: the run failed.
+    assert_eq!(outcome.status, ExecutionStatus::Failed);
+    assert!(!outcome.rollback_failed);
 }
 
 #[test]
