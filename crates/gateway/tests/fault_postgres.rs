@@ -35,6 +35,9 @@ fn restart_postgres() {
     assert!(status.success(), "pg_ctlcluster restart failed");
 }
 
+/// One answer: status, the plan id of a 201, the Retry-After of a refusal.
+type Outcome = (u16, Option<String>, Option<String>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_traffic() {
     let app = Arc::new(
@@ -45,7 +48,7 @@ async fn postgres_restart_mid_traffic() {
         .await,
     );
     let alice = token("alice", "acme", &["operator"]);
-    let outcomes: Arc<Mutex<Vec<(u16, Option<String>, Option<String>)>>> = Arc::default();
+    let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let stop_at = Instant::now() + Duration::from_secs(9);
     let mut writers = Vec::new();
     for _ in 0..4 {
@@ -97,8 +100,7 @@ async fn postgres_restart_mid_traffic() {
         .filter(|(s, _, _)| *s == 201)
         .filter_map(|(_, p, _)| p.as_ref())
         .collect();
-    let refused: Vec<&(u16, Option<String>, Option<String>)> =
-        outcomes.iter().filter(|(s, _, _)| *s != 201).collect();
+    let refused: Vec<&Outcome> = outcomes.iter().filter(|(s, _, _)| *s != 201).collect();
     eprintln!(
         "{} requests: {} created, {} refused during the restart; readyz went 503: {saw_not_ready}",
         outcomes.len(),
