@@ -2,7 +2,7 @@
 //! with a real Postgres, the real tool router and a fake `helm` on PATH whose behaviour depends
 //! on the release name (`*fail*` releases fail).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -100,7 +100,8 @@ impl Env {
             .unwrap();
         config.tool_router.base_url = Some(format!("http://127.0.0.1:{}", router.port()));
         tokio::spawn(router.run_until_stopped());
-        config.orchestrator.temporal_addr = Some(temporal);
+        // A test may point at its own Temporal server through the tweak.
+        config.orchestrator.temporal_addr.get_or_insert(temporal);
         config.orchestrator.task_queue = format!("test-{}", uuid::Uuid::new_v4().simple());
         let mut env = Self {
             db,
@@ -758,4 +759,124 @@ async fn slow_tool_is_killed_and_rolled_back() {
         "the hung tool was not cut short"
     );
     env.finish().await;
+}
+
+/// A Temporal dev server of our own (the fault test kills and restarts it).
+struct OwnTemporal {
+    child: std::process::Child,
+    port: u16,
+    db: PathBuf,
+}
+
+impl OwnTemporal {
+    fn binary() -> PathBuf {
+        if let Ok(bin) = std::env::var("CARAPULSE_TEMPORAL_BIN") {
+            return PathBuf::from(bin);
+        }
+        let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.dev/venv/bin/temporal");
+        if dev.exists() {
+            return dev;
+        }
+        PathBuf::from("temporal")
+    }
+
+    fn start(port: u16, db: &Path) -> Self {
+        let child = std::process::Command::new(Self::binary())
+            .args([
+                "server",
+                "start-dev",
+                "--headless",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+            ])
+            .arg(port.to_string())
+            .arg("--db-filename")
+            .arg(db)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("temporal CLI (./scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "own Temporal server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The frontend accepts connections a moment before it serves.
+        std::thread::sleep(Duration::from_secs(2));
+        Self {
+            child,
+            port,
+            db: db.to_owned(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnTemporal {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Fault: the Temporal server goes away mid-workflow and comes back (same database). The
+/// worker reconnects and the run finishes as if nothing happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_restart_mid_workflow_completes() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("temporal.db");
+    let mut server = OwnTemporal::start(port, &db);
+    let address = format!("127.0.0.1:{}", server.port);
+    let env = Env::start_with(move |c| c.orchestrator.temporal_addr = Some(address)).await;
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "slow-web", Some("web")),
+            helm(Stage::Act, "upgrade", "api", Some("api")),
+            helm(Stage::Verify, "status", "web", None),
+        ])
+        .await;
+    dispatch(&env, plan, exec).await;
+    // The first step takes 3 s: stop the server while it runs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let db_path = server.db.clone();
+    let server = tokio::task::spawn_blocking(move || OwnTemporal::start(port, &db_path))
+        .await
+        .unwrap();
+    let tenant = TenantId::parse("acme").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let e = env.store().get_execution(&tenant, exec).await.unwrap();
+        if !e.status.is_active() {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {:?} after the restart",
+            e.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    let calls = env.calls(exec).await;
+    let succeeded: Vec<&str> = calls
+        .iter()
+        .filter(|(_, status)| status == "succeeded")
+        .map(|(a, _)| a.as_str())
+        .collect();
+    assert_eq!(succeeded, vec!["upgrade", "upgrade", "status"], "{calls:?}");
+    env.finish().await;
+    drop(server);
 }
