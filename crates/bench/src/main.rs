@@ -9,6 +9,7 @@
 //! Run it in release mode: `cargo run --release -p carapulse-bench -- --help`.
 
 mod events;
+mod load;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -60,9 +61,25 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     fanout_events: usize,
     /// Which suites to run: core (policy, plans, audit), tools (sandbox, router), orchestrator,
-    /// events (alert ingestion, SSE fan-out), or all.
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "tools", "orchestrator", "events"])]
+    /// events (alert ingestion, SSE fan-out), all of those, or load (minutes of mixed traffic
+    /// against the gateway binary; not part of all).
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "tools", "orchestrator", "events", "load"])]
     suite: String,
+    /// Length of the load run.
+    #[arg(long, default_value_t = 600)]
+    load_secs: u64,
+    /// Warm-up before memory growth is measured.
+    #[arg(long, default_value_t = 60)]
+    load_warmup_secs: u64,
+    /// Concurrent request loops of the load run.
+    #[arg(long, default_value_t = 16)]
+    load_workers: usize,
+    /// SSE subscribers kept open during the load run.
+    #[arg(long, default_value_t = 50)]
+    load_subscribers: usize,
+    /// Seconds between load samples.
+    #[arg(long, default_value_t = 30)]
+    load_sample_secs: u64,
 }
 
 struct Row {
@@ -643,6 +660,16 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     if args.suite == "all" || args.suite == "orchestrator" {
         bench_orchestrator(&args.temporal, args.workflow_runs, &mut rows).await?;
+    }
+    if args.suite == "load" {
+        let settings = load::LoadSettings {
+            duration: Duration::from_secs(args.load_secs.max(1)),
+            warmup: Duration::from_secs(args.load_warmup_secs),
+            workers: args.load_workers.max(1),
+            subscribers: args.load_subscribers,
+            sample: Duration::from_secs(args.load_sample_secs.max(1)),
+        };
+        load::run(&settings, &mut rows).await?;
     }
     if args.suite == "all" || args.suite == "core" {
         bench_policy(args.policy_iterations, &mut rows)?;
