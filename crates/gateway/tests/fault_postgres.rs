@@ -1,7 +1,9 @@
-//! Fault: PostgreSQL restarts while plans are being created. Requests caught by the restart fail
+//! Fault: PostgreSQL restarts while plans are being created and executions run (real tool
+//! router with a 2 s fake `helm`, worker, Temporal dev server). Requests caught by the restart fail
 //! cleanly (503 with Retry-After, never a 500 or a hang), the gateway serves again once the
 //! database is back without being restarted itself, nothing is half-written (every stored plan
-//! has its audit event, every 201 names a stored plan), and the audit chain still verifies.
+//! has its audit event, every 201 names a stored plan), the runs caught mid-step finish
+//! `succeeded`, and the audit chain still verifies.
 //!
 //! It restarts the real local cluster (`pg_ctlcluster <version> main restart`), so it lives in its
 //! own test binary: cargo runs test binaries one after another.
@@ -38,16 +40,117 @@ fn restart_postgres() {
 /// One answer: status, the plan id of a 201, the Retry-After of a refusal.
 type Outcome = (u16, Option<String>, Option<String>);
 
+/// A fake `helm` that takes 2 s, so runs are mid-step when the database goes away.
+fn slow_helm_on_path() {
+    let dir = std::env::temp_dir().join(format!("carapulse-pgfault-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let helm = dir.join("helm");
+    std::fs::write(&helm, "#!/bin/sh\nsleep 2\necho \"helm ok: $*\"\n").expect("fake helm");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let old = std::env::var("PATH").unwrap_or_default();
+    // SAFETY: the only test of this binary, before the router starts.
+    unsafe { std::env::set_var("PATH", format!("{}:{old}", dir.display())) };
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_traffic() {
+    let temporal =
+        std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
+    assert!(
+        std::net::TcpStream::connect(&temporal).is_ok(),
+        "no Temporal at {temporal}: run ./scripts/test.sh"
+    );
+    slow_helm_on_path();
+    let queue = format!("pgfault-{}", uuid::Uuid::new_v4().simple());
+    let router_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let (q, t) = (queue.clone(), temporal.clone());
     let app = Arc::new(
-        spawn_app_with(|c| {
+        spawn_app_with(move |c| {
             c.gateway.rate_limit_per_second = 10_000.0;
             c.gateway.rate_limit_burst = 10_000;
+            c.orchestrator.temporal_addr = Some(t);
+            c.orchestrator.task_queue = q;
+            c.tool_router.base_url = Some(format!("http://127.0.0.1:{router_port}"));
         })
         .await,
     );
+    // The tool router and a worker, so executions run through the restart too.
+    let objects = tempfile::tempdir().expect("tempdir");
+    let mut config = app.db.config();
+    config.orchestrator.temporal_addr = Some(temporal);
+    config.orchestrator.task_queue = queue;
+    config.tool_router.http_addr = format!("127.0.0.1:{router_port}");
+    config.tool_router.base_url = Some(format!("http://127.0.0.1:{router_port}"));
+    config.tool_router.auth_token = Some("pgfault-router-token-000000001".into());
+    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+    let router = tool_router::Application::build(config.clone())
+        .await
+        .expect("router");
+    tokio::spawn(router.run_until_stopped());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let store = app.db.store.clone();
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let stop = async move {
+                let _ = stop_rx.await;
+            };
+            let _ = orchestrator::worker::run(&config, store, stop).await;
+        });
+    });
     let alice = token("alice", "acme", &["operator"]);
+    let bob = token("bob", "acme", &["approver"]);
+    // Three approved two-step plans, executed just before the restart.
+    let mut executions = Vec::new();
+    for n in 0..3 {
+        let (status, created) = app
+            .post(
+                "/v1/plans",
+                &alice,
+                &serde_json::json!({
+                    "summary": format!("Upgrade web {n}"),
+                    "context": {"environment": "staging", "namespace": "web"},
+                    "steps": [
+                        {"tool": "helm", "action": "upgrade", "input": {"release": "web", "chart": "charts/web", "namespace": "web"},
+                         "rollback": {"tool": "helm", "action": "rollback", "input": {"release": "web", "namespace": "web"}}},
+                        {"stage": "verify", "tool": "helm", "action": "status", "input": {"release": "web", "namespace": "web"}}
+                    ]
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let plan_id = created["plan_id"].as_str().expect("plan").to_owned();
+        if created["approval_required"] == true {
+            let (status, body) = app
+                .post(
+                    "/v1/approvals",
+                    &bob,
+                    &serde_json::json!({"plan_id": plan_id, "status": "approved"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        executions.push(plan_id);
+    }
+    let mut execution_ids = Vec::new();
+    for plan_id in &executions {
+        let (status, exec) = app
+            .post(
+                &format!("/v1/plans/{plan_id}/execute"),
+                &alice,
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 202, "{exec}");
+        execution_ids.push(exec["execution_id"].as_str().expect("execution").to_owned());
+    }
     let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let stop_at = Instant::now() + Duration::from_secs(9);
     let mut writers = Vec::new();
@@ -161,10 +264,28 @@ async fn postgres_restart_mid_traffic() {
         let (status, _) = app.get(&format!("/v1/plans/{plan}"), &alice).await;
         assert_eq!(status, 200, "a 201 named plan {plan}, which is not stored");
     }
+    // The runs caught by the restart finish: activities retried their database writes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for exec in &execution_ids {
+        loop {
+            let (_, view) = app.get(&format!("/v1/executions/{exec}"), &alice).await;
+            let status = view["status"].as_str().unwrap_or("").to_owned();
+            if status != "pending" && status != "running" && !status.is_empty() {
+                assert_eq!(status, "succeeded", "{view}");
+                let calls = view["tool_calls"].as_array().map(Vec::len).unwrap_or(0);
+                assert!(calls >= 2, "{view}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "execution {exec} still {status}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
     let (status, verify) = app.get("/v1/audit/verify", &alice).await;
     assert_eq!(status, 200, "{verify}");
     assert_eq!(verify["ok"], true, "audit chain broken: {verify}");
 
+    let _ = stop_tx.send(());
+    let _ = worker.join();
     match Arc::try_unwrap(app) {
         Ok(app) => app.stop().await,
         Err(_) => panic!("writers still hold the app"),
