@@ -108,7 +108,16 @@ pub fn parse_webhook(
     if !doc.is_object() {
         return Err(bad("the payload must be a JSON object"));
     }
-    let s = |p: &str| doc.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    // Blank values identify nothing: treat them as absent (fuzzing found `"checkout_sha": ""`
+    // becoming an empty fingerprint that every such event would share).
+    let s = |p: &str| {
+        doc.pointer(p)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let header = |name: &str| header(name).filter(|v| !v.trim().is_empty());
     let (fingerprint, status) = match source {
         "git" => (
             header("x-github-delivery")
