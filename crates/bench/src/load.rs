@@ -178,9 +178,9 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
     // Subscribers: connected for the whole run, counting events.
     let mut subs = Vec::new();
     for _ in 0..s.subscribers {
-        let (http, base, tok, counters) =
-            (http.clone(), base.clone(), alice.clone(), counters.clone());
+        let (base, tok, counters) = (base.clone(), alice.clone(), counters.clone());
         subs.push(tokio::spawn(async move {
+            // Its own client: the shared one's 30 s request timeout would cut the stream.
             let Ok(resp) = reqwest::Client::new()
                 .get(format!(
                     "{base}/v1/events?kinds=plan.updated,execution.updated"
@@ -191,7 +191,6 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
             else {
                 return;
             };
-            drop(http);
             let mut body = resp.bytes_stream();
             while Instant::now() < deadline {
                 match tokio::time::timeout(Duration::from_secs(1), body.next()).await {

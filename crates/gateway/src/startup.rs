@@ -99,31 +99,9 @@ impl Application {
             tracing::warn!("gateway.dev_mode is on: HS256 dev tokens are accepted; never use this in production");
         }
         let addr = parse_listen_addr("gateway.http_addr", &config.gateway.http_addr)?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
+        let (listener, local_addr) = bind(addr).await?;
         let ui = match ui_addr(&config)? {
-            Some(addr) => {
-                let listener =
-                    TcpListener::bind(addr)
-                        .await
-                        .map_err(|source| StartupError::Bind {
-                            addr: addr.to_string(),
-                            source,
-                        })?;
-                let local = listener.local_addr().map_err(|source| StartupError::Bind {
-                    addr: addr.to_string(),
-                    source,
-                })?;
-                Some((listener, local))
-            }
+            Some(addr) => Some(bind(addr).await?),
             None => None,
         };
         let limiter = RateLimiter::new(
@@ -370,4 +348,15 @@ async fn reload_policy_on_sighup(state: AppState, stop: CancellationToken) {
             }
         }
     }
+}
+
+/// Binds a listener and reads back its address (the port when `addr` asked for port 0).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let error = |source| StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
 }

@@ -9,66 +9,16 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-fn fake_helm_on_path() {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("carapulse-gw-fakes-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let helm = dir.join("helm");
-        std::fs::write(&helm, "#!/bin/sh\necho \"helm ok: $*\"\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let old = std::env::var("PATH").unwrap_or_default();
-        // SAFETY: once, before the router of this test binary starts.
-        unsafe { std::env::set_var("PATH", format!("{}:{old}", dir.display())) };
-    });
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_before_approval_waits_for_the_signal() {
-    fake_helm_on_path();
-    let temporal =
-        std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
-    assert!(
-        std::net::TcpStream::connect(&temporal).is_ok(),
-        "no Temporal at {temporal}: run ./scripts/test.sh"
-    );
+    fake_tool_on_path("helm", "echo \"helm ok: $*\"");
+    let temporal = temporal_addr();
     let queue = format!("gw-approval-{}", uuid::Uuid::new_v4().simple());
-    let objects = tempfile::tempdir().unwrap();
-    let objects_root = objects.path().to_string_lossy().into_owned();
-
+    let router_port = free_port();
     // Gateway first (it owns the test database); then router and worker share its config.
     let (q, t) = (queue.clone(), temporal.clone());
-    let app = spawn_app_with(move |c| {
-        c.orchestrator.temporal_addr = Some(t);
-        c.orchestrator.task_queue = q;
-    })
-    .await;
-    let mut config = app.db.config();
-    config.orchestrator.temporal_addr = Some(temporal);
-    config.orchestrator.task_queue = queue;
-    config.tool_router.http_addr = "127.0.0.1:0".into();
-    config.tool_router.auth_token = Some("gw-approval-router-token-000001".into());
-    config.storage.object_store.fs_root = objects_root;
-    let router = tool_router::Application::build(config.clone())
-        .await
-        .unwrap();
-    config.tool_router.base_url = Some(format!("http://127.0.0.1:{}", router.port()));
-    tokio::spawn(router.run_until_stopped());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let store = app.db.store.clone();
-    let worker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let stop = async move {
-                let _ = stop_rx.await;
-            };
-            let _ = orchestrator::worker::run(&config, store, stop).await;
-        });
-    });
+    let app = spawn_app_with(move |c| execution_config(c, &t, &q, router_port)).await;
+    let stack = ExecutionStack::start(&app, &temporal, &queue, router_port).await;
 
     let alice = token("alice", "acme", &["operator"]);
     let bob = token("bob", "acme", &["approver"]);
@@ -148,7 +98,6 @@ async fn execute_before_approval_waits_for_the_signal() {
     assert!(done["error"].as_str().unwrap().contains("denied"));
     assert!(done["tool_calls"].as_array().unwrap().is_empty());
 
-    let _ = stop_tx.send(());
-    let _ = worker.join();
+    stack.stop();
     app.stop().await;
 }

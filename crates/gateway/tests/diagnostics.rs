@@ -9,13 +9,6 @@ use serde_json::json;
 
 const ROUTER_TOKEN: &str = "diag-router-token-0000000001";
 
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    port
-}
-
 #[tokio::test]
 async fn diagnostics_report_live_and_dead_dependencies() {
     let temporal =
@@ -85,7 +78,7 @@ async fn diagnostics_report_live_and_dead_dependencies() {
     app.stop().await;
 
     // The same gateway with its router and Temporal gone: still answers, with the errors.
-    let (router_port, temporal_port) = (closed_port(), closed_port());
+    let (router_port, temporal_port) = (free_port(), free_port());
     let app = spawn_app_with(move |c| {
         c.tool_router.base_url = Some(format!("http://127.0.0.1:{router_port}"));
         c.orchestrator.temporal_addr = Some(format!("127.0.0.1:{temporal_port}"));

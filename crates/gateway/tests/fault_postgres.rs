@@ -40,71 +40,24 @@ fn restart_postgres() {
 /// One answer: status, the plan id of a 201, the Retry-After of a refusal.
 type Outcome = (u16, Option<String>, Option<String>);
 
-/// A fake `helm` that takes 2 s, so runs are mid-step when the database goes away.
-fn slow_helm_on_path() {
-    let dir = std::env::temp_dir().join(format!("carapulse-pgfault-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let helm = dir.join("helm");
-    std::fs::write(&helm, "#!/bin/sh\nsleep 2\necho \"helm ok: $*\"\n").expect("fake helm");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let old = std::env::var("PATH").unwrap_or_default();
-    // SAFETY: the only test of this binary, before the router starts.
-    unsafe { std::env::set_var("PATH", format!("{}:{old}", dir.display())) };
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_traffic() {
-    let temporal =
-        std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
-    assert!(
-        std::net::TcpStream::connect(&temporal).is_ok(),
-        "no Temporal at {temporal}: run ./scripts/test.sh"
-    );
-    slow_helm_on_path();
+    let temporal = temporal_addr();
+    // A `helm` that takes 2 s, so runs are mid-step when the database goes away.
+    fake_tool_on_path("helm", "sleep 2\necho \"helm ok: $*\"");
     let queue = format!("pgfault-{}", uuid::Uuid::new_v4().simple());
-    let router_port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
+    let router_port = free_port();
     let (q, t) = (queue.clone(), temporal.clone());
     let app = Arc::new(
         spawn_app_with(move |c| {
             c.gateway.rate_limit_per_second = 10_000.0;
             c.gateway.rate_limit_burst = 10_000;
-            c.orchestrator.temporal_addr = Some(t);
-            c.orchestrator.task_queue = q;
-            c.tool_router.base_url = Some(format!("http://127.0.0.1:{router_port}"));
+            execution_config(c, &t, &q, router_port);
         })
         .await,
     );
     // The tool router and a worker, so executions run through the restart too.
-    let objects = tempfile::tempdir().expect("tempdir");
-    let mut config = app.db.config();
-    config.orchestrator.temporal_addr = Some(temporal);
-    config.orchestrator.task_queue = queue;
-    config.tool_router.http_addr = format!("127.0.0.1:{router_port}");
-    config.tool_router.base_url = Some(format!("http://127.0.0.1:{router_port}"));
-    config.tool_router.auth_token = Some("pgfault-router-token-000000001".into());
-    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
-    let router = tool_router::Application::build(config.clone())
-        .await
-        .expect("router");
-    tokio::spawn(router.run_until_stopped());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let store = app.db.store.clone();
-    let worker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let stop = async move {
-                let _ = stop_rx.await;
-            };
-            let _ = orchestrator::worker::run(&config, store, stop).await;
-        });
-    });
+    let stack = ExecutionStack::start(&app, &temporal, &queue, router_port).await;
     let alice = token("alice", "acme", &["operator"]);
     let bob = token("bob", "acme", &["approver"]);
     // Three approved two-step plans, executed just before the restart.
@@ -284,8 +237,7 @@ async fn postgres_restart_mid_traffic() {
     assert_eq!(status, 200, "{verify}");
     assert_eq!(verify["ok"], true, "audit chain broken: {verify}");
 
-    let _ = stop_tx.send(());
-    let _ = worker.join();
+    stack.stop();
     match Arc::try_unwrap(app) {
         Ok(app) => app.stop().await,
         Err(_) => panic!("writers still hold the app"),

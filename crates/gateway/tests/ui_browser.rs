@@ -12,20 +12,6 @@ use std::path::{Path, PathBuf};
 use common::*;
 use serde_json::json;
 
-const ROUTER_TOKEN: &str = "ui-browser-router-token-0000001";
-
-fn fake_helm_on_path() {
-    let dir = std::env::temp_dir().join(format!("carapulse-ui-fakes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("fake dir");
-    let helm = dir.join("helm");
-    std::fs::write(&helm, "#!/bin/sh\necho \"helm ok: $*\"\n").expect("fake helm");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let old = std::env::var("PATH").unwrap_or_default();
-    // SAFETY: the only test of this binary, before the router starts.
-    unsafe { std::env::set_var("PATH", format!("{}:{old}", dir.display())) };
-}
-
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/browser")
 }
@@ -41,57 +27,19 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         browser_dir().join("node_modules/playwright-core").exists(),
         "playwright-core missing: run ./scripts/test.sh (npm ci in e2e/browser)"
     );
-    let temporal =
-        std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
-    assert!(
-        std::net::TcpStream::connect(&temporal).is_ok(),
-        "no Temporal at {temporal}: run ./scripts/test.sh"
-    );
-    fake_helm_on_path();
+    let temporal = temporal_addr();
+    fake_tool_on_path("helm", "echo \"helm ok: $*\"");
     let queue = format!("ui-browser-{}", uuid::Uuid::new_v4().simple());
-    let objects = tempfile::tempdir().expect("tempdir");
-
     // The router's port is chosen first so the gateway knows it (diagnostics, integrations page).
-    let router_port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
-    let router_url = format!("http://127.0.0.1:{router_port}");
-    let (q, t, r) = (queue.clone(), temporal.clone(), router_url.clone());
+    let router_port = free_port();
+    let (q, t) = (queue.clone(), temporal.clone());
     let app = spawn_app_with(move |c| {
-        c.orchestrator.temporal_addr = Some(t);
-        c.orchestrator.task_queue = q;
+        execution_config(c, &t, &q, router_port);
         c.gateway.ws_addr = Some("127.0.0.1:0".into());
-        c.tool_router.base_url = Some(r);
     })
     .await;
     let ui_url = app.ui_url.clone().expect("UI listener started");
-    let mut config = app.db.config();
-    config.orchestrator.temporal_addr = Some(temporal);
-    config.orchestrator.task_queue = queue;
-    config.tool_router.http_addr = format!("127.0.0.1:{router_port}");
-    config.tool_router.auth_token = Some(ROUTER_TOKEN.into());
-    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
-    let router = tool_router::Application::build(config.clone())
-        .await
-        .expect("router");
-    config.tool_router.base_url = Some(router_url);
-    tokio::spawn(router.run_until_stopped());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let store = app.db.store.clone();
-    let worker_config = config.clone();
-    let worker = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let stop = async move {
-                let _ = stop_rx.await;
-            };
-            let _ = orchestrator::worker::run(&worker_config, store, stop).await;
-        });
-    });
+    let stack = ExecutionStack::start(&app, &temporal, &queue, router_port).await;
 
     // The UI shell itself: served with a strict CSP, assets embedded.
     let page = app
@@ -206,7 +154,6 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         assert!(shots.join(shot).exists(), "{shot} not written");
     }
 
-    let _ = stop_tx.send(());
-    let _ = worker.join();
+    stack.stop();
     app.stop().await;
 }

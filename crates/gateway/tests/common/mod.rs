@@ -117,3 +117,97 @@ pub fn scale_plan_body() -> Value {
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
+
+/// The Temporal dev server the tests share (started by scripts/test.sh); panics with how to get
+/// one when nothing listens.
+pub fn temporal_addr() -> String {
+    let temporal =
+        std::env::var("CARAPULSE_TEST_TEMPORAL").unwrap_or_else(|_| "127.0.0.1:7233".into());
+    assert!(
+        std::net::TcpStream::connect(&temporal).is_ok(),
+        "no Temporal at {temporal}: run ./scripts/test.sh"
+    );
+    temporal
+}
+
+/// A port nothing listens on right now (for a server started later, or a dead address).
+pub fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("addr").port()
+}
+
+/// Puts an executable `tool` running `script` (POSIX sh) first on this test process's PATH.
+/// Call before the tool router starts: PATH is read when the router spawns tools.
+pub fn fake_tool_on_path(tool: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("carapulse-gw-fakes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("fake dir");
+    let path = dir.join(tool);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("fake tool");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let old = std::env::var("PATH").unwrap_or_default();
+    if !old.split(':').any(|p| std::path::Path::new(p) == dir) {
+        // SAFETY: tests call this before starting the router, from their only test function.
+        unsafe { std::env::set_var("PATH", format!("{}:{old}", dir.display())) };
+    }
+}
+
+/// A real tool router and orchestrator worker behind a gateway started with
+/// [`execution_config`]: executions run for real on the shared Temporal dev server.
+pub struct ExecutionStack {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    _objects: tempfile::TempDir,
+}
+
+/// Points `config` at Temporal on `queue` and at a tool router on `router_port`.
+pub fn execution_config(config: &mut Config, temporal: &str, queue: &str, router_port: u16) {
+    config.orchestrator.temporal_addr = Some(temporal.to_owned());
+    config.orchestrator.task_queue = queue.to_owned();
+    config.tool_router.base_url = Some(format!("http://127.0.0.1:{router_port}"));
+}
+
+impl ExecutionStack {
+    /// Starts the router on `router_port` and a worker on `queue`, sharing `app`'s database.
+    pub async fn start(app: &TestApp, temporal: &str, queue: &str, router_port: u16) -> Self {
+        let objects = tempfile::tempdir().expect("tempdir");
+        let mut config = app.db.config();
+        execution_config(&mut config, temporal, queue, router_port);
+        config.tool_router.http_addr = format!("127.0.0.1:{router_port}");
+        config.tool_router.auth_token = Some("gateway-tests-router-token-00001".into());
+        config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+        let router = tool_router::Application::build(config.clone())
+            .await
+            .expect("router builds");
+        tokio::spawn(router.run_until_stopped());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let store = app.db.store.clone();
+        // The worker's future is not Send: it gets a thread and a runtime of its own.
+        let worker = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let stop = async move {
+                    let _ = stop_rx.await;
+                };
+                let _ = orchestrator::worker::run(&config, store, stop).await;
+            });
+        });
+        Self {
+            stop: Some(stop_tx),
+            worker: Some(worker),
+            _objects: objects,
+        }
+    }
+
+    pub fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
