@@ -89,6 +89,11 @@ pub fn parse_webhook(
                 let fingerprint = a.fingerprint.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| {
                     hex::encode(&Sha256::digest(serde_json::to_string(&a.labels).unwrap_or_default().as_bytes())[..8])
                 });
+                // Alertmanager's are 16 hex digits; a longer one is not an identity we store
+                // (fuzzing sent a 500-character one; truncating could make two alerts collide).
+                if fingerprint.chars().count() > 200 {
+                    return Err(bad("alert fingerprint longer than 200 characters"));
+                }
                 let payload = json!({"labels": a.labels, "annotations": a.annotations, "startsAt": a.starts_at, "status": status});
                 Ok(WebhookEvent {
                     alert: Some(AlertFacts {
