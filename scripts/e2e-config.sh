@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # E2E step 3: writes e2e/config.local.json from e2e/config.sample.json with fresh secrets (dev
-# JWT secret, tool-router token, Alertmanager webhook bearer) and the Alertmanager config that
+# JWT secret, tool-router token and grant key, Alertmanager webhook bearer) and the Alertmanager config that
 # delivers to the gateway with that bearer.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -10,9 +10,10 @@ mkdir -p "$E2E_DIR"
 secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 DEV_SECRET="e2e-$(secret)"
 ROUTER_TOKEN="e2e-router-$(secret)"
+GRANT_KEY="e2e-grant-$(secret)"
 HOOK_TOKEN="e2e-hook-$(secret)"
-jq --arg dev "$DEV_SECRET" --arg router "$ROUTER_TOKEN" --arg hook "$HOOK_TOKEN" \
-  '.gateway.dev_jwt_secret = $dev | .tool_router.auth_token = $router
+jq --arg dev "$DEV_SECRET" --arg router "$ROUTER_TOKEN" --arg hook "$HOOK_TOKEN" --arg grant "$GRANT_KEY" \
+  '.gateway.dev_jwt_secret = $dev | .tool_router.auth_token = $router | .tool_router.grant_key = $grant
    | .webhooks.alertmanager.bearer_token = $hook' \
   e2e/config.sample.json > e2e/config.local.json
 chmod 600 e2e/config.local.json

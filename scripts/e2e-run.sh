@@ -63,7 +63,7 @@ ready http://127.0.0.1:18082/ui/
 
 export CARAPULSE_URL=http://127.0.0.1:18080 CARAPULSE_CONFIG="$CONFIG"
 CTL="$BIN/assistantctl"
-ALICE="$("$CTL" dev-token --sub alice --tenant e2e --roles operator)"
+ALICE="$("$CTL" dev-token --sub alice --tenant e2e --roles operator,break-glass)"
 BOB="$("$CTL" dev-token --sub bob --tenant e2e --roles approver)"
 
 failures=0
@@ -77,9 +77,10 @@ run_workflow() { # NAME INPUT
   if [ -z "$exec" ]; then
     "$CTL" --token "$BOB" -o json approve "$plan" --note "e2e" >/dev/null || {
       RESULT[$name]="approve failed"; failures=$((failures + 1)); return; }
-    # High-risk plans (secret rotation) need break-glass on execute, as an operator would send.
+    # High-risk plans (secret rotation) need break-glass on execute, with a reason, from a holder
+    # of a break-glass role.
     local glass=()
-    [ "$(jq -r '.plan.risk_level // empty' <<<"$out")" = high ] && glass=(--break-glass)
+    [ "$(jq -r '.plan.risk_level // empty' <<<"$out")" = high ] && glass=(--break-glass "e2e: $name is high risk")
     exec="$("$CTL" --token "$ALICE" -o json plan execute "$plan" "${glass[@]}" | jq -r '.execution_id')" || {
       RESULT[$name]="execute failed"; failures=$((failures + 1)); return; }
   fi

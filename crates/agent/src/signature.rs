@@ -1,6 +1,7 @@
 //! Slack request signatures: `v0=` + HMAC-SHA256(signing secret, `v0:<timestamp>:<body>`),
 //! checked with slack-morphism's verifier, plus our own timestamp window so a captured request
-//! cannot be replayed later.
+//! cannot be replayed later, and a memory of the signatures seen inside that window so it cannot
+//! be replayed sooner either (each signature is accepted once).
 
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 use slack_morphism::SlackSigningSecret;
@@ -16,6 +17,8 @@ pub enum SignatureError {
     Stale(i64),
     #[error("the signature does not match")]
     Mismatch,
+    #[error("this signed request was already received (replay)")]
+    Replayed,
 }
 
 /// Verifies Slack signatures.
@@ -23,6 +26,8 @@ pub enum SignatureError {
 pub struct SignatureCheck {
     verifier: SlackEventSignatureVerifier,
     tolerance_secs: i64,
+    /// Signatures accepted within the window, with the request timestamp (for pruning).
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 impl std::fmt::Debug for SignatureCheck {
@@ -38,6 +43,7 @@ impl SignatureCheck {
         Self {
             verifier: SlackEventSignatureVerifier::new(&SlackSigningSecret::new(secret.to_owned())),
             tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(300),
+            seen: Default::default(),
         }
     }
 
@@ -62,6 +68,18 @@ impl SignatureCheck {
         }
         self.verifier
             .verify(sig.trim(), body, ts.trim())
-            .map_err(|_| SignatureError::Mismatch)
+            .map_err(|_| SignatureError::Mismatch)?;
+        // Remembered only once valid, so forged requests cannot fill the memory; entries older
+        // than the window are refused by the timestamp check anyway and are pruned here.
+        let mut seen = match self.seen.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let tolerance = self.tolerance_secs;
+        seen.retain(|_, at| (now - *at).abs() <= tolerance);
+        if seen.insert(sig.trim().to_owned(), sent).is_some() {
+            return Err(SignatureError::Replayed);
+        }
+        Ok(())
     }
 }

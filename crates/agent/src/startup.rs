@@ -153,9 +153,14 @@ impl Application {
         let app = Self::router(self.state);
         tracing::info!(addr = %self.local_addr, "agent listening");
         let token = self.shutdown.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await?;
+        let limits = carapulse_http::serve::ConnectionLimits {
+            shutdown_grace: grace,
+            ..Default::default()
+        };
+        carapulse_http::serve::serve(self.listener, app, limits, async move {
+            token.cancelled().await
+        })
+        .await?;
         tasks.close();
         if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!("replies to Slack still pending at shutdown were dropped");

@@ -257,6 +257,10 @@ async fn signatures_are_checked_before_anything_else() {
     let (status, text) = env.post_signed("", body, now, Some(sign(now, body))).await;
     assert_eq!(status, 200);
     assert!(text.contains("Usage"), "{text}");
+    // The same signed request again, inside the timestamp window: a replay, refused.
+    let (status, text) = env.post_signed("", body, now, Some(sign(now, body))).await;
+    assert_eq!(status, 401, "replayed within the window: {text}");
+    assert!(text.contains("already received"), "{text}");
     let metrics = env
         .http
         .get(format!("{}/metrics", env.agent))
@@ -267,7 +271,7 @@ async fn signatures_are_checked_before_anything_else() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("carapulse_agent_refused_signatures_total 4"),
+        metrics.contains("carapulse_agent_refused_signatures_total 5"),
         "{metrics}"
     );
     let ready = env

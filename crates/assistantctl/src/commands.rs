@@ -122,16 +122,20 @@ pub(crate) fn pagination_footer(body: &Value) -> String {
     s
 }
 
+/// The break-glass headers for `reason`, or none.
+fn break_glass_headers(reason: Option<&str>) -> Vec<(&'static str, &str)> {
+    match reason {
+        Some(reason) => vec![("X-Break-Glass", "true"), ("X-Break-Glass-Reason", reason)],
+        None => Vec::new(),
+    }
+}
+
 async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<(), CliError> {
     match cmd {
         PlanCommand::Create(args) => {
             let body = plan_body(&args)?;
-            let headers: &[(&str, &str)] = if args.break_glass {
-                &[("X-Break-Glass", "true")]
-            } else {
-                &[]
-            };
-            let resp = client.post("/v1/plans", &body, headers).await?;
+            let headers = break_glass_headers(args.break_glass.as_deref());
+            let resp = client.post("/v1/plans", &body, &headers).await?;
             if fmt.structured() {
                 print_value(fmt, &resp);
             } else {
@@ -223,13 +227,13 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
             wait,
             wait_timeout,
         } => {
-            let headers: &[(&str, &str)] = if break_glass {
-                &[("X-Break-Glass", "true")]
-            } else {
-                &[]
-            };
+            let headers = break_glass_headers(break_glass.as_deref());
             let resp = client
-                .post(&format!("/v1/plans/{plan_id}/execute"), &json!({}), headers)
+                .post(
+                    &format!("/v1/plans/{plan_id}/execute"),
+                    &json!({}),
+                    &headers,
+                )
                 .await?;
             if fmt.structured() {
                 print_value(fmt, &resp);

@@ -153,9 +153,10 @@ pub enum PlanCommand {
     /// Execute an approved (or approval-free) plan.
     Execute {
         plan_id: String,
-        /// Send X-Break-Glass: true (needed for high-risk plans).
-        #[arg(long)]
-        break_glass: bool,
+        /// Assert break-glass with this reason (X-Break-Glass + X-Break-Glass-Reason; needed for
+        /// high-risk plans and a role from gateway.break_glass_roles).
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
         /// Wait until the execution ends (spinner on a terminal); exit 6 unless it succeeded.
         #[arg(long)]
         wait: bool,
@@ -467,8 +468,9 @@ pub struct PlanCreateArgs {
     pub constraints: Option<String>,
     #[arg(long)]
     pub session: Option<String>,
-    #[arg(long)]
-    pub break_glass: bool,
+    /// Assert break-glass with this reason (lets the planner use break-glass actions).
+    #[arg(long, value_name = "REASON")]
+    pub break_glass: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -433,7 +433,7 @@ async fn planning_approvals_workflows_and_executions() {
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains("source: cli") && out.stdout.contains("approver: bob"),
+        out.stdout.contains("source: api") && out.stdout.contains("approver: bob"),
         "{}",
         out.stdout
     );

@@ -24,6 +24,9 @@ use carapulse_core::model::TenantId;
 use carapulse_core::policy::PolicyEngine;
 use carapulse_core::testing::{policies_dir, TestDatabase, TEST_JWT_SECRET};
 
+/// Signs execution grants in the benchmark stacks (the orchestrator mints, the router checks).
+const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
+
 #[derive(Debug, Parser)]
 #[command(name = "carapulse-bench", version, about = "Carapulse benchmarks")]
 struct Args {
@@ -443,6 +446,7 @@ async fn bench_router(calls: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let mut config = carapulse_core::config::Config::default();
     config.tool_router.http_addr = "127.0.0.1:0".into();
     config.tool_router.auth_token = Some("bench-token-0123456789".into());
+    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
     config.policy.policy_dir = policies_dir();
     config.storage.object_store.fs_root = objects.to_string_lossy().into_owned();
     config.connectors.prometheus.addr = Some(tiny_http_server()?);
@@ -525,6 +529,7 @@ async fn bench_orchestrator(
     config.gateway.rate_limit_burst = u32::MAX;
     config.tool_router.http_addr = "127.0.0.1:0".into();
     config.tool_router.auth_token = Some("bench-token-0123456789".into());
+    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
     config.storage.object_store.fs_root = fakes.join("objects").to_string_lossy().into_owned();
     let router = tool_router::Application::build(config.clone()).await?;
     config.tool_router.base_url = Some(format!("http://127.0.0.1:{}", router.port()));

@@ -1,8 +1,10 @@
 //! The plan-integrity hash: approval stores it, execution recomputes it and refuses on mismatch.
 //!
 //! It covers everything that decides what will run — steps (tool, action, input, rollback,
-//! preconditions, evidence, order, stage), context, constraints, intent and summary — so a plan
-//! edited after approval (through the API or straight in the database) cannot execute.
+//! preconditions, evidence, order, stage), context, constraints, intent and summary — and who
+//! asked for it and how (`created_by`, `trigger`, `session_id`: separation of duties and session
+//! scoping depend on them) — so a plan edited after approval (through the API or straight in the
+//! database) cannot execute.
 
 use serde_json::{json, Value};
 
@@ -20,6 +22,9 @@ pub fn plan_hash(plan: &Plan) -> String {
         "context": plan.context,
         "constraints": plan.constraints,
         "risk_level": plan.risk_level,
+        "created_by": plan.created_by,
+        "trigger": plan.trigger,
+        "session_id": plan.session_id,
         "steps": steps,
     });
     sha256_hex(canonical_json(&doc).as_bytes())

@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod grant;
 pub mod integrity;
 pub mod linear;
 pub mod model;

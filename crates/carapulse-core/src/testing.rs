@@ -21,8 +21,14 @@ pub struct TestDatabase {
     pub name: String,
     pub dsn: String,
     pub store: Store,
+    /// The object store root of this database's services (checkpoints, tool outputs); removed
+    /// with the database.
+    pub objects_dir: std::path::PathBuf,
     dropped: AtomicBool,
 }
+
+/// The audit checkpoint key test configs use.
+pub const TEST_CHECKPOINT_KEY: &str = "test-checkpoint-key-0123456789abcdef01234567";
 
 impl TestDatabase {
     /// Creates `carapulse_test_<uuid>` and runs the migrations.
@@ -49,10 +55,12 @@ impl TestDatabase {
         storage.max_idle_conns = 0;
         let store = Store::connect_lazy(&storage).expect("test store");
         store.migrate().await.expect("migrations apply");
+        let objects_dir = std::env::temp_dir().join(format!("{name}-objects"));
         Self {
             name,
             dsn,
             store,
+            objects_dir,
             dropped: AtomicBool::new(false),
         }
     }
@@ -68,6 +76,8 @@ impl TestDatabase {
         cfg.gateway.dev_mode = true;
         cfg.gateway.dev_jwt_secret = Some(TEST_JWT_SECRET.into());
         cfg.policy.policy_dir = policies_dir();
+        cfg.storage.object_store.fs_root = self.objects_dir.to_string_lossy().into_owned();
+        cfg.storage.audit_checkpoint_key = Some(TEST_CHECKPOINT_KEY.into());
         cfg
     }
 
@@ -76,6 +86,7 @@ impl TestDatabase {
         if self.dropped.swap(true, Ordering::SeqCst) {
             return;
         }
+        let _ = std::fs::remove_dir_all(&self.objects_dir);
         self.store.close().await;
         if let Ok(pool) = sqlx::PgPool::connect(&admin_dsn()).await {
             let _ = sqlx::query(&format!(
@@ -94,6 +105,7 @@ impl Drop for TestDatabase {
         if self.dropped.load(Ordering::SeqCst) {
             return;
         }
+        let _ = std::fs::remove_dir_all(&self.objects_dir);
         let name = self.name.clone();
         // Drop runs outside any async context guarantee: use a private runtime on a thread.
         let handle = std::thread::spawn(move || {
@@ -120,4 +132,57 @@ impl Drop for TestDatabase {
 /// Absolute path of the repository's `policies/` directory.
 pub fn policies_dir() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies").to_owned()
+}
+
+/// A grant minted for one call in tests, with the ids it binds.
+#[derive(Debug, Clone)]
+pub struct TestGrant {
+    pub execution_id: String,
+    pub tool_call_id: String,
+    /// The `X-Carapulse-Grant` header value.
+    pub header: String,
+}
+
+/// Options of [`grant_for_call`].
+#[derive(Debug, Clone, Copy)]
+pub struct GrantOptions<'a> {
+    pub key: &'a str,
+    pub approved: bool,
+    pub break_glass: bool,
+    /// Seconds from now; negative for an already expired grant.
+    pub ttl_secs: i64,
+}
+
+/// Mints a grant covering exactly the call in `body` (a router `execute` body: `tool_name`,
+/// `action`, `input`, `context.tenant_id`) and writes its ids into `body`, as the orchestrator
+/// would.
+pub fn grant_for_call(body: &mut serde_json::Value, opts: GrantOptions<'_>) -> TestGrant {
+    use crate::grant::{call_digest, mint, GrantClaims};
+    let tool = crate::model::ToolName::parse(body["tool_name"].as_str().unwrap_or_default())
+        .expect("tool_name");
+    let action = body["action"].as_str().unwrap_or_default().to_owned();
+    let execution_id = crate::model::ExecutionId::new().to_string();
+    let tool_call_id = crate::model::ToolCallId::new().to_string();
+    let claims = GrantClaims {
+        v: 1,
+        tenant_id: body["context"]["tenant_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        execution_id: execution_id.clone(),
+        plan_id: crate::model::PlanId::new().to_string(),
+        plan_hash: "test".into(),
+        tool_call_id: tool_call_id.clone(),
+        calls: vec![call_digest(tool, &action, &body["input"])],
+        approved: opts.approved,
+        break_glass: opts.break_glass,
+        exp: chrono::Utc::now().timestamp() + opts.ttl_secs,
+    };
+    body["execution_id"] = serde_json::Value::String(execution_id.clone());
+    body["tool_call_id"] = serde_json::Value::String(tool_call_id.clone());
+    TestGrant {
+        execution_id,
+        tool_call_id,
+        header: mint(&claims, opts.key.as_bytes()).expect("mint"),
+    }
 }

@@ -97,7 +97,9 @@ async fn executions_tool_calls_evidence_and_transitions() {
             exec_id,
             &actor,
             audit(&acme, "plan.execute"),
-            carapulse_core::store::StartMode::RequireApproved,
+            carapulse_core::store::StartOptions::new(
+                carapulse_core::store::StartMode::RequireApproved,
+            ),
         )
         .await
         .unwrap();
@@ -109,7 +111,9 @@ async fn executions_tool_calls_evidence_and_transitions() {
             ExecutionId::new(),
             &actor,
             audit(&acme, "plan.execute"),
-            carapulse_core::store::StartMode::RequireApproved,
+            carapulse_core::store::StartOptions::new(
+                carapulse_core::store::StartMode::RequireApproved,
+            ),
         )
         .await
         .unwrap();
@@ -201,7 +205,9 @@ async fn executions_tool_calls_evidence_and_transitions() {
             ExecutionId::new(),
             &actor,
             audit(&acme, "plan.execute"),
-            carapulse_core::store::StartMode::RequireApproved,
+            carapulse_core::store::StartOptions::new(
+                carapulse_core::store::StartMode::RequireApproved,
+            ),
         )
         .await
         .unwrap();

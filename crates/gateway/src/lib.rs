@@ -6,6 +6,7 @@
 //! shutdown token fires.
 
 pub use carapulse_http::{error, extract};
+pub mod audit_throttle;
 pub mod background;
 pub mod context;
 pub mod events;

@@ -28,13 +28,32 @@ pub struct RequestContext {
     pub actor: Actor,
     pub request_id: Option<String>,
     pub break_glass: bool,
+    /// Why break-glass was asserted (`X-Break-Glass-Reason`); always set when `break_glass` is.
+    pub break_glass_reason: Option<String>,
     /// The service principal that acts for `actor` (the Slack agent), when delegated.
     pub via: Option<String>,
+}
+
+/// Which listener a request arrived on; inserted by the server, never read from the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Api,
+    Ui,
 }
 
 impl RequestContext {
     pub fn tenant(&self) -> &TenantId {
         &self.actor.tenant_id
+    }
+
+    /// How a person's plan came in, from the authenticated channel: through the Slack agent
+    /// (delegation) or directly. Never taken from a request body.
+    pub fn trigger(&self) -> carapulse_core::model::Trigger {
+        if self.via.is_some() {
+            carapulse_core::model::Trigger::Chatops
+        } else {
+            carapulse_core::model::Trigger::Manual
+        }
     }
 
     /// An audit entry for this request's tenant and actor.
@@ -58,11 +77,28 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+/// Longest `X-Request-Id` accepted.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The caller's `X-Request-Id`: absent, or 1-128 characters of `[A-Za-z0-9._:-]` (it lands in
+/// logs and audit rows, so nothing else is let through).
+fn request_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("x-request-id") else {
+        return Ok(None);
+    };
+    let valid = value.to_str().ok().filter(|v| {
+        !v.is_empty()
+            && v.len() <= MAX_REQUEST_ID
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    });
+    match valid {
+        Some(v) => Ok(Some(v.to_owned())),
+        None => Err(ApiError::bad_request(
+            "invalid_request_id",
+            format!("X-Request-Id must be 1-{MAX_REQUEST_ID} characters of A-Z a-z 0-9 . _ : -"),
+        )),
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -71,14 +107,72 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Whether `method path` is one of the three stream routes: `GET /v1/events`, `GET /v1/ws`
+/// and `GET /v1/executions/{uuid}/logs` — matched exactly, never by suffix (a
+/// `DELETE .../members/events?access_token=` must not authenticate).
+fn is_stream_route(method: &axum::http::Method, path: &str) -> bool {
+    if method != axum::http::Method::GET {
+        return false;
+    }
+    // Inside the nested `/v1` router the prefix is already stripped.
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    if path == "/events" || path == "/ws" {
+        return true;
+    }
+    path.strip_prefix("/executions/")
+        .and_then(|rest| rest.strip_suffix("/logs"))
+        .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok() && !id.contains('/'))
+}
+
 /// Browsers cannot set headers on `EventSource` or `WebSocket`, so the streaming routes (and
 /// only they) also take the token from `?access_token=`.
 fn stream_query_token(req: &Request) -> Option<String> {
-    let path = req.uri().path();
-    if !(path.ends_with("/events") || path.ends_with("/ws") || path.ends_with("/logs")) {
+    if !is_stream_route(req.method(), req.uri().path()) {
         return None;
     }
     url_query_param(req.uri().query()?, "access_token")
+}
+
+/// Longest break-glass reason.
+const MAX_BREAK_GLASS_REASON: usize = 500;
+
+/// `X-Break-Glass: true` is honoured only from a holder of `gateway.break_glass_roles` who says
+/// why in `X-Break-Glass-Reason`; anything else is refused (not silently ignored), and audited.
+fn break_glass(
+    state: &AppState,
+    actor: &Actor,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let asserted = headers
+        .get("x-break-glass")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !asserted {
+        return Ok(None);
+    }
+    let roles = &state.config.gateway.break_glass_roles;
+    if !actor.has_any_role(roles) {
+        return Err(ApiError::forbidden(
+            "break_glass_forbidden",
+            format!("break-glass needs one of the roles {roles:?}"),
+        ));
+    }
+    let reason = headers
+        .get("x-break-glass-reason")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    if reason.is_empty() || reason.chars().count() > MAX_BREAK_GLASS_REASON {
+        return Err(ApiError::bad_request(
+            "break_glass_reason_required",
+            format!(
+                "break-glass needs X-Break-Glass-Reason (1-{MAX_BREAK_GLASS_REASON} characters)"
+            ),
+        ));
+    }
+    carapulse_http::text::check_text("X-Break-Glass-Reason", reason)
+        .map_err(|m| ApiError::bad_request("invalid_text", m))?;
+    Ok(Some(reason.to_owned()))
 }
 
 fn url_query_param(query: &str, name: &str) -> Option<String> {
@@ -146,7 +240,10 @@ fn delegate(
 /// Verifies the bearer token, binds the request to the token's tenant and applies the per-actor
 /// rate limit. Refusals are audited on the system chain.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let rid = request_id(req.headers());
+    let rid = match request_id(req.headers()) {
+        Ok(rid) => rid,
+        Err(err) => return err.into_response(),
+    };
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -159,12 +256,22 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         None => Err(carapulse_core::auth::AuthError::Missing),
         Some(token) => state.verifier.verify(&token).await,
     };
+    // The system tenant holds the chain of refused requests; no token may act in it.
+    let verified = verified.and_then(|actor| {
+        if actor.tenant_id.as_str() == SYSTEM_TENANT {
+            Err(carapulse_core::auth::AuthError::InvalidClaim(format!(
+                "tenant {SYSTEM_TENANT} is reserved"
+            )))
+        } else {
+            Ok(actor)
+        }
+    });
     let actor = match verified {
         Ok(actor) => actor,
         Err(err) => {
             state.metrics.auth_failures.inc();
             // Throttle refusals per peer so bad tokens cannot flood the audit log.
-            if state.limiter.check(&format!("peer:{peer}")).is_ok() {
+            if let Some(suppressed) = state.refusals.admit(&format!("auth:{peer}")) {
                 if let Ok(tenant) = TenantId::parse(SYSTEM_TENANT) {
                     let entry = AuditEntry::new(
                         tenant,
@@ -174,7 +281,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     )
                     .reason(err.to_string())
                     .request_id(rid.clone())
-                    .context(json!({"peer": peer, "path": req.uri().path()}));
+                    .context(
+                        json!({"peer": peer, "path": req.uri().path(), "suppressed": suppressed}),
+                    );
                     state.audit(entry).await;
                 }
             }
@@ -185,8 +294,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Ok(pair) => pair,
         Err(err) => return err.into_response(),
     };
-    let key = format!("{}/{}", actor.tenant_id, actor.id);
-    if let Err(retry_after) = state.limiter.check(&key) {
+    // A delegating service spends its own budget too, so it cannot multiply its rate by
+    // cycling through the people it acts for.
+    let mut keys = vec![format!("{}/{}", actor.tenant_id, actor.id)];
+    if let Some(service) = &via {
+        keys.push(format!("{}/{}", actor.tenant_id, service));
+    }
+    if let Some(retry_after) = keys.iter().find_map(|k| state.limiter.check(k).err()) {
         state.metrics.rate_limited.inc();
         let mut err = ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -196,16 +310,30 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         err.retry_after_secs = Some(retry_after);
         return err.into_response();
     }
-    let break_glass = req
-        .headers()
-        .get("x-break-glass")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let break_glass_reason = match break_glass(&state, &actor, req.headers()) {
+        Ok(reason) => reason,
+        Err(err) => {
+            let mut audit_actor = AuditActor::from(&actor);
+            audit_actor.via = via.clone();
+            let entry = AuditEntry::new(
+                actor.tenant_id.clone(),
+                audit_actor,
+                "break_glass.refused",
+                AuditDecision::Deny,
+            )
+            .reason(err.message.clone())
+            .request_id(rid.clone())
+            .context(json!({"path": req.uri().path()}));
+            state.audit(entry).await;
+            return err.into_response();
+        }
+    };
     let span = tracing::info_span!("request", request_id = rid.as_deref().unwrap_or(""), tenant = %actor.tenant_id, actor = %actor.id);
     req.extensions_mut().insert(RequestContext {
         actor,
         request_id: rid,
-        break_glass,
+        break_glass: break_glass_reason.is_some(),
+        break_glass_reason,
         via,
     });
     next.run(req).instrument(span).await
@@ -237,4 +365,35 @@ pub async fn track_metrics(State(state): State<AppState>, req: Request, next: Ne
         .get_or_create(&RouteLabels { method, route })
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_stream_route;
+    use axum::http::Method;
+
+    #[test]
+    fn only_the_three_stream_routes_take_query_tokens() {
+        let id = "0190b8f4-4c1e-7c3a-9b1e-6a4f1e2d3c4b";
+        for path in [
+            "/v1/events",
+            "/events",
+            "/v1/ws",
+            "/ws",
+            &format!("/v1/executions/{id}/logs"),
+        ] {
+            assert!(is_stream_route(&Method::GET, path), "{path}");
+        }
+        for (method, path) in [
+            (Method::DELETE, "/v1/sessions/x/members/events".to_owned()),
+            (Method::GET, "/v1/sessions/x/members/events".to_owned()),
+            (Method::POST, "/v1/events".to_owned()),
+            (Method::GET, "/v1/plans/ws".to_owned()),
+            (Method::GET, "/v1/executions/not-a-uuid/logs".to_owned()),
+            (Method::GET, format!("/v1/executions/{id}/x/logs")),
+            (Method::DELETE, format!("/v1/executions/{id}/logs")),
+        ] {
+            assert!(!is_stream_route(&method, &path), "{method} {path}");
+        }
+    }
 }

@@ -39,6 +39,8 @@ pub enum StartupError {
     Planner(#[from] carapulse_core::planner::provider::ProviderError),
     #[error("linear: {0}")]
     Linear(#[from] carapulse_core::linear::LinearError),
+    #[error("audit checkpoints: {0}")]
+    Checkpoints(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -113,7 +115,21 @@ impl Application {
             tokio::sync::mpsc::channel(crate::background::event_loop::QUEUE);
         let planning = Arc::new(Planning::from_config(&config, metrics.clone())?);
         let context = crate::context::build(&config, &store).await;
+        let checkpoints = match config.storage.audit_checkpoint_key.as_deref() {
+            Some(key) => {
+                let objects: Arc<dyn carapulse_core::objects::ObjectStore> = Arc::from(
+                    carapulse_core::objects::from_config(&config.storage.object_store)
+                        .map_err(|e| StartupError::Checkpoints(e.to_string()))?,
+                );
+                Some(carapulse_core::audit::CheckpointSink::new(objects, key))
+            }
+            None => {
+                tracing::warn!("storage.audit_checkpoint_key is unset: no audit checkpoints are published, so deleting the newest audit events would go unnoticed");
+                None
+            }
+        };
         let state = AppState {
+            checkpoints,
             audit: AuditWriter::spawn(store.clone()),
             store,
             policy: Arc::new(crate::policy_store::LoadedPolicy::new(
@@ -125,6 +141,8 @@ impl Application {
             dispatcher,
             metrics,
             limiter: Arc::new(limiter),
+            refusals: Arc::new(crate::audit_throttle::AuditThrottle::default()),
+            streams: Arc::new(carapulse_http::serve::Slots::default()),
             planning,
             events: crate::events::EventHub::new(),
             shutdown: CancellationToken::new(),
@@ -209,6 +227,23 @@ impl Application {
                 async move { expiry::sweep(&state).await.map(|_| ()) }
             },
         )));
+        let every = self.state.config.storage.audit_checkpoint_interval_secs;
+        if self.state.checkpoints.is_some() && every > 0 {
+            let state = self.state.clone();
+            tasks.push(tokio::spawn(run_every(
+                "audit-checkpoints",
+                Duration::from_secs(every),
+                self.shutdown.clone(),
+                move || {
+                    let state = state.clone();
+                    async move {
+                        crate::background::checkpoints::publish_all(&state)
+                            .await
+                            .map(|_| ())
+                    }
+                },
+            )));
+        }
         let state = self.state.clone();
         tasks.push(tokio::spawn(run_every(
             "event-retention",
@@ -263,39 +298,40 @@ impl Application {
         let grace = Duration::from_secs(self.state.config.gateway.shutdown_grace_secs);
         let store = self.state.store.clone();
         let background = self.spawn_background();
+        let gw = &self.state.config.gateway;
+        let limits = carapulse_http::serve::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(gw.header_read_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(gw.idle_timeout_secs.max(1)),
+            max_connections_per_peer: gw.max_connections_per_peer.max(1),
+            shutdown_grace: grace,
+        };
         let ui_server = self.ui.map(|(listener, addr)| {
             let app = crate::ui::router(&self.state.config.gateway)
                 .merge(router(self.state.clone()))
-                .into_make_service_with_connect_info::<SocketAddr>();
+                .layer(axum::Extension(crate::middleware::Listener::Ui));
             tracing::info!(%addr, "web UI listening");
             let token = self.shutdown.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { token.cancelled().await })
-                    .await
-            })
+            tokio::spawn(carapulse_http::serve::serve(
+                listener,
+                app,
+                limits,
+                async move { token.cancelled().await },
+            ))
         });
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = router(self.state);
         tracing::info!(addr = %self.local_addr, "gateway listening");
         let token = self.shutdown.clone();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let result = carapulse_http::serve::serve(self.listener, app, limits, async move {
             token.cancelled().await;
             tracing::info!("shutdown requested; draining in-flight requests");
-        });
-        let shutdown = self.shutdown.clone();
-        let result = tokio::select! {
-            r = server => r,
-            _ = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections");
-                Ok(())
-            }
-        };
+        })
+        .await;
         if let Some(ui) = ui_server {
             // Same grace as the main listener: it was cancelled by the same token.
-            if tokio::time::timeout(grace, ui).await.is_err() {
+            if tokio::time::timeout(grace + Duration::from_secs(1), ui)
+                .await
+                .is_err()
+            {
                 tracing::warn!("web UI listener did not drain within the grace period");
             }
         }

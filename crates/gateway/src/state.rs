@@ -27,6 +27,12 @@ pub struct AppState {
     pub dispatcher: Arc<dyn ExecutionDispatcher>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    /// Throttles audit rows of unauthenticated refusals per peer.
+    pub refusals: Arc<crate::audit_throttle::AuditThrottle>,
+    /// Signed audit checkpoints, when `storage.audit_checkpoint_key` is set.
+    pub checkpoints: Option<carapulse_core::audit::CheckpointSink>,
+    /// Open streams per actor (`gateway.max_streams_per_actor`).
+    pub streams: Arc<carapulse_http::serve::Slots<String>>,
     pub planning: Arc<Planning>,
     pub events: crate::events::EventHub,
     /// Fires when the server stops: long-lived streams end on it.
@@ -51,6 +57,25 @@ impl AppState {
                 tracing::error!(error = %err, %action, "audit append failed");
             }
         }
+    }
+
+    /// Takes one of the caller's stream slots; 429 when they hold `max_streams_per_actor`.
+    pub fn stream_slot(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<carapulse_http::serve::SlotGuard<String>, carapulse_http::ApiError> {
+        let max = self.config.gateway.max_streams_per_actor.max(1);
+        // The person, not the delegating service, so one Slack user cannot hold every slot.
+        let key = format!("{}/{}", ctx.actor.tenant_id, ctx.actor.id.normalised());
+        self.streams.take(key, max).ok_or_else(|| {
+            let mut err = carapulse_http::ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!("at most {max} open streams per actor (gateway.max_streams_per_actor); close one first"),
+            );
+            err.retry_after_secs = Some(5);
+            err
+        })
     }
 
     /// Evaluates policy for this request and counts the decision.
@@ -91,6 +116,7 @@ impl AppState {
             targets: 0,
             blast_radius: carapulse_core::model::BlastRadius::Namespace,
             writes: false,
+            sensitive_reads: false,
             reasons: Vec::new(),
         };
         self.decide(ctx, action, ActionType::Read, &context, &risk)

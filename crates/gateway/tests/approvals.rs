@@ -74,7 +74,8 @@ async fn lists_and_the_expiry_sweeper() {
     assert_eq!(status, 201, "{body}");
     let (_, approved) = app.get("/v1/approvals?status=approved", &bob).await;
     assert_eq!(approved["data"][0]["plan_id"], ids[0]);
-    assert_eq!(approved["data"][0]["source"], "cli");
+    // The body claimed "cli": the server records the channel it saw (the API), not the claim.
+    assert_eq!(approved["data"][0]["source"], "api");
     assert_eq!(approved["data"][0]["approver"], "bob");
 
     make_overdue(&app, &ids[1]).await;

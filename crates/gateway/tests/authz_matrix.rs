@@ -66,6 +66,13 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         // Audit.
         ("get", "/v1/audit/events", [OK, OK, OK, OK]),
         ("get", "/v1/audit/verify", [OK, OK, OK, OK]),
+        ("get", "/v1/audit/checkpoints", [OK, OK, OK, OK]),
+        // Checkpoints are published by admins (the test gateway has a checkpoint key).
+        (
+            "post",
+            "/v1/audit/checkpoints",
+            [&[201], DENIED, DENIED, &[201]],
+        ),
         ("get", "/v1/audit/export", [OK, OK, OK, OK]),
         // Schedules: writers change them.
         ("get", "/v1/schedules", [OK, OK, OK, OK]),

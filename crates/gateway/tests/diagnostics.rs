@@ -21,6 +21,7 @@ async fn diagnostics_report_live_and_dead_dependencies() {
     let mut router_config = router_db.config();
     router_config.tool_router.http_addr = "127.0.0.1:0".into();
     router_config.tool_router.auth_token = Some(ROUTER_TOKEN.into());
+    router_config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
     let objects = tempfile::tempdir().expect("tempdir");
     router_config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
     let router = tool_router::Application::build(router_config)
@@ -33,6 +34,7 @@ async fn diagnostics_report_live_and_dead_dependencies() {
     let app = spawn_app_with(move |c| {
         c.tool_router.base_url = Some(url);
         c.tool_router.auth_token = Some(ROUTER_TOKEN.into());
+        c.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
         c.orchestrator.temporal_addr = Some(t);
     })
     .await;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn create_approve_execute_and_reexecute() {
@@ -253,15 +253,46 @@ async fn policy_denials_and_risk_from_steps() {
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(error_code(&body), "break_glass_required");
-    let resp = app
-        .http
-        .post(format!("{}/v1/plans/{plan_id}/execute", app.url))
-        .bearer_auth(&alice)
-        .header("X-Break-Glass", "true")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202);
+    // Break-glass is a role (gateway.break_glass_roles) plus a reason, never just a header.
+    let execute = |token: String, reason: Option<&'static str>| {
+        let mut req = app
+            .http
+            .post(format!("{}/v1/plans/{plan_id}/execute", app.url))
+            .bearer_auth(token)
+            .header("X-Break-Glass", "true");
+        if let Some(reason) = reason {
+            req = req.header("X-Break-Glass-Reason", reason);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = execute(alice.clone(), Some("pod stuck")).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "break_glass_forbidden"),
+        "{body}"
+    );
+    let carol = token("carol", "acme", &["operator", "break-glass"]);
+    let (status, body) = execute(carol.clone(), None).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "break_glass_reason_required"),
+        "{body}"
+    );
+    let (status, body) = execute(carol, Some("pod stuck since 03:00, paging on-call")).await;
+    assert_eq!(status, 202, "{body}");
+    let execution = body["execution_id"].as_str().unwrap();
+    let (_, exec) = app
+        .get(&format!("/v1/executions/{execution}"), &alice)
+        .await;
+    assert_eq!(exec["break_glass"], true, "{exec}");
+    assert_eq!(
+        exec["break_glass_reason"],
+        "pod stuck since 03:00, paging on-call"
+    );
     // The caller's risk claim is not accepted.
     let mut claimed = scale_plan_body();
     claimed["risk_level"] = json!("low");

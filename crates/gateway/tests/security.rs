@@ -115,10 +115,12 @@ async fn tokens_missing_forged_expired_or_from_wrong_issuer_are_refused() {
         assert_eq!(error_code(&body), "unauthorized", "{name}: {body}");
     }
     assert_eq!(count_plans(&app).await, 0, "nothing was created");
+    // Refusals are audited on the system chain, one row per peer per window (the rest are
+    // counted in the next row), so a flood of bad tokens cannot flood the log.
     assert_eq!(
         system_auth_denials(&app).await,
-        cases.len() as i64,
-        "each refusal is audited"
+        1,
+        "the first refusal of the window is audited"
     );
     // A valid token works.
     let (status, _) = app

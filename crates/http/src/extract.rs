@@ -46,19 +46,15 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
         })
 }
 
+/// Parses the body as JSON, refuses unreadable text anywhere in it (see [`crate::text`]), then
+/// decodes it into `T`, naming the path of any field that does not fit.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de);
-    match value {
-        Ok(v) => {
-            de.end().map_err(|e| {
-                ApiError::bad_request(
-                    "invalid_json",
-                    format!("trailing data after the JSON body: {e}"),
-                )
-            })?;
-            Ok(v)
-        }
+    let tree: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;
+    crate::text::check_value("body", &tree)
+        .map_err(|m| ApiError::bad_request("invalid_text", m))?;
+    match serde_path_to_error::deserialize(tree) {
+        Ok(v) => Ok(v),
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
@@ -115,6 +111,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(query) = parts.uri.query() {
+            for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+                crate::text::check_text(&format!("query parameter {k:?}"), &v)
+                    .and_then(|()| crate::text::check_text("query parameter name", &k))
+                    .map_err(|m| ApiError::bad_request("invalid_text", m))?;
+            }
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))

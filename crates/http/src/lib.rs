@@ -4,5 +4,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod serve;
+pub mod text;
 
 pub use error::{ApiError, ApiResult};

@@ -92,6 +92,9 @@ pub struct Activities {
     pub store: Store,
     pub audit: AuditWriter,
     pub router: RouterClient,
+    /// Mints execution grants; `None` when `tool_router.grant_key` is unset (only plain reads
+    /// can then run).
+    pub grants: Option<crate::grants::GrantMinter>,
 }
 
 fn permanent(message: impl Into<String>) -> ActivityError {
@@ -220,8 +223,31 @@ impl Activities {
             )
             .await
             .map_err(store_err)?;
-        let break_glass = carapulse_core::tools::find(call.tool, call.action.as_str())
-            .is_some_and(|s| s.break_glass);
+        let grant = match &self.grants {
+            Some(minter) => match minter
+                .mint_for_call(&self.store, &tenant, execution_id, tool_call_id)
+                .await
+            {
+                Ok(grant) => Some(grant),
+                Err(crate::grants::MintError::Refused(reason)) => {
+                    let reason = format!("no execution grant: {reason}");
+                    let _ = self
+                        .store
+                        .finish_tool_call(
+                            &tenant,
+                            tool_call_id,
+                            ToolCallStatus::Failed,
+                            None,
+                            None,
+                            Some(&reason),
+                        )
+                        .await;
+                    return Err(permanent(reason));
+                }
+                Err(crate::grants::MintError::Store(e)) => return Err(store_err(e)),
+            },
+            None => None,
+        };
         let body = json!({
             "tool_name": call.tool, "action": call.action, "input": call.input,
             "context": req.context, "execution_id": req.execution_id, "tool_call_id": tool_call_id.to_string(),
@@ -237,7 +263,7 @@ impl Activities {
         );
         // Heartbeat while the tool runs, so a worker crash is noticed within the heartbeat
         // timeout instead of the whole start-to-close timeout.
-        let router_call = self.router.execute(&body, break_glass);
+        let router_call = self.router.execute(&body, grant.as_deref());
         tokio::pin!(router_call);
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
         let outcome = loop {

@@ -8,6 +8,7 @@
 
 pub mod activities;
 pub mod dispatcher;
+pub mod grants;
 pub mod metrics;
 pub mod model;
 pub mod router_client;

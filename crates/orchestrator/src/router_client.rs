@@ -42,11 +42,13 @@ impl RouterClient {
         })
     }
 
-    /// POST /v1/tools/execute.
+    /// POST /v1/tools/execute, with the call's execution grant when it has one. Break-glass is
+    /// never asserted here: the router reads it from the grant, which reflects how the
+    /// execution was started.
     pub async fn execute(
         &self,
         body: &Value,
-        break_glass: bool,
+        grant: Option<&str>,
     ) -> Result<RouterReply, RouterUnavailable> {
         let mut req = self
             .http
@@ -55,8 +57,8 @@ impl RouterClient {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        if break_glass {
-            req = req.header("X-Break-Glass", "true");
+        if let Some(grant) = grant {
+            req = req.header(carapulse_core::grant::GRANT_HEADER, grant);
         }
         let resp = req
             .send()

@@ -68,10 +68,21 @@ pub async fn run(
         Duration::from_secs(15 * 60),
     )
     .map_err(|e| WorkerError::Router(e.to_string()))?;
+    let grants = config
+        .tool_router
+        .grant_key
+        .as_deref()
+        .map(|key| crate::grants::GrantMinter::new(key, config.tool_router.grant_ttl_secs));
+    if grants.is_none() {
+        tracing::warn!(
+            "tool_router.grant_key is not set: steps that write or read secrets will be refused by the tool router"
+        );
+    }
     let activities = Activities {
         store: store.clone(),
         audit: AuditWriter::spawn(store),
         router,
+        grants,
     };
     let client = connect(config).await?;
     let runtime = Runtime::from_current_tokio(Default::default())

@@ -18,6 +18,9 @@ use orchestrator::workflow::PlanExecutionWorkflow;
 use serde_json::json;
 use temporalio_client::{WorkflowSignalOptions, WorkflowStartOptions};
 
+/// Signs execution grants in tests (the orchestrator mints, the tool router checks).
+const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
+
 const TOKEN: &str = "orchestrator-test-service-token-0001";
 
 /// A fake `helm`: `*fail*` in the arguments fails; `*slow*` sleeps 3 s first.
@@ -67,6 +70,7 @@ impl Env {
         config.storage.object_store.fs_root = objects.to_string_lossy().into_owned();
         config.tool_router.http_addr = "127.0.0.1:0".into();
         config.tool_router.auth_token = Some(TOKEN.into());
+        config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
         // API-only tools answer from a mock: every query succeeds except `fail`, which is a 500.
         let apis = wiremock::MockServer::start().await;
         wiremock::Mock::given(wiremock::matchers::query_param("query", "fail"))
@@ -149,7 +153,7 @@ impl Env {
         &self.db.store
     }
 
-    /// Stores a plan of `steps` (no approval needed) and a pending execution of it.
+    /// Stores a plan of `steps`, approved by bob, and a pending execution of it.
     async fn plan(&self, steps: Vec<StepDraft>) -> (PlanId, ExecutionId) {
         self.plan_named(steps, "test plan").await
     }
@@ -172,7 +176,9 @@ impl Env {
             risk_level: RiskLevel::Medium,
             policy_decision: Decision::Allow,
             constraints: json!({}),
-            approval_state: PlanApprovalState::NotRequired,
+            // Medium-risk writes: approved by a person, as the gateway would require (the tool
+            // router refuses them for a plan nobody approved).
+            approval_state: PlanApprovalState::Pending,
             approval_expires_at: None,
             session_id: None,
             planner: None,
@@ -187,6 +193,27 @@ impl Env {
             AuditDecision::Allow,
         );
         let plan = self.store().create_plan(plan, audit).await.unwrap();
+        self.store()
+            .record_approval(
+                &tenant,
+                plan.plan_id,
+                carapulse_core::store::ApprovalDecision {
+                    status: carapulse_core::model::ApprovalStatus::Approved,
+                    approver: ActorId::parse("bob").unwrap(),
+                    approver_email: None,
+                    source: carapulse_core::model::ApprovalSource::Api,
+                    note: None,
+                },
+                AuditEntry::new(
+                    tenant.clone(),
+                    AuditActor::system(),
+                    "approval.approved",
+                    AuditDecision::Allow,
+                ),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
         let exec_id = ExecutionId::new();
         let audit = AuditEntry::new(
             tenant.clone(),
@@ -202,7 +229,9 @@ impl Env {
                 exec_id,
                 &ActorId::parse("alice").unwrap(),
                 audit,
-                carapulse_core::store::StartMode::RequireApproved,
+                carapulse_core::store::StartOptions::new(
+                    carapulse_core::store::StartMode::RequireApproved,
+                ),
             )
             .await
             .unwrap();

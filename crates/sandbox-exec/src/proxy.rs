@@ -1,23 +1,67 @@
-//! The egress proxy: a loopback HTTP proxy that only connects to allow-listed `host:port`s.
+//! The egress proxy: an HTTP proxy that only connects to allow-listed `host:port`s.
 //!
 //! It understands `CONNECT host:port` (HTTPS and any TCP) and absolute-URI HTTP requests
 //! (`GET http://host:port/path`). Anything else, and any destination not on the list, gets
 //! `403 Forbidden` and is recorded.
+//!
+//! With namespaces the tool lives in a private network namespace with nothing but loopback, so
+//! the proxy listens on a Unix socket instead (reachable through the filesystem, not the
+//! network) and a forwarder inside the namespace relays to it: the proxy is the only way out.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Where the proxy listens.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
 /// A running proxy; stops when dropped.
 #[derive(Debug)]
 pub struct EgressProxy {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     stop: Arc<AtomicBool>,
     denied: Arc<Mutex<Vec<String>>>,
     accept: Option<JoinHandle<()>>,
+}
+
+/// A client connection the handler can split into two directions.
+trait Duplex: Read + Write + Send + Sized + 'static {
+    fn duplicate(&self) -> std::io::Result<Self>;
+    fn close_write(&self);
+    fn read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Duplex for TcpStream {
+    fn duplicate(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+    fn close_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+    fn read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(t)
+    }
+}
+
+impl Duplex for UnixStream {
+    fn duplicate(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+    fn close_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+    fn read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(t)
+    }
 }
 
 fn normalise(entry: &str) -> Option<(String, u16)> {
@@ -34,34 +78,82 @@ impl EgressProxy {
     pub fn start(allow: &[String]) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
+        Ok(Self::serve(
+            Endpoint::Tcp(addr),
+            allow,
+            move |stop, handler| {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    handler(Box::new(move |allow, denied| {
+                        let _ = handle(conn, allow, denied);
+                    }));
+                }
+            },
+        ))
+    }
+
+    /// Starts a proxy listening on the Unix socket `path` (created here; its directory must
+    /// exist), allowing exactly `allow`.
+    pub fn start_unix(path: &Path, allow: &[String]) -> std::io::Result<Self> {
+        let listener = UnixListener::bind(path)?;
+        Ok(Self::serve(
+            Endpoint::Unix(path.to_path_buf()),
+            allow,
+            move |stop, handler| {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    handler(Box::new(move |allow, denied| {
+                        let _ = handle(conn, allow, denied);
+                    }));
+                }
+            },
+        ))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn serve(
+        endpoint: Endpoint,
+        allow: &[String],
+        accept_loop: impl FnOnce(
+                Arc<AtomicBool>,
+                &dyn Fn(Box<dyn FnOnce(&[(String, u16)], &Mutex<Vec<String>>) + Send>),
+            ) + Send
+            + 'static,
+    ) -> Self {
         let allow: Arc<Vec<(String, u16)>> =
             Arc::new(allow.iter().filter_map(|e| normalise(e)).collect());
         let stop = Arc::new(AtomicBool::new(false));
         let denied = Arc::new(Mutex::new(Vec::new()));
         let (stop2, denied2) = (stop.clone(), denied.clone());
         let accept = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let allow = allow.clone();
-                let denied = denied2.clone();
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &allow, &denied);
-                });
-            }
+            let spawn_handler =
+                |job: Box<dyn FnOnce(&[(String, u16)], &Mutex<Vec<String>>) + Send>| {
+                    let allow = allow.clone();
+                    let denied = denied2.clone();
+                    std::thread::spawn(move || job(&allow, &denied));
+                };
+            accept_loop(stop2, &spawn_handler);
         });
-        Ok(Self {
-            addr,
+        Self {
+            endpoint,
             stop,
             denied,
             accept: Some(accept),
-        })
+        }
     }
 
+    /// `http://127.0.0.1:<port>` for a TCP proxy; for a Unix one, the socket path.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.endpoint {
+            Endpoint::Tcp(addr) => format!("http://{addr}"),
+            Endpoint::Unix(path) => format!("unix:{}", path.display()),
+        }
     }
 
     /// Destinations refused so far.
@@ -77,20 +169,27 @@ impl Drop for EgressProxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        match &self.endpoint {
+            Endpoint::Tcp(addr) => {
+                let _ = TcpStream::connect_timeout(addr, Duration::from_millis(200));
+            }
+            Endpoint::Unix(path) => {
+                let _ = UnixStream::connect(path);
+            }
+        }
         if let Some(handle) = self.accept.take() {
             let _ = handle.join();
         }
     }
 }
 
-fn handle(
-    mut client: TcpStream,
+fn handle<S: Duplex>(
+    mut client: S,
     allow: &[(String, u16)],
     denied: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
-    client.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(client.try_clone()?);
+    client.read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(client.duplicate()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut headers = Vec::new();
@@ -160,14 +259,16 @@ fn handle(
     if !buffered.is_empty() {
         upstream_w.write_all(&buffered)?;
     }
-    let mut client_r = client.try_clone()?;
+    // The tunnel lives as long as either side talks: no read timeout once it is set up.
+    client.read_timeout(None)?;
+    let mut client_r = client.duplicate()?;
     let mut upstream_r = upstream;
     let up = std::thread::spawn(move || {
         let _ = std::io::copy(&mut client_r, &mut upstream_w);
         let _ = upstream_w.shutdown(Shutdown::Write);
     });
     let _ = std::io::copy(&mut upstream_r, &mut client);
-    let _ = client.shutdown(Shutdown::Write);
+    client.close_write();
     let _ = up.join();
     Ok(())
 }
@@ -183,7 +284,11 @@ impl ToSocketAddr for (&str, u16) {
     }
 }
 
-fn refuse(client: &mut TcpStream, denied: &Mutex<Vec<String>>, what: &str) -> std::io::Result<()> {
+fn refuse<S: Duplex>(
+    client: &mut S,
+    denied: &Mutex<Vec<String>>,
+    what: &str,
+) -> std::io::Result<()> {
     if let Ok(mut d) = denied.lock() {
         if d.len() < 100 {
             d.push(what.to_owned());
@@ -196,6 +301,6 @@ fn refuse(client: &mut TcpStream, denied: &Mutex<Vec<String>>, what: &str) -> st
     Ok(())
 }
 
-fn bad_gateway(client: &mut TcpStream) -> std::io::Result<()> {
+fn bad_gateway<S: Duplex>(client: &mut S) -> std::io::Result<()> {
     client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 }

@@ -1,19 +1,19 @@
-//! Who is calling the router: a service holding the shared token (gateway, orchestrator), or a
-//! user with a verified JWT.
+//! Who is calling the router: only service principals holding the shared token (the
+//! orchestrator and the context collectors).
+//!
+//! Why no user tokens: the router runs tools with its own global credentials (kubeconfig, Vault
+//! token, cloud keys). A person reaching it directly would bypass plans, approvals and audit, so
+//! people go through the gateway and the router refuses their tokens outright. A service token
+//! alone is also not enough for a change: writes and sensitive reads need an execution grant
+//! (see `carapulse_core::grant`), which only the orchestrator can mint.
 
 use axum::http::HeaderMap;
 
-use carapulse_core::auth::{AuthError, TokenVerifier};
-use carapulse_core::model::Actor;
+use carapulse_core::auth::AuthError;
 
-/// An authenticated caller.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    /// Holder of `tool_router.auth_token`; trusted to act for any tenant and to assert that a
-    /// step belongs to an approved execution.
-    Service,
-    User(Actor),
-}
+/// An authenticated caller: a holder of `tool_router.auth_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service;
 
 /// Compares in time independent of where the first difference is.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -23,11 +23,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub async fn authenticate(
+/// Accepts the service token and nothing else.
+pub fn authenticate(
     headers: &HeaderMap,
     service_token: Option<&str>,
-    verifier: Option<&TokenVerifier>,
-) -> Result<Principal, AuthError> {
+) -> Result<Service, AuthError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -36,14 +36,12 @@ pub async fn authenticate(
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Missing);
     }
-    let token = token.trim();
-    if let Some(expected) = service_token.filter(|t| !t.is_empty()) {
-        if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
-            return Ok(Principal::Service);
+    match service_token.filter(|t| !t.is_empty()) {
+        Some(expected) if constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) => {
+            Ok(Service)
         }
-    }
-    match verifier {
-        Some(v) => v.verify(token).await.map(Principal::User),
-        None => Err(AuthError::BadSignature),
+        _ => Err(AuthError::InvalidClaim(
+            "the tool router serves only its service principals (orchestrator, context collectors); people use the gateway".into(),
+        )),
     }
 }

@@ -13,8 +13,8 @@ use carapulse_core::policy::{assess_steps, ActionType, PolicyInput, StepRef};
 use carapulse_core::tools::{find, ActionSpec, HttpMethod, ToolInput};
 use sandbox_exec::{namespaces_available, LineSink, SandboxPolicy, StreamKind};
 
-use crate::auth::Principal;
 use crate::state::RouterState;
+use carapulse_core::grant::{call_digest, verify as verify_grant, GrantError};
 
 /// Output kept inline in the response; the full output goes to the object store beyond this.
 pub const INLINE_OUTPUT_BYTES: usize = 64 * 1024;
@@ -61,6 +61,10 @@ pub enum ExecError {
     Forbidden(String),
     #[error("{0}")]
     BreakGlass(String),
+    #[error("{0}")]
+    Grant(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -189,106 +193,125 @@ fn tool_env(state: &RouterState, tool: ToolName) -> (Vec<String>, Vec<(String, S
     (allow, set)
 }
 
-/// Decides which tenant the call is for, checking a user's token against the request.
-fn resolve_tenant(principal: &Principal, context: &mut ContextRef) -> Result<TenantId, ExecError> {
-    match principal {
-        Principal::User(actor) => {
-            if !context.tenant_id.is_empty() && context.tenant_id != actor.tenant_id.as_str() {
-                return Err(ExecError::Forbidden(
-                    "context.tenant_id does not match the tenant of your token".into(),
-                ));
-            }
-            context.tenant_id = actor.tenant_id.to_string();
-            Ok(actor.tenant_id.clone())
-        }
-        Principal::Service => {
-            TenantId::parse(&context.tenant_id).map_err(|e| invalid("context.tenant_id", e.message))
-        }
-    }
+/// What authorisation concluded about one call.
+struct Authorised {
+    /// Reads secret material: its output is masked and its lines are not streamed.
+    sensitive: bool,
+    /// The tool call id, bound by the grant (gated calls) or minted here (plain reads).
+    tool_call_id: String,
 }
 
-/// Policy for write actions; reads need only a tenant.
+/// Authorises one call of a service principal.
+///
+/// Plain reads need only a valid tenant (the context collectors read without executions).
+/// Writes and sensitive reads need an execution grant covering exactly this call (see
+/// `carapulse_core::grant`); policy is then evaluated here again, with break-glass taken from
+/// the grant, never from a header. `require_approval` is satisfied only by a grant of an
+/// approved plan.
 fn authorise(
     state: &RouterState,
-    principal: &Principal,
     spec: &ActionSpec,
     input: &ToolInput,
-    context: &ContextRef,
-    execution_id: Option<&str>,
-    break_glass: bool,
-) -> Result<(), ExecError> {
-    if spec.break_glass && !break_glass {
+    req: &ExecuteRequest,
+    grant: Option<&str>,
+) -> Result<Authorised, ExecError> {
+    let value = input.as_value();
+    let sensitive = !spec.is_write()
+        && carapulse_core::tools::is_sensitive_read(spec.tool, spec.action, &value);
+    let gated = spec.is_write() || sensitive;
+    // A plain read without a tool call id is a collector's read: the router names the call.
+    // A caller-chosen id could collide with (and write into) another call's log stream, so
+    // naming the call needs a grant that binds the id, reads included.
+    if !gated && req.tool_call_id.is_none() {
+        return Ok(Authorised {
+            sensitive: false,
+            tool_call_id: carapulse_core::model::ToolCallId::new().to_string(),
+        });
+    }
+    let key = state
+        .grant_key
+        .as_deref()
+        .ok_or_else(|| ExecError::Grant(GrantError::NoKey.to_string()))?;
+    let encoded = grant.ok_or_else(|| ExecError::Grant(GrantError::Missing.to_string()))?;
+    let claims = verify_grant(encoded, key, chrono::Utc::now())
+        .map_err(|e| ExecError::Grant(e.to_string()))?;
+    let digest = call_digest(spec.tool, spec.action, &req.input);
+    claims
+        .covers(
+            &req.context.tenant_id,
+            req.execution_id.as_deref(),
+            req.tool_call_id.as_deref(),
+            &digest,
+        )
+        .map_err(|e| ExecError::Grant(e.to_string()))?;
+    // The plan's environment label is the caller's; the connector's binding is the server's.
+    state
+        .config
+        .connectors
+        .check_binding(spec.tool, &req.context)
+        .map_err(ExecError::Forbidden)?;
+    if !gated {
+        return Ok(Authorised {
+            sensitive: false,
+            tool_call_id: claims.tool_call_id,
+        });
+    }
+    if spec.break_glass && !claims.break_glass {
         return Err(ExecError::BreakGlass(format!(
-            "{}.{} is break-glass only: send X-Break-Glass: true",
+            "{}.{} is break-glass only: the execution must be started with break-glass",
             spec.tool, spec.action
         )));
     }
-    if !spec.is_write() {
-        return Ok(());
-    }
-    context.validate().map_err(ExecError::Invalid)?;
+    req.context.validate().map_err(ExecError::Invalid)?;
     let action =
         carapulse_core::model::ActionName::parse(spec.action).map_err(ExecError::Invalid)?;
-    let value = input.as_value();
-    let risk = assess_steps(
-        &[StepRef {
-            tool: spec.tool,
-            action: &action,
-            input: &value,
-        }],
-        context,
-    );
-    let service_actor;
-    let actor = match principal {
-        Principal::User(a) => a,
-        Principal::Service => {
-            service_actor = carapulse_core::model::Actor {
-                id: carapulse_core::model::ActorId::parse("service:tool-router-client")
-                    .map_err(ExecError::Invalid)?,
-                email: None,
-                roles: vec!["service".into(), "operator".into()],
-                tenant_id: TenantId::parse(&context.tenant_id).map_err(ExecError::Invalid)?,
-            };
-            &service_actor
-        }
+    let risk = assess_steps(&[StepRef::act(spec.tool, &action, &value)], &req.context);
+    let service_actor = carapulse_core::model::Actor {
+        id: carapulse_core::model::ActorId::parse("service:orchestrator")
+            .map_err(ExecError::Invalid)?,
+        email: None,
+        roles: vec!["service".into(), "operator".into()],
+        tenant_id: TenantId::parse(&req.context.tenant_id).map_err(ExecError::Invalid)?,
     };
     let policy_input = PolicyInput::new(
-        Some(actor),
+        Some(&service_actor),
         "tool.execute",
         ActionType::Write,
-        context,
+        &req.context,
         &risk,
-        break_glass,
+        claims.break_glass,
         chrono::Utc::now(),
     );
     let outcome = state.policy.evaluate(&policy_input);
     match outcome.decision {
-        Decision::Allow => Ok(()),
-        // An approved execution's step: only a service principal may assert that.
-        Decision::RequireApproval
-            if matches!(principal, Principal::Service) && execution_id.is_some() =>
-        {
-            Ok(())
+        Decision::Allow => {}
+        Decision::RequireApproval if claims.approved => {}
+        Decision::RequireApproval => {
+            return Err(ExecError::Forbidden(format!(
+                "policy requires approval for {}.{} ({}) and the plan was not approved",
+                spec.tool,
+                spec.action,
+                outcome.reasons.join(", ")
+            )))
         }
-        Decision::RequireApproval => Err(ExecError::Forbidden(format!(
-            "policy requires approval for {}.{} ({}); run it as a step of an approved plan",
-            spec.tool,
-            spec.action,
-            outcome.reasons.join(", ")
-        ))),
-        Decision::Deny => Err(ExecError::Forbidden(format!(
-            "denied by policy: {}",
-            outcome.reasons.join(", ")
-        ))),
+        Decision::Deny => {
+            return Err(ExecError::Forbidden(format!(
+                "denied by policy: {}",
+                outcome.reasons.join(", ")
+            )))
+        }
     }
+    Ok(Authorised {
+        sensitive,
+        tool_call_id: claims.tool_call_id,
+    })
 }
 
-/// Runs the request to completion.
+/// Runs the request to completion. `grant` is the `X-Carapulse-Grant` header.
 pub async fn execute(
     state: &RouterState,
-    principal: &Principal,
     mut req: ExecuteRequest,
-    break_glass: bool,
+    grant: Option<&str>,
 ) -> Result<ExecuteResponse, ExecError> {
     let tool = ToolName::parse(&req.tool_name).map_err(|e| invalid("tool_name", e.message))?;
     let spec = find(tool, &req.action)
@@ -296,20 +319,19 @@ pub async fn execute(
     let input = spec
         .validate(&req.input)
         .map_err(|e| invalid(&format!("input.{}", e.field), e.message))?;
-    let tenant = resolve_tenant(principal, &mut req.context)?;
+    let tenant = TenantId::parse(&req.context.tenant_id)
+        .map_err(|e| invalid("context.tenant_id", e.message))?;
+    req.context.tenant_id = tenant.to_string();
     if let Some(exec) = &req.execution_id {
         carapulse_core::model::ExecutionId::parse(exec)
             .map_err(|e| invalid("execution_id", e.message))?;
     }
-    authorise(
-        state,
-        principal,
-        spec,
-        &input,
-        &req.context,
-        req.execution_id.as_deref(),
-        break_glass,
-    )?;
+    if let Some(id) = &req.tool_call_id {
+        carapulse_core::model::ToolCallId::parse(id)
+            .map_err(|e| invalid("tool_call_id", e.message))?;
+    }
+    let authorised = authorise(state, spec, &input, &req, grant)?;
+    let sensitive = authorised.sensitive;
 
     // Helm values references become a file in the command's own working directory.
     let mut workdir = None;
@@ -317,8 +339,14 @@ pub async fn execute(
         let objects = state.objects.clone();
         let workspace = state.config.storage.workspace_dir.clone();
         let original = input.clone();
+        let tenant_name = tenant.to_string();
         let resolved = tokio::task::spawn_blocking(move || {
-            crate::values::resolve(&original, workspace.as_deref(), objects.as_ref())
+            crate::values::resolve(
+                &original,
+                &tenant_name,
+                workspace.as_deref(),
+                objects.as_ref(),
+            )
         })
         .await
         .map_err(|e| ExecError::Internal(e.to_string()))?
@@ -336,13 +364,12 @@ pub async fn execute(
     } else {
         input
     };
-    let id = match &req.tool_call_id {
-        Some(id) => carapulse_core::model::ToolCallId::parse(id)
-            .map_err(|e| invalid("tool_call_id", e.message))?
-            .to_string(),
-        None => carapulse_core::model::ToolCallId::new().to_string(),
-    };
-    state.hub.open(&id, tenant.as_str());
+    let id = authorised.tool_call_id;
+    if !state.hub.open(&id, tenant.as_str()) {
+        return Err(ExecError::Conflict(format!(
+            "tool call {id} has already run here; a tool call id is used once"
+        )));
+    }
     let started = Instant::now();
     let result = run(
         state,
@@ -350,6 +377,7 @@ pub async fn execute(
         &input,
         &id,
         workdir.as_ref().map(|v| v.dir.path().to_path_buf()),
+        sensitive,
     )
     .await;
     drop(workdir);
@@ -368,6 +396,9 @@ pub async fn execute(
     state.hub.end(&id, outcome);
     let mut response = result?;
     response.duration_ms = elapsed.as_millis() as u64;
+    if sensitive {
+        response.output = crate::mask::mask_output(tool, spec.action, &response.output);
+    }
     if response.output.len() > INLINE_OUTPUT_BYTES || response.stderr.len() > INLINE_OUTPUT_BYTES {
         let doc = json!({
             "tool_call_id": id, "tenant_id": tenant.as_str(), "tool": tool, "action": spec.action,
@@ -404,6 +435,7 @@ async fn run(
     input: &ToolInput,
     id: &str,
     workdir: Option<PathBuf>,
+    sensitive: bool,
 ) -> Result<ExecuteResponse, ExecError> {
     let sandbox = &state.config.sandbox;
     let mut cli_refusal = None;
@@ -419,13 +451,24 @@ async fn run(
                     namespaces_available().err().unwrap_or_default()
                 ))
             }
-            Some(binary) => return run_cli(state, spec, argv, binary, id, workdir).await,
+            Some(binary) => {
+                return run_cli(state, spec, argv, binary, id, workdir, sensitive).await
+            }
         }
     }
     if let Some(request) = spec.api_request(input) {
         let (addr, token) = connector(state, spec.tool);
         if let Some(addr) = addr.filter(|a| !a.is_empty()) {
-            return run_api(state, spec.tool, request, &addr, token.as_deref(), id).await;
+            return run_api(
+                state,
+                spec.tool,
+                request,
+                &addr,
+                token.as_deref(),
+                id,
+                sensitive,
+            )
+            .await;
         }
         return Err(ExecError::Unavailable(format!(
             "{}.{}: {}no API address configured (connectors.{}.addr)",
@@ -450,6 +493,7 @@ async fn run_cli(
     binary: PathBuf,
     id: &str,
     workdir: Option<PathBuf>,
+    sensitive: bool,
 ) -> Result<ExecuteResponse, ExecError> {
     let sandbox = &state.config.sandbox;
     argv[0] = binary.to_string_lossy().into_owned();
@@ -490,12 +534,22 @@ async fn run_cli(
         hub.push(&call_id, stream, line);
     });
     let redactor = state.redactor.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        sandbox_exec::run(&argv, &policy, &redactor, Some(sink))
-    })
-    .await
-    .map_err(|e| ExecError::Internal(e.to_string()))?
-    .map_err(|e| ExecError::Unavailable(e.to_string()))?;
+    // A sensitive read's lines are never streamed: only its masked output leaves the router.
+    let sink = if sensitive {
+        state.hub.push(
+            id,
+            "stdout",
+            "sensitive read: output is masked and not streamed",
+        );
+        None
+    } else {
+        Some(sink)
+    };
+    let report =
+        tokio::task::spawn_blocking(move || sandbox_exec::run(&argv, &policy, &redactor, sink))
+            .await
+            .map_err(|e| ExecError::Internal(e.to_string()))?
+            .map_err(|e| ExecError::Unavailable(e.to_string()))?;
     let sandbox_report = json!({
         "namespaces": report.namespaces,
         "namespaces_unavailable": report.namespaces_unavailable,
@@ -530,6 +584,7 @@ async fn run_api(
     base: &str,
     token: Option<&str>,
     id: &str,
+    sensitive: bool,
 ) -> Result<ExecuteResponse, ExecError> {
     let url = format!("{}{}", base.trim_end_matches('/'), request.path);
     let method = match request.method {
@@ -594,8 +649,16 @@ async fn run_api(
         body.extend_from_slice(&chunk);
     }
     let output = state.redactor.redact_bytes(&body);
-    for line in output.lines().take(1000) {
-        state.hub.push(id, "stdout", line);
+    if sensitive {
+        state.hub.push(
+            id,
+            "stdout",
+            "sensitive read: output is masked and not streamed",
+        );
+    } else {
+        for line in output.lines().take(1000) {
+            state.hub.push(id, "stdout", line);
+        }
     }
     Ok(ExecuteResponse {
         tool_call_id: id.to_owned(),

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod executor;
 pub mod logs;
+pub mod mask;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

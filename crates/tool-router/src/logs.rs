@@ -52,12 +52,13 @@ impl LogHub {
         }
     }
 
-    /// Registers a call owned by `tenant`.
-    pub fn open(&self, id: &str, tenant: &str) {
+    /// Registers a call owned by `tenant`; `false` when the id is already known (an id is used
+    /// once, so no caller can write into or end another call's stream).
+    pub fn open(&self, id: &str, tenant: &str) -> bool {
         let mut guard = self.lock();
         let (calls, order) = &mut *guard;
         if calls.contains_key(id) {
-            return;
+            return false;
         }
         while order.len() >= MAX_CALLS {
             match order.pop_front() {
@@ -79,6 +80,7 @@ impl LogHub {
             },
         );
         order.push_back(id.to_owned());
+        true
     }
 
     pub fn push(&self, id: &str, stream: &'static str, message: &str) {

@@ -18,7 +18,7 @@ use carapulse_core::tools::catalogue;
 use carapulse_http::extract::ApiJson;
 use carapulse_http::ApiError;
 
-use crate::auth::{authenticate, Principal};
+use crate::auth::{authenticate, Service};
 use crate::executor::{execute, ExecError, ExecuteRequest};
 use crate::logs::LogEvent;
 use crate::state::RouterState;
@@ -45,21 +45,9 @@ pub fn router(state: RouterState) -> Router {
         .with_state(state)
 }
 
-async fn principal(state: &RouterState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    authenticate(
-        headers,
-        state.config.tool_router.auth_token.as_deref(),
-        state.verifier.as_deref(),
-    )
-    .await
-    .map_err(|e| ApiError::unauthorized(e.to_string()))
-}
-
-fn tenant_of(p: &Principal) -> Option<&str> {
-    match p {
-        Principal::Service => None,
-        Principal::User(a) => Some(a.tenant_id.as_str()),
-    }
+fn principal(state: &RouterState, headers: &HeaderMap) -> Result<Service, ApiError> {
+    authenticate(headers, state.config.tool_router.auth_token.as_deref())
+        .map_err(|e| ApiError::unauthorized(e.to_string()))
 }
 
 async fn readyz(State(state): State<RouterState>) -> impl IntoResponse {
@@ -68,6 +56,11 @@ async fn readyz(State(state): State<RouterState>) -> impl IntoResponse {
         Err(e) => format!("unavailable: {e}"),
     };
     let sandbox_ok = !state.config.sandbox.enforce || state.config.sandbox.enabled;
+    let grants = if state.grant_key.is_some() {
+        "ok".to_owned()
+    } else {
+        "tool_router.grant_key is not set: writes and sensitive reads are refused".to_owned()
+    };
     let status = if sandbox_ok {
         StatusCode::OK
     } else {
@@ -81,6 +74,7 @@ async fn readyz(State(state): State<RouterState>) -> impl IntoResponse {
                 "policy": format!("ok ({} files)", state.policy.files().len()),
                 "sandbox": if sandbox_ok { "ok" } else { "sandbox.enforce is on but sandbox.enabled is off" },
                 "namespaces": isolation,
+                "grants": grants,
             }
         })),
     )
@@ -100,7 +94,7 @@ async fn list_tools(
     State(state): State<RouterState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers).await?;
+    principal(&state, &headers)?;
     let tools: Vec<Value> = ToolName::ALL
         .iter()
         .map(|tool| {
@@ -120,16 +114,17 @@ async fn execute_tool(
     headers: HeaderMap,
     ApiJson(req): ApiJson<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&state, &headers).await?;
-    let break_glass = headers
-        .get("x-break-glass")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    match execute(&state, &who, req, break_glass).await {
+    principal(&state, &headers)?;
+    let grant = headers
+        .get(carapulse_core::grant::GRANT_HEADER)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    match execute(&state, req, grant.as_deref()).await {
         Ok(resp) => Ok(Json(resp).into_response()),
         Err(ExecError::Invalid(e)) => Err(ApiError::bad_request("invalid_request", e.to_string())),
         Err(ExecError::Forbidden(m)) => Err(ApiError::forbidden("policy_denied", m)),
         Err(ExecError::BreakGlass(m)) => Err(ApiError::forbidden("break_glass_required", m)),
+        Err(ExecError::Grant(m)) => Err(ApiError::forbidden("grant_required", m)),
+        Err(ExecError::Conflict(m)) => Err(ApiError::conflict("tool_call_id_in_use", m)),
         Err(ExecError::Unavailable(m)) => {
             let mut e = ApiError::unavailable(m);
             e.code = "tool_unavailable";
@@ -153,10 +148,10 @@ async fn tool_logs(
     headers: HeaderMap,
     Query(q): Query<LogsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let who = principal(&state, &headers).await?;
+    principal(&state, &headers)?;
     let (history, ended, mut rx) = state
         .hub
-        .subscribe(&q.tool_call_id, tenant_of(&who))
+        .subscribe(&q.tool_call_id, None)
         .ok_or_else(|| ApiError::not_found("tool call"))?;
     let stream = async_stream(move |tx| async move {
         for line in history {
@@ -234,7 +229,7 @@ async fn tool_output(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = principal(&state, &headers).await?;
+    principal(&state, &headers)?;
     let id = carapulse_core::model::ToolCallId::parse(&id)
         .map_err(|_| ApiError::not_found("tool output"))?;
     let objects = state.objects.clone();
@@ -244,10 +239,5 @@ async fn tool_output(
         .map_err(|_| ApiError::internal())?
         .map_err(|_| ApiError::not_found("tool output"))?;
     let doc: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::internal())?;
-    if let Some(tenant) = tenant_of(&who) {
-        if doc["tenant_id"] != tenant {
-            return Err(ApiError::not_found("tool output"));
-        }
-    }
     Ok(Json(doc))
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use carapulse_core::auth::{AuthError, TokenVerifier, VerifierSettings};
 use carapulse_core::config::{parse_listen_addr, Component, Config, ConfigError};
 use carapulse_core::objects::ObjectError;
 use carapulse_core::policy::{PolicyEngine, PolicyError};
@@ -28,10 +27,8 @@ pub enum StartupError {
     Redaction(#[from] PatternError),
     #[error("storage.object_store: {0}")]
     Objects(#[from] ObjectError),
-    #[error("auth: {0}")]
-    Auth(#[from] AuthError),
     #[error(
-        "tool_router: no caller can authenticate: set tool_router.auth_token or the OIDC fields"
+        "tool_router.auth_token is required (env CARAPULSE_TOOL_ROUTER_TOKEN): only service principals call the router"
     )]
     NoAuth,
     #[error("http client: {0}")]
@@ -65,25 +62,19 @@ impl Application {
             carapulse_core::objects::from_config(&config.storage.object_store)?,
         );
         let tr = &config.tool_router;
-        let gw = &config.gateway;
-        let settings = VerifierSettings {
-            oidc_issuer: tr.oidc_issuer.clone(),
-            oidc_audience: tr.oidc_client_id.clone(),
-            jwks_url: tr.oidc_jwks_url.clone(),
-            dev_secret: if gw.dev_mode {
-                gw.dev_jwt_secret.clone()
-            } else {
-                None
-            },
-            ..VerifierSettings::from_gateway(gw)
-        };
-        let verifier = if settings.jwks_url.is_some() || settings.dev_secret.is_some() {
-            Some(Arc::new(TokenVerifier::new(settings)?))
-        } else {
-            None
-        };
-        if verifier.is_none() && tr.auth_token.as_deref().unwrap_or("").is_empty() {
+        if tr.auth_token.as_deref().unwrap_or("").is_empty() {
             return Err(StartupError::NoAuth);
+        }
+        if tr.oidc_issuer.is_some() || tr.oidc_jwks_url.is_some() {
+            tracing::warn!(
+                "tool_router.oidc_* is set but ignored: the router accepts only its service token"
+            );
+        }
+        let grant_key = tr.grant_key.clone().map(|k| Arc::new(k.into_bytes()));
+        if grant_key.is_none() {
+            tracing::warn!(
+                "tool_router.grant_key is not set: every write and sensitive read will be refused"
+            );
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("carapulse-tool-router/", env!("CARGO_PKG_VERSION")))
@@ -104,7 +95,7 @@ impl Application {
         let state = RouterState {
             config: Arc::new(config),
             policy: Arc::new(policy),
-            verifier,
+            grant_key,
             redactor: Arc::new(redactor),
             hub: Arc::new(LogHub::default()),
             objects,
@@ -130,9 +121,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr, "tool router listening");
         let token = self.shutdown.clone();
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await?;
+        // A tool call answers only when it ends, so idleness is measured between requests; the
+        // grace period lets running tools finish on shutdown.
+        let sandbox_secs = self.state.config.sandbox.timeout_ms / 1000;
+        let limits = carapulse_http::serve::ConnectionLimits {
+            shutdown_grace: std::time::Duration::from_secs(sandbox_secs.clamp(30, 900)),
+            ..Default::default()
+        };
+        carapulse_http::serve::serve(self.listener, router(self.state), limits, async move {
+            token.cancelled().await
+        })
+        .await?;
         tracing::info!("tool router stopped");
         Ok(())
     }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use carapulse_core::auth::TokenVerifier;
 use carapulse_core::config::Config;
 use carapulse_core::objects::ObjectStore;
 use carapulse_core::policy::PolicyEngine;
@@ -15,7 +14,8 @@ use crate::metrics::Metrics;
 pub struct RouterState {
     pub config: Arc<Config>,
     pub policy: Arc<PolicyEngine>,
-    pub verifier: Option<Arc<TokenVerifier>>,
+    /// Key that checks execution grants; `None` refuses every gated call.
+    pub grant_key: Option<Arc<Vec<u8>>>,
     pub redactor: Arc<Redactor>,
     pub hub: Arc<LogHub>,
     pub objects: Arc<dyn ObjectStore>,

@@ -1,6 +1,10 @@
 //! Helm `values_ref` resolution: fetch the values from a git path in the workspace, the object
 //! store, or inline text; verify the optional SHA-256; write them into the command's private
 //! working directory as `values.yaml`.
+//!
+//! Object-store values are read only under `values/<tenant>/` of the calling tenant, and no error
+//! reveals a digest or whether another object exists: a values reference must not become a way
+//! to read (or fingerprint) someone else's objects, such as stored tool outputs.
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +63,7 @@ fn git_show(workspace: &Path, reference: &str) -> Result<Vec<u8>, ModelError> {
 /// Resolves `values_ref` of a helm upgrade into a file; returns the rewritten input.
 pub fn resolve(
     input: &ToolInput,
+    tenant: &str,
     workspace: Option<&str>,
     objects: &dyn ObjectStore,
 ) -> Result<Option<(Value, ResolvedValues)>, ModelError> {
@@ -87,9 +92,24 @@ pub fn resolve(
     }
     let bytes = match kind {
         "inline" => reference.as_bytes().to_vec(),
-        "object_store" => objects
-            .get(reference)
-            .map_err(|e| bad("ref", e.to_string()))?,
+        "object_store" => {
+            let key = reference.strip_prefix("fs://").unwrap_or(reference);
+            let prefix = format!("values/{tenant}/");
+            let inside = key.starts_with(&prefix)
+                && key.len() > prefix.len()
+                && !key
+                    .split('/')
+                    .any(|part| part == ".." || part == "." || part.is_empty());
+            if !inside {
+                return Err(bad(
+                    "ref",
+                    format!("object_store values must be under {prefix} (your tenant's values)"),
+                ));
+            }
+            objects
+                .get(reference)
+                .map_err(|_| bad("ref", "no such values object"))?
+        }
         "git_path" => {
             let workspace =
                 workspace.ok_or_else(|| bad("kind", "git_path needs storage.workspace_dir"))?;
@@ -111,9 +131,10 @@ pub fn resolve(
             .ok_or_else(|| bad("sha256", "must be a hex string"))?;
         let actual = sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(expected) {
+            // Never the actual digest: that would let a caller fingerprint content it cannot read.
             return Err(bad(
                 "sha256",
-                format!("checksum mismatch: expected {expected}, got {actual}"),
+                "checksum mismatch: the values do not hash to the given sha256",
             ));
         }
     }

@@ -8,6 +8,9 @@ use tool_router::Application;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// Signs execution grants in tests (the orchestrator mints, the tool router checks).
+const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
+
 const TOKEN: &str = "service-token-for-kubectl-tests-0001";
 
 fn ok(body: Value) -> ResponseTemplate {
@@ -77,6 +80,7 @@ async fn router(kubeconfig: &std::path::Path, allow: Option<String>) -> String {
     let mut config = Config::default();
     config.tool_router.http_addr = "127.0.0.1:0".into();
     config.tool_router.auth_token = Some(TOKEN.into());
+    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
     config.policy.policy_dir = carapulse_core::testing::policies_dir();
     config.storage.object_store.fs_root = objects.to_string_lossy().into_owned();
     config.connectors.k8s.kubeconfig_path = Some(kubeconfig.to_string_lossy().into_owned());
@@ -89,12 +93,22 @@ async fn router(kubeconfig: &std::path::Path, allow: Option<String>) -> String {
 }
 
 async fn exec(url: &str, action: &str, input: Value) -> Value {
-    let body = json!({"tool_name": "kubectl", "action": action, "input": input,
-                      "execution_id": uuid::Uuid::now_v7().to_string(),
+    let mut body = json!({"tool_name": "kubectl", "action": action, "input": input,
                       "context": {"tenant_id": "acme", "environment": "dev", "namespace": "web"}});
+    // As a step of an approved execution: the orchestrator's grant covers the call.
+    let grant = carapulse_core::testing::grant_for_call(
+        &mut body,
+        carapulse_core::testing::GrantOptions {
+            key: TEST_GRANT_KEY,
+            approved: true,
+            break_glass: false,
+            ttl_secs: 300,
+        },
+    );
     let resp = reqwest::Client::new()
         .post(format!("{url}/v1/tools/execute"))
         .bearer_auth(TOKEN)
+        .header("x-carapulse-grant", grant.header)
         .json(&body)
         .send()
         .await

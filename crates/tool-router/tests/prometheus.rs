@@ -8,6 +8,9 @@ use carapulse_core::config::Config;
 use serde_json::{json, Value};
 use tool_router::Application;
 
+/// Signs execution grants in tests (the orchestrator mints, the tool router checks).
+const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
+
 const TOKEN: &str = "service-token-for-prometheus-tests-01";
 
 struct Prometheus {
@@ -85,6 +88,7 @@ async fn promql_through_the_router_against_real_prometheus() {
     let mut config = Config::default();
     config.tool_router.http_addr = "127.0.0.1:0".into();
     config.tool_router.auth_token = Some(TOKEN.into());
+    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
     config.policy.policy_dir = carapulse_core::testing::policies_dir();
     config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
     config.connectors.prometheus.addr = Some(prom.url.clone());

@@ -7,10 +7,14 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use carapulse_core::config::Config;
+use carapulse_core::testing::{grant_for_call, GrantOptions};
 use serde_json::{json, Value};
 use tool_router::Application;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Signs execution grants in tests (the orchestrator mints, the tool router checks).
+const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
 
 const TOKEN: &str = "service-token-for-tests-0123456789";
 
@@ -22,7 +26,9 @@ fn fake_bin() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("carapulse-fakes-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for tool in ["helm", "argocd", "vault", "boundary", "gh", "glab", "aws", "git"] {
+        for tool in [
+            "helm", "argocd", "vault", "boundary", "gh", "glab", "aws", "git", "kubectl",
+        ] {
             let script = format!(
                 "#!/bin/sh\nexpect=\"$CARAPULSE_FAKE_DIR/{tool}.expect\"\n\
                  if [ \"$*\" != \"$(cat \"$expect\")\" ]; then echo \"{tool}: unexpected argv: $*\" >&2; exit 97; fi\n\
@@ -75,6 +81,7 @@ async fn spawn(tweak: impl FnOnce(&mut Config)) -> Router {
     let mut config = Config::default();
     config.tool_router.http_addr = "127.0.0.1:0".into();
     config.tool_router.auth_token = Some(TOKEN.into());
+    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
     config.policy.policy_dir = carapulse_core::testing::policies_dir();
     config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
     config.sandbox.env_allow.push("CARAPULSE_FAKE_DIR".into());
@@ -93,6 +100,21 @@ async fn spawn(tweak: impl FnOnce(&mut Config)) -> Router {
 impl Router {
     async fn exec(&self, body: Value) -> (u16, Value) {
         self.exec_with(body, &[]).await
+    }
+
+    /// Runs `body` as a step of an approved execution would: with a grant covering it.
+    async fn exec_granted(&self, mut body: Value) -> (u16, Value) {
+        let g = grant_for_call(
+            &mut body,
+            GrantOptions {
+                key: TEST_GRANT_KEY,
+                approved: true,
+                break_glass: false,
+                ttl_secs: 300,
+            },
+        );
+        self.exec_with(body, &[("x-carapulse-grant", &g.header)])
+            .await
     }
 
     async fn exec_with(&self, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
@@ -139,10 +161,7 @@ async fn fake_clis_receive_exactly_the_built_argv() {
             "glab" => "gitlab",
             other => other,
         };
-        let headers: &[(&str, &str)] = &[];
-        let mut body = call(tool, action, input);
-        body["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
-        let (status, resp) = r.exec_with(body, headers).await;
+        let (status, resp) = r.exec_granted(call(tool, action, input)).await;
         assert_eq!(status, 200, "{tool}.{action}: {resp}");
         assert_eq!(resp["used"], "cli", "{tool}.{action}");
         assert_eq!(resp["status"], "succeeded", "{tool}.{action}: {resp}");
@@ -226,110 +245,278 @@ async fn schema_violations_and_injection_are_400_naming_the_field() {
 }
 
 #[tokio::test]
-async fn policy_gates_writes_and_break_glass() {
+async fn writes_and_secret_reads_need_a_grant_and_people_are_refused() {
     let _fakes = fakes_lock().await;
     let r = spawn(|c| {
         c.gateway.dev_mode = true;
         c.gateway.dev_jwt_secret = Some(carapulse_core::testing::TEST_JWT_SECRET.into());
     })
     .await;
-    let token = |roles: &[&str]| {
-        let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
-        carapulse_core::auth::mint_dev_token(&carapulse_core::auth::DevTokenRequest {
-            secret: carapulse_core::testing::TEST_JWT_SECRET,
-            issuer: "carapulse-dev",
-            audience: None,
-            subject: "alice",
-            tenant: "acme",
-            roles: &roles,
-            email: None,
-            ttl_secs: 600,
-            tenant_claim: "tenant_id",
-            roles_claim: "groups",
-        })
-        .unwrap()
-    };
-    let as_user = |t: String, body: Value, bg: bool| {
-        let mut req = r
+    // A person's token is refused outright, whatever its roles: people use the gateway.
+    let admin = carapulse_core::auth::mint_dev_token(&carapulse_core::auth::DevTokenRequest {
+        secret: carapulse_core::testing::TEST_JWT_SECRET,
+        issuer: "carapulse-dev",
+        audience: None,
+        subject: "alice",
+        tenant: "acme",
+        roles: &["admin".to_owned(), "operator".to_owned()],
+        email: None,
+        ttl_secs: 600,
+        tenant_claim: "tenant_id",
+        roles_claim: "groups",
+    })
+    .unwrap();
+    for body in [
+        call("vault", "read", json!({"path": "sys/raw/core/keyring"})),
+        call("kubectl", "get", json!({"resource": "secret/db"})),
+        call("helm", "status", json!({"release": "web"})),
+    ] {
+        let resp = r
             .http
             .post(format!("{}/v1/tools/execute", r.url))
-            .bearer_auth(t)
-            .json(&body);
-        if bg {
-            req = req.header("X-Break-Glass", "true");
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            (
-                resp.status().as_u16(),
-                resp.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
-    // Reads need no write role.
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            401,
+            "user token accepted for {body}"
+        );
+    }
+    // Plain reads with the service token need no grant (the context collectors).
     expect("helm", "status web --output=json", "ok");
-    let (s, b) = as_user(
-        token(&["viewer"]),
-        call("helm", "status", json!({"release": "web"})),
-        false,
-    )
-    .await;
+    let (s, b) = r
+        .exec(call("helm", "status", json!({"release": "web"})))
+        .await;
     assert_eq!(s, 200, "{b}");
-    // A viewer cannot write.
-    expect("helm", "rollback web", "ok");
-    let (s, b) = as_user(
-        token(&["viewer"]),
-        call("helm", "rollback", json!({"release": "web"})),
-        false,
-    )
-    .await;
+    // Naming the tool call id needs a grant, reads included (it binds the log stream).
+    let mut named = call("helm", "status", json!({"release": "web"}));
+    named["tool_call_id"] = json!(uuid::Uuid::now_v7().to_string());
+    let (s, b) = r.exec(named).await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
-        (403, Some("policy_denied")),
+        (403, Some("grant_required")),
         "{b}"
     );
-    // A medium-risk write needs approval: a user cannot run it directly...
-    let (s, b) = as_user(
-        token(&["operator"]),
-        call("helm", "rollback", json!({"release": "web"})),
-        false,
-    )
-    .await;
-    assert_eq!(s, 403, "{b}");
-    assert!(
-        b["error"]["message"].as_str().unwrap().contains("approval"),
-        "{b}"
-    );
-    // ...the orchestrator (service token) can, for an execution.
+    // A write with the service token alone, even with an execution id: refused.
     let mut body = call("helm", "rollback", json!({"release": "web"}));
-    let (s, _) = r.exec(body.clone()).await;
-    assert_eq!(s, 403, "service without execution_id");
     body["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
     let (s, b) = r.exec(body).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("grant_required")),
+        "{b}"
+    );
+    // Secret reads are gated like writes: no grant, no read.
+    for body in [
+        call("vault", "read", json!({"path": "sys/raw/core/keyring"})),
+        call("kubectl", "get", json!({"resource": "secret/db"})),
+        call("helm", "get", json!({"release": "web", "what": "values"})),
+    ] {
+        let (s, b) = r.exec(body.clone()).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (403, Some("grant_required")),
+            "{body}: {b}"
+        );
+    }
+    let approved = GrantOptions {
+        key: TEST_GRANT_KEY,
+        approved: true,
+        break_glass: false,
+        ttl_secs: 300,
+    };
+    // A grant signed with another key, expired, for another input or tenant: refused.
+    expect("helm", "rollback web", "ok");
+    let cases: Vec<(Value, GrantOptions, &str)> = vec![
+        (
+            call("helm", "rollback", json!({"release": "web"})),
+            GrantOptions {
+                key: "another-key-0123456789abcdef0123456789",
+                ..approved
+            },
+            "signature",
+        ),
+        (
+            call("helm", "rollback", json!({"release": "web"})),
+            GrantOptions {
+                ttl_secs: -5,
+                ..approved
+            },
+            "expired",
+        ),
+    ];
+    for (mut body, opts, why) in cases {
+        let g = grant_for_call(&mut body, opts);
+        let (s, b) = r.exec_with(body, &[("x-carapulse-grant", &g.header)]).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (403, Some("grant_required")),
+            "{why}: {b}"
+        );
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains(why),
+            "{why}: {b}"
+        );
+    }
+    let mut granted = call("helm", "rollback", json!({"release": "web"}));
+    let g = grant_for_call(&mut granted, approved);
+    let mut other_input = granted.clone();
+    other_input["input"]["release"] = json!("db");
+    let (s, b) = r
+        .exec_with(other_input, &[("x-carapulse-grant", &g.header)])
+        .await;
+    assert_eq!(s, 403, "another input under the same grant: {b}");
+    let mut other_tenant = granted.clone();
+    other_tenant["context"]["tenant_id"] = json!("globex");
+    let (s, b) = r
+        .exec_with(other_tenant, &[("x-carapulse-grant", &g.header)])
+        .await;
+    assert_eq!(s, 403, "another tenant under the same grant: {b}");
+    // The grant of an approved plan runs the write, once per tool call id.
+    let (s, b) = r
+        .exec_with(granted.clone(), &[("x-carapulse-grant", &g.header)])
+        .await;
     assert_eq!(s, 200, "{b}");
-    // Another tenant in the context is refused for users.
-    let mut other = call("helm", "status", json!({"release": "web"}));
-    other["context"]["tenant_id"] = json!("globex");
-    let (s, _) = as_user(token(&["operator"]), other, false).await;
-    assert_eq!(s, 403);
-    // Break-glass actions need the header.
+    assert_eq!(b["tool_call_id"], json!(g.tool_call_id));
+    let (s, b) = r
+        .exec_with(granted, &[("x-carapulse-grant", &g.header)])
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("tool_call_id_in_use")),
+        "{b}"
+    );
+    // A medium-risk write of a plan nobody approved: policy still requires approval.
+    let mut unapproved = call("helm", "rollback", json!({"release": "web"}));
+    let g = grant_for_call(
+        &mut unapproved,
+        GrantOptions {
+            approved: false,
+            ..approved
+        },
+    );
+    let (s, b) = r
+        .exec_with(unapproved, &[("x-carapulse-grant", &g.header)])
+        .await;
+    assert_eq!(s, 403, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not approved"),
+        "{b}"
+    );
+    // Break-glass comes from the grant: the header is ignored.
     expect("helm", "uninstall web", "release \"web\" uninstalled");
     let mut body = call("helm", "uninstall", json!({"release": "web"}));
-    body["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
-    let (s, b) = r.exec(body.clone()).await;
+    let g = grant_for_call(&mut body, approved);
+    let (s, b) = r
+        .exec_with(
+            body,
+            &[("x-carapulse-grant", &g.header), ("X-Break-Glass", "true")],
+        )
+        .await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (403, Some("break_glass_required")),
         "{b}"
     );
-    let (s, b) = r.exec_with(body, &[("X-Break-Glass", "true")]).await;
+    let mut body = call("helm", "uninstall", json!({"release": "web"}));
+    let g = grant_for_call(
+        &mut body,
+        GrantOptions {
+            break_glass: true,
+            ..approved
+        },
+    );
+    let (s, b) = r.exec_with(body, &[("x-carapulse-grant", &g.header)]).await;
     assert_eq!(s, 200, "{b}");
-    // Unknown environments are denied for writes, even for the service.
+    // Unknown environments are denied for writes, even with a grant.
     let mut moon = call("helm", "rollback", json!({"release": "web"}));
     moon["context"]["environment"] = json!("moon");
-    moon["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
-    let (s, _) = r.exec(moon).await;
+    let g = grant_for_call(&mut moon, approved);
+    let (s, _) = r.exec_with(moon, &[("x-carapulse-grant", &g.header)]).await;
     assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn granted_secret_reads_are_masked_structurally_and_not_streamed() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|_| {}).await;
+    let approved = GrantOptions {
+        key: TEST_GRANT_KEY,
+        approved: true,
+        break_glass: false,
+        ttl_secs: 300,
+    };
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db",
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"pw\":\"aHVudGVyMg==\"}}"}},
+        "data": {"pw": "aHVudGVyMg==", "odd-key-name": "c3VwZXJzZWNyZXQ="}});
+    expect(
+        "kubectl",
+        "get secret/db --output=json --namespace=web",
+        &secret.to_string(),
+    );
+    let mut body = call(
+        "kubectl",
+        "get",
+        json!({"resource": "secret/db", "namespace": "web"}),
+    );
+    let g = grant_for_call(&mut body, approved);
+    let (s, b) = r.exec_with(body, &[("x-carapulse-grant", &g.header)]).await;
+    assert_eq!(s, 200, "{b}");
+    let out = b["output"].as_str().unwrap();
+    assert!(
+        !out.contains("aHVudGVyMg==") && !out.contains("c3VwZXJzZWNyZXQ="),
+        "{out}"
+    );
+    assert!(
+        out.contains("odd-key-name") && out.contains("[MASKED]"),
+        "{out}"
+    );
+    // Nothing of the raw output reached the live log stream.
+    let logs = r
+        .http
+        .get(format!(
+            "{}/v1/tools/logs?tool_call_id={}",
+            r.url, g.tool_call_id
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!logs.contains("aHVudGVyMg=="), "{logs}");
+    assert!(logs.contains("masked"), "{logs}");
+    // Vault: values of `data` masked, keys kept; a non-JSON answer is withheld entirely.
+    expect(
+        "vault",
+        "read -format=json kv/app",
+        "{\"data\":{\"password\":\"hunter2\"}}",
+    );
+    let mut body = call("vault", "read", json!({"path": "kv/app"}));
+    let g = grant_for_call(&mut body, approved);
+    let (s, b) = r.exec_with(body, &[("x-carapulse-grant", &g.header)]).await;
+    assert_eq!(s, 200, "{b}");
+    let out = b["output"].as_str().unwrap();
+    assert!(
+        !out.contains("hunter2") && out.contains("password"),
+        "{out}"
+    );
+    expect("vault", "read -format=json kv/app", "password hunter2");
+    let mut body = call("vault", "read", json!({"path": "kv/app"}));
+    let g = grant_for_call(&mut body, approved);
+    let (_, b) = r.exec_with(body, &[("x-carapulse-grant", &g.header)]).await;
+    let out = b["output"].as_str().unwrap();
+    assert!(
+        out.starts_with("[output withheld") && !out.contains("hunter2"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -408,16 +595,15 @@ async fn api_fallback_and_api_only_tools_against_mock_servers() {
         ))
         .await;
     assert_eq!((s, resp["used"].as_str()), (200, Some("api")), "{resp}");
-    let mut resolve = call("pagerduty", "resolve", json!({"dedup_key": "web-down"}));
-    resolve["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
-    let (s, resp) = r.exec(resolve).await;
+    let resolve = call("pagerduty", "resolve", json!({"dedup_key": "web-down"}));
+    let (s, resp) = r.exec_granted(resolve).await;
     assert_eq!(
         (s, resp["status"].as_str()),
         (200, Some("succeeded")),
         "{resp}"
     );
     let (s, resp) = r
-        .exec(call(
+        .exec_granted(call(
             "grafana",
             "annotation-create",
             json!({"text": "deploy web v2", "tags": ["deploy"]}),
@@ -468,9 +654,18 @@ async fn logs_stream_live_while_the_command_runs() {
         "echo line-1; sleep 0.4; echo line-2; sleep 0.4; echo line-3\n",
     )
     .unwrap();
-    let id = uuid::Uuid::now_v7().to_string();
     let mut body = call("helm", "history", json!({"release": "web"}));
-    body["tool_call_id"] = json!(id);
+    // A caller that names its tool call id (to follow its logs) holds a grant binding it.
+    let grant = grant_for_call(
+        &mut body,
+        GrantOptions {
+            key: TEST_GRANT_KEY,
+            approved: true,
+            break_glass: false,
+            ttl_secs: 300,
+        },
+    );
+    let id = grant.tool_call_id.clone();
     let exec = {
         let http = r.http.clone();
         let url = format!("{}/v1/tools/execute", r.url);
@@ -478,6 +673,7 @@ async fn logs_stream_live_while_the_command_runs() {
             let resp = http
                 .post(url)
                 .bearer_auth(TOKEN)
+                .header("x-carapulse-grant", grant.header)
                 .json(&body)
                 .send()
                 .await
@@ -554,13 +750,20 @@ async fn logs_stream_live_while_the_command_runs() {
 async fn large_output_goes_to_the_object_store_and_secrets_are_redacted() {
     let _fakes = fakes_lock().await;
     let r = spawn(|_| {}).await;
-    expect("helm", "get all web", "");
+    // Release notes: a plain read (values and manifests are sensitive reads, masked).
+    expect("helm", "get notes web", "");
     std::fs::write(
         expect_dir().join("helm.sh"),
         "echo 'password=hunter2hunter2 AKIAIOSFODNN7EXAMPLE'; head -c 200000 /dev/zero | tr '\\0' 'x'\n",
     )
     .unwrap();
-    let (s, resp) = r.exec(call("helm", "get", json!({"release": "web"}))).await;
+    let (s, resp) = r
+        .exec(call(
+            "helm",
+            "get",
+            json!({"release": "web", "what": "notes"}),
+        ))
+        .await;
     assert_eq!(s, 200, "{resp}");
     let output = resp["output"].as_str().unwrap();
     assert!(
@@ -661,22 +864,26 @@ async fn helm_values_ref_is_resolved_and_checksummed() {
     ]);
     let ws = workspace.path().to_string_lossy().into_owned();
     let r = spawn(move |c| c.storage.workspace_dir = Some(ws)).await;
-    std::fs::create_dir_all(r._objects.path().join("values")).unwrap();
+    std::fs::create_dir_all(r._objects.path().join("values/acme")).unwrap();
+    std::fs::create_dir_all(r._objects.path().join("values/globex")).unwrap();
     std::fs::write(
-        r._objects.path().join("values/web.yaml"),
+        r._objects.path().join("values/globex/web.yaml"),
+        "theirs: 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r._objects.path().join("values/acme/web.yaml"),
         "replicaCount: 4\n",
     )
     .unwrap();
 
     let sha = |s: &str| carapulse_core::canonical::sha256_hex(s.as_bytes());
     let upgrade = |values_ref: Value| {
-        let mut body = call(
+        call(
             "helm",
             "upgrade",
             json!({"release": "web", "chart": "charts/web", "values_ref": values_ref}),
-        );
-        body["execution_id"] = json!(uuid::Uuid::now_v7().to_string());
-        body
+        )
     };
     for (values_ref, content) in [
         (
@@ -684,7 +891,7 @@ async fn helm_values_ref_is_resolved_and_checksummed() {
             "replicaCount: 2",
         ),
         (
-            json!({"kind": "object_store", "ref": "fs://values/web.yaml", "sha256": sha("replicaCount: 4\n")}),
+            json!({"kind": "object_store", "ref": "fs://values/acme/web.yaml", "sha256": sha("replicaCount: 4\n")}),
             "replicaCount: 4",
         ),
         (
@@ -698,7 +905,7 @@ async fn helm_values_ref_is_resolved_and_checksummed() {
             "",
         );
         std::fs::write(expect_dir().join("helm.sh"), "cat values.yaml\n").unwrap();
-        let (s, resp) = r.exec(upgrade(values_ref.clone())).await;
+        let (s, resp) = r.exec_granted(upgrade(values_ref.clone())).await;
         assert_eq!(s, 200, "{values_ref}: {resp}");
         assert_eq!(resp["status"], "succeeded", "{values_ref}: {resp}");
         assert_eq!(
@@ -724,13 +931,31 @@ async fn helm_values_ref_is_resolved_and_checksummed() {
             json!({"kind": "object_store", "ref": "fs://../secret"}),
             "input.values_ref.ref",
         ),
+        // Another tenant's values, and stored tool outputs, are out of reach.
+        (
+            json!({"kind": "object_store", "ref": "fs://values/globex/web.yaml"}),
+            "input.values_ref.ref",
+        ),
+        (
+            json!({"kind": "object_store", "ref": "fs://tool-output/x.json"}),
+            "input.values_ref.ref",
+        ),
+        (
+            json!({"kind": "object_store", "ref": "fs://values/acme/../globex/web.yaml"}),
+            "input.values_ref.ref",
+        ),
         (
             json!({"kind": "http", "ref": "http://evil"}),
             "input.values_ref.kind",
         ),
     ] {
-        let (s, resp) = r.exec(upgrade(values_ref.clone())).await;
+        let (s, resp) = r.exec_granted(upgrade(values_ref.clone())).await;
         assert_eq!(s, 400, "{values_ref}: {resp}");
+        // No error names the real digest of anything it read.
+        assert!(
+            !resp.to_string().contains(&sha("a: 1\n")),
+            "the actual digest leaked: {resp}"
+        );
         assert!(
             resp["error"]["message"]
                 .as_str()

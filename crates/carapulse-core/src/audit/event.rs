@@ -108,7 +108,63 @@ pub struct AuditEntry {
     pub context: Value,
 }
 
+/// Replaces NUL — the one character Postgres cannot store in `text` or `jsonb` — with U+FFFD,
+/// so no content can make an audit append fail. The edge refuses such input already; this keeps
+/// internal callers (tool output, webhook fields) from ever costing an audit event.
+fn storable(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{fffd}");
+    }
+}
+
+fn storable_value(value: &mut Value) {
+    match value {
+        Value::String(s) => storable(s),
+        Value::Array(items) => items.iter_mut().for_each(storable_value),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                for (mut k, mut v) in old {
+                    storable(&mut k);
+                    storable_value(&mut v);
+                    map.insert(k, v);
+                }
+            } else {
+                map.values_mut().for_each(storable_value);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl AuditEntry {
+    /// The entry with every string made storable (see [`storable`]); applied before hashing,
+    /// so the chain covers exactly what is stored.
+    pub fn into_storable(mut self) -> Self {
+        storable(&mut self.actor.id);
+        if let Some(e) = &mut self.actor.email {
+            storable(e);
+        }
+        self.actor.roles.iter_mut().for_each(storable);
+        if let Some(v) = &mut self.actor.via {
+            storable(v);
+        }
+        storable(&mut self.action);
+        for field in [
+            &mut self.resource_type,
+            &mut self.resource_id,
+            &mut self.reason,
+            &mut self.request_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            storable(field);
+        }
+        storable_value(&mut self.context);
+        self
+    }
+
     pub fn new(
         tenant_id: TenantId,
         actor: AuditActor,

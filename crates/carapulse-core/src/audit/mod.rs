@@ -6,12 +6,15 @@
 //! chain one after another and it never forks. [`AuditWriter`] batches concurrent appends into a
 //! single transaction; state changes that must be atomic with their audit event append inside
 //! their own transaction through [`append_in_tx`]. [`verify_chain`] walks a tenant's chain and
-//! reports the first broken link.
+//! reports the first broken link; [`CheckpointSink`] publishes signed checkpoints outside the
+//! database so a truncated or rewritten tail is found too.
 
+mod checkpoint;
 mod event;
 mod verify;
 mod writer;
 
+pub use checkpoint::{Checkpoint, CheckpointCheck, CheckpointError, CheckpointSink};
 pub use event::{AuditActor, AuditDecision, AuditEntry, AuditEvent, GENESIS_HASH};
 pub use verify::{verify_chain, ChainBreak, VerifyReport};
 pub use writer::{append_in_tx, AuditError, AuditWriter};

@@ -26,6 +26,8 @@ pub struct VerifyReport {
     pub events_checked: i64,
     pub head_seq: i64,
     pub first_break: Option<ChainBreak>,
+    /// The comparison with the latest signed checkpoint, when one was published.
+    pub checkpoint: Option<super::CheckpointCheck>,
 }
 
 /// Checks every event of `tenant` in sequence: contiguous `seq`, `prev_hash` equal to the
@@ -81,6 +83,7 @@ pub async fn verify_chain(store: &Store, tenant: &TenantId) -> Result<VerifyRepo
                     events_checked: checked,
                     head_seq,
                     first_break: Some(first_break),
+                    checkpoint: None,
                 });
             }
             checked += 1;
@@ -112,5 +115,6 @@ pub async fn verify_chain(store: &Store, tenant: &TenantId) -> Result<VerifyRepo
         events_checked: checked,
         head_seq,
         first_break: tail_problem,
+        checkpoint: None,
     })
 }

@@ -32,6 +32,7 @@ async fn append_all(
     let mut by_tenant: BTreeMap<String, Vec<(usize, AuditEntry)>> = BTreeMap::new();
     let count = entries.len();
     for (i, entry) in entries.into_iter().enumerate() {
+        let entry = entry.into_storable();
         by_tenant
             .entry(entry.tenant_id.to_string())
             .or_default()
@@ -124,17 +125,35 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Request>) {
         }
         let (entries, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.entry, r.reply)).unzip();
-        match write_batch(&store, entries).await {
+        match write_batch(&store, entries.clone()).await {
             Ok(events) => {
                 for (reply, event) in replies.into_iter().zip(events) {
                     let _ = reply.send(Ok(event));
                 }
             }
+            Err(err) if entries.len() > 1 => {
+                // One entry must never cost the others theirs: write them one by one, so only
+                // the entry Postgres refuses fails (and its caller hears why).
+                tracing::warn!(error = %err, entries = entries.len(), "audit batch failed; retrying entry by entry");
+                for (entry, reply) in entries.into_iter().zip(replies) {
+                    let action = entry.action.clone();
+                    let result = write_batch(&store, vec![entry])
+                        .await
+                        .and_then(|mut events| {
+                            events.pop().ok_or_else(|| {
+                                StoreError::Corrupt("audit append returned nothing".into())
+                            })
+                        });
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, %action, "audit append failed");
+                    }
+                    let _ = reply.send(result.map_err(|e| e.to_string()));
+                }
+            }
             Err(err) => {
-                tracing::error!(error = %err, "audit batch failed");
-                let message = err.to_string();
+                tracing::error!(error = %err, "audit append failed");
                 for reply in replies {
-                    let _ = reply.send(Err(message.clone()));
+                    let _ = reply.send(Err(err.to_string()));
                 }
             }
         }

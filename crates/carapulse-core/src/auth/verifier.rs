@@ -166,7 +166,11 @@ impl TokenVerifier {
             None => return Err(AuthError::WrongIssuer),
         }
         match &self.settings.oidc_audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            // A token without `aud` would otherwise pass: with a client id set, it is required.
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+            }
             None => validation.validate_aud = false,
         }
         let data =

@@ -7,6 +7,7 @@
 //! validation names the offending field (`storage.postgres_dsn: invalid URL ...`) and only checks
 //! what the binary at hand needs ([`Component`]).
 
+mod bindings;
 mod sections;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use bindings::connector_key;
 pub use sections::*;
 
 /// The whole configuration file.
@@ -82,6 +84,11 @@ pub const SECRET_ENV: &[(&str, &str)] = &[
     ("CARAPULSE_POSTGRES_DSN", "storage.postgres_dsn"),
     ("CARAPULSE_DEV_JWT_SECRET", "gateway.dev_jwt_secret"),
     ("CARAPULSE_TOOL_ROUTER_TOKEN", "tool_router.auth_token"),
+    ("CARAPULSE_TOOL_ROUTER_GRANT_KEY", "tool_router.grant_key"),
+    (
+        "CARAPULSE_AUDIT_CHECKPOINT_KEY",
+        "storage.audit_checkpoint_key",
+    ),
     ("CARAPULSE_LLM_API_KEY", "llm.api_key"),
     ("CARAPULSE_SLACK_BOT_TOKEN", "chatops.slack_bot_token"),
     (
@@ -202,6 +209,43 @@ impl Config {
         }
         if let Some(url) = &self.tool_router.base_url {
             validate_http_url("tool_router.base_url", url)?;
+        }
+        if let Some(key) = self.tool_router.grant_key.as_deref() {
+            if key.len() < crate::grant::MIN_KEY_BYTES {
+                return Err(ConfigError::invalid(
+                    "tool_router.grant_key",
+                    format!("must be at least {} bytes", crate::grant::MIN_KEY_BYTES),
+                ));
+            }
+            if self.tool_router.auth_token.as_deref() == Some(key) {
+                return Err(ConfigError::invalid(
+                    "tool_router.grant_key",
+                    "must differ from tool_router.auth_token (the token alone must not authorise writes)",
+                ));
+            }
+        }
+        if self
+            .storage
+            .audit_checkpoint_key
+            .as_deref()
+            .is_some_and(|k| k.len() < 32)
+        {
+            return Err(ConfigError::invalid(
+                "storage.audit_checkpoint_key",
+                "must be at least 32 bytes",
+            ));
+        }
+        if !(60..=24 * 3600).contains(&self.tool_router.grant_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "tool_router.grant_ttl_secs",
+                "must be between 60 and 86400",
+            ));
+        }
+        if component == Orchestrator && self.tool_router.grant_key.is_none() {
+            return Err(ConfigError::invalid(
+                "tool_router.grant_key",
+                "required by the orchestrator (env CARAPULSE_TOOL_ROUTER_GRANT_KEY): it signs the execution grants the tool router checks",
+            ));
         }
         if component == Orchestrator && self.orchestrator.task_queue.trim().is_empty() {
             return Err(ConfigError::invalid(

@@ -43,6 +43,8 @@ pub struct GatewayConfig {
     pub approver_roles: Vec<String>,
     /// Roles that let a service act on behalf of a person it identified (the Slack agent).
     pub delegation_roles: Vec<String>,
+    /// Roles allowed to assert break-glass (`X-Break-Glass: true` with `X-Break-Glass-Reason`).
+    pub break_glass_roles: Vec<String>,
     /// How long change events stay replayable (`Last-Event-ID`) in `event_log`.
     pub event_retention_hours: u64,
     pub enable_event_loop: bool,
@@ -66,6 +68,14 @@ pub struct GatewayConfig {
     pub request_timeout_secs: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// A request head must arrive within this many seconds, or the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no bytes either way (and no request in flight) for this long closes.
+    pub idle_timeout_secs: u64,
+    /// Concurrent connections one peer address may hold (per listener).
+    pub max_connections_per_peer: usize,
+    /// Concurrent streams (SSE events, WebSocket, execution logs) one actor may hold.
+    pub max_streams_per_actor: usize,
     /// Run database migrations at start.
     pub auto_migrate: bool,
 }
@@ -89,6 +99,7 @@ impl Default for GatewayConfig {
             writer_roles: vec!["operator".into(), "admin".into()],
             approver_roles: vec!["approver".into(), "admin".into()],
             delegation_roles: vec!["chatops".into()],
+            break_glass_roles: vec!["admin".into(), "break-glass".into()],
             event_retention_hours: 24,
             enable_event_loop: false,
             event_loop_sources: vec![
@@ -110,6 +121,10 @@ impl Default for GatewayConfig {
             rate_limit_burst: 40,
             request_timeout_secs: 30,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 120,
+            max_connections_per_peer: 256,
+            max_streams_per_actor: 32,
             auto_migrate: true,
         }
     }
@@ -214,6 +229,14 @@ pub struct ToolRouterConfig {
     pub base_url: Option<String>,
     /// Service token (env `CARAPULSE_TOOL_ROUTER_TOKEN`).
     pub auth_token: Option<String>,
+    /// Key signing execution grants (env `CARAPULSE_TOOL_ROUTER_GRANT_KEY`, at least 32 bytes).
+    /// Only the orchestrator (which mints) and the router (which checks) need it; without it the
+    /// router refuses every write and sensitive read.
+    pub grant_key: Option<String>,
+    /// Lifetime of one grant; it must cover one tool call (the step activity's own limit).
+    pub grant_ttl_secs: u64,
+    /// Accepted for compatibility; the router serves only service principals, so user tokens
+    /// are refused whatever these say.
     pub oidc_issuer: Option<String>,
     pub oidc_client_id: Option<String>,
     pub oidc_jwks_url: Option<String>,
@@ -225,6 +248,8 @@ impl Default for ToolRouterConfig {
             http_addr: ":8081".into(),
             base_url: None,
             auth_token: None,
+            grant_key: None,
+            grant_ttl_secs: 20 * 60,
             oidc_issuer: None,
             oidc_client_id: None,
             oidc_jwks_url: None,
@@ -360,6 +385,11 @@ pub struct StorageConfig {
     pub acquire_timeout_secs: u64,
     pub object_store: ObjectStoreConfig,
     pub workspace_dir: Option<String>,
+    /// Signs audit checkpoints (env `CARAPULSE_AUDIT_CHECKPOINT_KEY`, at least 32 bytes); without
+    /// it no checkpoints are published and truncation of the newest events goes unnoticed.
+    pub audit_checkpoint_key: Option<String>,
+    /// How often each tenant's chain head is checkpointed (0: only on demand).
+    pub audit_checkpoint_interval_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -372,6 +402,8 @@ impl Default for StorageConfig {
             acquire_timeout_secs: 5,
             object_store: ObjectStoreConfig::default(),
             workspace_dir: None,
+            audit_checkpoint_key: None,
+            audit_checkpoint_interval_secs: 300,
         }
     }
 }
@@ -582,6 +614,15 @@ pub struct ConnectorsConfig {
     pub pagerduty: HttpConnector,
     pub github: HttpConnector,
     pub gitlab: HttpConnector,
+    /// Which environment each connector's credentials act in: connector name (`kubectl` and
+    /// `helm` share `k8s`) -> environment, `*` for shared ones (a Linear workspace). A step
+    /// whose connector serves another environment than its plan's is refused, at planning and
+    /// again at the router. Connectors not listed fall back to `default_environment`.
+    pub environments: BTreeMap<String, String>,
+    /// The environment of connectors not named in `environments`; unset = not bound.
+    pub default_environment: Option<String>,
+    /// The cluster `kubectl`/`helm` act on; a plan naming another `cluster_id` is refused.
+    pub cluster_id: Option<String>,
 }
 
 /// `chatops`: the Slack agent.
@@ -640,6 +681,8 @@ pub struct ApprovalsConfig {
     pub timeout_hours: u64,
     /// How often the gateway looks for pending approvals past their deadline.
     pub sweep_interval_secs: u64,
+    /// An approval older than this no longer executes (it must be renewed by a new plan).
+    pub validity_hours: u64,
 }
 
 impl Default for ApprovalsConfig {
@@ -648,6 +691,7 @@ impl Default for ApprovalsConfig {
             auto_approve_low: false,
             timeout_hours: 24,
             sweep_interval_secs: 30,
+            validity_hours: 24,
         }
     }
 }

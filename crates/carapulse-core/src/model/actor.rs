@@ -25,6 +25,17 @@ impl ActorId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The form identities are compared in: trimmed and lower-cased (Unicode), so `Alice`,
+    /// `alice` and `ALICE ` are one person for separation of duties.
+    pub fn normalised(&self) -> String {
+        self.0.trim().to_lowercase()
+    }
+
+    /// Whether two ids name the same person (see [`ActorId::normalised`]).
+    pub fn same_person(&self, other: &ActorId) -> bool {
+        self.normalised() == other.normalised()
+    }
 }
 
 impl TryFrom<String> for ActorId {
@@ -63,5 +74,20 @@ pub struct Actor {
 impl Actor {
     pub fn has_any_role(&self, wanted: &[String]) -> bool {
         self.roles.iter().any(|r| wanted.iter().any(|w| w == r))
+    }
+}
+
+#[cfg(test)]
+mod same_person_tests {
+    use super::*;
+
+    #[test]
+    fn ids_compare_case_insensitively() {
+        let a = ActorId::parse("Alice@Example.com").unwrap();
+        assert!(a.same_person(&ActorId::parse("alice@example.COM").unwrap()));
+        assert!(ActorId::parse("ÉVA")
+            .unwrap()
+            .same_person(&ActorId::parse("éva").unwrap()));
+        assert!(!a.same_person(&ActorId::parse("alice2@example.com").unwrap()));
     }
 }

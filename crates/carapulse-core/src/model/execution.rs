@@ -83,6 +83,11 @@ pub struct Execution {
     pub completed_at: Option<DateTime<Utc>>,
     pub workflow_id: Option<String>,
     pub error: Option<String>,
+    /// Started with break-glass (by a holder of a break-glass role, with a reason).
+    #[serde(default)]
+    pub break_glass: bool,
+    #[serde(default)]
+    pub break_glass_reason: Option<String>,
 }
 
 /// State of one tool invocation.

@@ -11,4 +11,4 @@ mod risk;
 
 pub use engine::{PolicyEngine, PolicyError, PolicyOutcome};
 pub use input::{ActionType, PolicyInput};
-pub use risk::{assess_intent, assess_steps, RiskAssessment, StepRef};
+pub use risk::{assess_intent, assess_steps, step_calls, RiskAssessment, StepRef};

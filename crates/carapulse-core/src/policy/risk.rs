@@ -1,6 +1,11 @@
 //! Risk scoring from the steps themselves — never from what an LLM or a caller claims.
 //!
-//! Base level: the riskiest step's action class. Then: more than 10 targets raises one level, a
+//! Every call a plan can make counts: each step's action *and* its rollback (a rollback runs
+//! with the same credentials as the step it undoes, so a read step whose rollback deletes is a
+//! delete). Reads that return secret material (`tools::is_sensitive_read`) are gated like
+//! medium-risk writes.
+//!
+//! Base level: the riskiest call's action class. Then: more than 10 targets raises one level, a
 //! production environment lifts a low write to medium, and an account-wide blast radius makes it
 //! high. Blast radius: account for account-scoped tools (aws, vault, boundary) or more than 50
 //! targets; cluster for more than 10 targets or writes with no namespace; otherwise namespace.
@@ -8,8 +13,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::model::{ActionName, BlastRadius, ContextRef, RiskLevel, ToolName};
-use crate::tools::{classify, is_account_scoped};
+use crate::model::{ActionName, BlastRadius, ContextRef, RiskLevel, RollbackSpec, ToolName};
+use crate::tools::{classify, is_account_scoped, is_sensitive_read};
 
 /// The outcome of scoring: what policy sees as `input.risk`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,15 +23,53 @@ pub struct RiskAssessment {
     pub targets: u32,
     pub blast_radius: BlastRadius,
     pub writes: bool,
+    /// Some call reads secret material.
+    pub sensitive_reads: bool,
     pub reasons: Vec<String>,
 }
 
-/// The parts of a step risk scoring reads.
+impl RiskAssessment {
+    /// Whether policy must treat the plan as a write: it changes something or reads secrets.
+    pub fn gated(&self) -> bool {
+        self.writes || self.sensitive_reads
+    }
+}
+
+/// The parts of a call risk scoring reads.
 #[derive(Debug, Clone, Copy)]
 pub struct StepRef<'a> {
     pub tool: ToolName,
     pub action: &'a ActionName,
     pub input: &'a Value,
+    /// A step's rollback rather than the step itself (named so in the reasons).
+    pub rollback: bool,
+}
+
+impl<'a> StepRef<'a> {
+    /// A step's own call.
+    pub fn act(tool: ToolName, action: &'a ActionName, input: &'a Value) -> Self {
+        Self {
+            tool,
+            action,
+            input,
+            rollback: false,
+        }
+    }
+}
+
+/// Every call one step can make: its action, then its rollback when it has one.
+pub fn step_calls<'a>(
+    tool: ToolName,
+    action: &'a ActionName,
+    input: &'a Value,
+    rollback: Option<&'a RollbackSpec>,
+) -> impl Iterator<Item = StepRef<'a>> {
+    std::iter::once(StepRef::act(tool, action, input)).chain(rollback.map(|rb| StepRef {
+        tool: rb.tool,
+        action: &rb.action,
+        input: &rb.input,
+        rollback: true,
+    }))
 }
 
 /// How many objects one step touches: the length of its first non-empty list among `targets`,
@@ -49,16 +92,88 @@ fn step_namespace(input: &Value) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Whether an Alertmanager silence matches everything (no matchers, or only matchers like
+/// `=~".*"`): it mutes every alert, whatever the plan's label says.
+fn silence_is_catch_all(step: &StepRef<'_>) -> bool {
+    if step.tool != ToolName::Alertmanager || step.action.as_str() != "silence-create" {
+        return false;
+    }
+    let Some(matchers) = step.input.get("matchers").and_then(Value::as_array) else {
+        return true;
+    };
+    matchers.iter().all(|m| {
+        let value = m.get("value").and_then(Value::as_str).unwrap_or("");
+        let regex = m.get("isRegex").and_then(Value::as_bool).unwrap_or(false);
+        let equal = m.get("isEqual").and_then(Value::as_bool).unwrap_or(true);
+        let matches_anything = regex && value.chars().all(|c| ".*+?()|^$".contains(c));
+        // `!= ""` or `!~ "^$"` style negations match every alert that has the label at all.
+        let negated_empty = !equal && (value.is_empty() || value == "^$");
+        matches_anything || negated_empty
+    })
+}
+
+/// The risk an Alertmanager silence carries by itself: a day or more raises it to medium, a
+/// week or more (or a catch-all) to high. Other calls: read (no contribution).
+fn silence_risk(step: &StepRef<'_>, reasons: &mut Vec<String>) -> RiskLevel {
+    if step.tool != ToolName::Alertmanager || step.action.as_str() != "silence-create" {
+        return RiskLevel::Read;
+    }
+    let time = |k: &str| {
+        step.input
+            .get(k)
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let mut level = RiskLevel::Read;
+    if silence_is_catch_all(step) {
+        reasons.push("silence:catch_all".into());
+        level = RiskLevel::High;
+    }
+    match (time("starts_at"), time("ends_at")) {
+        (Some(start), Some(end)) => {
+            let hours = (end - start).num_hours();
+            if hours >= 7 * 24 {
+                reasons.push(format!("silence:duration_{hours}h"));
+                level = RiskLevel::High;
+            } else if hours >= 24 {
+                reasons.push(format!("silence:duration_{hours}h"));
+                level = level.max(RiskLevel::Medium);
+            }
+        }
+        // A silence whose length cannot be read is treated as a long one.
+        _ => {
+            reasons.push("silence:duration_unknown".into());
+            level = level.max(RiskLevel::Medium);
+        }
+    }
+    level
+}
+
 /// Scores a list of steps in `context`.
 pub fn assess_steps(steps: &[StepRef<'_>], context: &ContextRef) -> RiskAssessment {
     let mut level = RiskLevel::Read;
     let mut targets: u32 = 0;
     let mut writes = false;
+    let mut sensitive_reads = false;
     let mut account_scoped = false;
     let mut unscoped_write = false;
     let mut reasons = Vec::new();
     for step in steps {
+        let role = if step.rollback { "rollback" } else { "action" };
         let class = classify(step.tool, step.action);
+        if !class.is_write() && is_sensitive_read(step.tool, step.action.as_str(), step.input) {
+            sensitive_reads = true;
+            let reason = format!("sensitive_read:{}.{}", step.tool, step.action);
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
+            }
+            if RiskLevel::Medium > level {
+                level = RiskLevel::Medium;
+                reasons
+                    .retain(|r: &String| !r.starts_with("action:") && !r.starts_with("rollback:"));
+            }
+            continue;
+        }
         if class.is_write() {
             writes = true;
             targets = targets.saturating_add(step_targets(step.input));
@@ -68,10 +183,15 @@ pub fn assess_steps(steps: &[StepRef<'_>], context: &ContextRef) -> RiskAssessme
             if step_namespace(step.input).is_none() && context.namespace.is_empty() {
                 unscoped_write = true;
             }
-            if class.risk() > level {
-                level = class.risk();
-                reasons.retain(|r: &String| !r.starts_with("action:"));
-                reasons.push(format!("action:{}.{}", step.tool, step.action));
+            let class_risk = class.risk().max(silence_risk(step, &mut reasons));
+            if class_risk > level {
+                level = class_risk;
+                reasons
+                    .retain(|r: &String| !r.starts_with("action:") && !r.starts_with("rollback:"));
+                reasons.push(format!("{role}:{}.{}", step.tool, step.action));
+            }
+            if silence_is_catch_all(step) {
+                account_scoped = true;
             }
         }
     }
@@ -102,6 +222,7 @@ pub fn assess_steps(steps: &[StepRef<'_>], context: &ContextRef) -> RiskAssessme
         targets,
         blast_radius,
         writes,
+        sensitive_reads,
         reasons,
     }
 }
@@ -161,6 +282,7 @@ pub fn assess_intent(intent: &str, context: &ContextRef) -> RiskAssessment {
             BlastRadius::Namespace
         },
         writes,
+        sensitive_reads: false,
         reasons,
     }
 }
@@ -186,13 +308,86 @@ mod tests {
         let refs: Vec<StepRef> = steps
             .iter()
             .zip(&actions)
-            .map(|((t, _, i), a)| StepRef {
-                tool: *t,
-                action: a,
-                input: i,
-            })
+            .map(|((t, _, i), a)| StepRef::act(*t, a, i))
             .collect();
         assess_steps(&refs, c)
+    }
+
+    #[test]
+    fn rollbacks_count_like_actions() {
+        let get = ActionName::parse("get").unwrap();
+        let input = json!({"resource": "deployment/web", "namespace": "web"});
+        let rollback = RollbackSpec {
+            tool: ToolName::Kubectl,
+            action: ActionName::parse("delete").unwrap(),
+            input: json!({"resource": "deployment/web", "namespace": "web"}),
+        };
+        let calls: Vec<StepRef> =
+            step_calls(ToolName::Kubectl, &get, &input, Some(&rollback)).collect();
+        let r = assess_steps(&calls, &ctx("prod", "web"));
+        assert_eq!(r.level, RiskLevel::High);
+        assert!(r.writes);
+        assert!(
+            r.reasons.contains(&"rollback:kubectl.delete".to_owned()),
+            "{:?}",
+            r.reasons
+        );
+        // Without the rollback the same step is a read.
+        let calls: Vec<StepRef> = step_calls(ToolName::Kubectl, &get, &input, None).collect();
+        assert_eq!(
+            assess_steps(&calls, &ctx("prod", "web")).level,
+            RiskLevel::Read
+        );
+    }
+
+    #[test]
+    fn catch_all_and_long_silences_are_high() {
+        let catch_all = json!({"matchers": [{"name": "alertname", "value": ".*", "isRegex": true}],
+            "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2030-01-01T00:00:00Z",
+            "comment": "x", "created_by": "a"});
+        let r = score(
+            &[(ToolName::Alertmanager, "silence-create", catch_all)],
+            &ctx("dev", "web"),
+        );
+        assert_eq!(r.level, RiskLevel::High);
+        assert_eq!(r.blast_radius, BlastRadius::Account);
+        assert!(
+            r.reasons.contains(&"silence:catch_all".to_owned()),
+            "{:?}",
+            r.reasons
+        );
+        let narrow_short = json!({"matchers": [{"name": "alertname", "value": "WebDown", "isRegex": false}],
+            "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2026-01-01T02:00:00Z",
+            "comment": "x", "created_by": "a"});
+        let r = score(
+            &[(ToolName::Alertmanager, "silence-create", narrow_short)],
+            &ctx("dev", "web"),
+        );
+        assert_eq!(r.level, RiskLevel::Low);
+        let narrow_week = json!({"matchers": [{"name": "alertname", "value": "WebDown", "isRegex": false}],
+            "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2026-01-09T00:00:00Z",
+            "comment": "x", "created_by": "a"});
+        let r = score(
+            &[(ToolName::Alertmanager, "silence-create", narrow_week)],
+            &ctx("dev", "web"),
+        );
+        assert_eq!(r.level, RiskLevel::High);
+    }
+
+    #[test]
+    fn secret_reads_are_gated() {
+        let r = score(
+            &[(ToolName::Kubectl, "get", json!({"resource": "secret/db"}))],
+            &ctx("dev", "web"),
+        );
+        assert!(r.sensitive_reads && r.gated() && !r.writes);
+        assert_eq!(r.level, RiskLevel::Medium);
+        let r = score(
+            &[(ToolName::Vault, "read", json!({"path": "sys/raw/core"}))],
+            &ctx("dev", ""),
+        );
+        assert!(r.gated());
+        assert_eq!(r.level, RiskLevel::Medium);
     }
 
     #[test]

@@ -253,3 +253,34 @@ pub struct AlertRecord {
     pub labels: Option<Value>,
     pub annotations: Option<Value>,
 }
+
+impl Store {
+    /// Records a webhook delivery; `false` when it was already seen (a replay or a retry of a
+    /// delivery already processed).
+    pub async fn record_webhook_delivery(
+        &self,
+        source: &str,
+        delivery_key: &str,
+    ) -> Result<bool, StoreError> {
+        let inserted: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO webhook_deliveries (source, delivery_key) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING RETURNING source",
+        )
+        .bind(source)
+        .bind(delivery_key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(inserted.is_some())
+    }
+
+    /// Forgets deliveries older than `hours`; returns how many.
+    pub async fn prune_webhook_deliveries(&self, hours: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(hours => $1::int)",
+        )
+        .bind(hours)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -245,3 +245,75 @@ fn push_audit_filters(qb: &mut QueryBuilder<'_, sqlx::Postgres>, f: &AuditFilter
         qb.push(" AND resource_id = ").push_bind(resource.clone());
     }
 }
+
+impl Store {
+    /// Indexes a published checkpoint (the checkpoint itself lives in the sink; this row is for
+    /// listing and is not trusted by verification).
+    pub async fn record_audit_checkpoint(
+        &self,
+        tenant: &TenantId,
+        checkpoint: &crate::audit::Checkpoint,
+        sink_ref: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (checkpoint_id, tenant_id, seq, hash, signature, sink_ref, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(tenant.as_str())
+        .bind(checkpoint.seq)
+        .bind(&checkpoint.hash)
+        .bind(&checkpoint.signature)
+        .bind(sink_ref)
+        .bind(checkpoint.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Checkpoints of `tenant`, newest first.
+    pub async fn audit_checkpoints(
+        &self,
+        tenant: &TenantId,
+        limit: i64,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows: Vec<(i64, String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT seq, hash, sink_ref, created_at FROM audit_checkpoints WHERE tenant_id = $1 \
+             ORDER BY seq DESC, created_at DESC LIMIT $2",
+        )
+        .bind(tenant.as_str())
+        .bind(limit.clamp(1, 200))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, hash, sink, at)| {
+                serde_json::json!({"seq": seq, "hash": hash, "sink_ref": sink, "created_at": at})
+            })
+            .collect())
+    }
+
+    /// Tenants with at least one audit event (for periodic checkpoints).
+    pub async fn audit_tenants(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant_id FROM audit_chain_heads ORDER BY tenant_id")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// The stored hash of `tenant`'s event `seq`, if it exists.
+    pub async fn audit_event_hash(
+        &self,
+        tenant: &TenantId,
+        seq: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT hash FROM audit_events WHERE tenant_id = $1 AND seq = $2")
+                .bind(tenant.as_str())
+                .bind(seq)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+}

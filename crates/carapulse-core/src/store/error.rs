@@ -15,6 +15,10 @@ pub enum StoreError {
     /// The request is valid but the object is not in a state that allows it.
     #[error("{0}")]
     Precondition(String),
+    /// Postgres refused a value the edge let through (a NUL, an invalid encoding, an oversized
+    /// string): the caller's input is at fault, never the server.
+    #[error("invalid value: {0}")]
+    InvalidValue(String),
     /// Stored data failed an integrity check (e.g. a plan edited after approval).
     #[error("{0}")]
     Integrity(String),
@@ -38,6 +42,16 @@ impl From<sqlx::Error> for StoreError {
             }
             sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57P01") => {
                 Self::Unavailable(err.to_string())
+            }
+            // 22021 invalid byte sequence (NUL in text), 22P05 untranslatable character (\u0000
+            // in jsonb), 22001 string too long, 54000 program limit (e.g. an index row too big).
+            sqlx::Error::Database(ref db)
+                if matches!(
+                    db.code().as_deref(),
+                    Some("22021" | "22P05" | "22001" | "54000")
+                ) =>
+            {
+                Self::InvalidValue(db.message().to_owned())
             }
             other => Self::Database(other),
         }

@@ -16,7 +16,30 @@ use crate::model::{
 use super::plans::load_plan;
 use super::{Page, Paged, Store, StoreError};
 
-/// Whether an execution may be created for a plan still waiting for approval.
+/// What the caller of `start_execution` asserts and the limits it applies.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub mode: StartMode,
+    /// Break-glass reason when the caller asserted break-glass (already checked for its role).
+    pub break_glass_reason: Option<String>,
+    /// An approval older than this no longer executes.
+    pub approval_validity: chrono::Duration,
+    pub now: DateTime<Utc>,
+}
+
+impl StartOptions {
+    /// `mode` without break-glass, with the default approval validity (24 hours), now.
+    pub fn new(mode: StartMode) -> Self {
+        Self {
+            mode,
+            break_glass_reason: None,
+            approval_validity: chrono::Duration::hours(24),
+            now: Utc::now(),
+        }
+    }
+}
+
+/// How `start_execution` treats a plan still awaiting approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMode {
     /// The plan must be approved (or need no approval).
@@ -37,6 +60,8 @@ pub enum StartOutcome {
 pub struct ExecutionFilter {
     pub status: Option<ExecutionStatus>,
     pub plan_id: Option<PlanId>,
+    /// Session scoping: only executions of plans this member may see (see `PlanFilter`).
+    pub visible_to: Option<String>,
 }
 
 /// An execution with what it recorded.
@@ -85,6 +110,8 @@ struct ExecutionRow {
     completed_at: Option<DateTime<Utc>>,
     workflow_id: Option<String>,
     error: Option<String>,
+    break_glass: bool,
+    break_glass_reason: Option<String>,
 }
 
 impl ExecutionRow {
@@ -100,6 +127,8 @@ impl ExecutionRow {
             completed_at: self.completed_at,
             workflow_id: self.workflow_id,
             error: self.error,
+            break_glass: self.break_glass,
+            break_glass_reason: self.break_glass_reason,
         })
     }
 }
@@ -150,7 +179,7 @@ struct EvidenceRow {
 
 const EXECUTION_COLUMNS: &str =
     "execution_id, plan_id, tenant_id, status, created_by, created_at, \
-     started_at, completed_at, workflow_id, error";
+     started_at, completed_at, workflow_id, error, break_glass, break_glass_reason";
 
 impl Store {
     /// Creates a pending execution of an executable plan, or returns the active one.
@@ -165,25 +194,68 @@ impl Store {
         execution_id: ExecutionId,
         created_by: &ActorId,
         audit: AuditEntry,
-        mode: StartMode,
+        options: StartOptions,
     ) -> Result<StartOutcome, StoreError> {
+        let mode = options.mode;
         let mut tx = self.pool().begin().await?;
         let plan = load_plan(&mut tx, tenant, plan_id, true).await?;
+        let active: Option<ExecutionRow> = sqlx::query_as(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE plan_id = $1 AND tenant_id = $2 \
+             AND status IN ('pending','running')"
+        ))
+        .bind(plan_id.0)
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(existing) = active {
+            tx.commit().await?;
+            return Ok(StartOutcome::Existing(existing.into_model()?));
+        }
         match plan.approval_state {
             PlanApprovalState::NotRequired => {}
             PlanApprovalState::Approved => {
-                let approval: Option<(Option<String>,)> = sqlx::query_as(
-                    "SELECT approved_hash FROM approvals WHERE plan_id = $1 AND tenant_id = $2 AND status = 'approved'",
+                let approval: Option<(Option<String>, DateTime<Utc>)> = sqlx::query_as(
+                    "SELECT approved_hash, created_at FROM approvals WHERE plan_id = $1 AND tenant_id = $2 AND status = 'approved'",
                 )
                 .bind(plan_id.0)
                 .bind(tenant.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
-                let stored = approval.and_then(|(h,)| h);
+                let (stored, approved_at) = match approval {
+                    Some((hash, at)) => (hash, Some(at)),
+                    None => (None, None),
+                };
                 let current = plan_hash(&plan);
                 if stored.as_deref() != Some(current.as_str()) {
                     return Err(StoreError::Integrity(
                         "plan modified after approval: its hash no longer matches the approved hash".into(),
+                    ));
+                }
+                // One approval authorises one execution.
+                let used: Option<(Uuid,)> = sqlx::query_as(
+                    "SELECT execution_id FROM executions WHERE plan_id = $1 AND tenant_id = $2 LIMIT 1",
+                )
+                .bind(plan_id.0)
+                .bind(tenant.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((used_by,)) = used {
+                    return Err(StoreError::Precondition(format!(
+                        "this plan's approval was used by execution {used_by}: one approval authorises one execution; create a new plan to run it again"
+                    )));
+                }
+                if plan
+                    .approval_expires_at
+                    .is_some_and(|deadline| deadline <= options.now)
+                {
+                    return Err(StoreError::Precondition(
+                        "the approval window of this plan has passed (approval_expires_at)".into(),
+                    ));
+                }
+                if approved_at.is_some_and(|at| at + options.approval_validity <= options.now) {
+                    return Err(StoreError::Precondition(
+                        "the approval is older than approvals.validity_hours and no longer executes"
+                            .into(),
                     ));
                 }
             }
@@ -200,26 +272,17 @@ impl Store {
                 return Err(StoreError::Precondition("plan approval expired".into()))
             }
         }
-        let active: Option<ExecutionRow> = sqlx::query_as(&format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE plan_id = $1 AND tenant_id = $2 \
-             AND status IN ('pending','running')"
-        ))
-        .bind(plan_id.0)
-        .bind(tenant.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(existing) = active {
-            tx.commit().await?;
-            return Ok(StartOutcome::Existing(existing.into_model()?));
-        }
         let row: ExecutionRow = sqlx::query_as(&format!(
-            "INSERT INTO executions (execution_id, plan_id, tenant_id, status, created_by) \
-             VALUES ($1, $2, $3, 'pending', $4) RETURNING {EXECUTION_COLUMNS}"
+            "INSERT INTO executions (execution_id, plan_id, tenant_id, status, created_by, \
+             break_glass, break_glass_reason) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6) RETURNING {EXECUTION_COLUMNS}"
         ))
         .bind(execution_id.0)
         .bind(plan_id.0)
         .bind(tenant.as_str())
         .bind(created_by.as_str())
+        .bind(options.break_glass_reason.is_some())
+        .bind(&options.break_glass_reason)
         .fetch_one(&mut *tx)
         .await?;
         append_in_tx(&mut tx, audit).await?;
@@ -342,6 +405,12 @@ impl Store {
         }
         if let Some(plan) = filter.plan_id {
             qb.push(" AND plan_id = ").push_bind(plan.0);
+        }
+        if let Some(member) = &filter.visible_to {
+            qb.push(" AND plan_id IN (SELECT p.plan_id FROM plans p WHERE p.tenant_id = ")
+                .push_bind(tenant.as_str().to_owned());
+            super::plans::push_session_scope(&mut qb, "p.", tenant.as_str(), member);
+            qb.push(")");
         }
         qb.push(" ORDER BY created_at DESC, execution_id DESC LIMIT ")
             .push_bind(page.limit)

@@ -44,6 +44,26 @@ pub struct PlanFilter {
     pub trigger: Option<Trigger>,
     pub created_by: Option<String>,
     pub session_id: Option<String>,
+    /// Session scoping: only plans without a session or in a session this member belongs to.
+    pub visible_to: Option<String>,
+}
+
+/// SQL condition (appended after `AND `) restricting plans to those without a session or in a
+/// session `member` belongs to; `$tenant` and `$member` are bound by the caller in that order.
+pub(crate) fn push_session_scope(
+    qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
+    plans_alias: &str,
+    tenant: &str,
+    member: &str,
+) {
+    qb.push(format!(
+        " AND ({plans_alias}session_id IS NULL OR {plans_alias}session_id IN (SELECT m.session_id::text \
+         FROM session_members m JOIN sessions s ON s.session_id = m.session_id WHERE s.tenant_id = "
+    ))
+    .push_bind(tenant.to_owned())
+    .push(" AND m.member_id = ")
+    .push_bind(member.to_owned())
+    .push("))");
 }
 
 /// A plan row without steps (list views).
@@ -253,6 +273,9 @@ impl Store {
         }
         if let Some(by) = &filter.created_by {
             qb.push(" AND created_by = ").push_bind(by.clone());
+        }
+        if let Some(member) = &filter.visible_to {
+            push_session_scope(&mut qb, "", tenant.as_str(), member);
         }
         if let Some(session) = &filter.session_id {
             qb.push(" AND session_id = ").push_bind(session.clone());

@@ -149,6 +149,37 @@ pub fn classify(tool: ToolName, action: &ActionName) -> ActionClass {
     ActionClass::Write(RiskLevel::Medium)
 }
 
+/// Whether a Kubernetes resource argument (`kind`, `kind/name`, `kind.group/name`) names
+/// Secrets.
+fn names_secrets(resource: &str) -> bool {
+    let kind = resource.split('/').next().unwrap_or("");
+    let kind = kind.split('.').next().unwrap_or("").to_ascii_lowercase();
+    kind == "secret" || kind == "secrets"
+}
+
+/// Whether a read returns secret material: Kubernetes Secrets, Vault data, Helm values and
+/// manifests (which carry rendered Secrets), cloud secret stores. Such a read is a class of its
+/// own: policy gates it like a write (it needs an approved plan and an execution grant) and the
+/// router masks its output structurally. Writes are never "sensitive reads".
+pub fn is_sensitive_read(tool: ToolName, action: &str, input: &serde_json::Value) -> bool {
+    let str_field = |k: &str| input.get(k).and_then(serde_json::Value::as_str);
+    match tool {
+        ToolName::Kubectl => {
+            matches!(action, "get" | "describe" | "watch" | "list")
+                && str_field("resource").is_some_and(names_secrets)
+        }
+        ToolName::Helm => action == "get" && str_field("what") != Some("notes"),
+        ToolName::Vault => {
+            !matches!(action, "health" | "token-lookup")
+                && ActionName::parse(action).is_ok_and(|a| !classify(tool, &a).is_write())
+        }
+        _ => {
+            let a = action.to_ascii_lowercase();
+            a.contains("secret") || a.contains("get-parameter") || a.contains("decrypt")
+        }
+    }
+}
+
 /// Whether a write of this tool reaches a whole cloud account rather than one cluster.
 pub fn is_account_scoped(tool: ToolName) -> bool {
     matches!(tool, ToolName::Aws | ToolName::Vault | ToolName::Boundary)
@@ -160,6 +191,68 @@ mod tests {
 
     fn class(tool: ToolName, action: &str) -> ActionClass {
         classify(tool, &ActionName::parse(action).unwrap())
+    }
+
+    #[test]
+    fn sensitive_reads() {
+        use serde_json::json;
+        assert!(is_sensitive_read(
+            ToolName::Kubectl,
+            "get",
+            &json!({"resource": "secret/db"})
+        ));
+        assert!(is_sensitive_read(
+            ToolName::Kubectl,
+            "get",
+            &json!({"resource": "secrets"})
+        ));
+        assert!(is_sensitive_read(
+            ToolName::Kubectl,
+            "get",
+            &json!({"resource": "Secrets.v1/db"})
+        ));
+        assert!(is_sensitive_read(
+            ToolName::Kubectl,
+            "describe",
+            &json!({"resource": "secret"})
+        ));
+        assert!(!is_sensitive_read(
+            ToolName::Kubectl,
+            "get",
+            &json!({"resource": "deployment/web"})
+        ));
+        assert!(!is_sensitive_read(
+            ToolName::Kubectl,
+            "get",
+            &json!({"resource": "secretstores"})
+        ));
+        assert!(is_sensitive_read(
+            ToolName::Vault,
+            "read",
+            &json!({"path": "sys/raw/core"})
+        ));
+        assert!(!is_sensitive_read(ToolName::Vault, "health", &json!({})));
+        assert!(!is_sensitive_read(ToolName::Vault, "rotate", &json!({})));
+        assert!(is_sensitive_read(
+            ToolName::Helm,
+            "get",
+            &json!({"release": "web"})
+        ));
+        assert!(!is_sensitive_read(
+            ToolName::Helm,
+            "get",
+            &json!({"release": "web", "what": "notes"})
+        ));
+        assert!(is_sensitive_read(
+            ToolName::Aws,
+            "secretsmanager-get-secret-value",
+            &json!({})
+        ));
+        assert!(!is_sensitive_read(
+            ToolName::Prometheus,
+            "query",
+            &json!({"query": "up"})
+        ));
     }
 
     #[test]

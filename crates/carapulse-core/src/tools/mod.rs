@@ -14,7 +14,7 @@ mod input;
 mod spec;
 
 pub use catalogue::{catalogue, find};
-pub use classify::{classify, is_account_scoped, ActionClass};
+pub use classify::{classify, is_account_scoped, is_sensitive_read, ActionClass};
 pub use fields::{FieldKind, FieldSpec, ListOf};
 pub use input::{ToolInput, ToolInputError};
 pub use spec::{fields_schema, ActionSpec, ApiRequest, HttpMethod};

@@ -72,6 +72,7 @@ fn system_context(tenant: &TenantId) -> Result<RequestContext, String> {
         },
         request_id: None,
         break_glass: false,
+        break_glass_reason: None,
         via: None,
     })
 }

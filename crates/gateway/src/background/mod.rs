@@ -2,6 +2,7 @@
 //! approval watcher and the event-log pruner (the event listener lives in `events`). Each stops on the shared shutdown token; each is safe to run on several
 //! replicas at once (row locks decide who does a given piece of work).
 
+pub mod checkpoints;
 pub mod event_loop;
 pub mod expiry;
 pub mod linear;

@@ -22,7 +22,13 @@ pub async fn prune(state: &AppState) -> Result<u64, String> {
         .map_err(|e| e.to_string())?;
         total += done.rows_affected();
         if done.rows_affected() < BATCH as u64 {
-            return Ok(total);
+            // Replay protection only needs deliveries as old as a sender's retries.
+            let deliveries = state
+                .store
+                .prune_webhook_deliveries(hours.max(24))
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(total + deliveries);
         }
     }
 }

@@ -19,17 +19,20 @@ use crate::state::AppState;
 /// Schedules run per tick.
 const BATCH: i64 = 50;
 
+/// The scheduler acts for the person who wrote the schedule: they are the plan's requester (so
+/// separation of duties keeps them from approving it), with the scheduler recorded as `via`.
 fn system_context(tenant: &TenantId, created_by: &str) -> Result<RequestContext, String> {
     Ok(RequestContext {
         actor: Actor {
-            id: ActorId::parse("carapulse:scheduler").map_err(|e| e.to_string())?,
+            id: ActorId::parse(created_by).map_err(|e| e.to_string())?,
             email: None,
             roles: vec!["operator".into()],
             tenant_id: tenant.clone(),
         },
         request_id: None,
         break_glass: false,
-        via: Some(created_by.to_owned()),
+        break_glass_reason: None,
+        via: Some("carapulse:scheduler".to_owned()),
     })
 }
 

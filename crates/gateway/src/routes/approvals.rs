@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
@@ -14,7 +15,7 @@ use carapulse_core::store::{ApprovalDecision, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
-use crate::middleware::RequestContext;
+use crate::middleware::{Listener, RequestContext};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -27,8 +28,11 @@ pub(crate) struct ApprovalRequest {
     #[serde(default, alias = "approver_note")]
     #[schema(max_length = 2000)]
     note: Option<String>,
+    /// Ignored: the server records the channel the decision came through. Accepted so existing
+    /// clients keep working.
     #[serde(default)]
     #[schema(pattern = "^(api|ui|cli|slack)$")]
+    #[allow(dead_code)]
     source: Option<String>,
 }
 
@@ -36,6 +40,7 @@ pub(crate) struct ApprovalRequest {
 pub(crate) async fn create(
     State(state): State<AppState>,
     ctx: RequestContext,
+    listener: Option<Extension<Listener>>,
     ApiJson(body): ApiJson<ApprovalRequest>,
 ) -> ApiResult<Response> {
     let plan_id = PlanId::parse(&body.plan_id)?;
@@ -45,17 +50,14 @@ pub(crate) async fn create(
         }
         s => s,
     };
-    let source = match body.source.as_deref() {
-        None => ApprovalSource::Api,
-        Some(raw) => match ApprovalSource::parse(raw)? {
-            s @ (ApprovalSource::Api
-            | ApprovalSource::Ui
-            | ApprovalSource::Cli
-            | ApprovalSource::Slack) => s,
-            _ => {
-                return Err(ModelError::new("source", "must be one of api, ui, cli, slack").into())
-            }
-        },
+    // The source is the channel the decision came through, never the body's claim: the Slack
+    // agent (delegation), the web UI listener, or the API.
+    let source = if ctx.via.is_some() {
+        ApprovalSource::Slack
+    } else if matches!(listener, Some(Extension(Listener::Ui))) {
+        ApprovalSource::Ui
+    } else {
+        ApprovalSource::Api
     };
     if body
         .note
@@ -83,7 +85,7 @@ pub(crate) async fn create(
         ));
     }
     let plan = super::plans::load_plan(&state, &ctx, plan_id).await?;
-    if plan.created_by == ctx.actor.id {
+    if plan.created_by.same_person(&ctx.actor.id) {
         state
             .audit(deny(
                 "separation of duties: creator cannot decide own plan".into(),
@@ -163,6 +165,7 @@ pub(crate) async fn signal_waiting_run(
             &carapulse_core::store::ExecutionFilter {
                 status: Some(carapulse_core::model::ExecutionStatus::Pending),
                 plan_id: Some(plan_id),
+                visible_to: None,
             },
             carapulse_core::store::Page::new(Some(1), None),
         )

@@ -1,4 +1,5 @@
-//! `GET /v1/audit/events`, `GET /v1/audit/verify`, `GET /v1/audit/export?format=json|csv`.
+//! `GET /v1/audit/events`, `GET /v1/audit/verify`, `GET /v1/audit/export?format=json|csv`,
+//! `GET|POST /v1/audit/checkpoints` (signed checkpoints published outside the database).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -98,8 +99,75 @@ pub(crate) async fn verify(
     ctx: RequestContext,
 ) -> ApiResult<Json<Value>> {
     require_read(&state, &ctx, "audit.verify").await?;
-    let report = verify_chain(&state.store, ctx.tenant()).await?;
+    let mut report = verify_chain(&state.store, ctx.tenant()).await?;
+    // The chain alone cannot see its newest events deleted and the head rewritten; the latest
+    // signed checkpoint (read from the sink, not from Postgres) can.
+    if let Some(sink) = &state.checkpoints {
+        sink.check(&state.store, ctx.tenant(), &mut report)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "checkpoint check failed");
+                ApiError::unavailable("the checkpoint sink cannot be read; retry later")
+            })?;
+    }
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+#[utoipa::path(get, path = "/audit/checkpoints", tag = "audit", summary = "Signed checkpoints of the caller's chain, newest first", responses((status = 200, description = "`{enabled, data}`: the published checkpoints", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
+pub(crate) async fn checkpoints(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "audit.checkpoints").await?;
+    let data = state.store.audit_checkpoints(ctx.tenant(), 50).await?;
+    Ok(Json(
+        serde_json::json!({"enabled": state.checkpoints.is_some(), "data": data}),
+    ))
+}
+
+#[utoipa::path(post, path = "/audit/checkpoints", tag = "audit", summary = "Publish a checkpoint of the caller's chain now (admins)", responses((status = 201, description = "The checkpoint published (or `published: false` when nothing changed since the last)", body = Object), crate::openapi::CommonErrors, (status = 409, description = "Checkpoints are not configured (storage.audit_checkpoint_key)", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn checkpoint_now(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+) -> ApiResult<Response> {
+    if !ctx.actor.roles.iter().any(|r| r == "admin") {
+        state
+            .audit(
+                ctx.audit("audit.checkpoint", AuditDecision::Deny)
+                    .reason("actor is not an admin"),
+            )
+            .await;
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "publishing a checkpoint needs the admin role",
+        ));
+    }
+    let Some(sink) = &state.checkpoints else {
+        return Err(ApiError::conflict(
+            "checkpoints_disabled",
+            "set storage.audit_checkpoint_key (env CARAPULSE_AUDIT_CHECKPOINT_KEY) to publish checkpoints",
+        ));
+    };
+    let published = sink
+        .publish(&state.store, ctx.tenant())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "checkpoint not published");
+            ApiError::unavailable("the checkpoint could not be published; retry later")
+        })?;
+    state
+        .audit(
+            ctx.audit("audit.checkpoint", AuditDecision::Allow)
+                .context(serde_json::json!({"seq": published.as_ref().map(|c| c.seq)})),
+        )
+        .await;
+    let body = match published {
+        Some(cp) => serde_json::json!({"published": true, "checkpoint": cp}),
+        None => {
+            serde_json::json!({"published": false, "reason": "nothing new since the latest checkpoint"})
+        }
+    };
+    Ok((axum::http::StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// Streams every matching event, oldest first, page by page (no full buffering).
@@ -205,6 +273,17 @@ pub(crate) async fn export(
 
 const CSV_HEADER: &str = "seq,event_id,occurred_at,actor_id,action,decision,resource_type,resource_id,reason,request_id,prev_hash,hash\n";
 
+/// A cell a spreadsheet would evaluate (`=`, `+`, `-`, `@`, tab, carriage return first) gets a
+/// leading apostrophe, so an actor id or a reason cannot become a formula (CSV injection) when
+/// an auditor opens the export. Values are otherwise unchanged.
+fn neutralise_formula(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 fn csv_row(e: &AuditEvent) -> String {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
@@ -229,8 +308,30 @@ fn csv_row(e: &AuditEvent) -> String {
         e.prev_hash.clone(),
         e.hash.clone(),
     ];
+    let row = row.map(neutralise_formula);
     if w.write_record(&row).is_err() {
         return String::new();
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise_formula;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for bad in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert!(neutralise_formula(bad.into()).starts_with('\''), "{bad}");
+        }
+        assert_eq!(neutralise_formula("alice".into()), "alice");
+        assert_eq!(neutralise_formula(String::new()), "");
+    }
 }

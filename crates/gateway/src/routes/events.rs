@@ -92,10 +92,11 @@ pub(crate) async fn sse(
     ApiQuery(filter): ApiQuery<EventFilter>,
 ) -> ApiResult<Response> {
     let resume = last_event_id(&headers, &filter);
+    let slot = state.stream_slot(&ctx)?;
     let stream = open(&state, &ctx, filter, resume).await?;
     let guard = Subscribed::new(state.metrics.clone(), "sse");
     let frames = stream.map(move |event| {
-        let _alive = &guard;
+        let _alive = (&guard, &slot);
         Ok::<_, Infallible>(
             SseEvent::default()
                 .id(event.id.to_string())
@@ -116,10 +117,12 @@ pub(crate) async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let resume = filter.last_event_id;
+    let slot = state.stream_slot(&ctx)?;
     let stream = open(&state, &ctx, filter, resume).await?;
     let metrics = state.metrics.clone();
     Ok(upgrade.on_upgrade(move |socket| async move {
         let _guard = Subscribed::new(metrics, "ws");
+        let _slot = slot;
         pump(socket, Box::pin(stream)).await;
     }))
 }

@@ -44,6 +44,7 @@ pub(crate) async fn list(
     let filter = ExecutionFilter {
         status: q.status,
         plan_id,
+        visible_to: super::sessions::session_scope(&state, &ctx),
     };
     let page = state
         .store
@@ -68,7 +69,25 @@ pub(crate) async fn get(
             StoreError::NotFound => ApiError::not_found("execution"),
             other => other.into(),
         })?;
+    require_execution_visible(&state, &ctx, view.execution.plan_id).await?;
     Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+}
+
+/// Session scoping of an execution: through its plan's session.
+pub(crate) async fn require_execution_visible(
+    state: &AppState,
+    ctx: &RequestContext,
+    plan_id: PlanId,
+) -> Result<(), ApiError> {
+    if super::sessions::session_scope(state, ctx).is_none() {
+        return Ok(());
+    }
+    let plan = state
+        .store
+        .get_plan(ctx.tenant(), plan_id)
+        .await
+        .map_err(|_| ApiError::not_found("execution"))?;
+    super::sessions::require_visible(state, ctx, plan.session_id.as_deref(), "execution").await
 }
 
 /// Optional body of cancel.

@@ -4,10 +4,12 @@
 //! alerts go on to the event loop, which plans them in the background.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -79,6 +81,7 @@ fn authenticate(cfg: &WebhookSource, headers: &HeaderMap, body: &[u8]) -> Result
 pub(crate) async fn receive(
     State(state): State<AppState>,
     Path(source): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -87,21 +90,69 @@ pub(crate) async fn receive(
     };
     if let Err(reason) = authenticate(&cfg, &headers, &body) {
         state.metrics.record_hook(&source, "unauthorized");
-        if let Ok(tenant) = TenantId::parse(SYSTEM_TENANT) {
-            let entry = AuditEntry::new(
-                tenant,
-                AuditActor::anonymous(),
-                "hook.verify",
-                AuditDecision::Deny,
-            )
-            .reason(reason)
-            .context(json!({"source": source, "bytes": body.len()}));
-            state.audit(entry).await;
+        // Unsigned posts need no credential: one row per peer per window, with the count of
+        // the ones not written, so they cannot flood the audit log.
+        let peer = peer
+            .map(|Extension(c)| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        if let Some(suppressed) = state.refusals.admit(&format!("hook:{peer}")) {
+            if let Ok(tenant) = TenantId::parse(SYSTEM_TENANT) {
+                let entry = AuditEntry::new(
+                    tenant,
+                    AuditActor::anonymous(),
+                    "hook.verify",
+                    AuditDecision::Deny,
+                )
+                .reason(reason)
+                .context(json!({"source": source, "bytes": body.len(), "peer": peer, "suppressed": suppressed}));
+                state.audit(entry).await;
+            }
         }
         return Err(ApiError::unauthorized(reason));
     }
+    // Text people will read (labels, annotations, fingerprints) must not carry control,
+    // bidirectional or invisible characters; refused before anything is stored.
+    if let Ok(tree) = serde_json::from_slice::<serde_json::Value>(&body) {
+        carapulse_http::text::check_value("body", &tree).map_err(|m| {
+            state.metrics.record_hook(&source, "invalid");
+            ApiError::bad_request("invalid_text", m)
+        })?;
+    }
     let tenant = TenantId::parse(&cfg.tenant_id).map_err(|_| ApiError::internal())?;
     let event_id = hex::encode(digest(&body));
+    // Replay protection: a delivery is processed once, keyed by the sender's delivery id, else
+    // by its HMAC signature (a captured signed request replayed verbatim). Bearer-only sources
+    // (Alertmanager) carry neither; their alerts are idempotent by fingerprint and status.
+    let header_value = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .map(str::to_owned)
+    };
+    let delivery_key = header_value(&[
+        "x-github-delivery",
+        "x-gitlab-event-uuid",
+        "x-carapulse-delivery",
+    ])
+    .map(|id| format!("id:{id}"))
+    .or_else(|| {
+        header_value(&["x-hub-signature-256", "x-carapulse-signature"])
+            .map(|sig| format!("sig:{sig}"))
+    });
+    let fresh = match &delivery_key {
+        Some(key) => state.store.record_webhook_delivery(&source, key).await?,
+        None => true,
+    };
+    if !fresh {
+        state.metrics.record_hook(&source, "replayed");
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"received": 0, "event_id": event_id, "duplicate_delivery": true})),
+        )
+            .into_response());
+    }
     let header = |name: &str| {
         headers
             .get(name)

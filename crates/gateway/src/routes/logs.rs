@@ -125,6 +125,7 @@ pub(crate) async fn stream(
             StoreError::NotFound => ApiError::not_found("execution"),
             other => other.into(),
         })?;
+    super::executions::require_execution_visible(&state, &ctx, execution.plan_id).await?;
     let filter = ToolLogFilter {
         tool_call_id: q
             .tool_call_id
@@ -174,7 +175,9 @@ pub(crate) async fn stream(
         }
         futures::future::ready(keep)
     });
-    let frames = frames.map(|item| {
+    let slot = state.stream_slot(&ctx)?;
+    let frames = frames.map(move |item| {
+        let _alive = &slot;
         Ok::<_, Infallible>(match item {
             Item::Line(line) => frame(&line),
             Item::End(status) => SseEvent::default()

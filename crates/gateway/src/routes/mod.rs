@@ -100,6 +100,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(workflows::start))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
+        .routes(routes!(audit::checkpoints, audit::checkpoint_now))
         .routes(routes!(audit::export))
         .routes(routes!(schedules::list, schedules::create))
         .routes(routes!(

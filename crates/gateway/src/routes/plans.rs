@@ -16,8 +16,10 @@ use carapulse_core::model::{
     RiskLevel, StepDraft, Summary, Trigger, MAX_STEPS,
 };
 use carapulse_core::planner::prompt::PromptInput;
-use carapulse_core::policy::{assess_intent, assess_steps, ActionType, StepRef};
-use carapulse_core::store::{NewPlan, Page, PlanFilter, StartMode, StartOutcome, StoreError};
+use carapulse_core::policy::{assess_intent, assess_steps, step_calls, ActionType, StepRef};
+use carapulse_core::store::{
+    NewPlan, Page, PlanFilter, StartMode, StartOptions, StartOutcome, StoreError,
+};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, OptionalJson};
@@ -36,6 +38,8 @@ pub(crate) struct PlanCreateRequest {
         pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
     )]
     pub(crate) summary: String,
+    /// Ignored: the server sets the trigger from the channel (manual, or chatops through the
+    /// Slack agent). Accepted so existing clients keep working.
     #[serde(default)]
     pub(crate) trigger: Trigger,
     #[serde(default)]
@@ -102,8 +106,11 @@ pub(crate) fn plan_json(plan: &Plan) -> Value {
 pub(crate) async fn create(
     State(state): State<AppState>,
     ctx: RequestContext,
-    ApiJson(body): ApiJson<PlanCreateRequest>,
+    ApiJson(mut body): ApiJson<PlanCreateRequest>,
 ) -> ApiResult<Response> {
+    // The trigger is the server's word (a caller could otherwise claim "alert" to look like a
+    // system plan); the body's value is accepted for compatibility and ignored.
+    body.trigger = ctx.trigger();
     let (plan, outcome) = create_plan(&state, &ctx, body, None).await?;
     Ok((StatusCode::CREATED, Json(created_json(&plan, &outcome))).into_response())
 }
@@ -232,18 +239,23 @@ pub(crate) async fn create_plan(
     }
     for (i, step) in steps.iter().enumerate() {
         carapulse_core::tools::check_step(step).map_err(|e| e.within(&format!("steps[{i}]")))?;
+        // Every call must act in the plan's environment: the connector bindings decide.
+        let rollback = step.rollback.as_ref().map(|r| (r.tool, "rollback"));
+        for (tool, part) in std::iter::once((step.tool, "tool")).chain(rollback) {
+            if let Err(message) = state.config.connectors.check_binding(tool, &context) {
+                return Err(ModelError::new(&format!("steps[{i}].{part}"), message).into());
+            }
+        }
     }
 
     let risk = score(
-        steps.iter().map(|s| StepRef {
-            tool: s.tool,
-            action: &s.action,
-            input: &s.input,
-        }),
+        steps
+            .iter()
+            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
         &intent,
         &context,
     );
-    let action_type = if risk.writes {
+    let action_type = if risk.gated() {
         ActionType::Write
     } else {
         ActionType::Read
@@ -262,7 +274,7 @@ pub(crate) async fn create_plan(
     }
     let now = Utc::now();
     let needs_approval =
-        risk.writes && (outcome.decision == Decision::RequireApproval || !body.trigger.is_human());
+        risk.gated() && (outcome.decision == Decision::RequireApproval || !body.trigger.is_human());
     let approval_state = if needs_approval {
         PlanApprovalState::Pending
     } else {
@@ -437,6 +449,7 @@ pub(crate) async fn list(
         trigger: q.trigger,
         created_by: q.created_by,
         session_id: q.session_id,
+        visible_to: super::sessions::session_scope(&state, &ctx),
     };
     let page = state
         .store
@@ -458,6 +471,7 @@ pub(crate) async fn get(
     require_read(&state, &ctx, "plan.get").await?;
     let plan_id = parse_plan_id(&id)?;
     let plan = load_plan(&state, &ctx, plan_id).await?;
+    super::sessions::require_visible(&state, &ctx, plan.session_id.as_deref(), "plan").await?;
     let approval = state.store.plan_approval(ctx.tenant(), plan_id).await?;
     let mut body = plan_json(&plan);
     if let Value::Object(map) = &mut body {
@@ -545,11 +559,9 @@ pub(crate) async fn execute_plan(
         .await);
     }
     let mut risk = score(
-        plan.steps.iter().map(|s| StepRef {
-            tool: s.tool,
-            action: &s.action,
-            input: &s.input,
-        }),
+        plan.steps
+            .iter()
+            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
         &plan.intent,
         &plan.context,
     );
@@ -574,7 +586,7 @@ pub(crate) async fn execute_plan(
             "break_glass_required",
             ApiError::forbidden(
                 "break_glass_required",
-                "this plan is high risk: execute it with the header X-Break-Glass: true",
+                "this plan is high risk: execute it with X-Break-Glass: true and X-Break-Glass-Reason (needs a role from gateway.break_glass_roles)",
             ),
         )
         .await);
@@ -612,10 +624,30 @@ pub(crate) async fn execute_plan(
     let entry = ctx
         .audit("plan.execute", AuditDecision::Allow)
         .resource("execution", execution_id)
-        .context(json!({"plan_id": plan_id, "note": body.as_ref().and_then(|b| b.note.clone())}));
+        .context(json!({
+            "plan_id": plan_id,
+            "note": body.as_ref().and_then(|b| b.note.clone()),
+            "break_glass": ctx.break_glass,
+            "break_glass_reason": ctx.break_glass_reason,
+        }));
+    let options = StartOptions {
+        mode,
+        break_glass_reason: ctx.break_glass_reason.clone(),
+        approval_validity: Duration::hours(
+            i64::try_from(state.config.approvals.validity_hours).unwrap_or(24),
+        ),
+        now: Utc::now(),
+    };
     let started = state
         .store
-        .start_execution(&tenant, plan_id, execution_id, &ctx.actor.id, entry, mode)
+        .start_execution(
+            &tenant,
+            plan_id,
+            execution_id,
+            &ctx.actor.id,
+            entry,
+            options,
+        )
         .await;
     let (execution, created) = match started {
         Ok(StartOutcome::Created(e)) => (e, true),

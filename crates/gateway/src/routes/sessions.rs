@@ -38,6 +38,39 @@ fn is_admin(ctx: &RequestContext) -> bool {
 }
 
 /// Checks the caller belongs to `session` (admins pass); 403 `session_denied` otherwise.
+/// With `gateway.session_required`, reads are scoped to the caller's sessions too: the member
+/// id the store filters by, or `None` when the caller sees the whole tenant (an admin, or
+/// sessions not required). Plans without a session (alerts, schedules) stay visible.
+pub(crate) fn session_scope(state: &AppState, ctx: &RequestContext) -> Option<String> {
+    (state.config.gateway.session_required && !is_admin(ctx)).then(|| ctx.actor.id.to_string())
+}
+
+/// Whether the caller may read an object of `session` (a plan's, or an execution's plan's).
+/// Hidden objects answer 404 like another tenant's, so their existence is not revealed.
+pub(crate) async fn require_visible(
+    state: &AppState,
+    ctx: &RequestContext,
+    session: Option<&str>,
+    what: &'static str,
+) -> Result<(), ApiError> {
+    let (Some(member), Some(session)) = (session_scope(state, ctx), session) else {
+        return Ok(());
+    };
+    let visible = match Uuid::parse_str(session.trim()) {
+        Ok(id) => state
+            .store
+            .session_role(ctx.tenant(), id, &member)
+            .await?
+            .is_some(),
+        Err(_) => false,
+    };
+    if visible {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(what))
+    }
+}
+
 pub(crate) async fn require_member(
     state: &AppState,
     ctx: &RequestContext,

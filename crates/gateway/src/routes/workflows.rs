@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use carapulse_core::model::{ContextRef, PlanApprovalState, Trigger};
+use carapulse_core::model::{ContextRef, PlanApprovalState};
 use carapulse_core::workflows::{find, CATALOGUE};
 
 use crate::error::{ApiError, ApiResult};
@@ -55,7 +55,7 @@ pub(crate) async fn start(
         summary: body
             .summary
             .unwrap_or_else(|| format!("{} workflow", template.name)),
-        trigger: Trigger::Manual,
+        trigger: ctx.trigger(),
         intent: String::new(),
         context: body.context,
         constraints: body.constraints,

@@ -12,6 +12,9 @@ use gateway::Application;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+/// Signs execution grants in tests (the orchestrator mints, the tool router checks).
+pub const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
+
 pub struct TestApp {
     pub url: String,
     /// The web UI listener, when `gateway.ws_addr` was set.
@@ -175,6 +178,7 @@ impl ExecutionStack {
         execution_config(&mut config, temporal, queue, router_port);
         config.tool_router.http_addr = format!("127.0.0.1:{router_port}");
         config.tool_router.auth_token = Some("gateway-tests-router-token-00001".into());
+        config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
         config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
         let router = tool_router::Application::build(config.clone())
             .await
