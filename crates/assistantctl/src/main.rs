@@ -143,6 +143,8 @@ pub struct DevTokenArgs {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per invocation: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PlanCommand {
     /// Create a plan.
     Create(PlanCreateArgs),

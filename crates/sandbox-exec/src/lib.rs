@@ -1,18 +1,27 @@
 //! sandbox-exec: run one argv — never a shell string — under a policy, and report what happened.
 //!
-//! The child gets its own process group (the timeout kills the whole group, grandchildren
-//! included), a scrubbed environment (only allow-listed variables plus injected credentials), a
-//! private temporary working directory, no stdin, rlimits on memory, CPU time, process count and
-//! file size, capped output, and — where the host allows unprivileged user namespaces — its own
-//! user, mount and PID namespaces (the tool is PID 1 there), plus a network namespace when it
-//! needs no egress. When it does need egress it gets a
-//! loopback HTTP(S) CONNECT proxy that only reaches the allow-listed `host:port` pairs. Output is
-//! redacted before it is reported.
+//! Where the host allows it (unprivileged user namespaces), the tool gets its own user, mount,
+//! PID, network, IPC and UTS namespaces; a minimal read-only root (`pivot_root` into a tmpfs with
+//! read-only binds of the system directories, the program, generated `/etc` files, a fresh
+//! `/proc`, a private `/tmp` and its working directory); an unprivileged uid (65534 unless
+//! `user` says otherwise); no capabilities; a seccomp filter; and — always — a private network
+//! whose only way out is the egress proxy, reached through an in-namespace forwarder. The tool
+//! is PID 1 of its namespace, so nothing it starts outlives it.
+//!
+//! Always: its own process group (the timeout kills the group), a scrubbed environment (only
+//! allow-listed variables plus injected credentials), no stdin, rlimits on memory, CPU time,
+//! process count and file size, capped and redacted output, and output draining bounded by the
+//! deadline. When isolation is required (`require_isolation`, `require_seccomp`) and the host
+//! cannot provide it, the run is refused instead of weakened.
 
+mod forward;
+mod isolate;
 mod policy;
 mod proxy;
 mod run;
 
 pub use policy::{SandboxPolicy, DEFAULT_TIMEOUT};
 pub use proxy::EgressProxy;
-pub use run::{namespaces_available, run, LineSink, Report, SandboxError, StreamKind};
+pub use run::{
+    isolation_available, namespaces_available, run, LineSink, Report, SandboxError, StreamKind,
+};

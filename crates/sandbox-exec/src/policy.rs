@@ -30,10 +30,34 @@ pub struct SandboxPolicy {
     pub env: BTreeMap<String, String>,
     /// `host:port` pairs the child may reach through the egress proxy. Empty: no egress.
     pub allow_egress: Vec<String>,
-    /// Try to unshare user (+ network when no egress) namespaces.
+    /// Isolate with user, mount, PID, network, IPC and UTS namespaces (the network namespace
+    /// is always private; egress goes through the proxy only).
     pub namespaces: bool,
+    /// `pivot_root` into a minimal root (system dirs, the program, generated `/etc`, the working
+    /// directory, `mounts`) instead of seeing the host's filesystem.
+    pub minimal_root: bool,
+    /// The minimal root is read-only (the working directory and `/tmp` stay writable).
+    pub read_only_root: bool,
+    /// Extra binds into the minimal root: `HOST`, `HOST:INSIDE` or `HOST:INSIDE:rw`.
+    pub mounts: Vec<String>,
+    /// `uid[:gid]` the tool runs as (inside its user namespace; mapped to the same host ids when
+    /// the caller is root, else to the caller's own). Default 65534:65534.
+    pub user: Option<String>,
+    /// `default` (the built-in filter), `none`, or a path to a seccompiler JSON profile whose
+    /// filter is named `tool`.
+    pub seccomp: Option<String>,
+    /// Empty the capability bounding set and the ambient set.
+    pub drop_caps: bool,
+    /// Refuse to run when namespaces or the minimal root are not available (instead of running
+    /// with a process group and rlimits only).
+    pub require_isolation: bool,
+    /// Refuse to run when the seccomp filter cannot be installed.
+    pub require_seccomp: bool,
     /// Working directory; default a private temporary directory removed afterwards.
     pub working_dir: Option<String>,
+    /// `working_dir` belongs to this run alone (e.g. a directory of generated values): hand it
+    /// and its files to the tool's uid when the caller is root.
+    pub own_working_dir: bool,
 }
 
 impl Default for SandboxPolicy {
@@ -49,7 +73,16 @@ impl Default for SandboxPolicy {
             env: BTreeMap::new(),
             allow_egress: Vec::new(),
             namespaces: true,
+            minimal_root: true,
+            read_only_root: true,
+            mounts: Vec::new(),
+            user: None,
+            seccomp: None,
+            drop_caps: true,
+            require_isolation: false,
+            require_seccomp: false,
             working_dir: None,
+            own_working_dir: false,
         }
     }
 }
@@ -57,5 +90,34 @@ impl Default for SandboxPolicy {
 impl SandboxPolicy {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.max(1))
+    }
+
+    /// The uid and gid the tool runs as.
+    pub fn ids(&self) -> Result<(u32, u32), String> {
+        let Some(spec) = self
+            .user
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        else {
+            return Ok((65534, 65534));
+        };
+        let (uid, gid) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let parse = |v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| format!("user {spec:?}: expected uid[:gid] as numbers"))
+        };
+        let uid = parse(uid)?;
+        if uid == 0 {
+            return Err("user: the tool never runs as uid 0".into());
+        }
+        let gid = match gid {
+            Some(g) => parse(g)?,
+            None => uid,
+        };
+        Ok((uid, gid))
     }
 }

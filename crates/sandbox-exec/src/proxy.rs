@@ -18,10 +18,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Where the proxy listens.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Endpoint {
     Tcp(SocketAddr),
-    Unix(PathBuf),
+    /// The socket path, and a handle on the listener to wake its accept loop on drop even when
+    /// the path is already gone.
+    Unix(PathBuf, UnixListener),
 }
 
 /// A running proxy; stops when dropped.
@@ -99,8 +101,9 @@ impl EgressProxy {
     /// exist), allowing exactly `allow`.
     pub fn start_unix(path: &Path, allow: &[String]) -> std::io::Result<Self> {
         let listener = UnixListener::bind(path)?;
+        let waker = listener.try_clone()?;
         Ok(Self::serve(
-            Endpoint::Unix(path.to_path_buf()),
+            Endpoint::Unix(path.to_path_buf(), waker),
             allow,
             move |stop, handler| {
                 for conn in listener.incoming() {
@@ -152,7 +155,7 @@ impl EgressProxy {
     pub fn url(&self) -> String {
         match &self.endpoint {
             Endpoint::Tcp(addr) => format!("http://{addr}"),
-            Endpoint::Unix(path) => format!("unix:{}", path.display()),
+            Endpoint::Unix(path, _) => format!("unix:{}", path.display()),
         }
     }
 
@@ -173,8 +176,11 @@ impl Drop for EgressProxy {
             Endpoint::Tcp(addr) => {
                 let _ = TcpStream::connect_timeout(addr, Duration::from_millis(200));
             }
-            Endpoint::Unix(path) => {
-                let _ = UnixStream::connect(path);
+            Endpoint::Unix(_, listener) => {
+                use std::os::fd::AsRawFd;
+                // Shutting the listening socket down makes a blocked accept return at once.
+                // SAFETY: shutdown on a descriptor we own.
+                unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
             }
         }
         if let Some(handle) = self.accept.take() {

@@ -8,10 +8,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use carapulse_core::config::SandboxConfig;
 use carapulse_core::model::{ContextRef, Decision, ModelError, TenantId, ToolName};
 use carapulse_core::policy::{assess_steps, ActionType, PolicyInput, StepRef};
 use carapulse_core::tools::{find, ActionSpec, HttpMethod, ToolInput};
-use sandbox_exec::{namespaces_available, LineSink, SandboxPolicy, StreamKind};
+use sandbox_exec::{isolation_available, LineSink, SandboxPolicy, StreamKind};
 
 use crate::state::RouterState;
 use carapulse_core::grant::{call_digest, verify as verify_grant, GrantError};
@@ -307,6 +308,43 @@ fn authorise(
     })
 }
 
+/// The sandbox policy `sandbox.*` asks for; every setting takes effect. `sandbox.enforce` and
+/// the `require_*` switches make missing isolation a refusal instead of a weaker run.
+pub(crate) fn base_policy(sandbox: &SandboxConfig, write: bool) -> SandboxPolicy {
+    let required = sandbox.enforce
+        || sandbox.require_user
+        || sandbox.require_drop_caps
+        || sandbox.require_no_new_privs
+        || (sandbox.require_on_write && write);
+    SandboxPolicy {
+        timeout_ms: sandbox.timeout_ms,
+        max_output_bytes: sandbox.max_output_bytes,
+        env_allow: sandbox.env_allow.clone(),
+        namespaces: true,
+        minimal_root: true,
+        read_only_root: sandbox.read_only_root,
+        mounts: sandbox.mounts.clone(),
+        user: sandbox.user.clone(),
+        seccomp: sandbox.seccomp_profile.clone(),
+        // Capabilities are always dropped (all of them): `drop_caps` may name a subset, and
+        // dropping more is never weaker.
+        drop_caps: true,
+        require_isolation: required,
+        require_seccomp: sandbox.require_seccomp,
+        ..SandboxPolicy::default()
+    }
+}
+
+/// Git refuses repositories owned by another uid ("dubious ownership"); the workspace is the
+/// router's, the tool runs as the sandbox uid, so it is declared safe for that run only.
+pub(crate) fn git_trusts_workspace(policy: &mut SandboxPolicy) {
+    policy.env.insert("GIT_CONFIG_COUNT".into(), "1".into());
+    policy
+        .env
+        .insert("GIT_CONFIG_KEY_0".into(), "safe.directory".into());
+    policy.env.insert("GIT_CONFIG_VALUE_0".into(), "*".into());
+}
+
 /// Runs the request to completion. `grant` is the `X-Carapulse-Grant` header.
 pub async fn execute(
     state: &RouterState,
@@ -340,10 +378,12 @@ pub async fn execute(
         let workspace = state.config.storage.workspace_dir.clone();
         let original = input.clone();
         let tenant_name = tenant.to_string();
+        let sandbox = state.config.sandbox.clone();
         let resolved = tokio::task::spawn_blocking(move || {
             crate::values::resolve(
                 &original,
                 &tenant_name,
+                &sandbox,
                 workspace.as_deref(),
                 objects.as_ref(),
             )
@@ -445,10 +485,12 @@ async fn run(
             Some(_) if sandbox.enforce && !sandbox.enabled => {
                 cli_refusal = Some("sandbox.enforce is on but sandbox.enabled is off".into())
             }
-            Some(_) if sandbox.enforce && spec.is_write() && namespaces_available().is_err() => {
+            Some(_) if base_policy(sandbox, spec.is_write()).require_isolation
+                && isolation_available().is_err() =>
+            {
                 cli_refusal = Some(format!(
-                    "sandbox isolation unavailable on this host ({}); write actions are refused while sandbox.enforce is on",
-                    namespaces_available().err().unwrap_or_default()
+                    "sandbox isolation unavailable on this host ({}); tools are refused while sandbox.enforce (or a sandbox.require_* setting) is on",
+                    isolation_available().err().unwrap_or_default()
                 ))
             }
             Some(binary) => {
@@ -502,6 +544,7 @@ async fn run_cli(
     if let Some(hp) = connector(state, spec.tool).0.as_deref().and_then(host_port) {
         allow_egress.push(hp);
     }
+    let own_working_dir = workdir.is_some();
     let working_dir = match (workdir, spec.tool) {
         (Some(dir), _) => Some(dir.to_string_lossy().into_owned()),
         (None, ToolName::Git | ToolName::Github | ToolName::Gitlab) => {
@@ -509,21 +552,18 @@ async fn run_cli(
         }
         (None, _) => None,
     };
-    let policy = SandboxPolicy {
-        timeout_ms: sandbox.timeout_ms,
-        max_output_bytes: sandbox.max_output_bytes,
-        env_allow: sandbox
-            .env_allow
-            .iter()
-            .cloned()
-            .chain(extra_allow)
-            .collect(),
-        env: env.into_iter().collect(),
-        allow_egress,
-        namespaces: true,
-        working_dir,
-        ..SandboxPolicy::default()
-    };
+    let mut policy = base_policy(sandbox, spec.is_write());
+    policy.env_allow.extend(extra_allow);
+    policy.env.extend(env);
+    if matches!(
+        spec.tool,
+        ToolName::Git | ToolName::Github | ToolName::Gitlab
+    ) {
+        git_trusts_workspace(&mut policy);
+    }
+    policy.allow_egress = allow_egress;
+    policy.working_dir = working_dir;
+    policy.own_working_dir = own_working_dir;
     let hub = state.hub.clone();
     let call_id = id.to_owned();
     let sink: LineSink = Arc::new(move |kind, line| {
@@ -552,6 +592,11 @@ async fn run_cli(
             .map_err(|e| ExecError::Unavailable(e.to_string()))?;
     let sandbox_report = json!({
         "namespaces": report.namespaces,
+        "root": report.root,
+        "read_only_root": report.read_only_root,
+        "seccomp": report.seccomp,
+        "capabilities_dropped": report.capabilities_dropped,
+        "uid": report.uid,
         "namespaces_unavailable": report.namespaces_unavailable,
         "egress_denied": report.egress_denied,
         "max_rss_kb": report.max_rss_kb,

@@ -51,30 +51,40 @@ fn principal(state: &RouterState, headers: &HeaderMap) -> Result<Service, ApiErr
 }
 
 async fn readyz(State(state): State<RouterState>) -> impl IntoResponse {
-    let isolation = match sandbox_exec::namespaces_available() {
-        Ok(()) => "ok".to_owned(),
-        Err(e) => format!("unavailable: {e}"),
-    };
-    let sandbox_ok = !state.config.sandbox.enforce || state.config.sandbox.enabled;
-    let grants = if state.grant_key.is_some() {
-        "ok".to_owned()
-    } else {
-        "tool_router.grant_key is not set: writes and sensitive reads are refused".to_owned()
-    };
-    let status = if sandbox_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let sandbox = &state.config.sandbox;
+    let required = crate::executor::base_policy(sandbox, true).require_isolation;
+    let isolation = sandbox_exec::isolation_available();
+    let mut problems = Vec::new();
+    if sandbox.enforce && !sandbox.enabled {
+        problems.push("sandbox.enforce is on but sandbox.enabled is off".to_owned());
+    }
+    if let (true, Err(why)) = (required, &isolation) {
+        problems.push(format!(
+            "sandbox isolation is required but unavailable on this host, so tools are refused: {why}"
+        ));
+    }
+    let ready = problems.is_empty();
     (
-        status,
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
         Json(json!({
-            "status": if sandbox_ok { "ready" } else { "not_ready" },
+            "status": if ready { "ready" } else { "not_ready" },
+            "problems": problems,
             "checks": {
                 "policy": format!("ok ({} files)", state.policy.files().len()),
-                "sandbox": if sandbox_ok { "ok" } else { "sandbox.enforce is on but sandbox.enabled is off" },
-                "namespaces": isolation,
-                "grants": grants,
+                "isolation": match &isolation {
+                    Ok(()) => "ok: user/mount/pid/net/ipc/uts namespaces, minimal read-only root, seccomp, no capabilities".to_owned(),
+                    Err(e) => format!("unavailable: {e}"),
+                },
+                "isolation_required": required,
+                "grants": if state.grant_key.is_some() {
+                    "ok".to_owned()
+                } else {
+                    "tool_router.grant_key is not set: writes and sensitive reads are refused".to_owned()
+                },
             }
         })),
     )

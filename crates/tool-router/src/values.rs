@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use carapulse_core::canonical::sha256_hex;
+use carapulse_core::config::SandboxConfig;
 use carapulse_core::model::ModelError;
 use carapulse_core::objects::ObjectStore;
 use carapulse_core::redact::Redactor;
 use carapulse_core::tools::{FieldKind, ToolInput};
-use sandbox_exec::SandboxPolicy;
 
 /// Largest values document accepted.
 const MAX_VALUES_BYTES: usize = 1024 * 1024;
@@ -31,7 +31,11 @@ fn bad(field: &str, message: impl Into<String>) -> ModelError {
 }
 
 /// Reads `<rev>:<path>` from the git repository at `workspace` with `git show`, in the sandbox.
-fn git_show(workspace: &Path, reference: &str) -> Result<Vec<u8>, ModelError> {
+fn git_show(
+    sandbox: &SandboxConfig,
+    workspace: &Path,
+    reference: &str,
+) -> Result<Vec<u8>, ModelError> {
     let (rev, path) = reference
         .split_once(':')
         .ok_or_else(|| bad("ref", "git_path refs look like <revision>:<path>"))?;
@@ -42,12 +46,15 @@ fn git_show(workspace: &Path, reference: &str) -> Result<Vec<u8>, ModelError> {
         .check(&Value::String(path.into()))
         .map_err(|m| bad("ref", format!("path: {m}")))?;
     let argv = vec!["git".to_owned(), "show".to_owned(), format!("{rev}:{path}")];
-    let policy = SandboxPolicy {
-        working_dir: Some(workspace.to_string_lossy().into_owned()),
-        timeout_ms: 30_000,
-        max_output_bytes: MAX_VALUES_BYTES + 1,
-        ..SandboxPolicy::default()
-    };
+    let mut policy = crate::executor::base_policy(sandbox, false);
+    policy.working_dir = Some(workspace.to_string_lossy().into_owned());
+    policy.timeout_ms = 30_000;
+    policy.max_output_bytes = MAX_VALUES_BYTES + 1;
+    crate::executor::git_trusts_workspace(&mut policy);
+    // The router's own git, not whatever a tool PATH names.
+    policy
+        .env
+        .insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
     // The values file is read verbatim (not redacted): it is handed to helm, never returned.
     let report = sandbox_exec::run(&argv, &policy, &Redactor::verbatim(), None)
         .map_err(|e| bad("ref", format!("git show failed to start: {e}")))?;
@@ -64,6 +71,7 @@ fn git_show(workspace: &Path, reference: &str) -> Result<Vec<u8>, ModelError> {
 pub fn resolve(
     input: &ToolInput,
     tenant: &str,
+    sandbox: &SandboxConfig,
     workspace: Option<&str>,
     objects: &dyn ObjectStore,
 ) -> Result<Option<(Value, ResolvedValues)>, ModelError> {
@@ -113,7 +121,7 @@ pub fn resolve(
         "git_path" => {
             let workspace =
                 workspace.ok_or_else(|| bad("kind", "git_path needs storage.workspace_dir"))?;
-            git_show(Path::new(workspace), reference)?
+            git_show(sandbox, Path::new(workspace), reference)?
         }
         other => {
             return Err(bad(

@@ -160,7 +160,7 @@ async fn real_kubectl_reads_and_dry_runs_against_a_fake_apiserver() {
     assert_eq!(obj["kind"], "Deployment", "{obj}");
 
     // With no egress allowed the sandbox has no network, and kubectl cannot reach the server.
-    if sandbox_exec::namespaces_available().is_ok() {
+    if sandbox_exec::isolation_available().is_ok() {
         let isolated = router(&kubeconfig, None).await;
         let denied = exec(
             &isolated,
@@ -171,8 +171,11 @@ async fn real_kubectl_reads_and_dry_runs_against_a_fake_apiserver() {
         assert_eq!(denied["status"], "failed", "{denied}");
         assert_eq!(
             denied["sandbox"]["namespaces"],
-            json!(["user", "mount", "pid", "net"])
+            json!(["user", "mount", "pid", "net", "ipc", "uts"])
         );
+        assert_eq!(denied["sandbox"]["root"], "minimal", "{denied}");
+        assert_eq!(denied["sandbox"]["seccomp"], "default", "{denied}");
+        assert_eq!(denied["sandbox"]["uid"], 65534, "{denied}");
     }
     drop(api);
 }

@@ -445,7 +445,7 @@ impl Default for SandboxConfig {
             runtime: None,
             egress_allowlist: Vec::new(),
             mounts: Vec::new(),
-            read_only_root: false,
+            read_only_root: true,
             tmpfs: Vec::new(),
             user: None,
             seccomp_profile: None,
