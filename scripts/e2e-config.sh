@@ -12,8 +12,11 @@ DEV_SECRET="e2e-$(secret)"
 ROUTER_TOKEN="e2e-router-$(secret)"
 GRANT_KEY="e2e-grant-$(secret)"
 HOOK_TOKEN="e2e-hook-$(secret)"
+mkdir -p "$E2E_DIR/calls" && chmod 0777 "$E2E_DIR/calls"
 jq --arg dev "$DEV_SECRET" --arg router "$ROUTER_TOKEN" --arg hook "$HOOK_TOKEN" --arg grant "$GRANT_KEY" \
+  --arg calls "$E2E_DIR/calls:/e2e-calls:rw" --arg ckpt "e2e-checkpoint-$(secret)" \
   '.gateway.dev_jwt_secret = $dev | .tool_router.auth_token = $router | .tool_router.grant_key = $grant
+   | .sandbox.mounts = [$calls] | .storage.audit_checkpoint_key = $ckpt
    | .webhooks.alertmanager.bearer_token = $hook' \
   e2e/config.sample.json > e2e/config.local.json
 chmod 600 e2e/config.local.json

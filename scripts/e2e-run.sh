@@ -25,8 +25,11 @@ rm -rf "$E2E_DIR/prometheus" "$E2E_DIR/alertmanager"
 mkdir -p "$E2E_DIR/logs" "$E2E_DIR/pids" "$E2E_DIR/objects" "$E2E_DIR/prometheus" "$E2E_DIR/alertmanager"
 BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/${E2E_PROFILE:-debug}"
 # The fakes run inside the router's scrubbed environment, so they find their log by location.
-export E2E_CALLS="$REPO_ROOT/e2e/fakes/calls.log" E2E_STUB_LOG="$E2E_DIR/stub.log"
-: >"$E2E_CALLS"; : >"$E2E_STUB_LOG"
+# The sandbox mounts $E2E_DIR/calls (sandbox.mounts, set by e2e-config.sh) at /e2e-calls, the one
+# place the fakes can write; the tools run as an unprivileged uid, so it is world-writable.
+mkdir -p "$E2E_DIR/calls" && chmod 0777 "$E2E_DIR/calls"
+export E2E_CALLS="$E2E_DIR/calls/calls.log" E2E_STUB_LOG="$E2E_DIR/stub.log"
+: >"$E2E_CALLS"; chmod 0666 "$E2E_CALLS"; : >"$E2E_STUB_LOG"
 
 # start NAME PORT COMMAND...: starts a background process, records its pid, waits for the port.
 start() {

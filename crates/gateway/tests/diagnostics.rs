@@ -54,6 +54,14 @@ async fn diagnostics_report_live_and_dead_dependencies() {
         .as_str()
         .is_some_and(|v| !v.is_empty()));
     assert_eq!(d["tool_router"]["ok"], true, "{d}");
+    // The router's own checks travel with it: isolation and grants are visible from here.
+    assert!(
+        d["tool_router"]["checks"]["isolation"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ok")),
+        "{d}"
+    );
+    assert_eq!(d["tool_router"]["checks"]["grants"], "ok", "{d}");
     assert_eq!(d["orchestrator"]["temporal"]["ok"], true, "{d}");
     assert_eq!(d["orchestrator"]["dispatcher"], "temporal");
     assert!(d["policy"]["files"]

@@ -228,9 +228,14 @@ async fn oidc_rs256_tokens_are_checked_against_the_jwks() {
         &key,
     )
     .unwrap();
+    // With oidc_client_id set, a token without any `aud` is refused too.
+    let mut no_aud_claims = claims("https://idp.test/", "carapulse", now() + 600);
+    no_aud_claims.as_object_mut().unwrap().remove("aud");
+    let no_aud = encode(&header, &no_aud_claims, &key).unwrap();
     // Dev tokens are not accepted when dev mode is off, whatever their signature.
     let dev = token("alice", "acme", &["admin"]);
     for (name, t) in [
+        ("no audience", no_aud),
         ("forged", forged),
         ("issuer", wrong_iss),
         ("audience", wrong_aud),

@@ -269,3 +269,79 @@ mod tests {
         assert!(slots.take(a, 2).is_some());
     }
 }
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    async fn start(limits: ConnectionLimits) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let app = Router::new().route("/", axum::routing::get(|| async { "hi" }));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, app, limits, async move {
+            let _ = rx.await;
+        }));
+        (addr, tx)
+    }
+
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(2),
+            max_connections_per_peer: 5,
+            shutdown_grace: Duration::from_secs(1),
+        }
+    }
+
+    /// Blocking read on a helper thread: when the server closed the socket, and after how long.
+    async fn closed_after(mut s: std::net::TcpStream, limit: Duration) -> Option<Duration> {
+        tokio::task::spawn_blocking(move || {
+            s.set_read_timeout(Some(limit)).unwrap();
+            let started = Instant::now();
+            let mut buf = [0u8; 512];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => return Some(started.elapsed()),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn half_sent_heads_and_idle_connections_are_closed() {
+        let (addr, _stop) = start(limits()).await;
+        let mut half = std::net::TcpStream::connect(&addr).unwrap();
+        half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let t = closed_after(half, Duration::from_secs(6))
+            .await
+            .expect("half-sent head kept open");
+        assert!(t < Duration::from_secs(4), "{t:?}");
+        let idle = std::net::TcpStream::connect(&addr).unwrap();
+        let t = closed_after(idle, Duration::from_secs(6))
+            .await
+            .expect("idle connection kept open");
+        assert!(t < Duration::from_secs(4), "{t:?}");
+    }
+
+    #[tokio::test]
+    async fn one_peer_cannot_hold_more_than_its_cap() {
+        let (addr, _stop) = start(limits()).await;
+        let held: Vec<std::net::TcpStream> = (0..12)
+            .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut closed = 0;
+        for s in held {
+            if closed_after(s, Duration::from_millis(300)).await.is_some() {
+                closed += 1;
+            }
+        }
+        assert_eq!(closed, 7, "12 connections, cap 5");
+    }
+}

@@ -100,22 +100,33 @@ async fn temporal(addr: Option<&str>) -> Value {
     }
 }
 
+/// The router's readiness, with its checks (sandbox isolation, grants) and the problems that
+/// make it refuse tools, so an operator sees why from here.
 async fn tool_router(base_url: Option<&str>) -> Value {
     let Some(base) = base_url else {
         return json!({"ok": false, "error": "tool_router.base_url is not set"});
     };
-    let url = format!("{}/healthz", base.trim_end_matches('/'));
+    let url = format!("{}/readyz", base.trim_end_matches('/'));
     let client = match reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() {
         Ok(c) => c,
         Err(e) => return json!({"ok": false, "url": base, "error": e.to_string()}),
     };
     let started = Instant::now();
     match client.get(&url).send().await {
-        Ok(r) if r.status().is_success() => {
-            json!({"ok": true, "url": base, "latency_ms": ms(started)})
-        }
         Ok(r) => {
-            json!({"ok": false, "url": base, "error": format!("/healthz answered {}", r.status())})
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let mut out = json!({
+                "ok": status.is_success(),
+                "url": base,
+                "latency_ms": ms(started),
+                "checks": body["checks"],
+            });
+            if !status.is_success() {
+                out["error"] = json!(format!("/readyz answered {status}"));
+                out["problems"] = body["problems"].clone();
+            }
+            out
         }
         Err(e) => json!({"ok": false, "url": base, "error": e.to_string()}),
     }
