@@ -154,22 +154,44 @@ fn load_config(docs: &[(String, Value)], deployment: &str, component: Component)
         .map(|(_, d)| d)
         .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == deployment)
         .expect("deployment");
-    let mut env: Vec<(String, String)> = containers(d)[0]["env"]
-        .as_array()
-        .expect("env")
-        .iter()
-        .filter(|e| e["name"] != "CARAPULSE_CONFIG")
-        .map(|e| {
-            (
-                e["name"].as_str().unwrap_or("").to_owned(),
-                e["value"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
+    let secret_value = |name: &str, key: &str| -> Option<String> {
+        docs.iter()
+            .map(|(_, d)| d)
+            .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == name)
+            .and_then(|s| s["stringData"][key].as_str())
+            .map(str::to_owned)
+    };
+    let mut env: Vec<(String, String)> = Vec::new();
+    for e in containers(d)[0]["env"].as_array().expect("env") {
+        let name = e["name"].as_str().unwrap_or("").to_owned();
+        if name == "CARAPULSE_CONFIG" {
+            continue;
+        }
+        let reference = &e["valueFrom"]["secretKeyRef"];
+        if reference.is_object() {
+            let value = secret_value(
+                reference["name"].as_str().unwrap_or(""),
+                reference["key"].as_str().unwrap_or(""),
+            );
+            match value {
+                Some(v) => env.push((name, v)),
+                None => assert_eq!(
+                    reference["optional"], true,
+                    "{deployment}: {name} refers to a missing secret key"
+                ),
+            }
+        } else {
+            env.push((name, e["value"].as_str().unwrap_or("").to_owned()));
+        }
+    }
+    // envFrom: every key of the referenced Secret.
+    let from = containers(d)[0]["envFrom"][0]["secretRef"]["name"]
+        .as_str()
+        .unwrap_or("");
     let secret = docs
         .iter()
         .map(|(_, d)| d)
-        .find(|d| d["kind"] == "Secret")
+        .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == from)
         .expect("secret");
     for (k, v) in secret["stringData"].as_object().expect("stringData") {
         env.push((k.clone(), v.as_str().unwrap_or("").to_owned()));
@@ -179,6 +201,52 @@ fn load_config(docs: &[(String, Value)], deployment: &str, component: Component)
     config
         .validate(component)
         .unwrap_or_else(|e| panic!("{deployment}: config invalid for {component:?}: {e}"));
+}
+
+/// The grant key reaches only the orchestrator (mints) and the tool router (checks), the audit
+/// checkpoint key only the gateway, both by secretKeyRef from their own Secret; the tool router
+/// pod gets the user namespace and unmasked /proc its sandbox needs.
+fn check_signing_keys(docs: &[(String, Value)], prefix: &str) {
+    let keys = find(docs, "Secret", &format!("{prefix}-keys"));
+    assert!(keys["stringData"]["CARAPULSE_TOOL_ROUTER_GRANT_KEY"].is_string());
+    let shared = find(docs, "Secret", prefix);
+    assert!(shared["stringData"]["CARAPULSE_TOOL_ROUTER_GRANT_KEY"].is_null());
+    for (_, d) in docs.iter().filter(|(_, d)| d["kind"] == "Deployment") {
+        let component = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+            .as_str()
+            .unwrap_or("");
+        let names: BTreeSet<&str> = containers(d)[0]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        let has_grant = names.contains("CARAPULSE_TOOL_ROUTER_GRANT_KEY");
+        assert_eq!(
+            has_grant,
+            component == "orchestrator" || component == "tool-router",
+            "{component}: grant key"
+        );
+        if names.contains("CARAPULSE_AUDIT_CHECKPOINT_KEY") {
+            assert_eq!(component, "gateway", "checkpoint key only in the gateway");
+        }
+        let pod = &d["spec"]["template"]["spec"];
+        if component == "tool-router" {
+            assert_eq!(pod["hostUsers"], false, "router pod in a user namespace");
+            assert_eq!(
+                containers(d)[0]["securityContext"]["procMount"],
+                "Unmasked",
+                "the sandbox mounts a fresh /proc"
+            );
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"], "Unconfined",
+                "RuntimeDefault forbids the sandbox's unshare; it installs its own filter"
+            );
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        } else {
+            assert!(pod["hostUsers"].is_null(), "{component}");
+        }
+    }
 }
 
 #[test]
@@ -276,6 +344,7 @@ fn defaults_render_valid_manifests() {
         .filter_map(|p| p["port"].as_i64())
         .collect();
     assert_eq!(ports, vec![8080, 8082]);
+    check_signing_keys(&docs, "carapulse");
     // Every object is labelled for the release.
     for (template, d) in &docs {
         assert_eq!(
@@ -356,6 +425,7 @@ fn full_values_render_valid_manifests_and_a_loadable_config() {
     assert!(np["spec"]["egress"].as_array().is_some_and(|e| e
         .iter()
         .any(|r| r["to"][0]["ipBlock"]["cidr"] == "10.20.0.0/16")));
+    check_signing_keys(&docs, "cp");
     load_config(&docs, "cp-gateway", Component::Gateway);
     load_config(&docs, "cp-tool-router", Component::ToolRouter);
     load_config(&docs, "cp-orchestrator", Component::Orchestrator);

@@ -47,6 +47,36 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret holding the signing keys (grant key, audit checkpoint key): each key reaches only
+the components that use it, through secretKeyRef, never envFrom. */}}
+{{- define "carapulse.keysSecretName" -}}
+{{- if .Values.secrets.existingKeysSecret -}}
+{{- .Values.secrets.existingKeysSecret -}}
+{{- else -}}
+{{- printf "%s-keys" (include "carapulse.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Per-component keys: the grant key for the orchestrator (mints) and the tool router (checks);
+the audit checkpoint key for the gateway (signs). */}}
+{{- define "carapulse.keyEnv" -}}
+{{- if or (eq .component "orchestrator") (eq .component "tool-router") }}
+- name: CARAPULSE_TOOL_ROUTER_GRANT_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "carapulse.keysSecretName" .root }}
+      key: CARAPULSE_TOOL_ROUTER_GRANT_KEY
+{{- end }}
+{{- if and (eq .component "gateway") (or .root.Values.secrets.auditCheckpointKey .root.Values.secrets.existingKeysSecret) }}
+- name: CARAPULSE_AUDIT_CHECKPOINT_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "carapulse.keysSecretName" .root }}
+      key: CARAPULSE_AUDIT_CHECKPOINT_KEY
+      optional: true
+{{- end }}
+{{- end -}}
+
 {{- define "carapulse.serviceAccountName" -}}
 {{- if .root.Values.serviceAccount.create -}}
 {{- printf "%s-%s" (include "carapulse.fullname" .root) .component -}}
@@ -172,8 +202,18 @@ spec:
       serviceAccountName: {{ include "carapulse.serviceAccountName" . }}
       automountServiceAccountToken: {{ .kubeApi }}
       enableServiceLinks: false
+      {{- if and (eq .component "tool-router") $root.Values.toolRouter.sandbox.userNamespace }}
+      # The tool sandbox creates user, mount, PID and network namespaces and mounts a fresh
+      # /proc: the pod runs in its own user namespace with an unmasked /proc for that.
+      hostUsers: false
+      {{- end }}
       securityContext:
+        {{- if eq .component "tool-router" }}
+        {{- /* set returns the dict it changed (Helm mutates, other renderers copy) */}}
+        {{- toYaml (set (deepCopy $root.Values.podSecurityContext) "seccompProfile" $root.Values.toolRouter.sandbox.seccompProfile) | nindent 8 }}
+        {{- else }}
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+        {{- end }}
       {{- with $root.Values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -186,6 +226,7 @@ spec:
             {{- toYaml .ports | nindent 12 }}
           env:
             {{- include "carapulse.env" $root | nindent 12 }}
+            {{- include "carapulse.keyEnv" . | nindent 12 }}
           envFrom:
             - secretRef:
                 name: {{ include "carapulse.secretName" $root }}
@@ -193,7 +234,11 @@ spec:
           resources:
             {{- toYaml $c.resources | nindent 12 }}
           securityContext:
+            {{- if and (eq .component "tool-router") $root.Values.toolRouter.sandbox.userNamespace }}
+            {{- toYaml (set (deepCopy $root.Values.securityContext) "procMount" "Unmasked") | nindent 12 }}
+            {{- else }}
             {{- toYaml $root.Values.securityContext | nindent 12 }}
+            {{- end }}
           volumeMounts:
             {{- include "carapulse.volumeMounts" $root | nindent 12 }}
       volumes:
