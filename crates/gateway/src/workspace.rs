@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry};
 use carapulse_core::model::TenantId;
 use carapulse_core::planner::rules::PlaybookRule;
 use carapulse_core::store::{Page, Shelf};
@@ -72,6 +73,18 @@ fn parse_playbook(path: &Path) -> Result<(Value, Vec<String>), String> {
         ));
     }
     Ok((doc, tags))
+}
+
+/// The audit event of one document version loaded from the workspace folder (it commits with
+/// the version).
+fn loaded(tenant: &TenantId, action: &str, label: &str) -> AuditEntry {
+    AuditEntry::new(
+        tenant.clone(),
+        AuditActor::system(),
+        action,
+        AuditDecision::Allow,
+    )
+    .reason(format!("loaded from the workspace folder: {label}"))
 }
 
 /// Loads the workspace library into the workspace tenant.
@@ -145,6 +158,7 @@ pub async fn load(state: &AppState) -> Result<LoadReport, String> {
                 &spec,
                 None,
                 actor,
+                loaded(&tenant, "playbook.load", &label),
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -212,6 +226,7 @@ pub async fn load(state: &AppState) -> Result<LoadReport, String> {
                     &json!({}),
                     Some(&body),
                     actor,
+                    loaded(&tenant, "runbook.load", &label),
                 )
                 .await
                 .map_err(|e| e.to_string())?;

@@ -466,3 +466,55 @@ async fn every_route_for_every_identity() {
     );
     app.stop().await;
 }
+
+/// The roles the security review added, as a matrix of their own: executing an approved
+/// high-risk plan with break-glass (and a reason) as each role. Only `gateway.break_glass_roles`
+/// (`admin`, `break-glass`) get through; writers without it are refused, readers too.
+#[tokio::test]
+async fn break_glass_is_a_role_matrix() {
+    let app = spawn_app_with(|c| c.gateway.rate_limit_burst = 500).await;
+    let alice = token("alice", "acme", &["operator"]);
+    let bob = token("bob", "acme", &["approver"]);
+    let delete = json!({
+        "summary": "Delete a stuck pod",
+        "context": {"environment": "dev", "namespace": "web"},
+        "steps": [{"tool": "kubectl", "action": "delete", "input": {"resource": "pod/web-1", "namespace": "web"}}]
+    });
+    let cases: [(&str, &[&str], u16, &str); 6] = [
+        ("vera", &["viewer"], 403, "forbidden"),
+        ("bob2", &["approver"], 403, "forbidden"),
+        ("oscar", &["operator"], 403, "break_glass_forbidden"),
+        ("gina", &["break-glass"], 403, "forbidden"),
+        ("gwen", &["operator", "break-glass"], 202, ""),
+        ("ada", &["admin"], 202, ""),
+    ];
+    for (who, roles, want, code) in cases {
+        let (status, created) = app.post("/v1/plans", &alice, &delete).await;
+        assert_eq!(status, 201, "{created}");
+        let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .post(
+                "/v1/approvals",
+                &bob,
+                &json!({"plan_id": plan_id, "status": "approved"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let resp = app
+            .http
+            .post(format!("{}/v1/plans/{plan_id}/execute", app.url))
+            .bearer_auth(token(who, "acme", roles))
+            .header("X-Break-Glass", "true")
+            .header("X-Break-Glass-Reason", "pod stuck, on-call paged")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, want, "{who} {roles:?}: {body}");
+        if !code.is_empty() {
+            assert_eq!(body["error"]["code"], code, "{who}: {body}");
+        }
+    }
+    app.stop().await;
+}

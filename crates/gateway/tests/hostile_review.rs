@@ -566,3 +566,158 @@ async fn signed_webhook_deliveries_are_processed_once() {
     assert_eq!(answer["duplicate_delivery"], true, "{answer}");
     app.stop().await;
 }
+
+/// Makes every audit append of `actions` fail inside Postgres (a trigger), as a full disk or a
+/// lost connection at the wrong moment would.
+async fn fail_audit_appends(app: &TestApp, actions: &[&str]) {
+    let list = actions
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pool = app.db.store.pool();
+    sqlx::query(&format!(
+        "CREATE OR REPLACE FUNCTION test_fail_audit() RETURNS trigger AS $$ BEGIN \
+         IF NEW.action IN ({list}) THEN RAISE EXCEPTION 'audit append failed (test)'; END IF; \
+         RETURN NEW; END $$ LANGUAGE plpgsql"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_fail_audit BEFORE INSERT ON audit_events \
+         FOR EACH ROW EXECUTE FUNCTION test_fail_audit()",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(app.db.store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_change_and_its_audit_event_commit_together_or_not_at_all() {
+    let app = spawn_app_with(|c| {
+        c.gateway.rate_limit_burst = 1000;
+        c.webhooks.insert(
+            "git".into(),
+            carapulse_core::config::WebhookSource {
+                tenant_id: "acme".into(),
+                hmac_secret: Some("git-hook-secret-0123456789".into()),
+                environment: "dev".into(),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let alice = token("alice", "acme", &["operator", "admin"]);
+    let writes: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "/v1/schedules",
+            json!({"summary": "nightly scale", "cron": "0 3 * * *", "timezone": "UTC",
+                   "workflow": {"name": "scale_service", "input": {"resource": "deployment/web", "namespace": "web", "replicas": 3, "current_replicas": 2}},
+                   "context": {"environment": "staging", "namespace": "web"}}),
+            "schedule.create",
+            "SELECT count(*) FROM schedules",
+        ),
+        (
+            "/v1/sessions",
+            json!({"name": "incident-1"}),
+            "session.create",
+            "SELECT count(*) FROM sessions",
+        ),
+        (
+            "/v1/memory",
+            json!({"title": "web quirk", "body": "two replicas at night"}),
+            "memory.create",
+            "SELECT count(*) FROM operator_memory",
+        ),
+        (
+            "/v1/playbooks",
+            json!({"name": "latency", "spec": {"alertname": "HighLatency", "workflow": "service_restart",
+                   "input": {"resource": "deployment/{{labels.deployment}}", "namespace": "{{labels.namespace}}"}}}),
+            "playbook.create",
+            "SELECT count(*) FROM playbooks",
+        ),
+        (
+            "/v1/plans",
+            scale_plan_body(),
+            "plan.create",
+            "SELECT count(*) FROM plans",
+        ),
+    ];
+    let actions: Vec<&str> = writes
+        .iter()
+        .map(|w| w.2)
+        .chain(["hook.received"])
+        .collect();
+    fail_audit_appends(&app, &actions).await;
+    for (path, body, action, rows) in &writes {
+        let (status, answer) = app.post(path, &alice, body).await;
+        assert_eq!(status, 500, "{path}: {answer}");
+        assert_eq!(
+            count(&app, rows).await,
+            0,
+            "{action}: committed without its audit event"
+        );
+    }
+    // A signed webhook delivery whose receipt cannot be audited stores nothing and is not
+    // remembered as delivered, so the sender's retry is processed.
+    use hmac::Mac;
+    let body =
+        json!({"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567",
+                      "repository": {"full_name": "acme/web"}})
+        .to_string();
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"git-hook-secret-0123456789").unwrap();
+    mac.update(body.as_bytes());
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let send = || {
+        app.http
+            .post(format!("{}/v1/hooks/git", app.url))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-hub-signature-256", &sig)
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status().as_u16(), 500);
+    assert_eq!(count(&app, "SELECT count(*) FROM alert_events").await, 0);
+    // The fault clears: every change now lands with exactly one audit event naming it.
+    sqlx::query("DROP TRIGGER test_fail_audit ON audit_events")
+        .execute(app.db.store.pool())
+        .await
+        .unwrap();
+    for (path, body, action, rows) in &writes {
+        let (status, answer) = app.post(path, &alice, body).await;
+        assert_eq!(status, 201, "{path}: {answer}");
+        assert_eq!(count(&app, rows).await, 1, "{path}");
+        let audited = count(
+            &app,
+            &format!("SELECT count(*) FROM audit_events WHERE action = '{action}'"),
+        )
+        .await;
+        assert_eq!(audited, 1, "{action}");
+    }
+    assert_eq!(
+        send().await.unwrap().status().as_u16(),
+        202,
+        "the retry is processed"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM audit_events WHERE action = 'hook.received'"
+        )
+        .await,
+        1
+    );
+    let (_, verify) = app.get("/v1/audit/verify", &alice).await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    app.stop().await;
+}

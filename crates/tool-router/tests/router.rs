@@ -965,3 +965,161 @@ async fn helm_values_ref_is_resolved_and_checksummed() {
         );
     }
 }
+
+/// Who may call what on the router: every route as five identities, each answer as the table
+/// says. Only service principals get in; among them, writes and secret reads need a grant.
+#[tokio::test]
+async fn authorisation_matrix_of_the_router() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|c| {
+        c.gateway.dev_mode = true;
+        c.gateway.dev_jwt_secret = Some(carapulse_core::testing::TEST_JWT_SECRET.into());
+    })
+    .await;
+    let person = carapulse_core::auth::mint_dev_token(&carapulse_core::auth::DevTokenRequest {
+        secret: carapulse_core::testing::TEST_JWT_SECRET,
+        issuer: "carapulse-dev",
+        audience: None,
+        subject: "ada",
+        tenant: "acme",
+        roles: &[
+            "admin".to_owned(),
+            "operator".to_owned(),
+            "break-glass".to_owned(),
+        ],
+        email: None,
+        ttl_secs: 600,
+        tenant_claim: "tenant_id",
+        roles_claim: "groups",
+    })
+    .unwrap();
+    #[derive(Clone, Copy, Debug)]
+    enum Who {
+        Nobody,
+        BadToken,
+        Person,
+        Service,
+        ServiceWithGrant,
+    }
+    const WHO: [Who; 5] = [
+        Who::Nobody,
+        Who::BadToken,
+        Who::Person,
+        Who::Service,
+        Who::ServiceWithGrant,
+    ];
+    let unknown = uuid::Uuid::now_v7().to_string();
+    // (method, path, body, [fake tool, its argv, its output], expected status per identity)
+    type Row<'a> = (
+        &'a str,
+        String,
+        Option<Value>,
+        Option<(&'a str, &'a str, &'a str)>,
+        [u16; 5],
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "get",
+            "/v1/tools".into(),
+            None,
+            None,
+            [401, 401, 401, 200, 200],
+        ),
+        (
+            "post",
+            "/v1/tools/execute".into(),
+            Some(call("helm", "status", json!({"release": "web"}))),
+            Some(("helm", "status web --output=json", "{}")),
+            [401, 401, 401, 200, 200],
+        ),
+        (
+            "post",
+            "/v1/tools/execute".into(),
+            Some(call("helm", "rollback", json!({"release": "web"}))),
+            Some(("helm", "rollback web", "ok")),
+            [401, 401, 401, 403, 200],
+        ),
+        (
+            "post",
+            "/v1/tools:execute".into(),
+            Some(call(
+                "kubectl",
+                "get",
+                json!({"resource": "secret/db", "namespace": "web"}),
+            )),
+            Some((
+                "kubectl",
+                "get secret/db --output=json --namespace=web",
+                "{\"kind\": \"Secret\", \"data\": {\"pw\": \"eA==\"}}",
+            )),
+            [401, 401, 401, 403, 200],
+        ),
+        (
+            "post",
+            "/v1/tools/execute".into(),
+            Some(call("vault", "read", json!({"path": "kv/app"}))),
+            Some((
+                "vault",
+                "read -format=json kv/app",
+                "{\"data\": {\"k\": \"v\"}}",
+            )),
+            [401, 401, 401, 403, 200],
+        ),
+        (
+            "get",
+            format!("/v1/tools/logs?tool_call_id={unknown}"),
+            None,
+            None,
+            [401, 401, 401, 404, 404],
+        ),
+        (
+            "get",
+            format!("/v1/resources/tool-output/{unknown}"),
+            None,
+            None,
+            [401, 401, 401, 404, 404],
+        ),
+    ];
+    let approved = GrantOptions {
+        key: TEST_GRANT_KEY,
+        approved: true,
+        break_glass: false,
+        ttl_secs: 300,
+    };
+    let mut calls = 0;
+    for (method, path, body, fake, expected) in &rows {
+        for (who, want) in WHO.iter().zip(expected) {
+            if let Some((tool, argv, out)) = fake {
+                expect(tool, argv, out);
+            }
+            let mut body = body.clone();
+            let url = format!("{}{}", r.url, path);
+            let mut req = match *method {
+                "get" => r.http.get(&url),
+                _ => r.http.post(&url),
+            };
+            match who {
+                Who::Nobody => {}
+                Who::BadToken => req = req.bearer_auth("not-the-service-token-0123456789"),
+                Who::Person => req = req.bearer_auth(&person),
+                Who::Service => req = req.bearer_auth(TOKEN),
+                Who::ServiceWithGrant => {
+                    req = req.bearer_auth(TOKEN);
+                    if let Some(b) = body.as_mut() {
+                        let g = grant_for_call(b, approved);
+                        req = req.header("x-carapulse-grant", g.header);
+                    }
+                }
+            }
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            assert_eq!(status, *want, "{method} {path} as {who:?}: {text}");
+            calls += 1;
+        }
+    }
+    assert_eq!(calls, rows.len() * WHO.len());
+}

@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 use crate::planner::rules::PlaybookRule;
 
@@ -50,40 +51,51 @@ impl Store {
         &self,
         e: &NewAlertEvent<'_>,
     ) -> Result<(Uuid, Stored), StoreError> {
-        // `xmax = 0` tells an insert from an update; the WHERE skips same-status updates.
-        let row: Option<(Uuid, bool)> = sqlx::query_as(
-            "INSERT INTO alert_events (alert_id, tenant_id, source, fingerprint, status, started_at, payload_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (tenant_id, source, fingerprint) DO UPDATE SET status = EXCLUDED.status, \
-               started_at = COALESCE(EXCLUDED.started_at, alert_events.started_at), \
-               payload_json = EXCLUDED.payload_json, updated_at = now() \
-             WHERE alert_events.status IS DISTINCT FROM EXCLUDED.status \
-             RETURNING alert_id, (xmax = 0) AS inserted",
-        )
-        .bind(Uuid::now_v7())
-        .bind(e.tenant.as_str())
-        .bind(e.source)
-        .bind(e.fingerprint)
-        .bind(e.status)
-        .bind(e.started_at)
-        .bind(e.payload)
-        .fetch_optional(self.pool())
-        .await?;
-        match row {
-            Some((id, true)) => Ok((id, Stored::New)),
-            Some((id, false)) => Ok((id, Stored::Changed)),
-            None => {
-                let (id,): (Uuid,) = sqlx::query_as(
-                    "SELECT alert_id FROM alert_events WHERE tenant_id = $1 AND source = $2 AND fingerprint = $3",
-                )
-                .bind(e.tenant.as_str())
-                .bind(e.source)
-                .bind(e.fingerprint)
-                .fetch_one(self.pool())
-                .await?;
-                Ok((id, Stored::Duplicate))
+        let mut conn = self.pool().acquire().await?;
+        upsert_alert(&mut conn, e).await
+    }
+
+    /// Stores one delivery's events and its receipt `audit` in one transaction: either every
+    /// event and the audit event commit, or nothing does. With a `delivery` key
+    /// (`(source, key)`: the sender's delivery id or signature) a delivery already recorded
+    /// stores nothing and answers `None` (a replay); the key is recorded in the same transaction,
+    /// so a delivery that failed to store can be retried. The audit context gains the counts
+    /// (`new`, `changed`, `duplicates`).
+    pub async fn record_alert_delivery(
+        &self,
+        delivery: Option<(&str, &str)>,
+        events: &[NewAlertEvent<'_>],
+        audit: AuditEntry,
+    ) -> Result<Option<Vec<(Uuid, Stored)>>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        if let Some((source, key)) = delivery {
+            let inserted: Option<(String,)> = sqlx::query_as(
+                "INSERT INTO webhook_deliveries (source, delivery_key) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING RETURNING source",
+            )
+            .bind(source)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if inserted.is_none() {
+                return Ok(None);
             }
         }
+        let mut outcomes = Vec::with_capacity(events.len());
+        for e in events {
+            outcomes.push(upsert_alert(&mut tx, e).await?);
+        }
+        let count = |kind: Stored| outcomes.iter().filter(|(_, s)| *s == kind).count();
+        let mut context = match audit.context.clone() {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        context.insert("new".into(), count(Stored::New).into());
+        context.insert("changed".into(), count(Stored::Changed).into());
+        context.insert("duplicates".into(), count(Stored::Duplicate).into());
+        append_in_tx(&mut tx, audit.context(Value::Object(context))).await?;
+        tx.commit().await?;
+        Ok(Some(outcomes))
     }
 
     /// One gate check: counts the occurrence of `key` and says whether it may pass. It passes
@@ -255,24 +267,6 @@ pub struct AlertRecord {
 }
 
 impl Store {
-    /// Records a webhook delivery; `false` when it was already seen (a replay or a retry of a
-    /// delivery already processed).
-    pub async fn record_webhook_delivery(
-        &self,
-        source: &str,
-        delivery_key: &str,
-    ) -> Result<bool, StoreError> {
-        let inserted: Option<(String,)> = sqlx::query_as(
-            "INSERT INTO webhook_deliveries (source, delivery_key) VALUES ($1, $2) \
-             ON CONFLICT DO NOTHING RETURNING source",
-        )
-        .bind(source)
-        .bind(delivery_key)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(inserted.is_some())
-    }
-
     /// Forgets deliveries older than `hours`; returns how many.
     pub async fn prune_webhook_deliveries(&self, hours: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
@@ -282,5 +276,46 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// The dedup upsert of one event on `conn` (a pooled connection or a transaction).
+async fn upsert_alert(
+    conn: &mut sqlx::PgConnection,
+    e: &NewAlertEvent<'_>,
+) -> Result<(Uuid, Stored), StoreError> {
+    // `xmax = 0` tells an insert from an update; the WHERE skips same-status updates.
+    let row: Option<(Uuid, bool)> = sqlx::query_as(
+        "INSERT INTO alert_events (alert_id, tenant_id, source, fingerprint, status, started_at, payload_json) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (tenant_id, source, fingerprint) DO UPDATE SET status = EXCLUDED.status, \
+           started_at = COALESCE(EXCLUDED.started_at, alert_events.started_at), \
+           payload_json = EXCLUDED.payload_json, updated_at = now() \
+         WHERE alert_events.status IS DISTINCT FROM EXCLUDED.status \
+         RETURNING alert_id, (xmax = 0) AS inserted",
+    )
+    .bind(Uuid::now_v7())
+    .bind(e.tenant.as_str())
+    .bind(e.source)
+    .bind(e.fingerprint)
+    .bind(e.status)
+    .bind(e.started_at)
+    .bind(e.payload)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some((id, true)) => Ok((id, Stored::New)),
+        Some((id, false)) => Ok((id, Stored::Changed)),
+        None => {
+            let (id,): (Uuid,) = sqlx::query_as(
+                "SELECT alert_id FROM alert_events WHERE tenant_id = $1 AND source = $2 AND fingerprint = $3",
+            )
+            .bind(e.tenant.as_str())
+            .bind(e.source)
+            .bind(e.fingerprint)
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok((id, Stored::Duplicate))
+        }
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 
 use super::{Page, Paged, Store, StoreError};
@@ -247,12 +248,14 @@ impl Store {
     }
 
     /// Applies a watch delta: upserts `changed`, removes `deleted` node ids (their edges go too).
+    /// `audit` (for changes people make; collectors' deltas are not audited) commits with it.
     pub async fn apply_context_delta(
         &self,
         tenant: &TenantId,
         source: &str,
         changed: &Snapshot,
         deleted: &[String],
+        audit: Option<AuditEntry>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         let known = self
@@ -265,6 +268,9 @@ impl Store {
                 .bind(deleted)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(audit) = audit {
+            append_in_tx(&mut tx, audit).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 
 use super::{Page, Paged, Store, StoreError};
@@ -53,6 +54,14 @@ impl Shelf {
         }
     }
 
+    /// The audit resource type of a document on this shelf.
+    fn resource(self) -> &'static str {
+        match self {
+            Self::Playbooks => "playbook",
+            Self::Runbooks => "runbook",
+        }
+    }
+
     fn key(self) -> &'static str {
         match self {
             Self::Playbooks => "name",
@@ -62,6 +71,7 @@ impl Shelf {
 }
 
 impl Store {
+    /// Stores a memory note; `audit` (given the note as its resource) commits with it.
     pub async fn create_memory(
         &self,
         tenant: &TenantId,
@@ -69,8 +79,10 @@ impl Store {
         body: &str,
         tags: &Value,
         owner: &str,
+        audit: AuditEntry,
     ) -> Result<MemoryRecord, StoreError> {
-        Ok(sqlx::query_as(
+        let mut tx = self.pool().begin().await?;
+        let note: MemoryRecord = sqlx::query_as(
             "INSERT INTO operator_memory (memory_id, tenant_id, title, body, tags, owner_actor_id) VALUES ($1, $2, $3, $4, $5, $6) \
              RETURNING memory_id, title, body, tags, owner_actor_id, created_at, updated_at",
         )
@@ -80,8 +92,11 @@ impl Store {
         .bind(body)
         .bind(tags)
         .bind(owner)
-        .fetch_one(self.pool())
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        append_in_tx(&mut tx, audit.resource("memory", note.memory_id)).await?;
+        tx.commit().await?;
+        Ok(note)
     }
 
     pub async fn list_memory(
@@ -121,6 +136,8 @@ impl Store {
         .ok_or(StoreError::NotFound)
     }
 
+    /// Rewrites a memory note; `audit` commits with the change.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_memory(
         &self,
         tenant: &TenantId,
@@ -128,8 +145,10 @@ impl Store {
         title: &str,
         body: &str,
         tags: &Value,
+        audit: AuditEntry,
     ) -> Result<MemoryRecord, StoreError> {
-        sqlx::query_as(
+        let mut tx = self.pool().begin().await?;
+        let note: MemoryRecord = sqlx::query_as(
             "UPDATE operator_memory SET title = $3, body = $4, tags = $5, updated_at = now() WHERE tenant_id = $1 AND memory_id = $2 \
              RETURNING memory_id, title, body, tags, owner_actor_id, created_at, updated_at",
         )
@@ -138,25 +157,39 @@ impl Store {
         .bind(title)
         .bind(body)
         .bind(tags)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+        append_in_tx(&mut tx, audit.resource("memory", id)).await?;
+        tx.commit().await?;
+        Ok(note)
     }
 
-    pub async fn delete_memory(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError> {
+    /// Deletes a memory note; `audit` commits with the change.
+    pub async fn delete_memory(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         let done =
             sqlx::query("DELETE FROM operator_memory WHERE tenant_id = $1 AND memory_id = $2")
                 .bind(tenant.as_str())
                 .bind(id)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        append_in_tx(&mut tx, audit.resource("memory", id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Stores a new version of `name` (and `service` for runbooks): version = newest + 1.
+    /// `audit` commits with it, given the version as its resource and `{name, service, version}`
+    /// as its context.
     #[allow(clippy::too_many_arguments)]
     pub async fn add_version(
         &self,
@@ -168,6 +201,7 @@ impl Store {
         spec: &Value,
         body: Option<&str>,
         created_by: &str,
+        audit: AuditEntry,
     ) -> Result<Versioned, StoreError> {
         let mut tx = self.pool().begin().await?;
         // Serialise versions of one document: a transaction-level advisory lock on its key.
@@ -209,8 +243,20 @@ impl Store {
                 .await?;
             }
         }
+        let doc: Versioned = sqlx::query_as(&format!(
+            "SELECT * FROM ({} WHERE tenant_id = $1) d WHERE id = $2",
+            shelf.select()
+        ))
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let audit = audit.resource(shelf.resource(), id).context(
+            serde_json::json!({"name": doc.name, "service": doc.service, "version": doc.version}),
+        );
+        append_in_tx(&mut tx, audit).await?;
         tx.commit().await?;
-        self.get_version(shelf, tenant, id).await
+        Ok(doc)
     }
 
     pub async fn get_version(
@@ -285,13 +331,15 @@ impl Store {
             .await?)
     }
 
-    /// Deletes one version.
+    /// Deletes one version; `audit` commits with the change.
     pub async fn delete_version(
         &self,
         shelf: Shelf,
         tenant: &TenantId,
         id: Uuid,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         let sql = match shelf {
             Shelf::Playbooks => "DELETE FROM playbooks WHERE tenant_id = $1 AND playbook_id = $2",
             Shelf::Runbooks => "DELETE FROM runbooks WHERE tenant_id = $1 AND runbook_id = $2",
@@ -299,11 +347,13 @@ impl Store {
         let done = sqlx::query(sql)
             .bind(tenant.as_str())
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        append_in_tx(&mut tx, audit.resource(shelf.resource(), id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 
 use super::{Page, Paged, Store, StoreError};
@@ -56,13 +57,16 @@ const COLUMNS: &str = "schedule_id, tenant_id, created_at, created_by, cron, tim
                        workflow_input, context_json, constraints_json, enabled, missed_run_policy, last_run_at, next_run_at";
 
 impl Store {
+    /// Stores a schedule; `audit` (given the schedule as its resource) commits with it.
     pub async fn create_schedule(
         &self,
         tenant: &TenantId,
         by: &str,
         s: &NewSchedule,
+        audit: AuditEntry,
     ) -> Result<ScheduleRecord, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        let mut tx = self.pool().begin().await?;
+        let record: ScheduleRecord = sqlx::query_as(&format!(
             "INSERT INTO schedules (schedule_id, tenant_id, created_by, cron, timezone, summary, intent, workflow_name, \
              workflow_input, context_json, constraints_json, enabled, missed_run_policy, next_run_at) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) RETURNING {COLUMNS}"
@@ -81,17 +85,23 @@ impl Store {
         .bind(s.enabled)
         .bind(&s.missed_run_policy)
         .bind(s.next_run_at)
-        .fetch_one(self.pool())
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        append_in_tx(&mut tx, audit.resource("schedule", record.schedule_id)).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
+    /// Replaces a schedule's definition; `audit` commits with the change.
     pub async fn update_schedule(
         &self,
         tenant: &TenantId,
         id: Uuid,
         s: &NewSchedule,
+        audit: AuditEntry,
     ) -> Result<ScheduleRecord, StoreError> {
-        sqlx::query_as(&format!(
+        let mut tx = self.pool().begin().await?;
+        let record: ScheduleRecord = sqlx::query_as(&format!(
             "UPDATE schedules SET cron = $3, timezone = $4, summary = $5, intent = $6, workflow_name = $7, workflow_input = $8, \
              context_json = $9, constraints_json = $10, enabled = $11, missed_run_policy = $12, next_run_at = $13 \
              WHERE tenant_id = $1 AND schedule_id = $2 RETURNING {COLUMNS}"
@@ -109,9 +119,12 @@ impl Store {
         .bind(s.enabled)
         .bind(&s.missed_run_policy)
         .bind(s.next_run_at)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+        append_in_tx(&mut tx, audit.resource("schedule", id)).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     pub async fn get_schedule(
@@ -148,15 +161,24 @@ impl Store {
         super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
     }
 
-    pub async fn delete_schedule(&self, tenant: &TenantId, id: Uuid) -> Result<(), StoreError> {
+    /// Deletes a schedule; `audit` commits with the change.
+    pub async fn delete_schedule(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM schedules WHERE tenant_id = $1 AND schedule_id = $2")
             .bind(tenant.as_str())
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        append_in_tx(&mut tx, audit.resource("schedule", id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 
 use super::{Page, Paged, Store, StoreError};
@@ -33,7 +34,9 @@ const SELECT: &str =
                       FROM sessions s LEFT JOIN session_groups g ON g.group_id = s.group_id";
 
 impl Store {
-    /// Creates a session owned (and joined) by `owner`, in `group` (created when new).
+    /// Creates a session owned (and joined) by `owner`, in `group` (created when new); `audit`
+    /// (given the new session as its resource) commits with it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_session(
         &self,
         tenant: &TenantId,
@@ -42,6 +45,7 @@ impl Store {
         owner: &str,
         members: &[String],
         metadata: &Value,
+        audit: AuditEntry,
     ) -> Result<SessionRecord, StoreError> {
         let mut tx = self.pool().begin().await?;
         let group_id: Option<Uuid> = match group {
@@ -84,6 +88,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        append_in_tx(&mut tx, audit.resource("session", id)).await?;
         tx.commit().await?;
         self.get_session(tenant, id).await
     }
@@ -174,14 +179,17 @@ impl Store {
         .await?)
     }
 
+    /// Adds (or re-roles) a member; `audit` commits with the change.
     pub async fn add_session_member(
         &self,
         tenant: &TenantId,
         id: Uuid,
         member: &str,
         role: &str,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
         self.get_session(tenant, id).await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO session_members (session_id, member_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (session_id, member_id) DO UPDATE SET role = EXCLUDED.role",
@@ -189,26 +197,33 @@ impl Store {
         .bind(id)
         .bind(member)
         .bind(role)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        append_in_tx(&mut tx, audit.resource("session", id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
+    /// Removes a member (never the owner); `audit` commits with the change.
     pub async fn remove_session_member(
         &self,
         tenant: &TenantId,
         id: Uuid,
         member: &str,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
         self.get_session(tenant, id).await?;
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM session_members WHERE session_id = $1 AND member_id = $2 AND role <> 'owner'")
             .bind(id)
             .bind(member)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        append_in_tx(&mut tx, audit.resource("session", id)).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

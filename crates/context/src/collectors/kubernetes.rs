@@ -289,7 +289,7 @@ impl KubeWatch {
                     obj.graph(&mut delta);
                     if let Err(e) = self
                         .store
-                        .apply_context_delta(&self.tenant, &source, &delta, &[])
+                        .apply_context_delta(&self.tenant, &source, &delta, &[], None)
                         .await
                     {
                         self.health.failed(&source, &e.to_string()).await;
@@ -300,7 +300,13 @@ impl KubeWatch {
                     if let Some(id) = obj.graph(&mut gone) {
                         if let Err(e) = self
                             .store
-                            .apply_context_delta(&self.tenant, &source, &Snapshot::default(), &[id])
+                            .apply_context_delta(
+                                &self.tenant,
+                                &source,
+                                &Snapshot::default(),
+                                &[id],
+                                None,
+                            )
                             .await
                         {
                             self.health.failed(&source, &e.to_string()).await;

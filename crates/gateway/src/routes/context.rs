@@ -161,16 +161,19 @@ pub(crate) async fn refresh(
             edges: body.edges,
             refs: Vec::new(),
         };
+        let entry = ctx.audit("context.ingest", AuditDecision::Allow).context(
+            json!({"nodes": snap.nodes.len(), "edges": snap.edges.len(), "service": body.service}),
+        );
         state
             .store
-            .apply_context_delta(ctx.tenant(), &format!("api:{}", ctx.actor.id), &snap, &[])
-            .await?;
-        state
-            .audit(
-                ctx.audit("context.ingest", AuditDecision::Allow)
-                    .context(json!({"nodes": snap.nodes.len(), "edges": snap.edges.len(), "service": body.service})),
+            .apply_context_delta(
+                ctx.tenant(),
+                &format!("api:{}", ctx.actor.id),
+                &snap,
+                &[],
+                Some(entry),
             )
-            .await;
+            .await?;
         return Ok((
             StatusCode::OK,
             Json(json!({"ingested": {"nodes": snap.nodes.len(), "edges": snap.edges.len()}})),

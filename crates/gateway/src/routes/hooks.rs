@@ -141,18 +141,6 @@ pub(crate) async fn receive(
         header_value(&["x-hub-signature-256", "x-carapulse-signature"])
             .map(|sig| format!("sig:{sig}"))
     });
-    let fresh = match &delivery_key {
-        Some(key) => state.store.record_webhook_delivery(&source, key).await?,
-        None => true,
-    };
-    if !fresh {
-        state.metrics.record_hook(&source, "replayed");
-        return Ok((
-            StatusCode::OK,
-            Json(json!({"received": 0, "event_id": event_id, "duplicate_delivery": true})),
-        )
-            .into_response());
-    }
     let header = |name: &str| {
         headers
             .get(name)
@@ -163,25 +151,51 @@ pub(crate) async fn receive(
         state.metrics.record_hook(&source, "invalid");
         ApiError::bad_request("invalid_payload", e.0)
     })?;
+    let events: Vec<NewAlertEvent<'_>> = incoming
+        .iter()
+        .map(|item| NewAlertEvent {
+            tenant: &tenant,
+            source: &source,
+            fingerprint: &item.fingerprint,
+            status: &item.status,
+            started_at: item.started_at,
+            payload: &item.payload,
+        })
+        .collect();
+    // The events, the delivery key and the receipt commit together.
+    let receipt = AuditEntry::new(
+        tenant.clone(),
+        AuditActor::person(format!("webhook:{source}"), None),
+        "hook.received",
+        AuditDecision::Allow,
+    )
+    .resource("webhook", &event_id)
+    .context(json!({"source": source, "bytes": body.len()}));
+    let stored = state
+        .store
+        .record_alert_delivery(
+            delivery_key.as_deref().map(|key| (source.as_str(), key)),
+            &events,
+            receipt,
+        )
+        .await?;
+    let Some(stored) = stored else {
+        state.metrics.record_hook(&source, "replayed");
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"received": 0, "event_id": event_id, "duplicate_delivery": true})),
+        )
+            .into_response());
+    };
+    state.metrics.record_audit(true);
     let (mut new, mut changed, mut duplicates, mut queued, mut dropped) = (0, 0, 0, 0, 0);
-    for item in incoming {
-        let (alert_id, stored) = state
-            .store
-            .upsert_alert_event(&NewAlertEvent {
-                tenant: &tenant,
-                source: &source,
-                fingerprint: &item.fingerprint,
-                status: &item.status,
-                started_at: item.started_at,
-                payload: &item.payload,
-            })
-            .await?;
-        match stored {
+    for (item, (alert_id, outcome)) in incoming.into_iter().zip(stored) {
+        match outcome {
             Stored::New => new += 1,
             Stored::Changed => changed += 1,
             Stored::Duplicate => duplicates += 1,
         }
-        if stored != Stored::Duplicate && item.status == "firing" {
+        if outcome != Stored::Duplicate && item.status == "firing" {
             if let Some(alert) = item.alert {
                 let work = AlertWork {
                     tenant: tenant.clone(),
@@ -203,10 +217,6 @@ pub(crate) async fn receive(
         );
     }
     state.metrics.record_hook(&source, "accepted");
-    let entry = AuditEntry::new(tenant, AuditActor::person(format!("webhook:{source}"), None), "hook.received", AuditDecision::Allow)
-        .resource("webhook", &event_id)
-        .context(json!({"source": source, "new": new, "changed": changed, "duplicates": duplicates, "queued": queued, "bytes": body.len()}));
-    state.audit(entry).await;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

@@ -149,14 +149,9 @@ pub(crate) async fn memory_create(
             &text("body", &b.body, 20_000)?,
             &tags(&b.tags)?,
             ctx.actor.id.as_str(),
+            ctx.audit("memory.create", AuditDecision::Allow),
         )
         .await?;
-    state
-        .audit(
-            ctx.audit("memory.create", AuditDecision::Allow)
-                .resource("memory", note.memory_id),
-        )
-        .await;
     Ok((StatusCode::CREATED, Json(json!(note))).into_response())
 }
 
@@ -192,15 +187,10 @@ pub(crate) async fn memory_update(
             &text("title", &b.title, 200)?,
             &text("body", &b.body, 20_000)?,
             &tags(&b.tags)?,
+            ctx.audit("memory.update", AuditDecision::Allow),
         )
         .await
         .map_err(not_found("memory"))?;
-    state
-        .audit(
-            ctx.audit("memory.update", AuditDecision::Allow)
-                .resource("memory", id),
-        )
-        .await;
     Ok(Json(json!(note)))
 }
 
@@ -214,15 +204,13 @@ pub(crate) async fn memory_delete(
     let id = parse_id(&id, "memory")?;
     state
         .store
-        .delete_memory(ctx.tenant(), id)
+        .delete_memory(
+            ctx.tenant(),
+            id,
+            ctx.audit("memory.delete", AuditDecision::Allow),
+        )
         .await
         .map_err(not_found("memory"))?;
-    state
-        .audit(
-            ctx.audit("memory.delete", AuditDecision::Allow)
-                .resource("memory", id),
-        )
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -314,15 +302,9 @@ async fn doc_create(
             &spec,
             body.as_deref(),
             ctx.actor.id.as_str(),
+            ctx.audit(&format!("{what}.create"), AuditDecision::Allow),
         )
         .await?;
-    state
-        .audit(
-            ctx.audit(&format!("{what}.create"), AuditDecision::Allow)
-                .resource(what, doc.id)
-                .context(json!({"name": doc.name, "version": doc.version})),
-        )
-        .await;
     Ok((StatusCode::CREATED, Json(json!(doc))).into_response())
 }
 
@@ -412,15 +394,14 @@ async fn doc_delete(
     let id = parse_id(id, what)?;
     state
         .store
-        .delete_version(shelf, ctx.tenant(), id)
+        .delete_version(
+            shelf,
+            ctx.tenant(),
+            id,
+            ctx.audit(&format!("{what}.delete"), AuditDecision::Allow),
+        )
         .await
         .map_err(not_found(what))?;
-    state
-        .audit(
-            ctx.audit(&format!("{what}.delete"), AuditDecision::Allow)
-                .resource(what, id),
-        )
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

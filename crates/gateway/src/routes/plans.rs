@@ -243,7 +243,7 @@ pub(crate) async fn create_plan(
         let rollback = step.rollback.as_ref().map(|r| (r.tool, "rollback"));
         for (tool, part) in std::iter::once((step.tool, "tool")).chain(rollback) {
             if let Err(message) = state.config.connectors.check_binding(tool, &context) {
-                return Err(ModelError::new(&format!("steps[{i}].{part}"), message).into());
+                return Err(ModelError::new(format!("steps[{i}].{part}"), message).into());
             }
         }
     }

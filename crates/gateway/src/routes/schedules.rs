@@ -142,17 +142,13 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     require_writer(&state, &ctx, "schedule.create").await?;
     let new = validate(&ctx, b)?;
+    let entry = ctx
+        .audit("schedule.create", AuditDecision::Allow)
+        .context(json!({"cron": new.cron, "timezone": new.timezone}));
     let s = state
         .store
-        .create_schedule(ctx.tenant(), ctx.actor.id.as_str(), &new)
+        .create_schedule(ctx.tenant(), ctx.actor.id.as_str(), &new, entry)
         .await?;
-    state
-        .audit(
-            ctx.audit("schedule.create", AuditDecision::Allow)
-                .resource("schedule", s.schedule_id)
-                .context(json!({"cron": s.cron, "timezone": s.timezone})),
-        )
-        .await;
     Ok((StatusCode::CREATED, Json(json!(s))).into_response())
 }
 
@@ -206,15 +202,14 @@ pub(crate) async fn update(
     let new = validate(&ctx, b)?;
     let s = state
         .store
-        .update_schedule(ctx.tenant(), id, &new)
+        .update_schedule(
+            ctx.tenant(),
+            id,
+            &new,
+            ctx.audit("schedule.update", AuditDecision::Allow),
+        )
         .await
         .map_err(not_found)?;
-    state
-        .audit(
-            ctx.audit("schedule.update", AuditDecision::Allow)
-                .resource("schedule", id),
-        )
-        .await;
     Ok(Json(json!(s)))
 }
 
@@ -228,14 +223,12 @@ pub(crate) async fn delete(
     let id = id_of(&id)?;
     state
         .store
-        .delete_schedule(ctx.tenant(), id)
+        .delete_schedule(
+            ctx.tenant(),
+            id,
+            ctx.audit("schedule.delete", AuditDecision::Allow),
+        )
         .await
         .map_err(not_found)?;
-    state
-        .audit(
-            ctx.audit("schedule.delete", AuditDecision::Allow)
-                .resource("schedule", id),
-        )
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -160,14 +160,9 @@ pub(crate) async fn create(
             ctx.actor.id.as_str(),
             &members,
             &metadata,
+            ctx.audit("session.create", AuditDecision::Allow),
         )
         .await?;
-    state
-        .audit(
-            ctx.audit("session.create", AuditDecision::Allow)
-                .resource("session", session.session_id),
-        )
-        .await;
     Ok((StatusCode::CREATED, Json(json!(session))).into_response())
 }
 
@@ -275,18 +270,14 @@ pub(crate) async fn add_member(
         return Err(ModelError::new("role", "must be member or viewer").into());
     }
     let member = name("member_id", &b.member_id)?;
+    let entry = ctx
+        .audit("session.member_add", AuditDecision::Allow)
+        .context(json!({"member": member, "role": role}));
     state
         .store
-        .add_session_member(ctx.tenant(), id, &member, &role)
+        .add_session_member(ctx.tenant(), id, &member, &role, entry)
         .await
         .map_err(not_found)?;
-    state
-        .audit(
-            ctx.audit("session.member_add", AuditDecision::Allow)
-                .resource("session", id)
-                .context(json!({"member": member, "role": role})),
-        )
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -298,20 +289,16 @@ pub(crate) async fn remove_member(
 ) -> ApiResult<StatusCode> {
     let id = session_id(&id)?;
     require_owner(&state, &ctx, id).await?;
+    let entry = ctx
+        .audit("session.member_remove", AuditDecision::Allow)
+        .context(json!({"member": member}));
     state
         .store
-        .remove_session_member(ctx.tenant(), id, &member)
+        .remove_session_member(ctx.tenant(), id, &member, entry)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found("member"),
             other => other.into(),
         })?;
-    state
-        .audit(
-            ctx.audit("session.member_remove", AuditDecision::Allow)
-                .resource("session", id)
-                .context(json!({"member": member})),
-        )
-        .await;
     Ok(StatusCode::NO_CONTENT)
 }
