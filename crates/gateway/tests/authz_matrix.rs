@@ -481,8 +481,8 @@ async fn break_glass_is_a_role_matrix() {
         "steps": [{"tool": "kubectl", "action": "delete", "input": {"resource": "pod/web-1", "namespace": "web"}}]
     });
     let cases: [(&str, &[&str], u16, &str); 6] = [
-        ("vera", &["viewer"], 403, "forbidden"),
-        ("bob2", &["approver"], 403, "forbidden"),
+        ("vera", &["viewer"], 403, "break_glass_forbidden"),
+        ("bob2", &["approver"], 403, "break_glass_forbidden"),
         ("oscar", &["operator"], 403, "break_glass_forbidden"),
         ("gina", &["break-glass"], 403, "forbidden"),
         ("gwen", &["operator", "break-glass"], 202, ""),
