@@ -359,3 +359,78 @@ async fn stored_alerts_are_listed_filtered_and_paged() {
     assert_eq!(other["pagination"]["total"], 0, "tenants stay apart");
     app.stop().await;
 }
+
+/// A plan made from a playbook is requested by the playbook's author: they cannot approve it,
+/// someone else can. Alerts no playbook matches stay the event loop's.
+#[tokio::test]
+async fn playbook_plans_are_requested_by_the_playbooks_author() {
+    let app = spawn_app_with(configure).await;
+    let paula = token("Paula", "acme", &["operator", "approver"]);
+    let (status, pb) = app
+        .post(
+            "/v1/playbooks",
+            &paula,
+            &json!({"name": "latency", "spec": {"alertname": "HighLatency", "workflow": "service_restart",
+                    "input": {"resource": "deployment/{{labels.deployment}}", "namespace": "{{labels.namespace}}"}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{pb}");
+    let auth = vec![("authorization", format!("Bearer {BEARER}"))];
+    let body = payload(vec![
+        alert(
+            "HighLatency",
+            "firing",
+            "fp-pb-latency",
+            json!({"deployment": "web", "namespace": "shop"}),
+        ),
+        alert(
+            "HighErrors",
+            "firing",
+            "fp-pb-errors",
+            json!({"deployment": "api"}),
+        ),
+    ]);
+    let (status, answer) = post_hook(&app, "alertmanager", &body.to_string(), &auth).await;
+    assert_eq!(status, 202, "{answer}");
+    for _ in 0..50 {
+        if alert_plans(&app).await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let plans = alert_plans(&app).await;
+    assert_eq!(plans.len(), 2, "{plans:#?}");
+    let from_playbook = plans
+        .iter()
+        .find(|p| p["meta"]["workflow"]["name"] == "service_restart")
+        .expect("the playbook's plan");
+    let other = plans
+        .iter()
+        .find(|p| p["meta"]["workflow"]["name"] == "incident_remediation")
+        .expect("the default plan");
+    assert_eq!(from_playbook["created_by"], "Paula", "{from_playbook}");
+    assert_eq!(other["created_by"], "carapulse:event-loop", "{other}");
+    let plan_id = from_playbook["plan_id"].as_str().unwrap();
+    // The author, under any spelling of their id, cannot approve it.
+    let paula_lower = token("paula", "acme", &["approver"]);
+    for who in [&paula, &paula_lower] {
+        let (status, refused) = app
+            .post(
+                "/v1/approvals",
+                who,
+                &json!({"plan_id": plan_id, "status": "approved"}),
+            )
+            .await;
+        assert_eq!(status, 403, "{refused}");
+    }
+    let bob = token("bob", "acme", &["approver"]);
+    let (status, ok) = app
+        .post(
+            "/v1/approvals",
+            &bob,
+            &json!({"plan_id": plan_id, "status": "approved"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ok}");
+    app.stop().await;
+}

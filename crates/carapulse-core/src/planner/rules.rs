@@ -296,6 +296,18 @@ pub struct PlaybookRule {
     /// `{{fingerprint}}` placeholders.
     #[serde(default)]
     pub input: Value,
+    /// Who wrote the playbook's newest version: the requester of the plans it makes (so they
+    /// cannot approve them). Set by the store, never read from a spec.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
+
+/// The playbook an alert is planned from: the first that matches.
+pub fn matching_playbook<'a>(
+    alert: &AlertFacts,
+    playbooks: &'a [PlaybookRule],
+) -> Option<&'a PlaybookRule> {
+    playbooks.iter().find(|pb| pb.matches(alert))
 }
 
 impl PlaybookRule {
@@ -368,7 +380,7 @@ pub fn plan_alert(
     playbooks: &[PlaybookRule],
     context: &ContextRef,
 ) -> Result<RulePlan, RuleError> {
-    if let Some(pb) = playbooks.iter().find(|pb| pb.matches(alert)) {
+    if let Some(pb) = matching_playbook(alert, playbooks) {
         let workflow = workflows::find(&pb.workflow).ok_or_else(|| RuleError::Invalid {
             field: format!("playbook {}.workflow", pb.name),
             message: format!("{} is not in the catalogue", pb.workflow),

@@ -234,8 +234,8 @@ impl Store {
 
     /// The newest version of each playbook of `tenant` whose spec is an alert rule.
     pub async fn playbook_rules(&self, tenant: &TenantId) -> Result<Vec<PlaybookRule>, StoreError> {
-        let rows: Vec<(String, Value)> = sqlx::query_as(
-            "SELECT DISTINCT ON (name) name, spec_json FROM playbooks WHERE tenant_id = $1 \
+        let rows: Vec<(String, Value, Option<String>)> = sqlx::query_as(
+            "SELECT DISTINCT ON (name) name, spec_json, created_by FROM playbooks WHERE tenant_id = $1 \
              ORDER BY name, version DESC",
         )
         .bind(tenant.as_str())
@@ -243,11 +243,13 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(name, mut spec)| {
+            .filter_map(|(name, mut spec, author)| {
                 if let Some(obj) = spec.as_object_mut() {
                     obj.entry("name").or_insert(Value::String(name));
                 }
-                serde_json::from_value::<PlaybookRule>(spec).ok()
+                let mut rule = serde_json::from_value::<PlaybookRule>(spec).ok()?;
+                rule.author = author;
+                Some(rule)
             })
             .collect())
     }

@@ -62,10 +62,12 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<AlertWork>, stop: Cance
     tracing::info!("event loop stopped");
 }
 
+const EVENT_LOOP: &str = "carapulse:event-loop";
+
 fn system_context(tenant: &TenantId) -> Result<RequestContext, String> {
     Ok(RequestContext {
         actor: Actor {
-            id: ActorId::parse("carapulse:event-loop").map_err(|e| e.to_string())?,
+            id: ActorId::parse(EVENT_LOOP).map_err(|e| e.to_string())?,
             email: None,
             roles: vec!["operator".into()],
             tenant_id: tenant.clone(),
@@ -75,6 +77,32 @@ fn system_context(tenant: &TenantId) -> Result<RequestContext, String> {
         break_glass_reason: None,
         via: None,
     })
+}
+
+/// A plan made from a playbook is requested by the playbook's author (so separation of duties
+/// keeps them from approving it), with the event loop recorded as `via`; other alert plans are
+/// the event loop's own.
+fn requester_context(
+    base: &RequestContext,
+    draft: &carapulse_core::planner::PlanDraft,
+    alert: &carapulse_core::planner::rules::AlertFacts,
+    playbooks: &[carapulse_core::planner::rules::PlaybookRule],
+) -> RequestContext {
+    if draft.planner != carapulse_core::planner::PlannerKind::Rules {
+        return base.clone();
+    }
+    let author = carapulse_core::planner::rules::matching_playbook(alert, playbooks)
+        .and_then(|pb| pb.author.as_deref())
+        .and_then(|a| ActorId::parse(a).ok());
+    match author {
+        Some(id) => {
+            let mut ctx = base.clone();
+            ctx.actor.id = id;
+            ctx.via = Some(EVENT_LOOP.to_owned());
+            ctx
+        }
+        None => base.clone(),
+    }
 }
 
 async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
@@ -191,6 +219,7 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
             return Ok(());
         }
     };
+    let requester = requester_context(&ctx, &draft, &work.alert, &playbooks);
     let summary = work
         .alert
         .annotations
@@ -212,7 +241,7 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
         draft: Some(draft),
         schedule: None,
     };
-    match create_plan(state, &ctx, request, None).await {
+    match create_plan(state, &requester, request, None).await {
         Ok((plan, _)) => {
             state.metrics.record_hook(&work.source, "planned");
             tracing::info!(plan_id = %plan.plan_id, alert = %work.alert.fingerprint, "alert planned");

@@ -176,6 +176,7 @@ fn playbooks_win_and_fill_placeholders() {
             match_labels: Default::default(),
             workflow: "service_restart".into(),
             input: json!({}),
+            author: None,
         },
         PlaybookRule {
             name: "latency-rollback".into(),
@@ -183,6 +184,7 @@ fn playbooks_win_and_fill_placeholders() {
             match_labels: [("severity".to_string(), "page".to_string())].into(),
             workflow: "release_rollback".into(),
             input: json!({"release": "{{labels.release}}", "namespace": "{{labels.namespace}}", "revision": "{{labels.good_revision}}"}),
+            author: None,
         },
     ];
     let firing = alert(&[
