@@ -8,6 +8,9 @@
 //! whose only way out is the egress proxy, reached through an in-namespace forwarder. The tool
 //! is PID 1 of its namespace, so nothing it starts outlives it.
 //!
+//! Without namespaces the first process is a child subreaper instead of PID 1: descendants that
+//! leave the process group are reparented to it and killed when the tool ends or times out.
+//!
 //! Always: its own process group (the timeout kills the group), a scrubbed environment (only
 //! allow-listed variables plus injected credentials), no stdin, rlimits on memory, CPU time,
 //! process count and file size, capped and redacted output, and output draining bounded by the
@@ -18,6 +21,7 @@ mod forward;
 mod isolate;
 mod policy;
 mod proxy;
+mod reap;
 mod run;
 
 pub use policy::{SandboxPolicy, DEFAULT_TIMEOUT};

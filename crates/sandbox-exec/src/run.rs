@@ -660,7 +660,21 @@ pub fn run(
             }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
             let Some(plan_addr) = plan_ptr else {
-                return Ok(());
+                // No namespaces: this process becomes the tool's subreaper, so descendants that
+                // leave the process group still die with the run (see reap.rs).
+                crate::reap::become_reaper()?;
+                let tool = libc::fork();
+                if tool < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if tool == 0 {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                    return Ok(());
+                }
+                // Drop every descriptor but the output pipes, so the parent's spawn returns
+                // once the tool execs.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                crate::reap::reap(tool)
             };
             let plan = &*(plan_addr as *const Plan);
             isolate::setup_child(plan)?;
@@ -754,12 +768,22 @@ pub fn run(
     // gives the child's own resource usage.
     let timed_out_flag = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let reaper = isolation.is_none();
     let watchdog = {
         let flag = timed_out_flag.clone();
         let timeout = deadline_from(started, policy.timeout());
         std::thread::spawn(move || {
             if done_rx.recv_timeout(timeout).is_err() {
                 flag.store(true, Ordering::SeqCst);
+                if reaper {
+                    // The subreaper kills the tool and everything it left, then ends; the group
+                    // kill below is the backstop if it does not within a second.
+                    // SAFETY: signalling the child we spawned.
+                    unsafe { libc::kill(pid, crate::reap::DEADLINE_SIGNAL) };
+                    if done_rx.recv_timeout(Duration::from_secs(1)).is_ok() {
+                        return;
+                    }
+                }
                 // SAFETY: signalling the process group we created.
                 unsafe { libc::killpg(pid, libc::SIGKILL) };
             }

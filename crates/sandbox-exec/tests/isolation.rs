@@ -222,12 +222,13 @@ fn a_daemon_holding_stdout_neither_outlives_nor_delays_the_run() {
 }
 
 #[test]
-fn without_namespaces_output_draining_is_still_bounded_by_the_deadline() {
+fn without_namespaces_daemons_still_die_with_the_run() {
     let p = SandboxPolicy {
         timeout_ms: 1500,
         namespaces: false,
         ..Default::default()
     };
+    // At the deadline: the tool and a daemon that left the process group and holds stdout.
     let started = Instant::now();
     let r = run(
         &sh("setsid sh -c 'sleep 46.5' & echo started; sleep 45.5"),
@@ -237,18 +238,43 @@ fn without_namespaces_output_draining_is_still_bounded_by_the_deadline() {
     )
     .unwrap();
     assert!(r.timed_out, "{r:?}");
+    assert!(r.namespaces.is_empty(), "{r:?}");
+    assert!(r.stdout.contains("started"), "{r:?}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "a descendant holding the pipes kept the run for {:?}",
         started.elapsed()
     );
-    for pid in processes_with("sleep 46.5") {
-        // The escaped daemon is outside our group here (no PID namespace): clean it up.
-        let _ = pid;
-    }
+    std::thread::sleep(Duration::from_millis(300));
+    let survivors = processes_with("sleep 46.5");
     let _ = std::process::Command::new("pkill")
         .args(["-f", "sleep 46.5"])
         .status();
+    assert!(survivors.is_empty(), "the daemon survived: {survivors:?}");
+    assert!(processes_with("sleep 45.5").is_empty(), "the tool survived");
+    // A tool that ends at once, leaving a double-forked daemon behind: the run ends with the
+    // tool (its exit code kept) and the daemon goes too.
+    let started = Instant::now();
+    let r = run(
+        &sh("(setsid sh -c 'sleep 44.5' &) ; echo done; exit 3"),
+        &p,
+        &Redactor::default(),
+        None,
+    )
+    .unwrap();
+    assert!(!r.timed_out, "{r:?}");
+    assert_eq!(r.exit_code, Some(3), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "returned after {:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let survivors = processes_with("sleep 44.5");
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "sleep 44.5"])
+        .status();
+    assert!(survivors.is_empty(), "the daemon survived: {survivors:?}");
 }
 
 #[test]
