@@ -23,6 +23,7 @@ pub mod sse;
 pub mod store;
 pub mod telemetry;
 pub mod tools;
+pub mod verify;
 pub mod webhooks;
 pub mod workflows;
 
