@@ -31,7 +31,7 @@ pub fn plan_hash(plan: &Plan) -> String {
 }
 
 fn step_value(step: &PlanStep) -> Value {
-    json!({
+    let mut value = json!({
         "step_id": step.step_id,
         "ordinal": step.ordinal,
         "stage": step.stage,
@@ -41,5 +41,17 @@ fn step_value(step: &PlanStep) -> Value {
         "preconditions": step.preconditions,
         "rollback": step.rollback,
         "evidence": step.evidence,
-    })
+    });
+    // Verification parts are hashed when present (older steps keep their hash): changing an
+    // expectation, a capture or an analysis window invalidates the approval.
+    if !step.capture.is_empty() {
+        value["capture"] = json!(step.capture);
+    }
+    if !step.expect.is_empty() {
+        value["expect"] = json!(step.expect);
+    }
+    if let Some(analysis) = &step.analysis {
+        value["analysis"] = analysis.clone();
+    }
+    value
 }

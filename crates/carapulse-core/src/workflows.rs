@@ -61,6 +61,9 @@ fn step(
             None => None,
         },
         evidence: Vec::new(),
+        capture: Default::default(),
+        expect: Vec::new(),
+        analysis: None,
     })
 }
 

@@ -53,6 +53,9 @@ fn new_plan(tenant: &TenantId) -> NewPlan {
                 preconditions: vec![],
                 rollback: None,
                 evidence: vec![],
+                capture: Default::default(),
+                expect: Vec::new(),
+                analysis: None,
             },
             StepDraft {
                 stage: Stage::Verify,
@@ -62,6 +65,9 @@ fn new_plan(tenant: &TenantId) -> NewPlan {
                 preconditions: vec![],
                 rollback: None,
                 evidence: vec![],
+                capture: Default::default(),
+                expect: Vec::new(),
+                analysis: None,
             },
         ],
     }

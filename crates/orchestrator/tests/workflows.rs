@@ -290,6 +290,9 @@ fn helm(stage: Stage, action: &str, release: &str, rollback_release: Option<&str
             input: json!({"release": r, "namespace": "web"}),
         }),
         evidence: vec![],
+        capture: Default::default(),
+        expect: Vec::new(),
+        analysis: None,
     }
 }
 

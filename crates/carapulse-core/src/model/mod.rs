@@ -24,8 +24,8 @@ pub use ids::{
     ApprovalId, AuditEventId, EvidenceId, ExecutionId, PlanId, StepId, TenantId, ToolCallId,
 };
 pub use plan::{
-    EvidenceRequirement, Intent, Plan, PlanApprovalState, PlanStep, RollbackSpec, Stage, StepDraft,
-    Summary, Trigger, MAX_STEPS,
+    check_step_references, EvidenceRequirement, Intent, Plan, PlanApprovalState, PlanStep,
+    RollbackSpec, Stage, StepDraft, Summary, Trigger, MAX_STEPS,
 };
 pub use risk::{BlastRadius, Decision, RiskLevel, Tier};
 pub use tool::{ActionName, ToolName};

@@ -1,5 +1,7 @@
 //! Plans and their steps: what an operation will do, in order, with rollbacks and evidence.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,6 +16,8 @@ use super::{
 pub const MAX_STEPS: usize = 100;
 /// Largest serialised size of one step's input.
 const MAX_STEP_INPUT_BYTES: usize = 64 * 1024;
+/// Most captures, preconditions or expectations on one step.
+const MAX_CHECKS: usize = 20;
 
 /// Whether a step changes things (`act`) or checks them (`verify`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -202,26 +206,157 @@ pub struct StepDraft {
     pub rollback: Option<RollbackSpec>,
     #[serde(default)]
     pub evidence: Vec<EvidenceRequirement>,
+    /// Values to keep from this step's JSON result: capture name -> path (`verify::path`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, String>,
+    /// Verify steps: what the step's result must show (`verify::expect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<Value>,
+    /// Verify steps: sample the check repeatedly (`verify::analysis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Value>,
 }
 
 impl StepDraft {
     /// Structural checks that hold for every tool; per-action schemas are checked by `tools`.
+    /// Captures, preconditions, expectations and analysis windows are parsed here, so a bad
+    /// one is refused at plan creation, naming its field.
     pub fn validate(&self) -> Result<(), ModelError> {
         check_input("input", &self.input)?;
         if let Some(rb) = &self.rollback {
             check_input("rollback.input", &rb.input)?;
         }
-        if self.preconditions.len() > 20 {
+        if self.preconditions.len() > MAX_CHECKS {
             return Err(ModelError::new("preconditions", "at most 20 preconditions"));
         }
-        if self.evidence.len() > 20 {
+        if self.evidence.len() > MAX_CHECKS {
             return Err(ModelError::new(
                 "evidence",
                 "at most 20 evidence requirements",
             ));
         }
-        Ok(())
+        check_verification(
+            self.stage,
+            &self.capture,
+            &self.preconditions,
+            &self.expect,
+            self.analysis.as_ref(),
+        )
     }
+}
+
+fn spec_error(e: crate::verify::SpecError) -> ModelError {
+    ModelError::new(e.field, e.message)
+}
+
+/// The verification parts of one step, on their own.
+fn check_verification(
+    stage: Stage,
+    capture: &BTreeMap<String, String>,
+    preconditions: &[Value],
+    expect: &[Value],
+    analysis: Option<&Value>,
+) -> Result<(), ModelError> {
+    use crate::verify::{expect::is_capture_name, Analysis, Expectation, ValuePath};
+    if capture.len() > MAX_CHECKS {
+        return Err(ModelError::new("capture", "at most 20 captures"));
+    }
+    for (name, path) in capture {
+        if !is_capture_name(name) {
+            return Err(ModelError::new(
+                format!("capture.{name}"),
+                "capture names are [a-z_][a-z0-9_]*, at most 64",
+            ));
+        }
+        ValuePath::parse(path, &format!("capture.{name}")).map_err(spec_error)?;
+    }
+    if !preconditions.is_empty() && stage != Stage::Act {
+        return Err(ModelError::new(
+            "preconditions",
+            "preconditions guard act steps; a verify step states expectations",
+        ));
+    }
+    for (i, p) in preconditions.iter().enumerate() {
+        Expectation::parse(p, &format!("preconditions[{i}]")).map_err(spec_error)?;
+    }
+    if !expect.is_empty() && stage != Stage::Verify {
+        return Err(ModelError::new(
+            "expect",
+            "expectations belong to verify steps; an act step takes preconditions",
+        ));
+    }
+    if expect.len() > MAX_CHECKS {
+        return Err(ModelError::new("expect", "at most 20 expectations"));
+    }
+    for (i, e) in expect.iter().enumerate() {
+        Expectation::parse(e, &format!("expect[{i}]")).map_err(spec_error)?;
+    }
+    if let Some(a) = analysis {
+        if expect.is_empty() {
+            return Err(ModelError::new(
+                "analysis",
+                "an analysis samples expectations: add expect",
+            ));
+        }
+        Analysis::parse(a, "analysis").map_err(spec_error)?;
+    }
+    Ok(())
+}
+
+/// Checks what steps say about each other: a capture is named once; preconditions read
+/// captures of earlier steps (their path starts with the capture's name); a baseline names a
+/// capture of an earlier step. Errors name the step (`steps[i]...`).
+pub fn check_step_references(steps: &[StepDraft]) -> Result<(), ModelError> {
+    use crate::verify::{Expectation, ValuePath};
+    let mut captured: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, step) in steps.iter().enumerate() {
+        let at = |field: String| format!("steps[{i}].{field}");
+        for (j, p) in step.preconditions.iter().enumerate() {
+            let field = format!("preconditions[{j}]");
+            let e = Expectation::parse(p, &field)
+                .map_err(|e| spec_error(e).within(&format!("steps[{i}]")))?;
+            let first = e.path().first_key().unwrap_or("");
+            if !captured.contains_key(first) {
+                return Err(ModelError::new(
+                    at(format!("{field}.path")),
+                    format!(
+                        "a precondition reads a capture of an earlier step (.<capture>...); {:?} is none",
+                        e.path().as_str()
+                    ),
+                ));
+            }
+            if let Some(b) = e.baseline().filter(|b| !captured.contains_key(b)) {
+                return Err(ModelError::new(
+                    at(format!("{field}.baseline")),
+                    format!("{b} is not captured by an earlier step"),
+                ));
+            }
+        }
+        for (j, x) in step.expect.iter().enumerate() {
+            let field = format!("expect[{j}]");
+            let e = Expectation::parse(x, &field)
+                .map_err(|e| spec_error(e).within(&format!("steps[{i}]")))?;
+            if let Some(b) = e.baseline().filter(|b| !captured.contains_key(b)) {
+                return Err(ModelError::new(
+                    at(format!("{field}.baseline")),
+                    format!("{b} is not captured by an earlier step"),
+                ));
+            }
+        }
+        for name in step.capture.keys() {
+            if let Some(first) = captured.insert(name, i) {
+                return Err(ModelError::new(
+                    at(format!("capture.{name}")),
+                    format!("already captured by steps[{first}]"),
+                ));
+            }
+        }
+        // Paths were checked by `validate`; re-parsing keeps this function self-contained.
+        for (name, path) in &step.capture {
+            ValuePath::parse(path, &at(format!("capture.{name}"))).map_err(spec_error)?;
+        }
+    }
+    Ok(())
 }
 
 fn check_input(field: &str, input: &Value) -> Result<(), ModelError> {
@@ -249,6 +384,12 @@ pub struct PlanStep {
     pub preconditions: Vec<Value>,
     pub rollback: Option<RollbackSpec>,
     pub evidence: Vec<EvidenceRequirement>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Value>,
 }
 
 /// Where a plan stands with respect to approval.
@@ -340,5 +481,81 @@ mod tests {
         assert_eq!(Trigger::parse("webhook").unwrap(), Trigger::Webhook);
         assert!(Trigger::parse("cron").is_err());
         assert!(!Trigger::Webhook.is_human());
+    }
+
+    fn draft(doc: serde_json::Value) -> StepDraft {
+        serde_json::from_value(doc).unwrap()
+    }
+
+    #[test]
+    fn verification_parts_are_checked_where_they_are_written() {
+        let ok = draft(serde_json::json!({
+            "stage": "verify", "tool": "prometheus", "action": "query", "input": {"query": "x"},
+            "capture": {"ratio": ".data.result[0].value[1]"},
+            "expect": [{"path": ".data.result[*].value[1]", "op": "<=", "value": 0.05}],
+            "analysis": {"interval": "10s", "count": 3}
+        }));
+        ok.validate().unwrap();
+        let cases = [
+            (
+                serde_json::json!({"tool": "kubectl", "action": "get", "capture": {"Bad": ".a"}}),
+                "capture.Bad",
+            ),
+            (
+                serde_json::json!({"tool": "kubectl", "action": "get", "capture": {"r": "spec"}}),
+                "capture.r",
+            ),
+            (
+                serde_json::json!({"tool": "kubectl", "action": "get", "expect": [{"path": ".a", "op": "exists"}]}),
+                "expect",
+            ),
+            (
+                serde_json::json!({"stage": "verify", "tool": "kubectl", "action": "get", "preconditions": [{"path": ".a", "op": "exists"}]}),
+                "preconditions",
+            ),
+            (
+                serde_json::json!({"tool": "kubectl", "action": "get", "preconditions": [{"path": ".a", "op": "~"}]}),
+                "preconditions[0].op",
+            ),
+            (
+                serde_json::json!({"stage": "verify", "tool": "kubectl", "action": "get", "expect": [{"path": ".a", "op": "<", "value": "x"}]}),
+                "expect[0].value",
+            ),
+            (
+                serde_json::json!({"stage": "verify", "tool": "kubectl", "action": "get", "analysis": {"interval": 5}}),
+                "analysis",
+            ),
+            (
+                serde_json::json!({"stage": "verify", "tool": "kubectl", "action": "get", "expect": [{"path": ".a", "op": "exists"}], "analysis": {"interval": "9h"}}),
+                "analysis.interval",
+            ),
+        ];
+        for (doc, field) in cases {
+            let err = draft(doc.clone()).validate().unwrap_err();
+            assert_eq!(err.field, field, "{doc}: {err}");
+        }
+    }
+
+    #[test]
+    fn steps_read_only_what_earlier_steps_captured() {
+        let capture = draft(serde_json::json!({
+            "stage": "verify", "tool": "kubectl", "action": "get", "input": {},
+            "capture": {"replicas_before": ".spec.replicas"}
+        }));
+        let guarded = draft(serde_json::json!({
+            "tool": "kubectl", "action": "scale", "input": {},
+            "preconditions": [{"path": ".replicas_before", "op": "<=", "value": 10}]
+        }));
+        let checked = draft(serde_json::json!({
+            "stage": "verify", "tool": "prometheus", "action": "query", "input": {},
+            "expect": [{"path": ".data.result[0].value[1]", "op": "<=", "baseline": "replicas_before", "factor": 2}]
+        }));
+        check_step_references(&[capture.clone(), guarded.clone(), checked.clone()]).unwrap();
+        let err = check_step_references(&[guarded.clone(), capture.clone()]).unwrap_err();
+        assert_eq!(err.field, "steps[0].preconditions[0].path", "{err}");
+        let err = check_step_references(&[checked, capture.clone()]).unwrap_err();
+        assert_eq!(err.field, "steps[0].expect[0].baseline", "{err}");
+        let err = check_step_references(&[capture.clone(), capture]).unwrap_err();
+        assert_eq!(err.field, "steps[1].capture.replicas_before", "{err}");
     }
 }

@@ -19,6 +19,9 @@ fn step(ordinal: i32, stage: Stage, action: &str, rollback: bool) -> PlanStep {
             input: json!({"undo": ordinal}),
         }),
         evidence: vec![],
+        capture: Default::default(),
+        expect: Vec::new(),
+        analysis: None,
     }
 }
 

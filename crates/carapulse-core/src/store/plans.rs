@@ -113,6 +113,18 @@ struct StepRow {
     preconditions_json: Value,
     rollback_json: Option<Value>,
     evidence_json: Value,
+    verification_json: Value,
+}
+
+/// The verification parts of a step as stored in `plan_steps.verification_json`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct StepVerification {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    capture: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    expect: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    analysis: Option<Value>,
 }
 
 const PLAN_COLUMNS: &str = "plan_id, tenant_id, created_at, created_by, trigger, summary, intent, \
@@ -125,6 +137,8 @@ fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
 
 impl StepRow {
     fn into_step(self) -> Result<PlanStep, StoreError> {
+        let verification: StepVerification = serde_json::from_value(self.verification_json)
+            .map_err(|e| corrupt("plan_steps.verification_json", e))?;
         Ok(PlanStep {
             step_id: StepId(self.step_id),
             ordinal: self.ordinal,
@@ -143,6 +157,9 @@ impl StepRow {
             },
             evidence: serde_json::from_value(self.evidence_json)
                 .map_err(|e| corrupt("plan_steps.evidence_json", e))?,
+            capture: verification.capture,
+            expect: verification.expect,
+            analysis: verification.analysis,
         })
     }
 }
@@ -203,7 +220,7 @@ impl Store {
         if !plan.steps.is_empty() {
             let mut qb = QueryBuilder::new(
                 "INSERT INTO plan_steps (step_id, plan_id, tenant_id, ordinal, stage, tool, action, \
-                 input_json, preconditions_json, rollback_json, evidence_json) ",
+                 input_json, preconditions_json, rollback_json, evidence_json, verification_json) ",
             );
             let mut encoded = Vec::with_capacity(plan.steps.len());
             for step in &plan.steps {
@@ -217,6 +234,12 @@ impl Store {
                         None => None,
                     },
                     serde_json::to_value(&step.evidence).map_err(|e| corrupt("evidence", e))?,
+                    serde_json::to_value(StepVerification {
+                        capture: step.capture.clone(),
+                        expect: step.expect.clone(),
+                        analysis: step.analysis.clone(),
+                    })
+                    .map_err(|e| corrupt("verification", e))?,
                 ));
             }
             qb.push_values(
@@ -232,7 +255,8 @@ impl Store {
                         .push_bind(&step.input)
                         .push_bind(&enc.0)
                         .push_bind(&enc.1)
-                        .push_bind(&enc.2);
+                        .push_bind(&enc.2)
+                        .push_bind(&enc.3);
                 },
             );
             qb.build().execute(&mut *tx).await?;
@@ -333,7 +357,7 @@ pub(crate) async fn load_plan(
     let row = row.ok_or(StoreError::NotFound)?;
     let steps: Vec<StepRow> = sqlx::query_as(
         "SELECT step_id, ordinal, stage, tool, action, input_json, preconditions_json, rollback_json, \
-         evidence_json FROM plan_steps WHERE plan_id = $1 AND tenant_id = $2 ORDER BY ordinal",
+         evidence_json, verification_json FROM plan_steps WHERE plan_id = $1 AND tenant_id = $2 ORDER BY ordinal",
     )
     .bind(plan_id.0)
     .bind(tenant.as_str())

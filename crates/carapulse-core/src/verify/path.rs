@@ -125,6 +125,14 @@ impl ValuePath {
         &self.text
     }
 
+    /// The key the path starts with (`.replicas_before.x` -> `replicas_before`).
+    pub fn first_key(&self) -> Option<&str> {
+        match self.segments.first() {
+            Some(Segment::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+
     /// Whether the path can select more than one value (`[*]`).
     pub fn fans_out(&self) -> bool {
         self.segments.contains(&Segment::All)

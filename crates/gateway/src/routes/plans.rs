@@ -248,6 +248,9 @@ pub(crate) async fn create_plan(
         }
     }
 
+    // What steps say about each other: captures named once, read only after they are taken.
+    carapulse_core::model::check_step_references(&steps)?;
+
     let risk = score(
         steps
             .iter()
