@@ -154,6 +154,20 @@ impl Activities {
                 plan.approval_state.as_str()
             )));
         }
+        // Verification parts are validated and approved with the plan, but this worker does not
+        // evaluate them yet: refuse before any step rather than run a plan whose author
+        // believes it is guarded (issue 14).
+        if let Some(step) = plan.steps.iter().find(|s| {
+            !s.capture.is_empty()
+                || !s.preconditions.is_empty()
+                || !s.expect.is_empty()
+                || s.analysis.is_some()
+        }) {
+            return Err(permanent(format!(
+                "steps[{}] declares captures, preconditions, expectations or an analysis, which this orchestrator does not evaluate yet: refusing to run it unverified",
+                step.ordinal
+            )));
+        }
         let execution = self
             .store
             .get_execution(&tenant, execution_id)

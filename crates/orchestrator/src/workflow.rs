@@ -99,7 +99,10 @@ impl PlanExecutionWorkflow {
         {
             Ok(snapshot) => snapshot,
             Err(err) => {
-                let outcome = end(ExecutionStatus::Failed, &format!("could not start: {err}"));
+                let outcome = end(
+                    ExecutionStatus::Failed,
+                    &format!("could not start: {}", failure_chain(&err)),
+                );
                 return finish(ctx, &input, outcome).await;
             }
         };

@@ -425,6 +425,31 @@ async fn failures_roll_back_and_rollback_failures_surface() {
     env.finish().await;
 }
 
+/// A plan whose steps declare verification this worker cannot evaluate yet never runs a step:
+/// the execution fails at start, saying which step and why, with no tool call made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unevaluated_verification_refuses_to_run() {
+    let env = Env::start().await;
+    let mut verify = helm(Stage::Verify, "status", "web", None);
+    verify.expect = vec![json!({"path": ".info.status", "op": "==", "value": "deployed"})];
+    let (plan, exec) = env
+        .plan(vec![
+            helm(Stage::Act, "upgrade", "web", Some("web")),
+            verify,
+        ])
+        .await;
+    dispatch(&env, plan, exec).await;
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
+    let error = done.error.unwrap_or_default();
+    assert!(
+        error.contains("steps[1]") && error.contains("does not evaluate"),
+        "{error}"
+    );
+    assert!(env.calls(exec).await.is_empty(), "no tool ran");
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_signal_denial_and_expiry() {
     let env = Env::start().await;
