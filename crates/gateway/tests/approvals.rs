@@ -288,13 +288,17 @@ async fn linear_issue_labels_become_attributed_decisions() {
         })
     })
     .await;
-    let status: (String,) =
-        sqlx::query_as("SELECT status FROM approval_requests WHERE plan_id = $1::uuid")
-            .bind(&ids[3])
-            .fetch_one(app.db.store.pool())
-            .await
-            .unwrap();
-    assert_eq!(status.0, "expired");
+    // The watcher comments first and records the closed request after: wait for the record.
+    wait_for("the request recorded as expired", || async {
+        let status: (String,) =
+            sqlx::query_as("SELECT status FROM approval_requests WHERE plan_id = $1::uuid")
+                .bind(&ids[3])
+                .fetch_one(app.db.store.pool())
+                .await
+                .unwrap();
+        status.0 == "expired"
+    })
+    .await;
     app.stop().await;
 }
 
