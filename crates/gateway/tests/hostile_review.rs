@@ -529,35 +529,10 @@ async fn a_truncated_and_rewritten_chain_is_caught_by_the_signed_checkpoint() {
 #[tokio::test]
 async fn signed_webhook_deliveries_are_processed_once() {
     let app = spawn_app_with(|c| {
-        c.webhooks.insert(
-            "git".into(),
-            carapulse_core::config::WebhookSource {
-                tenant_id: "acme".into(),
-                hmac_secret: Some("git-hook-secret-0123456789".into()),
-                environment: "dev".into(),
-                ..Default::default()
-            },
-        );
+        with_git_hook(c);
     })
     .await;
-    use hmac::Mac;
-    let body =
-        json!({"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567",
-                      "repository": {"full_name": "acme/web"}})
-        .to_string();
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"git-hook-secret-0123456789").unwrap();
-    mac.update(body.as_bytes());
-    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    let send = || {
-        app.http
-            .post(format!("{}/v1/hooks/git", app.url))
-            .header("content-type", "application/json")
-            .header("x-github-event", "push")
-            .header("x-hub-signature-256", &sig)
-            .body(body.clone())
-            .send()
-    };
+    let send = || send_signed_push(&app);
     let first = send().await.unwrap();
     assert_eq!(first.status().as_u16(), 202);
     let replay = send().await.unwrap();
@@ -604,15 +579,7 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
 async fn a_change_and_its_audit_event_commit_together_or_not_at_all() {
     let app = spawn_app_with(|c| {
         c.gateway.rate_limit_burst = 1000;
-        c.webhooks.insert(
-            "git".into(),
-            carapulse_core::config::WebhookSource {
-                tenant_id: "acme".into(),
-                hmac_secret: Some("git-hook-secret-0123456789".into()),
-                environment: "dev".into(),
-                ..Default::default()
-            },
-        );
+        with_git_hook(c);
     })
     .await;
     let alice = token("alice", "acme", &["operator", "admin"]);
@@ -668,24 +635,7 @@ async fn a_change_and_its_audit_event_commit_together_or_not_at_all() {
     }
     // A signed webhook delivery whose receipt cannot be audited stores nothing and is not
     // remembered as delivered, so the sender's retry is processed.
-    use hmac::Mac;
-    let body =
-        json!({"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567",
-                      "repository": {"full_name": "acme/web"}})
-        .to_string();
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"git-hook-secret-0123456789").unwrap();
-    mac.update(body.as_bytes());
-    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    let send = || {
-        app.http
-            .post(format!("{}/v1/hooks/git", app.url))
-            .header("content-type", "application/json")
-            .header("x-github-event", "push")
-            .header("x-hub-signature-256", &sig)
-            .body(body.clone())
-            .send()
-    };
+    let send = || send_signed_push(&app);
     assert_eq!(send().await.unwrap().status().as_u16(), 500);
     assert_eq!(count(&app, "SELECT count(*) FROM alert_events").await, 0);
     // The fault clears: every change now lands with exactly one audit event naming it.
@@ -720,4 +670,38 @@ async fn a_change_and_its_audit_event_commit_together_or_not_at_all() {
     let (_, verify) = app.get("/v1/audit/verify", &alice).await;
     assert_eq!(verify["ok"], true, "{verify}");
     app.stop().await;
+}
+
+/// A `git` webhook source for tenant acme, signed with HMAC.
+fn with_git_hook(c: &mut carapulse_core::config::Config) {
+    c.webhooks.insert(
+        "git".into(),
+        carapulse_core::config::WebhookSource {
+            tenant_id: "acme".into(),
+            hmac_secret: Some("git-hook-secret-0123456789".into()),
+            environment: "dev".into(),
+            ..Default::default()
+        },
+    );
+}
+
+/// Posts the same signed push delivery every time (a replay when repeated).
+async fn send_signed_push(app: &TestApp) -> reqwest::Result<reqwest::Response> {
+    use hmac::Mac;
+    let body =
+        json!({"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567",
+                      "repository": {"full_name": "acme/web"}})
+        .to_string();
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"git-hook-secret-0123456789").unwrap();
+    mac.update(body.as_bytes());
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    app.http
+        .post(format!("{}/v1/hooks/git", app.url))
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await
 }

@@ -253,19 +253,7 @@ async fn writes_and_secret_reads_need_a_grant_and_people_are_refused() {
     })
     .await;
     // A person's token is refused outright, whatever its roles: people use the gateway.
-    let admin = carapulse_core::auth::mint_dev_token(&carapulse_core::auth::DevTokenRequest {
-        secret: carapulse_core::testing::TEST_JWT_SECRET,
-        issuer: "carapulse-dev",
-        audience: None,
-        subject: "alice",
-        tenant: "acme",
-        roles: &["admin".to_owned(), "operator".to_owned()],
-        email: None,
-        ttl_secs: 600,
-        tenant_claim: "tenant_id",
-        roles_claim: "groups",
-    })
-    .unwrap();
+    let admin = person_token("alice", &["admin".to_owned(), "operator".to_owned()]);
     for body in [
         call("vault", "read", json!({"path": "sys/raw/core/keyring"})),
         call("kubectl", "get", json!({"resource": "secret/db"})),
@@ -976,23 +964,14 @@ async fn authorisation_matrix_of_the_router() {
         c.gateway.dev_jwt_secret = Some(carapulse_core::testing::TEST_JWT_SECRET.into());
     })
     .await;
-    let person = carapulse_core::auth::mint_dev_token(&carapulse_core::auth::DevTokenRequest {
-        secret: carapulse_core::testing::TEST_JWT_SECRET,
-        issuer: "carapulse-dev",
-        audience: None,
-        subject: "ada",
-        tenant: "acme",
-        roles: &[
+    let person = person_token(
+        "ada",
+        &[
             "admin".to_owned(),
             "operator".to_owned(),
             "break-glass".to_owned(),
         ],
-        email: None,
-        ttl_secs: 600,
-        tenant_claim: "tenant_id",
-        roles_claim: "groups",
-    })
-    .unwrap();
+    );
     #[derive(Clone, Copy, Debug)]
     enum Who {
         Nobody,
@@ -1122,4 +1101,21 @@ async fn authorisation_matrix_of_the_router() {
         }
     }
     assert_eq!(calls, rows.len() * WHO.len());
+}
+
+/// A person's dev-mode token of tenant acme (the router must refuse it whatever its roles).
+fn person_token(subject: &str, roles: &[String]) -> String {
+    carapulse_core::auth::mint_dev_token(&carapulse_core::auth::DevTokenRequest {
+        secret: carapulse_core::testing::TEST_JWT_SECRET,
+        issuer: "carapulse-dev",
+        audience: None,
+        subject,
+        tenant: "acme",
+        roles,
+        email: None,
+        ttl_secs: 600,
+        tenant_claim: "tenant_id",
+        roles_claim: "groups",
+    })
+    .unwrap()
 }
