@@ -307,7 +307,7 @@ fn check_verification(
 /// captures of earlier steps (their path starts with the capture's name); a baseline names a
 /// capture of an earlier step. Errors name the step (`steps[i]...`).
 pub fn check_step_references(steps: &[StepDraft]) -> Result<(), ModelError> {
-    use crate::verify::{Expectation, ValuePath};
+    use crate::verify::Expectation;
     let mut captured: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, step) in steps.iter().enumerate() {
         let at = |field: String| format!("steps[{i}].{field}");
@@ -350,10 +350,6 @@ pub fn check_step_references(steps: &[StepDraft]) -> Result<(), ModelError> {
                     format!("already captured by steps[{first}]"),
                 ));
             }
-        }
-        // Paths were checked by `validate`; re-parsing keeps this function self-contained.
-        for (name, path) in &step.capture {
-            ValuePath::parse(path, &at(format!("capture.{name}"))).map_err(spec_error)?;
         }
     }
     Ok(())
