@@ -937,3 +937,97 @@ async fn temporal_restart_mid_workflow_completes() {
     env.finish().await;
     drop(server);
 }
+
+/// Where recorded workflow histories live: replayed against the current workflow code by
+/// `recorded_histories_replay_against_this_code`, so a change that would break executions
+/// already in flight fails CI.
+fn histories_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories")
+}
+
+async fn history_json(env: &Env, exec: ExecutionId) -> Vec<u8> {
+    let client = orchestrator::worker::connect(&env.config).await.unwrap();
+    client
+        .get_workflow_handle::<PlanExecutionWorkflow>(exec.to_string())
+        .fetch_history(Default::default())
+        .to_json()
+        .await
+        .unwrap()
+}
+
+async fn replay(history: &[u8]) -> Result<(), String> {
+    let options = temporalio_sdk::workflow_replayer::WorkflowReplayerOptions::new()
+        .register_workflow::<PlanExecutionWorkflow>()
+        .map_err(|e| e.to_string())?
+        .build();
+    let replayer = temporalio_sdk::workflow_replayer::WorkflowReplayer::new(options)
+        .map_err(|e| e.to_string())?;
+    let history =
+        temporalio_client::WorkflowHistory::from_json(history).map_err(|e| e.to_string())?;
+    replayer
+        .replay_workflow(history)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Runs representative executions on the real server and replays each fresh history against
+/// this code. With `CARAPULSE_RECORD_HISTORIES=<prefix>` it also writes them to `tests/histories/`
+/// (done once per workflow shape that must keep replaying; old files stay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_histories_replay_deterministically() {
+    let env = Env::start().await;
+    let record = std::env::var("CARAPULSE_RECORD_HISTORIES").ok();
+    let scenarios: Vec<(&str, Vec<StepDraft>)> = vec![
+        (
+            "succeeded",
+            vec![
+                helm(Stage::Act, "upgrade", "web", Some("web")),
+                helm(Stage::Verify, "status", "web", None),
+            ],
+        ),
+        (
+            "verify-failed-rolled-back",
+            vec![
+                helm(Stage::Act, "upgrade", "web", Some("web")),
+                helm(Stage::Verify, "status", "fail-web", None),
+            ],
+        ),
+    ];
+    for (name, steps) in scenarios {
+        let (plan, exec) = env.plan(steps).await;
+        dispatch(&env, plan, exec).await;
+        env.wait_terminal(exec).await;
+        // The workflow's last task completes just after the execution row turns terminal.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let history = history_json(&env, exec).await;
+        replay(&history)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: fresh history does not replay: {e}"));
+        if let Some(prefix) = &record {
+            let dir = histories_dir();
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("{prefix}-{name}.json"));
+            std::fs::write(&path, &history).unwrap();
+        }
+    }
+    env.finish().await;
+}
+
+/// Histories recorded by earlier versions of the workflow replay against this code: executions
+/// in flight during an upgrade keep working. Needs no server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_histories_replay_against_this_code() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(histories_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "recorded histories missing: {files:?}");
+    for file in files {
+        let history = std::fs::read(&file).unwrap();
+        replay(&history)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
