@@ -7,11 +7,20 @@
 //! same way. The orchestrator's workflow only asks [`PevMachine::next_action`] what to run and reports
 //! each result with [`PevMachine::record`]; it adds no logic of its own, so this file is where the
 //! behaviour is tested.
+//!
+//! Observation: values a step captures are kept here and handed to every later call (for
+//! `${capture.x}` templates, baselines and preconditions). A verify step with expectations is an
+//! analysis (one sample unless it declares a window): between samples the machine asks for a
+//! durable wait ([`Next::Wait`]); an inconclusive analysis asks for a human decision
+//! ([`Next::Decide`]) that continues or rolls back.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{ActionName, ExecutionStatus, PlanStep, Stage, StepId, ToolName};
+use crate::verify::{Analysis, AnalysisNext, AnalysisState, Verdict};
 
 /// Why a call is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,14 +49,68 @@ pub struct StepCall {
     pub kind: CallKind,
     pub tool: ToolName,
     pub action: ActionName,
+    /// May hold `${capture.x}` templates; the activity substitutes them from `checks.captured`.
     pub input: Value,
+    /// What the call observes beyond the tool's exit; empty (and absent from workflow history)
+    /// for plain calls, so histories recorded before verification still replay.
+    #[serde(default, skip_serializing_if = "CallChecks::is_empty")]
+    pub checks: CallChecks,
+}
+
+/// What a call captures and checks, and what it can read of the run so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallChecks {
+    /// Capture name -> path into this call's JSON result.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, String>,
+    /// Act calls: checked over `captured` before the tool runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preconditions: Vec<Value>,
+    /// Verify calls: checked over this call's JSON result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<Value>,
+    /// Values captured earlier in the run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub captured: BTreeMap<String, Value>,
+    /// Analysis sample number (1-based) and how many the window takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<(u32, u32)>,
+}
+
+impl CallChecks {
+    pub fn is_empty(&self) -> bool {
+        self.capture.is_empty()
+            && self.preconditions.is_empty()
+            && self.expect.is_empty()
+            && self.captured.is_empty()
+            && self.sample.is_none()
+    }
 }
 
 /// The result of a call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StepResult {
     Succeeded,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
+    /// The tool ran and its result was judged: captured values, and the verdict of the
+    /// expectations (`Passed` when there were none).
+    Observed {
+        verdict: Verdict,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        captured: BTreeMap<String, Value>,
+    },
+}
+
+/// A person's answer to an inconclusive analysis, or its absence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    Continue { by: String },
+    Rollback { by: String },
+    TimedOut { after_secs: u64 },
 }
 
 /// How the loop ended.
@@ -67,7 +130,53 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     Run(StepCall),
+    /// Wait this long (a durable timer), then call [`PevMachine::waited`].
+    Wait {
+        secs: u64,
+    },
+    /// An analysis was inconclusive: wait for a person, then call [`PevMachine::decide`].
+    Decide {
+        step_ordinal: i32,
+        reason: String,
+    },
     Finished(Outcome),
+}
+
+/// The analysis of the verify step in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ActiveAnalysis {
+    window: Analysis,
+    state: AnalysisState,
+    /// Reason of the most recent failed (or else inconclusive, or else passed) sample.
+    last_failure: Option<String>,
+    last_inconclusive: Option<String>,
+    waiting: Option<u64>,
+    deciding: Option<String>,
+}
+
+impl ActiveAnalysis {
+    fn for_step(step: &PlanStep) -> Result<Self, String> {
+        let window = match &step.analysis {
+            Some(doc) => Analysis::parse(doc, "analysis").map_err(|e| e.to_string())?,
+            None => Analysis::single(),
+        };
+        Ok(Self {
+            waiting: (window.initial_delay_secs > 0).then_some(window.initial_delay_secs),
+            window,
+            state: AnalysisState::default(),
+            last_failure: None,
+            last_inconclusive: None,
+            deciding: None,
+        })
+    }
+
+    fn summary(&self, reason: &Option<String>, what: &str, n: u32) -> String {
+        format!(
+            "{} ({what} in {n} of {} samples)",
+            reason.as_deref().unwrap_or("no reason given"),
+            self.state.samples
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +204,9 @@ pub struct PevMachine {
     rollback_errors: Vec<String>,
     not_rolled_back: Vec<StepId>,
     pending: Option<StepCall>,
+    /// Values captured so far, by name.
+    captured: BTreeMap<String, Value>,
+    analysis: Option<ActiveAnalysis>,
 }
 
 impl PevMachine {
@@ -117,10 +229,37 @@ impl PevMachine {
             rollback_errors: Vec::new(),
             not_rolled_back: Vec::new(),
             pending: None,
+            captured: BTreeMap::new(),
+            analysis: None,
         }
     }
 
-    fn call(step: &PlanStep, kind: CallKind) -> StepCall {
+    fn call(&self, step: &PlanStep, kind: CallKind) -> StepCall {
+        let observes =
+            !step.capture.is_empty() || !step.preconditions.is_empty() || !step.expect.is_empty();
+        let checks = CallChecks {
+            capture: step.capture.clone(),
+            preconditions: if kind == CallKind::Act {
+                step.preconditions.clone()
+            } else {
+                Vec::new()
+            },
+            expect: if kind == CallKind::Verify {
+                step.expect.clone()
+            } else {
+                Vec::new()
+            },
+            captured: if observes || crate::verify::template::mentions_any(&step.input) {
+                self.captured.clone()
+            } else {
+                BTreeMap::new()
+            },
+            sample: self
+                .analysis
+                .as_ref()
+                .filter(|_| kind == CallKind::Verify)
+                .map(|a| (a.state.samples + 1, a.window.count)),
+        };
         StepCall {
             step_id: step.step_id,
             ordinal: step.ordinal,
@@ -128,12 +267,62 @@ impl PevMachine {
             tool: step.tool,
             action: step.action.clone(),
             input: step.input.clone(),
+            checks,
         }
     }
 
     fn start_rollback(&mut self) {
         self.phase = Phase::Rollback;
+        self.analysis = None;
         self.rollback_queue = self.completed_acts.iter().rev().copied().collect();
+    }
+
+    /// Values captured so far.
+    pub fn captured(&self) -> &BTreeMap<String, Value> {
+        &self.captured
+    }
+
+    /// The wait asked for by [`Next::Wait`] is over.
+    pub fn waited(&mut self) {
+        if let Some(a) = &mut self.analysis {
+            a.waiting = None;
+        }
+    }
+
+    /// Answers the question asked by [`Next::Decide`].
+    pub fn decide(&mut self, decision: Decision) {
+        let Some(active) = self.analysis.as_ref().filter(|a| a.deciding.is_some()) else {
+            return;
+        };
+        let reason = active.deciding.clone().unwrap_or_default();
+        let Some(step) = self.verifies.get(self.verify_index) else {
+            return;
+        };
+        let what = format!(
+            "verify step {} ({}.{})",
+            step.ordinal, step.tool, step.action
+        );
+        match decision {
+            Decision::Continue { .. } => {
+                self.analysis = None;
+                self.verify_index += 1;
+                if self.cancelled {
+                    self.start_rollback();
+                }
+            }
+            Decision::Rollback { by } => {
+                self.failure.get_or_insert(format!(
+                    "{what} was inconclusive: {reason}; {by} chose to roll back"
+                ));
+                self.start_rollback();
+            }
+            Decision::TimedOut { after_secs } => {
+                self.failure.get_or_insert(format!(
+                    "{what} was inconclusive: {reason}; no decision within {after_secs}s, rolled back"
+                ));
+                self.start_rollback();
+            }
+        }
     }
 
     /// The next call to make, or the outcome. Calling it again before [`record`](Self::record)
@@ -146,7 +335,7 @@ impl PevMachine {
             match self.phase {
                 Phase::Act => match self.acts.get(self.act_index) {
                     Some(step) => {
-                        let call = Self::call(step, CallKind::Act);
+                        let call = self.call(step, CallKind::Act);
                         self.pending = Some(call.clone());
                         return Next::Run(call);
                     }
@@ -154,7 +343,31 @@ impl PevMachine {
                 },
                 Phase::Verify => match self.verifies.get(self.verify_index) {
                     Some(step) => {
-                        let call = Self::call(step, CallKind::Verify);
+                        if !step.expect.is_empty() && self.analysis.is_none() {
+                            match ActiveAnalysis::for_step(step) {
+                                Ok(active) => self.analysis = Some(active),
+                                Err(why) => {
+                                    self.failure.get_or_insert(format!(
+                                        "verify step {} has an invalid analysis: {why}",
+                                        step.ordinal
+                                    ));
+                                    self.start_rollback();
+                                    continue;
+                                }
+                            }
+                        }
+                        if let Some(active) = &self.analysis {
+                            if let Some(reason) = &active.deciding {
+                                return Next::Decide {
+                                    step_ordinal: step.ordinal,
+                                    reason: reason.clone(),
+                                };
+                            }
+                            if let Some(secs) = active.waiting {
+                                return Next::Wait { secs };
+                            }
+                        }
+                        let call = self.call(step, CallKind::Verify);
                         self.pending = Some(call.clone());
                         return Next::Run(call);
                     }
@@ -168,6 +381,11 @@ impl PevMachine {
                     let step = &self.acts[index];
                     match &step.rollback {
                         Some(rb) => {
+                            let captured = if crate::verify::template::mentions_any(&rb.input) {
+                                self.captured.clone()
+                            } else {
+                                BTreeMap::new()
+                            };
                             let call = StepCall {
                                 step_id: step.step_id,
                                 ordinal: step.ordinal,
@@ -175,12 +393,19 @@ impl PevMachine {
                                 tool: rb.tool,
                                 action: rb.action.clone(),
                                 input: rb.input.clone(),
+                                checks: CallChecks {
+                                    captured,
+                                    ..CallChecks::default()
+                                },
                             };
                             self.pending = Some(call.clone());
                             return Next::Run(call);
                         }
                         None => {
-                            self.not_rolled_back.push(step.step_id);
+                            // A read (what captures are taken with) changed nothing to undo.
+                            if crate::tools::classify(step.tool, &step.action).is_write() {
+                                self.not_rolled_back.push(step.step_id);
+                            }
                             self.rollback_queue.remove(0);
                         }
                     }
@@ -195,8 +420,28 @@ impl PevMachine {
         let Some(call) = self.pending.take() else {
             return;
         };
+        if call.kind == CallKind::Verify && self.analysis.is_some() {
+            self.record_sample(&call, result);
+            return;
+        }
+        let result = match result {
+            StepResult::Observed {
+                verdict,
+                reason,
+                captured,
+            } => {
+                self.captured.extend(captured);
+                match verdict {
+                    Verdict::Passed => StepResult::Succeeded,
+                    _ => StepResult::Failed {
+                        reason: reason.unwrap_or_else(|| "check did not pass".into()),
+                    },
+                }
+            }
+            other => other,
+        };
         match (call.kind, result) {
-            (CallKind::Act, StepResult::Succeeded) => {
+            (CallKind::Act, StepResult::Succeeded | StepResult::Observed { .. }) => {
                 self.completed_acts.push(self.act_index);
                 self.act_index += 1;
                 if self.cancelled {
@@ -210,7 +455,7 @@ impl PevMachine {
                 ));
                 self.start_rollback();
             }
-            (CallKind::Verify, StepResult::Succeeded) => {
+            (CallKind::Verify, StepResult::Succeeded | StepResult::Observed { .. }) => {
                 self.verify_index += 1;
                 if self.cancelled {
                     self.start_rollback();
@@ -229,10 +474,70 @@ impl PevMachine {
                         "rollback of step {} ({}.{}) failed: {reason}",
                         call.ordinal, call.tool, call.action
                     )),
-                    StepResult::Succeeded => self.rollbacks_done += 1,
+                    _ => self.rollbacks_done += 1,
                 }
                 if !self.rollback_queue.is_empty() {
                     self.rollback_queue.remove(0);
+                }
+            }
+        }
+    }
+
+    /// One analysis sample of the current verify step.
+    fn record_sample(&mut self, call: &StepCall, result: StepResult) {
+        let (verdict, reason) = match result {
+            StepResult::Succeeded => (Verdict::Passed, None),
+            StepResult::Failed { reason } => (Verdict::Failed, Some(reason)),
+            StepResult::Observed {
+                verdict,
+                reason,
+                captured,
+            } => {
+                self.captured.extend(captured);
+                (verdict, reason)
+            }
+        };
+        let Some(active) = self.analysis.as_mut() else {
+            return;
+        };
+        match verdict {
+            Verdict::Failed => active.last_failure = reason,
+            Verdict::Inconclusive => active.last_inconclusive = reason,
+            Verdict::Passed => {}
+        }
+        let what = format!(
+            "verify step {} ({}.{})",
+            call.ordinal, call.tool, call.action
+        );
+        match active.state.record(&active.window, verdict) {
+            AnalysisNext::SampleAfter(wait) => {
+                active.waiting = (wait.as_secs() > 0).then_some(wait.as_secs());
+            }
+            AnalysisNext::Done(Verdict::Passed) => {
+                self.analysis = None;
+                self.verify_index += 1;
+                if self.cancelled {
+                    self.start_rollback();
+                }
+            }
+            AnalysisNext::Done(Verdict::Failed) => {
+                let summary = active.summary(&active.last_failure, "failed", active.state.failures);
+                self.failure
+                    .get_or_insert(format!("{what} failed: {summary}"));
+                self.start_rollback();
+            }
+            AnalysisNext::Done(Verdict::Inconclusive) => {
+                let summary = active.summary(
+                    &active.last_inconclusive,
+                    "inconclusive",
+                    active.state.inconclusives,
+                );
+                if self.cancelled {
+                    self.failure
+                        .get_or_insert(format!("{what} was inconclusive: {summary}"));
+                    self.start_rollback();
+                } else {
+                    active.deciding = Some(summary);
                 }
             }
         }

@@ -303,13 +303,28 @@ fn check_verification(
     Ok(())
 }
 
-/// Checks what steps say about each other: a capture is named once; preconditions read
-/// captures of earlier steps (their path starts with the capture's name); a baseline names a
-/// capture of an earlier step. Errors name the step (`steps[i]...`).
+/// Checks what steps say about each other, in run order (act steps, then verify steps): a
+/// capture is named once; preconditions read captures of earlier steps (their path starts with
+/// the capture's name); a baseline and an input template name a capture of an earlier step; a
+/// rollback's template names a capture of its own step or an earlier act step (what exists
+/// whenever that rollback can run). Errors name the step (`steps[i]...`).
 pub fn check_step_references(steps: &[StepDraft]) -> Result<(), ModelError> {
-    use crate::verify::Expectation;
+    use crate::verify::{template, Expectation};
+    let in_run_order = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.stage == Stage::Act)
+        .chain(
+            steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.stage != Stage::Act),
+        );
     let mut captured: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, step) in steps.iter().enumerate() {
+    let unknown = |field: String, name: &str| {
+        ModelError::new(field, format!("{name} is not captured by an earlier step"))
+    };
+    for (i, step) in in_run_order {
         let at = |field: String| format!("steps[{i}].{field}");
         for (j, p) in step.preconditions.iter().enumerate() {
             let field = format!("preconditions[{j}]");
@@ -326,10 +341,7 @@ pub fn check_step_references(steps: &[StepDraft]) -> Result<(), ModelError> {
                 ));
             }
             if let Some(b) = e.baseline().filter(|b| !captured.contains_key(b)) {
-                return Err(ModelError::new(
-                    at(format!("{field}.baseline")),
-                    format!("{b} is not captured by an earlier step"),
-                ));
+                return Err(unknown(at(format!("{field}.baseline")), b));
             }
         }
         for (j, x) in step.expect.iter().enumerate() {
@@ -337,10 +349,14 @@ pub fn check_step_references(steps: &[StepDraft]) -> Result<(), ModelError> {
             let e = Expectation::parse(x, &field)
                 .map_err(|e| spec_error(e).within(&format!("steps[{i}]")))?;
             if let Some(b) = e.baseline().filter(|b| !captured.contains_key(b)) {
-                return Err(ModelError::new(
-                    at(format!("{field}.baseline")),
-                    format!("{b} is not captured by an earlier step"),
-                ));
+                return Err(unknown(at(format!("{field}.baseline")), b));
+            }
+        }
+        for (key, name) in template::references(&step.input, "input")
+            .map_err(|e| spec_error(e).within(&format!("steps[{i}]")))?
+        {
+            if !captured.contains_key(name) {
+                return Err(unknown(at(format!("input.{key}")), name));
             }
         }
         for name in step.capture.keys() {
@@ -349,6 +365,20 @@ pub fn check_step_references(steps: &[StepDraft]) -> Result<(), ModelError> {
                     at(format!("capture.{name}")),
                     format!("already captured by steps[{first}]"),
                 ));
+            }
+        }
+        if let Some(rb) = &step.rollback {
+            for (key, name) in template::references(&rb.input, "rollback.input")
+                .map_err(|e| spec_error(e).within(&format!("steps[{i}]")))?
+            {
+                let by = captured.get(name).copied();
+                let usable = by.is_some_and(|b| b == i || steps[b].stage == Stage::Act);
+                if !usable {
+                    return Err(ModelError::new(
+                        at(format!("rollback.input.{key}")),
+                        format!("{name} is not captured by this step or an earlier act step"),
+                    ));
+                }
             }
         }
     }

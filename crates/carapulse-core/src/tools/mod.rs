@@ -41,8 +41,51 @@ fn check_call(
             ),
         )
     })?;
+    let templated = crate::verify::template::references(input, "input")
+        .map_err(|e| ModelError::new(e.field, e.message))?;
+    if templated.is_empty() {
+        return spec
+            .validate(input)
+            .map(|_| ())
+            .map_err(|e| ModelError::new(format!("input.{}", e.field), e.message));
+    }
+    // A templated field is checked for existence now and for its value after substitution at
+    // run time (the orchestrator re-validates the concrete input before the call).
+    let mut fields: Vec<FieldSpec> = spec.fields.to_vec();
+    for (key, _) in &templated {
+        let field = fields.iter_mut().find(|f| f.name == *key).ok_or_else(|| {
+            ModelError::new(
+                format!("input.{key}"),
+                format!("unknown field for {}.{}", spec.tool, spec.action),
+            )
+        })?;
+        field.required = false;
+    }
+    let mut concrete = input.clone();
+    if let Some(map) = concrete.as_object_mut() {
+        for (key, _) in &templated {
+            map.remove(*key);
+        }
+    }
+    ToolInput::validate_fields(
+        &format!("{}.{}", spec.tool, spec.action),
+        &fields,
+        &concrete,
+    )
+    .map(|_| ())
+    .map_err(|e| ModelError::new(format!("input.{}", e.field), e.message))
+}
+
+/// Checks a concrete call (templates already substituted) against the catalogue, as the
+/// orchestrator does right before a call whose input came from captures.
+pub fn check_concrete_call(
+    tool: ToolName,
+    action: &str,
+    input: &serde_json::Value,
+) -> Result<ToolInput, ModelError> {
+    let spec = find(tool, action)
+        .ok_or_else(|| ModelError::new("action", format!("{tool} has no action {action:?}")))?;
     spec.validate(input)
-        .map(|_| ())
         .map_err(|e| ModelError::new(format!("input.{}", e.field), e.message))
 }
 

@@ -125,6 +125,18 @@ impl Analysis {
         })
     }
 
+    /// The window of a verify step that declares expectations but no analysis: one sample,
+    /// taken at once, that must pass.
+    pub fn single() -> Self {
+        Self {
+            initial_delay_secs: 0,
+            interval_secs: 0,
+            count: 1,
+            failure_limit: 0,
+            inconclusive_limit: 0,
+        }
+    }
+
     pub fn initial_delay(&self) -> Duration {
         Duration::from_secs(self.initial_delay_secs)
     }

@@ -8,6 +8,7 @@
 //!   an explicit rule for empty results), validated at plan creation and evaluated to a verdict.
 //! - [`analysis`]: analysis windows (initial delay, interval, count, failure and inconclusive
 //!   limits) and the pure state machine that turns a sequence of sample verdicts into a result.
+//! - [`template`]: `"${capture.<name>}"` in a later step's input, substituted at run time.
 //!
 //! Everything here is pure: no I/O, no clock, no Temporal. The orchestrator supplies results and
 //! timers; these modules say what they mean.
@@ -15,6 +16,7 @@
 pub mod analysis;
 pub mod expect;
 pub mod path;
+pub mod template;
 
 pub use analysis::{Analysis, AnalysisNext, AnalysisState};
 pub use expect::{Expectation, Outcome, Verdict};
