@@ -72,9 +72,30 @@ pub struct CallChecks {
     /// Values captured earlier in the run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub captured: BTreeMap<String, Value>,
-    /// Analysis sample number (1-based) and how many the window takes.
+    /// Verify calls of an analysis: its window and the samples taken before this one, so the
+    /// activity can say where this sample leaves the analysis (the machine decides the same way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sample: Option<(u32, u32)>,
+    pub sample: Option<SampleOf>,
+}
+
+/// Which sample of which analysis a verify call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleOf {
+    pub window: Analysis,
+    pub before: AnalysisState,
+}
+
+impl SampleOf {
+    /// 1-based number of this sample.
+    pub fn number(&self) -> u32 {
+        self.before.samples + 1
+    }
+
+    /// Where the analysis stands once this sample's verdict is in.
+    pub fn after(&self, verdict: Verdict) -> AnalysisNext {
+        let mut state = self.before;
+        state.record(&self.window, verdict)
+    }
 }
 
 impl CallChecks {
@@ -258,7 +279,10 @@ impl PevMachine {
                 .analysis
                 .as_ref()
                 .filter(|_| kind == CallKind::Verify)
-                .map(|a| (a.state.samples + 1, a.window.count)),
+                .map(|a| SampleOf {
+                    window: a.window,
+                    before: a.state,
+                }),
         };
         StepCall {
             step_id: step.step_id,
@@ -275,6 +299,13 @@ impl PevMachine {
         self.phase = Phase::Rollback;
         self.analysis = None;
         self.rollback_queue = self.completed_acts.iter().rev().copied().collect();
+    }
+
+    /// The verify step in progress, if any.
+    pub fn current_verify_step(&self) -> Option<&PlanStep> {
+        (self.phase == Phase::Verify)
+            .then(|| self.verifies.get(self.verify_index))
+            .flatten()
     }
 
     /// Values captured so far.

@@ -11,10 +11,11 @@ use temporalio_sdk::ApplicationFailure;
 
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
 use carapulse_core::model::{ExecutionId, ExecutionStatus, PlanId, TenantId, ToolCallStatus};
-use carapulse_core::pev::{CallKind, StepResult};
+use carapulse_core::pev::{CallKind, Decision, StepCall, StepResult};
+use carapulse_core::verify::{AnalysisNext, Verdict};
 use carapulse_core::store::{NewEvidence, NewToolCall, Store, StoreError, ToolLogLine};
 
-use crate::model::{FinishRequest, PlanRun, PlanSnapshot, StepRequest};
+use crate::model::{DecisionRecord, FinishRequest, PlanRun, PlanSnapshot, StepRequest};
 use crate::router_client::{RouterClient, RouterReply};
 
 /// How often a running step heartbeats (the workflow's heartbeat timeout is a few times this).
@@ -154,20 +155,6 @@ impl Activities {
                 plan.approval_state.as_str()
             )));
         }
-        // Verification parts are validated and approved with the plan, but this worker does not
-        // evaluate them yet: refuse before any step rather than run a plan whose author
-        // believes it is guarded (issue 14).
-        if let Some(step) = plan.steps.iter().find(|s| {
-            !s.capture.is_empty()
-                || !s.preconditions.is_empty()
-                || !s.expect.is_empty()
-                || s.analysis.is_some()
-        }) {
-            return Err(permanent(format!(
-                "steps[{}] declares captures, preconditions, expectations or an analysis, which this orchestrator does not evaluate yet: refusing to run it unverified",
-                step.ordinal
-            )));
-        }
         let execution = self
             .store
             .get_execution(&tenant, execution_id)
@@ -208,6 +195,33 @@ impl Activities {
             )
             .await
             .map_err(store_err)?;
+        // Preconditions and capture templates are judged before anything runs: a step that
+        // must not run, or cannot be completed, fails here with nothing changed.
+        if call.kind == CallKind::Act && !call.checks.preconditions.is_empty() {
+            let (verdict, evidence) = crate::observe::check_preconditions(call);
+            self.store
+                .insert_evidence(
+                    &tenant,
+                    &NewEvidence {
+                        execution_id,
+                        step_id: Some(call.step_id),
+                        kind: "precondition".into(),
+                        query: None,
+                        result_ref: None,
+                        summary: evidence,
+                        external_ids: json!({}),
+                    },
+                )
+                .await
+                .map_err(store_err)?;
+            if let Err(reason) = verdict {
+                return self.refuse_step(&tenant, execution_id, call, reason).await;
+            }
+        }
+        let prepared = match crate::observe::prepare_input(call) {
+            Ok(prepared) => prepared,
+            Err(reason) => return self.refuse_step(&tenant, execution_id, call, reason).await,
+        };
         if attempt > 1 {
             self.store
                 .abandon_running_tool_calls(
@@ -237,9 +251,27 @@ impl Activities {
             )
             .await
             .map_err(store_err)?;
+        let substitution = prepared.substituted.then(|| {
+            (
+                carapulse_core::grant::call_digest(call.tool, call.action.as_str(), &call.input),
+                carapulse_core::grant::call_digest(
+                    call.tool,
+                    call.action.as_str(),
+                    &prepared.input,
+                ),
+            )
+        });
         let grant = match &self.grants {
             Some(minter) => match minter
-                .mint_for_call(&self.store, &tenant, execution_id, tool_call_id)
+                .mint_for_call(
+                    &self.store,
+                    &tenant,
+                    execution_id,
+                    tool_call_id,
+                    substitution
+                        .as_ref()
+                        .map(|(t, c)| (t.as_str(), c.as_str())),
+                )
                 .await
             {
                 Ok(grant) => Some(grant),
@@ -263,7 +295,7 @@ impl Activities {
             None => None,
         };
         let body = json!({
-            "tool_name": call.tool, "action": call.action, "input": call.input,
+            "tool_name": call.tool, "action": call.action, "input": prepared.input,
             "context": req.context, "execution_id": req.execution_id, "tool_call_id": tool_call_id.to_string(),
         });
         // Copy the call's live log lines into Postgres while it runs, for the gateway's logs
@@ -314,8 +346,22 @@ impl Activities {
                 return Err(anyhow::anyhow!(message).into());
             }
         };
+        let mut data: Option<serde_json::Value> = None;
         let (result, exit_code, output_ref, output) = match reply {
             RouterReply::Ran(v) => {
+                data = v.get("result").filter(|r| !r.is_null()).cloned();
+                if data.is_some() || prepared.substituted {
+                    self.store
+                        .record_tool_result(
+                            &tenant,
+                            tool_call_id,
+                            prepared.substituted.then_some(&prepared.input),
+                            data.as_ref(),
+                            v["result_ref"].as_str(),
+                        )
+                        .await
+                        .map_err(store_err)?;
+                }
                 let ok = v["status"] == "succeeded";
                 let reason = if ok {
                     None
@@ -361,8 +407,8 @@ impl Activities {
             ),
         };
         let (status, error) = match &result {
-            StepResult::Succeeded => (ToolCallStatus::Succeeded, None),
             StepResult::Failed { reason } => (ToolCallStatus::Failed, Some(reason.as_str())),
+            _ => (ToolCallStatus::Succeeded, None),
         };
         self.store
             .finish_tool_call(
@@ -375,6 +421,14 @@ impl Activities {
             )
             .await
             .map_err(store_err)?;
+        if result == StepResult::Succeeded && !call.checks.is_empty() {
+            let observed = self
+                .observe(&tenant, execution_id, call, tool_call_id, data.as_ref())
+                .await?;
+            return self
+                .record_observed(&tenant, execution_id, call, observed)
+                .await;
+        }
         if call.kind == CallKind::Verify {
             self.store
                 .insert_evidence(
@@ -393,31 +447,60 @@ impl Activities {
                 .map_err(store_err)?;
         }
         let progress = match (&result, call.kind) {
-            (StepResult::Succeeded, CallKind::Rollback) => "rolled_back",
             (StepResult::Failed { .. }, CallKind::Rollback) => "rollback_failed",
-            (StepResult::Succeeded, _) => "succeeded",
+            (_, CallKind::Rollback) => "rolled_back",
             (StepResult::Failed { .. }, _) => "failed",
+            (_, _) => "succeeded",
         };
-        crate::metrics::metrics()
-            .steps
-            .get_or_create(&crate::metrics::StepLabels {
-                kind: stage.to_owned(),
-                outcome: progress.to_owned(),
-            })
-            .inc();
+        self.progress(&tenant, execution_id, call, progress, error)
+            .await?;
+        Ok(result)
+    }
+
+    /// Records a person's answer to an inconclusive analysis (or its timeout): the step's
+    /// progress and an audit event naming who decided.
+    #[activity(name = "carapulse.decided")]
+    pub async fn decided(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        req: DecisionRecord,
+    ) -> Result<(), ActivityError> {
+        let (execution_id, tenant) = ids(&req.execution_id, &req.tenant_id)?;
+        let (progress, actor, what) = match &req.decision {
+            Decision::Continue { by } => ("succeeded", by.clone(), "continue".to_owned()),
+            Decision::Rollback { by } => ("failed", by.clone(), "rollback".to_owned()),
+            Decision::TimedOut { after_secs } => (
+                "failed",
+                "system".to_owned(),
+                format!("timed out after {after_secs}s"),
+            ),
+        };
+        let error = (progress == "failed").then(|| format!("inconclusive analysis: {what}"));
         self.store
             .record_step_progress(
                 &tenant,
                 execution_id,
-                call.step_id,
-                call.ordinal,
-                stage,
+                req.step_id,
+                req.ordinal,
+                "verify",
                 progress,
-                error,
+                error.as_deref(),
             )
             .await
             .map_err(store_err)?;
-        Ok(result)
+        let actor = if actor == "system" {
+            AuditActor::system()
+        } else {
+            AuditActor::person(actor, None)
+        };
+        let entry = AuditEntry::new(tenant, actor, "execution.decision", AuditDecision::Info)
+            .resource("execution", execution_id)
+            .context(json!({"step": req.ordinal, "decision": req.decision, "note": req.note}));
+        self.audit
+            .append(entry)
+            .await
+            .map_err(|e| ActivityError::from(anyhow::anyhow!(e.to_string())))?;
+        Ok(())
     }
 
     /// Writes the final status and its audit event.
@@ -472,5 +555,164 @@ impl Activities {
             .await
             .map_err(|e| ActivityError::from(anyhow::anyhow!(e.to_string())))?;
         Ok(())
+    }
+}
+
+/// Bookkeeping shared by the activities (not activities themselves).
+impl Activities {
+    /// Records a step's progress and counts it.
+    async fn progress(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        call: &StepCall,
+        progress: &str,
+        error: Option<&str>,
+    ) -> Result<(), ActivityError> {
+        crate::metrics::metrics()
+            .steps
+            .get_or_create(&crate::metrics::StepLabels {
+                kind: call.kind.as_str().to_owned(),
+                outcome: progress.to_owned(),
+            })
+            .inc();
+        self.store
+            .record_step_progress(
+                tenant,
+                execution_id,
+                call.step_id,
+                call.ordinal,
+                call.kind.as_str(),
+                progress,
+                error,
+            )
+            .await
+            .map_err(store_err)
+    }
+
+    /// A step that must not run (a precondition is not met, its input cannot be completed):
+    /// failed before any tool call.
+    async fn refuse_step(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        call: &StepCall,
+        reason: String,
+    ) -> Result<StepResult, ActivityError> {
+        tracing::info!(%execution_id, ordinal = call.ordinal, %reason, "step refused before running");
+        self.progress(tenant, execution_id, call, "failed", Some(&reason))
+            .await?;
+        Ok(StepResult::Failed { reason })
+    }
+
+    /// Captures and judges a call that ran: captured values become evidence and an audit
+    /// event; a verify call's expectations become a sample with its verdict.
+    async fn observe(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        call: &StepCall,
+        tool_call_id: carapulse_core::model::ToolCallId,
+        data: Option<&serde_json::Value>,
+    ) -> Result<StepResult, ActivityError> {
+        let captured = match crate::observe::take_captures(call, data) {
+            Ok(captured) => captured,
+            Err(reason) => return Ok(StepResult::Failed { reason }),
+        };
+        if !captured.is_empty() {
+            self.store
+                .insert_evidence(
+                    tenant,
+                    &NewEvidence {
+                        execution_id,
+                        step_id: Some(call.step_id),
+                        kind: "capture".into(),
+                        query: None,
+                        result_ref: None,
+                        summary: json!({"captured": captured, "paths": call.checks.capture}),
+                        external_ids: json!({"tool_call_id": tool_call_id}),
+                    },
+                )
+                .await
+                .map_err(store_err)?;
+            let entry = AuditEntry::new(
+                tenant.clone(),
+                AuditActor::system(),
+                "execution.captured",
+                AuditDecision::Info,
+            )
+            .resource("execution", execution_id)
+            .context(json!({"step": call.ordinal, "tool_call_id": tool_call_id, "captured": captured}));
+            self.audit
+                .append(entry)
+                .await
+                .map_err(|e| ActivityError::from(anyhow::anyhow!(e.to_string())))?;
+        }
+        if call.kind != CallKind::Verify || call.checks.expect.is_empty() {
+            return Ok(StepResult::Observed {
+                verdict: Verdict::Passed,
+                reason: None,
+                captured,
+            });
+        }
+        let judgement = crate::observe::judge(call, data);
+        self.store
+            .insert_evidence(
+                tenant,
+                &NewEvidence {
+                    execution_id,
+                    step_id: Some(call.step_id),
+                    kind: "analysis.sample".into(),
+                    query: call
+                        .input
+                        .get("query")
+                        .and_then(|q| q.as_str())
+                        .map(str::to_owned),
+                    result_ref: None,
+                    summary: judgement.evidence,
+                    external_ids: json!({"tool_call_id": tool_call_id}),
+                },
+            )
+            .await
+            .map_err(store_err)?;
+        Ok(StepResult::Observed {
+            verdict: judgement.verdict,
+            reason: Some(judgement.reason),
+            captured,
+        })
+    }
+
+    /// Step progress of an observed call: a sample in the middle of an analysis is `sampling`,
+    /// an inconclusive analysis `awaiting_decision`.
+    async fn record_observed(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        call: &StepCall,
+        result: StepResult,
+    ) -> Result<StepResult, ActivityError> {
+        let (progress, error) = match &result {
+            StepResult::Failed { reason } => ("failed", Some(reason.as_str())),
+            StepResult::Observed {
+                verdict, reason, ..
+            } => {
+                let progress = match call.checks.sample.map(|s| s.after(*verdict)) {
+                    Some(AnalysisNext::SampleAfter(_)) => "sampling",
+                    Some(AnalysisNext::Done(Verdict::Failed)) => "failed",
+                    Some(AnalysisNext::Done(Verdict::Inconclusive)) => "awaiting_decision",
+                    Some(AnalysisNext::Done(Verdict::Passed)) => "succeeded",
+                    None if *verdict == Verdict::Passed => "succeeded",
+                    None => "failed",
+                };
+                let error = (progress != "succeeded" && progress != "sampling")
+                    .then_some(reason.as_deref())
+                    .flatten();
+                (progress, error)
+            }
+            StepResult::Succeeded => ("succeeded", None),
+        };
+        self.progress(tenant, execution_id, call, progress, error)
+            .await?;
+        Ok(result)
     }
 }

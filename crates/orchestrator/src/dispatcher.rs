@@ -25,6 +25,7 @@ pub struct TemporalDispatcher {
     address: String,
     namespace: String,
     task_queue: String,
+    decision_timeout_secs: u64,
     client: Mutex<Option<Arc<Client>>>,
 }
 
@@ -35,6 +36,7 @@ impl TemporalDispatcher {
             address,
             namespace: cfg.namespace.clone(),
             task_queue: cfg.task_queue.clone(),
+            decision_timeout_secs: cfg.decision_timeout_secs.max(1),
             client: Mutex::new(None),
         })
     }
@@ -88,6 +90,7 @@ impl ExecutionDispatcher for TemporalDispatcher {
                 plan_id: request.plan_id.to_string(),
                 approval_required: request.await_approval_secs.is_some(),
                 approval_timeout_secs: request.await_approval_secs.unwrap_or(24 * 3600).max(1),
+                decision_timeout_secs: self.decision_timeout_secs,
             };
             let options =
                 WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.clone()).build();

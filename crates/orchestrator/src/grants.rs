@@ -49,13 +49,16 @@ impl GrantMinter {
     }
 
     /// Mints a grant for `tool_call_id` of `execution_id`, re-reading the execution, its plan
-    /// and the plan's approval.
+    /// and the plan's approval. `substituted` is `(template digest, concrete digest)` of a call
+    /// whose capture templates were filled in: the concrete call is covered only when the
+    /// template call is one the approved plan makes.
     pub async fn mint_for_call(
         &self,
         store: &Store,
         tenant: &TenantId,
         execution_id: ExecutionId,
         tool_call_id: ToolCallId,
+        substituted: Option<(&str, &str)>,
     ) -> Result<String, MintError> {
         let execution = store.get_execution(tenant, execution_id).await?;
         if execution.status != ExecutionStatus::Running {
@@ -85,6 +88,15 @@ impl GrantMinter {
                 )))
             }
         };
+        let mut calls = plan_call_digests(&plan);
+        if let Some((template, concrete)) = substituted {
+            if !calls.iter().any(|c| c == template) {
+                return Err(MintError::Refused(
+                    "the call's template is not one the approved plan makes".into(),
+                ));
+            }
+            calls.push(concrete.to_owned());
+        }
         let claims = GrantClaims {
             v: 1,
             tenant_id: tenant.to_string(),
@@ -92,7 +104,7 @@ impl GrantMinter {
             plan_id: plan.plan_id.to_string(),
             plan_hash: hash,
             tool_call_id: tool_call_id.to_string(),
-            calls: plan_call_digests(&plan),
+            calls,
             approved,
             break_glass: execution.break_glass,
             exp: (Utc::now() + self.ttl).timestamp(),

@@ -11,6 +11,7 @@ pub mod dispatcher;
 pub mod grants;
 pub mod metrics;
 pub mod model;
+pub mod observe;
 pub mod router_client;
 pub mod worker;
 pub mod workflow;

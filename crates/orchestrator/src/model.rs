@@ -17,10 +17,17 @@ pub struct PlanRun {
     pub approval_required: bool,
     #[serde(default = "default_approval_timeout")]
     pub approval_timeout_secs: u64,
+    /// How long an inconclusive analysis waits for `continue` or `rollback` (then rolls back).
+    #[serde(default = "default_decision_timeout")]
+    pub decision_timeout_secs: u64,
 }
 
 fn default_approval_timeout() -> u64 {
     24 * 3600
+}
+
+fn default_decision_timeout() -> u64 {
+    1800
 }
 
 /// What the first activity returns.
@@ -44,6 +51,18 @@ pub struct StepRequest {
 pub struct ApprovalSignal {
     pub approved: bool,
     pub approver: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A person's answer to an inconclusive analysis (or its timeout), recorded by `decided`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub execution_id: String,
+    pub tenant_id: String,
+    pub step_id: carapulse_core::model::StepId,
+    pub ordinal: i32,
+    pub decision: carapulse_core::pev::Decision,
     #[serde(default)]
     pub note: Option<String>,
 }

@@ -1,7 +1,12 @@
 //! The plan workflow: deterministic glue between Temporal and `carapulse_core::pev`.
 //!
 //! No clocks, randomness or I/O here — only activities, Temporal timers, signals and the state
-//! machine. Signals: `approval` (when the run waits for one) and `cancel`. Query: `status`.
+//! machine. Signals: `approval` (before the run when it waits for one, and as the answer to an
+//! inconclusive analysis: approved = continue, denied = roll back) and `cancel`. Query: `status`.
+//!
+//! Versioning: executions started before verification existed replay without the
+//! [`VERIFICATION_PATCH`] marker; `tests/histories/` holds recorded histories of that code and
+//! CI replays them against this one.
 
 use std::time::Duration;
 
@@ -13,10 +18,16 @@ use temporalio_sdk::{
 };
 
 use carapulse_core::model::ExecutionStatus;
-use carapulse_core::pev::{Next, Outcome, PevMachine, StepResult};
+use carapulse_core::pev::{Decision, Next, Outcome, PevMachine, StepResult};
 
 use crate::activities::Activities;
-use crate::model::{ApprovalSignal, FinishRequest, PlanRun, RunResult, StepRequest};
+use crate::model::{
+    ApprovalSignal, DecisionRecord, FinishRequest, PlanRun, RunResult, StepRequest,
+};
+
+/// Patch marker of the workflow code that observes (captures, preconditions, expectations,
+/// analysis windows with durable waits and decisions).
+pub const VERIFICATION_PATCH: &str = "carapulse-verification-1";
 
 /// Bookkeeping activities (load, finish): short, retried with backoff.
 fn bookkeeping() -> ActivityOptions {
@@ -51,6 +62,8 @@ fn step_options() -> ActivityOptions {
 #[derive(Default)]
 pub struct PlanExecutionWorkflow {
     approval: Option<ApprovalSignal>,
+    /// The answer to an inconclusive analysis (an `approval` signal received while deciding).
+    decision: Option<ApprovalSignal>,
     cancel: Option<String>,
     phase: String,
 }
@@ -106,6 +119,16 @@ impl PlanExecutionWorkflow {
                 return finish(ctx, &input, outcome).await;
             }
         };
+        let observes = ctx.patched(VERIFICATION_PATCH);
+        if !observes && snapshot.steps.iter().any(|s| s.declares_verification()) {
+            // Only reachable by a history recorded before verification existed, whose start
+            // refused such plans; kept so a replay never takes a path the old code could not.
+            let outcome = end(
+                ExecutionStatus::Failed,
+                "plan declares verification that this run's workflow version does not evaluate",
+            );
+            return finish(ctx, &input, outcome).await;
+        }
         ctx.state_mut(|s| s.phase = "running".into());
         let mut machine = PevMachine::new(snapshot.steps);
         loop {
@@ -132,6 +155,71 @@ impl PlanExecutionWorkflow {
                     };
                     machine.record(result);
                 }
+                Next::Wait { secs } => {
+                    ctx.state_mut(|s| s.phase = "sampling".into());
+                    let cancelled = {
+                        let mut timer = ctx.timer(Duration::from_secs(secs));
+                        let cancelled = temporalio_sdk::workflows::select! {
+                            r = ctx.wait_condition(|s| s.cancel.is_some()) => { r?; true }
+                            _ = timer => false,
+                        };
+                        if cancelled {
+                            timer.cancel();
+                        }
+                        cancelled
+                    };
+                    if !cancelled {
+                        machine.waited();
+                    }
+                    ctx.state_mut(|s| s.phase = "running".into());
+                }
+                Next::Decide {
+                    step_ordinal,
+                    reason: _,
+                } => {
+                    ctx.state_mut(|s| {
+                        s.phase = "awaiting_decision".into();
+                        s.decision = None;
+                    });
+                    let answered = {
+                        let mut timer =
+                            ctx.timer(Duration::from_secs(input.decision_timeout_secs.max(1)));
+                        let answered = temporalio_sdk::workflows::select! {
+                            r = ctx.wait_condition(|s| s.decision.is_some() || s.cancel.is_some()) => { r?; true }
+                            _ = timer => false,
+                        };
+                        if answered {
+                            timer.cancel();
+                        }
+                        answered
+                    };
+                    ctx.state_mut(|s| s.phase = "running".into());
+                    let signal = ctx.state(|s| s.decision.clone());
+                    let decision = match (answered, signal) {
+                        (false, _) => Decision::TimedOut {
+                            after_secs: input.decision_timeout_secs.max(1),
+                        },
+                        (true, Some(a)) if a.approved => Decision::Continue { by: a.approver },
+                        (true, Some(a)) => Decision::Rollback { by: a.approver },
+                        // Cancelled: the loop top turns it into a rollback.
+                        (true, None) => continue,
+                    };
+                    let note = ctx.state(|s| s.decision.as_ref().and_then(|d| d.note.clone()));
+                    let step_id = machine.current_verify_step().map(|s| s.step_id);
+                    if let Some(step_id) = step_id {
+                        let record = DecisionRecord {
+                            execution_id: input.execution_id.clone(),
+                            tenant_id: input.tenant_id.clone(),
+                            step_id,
+                            ordinal: step_ordinal,
+                            decision: decision.clone(),
+                            note,
+                        };
+                        ctx.execute_activity(Activities::decided, record, bookkeeping())
+                            .await?;
+                    }
+                    machine.decide(decision);
+                }
                 Next::Finished(outcome) => return finish(ctx, &input, outcome).await,
             }
         }
@@ -139,7 +227,11 @@ impl PlanExecutionWorkflow {
 
     #[signal(name = "approval")]
     pub fn approval(&mut self, _ctx: &mut SyncWorkflowContext<Self>, signal: ApprovalSignal) {
-        self.approval = Some(signal);
+        if self.phase == "awaiting_decision" {
+            self.decision = Some(signal);
+        } else {
+            self.approval = Some(signal);
+        }
     }
 
     #[signal(name = "cancel")]

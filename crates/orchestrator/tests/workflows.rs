@@ -464,6 +464,7 @@ async fn approval_signal_denial_and_expiry() {
                 plan_id: plan.to_string(),
                 approval_required: true,
                 approval_timeout_secs: timeout,
+                decision_timeout_secs: 60,
             };
             client
                 .start_workflow(

@@ -51,6 +51,13 @@ pub struct ExecuteResponse {
     pub duration_ms: u64,
     pub timed_out: bool,
     pub sandbox: Option<Value>,
+    /// The output parsed as JSON, when the tool answered JSON and nothing was cut off. Callers
+    /// capture and judge from it; it is returned whole (the output cap bounds it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Where the result is kept when it is larger than the inline limit of a tool call row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_ref: Option<String>,
 }
 
 /// Why a call was refused or could not run.
@@ -439,6 +446,22 @@ pub async fn execute(
     if sensitive {
         response.output = crate::mask::mask_output(tool, spec.action, &response.output);
     }
+    if !response.output_truncated {
+        response.result = serde_json::from_str::<Value>(response.output.trim()).ok();
+    }
+    let result_bytes = match &response.result {
+        Some(result) => serde_json::to_vec(result).map_err(|e| ExecError::Internal(e.to_string()))?,
+        None => Vec::new(),
+    };
+    if result_bytes.len() > carapulse_core::store::INLINE_RESULT_BYTES {
+        let key = format!("tool-result/{id}.json");
+        let objects = state.objects.clone();
+        let reference = tokio::task::spawn_blocking(move || objects.put(&key, &result_bytes))
+            .await
+            .map_err(|e| ExecError::Internal(e.to_string()))?
+            .map_err(|e| ExecError::Internal(format!("storing result: {e}")))?;
+        response.result_ref = Some(reference);
+    }
     if response.output.len() > INLINE_OUTPUT_BYTES || response.stderr.len() > INLINE_OUTPUT_BYTES {
         let doc = json!({
             "tool_call_id": id, "tenant_id": tenant.as_str(), "tool": tool, "action": spec.action,
@@ -619,6 +642,8 @@ async fn run_cli(
         duration_ms: report.duration_ms,
         timed_out: report.timed_out,
         sandbox: Some(sandbox_report),
+        result: None,
+        result_ref: None,
     })
 }
 
@@ -722,6 +747,8 @@ async fn run_api(
         duration_ms: started.elapsed().as_millis() as u64,
         timed_out: false,
         sandbox: None,
+        result: None,
+        result_ref: None,
     })
 }
 

@@ -333,6 +333,9 @@ pub struct OrchestratorConfig {
     pub namespace: String,
     pub task_queue: String,
     pub health_addr: Option<String>,
+    /// How long an inconclusive analysis waits for a person to continue or roll back before it
+    /// rolls back on its own.
+    pub decision_timeout_secs: u64,
 }
 
 impl Default for OrchestratorConfig {
@@ -342,6 +345,7 @@ impl Default for OrchestratorConfig {
             namespace: "default".into(),
             task_queue: "carapulse".into(),
             health_addr: None,
+            decision_timeout_secs: 1800,
         }
     }
 }

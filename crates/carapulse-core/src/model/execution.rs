@@ -133,6 +133,15 @@ pub struct ToolCall {
     pub attempt: i32,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The concrete input, when capture templates were substituted into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// The tool's parsed JSON result (inline up to 64 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Where a larger JSON result is kept in the object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_ref: Option<String>,
 }
 
 /// An observation recorded after a step (a query result, a rollout status, a trace).

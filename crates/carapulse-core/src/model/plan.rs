@@ -418,6 +418,16 @@ pub struct PlanStep {
     pub analysis: Option<Value>,
 }
 
+impl PlanStep {
+    /// Whether the step captures, checks preconditions, states expectations or samples.
+    pub fn declares_verification(&self) -> bool {
+        !self.capture.is_empty()
+            || !self.preconditions.is_empty()
+            || !self.expect.is_empty()
+            || self.analysis.is_some()
+    }
+}
+
 /// Where a plan stands with respect to approval.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

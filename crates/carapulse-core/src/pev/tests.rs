@@ -283,7 +283,7 @@ fn analysis_waits_between_samples_and_passes() {
         let Next::Run(call) = machine.next_action() else {
             panic!("a sample")
         };
-        samples.push(call.checks.sample);
+        samples.push(call.checks.sample.map(|s| (s.number(), s.window.count)));
         assert_eq!(call.checks.expect.len(), 1);
         machine.record(observed(Verdict::Passed, "0.01 <= 0.05", &[]));
         if samples.len() < 3 {

@@ -74,6 +74,9 @@ pub struct ExecutionView {
     pub evidence: Vec<Evidence>,
 }
 
+/// Largest JSON result kept inline on a tool call row.
+pub const INLINE_RESULT_BYTES: usize = 64 * 1024;
+
 /// A tool call to record.
 #[derive(Debug, Clone)]
 pub struct NewToolCall {
@@ -161,6 +164,9 @@ struct ToolCallRow {
     attempt: i32,
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
+    result_json: Option<Value>,
+    result_ref: Option<String>,
+    input_json: Option<Value>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -327,7 +333,8 @@ impl Store {
             .collect();
         let calls: Vec<ToolCallRow> = sqlx::query_as(
             "SELECT tool_call_id, execution_id, step_id, tenant_id, tool_name, action, status, input_ref, \
-             output_ref, exit_code, error, attempt, started_at, completed_at FROM tool_calls \
+             output_ref, exit_code, error, attempt, started_at, completed_at, result_json, result_ref, \
+             input_json FROM tool_calls \
              WHERE execution_id = $1 AND tenant_id = $2 ORDER BY created_at, tool_call_id LIMIT 1000",
         )
         .bind(execution_id.0)
@@ -361,6 +368,9 @@ impl Store {
                     attempt: r.attempt,
                     started_at: r.started_at,
                     completed_at: r.completed_at,
+                    input: r.input_json,
+                    result: r.result_json,
+                    result_ref: r.result_ref,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -558,6 +568,34 @@ impl Store {
         Ok(())
     }
 
+    /// Records what a tool call ran with and what it returned as data: the concrete input (after
+    /// capture substitution) and the parsed JSON result, inline up to [`INLINE_RESULT_BYTES`],
+    /// else only the object-store reference the router wrote it to.
+    pub async fn record_tool_result(
+        &self,
+        tenant: &TenantId,
+        id: ToolCallId,
+        input: Option<&Value>,
+        result: Option<&Value>,
+        result_ref: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let inline = result.filter(|r| {
+            serde_json::to_vec(r).map(|b| b.len()).unwrap_or(usize::MAX) <= INLINE_RESULT_BYTES
+        });
+        sqlx::query(
+            "UPDATE tool_calls SET input_json = COALESCE($3, input_json), result_json = $4, \
+             result_ref = $5 WHERE tool_call_id = $1 AND tenant_id = $2",
+        )
+        .bind(id.0)
+        .bind(tenant.as_str())
+        .bind(input)
+        .bind(inline)
+        .bind(result_ref)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Records evidence for an execution of `tenant`.
     pub async fn insert_evidence(
         &self,
@@ -600,7 +638,10 @@ impl Store {
         status: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let finished = !matches!(status, "pending" | "running");
+        let finished = !matches!(
+            status,
+            "pending" | "running" | "sampling" | "awaiting_decision"
+        );
         sqlx::query(
             "INSERT INTO execution_steps (execution_id, step_id, tenant_id, ordinal, stage, status, started_at, finished_at, error) \
              SELECT execution_id, $3, tenant_id, $4, $5, $6, now(), CASE WHEN $7 THEN now() END, $8 \
