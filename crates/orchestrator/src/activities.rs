@@ -12,8 +12,8 @@ use temporalio_sdk::ApplicationFailure;
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
 use carapulse_core::model::{ExecutionId, ExecutionStatus, PlanId, TenantId, ToolCallStatus};
 use carapulse_core::pev::{CallKind, Decision, StepCall, StepResult};
-use carapulse_core::verify::{AnalysisNext, Verdict};
 use carapulse_core::store::{NewEvidence, NewToolCall, Store, StoreError, ToolLogLine};
+use carapulse_core::verify::{AnalysisNext, Verdict};
 
 use crate::model::{DecisionRecord, FinishRequest, PlanRun, PlanSnapshot, StepRequest};
 use crate::router_client::{RouterClient, RouterReply};
@@ -268,9 +268,7 @@ impl Activities {
                     &tenant,
                     execution_id,
                     tool_call_id,
-                    substitution
-                        .as_ref()
-                        .map(|(t, c)| (t.as_str(), c.as_str())),
+                    substitution.as_ref().map(|(t, c)| (t.as_str(), c.as_str())),
                 )
                 .await
             {
@@ -642,7 +640,9 @@ impl Activities {
                 AuditDecision::Info,
             )
             .resource("execution", execution_id)
-            .context(json!({"step": call.ordinal, "tool_call_id": tool_call_id, "captured": captured}));
+            .context(
+                json!({"step": call.ordinal, "tool_call_id": tool_call_id, "captured": captured}),
+            );
             self.audit
                 .append(entry)
                 .await

@@ -221,7 +221,10 @@ mod tests {
             bad.input = json!({"release": "${capture.rev}", "namespace": "web"});
             bad.checks.captured = captured(&[("rev", hostile.clone())]);
             let err = prepare_input(&bad).unwrap_err();
-            assert!(err.contains("refused by the helm catalogue"), "{hostile}: {err}");
+            assert!(
+                err.contains("refused by the helm catalogue"),
+                "{hostile}: {err}"
+            );
         }
         let mut missing = ok.clone();
         missing.checks.captured.clear();
@@ -263,11 +266,15 @@ mod tests {
 
     #[test]
     fn expectations_give_one_verdict_with_the_measurements() {
-        let mut c = call(ToolName::Prometheus, "query", json!({}), CallChecks::default());
+        let mut c = call(
+            ToolName::Prometheus,
+            "query",
+            json!({}),
+            CallChecks::default(),
+        );
         c.kind = CallKind::Verify;
-        c.checks.expect = vec![
-            json!({"path": ".data.result[*].value[1]", "op": "<=", "value": 0.05}),
-        ];
+        c.checks.expect =
+            vec![json!({"path": ".data.result[*].value[1]", "op": "<=", "value": 0.05})];
         let body = |v: &str| json!({"status": "success", "data": {"result": [{"value": [1, v]}]}});
         let good = judge(&c, Some(&body("0.01")));
         assert_eq!(good.verdict, Verdict::Passed);

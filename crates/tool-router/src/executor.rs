@@ -450,7 +450,9 @@ pub async fn execute(
         response.result = serde_json::from_str::<Value>(response.output.trim()).ok();
     }
     let result_bytes = match &response.result {
-        Some(result) => serde_json::to_vec(result).map_err(|e| ExecError::Internal(e.to_string()))?,
+        Some(result) => {
+            serde_json::to_vec(result).map_err(|e| ExecError::Internal(e.to_string()))?
+        }
         None => Vec::new(),
     };
     if result_bytes.len() > carapulse_core::store::INLINE_RESULT_BYTES {

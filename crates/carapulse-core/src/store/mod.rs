@@ -33,7 +33,8 @@ pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
 pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo};
 pub use error::StoreError;
 pub use executions::{
-    ExecutionFilter, ExecutionView, INLINE_RESULT_BYTES, NewEvidence, NewToolCall, StartMode, StartOptions, StartOutcome,
+    ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, StartMode, StartOptions,
+    StartOutcome, INLINE_RESULT_BYTES,
 };
 pub use library::{MemoryRecord, Shelf, Versioned};
 pub use page::{Page, Paged, MAX_PAGE_SIZE};
