@@ -35,6 +35,7 @@ impl WorkflowTemplate {
         for (i, step) in steps.iter().enumerate() {
             crate::tools::check_step(step).map_err(|e| e.within(&format!("template step {i}")))?;
         }
+        crate::model::check_step_references(&steps)?;
         Ok(steps)
     }
 }
@@ -67,18 +68,133 @@ fn step(
     })
 }
 
-/// `{query}` verification against Prometheus when a query is given.
-fn promql(i: &ToolInput) -> Result<Option<StepDraft>, ModelError> {
-    match i.str("promql") {
-        Some(q) => Ok(Some(step(
-            Stage::Verify,
+fn capturing(mut step: StepDraft, captures: &[(&str, &str)]) -> StepDraft {
+    step.capture = captures
+        .iter()
+        .map(|(name, path)| ((*name).to_owned(), (*path).to_owned()))
+        .collect();
+    step
+}
+
+fn expecting(mut step: StepDraft, expect: Vec<Value>) -> StepDraft {
+    step.expect = expect;
+    step
+}
+
+/// The SLO checks a template's input asks for: baseline reads to run before the change (act
+/// steps that capture) and verify steps with expectations, sampled over `analysis` when given.
+///
+/// - `promql` (+ optional `threshold`): every series at most the threshold, or, without one,
+///   the query must return data.
+/// - `error_ratio`: every series at most `error_ratio_max` (default 0.05).
+/// - `latency`: read before the change, and afterwards at most that x `baseline_factor`
+///   (default 1.2).
+fn slo_checks(i: &ToolInput) -> Result<(Vec<StepDraft>, Vec<StepDraft>), ModelError> {
+    let series = ".data.result[*].value[1]";
+    let analysis = i.value("analysis").cloned();
+    let query = |q: &str, stage: Stage| {
+        step(
+            stage,
             ToolName::Prometheus,
             "query",
             json!({"query": q}),
             None,
-        )?)),
-        None => Ok(None),
+        )
+    };
+    let mut before = Vec::new();
+    let mut checks = Vec::new();
+    if let Some(q) = i.str("promql") {
+        let expect = match i.number("threshold") {
+            Some(t) => json!({"path": series, "op": "<=", "value": t}),
+            None => json!({"path": ".data.result[0]", "op": "exists"}),
+        };
+        checks.push(expecting(query(q, Stage::Verify)?, vec![expect]));
     }
+    if let Some(q) = i.str("error_ratio") {
+        let max = i.number("error_ratio_max").unwrap_or(0.05);
+        checks.push(expecting(
+            query(q, Stage::Verify)?,
+            vec![json!({"path": series, "op": "<=", "value": max})],
+        ));
+    }
+    if let Some(q) = i.str("latency") {
+        let factor = i.number("baseline_factor").unwrap_or(1.2);
+        before.push(capturing(
+            query(q, Stage::Act)?,
+            &[("latency_before", ".data.result[0].value[1]")],
+        ));
+        checks.push(expecting(
+            query(q, Stage::Verify)?,
+            vec![
+                json!({"path": series, "op": "<=", "baseline": "latency_before", "factor": factor}),
+            ],
+        ));
+    }
+    if analysis.is_some() && checks.is_empty() {
+        return Err(ModelError::new(
+            "input.analysis",
+            "an analysis window samples SLO checks: give promql, error_ratio or latency",
+        ));
+    }
+    for check in &mut checks {
+        check.analysis = analysis.clone();
+    }
+    Ok((before, checks))
+}
+
+/// `steps` with the SLO reads first and the SLO checks last.
+fn with_slo(i: &ToolInput, steps: Vec<StepDraft>) -> Result<Vec<StepDraft>, ModelError> {
+    let (mut out, checks) = slo_checks(i)?;
+    out.extend(steps);
+    out.extend(checks);
+    Ok(out)
+}
+
+/// An Argo CD application's state, read as JSON.
+fn argocd_state(app: &str, stage: Stage) -> Result<StepDraft, ModelError> {
+    step(stage, ToolName::Argocd, "status", json!({"app": app}), None)
+}
+
+/// Healthy and synced (and at `revision` when one was asked for).
+fn argocd_healthy(app: &str, revision: Option<&str>) -> Result<StepDraft, ModelError> {
+    let mut expect = vec![
+        json!({"path": ".status.health.status", "op": "==", "value": "Healthy"}),
+        json!({"path": ".status.sync.status", "op": "==", "value": "Synced"}),
+    ];
+    if let Some(rev) = revision {
+        expect.push(json!({"path": ".status.sync.revision", "op": "==", "value": rev}));
+    }
+    Ok(expecting(argocd_state(app, Stage::Verify)?, expect))
+}
+
+/// A workload's ready replicas reach its desired count (captured before as `replicas_before`,
+/// or `desired` when given).
+fn workload_ready(
+    resource: &str,
+    namespace: &str,
+    desired: Option<i64>,
+) -> Result<StepDraft, ModelError> {
+    let ready = match desired {
+        Some(0) => {
+            json!({"path": ".status.readyReplicas", "op": "==", "value": 0, "on_empty": "pass"})
+        }
+        Some(n) => {
+            json!({"path": ".status.readyReplicas", "op": ">=", "value": n, "on_empty": "fail"})
+        }
+        None => {
+            json!({"path": ".status.readyReplicas", "op": ">=", "baseline": "replicas_before", "on_empty": "fail"})
+        }
+    };
+    Ok(expecting(
+        step(
+            Stage::Verify,
+            ToolName::Kubectl,
+            "get",
+            json!({"resource": resource, "namespace": namespace}),
+            None,
+        )?,
+        vec![ready],
+    ))
 }
 
 fn gitops_deploy(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
@@ -87,30 +203,45 @@ fn gitops_deploy(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
     if let Some(rev) = i.str("revision") {
         sync["revision"] = json!(rev);
     }
-    let mut steps = vec![
-        step(
-            Stage::Act,
-            ToolName::Argocd,
-            "sync-preview",
-            json!({"app": app}),
-            None,
-        )?,
-        step(
-            Stage::Act,
-            ToolName::Argocd,
-            "sync",
-            sync,
-            Some((ToolName::Argocd, "rollback", json!({"app": app}))),
-        )?,
-        step(
-            Stage::Verify,
-            ToolName::Argocd,
-            "wait",
-            json!({"app": app, "timeout": 600}),
-            None,
-        )?,
-    ];
-    steps.extend(promql(i)?);
+    let mut steps = with_slo(
+        i,
+        vec![
+            // The history entry deployed now is what a rollback returns to.
+            capturing(
+                argocd_state(app, Stage::Act)?,
+                &[
+                    ("history_id", ".status.history[-1].id"),
+                    ("synced_revision", ".status.sync.revision"),
+                ],
+            ),
+            step(
+                Stage::Act,
+                ToolName::Argocd,
+                "sync-preview",
+                json!({"app": app}),
+                None,
+            )?,
+            step(
+                Stage::Act,
+                ToolName::Argocd,
+                "sync",
+                sync,
+                Some((
+                    ToolName::Argocd,
+                    "rollback",
+                    json!({"app": app, "id": "${capture.history_id}"}),
+                )),
+            )?,
+            step(
+                Stage::Verify,
+                ToolName::Argocd,
+                "wait",
+                json!({"app": app, "timeout": 600}),
+                None,
+            )?,
+            argocd_healthy(app, i.str("revision"))?,
+        ],
+    )?;
     steps.push(step(
         Stage::Verify,
         ToolName::Grafana,
@@ -132,16 +263,13 @@ fn helm_release(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
     if let Some(v) = i.value("values_ref") {
         upgrade["values_ref"] = v.clone();
     }
+    let target = json!({"release": release, "namespace": namespace});
     let mut steps = vec![
-        step(
-            Stage::Act,
-            ToolName::Helm,
-            "status",
-            json!({"release": release, "namespace": namespace}),
-            None,
-        )?,
-        // helm rollback without a revision returns to the release's previous revision: the one
-        // captured by the status step just before the upgrade.
+        // The revision deployed now, read before the upgrade: the rollback returns to exactly it.
+        capturing(
+            step(Stage::Act, ToolName::Helm, "status", target.clone(), None)?,
+            &[("revision", ".version")],
+        ),
         step(
             Stage::Act,
             ToolName::Helm,
@@ -150,16 +278,13 @@ fn helm_release(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
             Some((
                 ToolName::Helm,
                 "rollback",
-                json!({"release": release, "namespace": namespace, "wait": true}),
+                json!({"release": release, "namespace": namespace, "revision": "${capture.revision}", "wait": true}),
             )),
         )?,
-        step(
-            Stage::Verify,
-            ToolName::Helm,
-            "status",
-            json!({"release": release, "namespace": namespace}),
-            None,
-        )?,
+        expecting(
+            step(Stage::Verify, ToolName::Helm, "status", target, None)?,
+            vec![json!({"path": ".info.status", "op": "==", "value": "deployed"})],
+        ),
     ];
     if let Some(resource) = i.str("resource") {
         steps.push(step(
@@ -170,41 +295,49 @@ fn helm_release(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
             None,
         )?);
     }
-    steps.extend(promql(i)?);
-    Ok(steps)
+    with_slo(i, steps)
 }
 
 fn scale_service(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
     let resource = i.str("resource").unwrap_or_default();
     let namespace = i.str("namespace").unwrap_or_default();
     let replicas = i.int("replicas").unwrap_or(0);
-    let current = i.int("current_replicas").unwrap_or(0);
     let max_delta = i.int("max_delta").unwrap_or(10);
-    if (replicas - current).abs() > max_delta {
-        return Err(ModelError::new(
-            "input.replicas",
-            format!("changing {current} -> {replicas} exceeds max_delta {max_delta}"),
-        ));
+    let target = json!({"resource": resource, "namespace": namespace});
+    // The change is bounded against what the cluster reports, not what the caller believes.
+    let mut guard = vec![
+        json!({"path": ".current_replicas", "op": ">=", "value": (replicas - max_delta).max(0)}),
+        json!({"path": ".current_replicas", "op": "<=", "value": replicas + max_delta}),
+    ];
+    if let Some(expected) = i.int("current_replicas") {
+        // A stated count that already breaks the bound would fail the precondition anyway.
+        if (replicas - expected).abs() > max_delta {
+            return Err(ModelError::new(
+                "input.replicas",
+                format!("changing {expected} -> {replicas} exceeds max_delta {max_delta}"),
+            ));
+        }
+        guard.push(json!({"path": ".current_replicas", "op": "==", "value": expected}));
     }
-    let mut steps = vec![
-        step(
-            Stage::Act,
-            ToolName::Kubectl,
-            "get",
-            json!({"resource": resource, "namespace": namespace}),
-            None,
-        )?,
-        step(
-            Stage::Act,
+    let mut scale = step(
+        Stage::Act,
+        ToolName::Kubectl,
+        "scale",
+        // --current-replicas makes kubectl refuse if the count moved since it was read.
+        json!({"resource": resource, "namespace": namespace, "replicas": replicas, "current_replicas": "${capture.current_replicas}"}),
+        Some((
             ToolName::Kubectl,
             "scale",
-            json!({"resource": resource, "namespace": namespace, "replicas": replicas, "current_replicas": current}),
-            Some((
-                ToolName::Kubectl,
-                "scale",
-                json!({"resource": resource, "namespace": namespace, "replicas": current}),
-            )),
-        )?,
+            json!({"resource": resource, "namespace": namespace, "replicas": "${capture.current_replicas}"}),
+        )),
+    )?;
+    scale.preconditions = guard;
+    let steps = vec![
+        capturing(
+            step(Stage::Act, ToolName::Kubectl, "get", target, None)?,
+            &[("current_replicas", ".spec.replicas")],
+        ),
+        scale,
         step(
             Stage::Verify,
             ToolName::Kubectl,
@@ -212,9 +345,9 @@ fn scale_service(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
             json!({"resource": resource, "namespace": namespace, "timeout": "5m"}),
             None,
         )?,
+        workload_ready(resource, namespace, Some(replicas))?,
     ];
-    steps.extend(promql(i)?);
-    Ok(steps)
+    with_slo(i, steps)
 }
 
 fn incident_remediation(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
@@ -253,6 +386,16 @@ fn incident_remediation(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
             None,
         )?);
     }
+    steps.push(capturing(
+        step(
+            Stage::Act,
+            ToolName::Kubectl,
+            "get",
+            json!({"resource": resource, "namespace": namespace}),
+            None,
+        )?,
+        &[("replicas_before", ".spec.replicas")],
+    ));
     let remediation = match i.str("remediation").unwrap_or("restart") {
         "rollback" => step(
             Stage::Act,
@@ -277,7 +420,8 @@ fn incident_remediation(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
         json!({"resource": resource, "namespace": namespace, "timeout": "5m"}),
         None,
     )?);
-    steps.extend(promql(i)?);
+    steps.push(workload_ready(resource, namespace, None)?);
+    let mut steps = with_slo(i, steps)?;
     if let Some(key) = i.str("dedup_key") {
         // Resolve the page only once verification passed.
         steps.push(step(
@@ -336,9 +480,10 @@ fn secret_rotation(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
             json!({"app": app, "timeout": 600}),
             None,
         )?);
+        // Each dependent must come back healthy on the new secret.
+        steps.push(argocd_healthy(app, None)?);
     }
-    steps.extend(promql(i)?);
-    Ok(steps)
+    with_slo(i, steps)
 }
 
 fn release_rollback(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
@@ -354,7 +499,10 @@ fn release_rollback(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
     let mut steps = vec![
         step(Stage::Act, ToolName::Helm, "history", target.clone(), None)?,
         step(Stage::Act, ToolName::Helm, "rollback", rollback, None)?,
-        step(Stage::Verify, ToolName::Helm, "status", target, None)?,
+        expecting(
+            step(Stage::Verify, ToolName::Helm, "status", target, None)?,
+            vec![json!({"path": ".info.status", "op": "==", "value": "deployed"})],
+        ),
     ];
     if let Some(resource) = i.str("resource") {
         steps.push(step(
@@ -365,17 +513,20 @@ fn release_rollback(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
             None,
         )?);
     }
-    steps.extend(promql(i)?);
-    Ok(steps)
+    with_slo(i, steps)
 }
 
 fn service_restart(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
     let resource = i.str("resource").unwrap_or_default();
     let namespace = i.str("namespace").unwrap_or_default();
     let target = json!({"resource": resource, "namespace": namespace});
-    // A restart changes no spec, so there is nothing to roll back to.
-    let mut steps = vec![
-        step(Stage::Act, ToolName::Kubectl, "get", target.clone(), None)?,
+    // A restart changes no spec, so there is nothing to roll back to; the replicas read first
+    // are what must be ready again afterwards.
+    let steps = vec![
+        capturing(
+            step(Stage::Act, ToolName::Kubectl, "get", target.clone(), None)?,
+            &[("replicas_before", ".spec.replicas")],
+        ),
         step(
             Stage::Act,
             ToolName::Kubectl,
@@ -390,15 +541,37 @@ fn service_restart(i: &ToolInput) -> Result<Vec<StepDraft>, ModelError> {
             json!({"resource": resource, "namespace": namespace, "timeout": "5m"}),
             None,
         )?,
+        workload_ready(resource, namespace, None)?,
     ];
-    steps.extend(promql(i)?);
-    Ok(steps)
+    with_slo(i, steps)
 }
 
 const PROMQL: F = F::opt(
     "promql",
     K::Text { max: 5000 },
-    "PromQL check that must return data",
+    "PromQL check: every series at most `threshold`, or, without one, the query returns data",
+);
+const THRESHOLD: F = F::opt(
+    "threshold",
+    K::Number,
+    "upper bound of every `promql` series",
+);
+const ERROR_RATIO: F = F::opt(
+    "error_ratio",
+    K::Text { max: 5000 },
+    "PromQL of the error ratio: every series at most `error_ratio_max`",
+);
+const ERROR_RATIO_MAX: F = F::opt("error_ratio_max", K::Number, "default 0.05");
+const LATENCY: F = F::opt(
+    "latency",
+    K::Text { max: 5000 },
+    "PromQL of a latency, read before the change: afterwards at most that x `baseline_factor`",
+);
+const BASELINE_FACTOR: F = F::opt("baseline_factor", K::Number, "default 1.2");
+const ANALYSIS: F = F::opt(
+    "analysis",
+    K::Object,
+    "sample the SLO checks: {initial_delay, interval, count, failure_limit, inconclusive_limit}",
 );
 const NAMESPACE: F = F::req("namespace", K::Namespace, "Kubernetes namespace");
 const RESOURCE: F = F::req("resource", K::K8sResource, "workload, e.g. deployment/web");
@@ -407,17 +580,23 @@ const RESOURCE: F = F::req("resource", K::K8sResource, "workload, e.g. deploymen
 pub const CATALOGUE: &[WorkflowTemplate] = &[
     WorkflowTemplate {
         name: "gitops_deploy",
-        description: "Argo CD sync preview, sync, wait healthy, PromQL verify, Grafana annotation; rollback = Argo rollback",
+        description: "Argo CD state (captures the deployed history id), sync preview, sync, Healthy + Synced at the revision, SLO checks, Grafana annotation; rollback = Argo rollback to the captured history id",
         fields: &[
             F::req("app", K::K8sName, "Argo CD application"),
             F::opt("revision", K::Revision, "target revision"),
             PROMQL,
+            THRESHOLD,
+            ERROR_RATIO,
+            ERROR_RATIO_MAX,
+            LATENCY,
+            BASELINE_FACTOR,
+            ANALYSIS,
         ],
         build: gitops_deploy,
     },
     WorkflowTemplate {
         name: "helm_release",
-        description: "Helm status, upgrade --install, rollout status, verify; rollback = helm rollback to the previous revision",
+        description: "Helm status (captures the deployed revision), upgrade, status deployed, rollout status, SLO checks; rollback = helm rollback to the captured revision",
         fields: &[
             F::req("release", K::K8sName, "release"),
             F::req("chart", K::Chart, "chart"),
@@ -426,19 +605,31 @@ pub const CATALOGUE: &[WorkflowTemplate] = &[
             F::opt("values_ref", K::Object, "values reference"),
             F::opt("resource", K::K8sResource, "workload to wait for"),
             PROMQL,
+            THRESHOLD,
+            ERROR_RATIO,
+            ERROR_RATIO_MAX,
+            LATENCY,
+            BASELINE_FACTOR,
+            ANALYSIS,
         ],
         build: helm_release,
     },
     WorkflowTemplate {
         name: "scale_service",
-        description: "Read replicas, max-delta check, scale, rollout status, verify; rollback = previous replicas",
+        description: "Read replicas, max-delta precondition on the observed count, scale, rollout status, ready replicas; rollback = the replicas read",
         fields: &[
             RESOURCE,
             NAMESPACE,
             F::req("replicas", K::Int { min: 0, max: 1000 }, "target replicas"),
-            F::req("current_replicas", K::Int { min: 0, max: 1000 }, "current replicas (rollback target)"),
+            F::opt("current_replicas", K::Int { min: 0, max: 1000 }, "what you expect the current count to be: the run stops if the cluster reports otherwise (the rollback target is always the count read)"),
             F::opt("max_delta", K::Int { min: 1, max: 1000 }, "largest allowed change (default 10)"),
             PROMQL,
+            THRESHOLD,
+            ERROR_RATIO,
+            ERROR_RATIO_MAX,
+            LATENCY,
+            BASELINE_FACTOR,
+            ANALYSIS,
         ],
         build: scale_service,
     },
@@ -451,6 +642,12 @@ pub const CATALOGUE: &[WorkflowTemplate] = &[
             NAMESPACE,
             F::opt("remediation", K::Enum(&["restart", "rollback"]), "what to do (default restart)"),
             PROMQL,
+            THRESHOLD,
+            ERROR_RATIO,
+            ERROR_RATIO_MAX,
+            LATENCY,
+            BASELINE_FACTOR,
+            ANALYSIS,
             F::opt("start", K::Timestamp, "PromQL range start"),
             F::opt("end", K::Timestamp, "PromQL range end"),
             F::opt("trace_id", K::TraceId, "a trace from the exemplars"),
@@ -467,6 +664,12 @@ pub const CATALOGUE: &[WorkflowTemplate] = &[
             F::opt("rollback_path", K::VaultPath, "endpoint that restores the previous version"),
             F::opt("dependents", K::List(ListOf::Names), "Argo CD apps to resync"),
             PROMQL,
+            THRESHOLD,
+            ERROR_RATIO,
+            ERROR_RATIO_MAX,
+            LATENCY,
+            BASELINE_FACTOR,
+            ANALYSIS,
         ],
         build: secret_rotation,
     },
@@ -479,13 +682,29 @@ pub const CATALOGUE: &[WorkflowTemplate] = &[
             F::opt("revision", K::Int { min: 1, max: 1_000_000 }, "target revision (default: previous)"),
             F::opt("resource", K::K8sResource, "workload to wait for"),
             PROMQL,
+            THRESHOLD,
+            ERROR_RATIO,
+            ERROR_RATIO_MAX,
+            LATENCY,
+            BASELINE_FACTOR,
+            ANALYSIS,
         ],
         build: release_rollback,
     },
     WorkflowTemplate {
         name: "service_restart",
         description: "Read the workload, rollout restart, wait for the rollout, verify",
-        fields: &[RESOURCE, NAMESPACE, PROMQL],
+        fields: &[
+            RESOURCE,
+            NAMESPACE,
+            PROMQL,
+            THRESHOLD,
+            ERROR_RATIO,
+            ERROR_RATIO_MAX,
+            LATENCY,
+            BASELINE_FACTOR,
+            ANALYSIS,
+        ],
         build: service_restart,
     },
 ];

@@ -12,23 +12,36 @@ use carapulse_core::model::*;
 use common::*;
 use orchestrator::model::{ApprovalSignal, PlanRun};
 use orchestrator::workflow::PlanExecutionWorkflow;
-use serde_json::json;
+use serde_json::{json, Value};
 use temporalio_client::{WorkflowSignalOptions, WorkflowStartOptions};
 
 fn fakes() {
     fake_bin();
 }
 
-/// A fake `helm`: `*fail*` in the arguments fails; `*slow*` sleeps 3 s first.
+/// Fake `helm`, `kubectl`, `argocd` and `vault`: `*fail*` in the arguments fails; `*slow*`
+/// sleeps 3 s first; a JSON read (`--output=json`) answers a fixed document; anything else
+/// echoes `<tool> ok: <argv>`.
 fn fake_bin() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("carapulse-orch-fakes-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let script = "#!/bin/sh\ncase \"$*\" in *slow*) sleep 3;; esac\ncase \"$*\" in *fail*) echo \"helm failed: $*\" >&2; exit 1;; esac\necho \"helm ok: $*\"\n";
-        for tool in ["helm", "kubectl", "argocd", "vault"] {
+        let script = "#!/bin/sh\ncase \"$*\" in *slow*) sleep 3;; esac\ncase \"$*\" in *fail*) echo \"helm failed: $*\" >&2; exit 1;; esac\ncase \"$*\" in *--output=json*) echo 'JSON'; exit 0;; esac\necho \"helm ok: $*\"\n";
+        // What each tool's JSON reads answer: a deployed release at revision 5; a deployment
+        // of 2 replicas with 3 ready; a healthy, synced Argo CD app with one history entry.
+        let answers = [
+            ("helm", r#"{"name":"web","version":5,"info":{"status":"deployed"}}"#),
+            ("kubectl", r#"{"spec":{"replicas":2},"status":{"readyReplicas":3}}"#),
+            (
+                "argocd",
+                r#"{"status":{"health":{"status":"Healthy"},"sync":{"status":"Synced","revision":"v2"},"history":[{"id":3}]}}"#,
+            ),
+            ("vault", r#"{"data":{}}"#),
+        ];
+        for (tool, answer) in answers {
             let path = dir.join(tool);
-            std::fs::write(&path, script.replace("helm", tool)).unwrap();
+            std::fs::write(&path, script.replace("helm", tool).replace("JSON", answer)).unwrap();
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
@@ -88,9 +101,12 @@ async fn three_step_plan_succeeds_with_tool_calls_and_evidence() {
     let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(lines.len(), 3, "{messages:?}");
     assert!(
-        messages.iter().all(|m| m.starts_with("helm ok: ")),
+        messages[..2]
+            .iter()
+            .all(|m| m.starts_with("helm ok: upgrade ")),
         "{messages:?}"
     );
+    assert!(messages[2].starts_with("{\"name\":\"web\""), "{messages:?}");
     assert!(lines
         .iter()
         .all(|l| l.level == "info" && l.stream == "stdout"));
@@ -444,6 +460,28 @@ async fn each_catalogue_workflow_runs_and_rolls_back() {
             rollbacks,
             "{name}: every act step with a rollback was rolled back"
         );
+        // Rollbacks return to what was read before the change, not to a guess.
+        let rolled_back_to: Vec<(Value,)> = sqlx::query_as(
+            "SELECT input_json FROM tool_calls WHERE execution_id = $1 AND input_json IS NOT NULL \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(exec.0)
+        .fetch_all(env.store().pool())
+        .await
+        .unwrap();
+        let expected = match *name {
+            "gitops_deploy" => Some(("id", json!(3))),
+            "helm_release" => Some(("revision", json!(5))),
+            "scale_service" => Some(("replicas", json!(2))),
+            _ => None,
+        };
+        if let Some((field, value)) = expected {
+            assert_eq!(
+                rolled_back_to.first().map(|r| r.0[field].clone()),
+                Some(value),
+                "{name}: {rolled_back_to:?}"
+            );
+        }
     }
     env.finish().await;
 }

@@ -575,7 +575,7 @@ mod tests {
     #[test]
     fn steps_read_only_what_earlier_steps_captured() {
         let capture = draft(serde_json::json!({
-            "stage": "verify", "tool": "kubectl", "action": "get", "input": {},
+            "stage": "act", "tool": "kubectl", "action": "get", "input": {},
             "capture": {"replicas_before": ".spec.replicas"}
         }));
         let guarded = draft(serde_json::json!({
@@ -589,9 +589,37 @@ mod tests {
         check_step_references(&[capture.clone(), guarded.clone(), checked.clone()]).unwrap();
         let err = check_step_references(&[guarded.clone(), capture.clone()]).unwrap_err();
         assert_eq!(err.field, "steps[0].preconditions[0].path", "{err}");
-        let err = check_step_references(&[checked, capture.clone()]).unwrap_err();
+        // A verify step listed first still runs after the act step that captures its baseline.
+        check_step_references(&[checked.clone(), capture.clone()]).unwrap();
+        let err = check_step_references(&[checked]).unwrap_err();
         assert_eq!(err.field, "steps[0].expect[0].baseline", "{err}");
-        let err = check_step_references(&[capture.clone(), capture]).unwrap_err();
+        let err = check_step_references(&[capture.clone(), capture.clone()]).unwrap_err();
         assert_eq!(err.field, "steps[1].capture.replicas_before", "{err}");
+        // Run order, not list order: act steps run before verify steps, so a verify step's
+        // capture is not there for an act step listed after it.
+        let mut late = capture.clone();
+        late.stage = Stage::Verify;
+        let err = check_step_references(&[late, guarded.clone()]).unwrap_err();
+        assert_eq!(err.field, "steps[1].preconditions[0].path", "{err}");
+        // Templates: inputs read earlier captures; rollbacks their own step's or earlier acts'.
+        let templated = draft(serde_json::json!({
+            "tool": "kubectl", "action": "scale",
+            "input": {"resource": "deployment/web", "replicas": "${capture.replicas_before}"},
+            "rollback": {"tool": "kubectl", "action": "scale",
+                         "input": {"resource": "deployment/web", "replicas": "${capture.replicas_before}"}}
+        }));
+        check_step_references(&[capture.clone(), templated.clone()]).unwrap();
+        let err = check_step_references(&[templated.clone(), capture.clone()]).unwrap_err();
+        assert_eq!(err.field, "steps[0].input.replicas", "{err}");
+        let mut nested = templated.clone();
+        nested.input = serde_json::json!({"resource": "deployment/web-${capture.replicas_before}"});
+        let err = check_step_references(&[capture.clone(), nested]).unwrap_err();
+        assert_eq!(err.field, "steps[1].input.resource", "{err}");
+        let mut rollback_only = templated;
+        rollback_only.input = serde_json::json!({"resource": "deployment/web", "replicas": 3});
+        rollback_only.rollback.as_mut().unwrap().input =
+            serde_json::json!({"resource": "deployment/web", "replicas": "${capture.nope}"});
+        let err = check_step_references(&[capture, rollback_only]).unwrap_err();
+        assert_eq!(err.field, "steps[1].rollback.input.replicas", "{err}");
     }
 }

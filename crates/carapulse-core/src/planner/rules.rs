@@ -20,7 +20,7 @@ use super::{PlanDraft, PlannerKind};
 
 /// The intents the rule planner understands, as shown to users.
 pub const SUPPORTED: &[&str] = &[
-    "scale <workload> [in <namespace>] to <N> from <current>",
+    "scale <workload> [in <namespace>] to <N> [from <current>]",
     "deploy [app] <argo-app> [at|to] [revision] <rev>",
     "rollback [release] <helm-release> [in <namespace>] [to revision <n>]",
     "restart [service|deployment] <workload> [in <namespace>]",
@@ -188,18 +188,17 @@ pub fn plan_intent(intent: &str, context: &ContextRef) -> Result<RulePlan, RuleE
         let caps = g.scale.captures(&rest).ok_or_else(no_rule)?;
         let resource = resource_of(caps.name("kind").map(|m| m.as_str()), &caps["res"]);
         let replicas: i64 = caps["n"].parse().map_err(|_| no_rule())?;
-        let current: i64 = caps
-            .name("cur")
-            .and_then(|m| m.as_str().parse().ok())
-            .ok_or_else(|| {
-                RuleError::MissingDetail(format!(
-                    "the current replica count of {resource} is needed for the rollback: say \"scale {resource} to {replicas} from <current>\""
-                ))
-            })?;
+        // "from N" is optional: the workflow reads the live count and rolls back to it; a
+        // stated count becomes a precondition that the cluster agrees.
+        let current: Option<i64> = caps.name("cur").and_then(|m| m.as_str().parse().ok());
         let namespace = namespace_or_context(ns, context, "scale")?;
+        let mut input = json!({"resource": resource, "namespace": namespace, "replicas": replicas});
+        if let Some(current) = current {
+            input["current_replicas"] = json!(current);
+        }
         return Ok(RulePlan {
             workflow: "scale_service",
-            input: json!({"resource": resource, "namespace": namespace, "replicas": replicas, "current_replicas": current}),
+            input,
             rule: "scale".into(),
         });
     }

@@ -43,6 +43,8 @@ pub enum FieldKind {
     VaultPath,
     /// A path relative to the workspace (no `..`, not absolute).
     RelPath,
+    /// A finite number, zero or more (thresholds, factors).
+    Number,
     /// Integer within bounds.
     Int {
         min: i64,
@@ -240,7 +242,7 @@ impl FieldKind {
             }
             Self::Enum(options) => options.contains(&v),
             Self::Text { max } => v.chars().count() <= max && !v.contains('\0'),
-            Self::Int { .. } | Self::Bool | Self::List(_) | Self::Object => false,
+            Self::Int { .. } | Self::Number | Self::Bool | Self::List(_) | Self::Object => false,
         };
         if ok {
             Ok(())
@@ -278,6 +280,7 @@ impl FieldKind {
             Self::Enum(options) => format!("one of {}", options.join(", ")),
             Self::Text { max } => format!("text of at most {max} characters"),
             Self::Int { min, max } => format!("an integer from {min} to {max}"),
+            Self::Number => "a finite number, zero or more".into(),
             Self::Bool => "true or false".into(),
             Self::List(of) => format!("a list of {of:?}"),
             Self::Object => "a JSON object".into(),
@@ -289,6 +292,10 @@ impl FieldKind {
         match (self, value) {
             (Self::Int { min, max }, Value::Number(n)) => match n.as_i64() {
                 Some(i) if (min..=max).contains(&i) => Ok(()),
+                _ => Err(self.expectation()),
+            },
+            (Self::Number, Value::Number(n)) => match n.as_f64() {
+                Some(f) if f.is_finite() && f >= 0.0 => Ok(()),
                 _ => Err(self.expectation()),
             },
             (Self::Bool, Value::Bool(_)) => Ok(()),
@@ -312,7 +319,7 @@ impl FieldKind {
             (kind, Value::String(s))
                 if !matches!(
                     kind,
-                    Self::Int { .. } | Self::Bool | Self::Object | Self::List(_)
+                    Self::Int { .. } | Self::Number | Self::Bool | Self::Object | Self::List(_)
                 ) =>
             {
                 // Free text only ever travels as `--flag=value` or inside a body, so it may
@@ -330,6 +337,7 @@ impl FieldKind {
     pub fn schema(self) -> Value {
         match self {
             Self::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
+            Self::Number => json!({"type": "number", "minimum": 0}),
             Self::Bool => json!({"type": "boolean"}),
             Self::Object => json!({"type": "object"}),
             Self::Enum(options) => json!({"type": "string", "enum": options}),

@@ -88,6 +88,10 @@ impl ToolInput {
             .unwrap_or_default()
     }
 
+    pub fn number(&self, name: &str) -> Option<f64> {
+        self.map.get(name).and_then(Value::as_f64)
+    }
+
     pub fn value(&self, name: &str) -> Option<&Value> {
         self.map.get(name)
     }

@@ -7,8 +7,10 @@
 //! ```text
 //! path    := "." | segment+
 //! segment := "." key | "[" index "]" | "[*]" | "[\"" quoted "\"]"
-//! key     := [A-Za-z0-9_-]+          index := [0-9]+ (at most 6 digits)
+//! key     := [A-Za-z0-9_-]+          index := -?[0-9]+ (at most 6 digits)
 //! ```
+//!
+//! A negative index counts from the end (`.status.history[-1].id` is the newest entry).
 //!
 //! `[*]` fans out over every element of an array (or value of an object), so one path can
 //! select a series; everything else selects at most one value.
@@ -26,6 +28,8 @@ pub const MAX_SEGMENTS: usize = 32;
 enum Segment {
     Key(String),
     Index(usize),
+    /// Counted from the end: `[-1]` is stored as 1.
+    FromEnd(usize),
     All,
 }
 
@@ -95,6 +99,13 @@ impl ValuePath {
                         && inner.bytes().all(|b| b.is_ascii_digit())
                     {
                         Segment::Index(inner.parse().map_err(|_| err("bad index".into()))?)
+                    } else if let Some(back) = inner.strip_prefix('-').filter(|d| {
+                        !d.is_empty() && d.len() <= 6 && d.bytes().all(|b| b.is_ascii_digit())
+                    }) {
+                        match back.parse::<usize>() {
+                            Ok(n) if n > 0 => Segment::FromEnd(n),
+                            _ => return Err(err(format!("[{inner}]: -0 is not an index"))),
+                        }
                     } else {
                         return Err(err(format!(
                             "[{inner}] is not an index, [*] or a quoted key"
@@ -147,6 +158,9 @@ impl ValuePath {
                 match (segment, value) {
                     (Segment::Key(k), Value::Object(map)) => next.extend(map.get(k)),
                     (Segment::Index(n), Value::Array(items)) => next.extend(items.get(*n)),
+                    (Segment::FromEnd(n), Value::Array(items)) => {
+                        next.extend(items.len().checked_sub(*n).and_then(|i| items.get(i)))
+                    }
                     (Segment::All, Value::Array(items)) => next.extend(items.iter()),
                     (Segment::All, Value::Object(map)) => next.extend(map.values()),
                     _ => {}
@@ -197,6 +211,13 @@ mod tests {
         });
         assert_eq!(p(".spec.replicas").select_one(&doc), Some(&json!(3)));
         assert_eq!(
+            p(".data.result[-1].metric.pod").select_one(&doc),
+            Some(&json!("b")),
+            "negative indexes count from the end"
+        );
+        assert_eq!(p(".data.result[-3]").select_one(&doc), None);
+        assert!(ValuePath::parse(".data.result[-0]", "f").is_err());
+        assert_eq!(
             p(".data.result[0].value[1]").select_one(&doc),
             Some(&json!("0.31"))
         );
@@ -238,7 +259,7 @@ mod tests {
             ".a.",
             ".a[",
             ".a[]",
-            ".a[-1]",
+            ".a[-x]",
             ".a[1234567]",
             ".a[x]",
             ".a[\"\"]",

@@ -90,8 +90,29 @@ fn unknown_and_incomplete_intents_say_what_is_missing() {
     assert!(matches!(err, RuleError::NoRule { .. }));
     assert!(err.to_string().contains("scale <workload>"), "{err}");
 
-    let err = plan_intent("scale web to 4", &ctx("shop")).unwrap_err();
-    assert!(err.to_string().contains("from <current>"), "{err}");
+    // No "from": the workflow reads the live count, bounds the change against it and rolls
+    // back to it.
+    let plan = plan_intent("scale web to 5", &ctx("shop")).unwrap();
+    assert_eq!(
+        plan.input,
+        json!({"resource": "deployment/web", "namespace": "shop", "replicas": 5})
+    );
+    let draft = plan.into_draft().unwrap();
+    assert_eq!(
+        draft.steps[0].capture["current_replicas"], ".spec.replicas",
+        "the live count is read first"
+    );
+    assert_eq!(
+        draft.steps[1].rollback.as_ref().unwrap().input["replicas"],
+        json!("${capture.current_replicas}")
+    );
+    assert_eq!(
+        draft.steps[1].preconditions,
+        vec![
+            json!({"path": ".current_replicas", "op": ">=", "value": 0}),
+            json!({"path": ".current_replicas", "op": "<=", "value": 15}),
+        ]
+    );
 
     let err = plan_intent("restart web", &ctx("")).unwrap_err();
     assert!(err.to_string().contains("which namespace"), "{err}");
