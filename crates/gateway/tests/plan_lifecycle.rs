@@ -457,7 +457,11 @@ async fn workflow_catalogue_list_and_start() {
     assert_eq!(created["workflow"], "scale_service");
     assert_eq!(created["plan"]["meta"]["workflow"]["name"], "scale_service");
     assert_eq!(created["plan"]["planner"], "workflow");
-    assert_eq!(created["plan"]["steps"].as_array().unwrap().len(), 3);
+    // Read (captures the live count), scale, rollout status, ready replicas.
+    let steps = created["plan"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4, "{created}");
+    assert_eq!(steps[0]["capture"]["current_replicas"], ".spec.replicas");
+    assert_eq!(steps[3]["expect"][0]["path"], ".status.readyReplicas");
 
     let mut too_far = start.clone();
     too_far["input"]["replicas"] = json!(50);

@@ -63,14 +63,17 @@ async fn the_rule_planner_plans_offline() {
         .unwrap()
         .contains("from <current>"));
 
+    // No "from <current>" needed: the plan reads the live count first and rolls back to it.
     let (status, body) = app
         .post("/v1/plans", &alice, &intent_body("scale web to 4"))
         .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("from <current>"));
+    assert_eq!(status, 201, "{body}");
+    let steps = body["plan"]["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["capture"]["current_replicas"], ".spec.replicas", "{body}");
+    assert_eq!(
+        steps[1]["rollback"]["input"]["replicas"],
+        "${capture.current_replicas}"
+    );
 
     // The refusal is audited.
     let (_, events) = app.get("/v1/audit/events?action=plan.create", &alice).await;
@@ -80,7 +83,7 @@ async fn the_rule_planner_plans_offline() {
         .iter()
         .filter(|e| e["decision"] == "deny")
         .count();
-    assert_eq!(denied, 2, "only explicit intents are refused: {events}");
+    assert_eq!(denied, 1, "only unplannable intents are refused: {events}");
     app.stop().await;
 }
 
