@@ -129,3 +129,33 @@ test_write_denied_for_other_tenant_even_with_role if {
 test_empty_input_denied if {
 	p.decision == "deny" with input as {}
 }
+
+verified(inp, n) := object.union(inp, {"resources": {"break_glass": false, "verification": {"expectations": n, "verify_steps_with_expectations": n}}})
+
+test_unverified_production_write_plan_needs_approval if {
+	inp := verified(write_input(operator, "prod", "low", "namespace", 1), 0)
+	p.decision == "require_approval" with input as inp
+	"unverified_production_write" in p.reasons with input as inp
+}
+
+test_production_plan_without_verification_section_counts_as_unverified if {
+	inp := write_input(operator, "prod", "low", "namespace", 1)
+	"unverified_production_write" in p.reasons with input as inp
+}
+
+test_verified_production_write_plan_has_no_unverified_reason if {
+	inp := verified(write_input(operator, "prod", "low", "namespace", 1), 2)
+	p.decision == "require_approval" with input as inp
+	not "unverified_production_write" in p.reasons with input as inp
+	"production_environment" in p.reasons with input as inp
+}
+
+test_unverified_write_outside_production_is_not_flagged if {
+	inp := verified(write_input(operator, "dev", "low", "namespace", 1), 0)
+	p.decision == "allow" with input as inp
+}
+
+test_unverified_rule_leaves_single_tool_calls_alone if {
+	inp := object.union(write_input(operator, "prod", "low", "namespace", 1), {"action": {"name": "tool.execute", "type": "write"}})
+	not "unverified_production_write" in p.reasons with input as inp
+}

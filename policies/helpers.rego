@@ -48,3 +48,11 @@ prod_env if env in {"prod", "production"}
 write_risk_levels := {"low", "medium", "high"}
 
 known_write_risk if risk_level in write_risk_levels
+
+# Plan decisions carry what the plan's steps verify (`resources.verification`); other decisions
+# (a single tool call, a read) do not, and the verification rules leave them alone.
+plan_action if object.get(section("action"), "name", "") in {"plan.create", "plan.execute"}
+
+verification := object.get(section("resources"), "verification", {})
+
+verified_plan if object.get(verification, "verify_steps_with_expectations", 0) > 0

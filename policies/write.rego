@@ -27,6 +27,15 @@ approval_reasons contains sprintf("risk_%s", [risk_level]) if {
 	risk_level in {"medium", "high"}
 }
 
+# A production write plan with no expectation on any verify step would be judged by exit codes
+# alone: a person approves it, whatever else policy allows.
+approval_reasons contains "unverified_production_write" if {
+	is_write
+	prod_env
+	plan_action
+	not verified_plan
+}
+
 approval_reasons contains "break_glass" if {
 	is_write
 	break_glass

@@ -96,6 +96,34 @@ impl AppState {
             ctx.break_glass,
             chrono::Utc::now(),
         );
+        self.evaluate(input, action)
+    }
+
+    /// Like [`decide`](Self::decide) for a plan: policy also sees what each step verifies.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_plan<'a>(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        action_type: ActionType,
+        context: &ContextRef,
+        risk: &RiskAssessment,
+        steps: impl IntoIterator<Item = carapulse_core::policy::StepVerification<'a>>,
+    ) -> PolicyOutcome {
+        let input = PolicyInput::new(
+            Some(&ctx.actor),
+            action,
+            action_type,
+            context,
+            risk,
+            ctx.break_glass,
+            chrono::Utc::now(),
+        )
+        .with_steps(steps);
+        self.evaluate(input, action)
+    }
+
+    fn evaluate(&self, input: PolicyInput, action: &str) -> PolicyOutcome {
         let outcome = self.policy.current().evaluate(&input);
         if let Some(err) = &outcome.error {
             tracing::error!(error = %err, action, "policy evaluation failed; denying");

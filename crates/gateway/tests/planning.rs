@@ -69,7 +69,10 @@ async fn the_rule_planner_plans_offline() {
         .await;
     assert_eq!(status, 201, "{body}");
     let steps = body["plan"]["steps"].as_array().unwrap();
-    assert_eq!(steps[0]["capture"]["current_replicas"], ".spec.replicas", "{body}");
+    assert_eq!(
+        steps[0]["capture"]["current_replicas"], ".spec.replicas",
+        "{body}"
+    );
     assert_eq!(
         steps[1]["rollback"]["input"]["replicas"],
         "${capture.current_replicas}"

@@ -13,7 +13,7 @@ fn guarded_scale() -> Value {
         "summary": "Scale web to 3 replicas, verified",
         "context": {"environment": "staging", "namespace": "web", "cluster_id": "c1"},
         "steps": [
-            {"stage": "verify", "tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"},
+            {"tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"},
              "capture": {"replicas_before": ".spec.replicas"}},
             {"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 3, "namespace": "web"},
              "preconditions": [{"path": ".replicas_before", "op": "<=", "value": 10}],
@@ -101,5 +101,41 @@ async fn verification_is_validated_stored_and_bound_by_the_approval() {
         .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "plan_modified", "{body}");
+    app.stop().await;
+}
+
+/// Policy sees what a plan verifies: a production write plan without any expectation on a
+/// verify step gets the `unverified_production_write` approval reason; with one it does not.
+#[tokio::test]
+async fn policy_flags_unverified_production_writes() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let mut verified = guarded_scale();
+    verified["context"]["environment"] = json!("prod");
+    let (status, created) = app.post("/v1/plans", &alice, &verified).await;
+    assert_eq!(status, 201, "{created}");
+    let reasons = created["policy"]["reasons"].as_array().unwrap().clone();
+    assert!(
+        reasons.contains(&json!("production_environment")),
+        "{created}"
+    );
+    assert!(
+        !reasons.contains(&json!("unverified_production_write")),
+        "{created}"
+    );
+
+    let mut unverified = verified.clone();
+    unverified["steps"][2]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| k != "expect" && k != "analysis");
+    let (status, created) = app.post("/v1/plans", &alice, &unverified).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["approval_required"], true);
+    let reasons = created["policy"]["reasons"].as_array().unwrap();
+    assert!(
+        reasons.contains(&json!("unverified_production_write")),
+        "{created}"
+    );
     app.stop().await;
 }

@@ -61,4 +61,70 @@ impl PolicyInput {
             time: now,
         }
     }
+
+    /// Adds what a plan's steps verify: `resources.steps` (one summary per step) and
+    /// `resources.verification` (totals), so rules can ask for expectations on risky writes.
+    pub fn with_steps<'a>(mut self, steps: impl IntoIterator<Item = StepVerification<'a>>) -> Self {
+        let steps: Vec<StepVerification<'a>> = steps.into_iter().collect();
+        let expectations: usize = steps.iter().map(|s| s.expectations).sum();
+        let guarded_verify_steps = steps
+            .iter()
+            .filter(|s| s.stage == "verify" && s.expectations > 0)
+            .count();
+        let verification = serde_json::json!({
+            "expectations": expectations,
+            "verify_steps_with_expectations": guarded_verify_steps,
+            "analysis": steps.iter().any(|s| s.analysis),
+            "captures": steps.iter().map(|s| s.captures).sum::<usize>(),
+            "preconditions": steps.iter().map(|s| s.preconditions).sum::<usize>(),
+        });
+        if let Value::Object(map) = &mut self.resources {
+            map.insert(
+                "steps".into(),
+                serde_json::to_value(&steps).unwrap_or(Value::Null),
+            );
+            map.insert("verification".into(), verification);
+        }
+        self
+    }
+}
+
+/// What one step verifies, as policy sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepVerification<'a> {
+    pub stage: &'a str,
+    pub tool: &'a str,
+    pub action: &'a str,
+    pub expectations: usize,
+    pub preconditions: usize,
+    pub captures: usize,
+    pub analysis: bool,
+}
+
+impl<'a> From<&'a crate::model::StepDraft> for StepVerification<'a> {
+    fn from(s: &'a crate::model::StepDraft) -> Self {
+        Self {
+            stage: s.stage.as_str(),
+            tool: s.tool.as_str(),
+            action: s.action.as_str(),
+            expectations: s.expect.len(),
+            preconditions: s.preconditions.len(),
+            captures: s.capture.len(),
+            analysis: s.analysis.is_some(),
+        }
+    }
+}
+
+impl<'a> From<&'a crate::model::PlanStep> for StepVerification<'a> {
+    fn from(s: &'a crate::model::PlanStep) -> Self {
+        Self {
+            stage: s.stage.as_str(),
+            tool: s.tool.as_str(),
+            action: s.action.as_str(),
+            expectations: s.expect.len(),
+            preconditions: s.preconditions.len(),
+            captures: s.capture.len(),
+            analysis: s.analysis.is_some(),
+        }
+    }
 }

@@ -10,5 +10,5 @@ mod input;
 mod risk;
 
 pub use engine::{PolicyEngine, PolicyError, PolicyOutcome};
-pub use input::{ActionType, PolicyInput};
+pub use input::{ActionType, PolicyInput, StepVerification};
 pub use risk::{assess_intent, assess_steps, step_calls, RiskAssessment, StepRef};

@@ -263,7 +263,14 @@ pub(crate) async fn create_plan(
     } else {
         ActionType::Read
     };
-    let outcome = state.decide(&ctx, "plan.create", action_type, &context, &risk);
+    let outcome = state.decide_plan(
+        &ctx,
+        "plan.create",
+        action_type,
+        &context,
+        &risk,
+        steps.iter().map(Into::into),
+    );
     if outcome.decision == Decision::Deny {
         return Err(policy_denied(&state, &ctx, "plan.create", &outcome, None).await);
     }
@@ -575,7 +582,14 @@ pub(crate) async fn execute_plan(
     } else {
         ActionType::Write
     };
-    let outcome = state.decide(&ctx, "plan.execute", action_type, &plan.context, &risk);
+    let outcome = state.decide_plan(
+        &ctx,
+        "plan.execute",
+        action_type,
+        &plan.context,
+        &risk,
+        plan.steps.iter().map(Into::into),
+    );
     let resource = Some(("plan", plan_id.to_string()));
     if outcome.decision == Decision::Deny {
         return Err(policy_denied(&state, &ctx, "plan.execute", &outcome, resource).await);
