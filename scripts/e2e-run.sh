@@ -9,7 +9,9 @@
 # Then, with assistantctl: every catalogue workflow (scale_service, helm_release, gitops_deploy,
 # incident_remediation, secret_rotation) is started by alice, approved by bob when policy asks,
 # executed and waited for; the fakes must have received the expected commands; the firing alert
-# must have become a playbook plan; the audit chain must verify. Exit status 0 only if all pass.
+# must have become a playbook plan; the audit chain must verify. Verification: a Helm upgrade
+# whose error-ratio analysis fails is rolled back to the captured revision, and one whose
+# analysis is inconclusive waits until an approver continues it. Exit status 0 only if all pass.
 #
 # Services keep running for exploration (http://127.0.0.1:18082/ui/) unless E2E_STOP=1;
 # ./scripts/cleanup.sh stops them.
@@ -63,6 +65,12 @@ start prometheus 19090 prometheus --config.file=e2e/prometheus.yml \
 ready http://127.0.0.1:18081/readyz
 ready http://127.0.0.1:18085/readyz
 ready http://127.0.0.1:18082/ui/
+# The workflows' `promql: up` checks now really need data (an empty answer fails them): wait
+# for Prometheus's first self-scrape.
+for _ in $(seq 1 30); do
+  curl -fsS 'http://127.0.0.1:19090/api/v1/query?query=up' | jq -e '.data.result | length > 0' >/dev/null 2>&1 && break
+  sleep 1
+done
 
 export CARAPULSE_URL=http://127.0.0.1:18080 CARAPULSE_CONFIG="$CONFIG"
 CTL="$BIN/assistantctl"
@@ -71,28 +79,42 @@ BOB="$("$CTL" dev-token --sub bob --tenant e2e --roles approver)"
 
 failures=0
 declare -A RESULT
-run_workflow() { # NAME INPUT
-  local name="$1" input="$2" out plan exec
-  out="$("$CTL" --token "$ALICE" -o json workflow start "$name" --env local --namespace e2e --input "$input")" || {
-    RESULT[$name]="start failed"; failures=$((failures + 1)); return; }
+# start_workflow NAME INPUT: starts (approving and executing when policy asks) and sets EXEC;
+# returns non-zero with RESULT[NAME] set when it could not.
+start_workflow() {
+  local name="$1" input="$2" out plan
+  EXEC=""
+  out="$("$CTL" --token "$ALICE" -o json workflow start "${name%%#*}" --env local --namespace e2e --input "$input")" || {
+    RESULT[$name]="start failed"; failures=$((failures + 1)); return 1; }
   plan="$(jq -r '.plan_id // .plan.plan_id' <<<"$out")"
-  exec="$(jq -r '.execution_id // empty' <<<"$out")"
-  if [ -z "$exec" ]; then
+  EXEC="$(jq -r '.execution_id // empty' <<<"$out")"
+  if [ -z "$EXEC" ]; then
     "$CTL" --token "$BOB" -o json approve "$plan" --note "e2e" >/dev/null || {
-      RESULT[$name]="approve failed"; failures=$((failures + 1)); return; }
+      RESULT[$name]="approve failed"; failures=$((failures + 1)); return 1; }
     # High-risk plans (secret rotation) need break-glass on execute, with a reason, from a holder
     # of a break-glass role.
     local glass=()
     [ "$(jq -r '.plan.risk_level // empty' <<<"$out")" = high ] && glass=(--break-glass "e2e: $name is high risk")
-    exec="$("$CTL" --token "$ALICE" -o json plan execute "$plan" "${glass[@]}" | jq -r '.execution_id')" || {
-      RESULT[$name]="execute failed"; failures=$((failures + 1)); return; }
+    EXEC="$("$CTL" --token "$ALICE" -o json plan execute "$plan" "${glass[@]}" | jq -r '.execution_id')" || {
+      RESULT[$name]="execute failed"; failures=$((failures + 1)); return 1; }
   fi
-  if "$CTL" --token "$ALICE" exec wait "$exec" --timeout 120 >/dev/null; then
-    RESULT[$name]="succeeded (plan $plan, execution $exec)"
+}
+
+# finish_workflow NAME [EXPECTED]: waits for EXEC and checks it ended as EXPECTED (succeeded).
+finish_workflow() {
+  local name="$1" expected="${2:-succeeded}" status
+  "$CTL" --token "$ALICE" exec wait "$EXEC" --timeout 120 >/dev/null || true
+  status="$("$CTL" --token "$ALICE" -o json exec get "$EXEC" | jq -r '.status + ": " + (.error // "")')"
+  if [ "${status%%:*}" = "$expected" ]; then
+    RESULT[$name]="$expected (execution $EXEC)"
   else
-    RESULT[$name]="$("$CTL" --token "$ALICE" -o json exec get "$exec" | jq -r '.status + ": " + (.error // "")')"
+    RESULT[$name]="expected $expected, got $status"
     failures=$((failures + 1))
   fi
+}
+
+run_workflow() { # NAME INPUT [EXPECTED]
+  start_workflow "$1" "$2" && finish_workflow "$1" "${3:-succeeded}"
 }
 
 run_workflow scale_service '{"resource":"deployment/web","namespace":"e2e","replicas":3,"current_replicas":2,"promql":"up"}'
@@ -101,6 +123,28 @@ run_workflow gitops_deploy '{"app":"web","revision":"v2","promql":"up"}'
 run_workflow incident_remediation '{"alertname":"E2EWebDown","resource":"deployment/web","namespace":"e2e","dedup_key":"e2e-web","promql":"up"}'
 run_workflow secret_rotation '{"path":"database/rotate-role/web","dependents":["web"],"promql":"up"}'
 
+# Verification that observes. A Helm upgrade guarded by an error-ratio analysis whose query
+# answers 0.4 (over the 0.05 bound): the second failing sample ends it and the release is rolled
+# back to the revision read before the upgrade (the fake helm reports revision 3).
+GUARD='"error_ratio":"vector(0.4)","analysis":{"interval":"1s","count":3,"failure_limit":1}'
+run_workflow 'helm_release#failing-analysis' \
+  "{\"release\":\"web\",\"chart\":\"charts/web\",\"namespace\":\"e2e\",$GUARD}" rolled_back
+# No data is inconclusive: the run waits for a person; bob (an approver) continues it.
+if start_workflow 'helm_release#inconclusive-continue' \
+  '{"release":"web","chart":"charts/web","namespace":"e2e","error_ratio":"e2e_metric_nobody_exports","analysis":{"interval":"1s","count":1}}'; then
+  waiting=""
+  for _ in $(seq 1 60); do
+    waiting="$("$CTL" --token "$ALICE" -o json exec get "$EXEC" | jq -r '.verification.awaiting_decision')"
+    [ "$waiting" = true ] && break; sleep 1
+  done
+  if [ "$waiting" = true ] && "$CTL" --token "$BOB" exec decide "$EXEC" continue --note "e2e: no traffic yet" >/dev/null; then
+    finish_workflow 'helm_release#inconclusive-continue'
+  else
+    RESULT['helm_release#inconclusive-continue']="never waited for a decision (or the decision was refused)"
+    failures=$((failures + 1))
+  fi
+fi
+
 expect_call() { # PATTERN: a fake CLI received a matching command
   if grep -Eq "$1" "$E2E_CALLS"; then RESULT["call: $1"]="seen"; else RESULT["call: $1"]="MISSING"; failures=$((failures + 1)); fi
 }
@@ -108,6 +152,8 @@ expect_call '^kubectl scale .*deployment/web'
 expect_call '^helm upgrade --install web charts/web'
 expect_call '^argocd app sync web'
 expect_call '^vault write .*database/rotate-role/web'
+expect_call '^helm rollback web 3 '
+expect_call '^kubectl scale deployment/web .*--current-replicas=2'
 
 # The alert fired by Prometheus reaches the gateway through Alertmanager and becomes a plan.
 alert_plan=""

@@ -628,6 +628,7 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                     "{}",
                     table(&["TOOL CALL", "TOOL", "ACTION", "STATUS", "EXIT"], &rows)
                 );
+                print!("{}", verification_text(&e["verification"]));
             }
         }
         ExecCommand::List {
@@ -711,6 +712,27 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                 .await?;
             if let Some(status) = end_status {
                 eprintln!("execution {execution_id} {status}");
+            }
+        }
+        ExecCommand::Decide {
+            execution_id,
+            decision,
+            note,
+        } => {
+            let resp = client
+                .post(
+                    &format!("/v1/executions/{execution_id}/decision"),
+                    &json!({"decision": decision, "note": note}),
+                    &[],
+                )
+                .await?;
+            if fmt.structured() {
+                print_value(fmt, &resp);
+            } else {
+                println!(
+                    "execution {execution_id}: {decision} delivered to step {}",
+                    cell(&resp, &["step"])
+                );
             }
         }
         ExecCommand::Cancel { execution_id } => {
@@ -1059,4 +1081,98 @@ async fn events(
             count.is_none_or(|c| seen < c)
         })
         .await
+}
+
+/// The `verification` section of an execution as text: captured values, preconditions, and each
+/// analysis with its samples (empty when the run observed nothing).
+fn verification_text(v: &Value) -> String {
+    let mut out = String::new();
+    if let Some(captures) = v["captures"].as_object().filter(|c| !c.is_empty()) {
+        out.push_str("\nCaptured\n");
+        for (name, c) in captures {
+            out.push_str(&format!(
+                "  {name} = {}  ({})\n",
+                c["value"],
+                c["path"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    for p in v["preconditions"].as_array().into_iter().flatten() {
+        let passed = p["passed"] == true;
+        out.push_str(&format!(
+            "\nPreconditions: {}\n",
+            if passed { "met" } else { "NOT met" }
+        ));
+        for check in p["checks"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  {:<12} {}\n",
+                check["outcome"]["verdict"].as_str().unwrap_or(""),
+                check["outcome"]["reason"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    for a in v["analyses"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\nAnalysis of step {}: {}{}\n",
+            a["ordinal"],
+            a["verdict"].as_str().unwrap_or(""),
+            a["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+        let rows: Vec<Vec<String>> = a["samples"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                vec![
+                    cell(s, &["number"]),
+                    cell(s, &["verdict"]),
+                    s["measured"].to_string(),
+                    s["threshold"].to_string(),
+                    cell(s, &["at"]),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["SAMPLE", "VERDICT", "MEASURED", "THRESHOLD", "AT"],
+            &rows,
+        ));
+    }
+    if v["awaiting_decision"] == true {
+        out.push_str(
+            "\nWaiting for a decision: assistantctl exec decide <execution> continue|rollback\n",
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod verification_text_tests {
+    use super::*;
+
+    #[test]
+    fn captures_preconditions_and_samples_are_printed() {
+        let v = json!({
+            "captures": {"revision": {"value": 4, "path": ".version"}},
+            "preconditions": [{"passed": true, "checks": [{"outcome": {"verdict": "passed", "reason": ".replicas >= 3 holds"}}]}],
+            "analyses": [{"ordinal": 2, "verdict": "failed", "reason": "0.31 <= 0.05 is false",
+                          "samples": [{"number": 1, "verdict": "failed", "measured": ["0.31"], "threshold": 0.05, "at": "t1"}]}],
+            "awaiting_decision": true
+        });
+        let text = verification_text(&v);
+        assert!(text.contains("revision = 4  (.version)"), "{text}");
+        assert!(text.contains("Preconditions: met"), "{text}");
+        assert!(
+            text.contains("Analysis of step 2: failed (0.31 <= 0.05 is false)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[\"0.31\"]") && text.contains("0.05"),
+            "{text}"
+        );
+        assert!(text.contains("exec decide"), "{text}");
+        assert_eq!(verification_text(&json!(null)), "");
+    }
 }

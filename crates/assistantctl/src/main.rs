@@ -520,6 +520,15 @@ pub enum ExecCommand {
     },
     /// Cancel a running execution (its compensation runs).
     Cancel { execution_id: String },
+    /// Answer an inconclusive analysis the execution waits on: `continue` (needs an approver
+    /// role) or `rollback`.
+    Decide {
+        execution_id: String,
+        #[arg(value_parser = ["continue", "rollback"])]
+        decision: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Tool output of an execution: what was written so far, then (with --follow) live lines
     /// until the execution ends.
     Logs {

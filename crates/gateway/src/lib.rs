@@ -9,6 +9,7 @@ pub use carapulse_http::{error, extract};
 pub mod audit_throttle;
 pub mod background;
 pub mod context;
+pub mod decisions;
 pub mod events;
 pub mod metrics;
 pub mod middleware;

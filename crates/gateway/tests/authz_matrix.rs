@@ -55,6 +55,13 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
             "/v1/executions/{id}/cancel",
             [GONE, DENIED, DENIED, OK],
         ),
+        // Continuing past an inconclusive analysis is an approver's call; the matrix's
+        // executions are not waiting for one, so permitted callers get 409.
+        (
+            "post",
+            "/v1/executions/{id}/decision",
+            [GONE, DENIED, &[409], &[409]],
+        ),
         ("get", "/v1/executions/{id}/logs", [GONE, OK, OK, OK]),
         // Workflows.
         ("get", "/v1/workflows", [OK, OK, OK, OK]),
@@ -259,6 +266,7 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
             Some(json!({"plan_id": f.pending_plan, "status": "approved", "source": "api"}))
         }
         ("post", "/v1/executions/{id}/cancel") => Some(json!({"reason": "matrix"})),
+        ("post", "/v1/executions/{id}/decision") => Some(json!({"decision": "continue"})),
         ("post", "/v1/workflows/{name}/start") => Some(json!({
             "input": {"resource": "deployment/web", "namespace": "web", "replicas": 3, "current_replicas": 2},
             "context": {"environment": "dev", "namespace": "web"}})),

@@ -664,6 +664,24 @@ impl Store {
 }
 
 impl Store {
+    /// The verify step of an execution waiting for a person to continue or roll back its
+    /// inconclusive analysis, as `(step id, ordinal)`.
+    pub async fn step_awaiting_decision(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+    ) -> Result<Option<(StepId, i32)>, StoreError> {
+        let row: Option<(Uuid, i32)> = sqlx::query_as(
+            "SELECT step_id, ordinal FROM execution_steps WHERE execution_id = $1 AND tenant_id = $2 \
+             AND stage = 'verify' AND status = 'awaiting_decision' ORDER BY ordinal LIMIT 1",
+        )
+        .bind(execution_id.0)
+        .bind(tenant.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(step, ordinal)| (StepId(step), ordinal)))
+    }
+
     /// Marks tool calls of a step still `running` as failed — used when an activity retries after
     /// its worker was lost, so the abandoned attempt does not look live forever.
     pub async fn abandon_running_tool_calls(

@@ -8,6 +8,7 @@
 //!   an explicit rule for empty results), validated at plan creation and evaluated to a verdict.
 //! - [`analysis`]: analysis windows (initial delay, interval, count, failure and inconclusive
 //!   limits) and the pure state machine that turns a sequence of sample verdicts into a result.
+//! - [`report`]: what an execution captured, checked and sampled, gathered for people.
 //! - [`template`]: `"${capture.<name>}"` in a later step's input, substituted at run time.
 //!
 //! Everything here is pure: no I/O, no clock, no Temporal. The orchestrator supplies results and
@@ -16,6 +17,7 @@
 pub mod analysis;
 pub mod expect;
 pub mod path;
+pub mod report;
 pub mod template;
 
 pub use analysis::{Analysis, AnalysisNext, AnalysisState};

@@ -1,4 +1,5 @@
-//! `GET /v1/executions` and `GET /v1/executions/{id}`.
+//! `GET /v1/executions`, `GET /v1/executions/{id}` (with what the run observed), cancelling,
+//! and answering an inconclusive analysis.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -70,7 +71,12 @@ pub(crate) async fn get(
             other => other.into(),
         })?;
     require_execution_visible(&state, &ctx, view.execution.plan_id).await?;
-    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+    let report = carapulse_core::verify::report::execution_report(&view.evidence, &view.steps);
+    let mut body = serde_json::to_value(view).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut body {
+        map.insert("verification".into(), report);
+    }
+    Ok(Json(body))
 }
 
 /// Session scoping of an execution: through its plan's session.
@@ -183,4 +189,33 @@ pub(crate) async fn cancel(
                 .into_response())
         }
     }
+}
+
+/// Body of `POST /v1/executions/{id}/decision`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionRequest {
+    decision: crate::decisions::DecisionKind,
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    note: Option<String>,
+}
+
+/// `POST /v1/executions/{id}/decision`: continue past, or roll back after, an inconclusive
+/// analysis the execution is waiting on.
+#[utoipa::path(post, path = "/executions/{id}/decision", tag = "executions", summary = "Answer an inconclusive analysis: continue or roll back", params(("id" = String, Path, description = "Execution id (UUID)")), request_body = DecisionRequest, responses((status = 202, description = "Decision delivered to the waiting run", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound, (status = 409, description = "No analysis of this execution is waiting for a decision", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn decision(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    extract::ApiJson(body): extract::ApiJson<DecisionRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+    let id = ExecutionId::parse(&id).map_err(|_| ApiError::not_found("execution"))?;
+    let ordinal = crate::decisions::decide(&state, &ctx, id, body.decision, body.note).await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(
+            serde_json::json!({"execution_id": id, "decision": body.decision.as_str(), "step": ordinal}),
+        ),
+    ))
 }

@@ -7,6 +7,7 @@ mod context;
 mod diagnostics;
 mod events;
 mod executions;
+pub(crate) use executions::require_execution_visible;
 mod health;
 mod hooks;
 mod library;
@@ -95,6 +96,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(executions::list))
         .routes(routes!(executions::get))
         .routes(routes!(executions::cancel))
+        .routes(routes!(executions::decision))
         .routes(routes!(logs::stream))
         .routes(routes!(workflows::list))
         .routes(routes!(workflows::start))
