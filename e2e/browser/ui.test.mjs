@@ -1,6 +1,6 @@
 // Drives the Carapulse web UI in headless Chromium: sign in with a token, see the plan waiting on
 // the dashboard, approve it on its page while a second tab watches the execution, and see that
-// tab turn to "succeeded" with the tool's log lines, without reloading. Then the audit, policy,
+// tab turn to "succeeded" with the tool's log lines and its analysis chart, without reloading. Then the audit, policy,
 // integrations and context pages. Screenshots go to SCREENSHOT_DIR.
 //
 // Waits use locators, not waitForFunction: the UI's CSP forbids eval, which page-world polling
@@ -87,6 +87,12 @@ try {
   await watcher.locator('#logs', { hasText: 'helm ok' }).waitFor({ timeout: 15000 });
   const timeline = await watcher.textContent('.timeline');
   if (!timeline.includes('succeeded')) throw new Error(`timeline shows no succeeded step: ${timeline}`);
+  step('the analysis chart shows three passing samples against the threshold');
+  // A horizontal line has no height, so Playwright never calls it visible: attached is enough.
+  await watcher.waitForSelector('#verification svg.analysis-chart line.threshold', { state: 'attached' });
+  const samples = await watcher.locator('#verification svg.analysis-chart circle.sample[data-verdict="passed"]').count();
+  if (samples !== 3) throw new Error(`expected 3 passing samples on the chart, saw ${samples}`);
+  await watcher.locator('#verification .analysis[data-verdict="passed"]').waitFor();
   await shot(watcher, '06-execution-succeeded.png');
 
   step('audit log: the approval is there and the chain verifies');

@@ -2,7 +2,8 @@
 //! `e2e/browser/ui.test.mjs` (playwright-core) against a real gateway with its UI listener, tool
 //! router (fake `helm`), orchestrator worker and the Temporal dev server. A plan is created and
 //! executed through the API (the run waits for approval); the browser approves it on the plan
-//! page and watches the execution page turn to `succeeded` live. Screenshots are kept in
+//! page and watches the execution page turn to `succeeded` live, its verify step's three analysis
+//! samples drawn against the threshold. Screenshots are kept in
 //! `target/ui-screenshots/`.
 
 mod common;
@@ -28,7 +29,11 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         "playwright-core missing: run ./scripts/test.sh (npm ci in e2e/browser)"
     );
     let temporal = temporal_addr();
-    fake_tool_on_path("helm", "echo \"helm ok: $*\"");
+    // JSON reads answer the release at revision 2, so the verify step's analysis has numbers.
+    fake_tool_on_path(
+        "helm",
+        "case \"$*\" in *--output=json*) echo '{\"version\":2,\"info\":{\"status\":\"deployed\"}}'; exit 0;; esac\necho \"helm ok: $*\"",
+    );
     let queue = format!("ui-browser-{}", uuid::Uuid::new_v4().simple());
     // The router's port is chosen first so the gateway knows it (diagnostics, integrations page).
     let router_port = free_port();
@@ -71,7 +76,9 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
                 "steps": [
                     {"tool": "helm", "action": "upgrade", "input": {"release": "web", "chart": "charts/web", "namespace": "web"},
                      "rollback": {"tool": "helm", "action": "rollback", "input": {"release": "web", "namespace": "web"}}},
-                    {"stage": "verify", "tool": "helm", "action": "status", "input": {"release": "web", "namespace": "web"}}
+                    {"stage": "verify", "tool": "helm", "action": "status", "input": {"release": "web", "namespace": "web"},
+                     "expect": [{"path": ".version", "op": ">=", "value": 1}],
+                     "analysis": {"interval": "1s", "count": 3}}
                 ]
             }),
         )

@@ -379,8 +379,9 @@ function executionDetail(id) {
   const head = h('section', {});
   const steps = h('section', {}, h('h2', {}, 'Timeline'));
   const evidence = h('section', {}, h('h2', {}, 'Evidence'));
+  const verification = h('section', { id: 'verification' });
   const logs = h('pre', { id: 'logs' });
-  fill(view(), head, steps, h('section', {}, h('h2', {}, 'Live logs'), logs), evidence);
+  fill(view(), head, steps, verification, h('section', {}, h('h2', {}, 'Live logs'), logs), evidence);
   let logStream = null;
   const finished = (s) => ['succeeded', 'failed', 'rolled_back', 'cancelled', 'expired'].includes(s);
   const load = async () => {
@@ -408,6 +409,7 @@ function executionDetail(id) {
         h('span', { class: 'muted' }, ` ${when(s.started_at)}`))),
       calls.map((c) => h('li', { class: 'muted' }, `${c.tool_name} ${c.action}: `, badge(c.status),
         c.exit_code !== null && c.exit_code !== undefined ? ` exit ${c.exit_code}` : ''))));
+    renderVerification(verification, id, x.verification || {});
     fill(evidence, h('h2', {}, 'Evidence'), table([
       ['Kind', (e) => e.kind],
       ['Query', (e) => e.query || ''],
@@ -462,6 +464,82 @@ function contextGraph(service) {
 }
 
 /// Radial layout: the service in the middle, its neighbours on rings by distance.
+// What the run observed: captured values, preconditions, and each analysis drawn as its samples
+// against the threshold. Redrawn on every execution event, so samples appear as they are taken.
+function renderVerification(target, id, v) {
+  const captures = Object.entries(v.captures || {});
+  const analyses = v.analyses || [];
+  const preconditions = v.preconditions || [];
+  if (!captures.length && !analyses.length && !preconditions.length) { fill(target); return; }
+  const message = h('p', { role: 'status' });
+  const decide = (decision) => async () => {
+    try {
+      await api(`/v1/executions/${id}/decision`, { method: 'POST', body: { decision, note: 'from the web UI' } });
+      message.textContent = `${decision} sent.`;
+    } catch (err) { message.textContent = err.message; message.className = 'error'; }
+  };
+  fill(target,
+    h('h2', {}, 'Verification'),
+    captures.length ? table([
+      ['Captured', ([name]) => name],
+      ['Value', ([, c]) => h('code', {}, JSON.stringify(c.value))],
+      ['Path', ([, c]) => c.path || ''],
+    ], captures) : null,
+    preconditions.map((p) => h('p', {}, 'Preconditions ', badge(p.passed ? 'succeeded' : 'failed'),
+      ...(p.checks || []).map((c) => h('span', { class: 'muted' }, ` ${c.outcome ? c.outcome.reason : ''};`)))),
+    analyses.map((a) => h('div', { class: 'analysis', 'data-verdict': a.verdict },
+      h('h3', {}, `Analysis of step ${a.ordinal}: `, badge(a.verdict === 'passed' ? 'succeeded' : a.verdict)),
+      a.reason ? h('p', { class: 'error' }, a.reason) : null,
+      drawSamples(a.samples || []),
+      table([
+        ['#', (x) => String(x.number)],
+        ['Verdict', (x) => x.verdict],
+        ['Measured', (x) => JSON.stringify(x.measured)],
+        ['Threshold', (x) => JSON.stringify(x.threshold)],
+        ['At', (x) => when(x.at)],
+      ], a.samples || []))),
+    v.awaiting_decision ? h('div', { class: 'row', id: 'decision' },
+      'The analysis was inconclusive: ',
+      h('button', { id: 'decide-continue', onclick: decide('continue') }, 'Continue'),
+      h('button', { id: 'decide-rollback', class: 'danger', onclick: decide('rollback') }, 'Roll back')) : null,
+    message);
+}
+
+function drawSamples(samples) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = (tag, attrs, text) => {
+    const el = document.createElementNS(NS, tag);
+    for (const [k, val] of Object.entries(attrs)) el.setAttribute(k, String(val));
+    if (text) el.textContent = text;
+    return el;
+  };
+  const num = (x) => { const n = Number(x); return Number.isFinite(n) ? n : null; };
+  const points = samples.map((s) => ({ n: s.number, v: num((s.measured || [])[0]), verdict: s.verdict }));
+  const threshold = num(samples.length ? samples[samples.length - 1].threshold : null);
+  const values = points.map((p) => p.v).filter((x) => x !== null).concat(threshold === null ? [] : [threshold]);
+  const W = 480; const H = 160; const pad = 30;
+  const lo = Math.min(0, ...values); const hi = Math.max(lo + 1e-9, ...values) * 1.1;
+  const count = Math.max(points.length, 1);
+  const x = (i) => pad + ((W - 2 * pad) * (i + 0.5)) / count;
+  const y = (val) => H - pad - ((H - 2 * pad) * (val - lo)) / (hi - lo);
+  const out = svg('svg', { class: 'analysis-chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img' });
+  out.append(svg('line', { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, stroke: '#9aa4b2' }));
+  if (threshold !== null) {
+    out.append(svg('line', { class: 'threshold', x1: pad, y1: y(threshold), x2: W - pad, y2: y(threshold), stroke: '#cf222e', 'stroke-dasharray': '4 3' }));
+    out.append(svg('text', { x: W - pad, y: y(threshold) - 4, 'text-anchor': 'end', fill: '#cf222e' }, `threshold ${threshold}`));
+  }
+  const colour = { passed: '#1a7f37', failed: '#cf222e', inconclusive: '#9a6700' };
+  points.forEach((p, i) => {
+    if (p.v === null) {
+      out.append(svg('text', { class: 'sample', 'data-verdict': p.verdict, x: x(i), y: H - pad - 6, 'text-anchor': 'middle' }, '?'));
+      return;
+    }
+    out.append(svg('circle', { class: 'sample', 'data-verdict': p.verdict, cx: x(i), cy: y(p.v), r: 5, fill: colour[p.verdict] || '#57606a' }));
+    out.append(svg('text', { x: x(i), y: H - 8, 'text-anchor': 'middle', fill: '#5d6878' }, `#${p.n}`));
+  });
+  return out;
+}
+
 function drawGraph(nodes, edges, service) {
   const NS = 'http://www.w3.org/2000/svg';
   const svg = (tag, attrs, text) => {
