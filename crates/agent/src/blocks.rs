@@ -132,8 +132,18 @@ pub fn execution_card(exec: &Value) -> Value {
         ("Started", s(exec, "started_at")),
         ("Finished", s(exec, "completed_at")),
     ])];
+    let verification = exec.get("verification").cloned().unwrap_or(Value::Null);
+    if let Some(why) = carapulse_core::verify::report::rollback_reason(&verification) {
+        blocks.push(section(format!("*Rolled back because* {}", clip(why, 500))));
+    }
     if let Some(err) = exec.get("error").and_then(Value::as_str) {
         blocks.push(section(format!("*Error*: {}", clip(err.to_owned(), 1000))));
+    }
+    if verification["awaiting_decision"] == true {
+        let id = s(exec, "execution_id");
+        blocks.push(section(format!(
+            "*An analysis was inconclusive* and waits for a person: `/assistant continue {id}` or `/assistant rollback {id}`"
+        )));
     }
     if !lines.is_empty() {
         blocks.push(section(lines));
@@ -182,4 +192,31 @@ pub fn audit_card(plan_id: &str, events: &Value) -> Value {
 /// A plain answer (usage, refusals, errors).
 pub fn text(text: &str) -> Value {
     message(text.to_owned(), vec![section(text.to_owned())], false)
+}
+
+#[cfg(test)]
+mod verification_tests {
+    use super::*;
+
+    #[test]
+    fn execution_cards_say_why_an_analysis_rolled_back_and_when_a_person_is_needed() {
+        let exec = serde_json::json!({
+            "execution_id": "e1", "status": "rolled_back", "error": "verify step 2 failed",
+            "verification": {"analyses": [{"verdict": "failed", "samples": [
+                {"verdict": "failed", "measured": ["0.31"], "threshold": 0.05, "query": "error ratio"},
+                {"verdict": "failed", "measured": ["0.33"], "threshold": 0.05, "query": "error ratio"},
+                {"verdict": "failed", "measured": ["0.31"], "threshold": 0.05, "query": "error ratio"}]}]}
+        });
+        let text = execution_card(&exec).to_string();
+        assert!(
+            text.contains(
+                "Rolled back because* error ratio: 0.31 against threshold 0.05 in 3 of 3 samples"
+            ),
+            "{text}"
+        );
+        let waiting = serde_json::json!({"execution_id": "e2", "status": "running",
+            "verification": {"analyses": [], "awaiting_decision": true}});
+        let text = execution_card(&waiting).to_string();
+        assert!(text.contains("/assistant continue e2"), "{text}");
+    }
 }

@@ -18,6 +18,12 @@ pub enum Command {
     Status {
         execution_id: Uuid,
     },
+    /// Answer an inconclusive analysis: continue or roll back.
+    Analysis {
+        execution_id: Uuid,
+        proceed: bool,
+        note: Option<String>,
+    },
     Audit {
         plan_id: Uuid,
     },
@@ -25,7 +31,7 @@ pub enum Command {
 }
 
 /// What to tell the user when the text does not parse.
-pub const USAGE: &str = "Usage: `/assistant plan <intent>` · `/assistant approve <plan_id> [note]` · `/assistant deny <plan_id> [note]` · `/assistant status <execution_id>` · `/assistant audit <plan_id>`";
+pub const USAGE: &str = "Usage: `/assistant plan <intent>` · `/assistant approve <plan_id> [note]` · `/assistant deny <plan_id> [note]` · `/assistant status <execution_id>` · `/assistant continue <execution_id> [note]` · `/assistant rollback <execution_id> [note]` · `/assistant audit <plan_id>`";
 
 fn id(word: Option<&str>, what: &str) -> Result<Uuid, String> {
     let word = word.ok_or_else(|| format!("missing {what}. {USAGE}"))?;
@@ -60,6 +66,19 @@ pub fn parse(text: &str) -> Result<Command, String> {
                 plan_id,
                 approve: verb == "approve",
                 note: (!note.is_empty()).then(|| note.join(" ")),
+            })
+        }
+        verb @ ("continue" | "rollback") => {
+            let execution_id = id(words.next(), "execution id")?;
+            let note: Vec<&str> = words.collect();
+            let note = (!note.is_empty()).then(|| note.join(" "));
+            if note.as_ref().is_some_and(|n| n.chars().count() > 500) {
+                return Err("the note is longer than 500 characters".into());
+            }
+            Ok(Command::Analysis {
+                execution_id,
+                proceed: verb == "continue",
+                note,
             })
         }
         "status" => Ok(Command::Status {
@@ -105,6 +124,23 @@ mod tests {
             parse(&format!("status {pid}")).unwrap(),
             Command::Status { .. }
         ));
+        assert_eq!(
+            parse(&format!("rollback {pid} error budget burning")).unwrap(),
+            Command::Analysis {
+                execution_id: pid.parse().unwrap(),
+                proceed: false,
+                note: Some("error budget burning".into())
+            }
+        );
+        assert!(matches!(
+            parse(&format!("continue {pid}")).unwrap(),
+            Command::Analysis {
+                proceed: true,
+                note: None,
+                ..
+            }
+        ));
+        assert!(parse("continue not-an-id").is_err());
         assert!(matches!(
             parse(&format!("audit {pid}")).unwrap(),
             Command::Audit { .. }

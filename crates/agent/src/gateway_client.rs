@@ -145,6 +145,23 @@ impl GatewayClient {
         .await
     }
 
+    /// Answers an inconclusive analysis of `execution_id` as `person`.
+    pub async fn analysis_decision(
+        &self,
+        person: &Person,
+        execution_id: Uuid,
+        proceed: bool,
+        note: Option<&str>,
+    ) -> Result<Value, GatewayError> {
+        self.call(
+            person,
+            Method::POST,
+            &format!("/v1/executions/{execution_id}/decision"),
+            Some(json!({"decision": if proceed { "continue" } else { "rollback" }, "note": note})),
+        )
+        .await
+    }
+
     pub async fn audit(&self, person: &Person, plan_id: Uuid) -> Result<Value, GatewayError> {
         self.call(
             person,

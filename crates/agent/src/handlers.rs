@@ -138,6 +138,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Decide { approve: true, .. } => "approve",
         Command::Decide { approve: false, .. } => "deny",
         Command::Status { .. } => "status",
+        Command::Analysis { proceed: true, .. } => "continue",
+        Command::Analysis { proceed: false, .. } => "rollback",
         Command::Audit { .. } => "audit",
         Command::Help => "help",
     }
@@ -178,6 +180,21 @@ async fn run_command(state: &AgentState, slack_user: &str, command: Command) -> 
             .execution(&person, execution_id)
             .await
             .map(|e| blocks::execution_card(&e)),
+        Command::Analysis {
+            execution_id,
+            proceed,
+            note,
+        } => state
+            .gateway
+            .analysis_decision(&person, execution_id, proceed, note.as_deref())
+            .await
+            .map(|_| {
+                blocks::text(&format!(
+                    "Execution `{execution_id}`: {} sent by {}.",
+                    if proceed { "continue" } else { "rollback" },
+                    person.actor
+                ))
+            }),
         Command::Audit { plan_id } => state
             .gateway
             .audit(&person, plan_id)

@@ -373,6 +373,26 @@ async fn commands_and_buttons_act_as_the_person() {
         .await;
     assert!(text_of(&reply).contains(":warning:"), "{reply}");
 
+    // continue/rollback reach the gateway's decision route as the person: this execution has
+    // no analysis waiting, which the gateway says.
+    let reply = env
+        .command(
+            "U_BOB",
+            "C1",
+            &format!("continue {exec_id} checked by hand"),
+        )
+        .await;
+    assert!(
+        text_of(&reply).contains("no analysis of it is waiting"),
+        "{reply}"
+    );
+    let decisions = env
+        .gateway_get(&format!(
+            "/v1/audit/events?action=execution.decision&resource_id={exec_id}"
+        ))
+        .await;
+    assert_eq!(decisions["data"][0]["actor"]["id"], "bob", "{decisions}");
+
     // audit trail of the plan.
     let reply = env
         .command("U_BOB", "C1", &format!("audit {plan_id}"))

@@ -41,7 +41,8 @@ pub const MAX_NOTE_CHARS: usize = 500;
 ///
 /// `continue` accepts risk, so it needs an approver role (like approving a plan); `rollback`
 /// only undoes, so writers may ask for it too. The execution must be waiting for exactly this
-/// answer (409 otherwise). Every attempt is audited, refused ones included.
+/// answer (409 otherwise). Every attempt on a visible execution is audited, refused ones
+/// included.
 pub async fn decide(
     state: &AppState,
     ctx: &RequestContext,
@@ -96,6 +97,12 @@ pub async fn decide(
         waiting,
         execution.status.is_active(),
     ) else {
+        state
+            .audit(
+                audit(AuditDecision::Deny)
+                    .reason("no analysis of the execution waits for a decision"),
+            )
+            .await;
         return Err(ApiError::conflict(
             "not_awaiting_decision",
             format!(
