@@ -30,6 +30,9 @@ const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
 #[derive(Debug, Parser)]
 #[command(name = "carapulse-bench", version, about = "Carapulse benchmarks")]
 struct Args {
+    /// Analysis-sample verdicts to time.
+    #[arg(long, default_value_t = 20_000)]
+    verdict_iterations: usize,
     /// Policy decisions to time.
     #[arg(long, default_value_t = 20_000)]
     policy_iterations: usize,
@@ -63,10 +66,10 @@ struct Args {
     /// Events published for the fan-out figure.
     #[arg(long, default_value_t = 30)]
     fanout_events: usize,
-    /// Which suites to run: core (policy, plans, audit), tools (sandbox, router), orchestrator,
+    /// Which suites to run: core (verdicts, policy, plans, audit), verify (verdicts only), tools (sandbox, router), orchestrator,
     /// events (alert ingestion, SSE fan-out), all of those, or load (minutes of mixed traffic
     /// against the gateway binary; not part of all).
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "tools", "orchestrator", "events", "load"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "tools", "orchestrator", "events", "load"])]
     suite: String,
     /// Length of the load run.
     #[arg(long, default_value_t = 600)]
@@ -503,6 +506,67 @@ async fn bench_router(calls: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
 
 /// Execute -> workflow started, and a 3-step plan's end-to-end time, on a Temporal dev server with
 /// the real gateway, tool router (fake `helm` on PATH) and worker.
+/// The cost of judging one analysis sample as the orchestrator does it: parse the step's
+/// expectations and evaluate them over a Prometheus answer of 20 series (one absolute bound over
+/// every series, one relative to a captured baseline).
+fn bench_verdicts(iterations: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    use carapulse_core::model::{ActionName, StepId, ToolName};
+    use carapulse_core::pev::{CallChecks, CallKind, StepCall};
+    let series: Vec<serde_json::Value> = (0..20)
+        .map(|i| json!({"metric": {"pod": format!("web-{i}"), "service": "web"}, "value": [1_700_000_000.0, format!("0.0{}", i % 5)]}))
+        .collect();
+    let answer = json!({"status": "success", "data": {"resultType": "vector", "result": series}});
+    let call = StepCall {
+        step_id: StepId::new(),
+        ordinal: 2,
+        kind: CallKind::Verify,
+        tool: ToolName::Prometheus,
+        action: ActionName::parse("query")?,
+        input: json!({"query": "error_ratio"}),
+        checks: CallChecks {
+            expect: vec![
+                json!({"path": ".data.result[*].value[1]", "op": "<=", "value": 0.05}),
+                json!({"path": ".data.result[*].value[1]", "op": "<=", "baseline": "before", "factor": 1.5, "any": true}),
+            ],
+            captured: [("before".to_owned(), json!("0.04"))].into(),
+            ..CallChecks::default()
+        },
+    };
+    for _ in 0..100 {
+        std::hint::black_box(orchestrator::observe::judge(&call, Some(&answer)));
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let judged = orchestrator::observe::judge(std::hint::black_box(&call), Some(&answer));
+        samples.push(t.elapsed());
+        anyhow::ensure!(
+            judged.verdict == carapulse_core::verify::Verdict::Passed,
+            "unexpected verdict: {}",
+            judged.reason
+        );
+    }
+    samples.sort();
+    rows.push(Row {
+        what: format!(
+            "verdict of one analysis sample (2 expectations x 20 series, {iterations} runs)"
+        ),
+        figure: format!(
+            "median {}, p99 {} (target under 50 µs)",
+            micros(percentile(&samples, 0.5)),
+            micros(percentile(&samples, 0.99))
+        ),
+    });
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 async fn bench_orchestrator(
     temporal: &str,
     runs: usize,
@@ -517,7 +581,11 @@ async fn bench_orchestrator(
     {
         use std::os::unix::fs::PermissionsExt;
         let helm = fakes.join("helm");
-        std::fs::write(&helm, "#!/bin/sh\necho \"helm ok: $*\"\n")?;
+        // JSON reads answer a deployed release at revision 2, for the analysis figure.
+        std::fs::write(
+            &helm,
+            "#!/bin/sh\ncase \"$*\" in *--output=json*) echo '{\"version\":2,\"info\":{\"status\":\"deployed\"}}'; exit 0;; esac\necho \"helm ok: $*\"\n",
+        )?;
         std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755))?;
     }
     let path = std::env::var("PATH").unwrap_or_default();
@@ -585,52 +653,23 @@ async fn bench_orchestrator(
             {"stage": "verify", "tool": "helm", "action": "status", "input": {"release": "c", "namespace": "web"}}
         ]
     });
+    let run_plan = |body: serde_json::Value| {
+        let (http, base, token, store, tenant) = (
+            http.clone(),
+            base.clone(),
+            token.clone(),
+            db.store.clone(),
+            tenant.clone(),
+        );
+        async move { run_to_success(&http, &base, &token, &store, &tenant, &body).await }
+    };
     let mut start_lat = Vec::new();
     let mut total = Vec::new();
     for i in 0..runs + 3 {
-        let created: serde_json::Value = http
-            .post(format!("{base}/v1/plans"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let plan_id = created["plan_id"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("create failed: {created}"))?
-            .to_owned();
-        let t = Instant::now();
-        let exec: serde_json::Value = http
-            .post(format!("{base}/v1/plans/{plan_id}/execute"))
-            .bearer_auth(&token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let started = t.elapsed();
-        anyhow::ensure!(exec["workflow_id"].is_string(), "not started: {exec}");
-        let exec_id = carapulse_core::model::ExecutionId::parse(
-            exec["execution_id"].as_str().unwrap_or_default(),
-        )?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let e = db.store.get_execution(&tenant, exec_id).await?;
-            if !e.status.is_active() {
-                anyhow::ensure!(
-                    e.status == carapulse_core::model::ExecutionStatus::Succeeded,
-                    "run ended {:?}: {:?}",
-                    e.status,
-                    e.error
-                );
-                break;
-            }
-            anyhow::ensure!(Instant::now() < deadline, "run did not finish");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let (started, elapsed) = run_plan(body.clone()).await?;
         if i >= 3 {
             start_lat.push(started);
-            total.push(t.elapsed());
+            total.push(elapsed);
         }
     }
     start_lat.sort();
@@ -651,6 +690,40 @@ async fn bench_orchestrator(
             millis(percentile(&total, 0.95))
         ),
     });
+    // The same plan with its verify step sampled 5 times 1 s apart (durable timers), beside the
+    // unsampled plan in the same run: the analysis should cost its 4 s of waiting plus the
+    // tool time of 4 more samples, and little else.
+    let mut analysed = body.clone();
+    analysed["steps"][2]["expect"] = json!([{"path": ".version", "op": ">=", "value": 1}]);
+    analysed["steps"][2]["analysis"] = json!({"interval": "1s", "count": 5});
+    let mut single = body.clone();
+    single["steps"][2]["expect"] = json!([{"path": ".version", "op": ">=", "value": 1}]);
+    let analysis_runs = (runs / 10).clamp(3, 10);
+    let mut with_analysis = Vec::new();
+    let mut one_sample = Vec::new();
+    for _ in 0..analysis_runs {
+        with_analysis.push(run_plan(analysed.clone()).await?.1);
+        one_sample.push(run_plan(single.clone()).await?.1);
+    }
+    with_analysis.sort();
+    one_sample.sort();
+    let analysis = percentile(&with_analysis, 0.5);
+    let base_run = percentile(&one_sample, 0.5);
+    let base_tool = percentile(&total, 0.5) / 3;
+    // Expected: the one-sample run, 4 s of waiting, and 4 more samples' tool time.
+    let expected = base_run + Duration::from_secs(4) + base_tool * 4;
+    let over = analysis.as_secs_f64() / expected.as_secs_f64() - 1.0;
+    rows.push(Row {
+        what: format!("analysis of 5 samples at 1 s, end to end ({analysis_runs} runs)"),
+        figure: format!(
+            "median {} vs one-sample run {} + 4 s + 4 x {} tool time = {} ({:+.1} %; target within 10 %)",
+            millis(analysis),
+            millis(base_run),
+            millis(base_tool),
+            millis(expected),
+            over * 100.0
+        ),
+    });
     shutdown.cancel();
     let _ = stop_tx.send(());
     let _ = worker.join();
@@ -659,10 +732,66 @@ async fn bench_orchestrator(
     Ok(())
 }
 
+/// Creates and executes `body` as `token`, waits for success; returns (execute -> workflow
+/// started, execute -> succeeded).
+async fn run_to_success(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    store: &carapulse_core::store::Store,
+    tenant: &carapulse_core::model::TenantId,
+    body: &serde_json::Value,
+) -> anyhow::Result<(Duration, Duration)> {
+    {
+        let created: serde_json::Value = http
+            .post(format!("{base}/v1/plans"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let plan_id = created["plan_id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("create failed: {created}"))?
+            .to_owned();
+        let t = Instant::now();
+        let exec: serde_json::Value = http
+            .post(format!("{base}/v1/plans/{plan_id}/execute"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let started = t.elapsed();
+        anyhow::ensure!(exec["workflow_id"].is_string(), "not started: {exec}");
+        let exec_id = carapulse_core::model::ExecutionId::parse(
+            exec["execution_id"].as_str().unwrap_or_default(),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let e = store.get_execution(tenant, exec_id).await?;
+            if !e.status.is_active() {
+                anyhow::ensure!(
+                    e.status == carapulse_core::model::ExecutionStatus::Succeeded,
+                    "run ended {:?}: {:?}",
+                    e.status,
+                    e.error
+                );
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "run did not finish");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok((started, t.elapsed()))
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut rows = Vec::new();
+    let load_before = load_average();
     if args.suite == "all" || args.suite == "orchestrator" {
         bench_orchestrator(&args.temporal, args.workflow_runs, &mut rows).await?;
     }
@@ -675,6 +804,9 @@ async fn main() -> anyhow::Result<()> {
             sample: Duration::from_secs(args.load_sample_secs.max(1)),
         };
         load::run(&settings, &mut rows).await?;
+    }
+    if args.suite == "all" || args.suite == "core" || args.suite == "verify" {
+        bench_verdicts(args.verdict_iterations, &mut rows)?;
     }
     if args.suite == "all" || args.suite == "core" {
         bench_policy(args.policy_iterations, &mut rows)?;
@@ -710,10 +842,11 @@ async fn main() -> anyhow::Result<()> {
         println!("{:<width$}  {}", row.what, row.figure);
     }
     println!(
-        "\nmachine: {} cores, profile: {}",
+        "\nmachine: {} cores, 1-min load average {load_before} before and {} after, profile: {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
+        load_average(),
         if cfg!(debug_assertions) {
             "debug"
         } else {
