@@ -778,6 +778,51 @@ async fn large_output_goes_to_the_object_store_and_secrets_are_redacted() {
     assert!(!full.contains("hunter2hunter2"));
 }
 
+/// Step outputs are data: a JSON answer comes back parsed as `result`; one larger than a tool
+/// call row keeps inline is also written to the object store (`result_ref`); text gives none.
+#[tokio::test]
+async fn json_answers_come_back_as_results_and_large_ones_are_stored() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|_| {}).await;
+    let status = || {
+        call(
+            "helm",
+            "status",
+            json!({"release": "web", "namespace": "web"}),
+        )
+    };
+    expect(
+        "helm",
+        "status web --output=json --namespace=web",
+        r#"{"name":"web","version":7,"info":{"status":"deployed"}}"#,
+    );
+    let (s, small) = r.exec(status()).await;
+    assert_eq!(s, 200, "{small}");
+    assert_eq!(small["result"]["version"], json!(7), "{small}");
+    assert!(small.get("result_ref").is_none(), "{small}");
+
+    expect("helm", "status web --output=json --namespace=web", "");
+    std::fs::write(
+        expect_dir().join("helm.sh"),
+        "printf '{\"version\":8,\"notes\":\"'; head -c 100000 /dev/zero | tr '\\0' 'x'; printf '\"}'\n",
+    )
+    .unwrap();
+    let (s, large) = r.exec(status()).await;
+    assert_eq!(s, 200, "{large}");
+    assert_eq!(large["result"]["version"], json!(8));
+    let reference = large["result_ref"].as_str().expect("result_ref");
+    assert!(reference.starts_with("fs://tool-result/"), "{reference}");
+
+    expect(
+        "helm",
+        "status web --output=json --namespace=web",
+        "not json at all",
+    );
+    let (s, text) = r.exec(status()).await;
+    assert_eq!(s, 200, "{text}");
+    assert!(text.get("result").is_none(), "{text}");
+}
+
 #[tokio::test]
 async fn slow_tools_are_killed_at_the_timeout_and_metrics_count_calls() {
     let _fakes = fakes_lock().await;
