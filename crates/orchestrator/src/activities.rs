@@ -419,7 +419,8 @@ impl Activities {
             )
             .await
             .map_err(store_err)?;
-        if result == StepResult::Succeeded && !call.checks.is_empty() {
+        let observes = !call.checks.capture.is_empty() || !call.checks.expect.is_empty();
+        if result == StepResult::Succeeded && observes && call.kind != CallKind::Rollback {
             let observed = self
                 .observe(&tenant, execution_id, call, tool_call_id, data.as_ref())
                 .await?;
@@ -447,6 +448,13 @@ impl Activities {
         let progress = match (&result, call.kind) {
             (StepResult::Failed { .. }, CallKind::Rollback) => "rollback_failed",
             (_, CallKind::Rollback) => "rolled_back",
+            // A sample whose tool failed counts as a failed sample: the analysis may go on.
+            (StepResult::Failed { .. }, CallKind::Verify) => {
+                match call.checks.sample.map(|s| s.after(Verdict::Failed)) {
+                    Some(AnalysisNext::SampleAfter(_)) => "sampling",
+                    _ => "failed",
+                }
+            }
             (StepResult::Failed { .. }, _) => "failed",
             (_, _) => "succeeded",
         };

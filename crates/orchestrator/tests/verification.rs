@@ -293,6 +293,19 @@ async fn error_ratio_analysis_rolls_back_to_the_captured_revision_or_passes() {
         .get_execution_view(&tenant(), exec)
         .await
         .unwrap();
+    let progress = |stage: &str| -> Vec<Value> {
+        view.steps
+            .iter()
+            .filter(|s| s["stage"] == stage)
+            .map(|s| s["status"].clone())
+            .collect()
+    };
+    assert_eq!(
+        progress("rollback"),
+        vec![json!("rolled_back")],
+        "a templated rollback reports rolled_back"
+    );
+    assert_eq!(progress("verify"), vec![json!("failed")]);
     let rollback = view.tool_calls.last().unwrap();
     assert_eq!(
         rollback.input.as_ref().unwrap()["revision"],
