@@ -33,7 +33,16 @@ async fn the_rule_planner_plans_offline() {
     let steps = plan["steps"].as_array().unwrap();
     assert_eq!(steps[1]["action"], "scale");
     assert_eq!(steps[1]["input"]["replicas"], 4);
-    assert_eq!(steps[1]["rollback"]["input"]["replicas"], 2);
+    // The rollback target is the count read from the cluster; "from 2" is a precondition that
+    // the cluster agrees.
+    assert_eq!(
+        steps[1]["rollback"]["input"]["replicas"],
+        "${capture.current_replicas}"
+    );
+    assert!(steps[1]["preconditions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"path": ".current_replicas", "op": "==", "value": 2})));
     assert_eq!(plan["risk_level"], "medium", "risk from the steps");
     assert_eq!(created["approval_required"], true);
 
