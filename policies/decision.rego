@@ -1,4 +1,4 @@
-# The decision, constraints and ttl that Carapulse reads (each queried by its full path).
+# The decision, constraints, ttl and reasons that Carapulse reads (together as `outputs`).
 #
 # Deny by default. Reads are allowed for authenticated actors of the right tenant. Writes are
 # allowed outright only when low risk, outside production, not account-wide and not break-glass;
@@ -50,4 +50,17 @@ default ttl := 0
 ttl := 300 if {
 	no_deny_reasons
 	is_read
+}
+
+# Everything Carapulse reads, as one rule: the compiled (RVM) path evaluates this single entry
+# point, so shared rules are computed once per decision. Undefined members fall back to empty.
+default output_reasons := set()
+
+output_reasons := reasons
+
+outputs := {
+	"decision": decision,
+	"constraints": constraints,
+	"ttl": ttl,
+	"reasons": output_reasons,
 }

@@ -66,10 +66,10 @@ struct Args {
     /// Events published for the fan-out figure.
     #[arg(long, default_value_t = 30)]
     fanout_events: usize,
-    /// Which suites to run: core (verdicts, policy, plans, audit), verify (verdicts only), tools (sandbox, router), orchestrator,
+    /// Which suites to run: core (verdicts, policy, plans, audit), verify (verdicts only), policy (compiled vs interpreted decisions), tools (sandbox, router), orchestrator,
     /// events (alert ingestion, SSE fan-out), all of those, or load (minutes of mixed traffic
     /// against the gateway binary; not part of all).
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "tools", "orchestrator", "events", "load"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "orchestrator", "events", "load"])]
     suite: String,
     /// Length of the load run.
     #[arg(long, default_value_t = 600)]
@@ -111,6 +111,10 @@ fn millis(d: Duration) -> String {
 
 fn bench_policy(iterations: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let engine = PolicyEngine::load_dir(Path::new(&policies_dir()), "policy.assistant.v1")?;
+    anyhow::ensure!(
+        engine.is_compiled(),
+        "the project policies did not compile to RVM"
+    );
     let inputs = [
         json!({"actor": {"id": "a", "roles": ["viewer"], "tenant_id": "t"}, "action": {"name": "plan.list", "type": "read"}, "context": {"tenant_id": "t"}, "risk": {"level": "read", "blast_radius": "namespace", "targets": 0}}),
         json!({"actor": {"id": "a", "roles": ["operator"], "tenant_id": "t"}, "action": {"name": "plan.create", "type": "write"}, "context": {"tenant_id": "t", "environment": "dev"}, "risk": {"level": "low", "blast_radius": "namespace", "targets": 1}}),
@@ -118,26 +122,36 @@ fn bench_policy(iterations: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     ];
     for input in &inputs {
         let _ = engine.evaluate_json(input);
+        let _ = engine.evaluate_interpreted_json(input);
     }
-    let mut samples = Vec::with_capacity(iterations);
-    let started = Instant::now();
+    // Both paths interleaved in one loop, so load affects them alike.
+    let mut compiled = Vec::with_capacity(iterations);
+    let mut interpreted = Vec::with_capacity(iterations);
     for i in 0..iterations {
+        let input = &inputs[i % inputs.len()];
         let t = Instant::now();
-        let out = engine.evaluate_json(&inputs[i % inputs.len()]);
-        samples.push(t.elapsed());
+        let out = engine.evaluate_json(input);
+        compiled.push(t.elapsed());
+        anyhow::ensure!(out.error.is_none(), "policy error: {:?}", out.error);
+        let t = Instant::now();
+        let out = engine.evaluate_interpreted_json(input);
+        interpreted.push(t.elapsed());
         anyhow::ensure!(out.error.is_none(), "policy error: {:?}", out.error);
     }
-    let total = started.elapsed();
-    samples.sort();
-    rows.push(Row {
-        what: format!("policy decision (regorus, {iterations} evaluations)"),
-        figure: format!(
-            "median {}, p99 {}, {:.0} decisions/s on one core",
-            micros(percentile(&samples, 0.5)),
-            micros(percentile(&samples, 0.99)),
-            iterations as f64 / total.as_secs_f64()
-        ),
-    });
+    for (label, samples) in [
+        ("compiled RVM, what decisions use", &mut compiled),
+        ("interpreter, the playground's path", &mut interpreted),
+    ] {
+        samples.sort();
+        rows.push(Row {
+            what: format!("policy decision, {label} ({iterations} evaluations)"),
+            figure: format!(
+                "median {}, p99 {}",
+                micros(percentile(samples, 0.5)),
+                micros(percentile(samples, 0.99)),
+            ),
+        });
+    }
     Ok(())
 }
 
@@ -807,6 +821,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == "all" || args.suite == "core" || args.suite == "verify" {
         bench_verdicts(args.verdict_iterations, &mut rows)?;
+    }
+    if args.suite == "policy" {
+        bench_policy(args.policy_iterations, &mut rows)?;
     }
     if args.suite == "all" || args.suite == "core" {
         bench_policy(args.policy_iterations, &mut rows)?;

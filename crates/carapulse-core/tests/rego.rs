@@ -322,3 +322,117 @@ fn pooled_engines_give_consistent_answers_across_threads() {
         h.join().unwrap();
     }
 }
+
+/// The compiled (RVM) path and the interpreter give the same decision, ttl, constraints and
+/// reasons (as a set) on every input of a grid over everything the rules read. Any difference
+/// fails CI: the compiled path is what production decisions use.
+#[test]
+fn compiled_and_interpreted_decisions_agree_on_the_input_grid() {
+    let engine = PolicyEngine::load_dir(policies(), "policy.assistant.v1").unwrap();
+    assert!(engine.is_compiled(), "the project policies compile to RVM");
+    let roles: [&[&str]; 5] = [
+        &[],
+        &["viewer"],
+        &["operator"],
+        &["admin"],
+        &["approver", "break-glass"],
+    ];
+    let mut compared = 0usize;
+    let mut mismatches = Vec::new();
+    let reasons_set = |o: &carapulse_core::policy::PolicyOutcome| {
+        let mut r = o.reasons.clone();
+        r.sort();
+        r
+    };
+    for roles in roles {
+        for action in ["read", "write", ""] {
+            for name in ["plan.create", "tool.execute"] {
+                for env in ["dev", "prod", "production", "moon", ""] {
+                    for level in ["read", "low", "medium", "high", "weird"] {
+                        for blast in ["namespace", "cluster", "account"] {
+                            for targets in [1, 10, 11] {
+                                for break_glass in [false, true] {
+                                    for (tenant, actor) in
+                                        [("acme", true), ("other", true), ("acme", false)]
+                                    {
+                                        for verified in [None, Some(2)] {
+                                            let mut resources = json!({"break_glass": break_glass});
+                                            if let Some(n) = verified {
+                                                resources["verification"] = json!({"expectations": n, "verify_steps_with_expectations": n});
+                                            }
+                                            let mut input = json!({
+                                                "action": {"name": name, "type": action},
+                                                "context": {"tenant_id": tenant, "environment": env},
+                                                "resources": resources,
+                                                "risk": {"level": level, "blast_radius": blast, "targets": targets},
+                                            });
+                                            if actor {
+                                                input["actor"] = json!({"id": "alice", "roles": roles, "tenant_id": "acme"});
+                                            }
+                                            let compiled = engine.evaluate_json(&input);
+                                            let interpreted =
+                                                engine.evaluate_interpreted_json(&input);
+                                            compared += 1;
+                                            if compiled.error.is_some()
+                                                || compiled.decision != interpreted.decision
+                                                || compiled.ttl != interpreted.ttl
+                                                || compiled.constraints != interpreted.constraints
+                                                || reasons_set(&compiled)
+                                                    != reasons_set(&interpreted)
+                                            {
+                                                mismatches.push((input, compiled, interpreted));
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared >= 40_000, "grid too small: {compared}");
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} inputs differ; first: {:#?}",
+        mismatches.len(),
+        mismatches.first()
+    );
+}
+
+/// A package without the aggregate `outputs` rule still works, on the interpreter; a VM error
+/// denies.
+#[test]
+fn packages_without_outputs_use_the_interpreter() {
+    let engine = PolicyEngine::from_sources(
+        "custom",
+        vec![(
+            "p.rego".into(),
+            "package custom\nimport rego.v1\ndefault decision := \"deny\"\ndecision := \"allow\" if input.ok\nconstraints := {}\nttl := 0\nreasons := set()\n".into(),
+        )],
+    )
+    .unwrap();
+    assert!(!engine.is_compiled());
+    let out = engine.evaluate_json(&json!({"ok": true}));
+    assert_eq!(out.decision, Decision::Allow, "{out:?}");
+    let compiled = PolicyEngine::from_sources(
+        "custom",
+        vec![(
+            "p.rego".into(),
+            "package custom\nimport rego.v1\ndecision := \"allow\" if 1 / input.zero > 0\noutputs := {\"decision\": decision}\n".into(),
+        )],
+    )
+    .unwrap();
+    assert!(compiled.is_compiled());
+    let out = compiled.evaluate_json(&json!({"zero": 0}));
+    assert_eq!(out.decision, Decision::Deny, "{out:?}");
+    assert!(
+        out.error.is_some(),
+        "a VM error is reported and denies: {out:?}"
+    );
+    assert_eq!(
+        compiled.evaluate_json(&json!({"zero": 1})).decision,
+        Decision::Allow
+    );
+}

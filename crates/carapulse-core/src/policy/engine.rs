@@ -1,4 +1,11 @@
 //! The regorus engine wrapper: load once, evaluate many times, never fail open.
+//!
+//! Two paths, one answer. When the package defines the aggregate `outputs` rule, each load
+//! compiles it once to an RVM program (regorus's bytecode VM) and decisions run on a pool of VMs
+//! loaded with it: about ten times faster than the tree-walking interpreter, which re-plans the
+//! query and re-evaluates shared rules on every call. The interpreter stays for Rego unit tests,
+//! the playground, and packages without `outputs`; a differential test runs a grid of inputs
+//! through both and fails on any difference.
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +68,9 @@ const POOL_SIZE: usize = 16;
 pub struct PolicyEngine {
     template: regorus::Engine,
     pool: std::sync::Mutex<Vec<regorus::Engine>>,
+    /// The `outputs` rule compiled to RVM bytecode, when the package defines it.
+    program: Option<std::sync::Arc<regorus::rvm::program::Program>>,
+    vms: std::sync::Mutex<Vec<regorus::rvm::vm::RegoVM>>,
     package: String,
     files: Vec<String>,
     /// The loaded text of each file, for operators to read back (`GET /v1/policy`).
@@ -72,6 +82,8 @@ impl Clone for PolicyEngine {
         Self {
             template: self.template.clone(),
             pool: std::sync::Mutex::new(Vec::new()),
+            program: self.program.clone(),
+            vms: std::sync::Mutex::new(Vec::new()),
             package: self.package.clone(),
             files: self.files.clone(),
             sources: self.sources.clone(),
@@ -84,6 +96,7 @@ impl std::fmt::Debug for PolicyEngine {
         f.debug_struct("PolicyEngine")
             .field("package", &self.package)
             .field("files", &self.files)
+            .field("compiled", &self.program.is_some())
             .finish()
     }
 }
@@ -154,9 +167,12 @@ impl PolicyEngine {
         if !packages.iter().any(|p| p == &wanted) {
             return Err(PolicyError::MissingPackage(package.to_owned()));
         }
+        let program = compile_outputs(&engine, package);
         Ok(Self {
             template: engine,
             pool: std::sync::Mutex::new(Vec::new()),
+            program,
+            vms: std::sync::Mutex::new(Vec::new()),
             package: package.to_owned(),
             files,
             sources,
@@ -184,12 +200,76 @@ impl PolicyEngine {
         }
     }
 
-    /// Evaluates a raw JSON input (the `policy test` command uses this).
+    /// Evaluates a raw JSON input: on the compiled program when there is one, else on the
+    /// interpreter.
     pub fn evaluate_json(&self, input: &Value) -> PolicyOutcome {
-        match self.try_evaluate(input) {
-            Ok(outcome) => outcome,
-            Err(message) => PolicyOutcome::failed(message),
+        let result = match &self.program {
+            Some(program) => self.try_evaluate_compiled(program, input),
+            None => self.try_evaluate(input),
+        };
+        result.unwrap_or_else(PolicyOutcome::failed)
+    }
+
+    /// Evaluates on the interpreter, whatever is compiled (the playground, and the differential
+    /// test against the compiled path).
+    pub fn evaluate_interpreted_json(&self, input: &Value) -> PolicyOutcome {
+        self.try_evaluate(input)
+            .unwrap_or_else(PolicyOutcome::failed)
+    }
+
+    /// Whether decisions run on the compiled program.
+    pub fn is_compiled(&self) -> bool {
+        self.program.is_some()
+    }
+
+    fn try_evaluate_compiled(
+        &self,
+        program: &std::sync::Arc<regorus::rvm::program::Program>,
+        input: &Value,
+    ) -> Result<PolicyOutcome, String> {
+        use serde::Deserialize;
+        let input = regorus::Value::deserialize(input)
+            .map_err(|err| format!("cannot load policy input: {err}"))?;
+        let pooled = match self.vms.lock() {
+            Ok(mut vms) => vms.pop(),
+            Err(poisoned) => poisoned.into_inner().pop(),
+        };
+        let mut vm = pooled.unwrap_or_else(|| {
+            let mut vm = regorus::rvm::vm::RegoVM::new();
+            vm.set_strict_builtin_errors(true);
+            vm.load_program(program.clone());
+            vm
+        });
+        vm.set_input(input);
+        let value = vm
+            .execute_entry_point_by_index(0)
+            .map_err(|err| format!("evaluating outputs: {err}"))?;
+        // A VM that errored is dropped (above, by `?`) rather than reused.
+        {
+            let mut vms = match self.vms.lock() {
+                Ok(vms) => vms,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if vms.len() < POOL_SIZE {
+                vms.push(vm);
+            }
         }
+        if value == regorus::Value::Undefined {
+            return Err("outputs is undefined".into());
+        }
+        let json = value
+            .to_json_str()
+            .map_err(|err| format!("encoding outputs: {err}"))?;
+        let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&json) else {
+            return Err("outputs is not an object".into());
+        };
+        let mut take = |k: &str| map.remove(k).filter(|v| !v.is_null());
+        outcome_from([
+            take("decision"),
+            take("constraints"),
+            take("ttl"),
+            take("reasons"),
+        ])
     }
 
     fn checkout(&self) -> regorus::Engine {
@@ -220,36 +300,7 @@ impl PolicyEngine {
         if outputs.is_ok() {
             self.checkin(engine);
         }
-        let [decision, constraints, ttl, reasons] = outputs?;
-        let decision = match decision {
-            Some(Value::String(s)) => Decision::parse(&s).map_err(|e| e.to_string())?,
-            Some(other) => return Err(format!("decision is not a string: {other}")),
-            None => return Err("decision is undefined".into()),
-        };
-        let constraints = match constraints {
-            Some(Value::Object(map)) => map,
-            None => Map::new(),
-            Some(other) => return Err(format!("constraints is not an object: {other}")),
-        };
-        let ttl = match ttl {
-            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-            None => 0,
-            Some(other) => return Err(format!("ttl is not a number: {other}")),
-        };
-        let reasons = match reasons {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        Ok(PolicyOutcome {
-            decision,
-            constraints,
-            ttl,
-            reasons,
-            error: None,
-        })
+        outcome_from(outputs?)
     }
 
     /// `decision`, `constraints`, `ttl`, `reasons`, each by its full path. One query fetches all
@@ -360,5 +411,64 @@ impl PolicyEngine {
             }
         }
         Ok(results)
+    }
+}
+
+/// The outcome from the four outputs (each `None` when undefined); a wrong shape is an error, so
+/// the caller denies.
+fn outcome_from(outputs: [Option<Value>; 4]) -> Result<PolicyOutcome, String> {
+    let [decision, constraints, ttl, reasons] = outputs;
+    let decision = match decision {
+        Some(Value::String(s)) => Decision::parse(&s).map_err(|e| e.to_string())?,
+        Some(other) => return Err(format!("decision is not a string: {other}")),
+        None => return Err("decision is undefined".into()),
+    };
+    let constraints = match constraints {
+        Some(Value::Object(map)) => map,
+        None => Map::new(),
+        Some(other) => return Err(format!("constraints is not an object: {other}")),
+    };
+    let ttl = match ttl {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+        None => 0,
+        Some(other) => return Err(format!("ttl is not a number: {other}")),
+    };
+    let reasons = match reasons {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(PolicyOutcome {
+        decision,
+        constraints,
+        ttl,
+        reasons,
+        error: None,
+    })
+}
+
+/// Compiles `data.<package>.outputs` to an RVM program; `None` when the package has no such rule
+/// or it does not compile (decisions then run on the interpreter).
+fn compile_outputs(
+    engine: &regorus::Engine,
+    package: &str,
+) -> Option<std::sync::Arc<regorus::rvm::program::Program>> {
+    let entry = format!("data.{package}.outputs");
+    let mut engine = engine.clone();
+    let compiled = match engine.compile_with_entrypoint(&regorus::Rc::from(entry.as_str())) {
+        Ok(compiled) => compiled,
+        Err(err) => {
+            tracing::debug!(%entry, error = %err, "policy not compiled; using the interpreter");
+            return None;
+        }
+    };
+    match regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[&entry]) {
+        Ok(program) => Some(program),
+        Err(err) => {
+            tracing::warn!(%entry, error = %err, "policy did not compile to RVM; using the interpreter");
+            None
+        }
     }
 }

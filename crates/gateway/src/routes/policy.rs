@@ -75,7 +75,11 @@ pub(crate) async fn evaluate(
             format!("input must be at most {MAX_INPUT_BYTES} bytes of JSON"),
         ));
     }
-    let outcome = state.policy.current().evaluate_json(&body.input);
+    // The playground runs the interpreter; the differential test keeps it equal to the compiled path.
+    let outcome = state
+        .policy
+        .current()
+        .evaluate_interpreted_json(&body.input);
     Ok(Json(json!(outcome)))
 }
 
