@@ -81,10 +81,7 @@ impl Store {
                 return Ok(None);
             }
         }
-        let mut outcomes = Vec::with_capacity(events.len());
-        for e in events {
-            outcomes.push(upsert_alert(&mut tx, e).await?);
-        }
+        let outcomes = upsert_alerts(&mut tx, events).await?;
         let count = |kind: Stored| outcomes.iter().filter(|(_, s)| *s == kind).count();
         let mut context = match audit.context.clone() {
             Value::Object(map) => map,
@@ -279,6 +276,121 @@ impl Store {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// The dedup upsert of a whole delivery in one statement, outcomes in `events` order.
+///
+/// Why one statement: a row-per-alert upsert costs a round trip (two for duplicates) per alert;
+/// this costs one per webhook. Rows are upserted in key order, so concurrent deliveries lock in
+/// the same order and cannot deadlock. Within one delivery the last occurrence of a key wins
+/// (its state is the newest) and earlier ones count as duplicates: one statement cannot touch a
+/// row twice. A duplicate's id comes from the statement's snapshot, or, for a row another
+/// delivery inserted after that snapshot, from a follow-up read.
+async fn upsert_alerts(
+    conn: &mut sqlx::PgConnection,
+    events: &[NewAlertEvent<'_>],
+) -> Result<Vec<(Uuid, Stored)>, StoreError> {
+    use std::collections::HashMap;
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The index of the last occurrence of each key.
+    let mut last: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        last.insert((e.tenant.as_str(), e.source, e.fingerprint), i);
+    }
+    let mut winners: Vec<usize> = last.values().copied().collect();
+    winners.sort_by_key(|&i| {
+        let e = &events[i];
+        (e.tenant.as_str(), e.source, e.fingerprint)
+    });
+    let pick = |f: &dyn Fn(&NewAlertEvent<'_>) -> String| -> Vec<String> {
+        winners.iter().map(|&i| f(&events[i])).collect()
+    };
+    let ids: Vec<Uuid> = winners.iter().map(|_| Uuid::now_v7()).collect();
+    let tenants = pick(&|e| e.tenant.to_string());
+    let sources = pick(&|e| e.source.to_owned());
+    let fingerprints = pick(&|e| e.fingerprint.to_owned());
+    let statuses = pick(&|e| e.status.to_owned());
+    let started: Vec<Option<DateTime<Utc>>> =
+        winners.iter().map(|&i| events[i].started_at).collect();
+    let payloads: Vec<sqlx::types::Json<&Value>> = winners
+        .iter()
+        .map(|&i| sqlx::types::Json(events[i].payload))
+        .collect();
+    let rows: Vec<(String, String, String, Option<Uuid>, String)> = sqlx::query_as(
+        "WITH input AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                $6::timestamptz[], $7::jsonb[]) WITH ORDINALITY \
+             AS t(alert_id, tenant_id, source, fingerprint, status, started_at, payload_json, ord) \
+         ), upserted AS ( \
+           INSERT INTO alert_events (alert_id, tenant_id, source, fingerprint, status, started_at, payload_json) \
+           SELECT alert_id, tenant_id, source, fingerprint, status, started_at, payload_json \
+             FROM input ORDER BY ord \
+           ON CONFLICT (tenant_id, source, fingerprint) DO UPDATE SET status = EXCLUDED.status, \
+             started_at = COALESCE(EXCLUDED.started_at, alert_events.started_at), \
+             payload_json = EXCLUDED.payload_json, updated_at = now() \
+           WHERE alert_events.status IS DISTINCT FROM EXCLUDED.status \
+           RETURNING alert_id, tenant_id, source, fingerprint, (xmax = 0) AS inserted \
+         ) \
+         SELECT i.tenant_id, i.source, i.fingerprint, COALESCE(u.alert_id, a.alert_id), \
+                CASE WHEN u.alert_id IS NULL THEN 'duplicate' WHEN u.inserted THEN 'new' ELSE 'changed' END \
+           FROM input i \
+           LEFT JOIN upserted u ON u.tenant_id = i.tenant_id AND u.source = i.source AND u.fingerprint = i.fingerprint \
+           LEFT JOIN alert_events a ON u.alert_id IS NULL AND a.tenant_id = i.tenant_id \
+                AND a.source = i.source AND a.fingerprint = i.fingerprint \
+          ORDER BY i.ord",
+    )
+    .bind(&ids)
+    .bind(&tenants)
+    .bind(&sources)
+    .bind(&fingerprints)
+    .bind(&statuses)
+    .bind(&started)
+    .bind(&payloads)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_key: HashMap<(String, String, String), (Uuid, Stored)> =
+        HashMap::with_capacity(rows.len());
+    for (tenant, source, fingerprint, id, kind) in rows {
+        let stored = match kind.as_str() {
+            "new" => Stored::New,
+            "changed" => Stored::Changed,
+            _ => Stored::Duplicate,
+        };
+        let id = match id {
+            Some(id) => id,
+            // Inserted by another delivery after this statement's snapshot.
+            None => {
+                let (id,): (Uuid,) = sqlx::query_as(
+                    "SELECT alert_id FROM alert_events WHERE tenant_id = $1 AND source = $2 AND fingerprint = $3",
+                )
+                .bind(&tenant)
+                .bind(&source)
+                .bind(&fingerprint)
+                .fetch_one(&mut *conn)
+                .await?;
+                id
+            }
+        };
+        by_key.insert((tenant, source, fingerprint), (id, stored));
+    }
+    let mut outcomes = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let key = (e.tenant.as_str(), e.source, e.fingerprint);
+        let (id, stored) = by_key
+            .get(&(key.0.to_owned(), key.1.to_owned(), key.2.to_owned()))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("an alert of the delivery was not stored".into()))?;
+        // Earlier occurrences of a key in the same delivery are superseded by the last one.
+        let stored = if last.get(&key) == Some(&i) {
+            stored
+        } else {
+            Stored::Duplicate
+        };
+        outcomes.push((id, stored));
+    }
+    Ok(outcomes)
 }
 
 /// The dedup upsert of one event on `conn` (a pooled connection or a transaction).
