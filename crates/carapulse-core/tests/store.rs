@@ -11,7 +11,7 @@ use carapulse_core::store::{
     AuditFilter, NewEvidence, NewPlan, NewToolCall, Page, StartOutcome, StoreError,
 };
 use carapulse_core::testing::TestDatabase;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn audit(tenant: &TenantId, action: &str) -> AuditEntry {
     AuditEntry::new(
@@ -401,6 +401,38 @@ async fn alert_deliveries_upsert_in_one_statement() {
         .await
         .unwrap();
     assert!(replay.is_none(), "a replayed delivery stores nothing");
+    // One `alert.received` event per new alert and per status change, none for duplicates:
+    // a, b (first delivery), then a changed and c (second).
+    let events: Vec<(Value,)> = sqlx::query_as(
+        "SELECT data FROM event_log WHERE tenant_id = 'acme' AND kind = 'alert.received' ORDER BY event_id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|(d,)| {
+            (
+                d["fingerprint"].as_str().unwrap_or("").to_owned(),
+                d["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let mut first_delivery = seen[..2].to_vec();
+    first_delivery.sort();
+    assert_eq!(
+        first_delivery,
+        vec![
+            ("a".into(), "resolved".into()),
+            ("b".into(), "firing".into())
+        ]
+    );
+    let mut second_delivery = seen[2..].to_vec();
+    second_delivery.sort();
+    assert_eq!(
+        second_delivery,
+        vec![("a".into(), "firing".into()), ("c".into(), "firing".into())]
+    );
 
     // Overlapping deliveries in opposite orders, concurrently: no deadlock, every key once.
     let fingerprints: Vec<String> = (0..200).map(|i| format!("k{i:03}")).collect();
