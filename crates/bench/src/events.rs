@@ -33,6 +33,9 @@ async fn gateway(
     config.gateway.rate_limit_per_second = 1e9;
     config.gateway.rate_limit_burst = u32::MAX;
     config.gateway.request_timeout_secs = 600;
+    // The fan-out figure opens every subscription as one actor; the per-actor cap (a defence
+    // against one person holding every slot) would stop it at 32.
+    config.gateway.max_streams_per_actor = 1_000_000;
     config.webhooks.insert(
         "alertmanager".into(),
         WebhookSource {
