@@ -36,6 +36,8 @@ async fn gateway(
     // The fan-out figure opens every subscription as one actor; the per-actor cap (a defence
     // against one person holding every slot) would stop it at 32.
     config.gateway.max_streams_per_actor = 1_000_000;
+    // All subscribers come from 127.0.0.1: the per-peer connection cap would refuse the 257th.
+    config.gateway.max_connections_per_peer = 1_000_000;
     config.webhooks.insert(
         "alertmanager".into(),
         WebhookSource {
