@@ -576,14 +576,11 @@ const ANALYSIS: F = F::opt(
 const NAMESPACE: F = F::req("namespace", K::Namespace, "Kubernetes namespace");
 const RESOURCE: F = F::req("resource", K::K8sResource, "workload, e.g. deployment/web");
 
-/// The whole catalogue.
-pub const CATALOGUE: &[WorkflowTemplate] = &[
-    WorkflowTemplate {
-        name: "gitops_deploy",
-        description: "Argo CD state (captures the deployed history id), sync preview, sync, Healthy + Synced at the revision, SLO checks, Grafana annotation; rollback = Argo rollback to the captured history id",
-        fields: &[
-            F::req("app", K::K8sName, "Argo CD application"),
-            F::opt("revision", K::Revision, "target revision"),
+/// A template's fields followed by the SLO check fields every template takes (`slo_checks`).
+macro_rules! with_slo {
+    ($($field:expr),* $(,)?) => {
+        &[
+            $($field,)*
             PROMQL,
             THRESHOLD,
             ERROR_RATIO,
@@ -591,63 +588,54 @@ pub const CATALOGUE: &[WorkflowTemplate] = &[
             LATENCY,
             BASELINE_FACTOR,
             ANALYSIS,
+        ]
+    };
+}
+
+/// The whole catalogue.
+pub const CATALOGUE: &[WorkflowTemplate] = &[
+    WorkflowTemplate {
+        name: "gitops_deploy",
+        description: "Argo CD state (captures the deployed history id), sync preview, sync, Healthy + Synced at the revision, SLO checks, Grafana annotation; rollback = Argo rollback to the captured history id",
+        fields: with_slo![
+            F::req("app", K::K8sName, "Argo CD application"),
+            F::opt("revision", K::Revision, "target revision"),
         ],
         build: gitops_deploy,
     },
     WorkflowTemplate {
         name: "helm_release",
         description: "Helm status (captures the deployed revision), upgrade, status deployed, rollout status, SLO checks; rollback = helm rollback to the captured revision",
-        fields: &[
+        fields: with_slo![
             F::req("release", K::K8sName, "release"),
             F::req("chart", K::Chart, "chart"),
             NAMESPACE,
             F::opt("version", K::Revision, "chart version"),
             F::opt("values_ref", K::Object, "values reference"),
             F::opt("resource", K::K8sResource, "workload to wait for"),
-            PROMQL,
-            THRESHOLD,
-            ERROR_RATIO,
-            ERROR_RATIO_MAX,
-            LATENCY,
-            BASELINE_FACTOR,
-            ANALYSIS,
         ],
         build: helm_release,
     },
     WorkflowTemplate {
         name: "scale_service",
         description: "Read replicas, max-delta precondition on the observed count, scale, rollout status, ready replicas; rollback = the replicas read",
-        fields: &[
+        fields: with_slo![
             RESOURCE,
             NAMESPACE,
             F::req("replicas", K::Int { min: 0, max: 1000 }, "target replicas"),
             F::opt("current_replicas", K::Int { min: 0, max: 1000 }, "what you expect the current count to be: the run stops if the cluster reports otherwise (the rollback target is always the count read)"),
             F::opt("max_delta", K::Int { min: 1, max: 1000 }, "largest allowed change (default 10)"),
-            PROMQL,
-            THRESHOLD,
-            ERROR_RATIO,
-            ERROR_RATIO_MAX,
-            LATENCY,
-            BASELINE_FACTOR,
-            ANALYSIS,
         ],
         build: scale_service,
     },
     WorkflowTemplate {
         name: "incident_remediation",
         description: "Alert, PromQL range, exemplars -> Tempo trace, remediation, verify, PagerDuty resolve + annotation",
-        fields: &[
+        fields: with_slo![
             F::req("alertname", K::Name, "alert"),
             RESOURCE,
             NAMESPACE,
             F::opt("remediation", K::Enum(&["restart", "rollback"]), "what to do (default restart)"),
-            PROMQL,
-            THRESHOLD,
-            ERROR_RATIO,
-            ERROR_RATIO_MAX,
-            LATENCY,
-            BASELINE_FACTOR,
-            ANALYSIS,
             F::opt("start", K::Timestamp, "PromQL range start"),
             F::opt("end", K::Timestamp, "PromQL range end"),
             F::opt("trace_id", K::TraceId, "a trace from the exemplars"),
@@ -658,52 +646,31 @@ pub const CATALOGUE: &[WorkflowTemplate] = &[
     WorkflowTemplate {
         name: "secret_rotation",
         description: "Vault rotate, GitOps update of dependents, verify; rollback = rotate back",
-        fields: &[
+        fields: with_slo![
             F::req("path", K::VaultPath, "rotation endpoint, e.g. database/rotate-role/app"),
             F::opt("read_path", K::VaultPath, "path read before rotating"),
             F::opt("rollback_path", K::VaultPath, "endpoint that restores the previous version"),
             F::opt("dependents", K::List(ListOf::Names), "Argo CD apps to resync"),
-            PROMQL,
-            THRESHOLD,
-            ERROR_RATIO,
-            ERROR_RATIO_MAX,
-            LATENCY,
-            BASELINE_FACTOR,
-            ANALYSIS,
         ],
         build: secret_rotation,
     },
     WorkflowTemplate {
         name: "release_rollback",
         description: "Helm history, rollback to the previous (or a given) revision, verify status and rollout",
-        fields: &[
+        fields: with_slo![
             F::req("release", K::K8sName, "release"),
             NAMESPACE,
             F::opt("revision", K::Int { min: 1, max: 1_000_000 }, "target revision (default: previous)"),
             F::opt("resource", K::K8sResource, "workload to wait for"),
-            PROMQL,
-            THRESHOLD,
-            ERROR_RATIO,
-            ERROR_RATIO_MAX,
-            LATENCY,
-            BASELINE_FACTOR,
-            ANALYSIS,
         ],
         build: release_rollback,
     },
     WorkflowTemplate {
         name: "service_restart",
         description: "Read the workload, rollout restart, wait for the rollout, verify",
-        fields: &[
+        fields: with_slo![
             RESOURCE,
             NAMESPACE,
-            PROMQL,
-            THRESHOLD,
-            ERROR_RATIO,
-            ERROR_RATIO_MAX,
-            LATENCY,
-            BASELINE_FACTOR,
-            ANALYSIS,
         ],
         build: service_restart,
     },
