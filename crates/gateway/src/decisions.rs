@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use carapulse_core::audit::AuditDecision;
 use carapulse_core::model::{ExecutionId, ModelError};
-use carapulse_core::store::StoreError;
 
 use crate::error::ApiError;
 use crate::middleware::RequestContext;
@@ -86,10 +85,7 @@ pub async fn decide(
         .store
         .get_execution(ctx.tenant(), id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("execution"),
-            other => other.into(),
-        })?;
+        .map_err(crate::routes::execution_not_found)?;
     crate::routes::require_execution_visible(state, ctx, execution.plan_id).await?;
     let waiting = state.store.step_awaiting_decision(ctx.tenant(), id).await?;
     let (Some(workflow_id), Some((_, ordinal)), true) = (

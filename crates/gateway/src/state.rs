@@ -87,16 +87,7 @@ impl AppState {
         context: &ContextRef,
         risk: &RiskAssessment,
     ) -> PolicyOutcome {
-        let input = PolicyInput::new(
-            Some(&ctx.actor),
-            action,
-            action_type,
-            context,
-            risk,
-            ctx.break_glass,
-            chrono::Utc::now(),
-        );
-        self.evaluate(input, action)
+        self.evaluate(Self::input(ctx, action, action_type, context, risk), action)
     }
 
     /// Like [`decide`](Self::decide) for a plan: policy also sees what each step verifies.
@@ -110,7 +101,19 @@ impl AppState {
         risk: &RiskAssessment,
         steps: impl IntoIterator<Item = carapulse_core::policy::StepVerification<'a>>,
     ) -> PolicyOutcome {
-        let input = PolicyInput::new(
+        let input = Self::input(ctx, action, action_type, context, risk).with_steps(steps);
+        self.evaluate(input, action)
+    }
+
+    /// The policy input of `ctx`'s request, at this moment.
+    fn input(
+        ctx: &RequestContext,
+        action: &str,
+        action_type: ActionType,
+        context: &ContextRef,
+        risk: &RiskAssessment,
+    ) -> PolicyInput {
+        PolicyInput::new(
             Some(&ctx.actor),
             action,
             action_type,
@@ -119,8 +122,6 @@ impl AppState {
             ctx.break_glass,
             chrono::Utc::now(),
         )
-        .with_steps(steps);
-        self.evaluate(input, action)
     }
 
     fn evaluate(&self, input: PolicyInput, action: &str) -> PolicyOutcome {

@@ -66,10 +66,7 @@ pub(crate) async fn get(
         .store
         .get_execution_view(ctx.tenant(), id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("execution"),
-            other => other.into(),
-        })?;
+        .map_err(execution_not_found)?;
     require_execution_visible(&state, &ctx, view.execution.plan_id).await?;
     let report = carapulse_core::verify::report::execution_report(&view.evidence, &view.steps);
     let mut body = serde_json::to_value(view).unwrap_or(Value::Null);
@@ -77,6 +74,14 @@ pub(crate) async fn get(
         map.insert("verification".into(), report);
     }
     Ok(Json(body))
+}
+
+/// A store error reading an execution: a missing one (or another tenant's) is a 404.
+pub(crate) fn execution_not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("execution"),
+        other => other.into(),
+    }
 }
 
 /// Session scoping of an execution: through its plan's session.
@@ -143,10 +148,7 @@ pub(crate) async fn cancel(
         .store
         .get_execution(ctx.tenant(), id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("execution"),
-            other => other.into(),
-        })?;
+        .map_err(execution_not_found)?;
     if !execution.status.is_active() {
         return Err(ApiError::conflict(
             "already_finished",

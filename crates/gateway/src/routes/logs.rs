@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use carapulse_core::model::{ExecutionId, ToolCallId};
-use carapulse_core::store::{StoreError, ToolLogFilter, ToolLogLine};
+use carapulse_core::store::{ToolLogFilter, ToolLogLine};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
@@ -121,10 +121,7 @@ pub(crate) async fn stream(
         .store
         .get_execution(ctx.tenant(), execution_id)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("execution"),
-            other => other.into(),
-        })?;
+        .map_err(super::execution_not_found)?;
     super::executions::require_execution_visible(&state, &ctx, execution.plan_id).await?;
     let filter = ToolLogFilter {
         tool_call_id: q

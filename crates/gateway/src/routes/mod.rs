@@ -7,7 +7,7 @@ mod context;
 mod diagnostics;
 mod events;
 mod executions;
-pub(crate) use executions::require_execution_visible;
+pub(crate) use executions::{execution_not_found, require_execution_visible};
 mod health;
 mod hooks;
 mod library;
