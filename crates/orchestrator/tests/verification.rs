@@ -247,6 +247,25 @@ async fn log_lines(env: &Env, exec: ExecutionId) -> Vec<String> {
         .collect()
 }
 
+/// Stores `steps` as a valid plan, runs it, and checks it ended `status` with `error_part` in
+/// its error; returns the execution id.
+async fn run_expecting(
+    env: &Env,
+    steps: Vec<StepDraft>,
+    status: ExecutionStatus,
+    error_part: &str,
+) -> ExecutionId {
+    let (plan, exec) = env.plan(valid(steps)).await;
+    dispatch(env, plan, exec).await;
+    let done = env.wait_terminal(exec).await;
+    assert_eq!(done.status, status, "{done:?}");
+    assert!(
+        done.error.as_deref().unwrap_or("").contains(error_part),
+        "expected {error_part:?} in the error: {done:?}"
+    );
+    exec
+}
+
 const RATIO: &str = "carapulse_test_error_ratio{service=\"web\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,23 +611,17 @@ async fn replicas_read_from_the_api_server_are_the_rollback_target() {
         json!({"path": ".replicas", "op": ">=", "value": 3}),
         json!({"path": ".replicas", "op": "<=", "value": 7}),
     ];
-    let (plan, exec) = env
-        .plan(valid(vec![
+    let exec = run_expecting(
+        &env,
+        vec![
             read(&[("replicas", ".spec.replicas")]),
             scale(json!(5), within_two),
             check.clone(),
-        ]))
-        .await;
-    dispatch(&env, plan, exec).await;
-    let done = env.wait_terminal(exec).await;
-    assert_eq!(done.status, ExecutionStatus::RolledBack, "{done:?}");
-    assert!(
-        done.error
-            .as_deref()
-            .unwrap_or("")
-            .contains(".status.readyReplicas"),
-        "{done:?}"
-    );
+        ],
+        ExecutionStatus::RolledBack,
+        ".status.readyReplicas",
+    )
+    .await;
     assert_eq!(
         scale_patches(&api).await,
         vec![json!(5), json!(3)],
@@ -623,44 +636,34 @@ async fn replicas_read_from_the_api_server_are_the_rollback_target() {
     assert_eq!(preconditions[0].summary["passed"], json!(true));
 
     // A precondition that does not hold stops the run before the change.
-    let (plan, exec) = env
-        .plan(valid(vec![
+    let exec = run_expecting(
+        &env,
+        vec![
             read(&[("replicas", ".spec.replicas")]),
             scale(
                 json!(5),
                 vec![json!({"path": ".replicas", "op": "<=", "value": 2})],
             ),
             check.clone(),
-        ]))
-        .await;
-    dispatch(&env, plan, exec).await;
-    let done = env.wait_terminal(exec).await;
-    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
-    assert!(done
-        .error
-        .as_deref()
-        .unwrap_or("")
-        .contains("precondition 0 not met"));
+        ],
+        ExecutionStatus::Failed,
+        "precondition 0 not met",
+    )
+    .await;
     assert_eq!(env.calls(exec).await.len(), 1, "only the read ran");
 
     // A capture path that selects nothing fails the read, before any change.
-    let (plan, exec) = env
-        .plan(valid(vec![
+    run_expecting(
+        &env,
+        vec![
             read(&[("replicas", ".spec.nothing")]),
             scale(json!(5), vec![]),
             check.clone(),
-        ]))
-        .await;
-    dispatch(&env, plan, exec).await;
-    let done = env.wait_terminal(exec).await;
-    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
-    assert!(
-        done.error
-            .as_deref()
-            .unwrap_or("")
-            .contains("selects nothing"),
-        "{done:?}"
-    );
+        ],
+        ExecutionStatus::Failed,
+        "selects nothing",
+    )
+    .await;
 
     // A captured value shaped like a flag cannot reach an argv: re-validation refuses it.
     let mut evil = step(
@@ -670,22 +673,13 @@ async fn replicas_read_from_the_api_server_are_the_rollback_target() {
         json!({"resource": "${capture.target}", "namespace": "web", "replicas": 5}),
     );
     evil.rollback = None;
-    let (plan, exec) = env
-        .plan(valid(vec![
-            read(&[("target", ".metadata.annotations.evil")]),
-            evil,
-        ]))
-        .await;
-    dispatch(&env, plan, exec).await;
-    let done = env.wait_terminal(exec).await;
-    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
-    assert!(
-        done.error
-            .as_deref()
-            .unwrap_or("")
-            .contains("refused by the kubectl catalogue"),
-        "{done:?}"
-    );
+    run_expecting(
+        &env,
+        vec![read(&[("target", ".metadata.annotations.evil")]), evil],
+        ExecutionStatus::Failed,
+        "refused by the kubectl catalogue",
+    )
+    .await;
     assert_eq!(
         scale_patches(&api).await,
         vec![json!(5), json!(3)],
