@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use carapulse_core::pev::StepCall;
-use carapulse_core::verify::{template, Expectation, ValuePath, Verdict};
+use carapulse_core::verify::{template, Expectation, Outcome, ValuePath, Verdict};
 
 /// The input a call runs with.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,12 +56,7 @@ pub fn check_preconditions(call: &StepCall) -> (Result<(), String>, Value) {
     for (i, doc) in call.checks.preconditions.iter().enumerate() {
         let outcome = match Expectation::parse(doc, &format!("preconditions[{i}]")) {
             Ok(e) => e.evaluate(&captured, &call.checks.captured),
-            Err(e) => carapulse_core::verify::Outcome {
-                verdict: Verdict::Failed,
-                measured: Vec::new(),
-                threshold: None,
-                reason: e.to_string(),
-            },
+            Err(e) => Outcome::unmeasured(Verdict::Failed, e.to_string()),
         };
         if outcome.verdict != Verdict::Passed && refusal.is_none() {
             refusal = Some(format!("precondition {i} not met: {}", outcome.reason));
@@ -130,18 +125,11 @@ pub fn judge(call: &StepCall, result: Option<&Value>) -> Judgement {
     let mut inconclusive = None;
     for (i, doc) in call.checks.expect.iter().enumerate() {
         let outcome = match (result, Expectation::parse(doc, &format!("expect[{i}]"))) {
-            (_, Err(e)) => carapulse_core::verify::Outcome {
-                verdict: Verdict::Failed,
-                measured: Vec::new(),
-                threshold: None,
-                reason: e.to_string(),
-            },
-            (None, Ok(_)) => carapulse_core::verify::Outcome {
-                verdict: Verdict::Inconclusive,
-                measured: Vec::new(),
-                threshold: None,
-                reason: format!("{}.{} returned no JSON result", call.tool, call.action),
-            },
+            (_, Err(e)) => Outcome::unmeasured(Verdict::Failed, e.to_string()),
+            (None, Ok(_)) => Outcome::unmeasured(
+                Verdict::Inconclusive,
+                format!("{}.{} returned no JSON result", call.tool, call.action),
+            ),
             (Some(_), Ok(e)) => e.evaluate(result_value, &call.checks.captured),
         };
         match outcome.verdict {

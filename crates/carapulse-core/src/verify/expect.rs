@@ -119,6 +119,18 @@ pub struct Outcome {
     pub reason: String,
 }
 
+impl Outcome {
+    /// A verdict reached without measuring anything (an invalid document, no result to read).
+    pub fn unmeasured(verdict: Verdict, reason: impl Into<String>) -> Self {
+        Self {
+            verdict,
+            measured: Vec::new(),
+            threshold: None,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A validated expectation (or precondition).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
