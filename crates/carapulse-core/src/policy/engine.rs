@@ -59,6 +59,35 @@ impl PolicyOutcome {
 /// Most idle prepared engines kept for reuse.
 const POOL_SIZE: usize = 16;
 
+/// Idle prepared evaluators (engines or VMs) kept for reuse, at most [`POOL_SIZE`]. A poisoned
+/// lock is recovered: the vector holds no invariant a panic could break.
+struct Pool<T>(std::sync::Mutex<Vec<T>>);
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(Vec::new()))
+    }
+}
+
+impl<T> Pool<T> {
+    fn take(&self) -> Option<T> {
+        match self.0.lock() {
+            Ok(mut idle) => idle.pop(),
+            Err(poisoned) => poisoned.into_inner().pop(),
+        }
+    }
+
+    fn give(&self, item: T) {
+        let mut idle = match self.0.lock() {
+            Ok(idle) => idle,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if idle.len() < POOL_SIZE {
+            idle.push(item);
+        }
+    }
+}
+
 /// A loaded set of Rego files for one package.
 ///
 /// Evaluation reuses prepared engines from a small pool: a fresh clone pays regorus's preparation
@@ -67,10 +96,10 @@ const POOL_SIZE: usize = 16;
 /// different inputs on reused engines).
 pub struct PolicyEngine {
     template: regorus::Engine,
-    pool: std::sync::Mutex<Vec<regorus::Engine>>,
+    pool: Pool<regorus::Engine>,
     /// The `outputs` rule compiled to RVM bytecode, when the package defines it.
     program: Option<std::sync::Arc<regorus::rvm::program::Program>>,
-    vms: std::sync::Mutex<Vec<regorus::rvm::vm::RegoVM>>,
+    vms: Pool<regorus::rvm::vm::RegoVM>,
     package: String,
     files: Vec<String>,
     /// The loaded text of each file, for operators to read back (`GET /v1/policy`).
@@ -81,9 +110,9 @@ impl Clone for PolicyEngine {
     fn clone(&self) -> Self {
         Self {
             template: self.template.clone(),
-            pool: std::sync::Mutex::new(Vec::new()),
+            pool: Pool::default(),
             program: self.program.clone(),
-            vms: std::sync::Mutex::new(Vec::new()),
+            vms: Pool::default(),
             package: self.package.clone(),
             files: self.files.clone(),
             sources: self.sources.clone(),
@@ -170,9 +199,9 @@ impl PolicyEngine {
         let program = compile_outputs(&engine, package);
         Ok(Self {
             template: engine,
-            pool: std::sync::Mutex::new(Vec::new()),
+            pool: Pool::default(),
             program,
-            vms: std::sync::Mutex::new(Vec::new()),
+            vms: Pool::default(),
             package: package.to_owned(),
             files,
             sources,
@@ -230,11 +259,7 @@ impl PolicyEngine {
         use serde::Deserialize;
         let input = regorus::Value::deserialize(input)
             .map_err(|err| format!("cannot load policy input: {err}"))?;
-        let pooled = match self.vms.lock() {
-            Ok(mut vms) => vms.pop(),
-            Err(poisoned) => poisoned.into_inner().pop(),
-        };
-        let mut vm = pooled.unwrap_or_else(|| {
+        let mut vm = self.vms.take().unwrap_or_else(|| {
             let mut vm = regorus::rvm::vm::RegoVM::new();
             vm.set_strict_builtin_errors(true);
             vm.load_program(program.clone());
@@ -245,15 +270,7 @@ impl PolicyEngine {
             .execute_entry_point_by_index(0)
             .map_err(|err| format!("evaluating outputs: {err}"))?;
         // A VM that errored is dropped (above, by `?`) rather than reused.
-        {
-            let mut vms = match self.vms.lock() {
-                Ok(vms) => vms,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if vms.len() < POOL_SIZE {
-                vms.push(vm);
-            }
-        }
+        self.vms.give(vm);
         if value == regorus::Value::Undefined {
             return Err("outputs is undefined".into());
         }
@@ -272,33 +289,15 @@ impl PolicyEngine {
         ])
     }
 
-    fn checkout(&self) -> regorus::Engine {
-        let pooled = match self.pool.lock() {
-            Ok(mut pool) => pool.pop(),
-            Err(poisoned) => poisoned.into_inner().pop(),
-        };
-        pooled.unwrap_or_else(|| self.template.clone())
-    }
-
-    fn checkin(&self, engine: regorus::Engine) {
-        let mut pool = match self.pool.lock() {
-            Ok(pool) => pool,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if pool.len() < POOL_SIZE {
-            pool.push(engine);
-        }
-    }
-
     fn try_evaluate(&self, input: &Value) -> Result<PolicyOutcome, String> {
         let input = regorus::Value::from_json_str(&input.to_string())
             .map_err(|err| format!("cannot load policy input: {err}"))?;
-        let mut engine = self.checkout();
+        let mut engine = self.pool.take().unwrap_or_else(|| self.template.clone());
         engine.set_input(input);
         let outputs = self.outputs(&mut engine);
         // An engine that errored is dropped rather than reused.
         if outputs.is_ok() {
-            self.checkin(engine);
+            self.pool.give(engine);
         }
         outcome_from(outputs?)
     }
