@@ -15,7 +15,7 @@ use crate::output::{cell, details, print_value, table, OutputFormat};
 use crate::spinner::Spinner;
 use crate::{
     ApprovalsCommand, ApproveArgs, AuditCommand, AuditListArgs, Cli, Command, ContextCommand,
-    DevTokenArgs, ExecCommand, LlmCommand, PlanCommand, PlanCreateArgs, PolicyCommand,
+    DevTokenArgs, ExecCommand, LlmCommand, PageArgs, PlanCommand, PlanCreateArgs, PolicyCommand,
     WorkflowCommand, WorkflowStartArgs,
 };
 
@@ -110,16 +110,69 @@ pub(crate) fn query(pairs: &[(&str, Option<String>)]) -> String {
 pub(crate) fn pagination_footer(body: &Value) -> String {
     let p = &body["pagination"];
     let shown = body["data"].as_array().map(Vec::len).unwrap_or(0);
-    let mut s = format!(
-        "{} of {} (offset {})",
-        shown,
-        cell(p, &["total"]),
-        cell(p, &["offset"])
-    );
-    if let Some(next) = p["next_offset"].as_i64() {
-        s.push_str(&format!("; next page: --offset {next}"));
+    let mut s = format!("{shown} shown");
+    if let Some(total) = p["total"].as_i64() {
+        let about = if p["total_is_estimate"] == true {
+            "about "
+        } else {
+            ""
+        };
+        s.push_str(&format!(" of {about}{total}"));
+    }
+    if let Some(next) = p["next_cursor"].as_str() {
+        s.push_str(&format!("; next page: --cursor {next} (or --all-pages)"));
     }
     s
+}
+
+/// Most pages `--all-pages` follows, so a list that keeps growing cannot keep it going forever.
+const MAX_FOLLOWED_PAGES: usize = 100;
+
+/// `GET path` with `filters` and the paging flags; with `--all-pages`, follows `next_cursor` and
+/// returns every row in one body whose `pagination` is the last page's.
+pub(crate) async fn get_list(
+    client: &Client,
+    path: &str,
+    mut filters: Vec<(&str, Option<String>)>,
+    page: &PageArgs,
+) -> Result<Value, CliError> {
+    filters.extend([
+        ("limit", page.limit.map(|v| v.to_string())),
+        ("offset", page.offset.map(|v| v.to_string())),
+        ("count", page.count.clone()),
+    ]);
+    let first = filters.len();
+    filters.push(("cursor", page.cursor.clone()));
+    let mut body = client.get(&format!("{path}{}", query(&filters))).await?;
+    if !page.all_pages {
+        return Ok(body);
+    }
+    let mut rows = match body["data"].take() {
+        Value::Array(rows) => rows,
+        _ => Vec::new(),
+    };
+    let mut pages = 1;
+    while let Some(next) = body["pagination"]["next_cursor"]
+        .as_str()
+        .map(str::to_owned)
+    {
+        if pages == MAX_FOLLOWED_PAGES {
+            eprintln!("stopped after {pages} pages");
+            break;
+        }
+        // The total (if asked for) came with the first page; later pages need only rows.
+        filters.truncate(first - 1);
+        filters.push(("cursor", Some(next)));
+        let total = body["pagination"]["total"].clone();
+        body = client.get(&format!("{path}{}", query(&filters))).await?;
+        body["pagination"]["total"] = total;
+        if let Value::Array(more) = body["data"].take() {
+            rows.extend(more);
+        }
+        pages += 1;
+    }
+    body["data"] = Value::Array(rows);
+    Ok(body)
 }
 
 /// The break-glass headers for `reason`, or none.
@@ -190,13 +243,8 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
             }
         }
         PlanCommand::List(args) => {
-            let q = query(&[
-                ("approval_state", args.state),
-                ("risk_level", args.risk),
-                ("limit", args.limit.map(|v| v.to_string())),
-                ("offset", args.offset.map(|v| v.to_string())),
-            ]);
-            let body = client.get(&format!("/v1/plans{q}")).await?;
+            let filters = vec![("approval_state", args.state), ("risk_level", args.risk)];
+            let body = get_list(client, "/v1/plans", filters, &args.page).await?;
             if fmt.structured() {
                 print_value(fmt, &body);
             } else {
@@ -324,18 +372,15 @@ async fn approvals(
         status,
         plan,
         source,
-        limit,
-        offset,
+        page,
     } = cmd;
     let pending = status == "pending";
-    let q = query(&[
+    let filters = vec![
         ("status", Some(status)),
         ("plan_id", plan),
         ("source", source),
-        ("limit", limit.map(|v| v.to_string())),
-        ("offset", offset.map(|v| v.to_string())),
-    ]);
-    let body = client.get(&format!("/v1/approvals{q}")).await?;
+    ];
+    let body = get_list(client, "/v1/approvals", filters, &page).await?;
     if fmt.structured() {
         print_value(fmt, &body);
         return Ok(());
@@ -631,19 +676,9 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                 print!("{}", verification_text(&e["verification"]));
             }
         }
-        ExecCommand::List {
-            status,
-            plan,
-            limit,
-            offset,
-        } => {
-            let q = query(&[
-                ("status", status),
-                ("plan_id", plan),
-                ("limit", limit.map(|v| v.to_string())),
-                ("offset", offset.map(|v| v.to_string())),
-            ]);
-            let body = client.get(&format!("/v1/executions{q}")).await?;
+        ExecCommand::List { status, plan, page } => {
+            let filters = vec![("status", status), ("plan_id", plan)];
+            let body = get_list(client, "/v1/executions", filters, &page).await?;
             if fmt.structured() {
                 print_value(fmt, &body);
             } else {
@@ -759,28 +794,20 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
     Ok(())
 }
 
-fn audit_query(f: &AuditListArgs, extra: Option<(&str, String)>) -> String {
-    let mut pairs = vec![
+fn audit_filters(f: &AuditListArgs) -> Vec<(&'static str, Option<String>)> {
+    vec![
         ("from", f.from.clone()),
         ("to", f.to.clone()),
         ("actor_id", f.actor.clone()),
         ("action", f.action.clone()),
         ("decision", f.decision.clone()),
-        ("limit", f.limit.map(|v| v.to_string())),
-        ("offset", f.offset.map(|v| v.to_string())),
-    ];
-    if let Some((k, v)) = extra {
-        pairs.push((k, Some(v)));
-    }
-    query(&pairs)
+    ]
 }
 
 async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<(), CliError> {
     match cmd {
         AuditCommand::List(f) => {
-            let body = client
-                .get(&format!("/v1/audit/events{}", audit_query(&f, None)))
-                .await?;
+            let body = get_list(client, "/v1/audit/events", audit_filters(&f), &f.page).await?;
             if fmt.structured() {
                 print_value(fmt, &body);
             } else {
@@ -843,7 +870,7 @@ async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<
             let text = client
                 .get_text(&format!(
                     "/v1/audit/export{}",
-                    audit_query(&filter, Some(("format", format)))
+                    query(&[audit_filters(&filter), vec![("format", Some(format))]].concat())
                 ))
                 .await?;
             match file {
@@ -944,12 +971,8 @@ async fn health(client: &Client, fmt: OutputFormat) -> Result<(), CliError> {
 
 async fn context(client: &Client, fmt: OutputFormat, cmd: ContextCommand) -> Result<(), CliError> {
     match cmd {
-        ContextCommand::Services { limit, offset } => {
-            let q = query(&[
-                ("limit", limit.map(|v| v.to_string())),
-                ("offset", offset.map(|v| v.to_string())),
-            ]);
-            let body = client.get(&format!("/v1/context/services{q}")).await?;
+        ContextCommand::Services { page } => {
+            let body = get_list(client, "/v1/context/services", Vec::new(), &page).await?;
             if fmt.structured() {
                 print_value(fmt, &body);
             } else {

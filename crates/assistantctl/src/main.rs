@@ -178,10 +178,8 @@ pub enum ApprovalsCommand {
         plan: Option<String>,
         #[arg(long)]
         source: Option<String>,
-        #[arg(long)]
-        limit: Option<i64>,
-        #[arg(long)]
-        offset: Option<i64>,
+        #[command(flatten)]
+        page: PageArgs,
     },
 }
 
@@ -226,6 +224,8 @@ pub enum SessionCommand {
         all: bool,
         #[arg(long)]
         group: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     Get {
         id: String,
@@ -248,6 +248,8 @@ pub enum ScheduleCommand {
     List {
         #[arg(long)]
         enabled: Option<bool>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     Get {
         id: String,
@@ -295,6 +297,8 @@ pub enum DocCommand {
         service: Option<String>,
         #[arg(long)]
         tag: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// One document with its versions.
     Get {
@@ -339,6 +343,8 @@ pub enum MemoryCommand {
         q: Option<String>,
         #[arg(long)]
         tag: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     Add {
         #[arg(long)]
@@ -361,10 +367,8 @@ pub enum MemoryCommand {
 pub enum ContextCommand {
     /// List services.
     Services {
-        #[arg(long)]
-        limit: Option<i64>,
-        #[arg(long)]
-        offset: Option<i64>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// A service's neighbourhood.
     Graph {
@@ -481,10 +485,28 @@ pub struct PlanListArgs {
     pub state: Option<String>,
     #[arg(long)]
     pub risk: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// Paging flags shared by every list.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PageArgs {
+    /// Rows per page (at most 200).
     #[arg(long)]
     pub limit: Option<i64>,
-    #[arg(long)]
+    /// Skip this many rows (at most 10000; deeper pages follow --cursor).
+    #[arg(long, conflicts_with = "cursor")]
     pub offset: Option<i64>,
+    /// Start after the page that printed this cursor.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Also report how many rows match: `exact` (count(*)) or `estimate` (query planner).
+    #[arg(long, value_parser = ["exact", "estimate"])]
+    pub count: Option<String>,
+    /// Follow cursors and print every page (stops after 100 pages).
+    #[arg(long, conflicts_with = "offset")]
+    pub all_pages: bool,
 }
 
 #[derive(Debug, Args)]
@@ -507,10 +529,8 @@ pub enum ExecCommand {
         status: Option<String>,
         #[arg(long)]
         plan: Option<String>,
-        #[arg(long)]
-        limit: Option<i64>,
-        #[arg(long)]
-        offset: Option<i64>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Wait until an execution ends; exit 6 unless it succeeded.
     Wait {
@@ -573,10 +593,8 @@ pub struct AuditListArgs {
     pub action: Option<String>,
     #[arg(long)]
     pub decision: Option<String>,
-    #[arg(long)]
-    pub limit: Option<i64>,
-    #[arg(long)]
-    pub offset: Option<i64>,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 #[derive(Debug, Subcommand)]

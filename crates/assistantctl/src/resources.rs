@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::client::{CliError, Client};
-use crate::commands::{json_arg, pagination_footer, query};
+use crate::commands::{get_list, json_arg, pagination_footer};
 use crate::output::{cell, print_value, table, OutputFormat};
 use crate::{DocCommand, MemoryCommand, ScheduleCommand, SessionCommand};
 
@@ -63,9 +63,9 @@ pub async fn session(
                 .await?;
             show(fmt, &v);
         }
-        SessionCommand::List { all, group } => {
-            let q = query(&[("all", all.then(|| "true".to_owned())), ("group", group)]);
-            let body = client.get(&format!("/v1/sessions{q}")).await?;
+        SessionCommand::List { all, group, page } => {
+            let filters = vec![("all", all.then(|| "true".to_owned())), ("group", group)];
+            let body = get_list(client, "/v1/sessions", filters, &page).await?;
             list(
                 fmt,
                 &body,
@@ -127,9 +127,9 @@ pub async fn schedule(
             }
             show(fmt, &client.post("/v1/schedules", &body, &[]).await?);
         }
-        ScheduleCommand::List { enabled } => {
-            let q = query(&[("enabled", enabled.map(|e| e.to_string()))]);
-            let body = client.get(&format!("/v1/schedules{q}")).await?;
+        ScheduleCommand::List { enabled, page } => {
+            let filters = vec![("enabled", enabled.map(|e| e.to_string()))];
+            let body = get_list(client, "/v1/schedules", filters, &page).await?;
             list(
                 fmt,
                 &body,
@@ -162,9 +162,14 @@ pub async fn doc(
     cmd: DocCommand,
 ) -> Result<(), CliError> {
     match cmd {
-        DocCommand::List { name, service, tag } => {
-            let q = query(&[("name", name), ("service", service), ("tag", tag)]);
-            let body = client.get(&format!("/v1/{shelf}{q}")).await?;
+        DocCommand::List {
+            name,
+            service,
+            tag,
+            page,
+        } => {
+            let filters = vec![("name", name), ("service", service), ("tag", tag)];
+            let body = get_list(client, &format!("/v1/{shelf}"), filters, &page).await?;
             list(
                 fmt,
                 &body,
@@ -227,9 +232,8 @@ pub async fn memory(
     cmd: MemoryCommand,
 ) -> Result<(), CliError> {
     match cmd {
-        MemoryCommand::List { q, tag } => {
-            let qs = query(&[("q", q), ("tag", tag)]);
-            let body = client.get(&format!("/v1/memory{qs}")).await?;
+        MemoryCommand::List { q, tag, page } => {
+            let body = get_list(client, "/v1/memory", vec![("q", q), ("tag", tag)], &page).await?;
             list(
                 fmt,
                 &body,

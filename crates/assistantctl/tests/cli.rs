@@ -149,7 +149,12 @@ async fn full_flow_through_the_cli() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.starts_with("PLAN"), "{}", out.stdout);
     assert!(out.stdout.contains(&plan_id));
-    assert!(out.stderr.contains("1 of 1"), "{}", out.stderr);
+    assert!(out.stderr.contains("1 shown"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("--cursor"),
+        "one page only: {}",
+        out.stderr
+    );
 
     let out = ctl(&env, Some(&alice), &["plan", "get", &plan_id]).await;
     assert_eq!(out.code, 0);
@@ -192,7 +197,9 @@ async fn full_flow_through_the_cli() {
     let out = ctl(
         &env,
         Some(&alice),
-        &["exec", "list", "--status", "pending", "-o", "json"],
+        &[
+            "exec", "list", "--status", "pending", "--count", "exact", "-o", "json",
+        ],
     )
     .await;
     assert_eq!(out.json()["pagination"]["total"], 1);
@@ -1073,6 +1080,72 @@ async fn sessions_schedules_playbooks_runbooks_memory() {
         out.stdout
     );
     assert_eq!(ctl(&env, t, &["memory", "delete", &note]).await.code, 0);
+
+    // Lists page by cursor: the table's footer names the next cursor, --cursor continues after
+    // it, --all-pages follows every cursor, --count reports the total.
+    for i in 0..5 {
+        let title = format!("note {i}");
+        let out = ctl(
+            &env,
+            t,
+            &["memory", "add", "--title", &title, "--body", "b"],
+        )
+        .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let out = ctl(
+        &env,
+        t,
+        &["memory", "list", "--limit", "2", "--count", "exact"],
+    )
+    .await;
+    assert!(out.stderr.contains("2 shown of 5"), "{}", out.stderr);
+    let cursor = out
+        .stderr
+        .split("--cursor ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a next-page cursor in the footer")
+        .to_owned();
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "memory", "list", "--limit", "2", "--cursor", &cursor, "-o", "json",
+        ],
+    )
+    .await;
+    let page = out.json();
+    let titles: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        ["note 2", "note 1"],
+        "newest first, after the cursor"
+    );
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "memory",
+            "list",
+            "--limit",
+            "2",
+            "--all-pages",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let all = out.json();
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(5), "{all}");
+    assert!(all["pagination"]["next_cursor"].is_null());
+    let out = ctl(&env, t, &["memory", "list", "--cursor", "garbage"]).await;
+    assert_ne!(out.code, 0, "a forged cursor is refused");
     env.shutdown.cancel();
     env.db.drop_now().await;
 }

@@ -8,7 +8,7 @@ use carapulse_core::model::{
     ToolName, Trigger,
 };
 use carapulse_core::store::{
-    AuditFilter, NewEvidence, NewPlan, NewToolCall, Page, StartOutcome, StoreError,
+    AuditFilter, CountMode, NewEvidence, NewPlan, NewToolCall, Page, StartOutcome, StoreError,
 };
 use carapulse_core::testing::TestDatabase;
 use serde_json::{json, Value};
@@ -219,15 +219,23 @@ async fn executions_tool_calls_evidence_and_transitions() {
         .unwrap();
     assert!(matches!(next, StartOutcome::Created(_)));
     let page = store
-        .list_executions(&acme, &Default::default(), Page::default())
+        .list_executions(
+            &acme,
+            &Default::default(),
+            Page::default().with_count(CountMode::Exact),
+        )
         .await
         .unwrap();
-    assert_eq!(page.total, 2);
+    assert_eq!(page.total, Some(2));
     let page = store
-        .list_executions(&other, &Default::default(), Page::default())
+        .list_executions(
+            &other,
+            &Default::default(),
+            Page::default().with_count(CountMode::Exact),
+        )
         .await
         .unwrap();
-    assert_eq!(page.total, 0);
+    assert_eq!(page.total, Some(0));
     db.drop_now().await;
 }
 
@@ -264,11 +272,11 @@ async fn audit_queries_filter_in_sql() {
     };
     assert_eq!(
         db.store
-            .list_audit_events(&t, &by_actor, Page::default())
+            .list_audit_events(&t, &by_actor, Page::default().with_count(CountMode::Exact))
             .await
             .unwrap()
             .total,
-        5
+        Some(5)
     );
     let denies = AuditFilter {
         decision: Some("deny".into()),
@@ -277,11 +285,11 @@ async fn audit_queries_filter_in_sql() {
     };
     assert_eq!(
         db.store
-            .list_audit_events(&t, &denies, Page::default())
+            .list_audit_events(&t, &denies, Page::default().with_count(CountMode::Exact))
             .await
             .unwrap()
             .total,
-        2
+        Some(2)
     );
     let future = AuditFilter {
         from: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
@@ -289,11 +297,11 @@ async fn audit_queries_filter_in_sql() {
     };
     assert_eq!(
         db.store
-            .list_audit_events(&t, &future, Page::default())
+            .list_audit_events(&t, &future, Page::default().with_count(CountMode::Exact))
             .await
             .unwrap()
             .total,
-        0
+        Some(0)
     );
     let past = AuditFilter {
         to: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
@@ -301,26 +309,34 @@ async fn audit_queries_filter_in_sql() {
     };
     assert_eq!(
         db.store
-            .list_audit_events(&t, &past, Page::default())
+            .list_audit_events(&t, &past, Page::default().with_count(CountMode::Exact))
             .await
             .unwrap()
             .total,
-        0
+        Some(0)
     );
     let page = db
         .store
-        .list_audit_events(&t, &AuditFilter::default(), Page::new(Some(3), Some(9)))
+        .list_audit_events(
+            &t,
+            &AuditFilter::default(),
+            Page::new(Some(3), Some(9)).with_count(CountMode::Exact),
+        )
         .await
         .unwrap();
-    assert_eq!((page.items.len(), page.total), (1, 10));
+    assert_eq!((page.items.len(), page.total), (1, Some(10)));
     let beyond = db
         .store
-        .list_audit_events(&t, &AuditFilter::default(), Page::new(Some(3), Some(50)))
+        .list_audit_events(
+            &t,
+            &AuditFilter::default(),
+            Page::new(Some(3), Some(50)).with_count(CountMode::Exact),
+        )
         .await
         .unwrap();
     assert_eq!(
         (beyond.items.len(), beyond.total),
-        (0, 10),
+        (0, Some(10)),
         "total stays right past the end"
     );
     let export = db

@@ -80,9 +80,16 @@ impl Modify for SecuritySchemes {
 pub struct Pagination {
     pub limit: i64,
     pub offset: i64,
-    pub total: i64,
-    /// Absent on the last page.
+    /// Whether rows follow this page.
+    pub has_more: bool,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// For offset paging while within the offset cap; absent on the last page.
     pub next_offset: Option<i64>,
+    /// Matching rows, only with `count=exact` or `count=estimate`.
+    pub total: Option<i64>,
+    /// Whether `total` is the query planner's estimate (present with `total`).
+    pub total_is_estimate: Option<bool>,
 }
 
 /// The failures any authenticated route can answer with, each carrying an [`ErrorBody`].

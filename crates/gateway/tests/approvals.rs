@@ -55,13 +55,35 @@ async fn lists_and_the_expiry_sweeper() {
         assert_eq!(status, 201, "{created}");
         ids.push(created["plan_id"].as_str().unwrap().to_owned());
     }
-    let (status, pending) = app.get("/v1/approvals?status=pending&limit=2", &bob).await;
+    let (status, pending) = app
+        .get("/v1/approvals?status=pending&limit=2&count=exact", &bob)
+        .await;
     assert_eq!(status, 200, "{pending}");
     assert_eq!(pending["pagination"]["total"], 3);
     assert_eq!(pending["data"].as_array().unwrap().len(), 2);
     assert_eq!(pending["data"][0]["plan_id"], ids[0], "oldest first");
     assert_eq!(pending["pagination"]["next_offset"], 2);
-    let (_, foreign) = app.get("/v1/approvals", &other).await;
+    let cursor = pending["pagination"]["next_cursor"].as_str().unwrap();
+    let (status, rest) = app
+        .get(
+            &format!("/v1/approvals?status=pending&limit=2&cursor={cursor}"),
+            &bob,
+        )
+        .await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(rest["data"][0]["plan_id"], ids[2], "the page after the cursor");
+    assert!(rest["pagination"]["next_cursor"].is_null());
+    let (status, both) = app
+        .get(
+            &format!("/v1/approvals?status=pending&offset=2&cursor={cursor}"),
+            &bob,
+        )
+        .await;
+    assert_eq!(status, 400, "cursor and offset together: {both}");
+    let (status, deep) = app.get("/v1/approvals?offset=10001", &bob).await;
+    assert_eq!(status, 400, "offsets are capped: {deep}");
+    let (_, foreign) = app.get("/v1/approvals?count=exact", &other).await;
     assert_eq!(foreign["pagination"]["total"], 0, "tenants are separate");
 
     let (status, body) = app

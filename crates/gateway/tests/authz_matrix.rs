@@ -442,7 +442,8 @@ async fn every_route_for_every_identity() {
             }
             // Another tenant's lists never show acme's data.
             if identity == "other" && status == 200 && *method == "get" {
-                if let Some(total) = answer["pagination"]["total"].as_i64() {
+                let listed = answer["data"].as_array().map(Vec::len);
+                if let (Some(total), true) = (listed, answer.get("pagination").is_some()) {
                     let own_creates = [
                         "/v1/plans",
                         "/v1/audit/events",

@@ -48,7 +48,7 @@ async fn memory_playbooks_runbooks() {
             .0,
         422
     );
-    let (_, page) = app.get("/v1/memory?limit=2", &viewer).await;
+    let (_, page) = app.get("/v1/memory?limit=2&count=exact", &viewer).await;
     assert_eq!(
         (
             page["pagination"]["total"].as_i64(),
@@ -110,13 +110,13 @@ async fn memory_playbooks_runbooks() {
         (Some(2), Some("latency"))
     );
     assert_eq!(v2["spec"], spec, "an update without spec keeps it");
-    let (_, list) = app.get("/v1/playbooks", &viewer).await;
+    let (_, list) = app.get("/v1/playbooks?count=exact", &viewer).await;
     assert_eq!(list["pagination"]["total"], 1, "latest version only");
     assert_eq!(list["data"][0]["version"], 2);
     let (_, one) = app.get(&format!("/v1/playbooks/{v1_id}"), &viewer).await;
     assert_eq!(one["versions"].as_array().unwrap().len(), 2);
     assert_eq!(
-        app.get("/v1/playbooks", &eve).await.1["pagination"]["total"],
+        app.get("/v1/playbooks?count=exact", &eve).await.1["pagination"]["total"],
         0
     );
 
@@ -131,7 +131,9 @@ async fn memory_playbooks_runbooks() {
             .await;
         assert_eq!(status, 201);
     }
-    let (_, web) = app.get("/v1/runbooks?service=web", &viewer).await;
+    let (_, web) = app
+        .get("/v1/runbooks?service=web&count=exact", &viewer)
+        .await;
     assert_eq!(web["pagination"]["total"], 2);
     assert_eq!(
         app.post("/v1/runbooks", &op, &json!({"name": "x"})).await.0,

@@ -97,7 +97,9 @@ async fn create_approve_execute_and_reexecute() {
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["plan_id"], plan_id.as_str());
     assert!(view["tool_calls"].as_array().unwrap().is_empty());
-    let (status, list) = app.get("/v1/executions?status=pending", &alice).await;
+    let (status, list) = app
+        .get("/v1/executions?status=pending&count=exact", &alice)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(list["pagination"]["total"], 1);
 
@@ -166,10 +168,13 @@ async fn plan_edited_after_approval_is_refused() {
         .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(error_code(&body), "plan_modified");
-    let (_, list) = app.get("/v1/executions", &alice).await;
+    let (_, list) = app.get("/v1/executions?count=exact", &alice).await;
     assert_eq!(list["pagination"]["total"], 0, "nothing was executed");
     let (_, denied) = app
-        .get("/v1/audit/events?action=plan.execute&decision=deny", &alice)
+        .get(
+            "/v1/audit/events?action=plan.execute&decision=deny&count=exact",
+            &alice,
+        )
         .await;
     assert_eq!(denied["pagination"]["total"], 1, "{denied}");
     app.stop().await;
@@ -326,7 +331,9 @@ async fn temporal_outage_leaves_execution_pending_and_cancel_works_without_a_wor
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(error_code(&body), "orchestrator_unavailable");
-    let (_, list) = app.get("/v1/executions?status=pending", &alice).await;
+    let (_, list) = app
+        .get("/v1/executions?status=pending&count=exact", &alice)
+        .await;
     assert_eq!(
         list["pagination"]["total"], 1,
         "the execution is kept, pending, for a retry"

@@ -69,7 +69,7 @@ async fn schedules_fire_exactly_once_across_replicas() {
         );
         ids.push(s["schedule_id"].as_str().unwrap().to_owned());
     }
-    let (_, list) = a.get("/v1/schedules?limit=2", &viewer).await;
+    let (_, list) = a.get("/v1/schedules?limit=2&count=exact", &viewer).await;
     assert_eq!(list["pagination"]["total"], 5);
 
     // All five become due now; both gateways' schedulers race for them.

@@ -275,7 +275,7 @@ async fn tenants_cannot_see_or_touch_each_other() {
         )
         .await;
     assert_eq!(status, 404);
-    let (_, list) = app.get("/v1/plans", &mallory).await;
+    let (_, list) = app.get("/v1/plans?count=exact", &mallory).await;
     assert_eq!(list["pagination"]["total"], 0);
     let (_, audit) = app.get("/v1/audit/events", &mallory).await;
     assert!(
@@ -295,7 +295,7 @@ async fn tenants_cannot_see_or_touch_each_other() {
     assert_eq!(error_code(&resp), "tenant_mismatch");
     let (_, own) = app
         .get(
-            "/v1/audit/events?action=plan.create&decision=deny",
+            "/v1/audit/events?action=plan.create&decision=deny&count=exact",
             &mallory,
         )
         .await;
@@ -507,7 +507,9 @@ async fn pagination_is_capped_and_tenant_scoped() {
         let (s, _) = app.create_scale_plan(&alice).await;
         assert_eq!(s, 201);
     }
-    let (_, page) = app.get("/v1/plans?limit=3&offset=0", &alice).await;
+    let (_, page) = app
+        .get("/v1/plans?limit=3&offset=0&count=exact", &alice)
+        .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 3);
     assert_eq!(page["pagination"]["total"], 7);
     assert_eq!(page["pagination"]["next_offset"], 3);
@@ -517,7 +519,10 @@ async fn pagination_is_capped_and_tenant_scoped() {
     let (_, capped) = app.get("/v1/plans?limit=100000", &alice).await;
     assert_eq!(capped["pagination"]["limit"], 200);
     let (_, pending) = app
-        .get("/v1/plans?approval_state=pending&risk_level=medium", &alice)
+        .get(
+            "/v1/plans?approval_state=pending&risk_level=medium&count=exact",
+            &alice,
+        )
         .await;
     assert_eq!(pending["pagination"]["total"], 7);
     app.stop().await;

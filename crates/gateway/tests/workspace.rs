@@ -49,7 +49,7 @@ async fn workspace_library_loads_and_versions() {
     let (_, report) = app.post("/v1/library/reload", &op, &json!({})).await;
     assert_eq!(report["added"].as_array().unwrap().len(), 0, "{report}");
     assert_eq!(report["unchanged"], 2);
-    let (_, playbooks) = app.get("/v1/playbooks", &viewer).await;
+    let (_, playbooks) = app.get("/v1/playbooks?count=exact", &viewer).await;
     assert_eq!(playbooks["pagination"]["total"], 1);
     let pb = &playbooks["data"][0];
     assert_eq!(

@@ -44,6 +44,39 @@ function table(columns, rows, empty) {
     h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', {}, c[1](r)))))));
 }
 
+/// Heading for a list page: exact when every row is shown, else the planner's estimate.
+function listTitle(title, rows, pagination) {
+  if (!pagination.next_cursor) return `${title} (${rows.length})`;
+  const total = pagination.total;
+  return total === null || total === undefined ? `${title} (${rows.length}+)`
+    : `${title} (${rows.length} of about ${Math.max(total, rows.length + 1)})`;
+}
+
+/// A list that pages by cursor: the first page comes with the planner's estimate of the total,
+/// and "Load more" appends the page after the last row shown (keyset pages never repeat rows).
+async function pagedTable(out, title, path, columns, empty) {
+  const sep = path.includes('?') ? '&' : '?';
+  const first = await api(`${path}${sep}count=estimate`);
+  let rows = first.data;
+  let pagination = first.pagination;
+  const estimate = pagination.total;
+  const render = () => {
+    const more = pagination.next_cursor
+      ? h('button', { type: 'button', class: 'more', onclick: loadMore }, 'Load more') : null;
+    fill(out, h('h2', {}, listTitle(title, rows, { ...pagination, total: estimate })),
+      table(columns, rows, empty), more);
+  };
+  const loadMore = async () => {
+    try {
+      const page = await api(`${path}${sep}cursor=${encodeURIComponent(pagination.next_cursor)}`);
+      rows = rows.concat(page.data);
+      pagination = page.pagination;
+      render();
+    } catch (err) { showError(out, err); }
+  };
+  render();
+}
+
 // ---- API ---------------------------------------------------------------------------------
 
 class ApiError extends Error {
@@ -243,9 +276,9 @@ function dashboard() {
   const load = async () => {
     try {
       const [a, p, r] = await Promise.all([
-        api('/v1/alerts?status=firing&limit=20'),
-        api('/v1/plans?approval_state=pending&limit=20'),
-        api('/v1/executions?status=running&limit=20'),
+        api('/v1/alerts?status=firing&limit=20&count=exact'),
+        api('/v1/plans?approval_state=pending&limit=20&count=exact'),
+        api('/v1/executions?status=running&limit=20&count=exact'),
       ]);
       fill(alerts, h('h2', {}, `Active alerts (${a.pagination.total})`), table([
         ['Alert', (x) => (x.labels && x.labels.alertname) || x.fingerprint],
@@ -277,14 +310,13 @@ function plansList() {
   const load = async () => {
     const q = state.value ? `&approval_state=${state.value}` : '';
     try {
-      const page = await api(`/v1/plans?limit=50${q}`);
-      fill(out, h('h2', {}, `Plans (${page.pagination.total})`), table([
+      await pagedTable(out, 'Plans', `/v1/plans?limit=50${q}`, [
         ['Summary', (x) => h('a', { href: `#/plans/${x.plan_id}` }, x.summary)],
         ['Risk', (x) => badge(x.risk_level)],
         ['Approval', (x) => badge(x.approval_state)],
         ['Trigger', (x) => x.trigger],
         ['Created', (x) => when(x.created_at)],
-      ], page.data));
+      ]);
     } catch (err) { showError(out, err); }
   };
   state.addEventListener('change', load);
@@ -361,14 +393,13 @@ function executionsList() {
   fill(view(), out);
   const load = async () => {
     try {
-      const page = await api('/v1/executions?limit=50');
-      fill(out, h('h2', {}, `Executions (${page.pagination.total})`), table([
+      await pagedTable(out, 'Executions', '/v1/executions?limit=50', [
         ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
         ['Plan', (x) => h('a', { href: `#/plans/${x.plan_id}` }, short(x.plan_id))],
         ['Status', (x) => badge(x.status)],
         ['Started', (x) => when(x.started_at)],
         ['Finished', (x) => when(x.completed_at)],
-      ], page.data));
+      ]);
     } catch (err) { showError(out, err); }
   };
   load();
@@ -616,15 +647,14 @@ function auditLog() {
   };
   const load = async () => {
     try {
-      const page = await api(`/v1/audit/events?limit=100&${query()}`);
-      fill(out, h('h2', {}, `Events (${page.pagination.total})`), table([
+      await pagedTable(out, 'Events', `/v1/audit/events?limit=100&${query()}`, [
         ['When', (e) => when(e.occurred_at)],
         ['Actor', (e) => (e.actor && e.actor.id) || ''],
         ['Action', (e) => e.action],
         ['Decision', (e) => badge(e.decision)],
         ['Resource', (e) => [e.resource_type, short(e.resource_id)].filter(Boolean).join(' ')],
         ['Reason', (e) => e.reason || ''],
-      ], page.data));
+      ]);
     } catch (err) { showError(out, err); }
   };
   const verify = async () => {

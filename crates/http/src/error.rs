@@ -116,6 +116,7 @@ impl From<StoreError> for ApiError {
             StoreError::Precondition(msg) => Self::forbidden("approval_required", msg),
             StoreError::Integrity(msg) => Self::conflict("plan_modified", msg),
             StoreError::InvalidValue(msg) => Self::bad_request("invalid_value", msg),
+            StoreError::InvalidCursor(msg) => Self::bad_request("invalid_cursor", msg),
             StoreError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "database unavailable");
                 Self::unavailable("database unavailable, retry later")

@@ -186,21 +186,33 @@ impl Store {
         source: Option<&str>,
         page: super::Page,
     ) -> Result<super::Paged<AlertRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT alert_id, source, fingerprint, status, started_at, updated_at, \
-             payload_json -> 'labels' AS labels, payload_json -> 'annotations' AS annotations, \
-             COUNT(*) OVER () AS total FROM alert_events WHERE tenant_id = $1 \
-             AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR source = $3) \
-             ORDER BY updated_at DESC, alert_id DESC LIMIT $4 OFFSET $5",
-        )
-        .bind(tenant.as_str())
-        .bind(status)
-        .bind(source)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.pool())
-        .await?;
-        super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
+        use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
+        const ORDER: Keyset = Keyset {
+            list: "alerts",
+            columns: &[("updated_at", KeyKind::Time), ("alert_id", KeyKind::Uuid)],
+            descending: true,
+        };
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM alert_events WHERE tenant_id = ",
+                select.columns(
+                    "alert_id, source, fingerprint, status, started_at, updated_at, \
+                     payload_json -> 'labels' AS labels, payload_json -> 'annotations' AS annotations"
+                )
+            ))
+            .push_bind(tenant.as_str().to_owned());
+            if let Some(status) = status {
+                qb.push(" AND status = ").push_bind(status.to_owned());
+            }
+            if let Some(source) = source {
+                qb.push(" AND source = ").push_bind(source.to_owned());
+            }
+        };
+        let map = |row: &sqlx::postgres::PgRow| Ok(sqlx::FromRow::from_row(row)?);
+        fetch_page(self.pool(), page, &ORDER, query, map, |a: &AlertRecord| {
+            vec![KeyValue::Time(a.updated_at), KeyValue::Uuid(a.alert_id)]
+        })
+        .await
     }
 
     /// Firing alerts of `tenant` updated in the last `hours`, newest first (planner evidence).

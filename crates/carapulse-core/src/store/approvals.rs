@@ -11,6 +11,7 @@ use crate::model::{
     TenantId,
 };
 
+use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
 use super::plans::load_plan;
 use super::{Page, Paged, Store, StoreError};
 
@@ -193,43 +194,44 @@ impl Store {
         now: DateTime<Utc>,
         page: Page,
     ) -> Result<Paged<PendingApproval>, StoreError> {
-        type PendingRow = (
-            Uuid,
-            String,
-            String,
-            String,
-            String,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            i64,
-        );
-        let rows: Vec<PendingRow> =
-            sqlx::query_as(
-                "SELECT plan_id, summary, risk_level, trigger, created_by, created_at, approval_expires_at, \
-                 COUNT(*) OVER () FROM plans WHERE tenant_id = $1 AND approval_state = 'pending' \
-                 AND (approval_expires_at IS NULL OR approval_expires_at > $2) \
-                 ORDER BY created_at ASC, plan_id ASC LIMIT $3 OFFSET $4",
-            )
-            .bind(tenant.as_str())
-            .bind(now)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(self.pool())
-            .await?;
-        let total = rows.first().map(|r| r.7).unwrap_or(0);
-        let items = rows
-            .into_iter()
-            .map(|r| PendingApproval {
-                plan_id: PlanId(r.0),
-                summary: r.1,
-                risk_level: r.2,
-                trigger: r.3,
-                created_by: r.4,
-                created_at: r.5,
-                approval_expires_at: r.6,
+        const ORDER: Keyset = Keyset {
+            list: "pending-approvals",
+            columns: &[("created_at", KeyKind::Time), ("plan_id", KeyKind::Uuid)],
+            descending: false,
+        };
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM plans WHERE approval_state = 'pending' AND tenant_id = ",
+                select.columns(
+                    "plan_id, summary, risk_level, trigger, created_by, created_at, approval_expires_at"
+                )
+            ))
+            .push_bind(tenant.as_str().to_owned())
+            .push(" AND (approval_expires_at IS NULL OR approval_expires_at > ")
+            .push_bind(now)
+            .push(")");
+        };
+        let map = |row: &sqlx::postgres::PgRow| {
+            use sqlx::Row;
+            Ok(PendingApproval {
+                plan_id: PlanId(row.try_get("plan_id")?),
+                summary: row.try_get("summary")?,
+                risk_level: row.try_get("risk_level")?,
+                trigger: row.try_get("trigger")?,
+                created_by: row.try_get("created_by")?,
+                created_at: row.try_get("created_at")?,
+                approval_expires_at: row.try_get("approval_expires_at")?,
             })
-            .collect();
-        Ok(Paged { items, total, page })
+        };
+        fetch_page(
+            self.pool(),
+            page,
+            &ORDER,
+            query,
+            map,
+            |p: &PendingApproval| vec![KeyValue::Time(p.created_at), KeyValue::Uuid(p.plan_id.0)],
+        )
+        .await
     }
 
     /// Recorded decisions of `tenant`, newest first.
@@ -239,28 +241,41 @@ impl Store {
         filter: &ApprovalFilter,
         page: Page,
     ) -> Result<Paged<Approval>, StoreError> {
-        let mut qb = sqlx::QueryBuilder::new(format!(
-            "SELECT {APPROVAL_COLUMNS}, COUNT(*) OVER () AS total FROM approvals WHERE tenant_id = "
-        ));
-        qb.push_bind(tenant.as_str());
-        if let Some(status) = filter.status {
-            qb.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(plan) = filter.plan_id {
-            qb.push(" AND plan_id = ").push_bind(plan.0);
-        }
-        if let Some(source) = filter.source {
-            qb.push(" AND source = ").push_bind(source.as_str());
-        }
-        qb.push(" ORDER BY created_at DESC, approval_id DESC LIMIT ")
-            .push_bind(page.limit)
-            .push(" OFFSET ")
-            .push_bind(page.offset);
-        let rows = qb.build().fetch_all(self.pool()).await?;
-        super::page::paged_rows(rows, page, |row| {
+        const ORDER: Keyset = Keyset {
+            list: "approvals",
+            columns: &[
+                ("created_at", KeyKind::Time),
+                ("approval_id", KeyKind::Uuid),
+            ],
+            descending: true,
+        };
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM approvals WHERE tenant_id = ",
+                select.columns(APPROVAL_COLUMNS)
+            ))
+            .push_bind(tenant.as_str().to_owned());
+            if let Some(status) = filter.status {
+                qb.push(" AND status = ").push_bind(status.as_str());
+            }
+            if let Some(plan) = filter.plan_id {
+                qb.push(" AND plan_id = ").push_bind(plan.0);
+            }
+            if let Some(source) = filter.source {
+                qb.push(" AND source = ").push_bind(source.as_str());
+            }
+        };
+        let map = |row: &sqlx::postgres::PgRow| {
             use sqlx::FromRow;
             ApprovalRow::from_row(row)?.into_model()
+        };
+        fetch_page(self.pool(), page, &ORDER, query, map, |a: &Approval| {
+            vec![
+                KeyValue::Time(a.created_at),
+                KeyValue::Uuid(a.approval_id.0),
+            ]
         })
+        .await
     }
 
     /// Pending plans past their approval deadline (any tenant), oldest deadline first.

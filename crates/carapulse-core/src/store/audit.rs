@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::audit::AuditEvent;
 use crate::model::{AuditEventId, TenantId};
 
+use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
 use super::{Page, Paged, Store, StoreError};
 
 /// Filters of `GET /v1/audit/events`.
@@ -167,39 +168,27 @@ impl Store {
         filter: &AuditFilter,
         page: Page,
     ) -> Result<Paged<AuditEvent>, StoreError> {
-        let mut qb = QueryBuilder::new(format!(
-            "SELECT {AUDIT_COLUMNS}, COUNT(*) OVER () AS total FROM audit_events WHERE tenant_id = "
-        ));
-        qb.push_bind(tenant.as_str());
-        push_audit_filters(&mut qb, filter);
-        qb.push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(page.limit)
-            .push(" OFFSET ")
-            .push_bind(page.offset);
-        let rows = qb.build().fetch_all(self.pool()).await?;
-        let mut total = 0;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            use sqlx::{FromRow, Row};
-            total = row.try_get::<i64, _>("total")?;
-            items.push(AuditRow::from_row(&row)?.into());
-        }
-        if items.is_empty() && page.offset > 0 {
-            total = self.count_audit_events(tenant, filter).await?;
-        }
-        Ok(Paged { items, total, page })
-    }
-
-    async fn count_audit_events(
-        &self,
-        tenant: &TenantId,
-        filter: &AuditFilter,
-    ) -> Result<i64, StoreError> {
-        let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM audit_events WHERE tenant_id = ");
-        qb.push_bind(tenant.as_str());
-        push_audit_filters(&mut qb, filter);
-        let (n,): (i64,) = qb.build_query_as().fetch_one(self.pool()).await?;
-        Ok(n)
+        const ORDER: Keyset = Keyset {
+            list: "audit",
+            columns: &[("seq", KeyKind::Int)],
+            descending: true,
+        };
+        let query = |qb: &mut QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM audit_events WHERE tenant_id = ",
+                select.columns(AUDIT_COLUMNS)
+            ))
+            .push_bind(tenant.as_str().to_owned());
+            push_audit_filters(qb, filter);
+        };
+        let map = |row: &sqlx::postgres::PgRow| {
+            use sqlx::FromRow;
+            Ok(AuditRow::from_row(row)?.into())
+        };
+        fetch_page(self.pool(), page, &ORDER, query, map, |e: &AuditEvent| {
+            vec![KeyValue::Int(e.seq)]
+        })
+        .await
     }
 
     /// Oldest first, filtered, events with `seq > after_seq`, for exports streamed page by page.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 
+use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
 use super::{Page, Paged, Store, StoreError};
 
 /// A node of the graph (`service/web`, `k8s/deployment/shop/web`, ...).
@@ -282,21 +283,35 @@ impl Store {
         tenant: &TenantId,
         page: Page,
     ) -> Result<Paged<ContextNode>, StoreError> {
-        let rows: Vec<(String, String, String, Value, Option<String>, i64)> = sqlx::query_as(
-            "SELECT node_id, kind, name, labels_json, owner_team, COUNT(*) OVER () FROM context_nodes \
-             WHERE tenant_id = $1 AND kind = 'service' ORDER BY name LIMIT $2 OFFSET $3",
-        )
-        .bind(tenant.as_str())
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.pool())
-        .await?;
-        let total = rows.first().map(|r| r.5).unwrap_or(0);
-        let items = rows
-            .into_iter()
-            .map(|r| node_from(r.0, r.1, r.2, r.3, r.4))
-            .collect();
-        Ok(Paged { items, total, page })
+        const ORDER: Keyset = Keyset {
+            list: "context-services",
+            columns: &[("name", KeyKind::Text), ("node_id", KeyKind::Text)],
+            descending: false,
+        };
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM context_nodes WHERE kind = 'service' AND tenant_id = ",
+                select.columns("node_id, kind, name, labels_json, owner_team")
+            ))
+            .push_bind(tenant.as_str().to_owned());
+        };
+        let map = |row: &sqlx::postgres::PgRow| {
+            use sqlx::Row;
+            Ok(node_from(
+                row.try_get("node_id")?,
+                row.try_get("kind")?,
+                row.try_get("name")?,
+                row.try_get("labels_json")?,
+                row.try_get("owner_team")?,
+            ))
+        };
+        fetch_page(self.pool(), page, &ORDER, query, map, |n: &ContextNode| {
+            vec![
+                KeyValue::Text(n.name.clone()),
+                KeyValue::Text(n.node_id.clone()),
+            ]
+        })
+        .await
     }
 
     /// The neighbourhood of `service/<name>` up to `depth` hops (both directions).
@@ -423,28 +438,41 @@ impl Store {
         tenant: &TenantId,
         page: Page,
     ) -> Result<Paged<SnapshotInfo>, StoreError> {
-        let rows: Vec<(Uuid, String, DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
-            "SELECT snapshot_id, source, collected_at, jsonb_array_length(nodes_json)::bigint, \
-             jsonb_array_length(edges_json)::bigint, COUNT(*) OVER () FROM context_snapshots WHERE tenant_id = $1 \
-             ORDER BY collected_at DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(tenant.as_str())
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.pool())
-        .await?;
-        let total = rows.first().map(|r| r.5).unwrap_or(0);
-        let items = rows
-            .into_iter()
-            .map(|r| SnapshotInfo {
-                snapshot_id: r.0,
-                source: r.1,
-                collected_at: r.2,
-                node_count: r.3,
-                edge_count: r.4,
+        const ORDER: Keyset = Keyset {
+            list: "context-snapshots",
+            columns: &[
+                ("collected_at", KeyKind::Time),
+                ("snapshot_id", KeyKind::Uuid),
+            ],
+            descending: true,
+        };
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM context_snapshots WHERE tenant_id = ",
+                select.columns(
+                    "snapshot_id, source, collected_at, jsonb_array_length(nodes_json)::bigint AS node_count, \
+                     jsonb_array_length(edges_json)::bigint AS edge_count"
+                )
+            ))
+            .push_bind(tenant.as_str().to_owned());
+        };
+        let map = |row: &sqlx::postgres::PgRow| {
+            use sqlx::Row;
+            Ok(SnapshotInfo {
+                snapshot_id: row.try_get("snapshot_id")?,
+                source: row.try_get("source")?,
+                collected_at: row.try_get("collected_at")?,
+                node_count: row.try_get("node_count")?,
+                edge_count: row.try_get("edge_count")?,
             })
-            .collect();
-        Ok(Paged { items, total, page })
+        };
+        fetch_page(self.pool(), page, &ORDER, query, map, |s: &SnapshotInfo| {
+            vec![
+                KeyValue::Time(s.collected_at),
+                KeyValue::Uuid(s.snapshot_id),
+            ]
+        })
+        .await
     }
 
     /// One snapshot with its nodes and edges.

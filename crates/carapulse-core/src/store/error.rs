@@ -19,6 +19,9 @@ pub enum StoreError {
     /// string): the caller's input is at fault, never the server.
     #[error("invalid value: {0}")]
     InvalidValue(String),
+    /// A page cursor that this list did not hand out (another list's, or edited).
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
     /// Stored data failed an integrity check (e.g. a plan edited after approval).
     #[error("{0}")]
     Integrity(String),

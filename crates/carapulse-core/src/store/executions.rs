@@ -13,6 +13,7 @@ use crate::model::{
     PlanId, StepId, TenantId, ToolCall, ToolCallId, ToolCallStatus,
 };
 
+use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
 use super::plans::load_plan;
 use super::{Page, Paged, Store, StoreError};
 
@@ -406,43 +407,44 @@ impl Store {
         filter: &ExecutionFilter,
         page: Page,
     ) -> Result<Paged<Execution>, StoreError> {
-        let mut qb = QueryBuilder::new(format!(
-            "SELECT {EXECUTION_COLUMNS}, COUNT(*) OVER () AS total FROM executions WHERE tenant_id = "
-        ));
-        qb.push_bind(tenant.as_str());
-        if let Some(status) = filter.status {
-            qb.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(plan) = filter.plan_id {
-            qb.push(" AND plan_id = ").push_bind(plan.0);
-        }
-        if let Some(member) = &filter.visible_to {
-            qb.push(" AND plan_id IN (SELECT p.plan_id FROM plans p WHERE p.tenant_id = ")
-                .push_bind(tenant.as_str().to_owned());
-            super::plans::push_session_scope(&mut qb, "p.", tenant.as_str(), member);
-            qb.push(")");
-        }
-        qb.push(" ORDER BY created_at DESC, execution_id DESC LIMIT ")
-            .push_bind(page.limit)
-            .push(" OFFSET ")
-            .push_bind(page.offset);
-        let rows = qb.build().fetch_all(self.pool()).await?;
-        let mut total = 0;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            use sqlx::{FromRow, Row};
-            total = row.try_get("total")?;
-            items.push(ExecutionRow::from_row(&row)?.into_model()?);
-        }
-        if items.is_empty() && page.offset > 0 {
-            let (n,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM executions WHERE tenant_id = $1")
-                    .bind(tenant.as_str())
-                    .fetch_one(self.pool())
-                    .await?;
-            total = n;
-        }
-        Ok(Paged { items, total, page })
+        const ORDER: Keyset = Keyset {
+            list: "executions",
+            columns: &[
+                ("created_at", KeyKind::Time),
+                ("execution_id", KeyKind::Uuid),
+            ],
+            descending: true,
+        };
+        let query = |qb: &mut QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM executions WHERE tenant_id = ",
+                select.columns(EXECUTION_COLUMNS)
+            ))
+            .push_bind(tenant.as_str().to_owned());
+            if let Some(status) = filter.status {
+                qb.push(" AND status = ").push_bind(status.as_str());
+            }
+            if let Some(plan) = filter.plan_id {
+                qb.push(" AND plan_id = ").push_bind(plan.0);
+            }
+            if let Some(member) = &filter.visible_to {
+                qb.push(" AND plan_id IN (SELECT p.plan_id FROM plans p WHERE p.tenant_id = ")
+                    .push_bind(tenant.as_str().to_owned());
+                super::plans::push_session_scope(qb, "p.", tenant.as_str(), member);
+                qb.push(")");
+            }
+        };
+        let map = |row: &sqlx::postgres::PgRow| {
+            use sqlx::FromRow;
+            ExecutionRow::from_row(row)?.into_model()
+        };
+        fetch_page(self.pool(), page, &ORDER, query, map, |e: &Execution| {
+            vec![
+                KeyValue::Time(e.created_at),
+                KeyValue::Uuid(e.execution_id.0),
+            ]
+        })
+        .await
     }
 
     /// Moves an execution to `next` if the transition is legal; sets started/completed times.

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 
+use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
 use super::{Page, Paged, Store, StoreError};
 
 /// An operator memory note.
@@ -68,6 +69,24 @@ impl Shelf {
             Self::Runbooks => "service, name",
         }
     }
+
+    /// The list order of the shelf's latest documents (its `key`), for cursors.
+    fn order(self) -> &'static Keyset {
+        const PLAYBOOKS: Keyset = Keyset {
+            list: "playbooks",
+            columns: &[("name", KeyKind::Text)],
+            descending: false,
+        };
+        const RUNBOOKS: Keyset = Keyset {
+            list: "runbooks",
+            columns: &[("service", KeyKind::Text), ("name", KeyKind::Text)],
+            descending: false,
+        };
+        match self {
+            Self::Playbooks => &PLAYBOOKS,
+            Self::Runbooks => &RUNBOOKS,
+        }
+    }
 }
 
 impl Store {
@@ -106,19 +125,35 @@ impl Store {
         tag: Option<&str>,
         page: Page,
     ) -> Result<Paged<MemoryRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT memory_id, title, body, tags, owner_actor_id, created_at, updated_at, COUNT(*) OVER () AS total FROM operator_memory \
-             WHERE tenant_id = $1 AND ($2::text IS NULL OR title ILIKE '%' || $2 || '%' OR body ILIKE '%' || $2 || '%') \
-             AND ($3::text IS NULL OR tags ? $3) ORDER BY updated_at DESC, memory_id DESC LIMIT $4 OFFSET $5",
-        )
-        .bind(tenant.as_str())
-        .bind(search)
-        .bind(tag)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.pool())
-        .await?;
-        super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
+        const ORDER: Keyset = Keyset {
+            list: "memory",
+            columns: &[("updated_at", KeyKind::Time), ("memory_id", KeyKind::Uuid)],
+            descending: true,
+        };
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM operator_memory WHERE tenant_id = ",
+                select.columns(
+                    "memory_id, title, body, tags, owner_actor_id, created_at, updated_at"
+                )
+            ))
+            .push_bind(tenant.as_str().to_owned());
+            if let Some(search) = search {
+                qb.push(" AND (title ILIKE '%' || ")
+                    .push_bind(search.to_owned())
+                    .push(" || '%' OR body ILIKE '%' || ")
+                    .push_bind(search.to_owned())
+                    .push(" || '%')");
+            }
+            if let Some(tag) = tag {
+                qb.push(" AND tags ? ").push_bind(tag.to_owned());
+            }
+        };
+        let map = |row: &sqlx::postgres::PgRow| Ok(sqlx::FromRow::from_row(row)?);
+        fetch_page(self.pool(), page, &ORDER, query, map, |m: &MemoryRecord| {
+            vec![KeyValue::Time(m.updated_at), KeyValue::Uuid(m.memory_id)]
+        })
+        .await
     }
 
     pub async fn get_memory(
@@ -291,23 +326,44 @@ impl Store {
         tag: Option<&str>,
         page: Page,
     ) -> Result<Paged<Versioned>, StoreError> {
-        let sql = format!(
-            "WITH latest AS (SELECT DISTINCT ON ({key}) * FROM ({select} WHERE tenant_id = $1) d ORDER BY {key}, version DESC) \
-             SELECT *, COUNT(*) OVER () AS total FROM latest WHERE ($2::text IS NULL OR name = $2) \
-             AND ($3::text IS NULL OR service = $3) AND ($4::text IS NULL OR tags ? $4) ORDER BY {key} LIMIT $5 OFFSET $6",
-            key = shelf.key(),
-            select = shelf.select()
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant.as_str())
-            .bind(name)
-            .bind(service)
-            .bind(tag)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(self.pool())
-            .await?;
-        super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM (SELECT DISTINCT ON ({key}) * FROM ({inner} WHERE tenant_id = ",
+                select.columns("*"),
+                key = shelf.key(),
+                inner = shelf.select()
+            ))
+            .push_bind(tenant.as_str().to_owned())
+            .push(format!(
+                ") d ORDER BY {key}, version DESC) latest WHERE true",
+                key = shelf.key()
+            ));
+            if let Some(name) = name {
+                qb.push(" AND name = ").push_bind(name.to_owned());
+            }
+            if let Some(service) = service {
+                qb.push(" AND service = ").push_bind(service.to_owned());
+            }
+            if let Some(tag) = tag {
+                qb.push(" AND tags ? ").push_bind(tag.to_owned());
+            }
+        };
+        let map = |row: &sqlx::postgres::PgRow| Ok(sqlx::FromRow::from_row(row)?);
+        fetch_page(
+            self.pool(),
+            page,
+            shelf.order(),
+            query,
+            map,
+            |v: &Versioned| match shelf {
+                Shelf::Playbooks => vec![KeyValue::Text(v.name.clone())],
+                Shelf::Runbooks => vec![
+                    KeyValue::Text(v.service.clone()),
+                    KeyValue::Text(v.name.clone()),
+                ],
+            },
+        )
+        .await
     }
 
     /// Every version of the document `id` belongs to, newest first.

@@ -37,7 +37,7 @@ pub use executions::{
     StartOutcome, INLINE_RESULT_BYTES,
 };
 pub use library::{MemoryRecord, Shelf, Versioned};
-pub use page::{Page, Paged, MAX_PAGE_SIZE};
+pub use page::{CountMode, Page, PageError, Paged, MAX_OFFSET, MAX_PAGE_SIZE};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
 pub use schedules::{NewSchedule, ScheduleRecord};
 pub use sessions::{SessionMember, SessionRecord};

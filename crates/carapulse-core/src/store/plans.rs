@@ -12,6 +12,7 @@ use crate::model::{
     RiskLevel, Stage, StepDraft, StepId, Summary, TenantId, ToolName, Trigger,
 };
 
+use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
 use super::{Page, Paged, Store, StoreError};
 
 /// A plan to insert (already validated and scored).
@@ -281,40 +282,42 @@ impl Store {
         filter: &PlanFilter,
         page: Page,
     ) -> Result<Paged<PlanSummary>, StoreError> {
-        let mut qb = QueryBuilder::new(
-            "SELECT plan_id, created_at, created_by, trigger, summary, intent, context_json, risk_level, \
-             policy_decision, approval_state, session_id, COUNT(*) OVER () AS total FROM plans WHERE tenant_id = ",
-        );
-        qb.push_bind(tenant.as_str());
-        if let Some(state) = filter.approval_state {
-            qb.push(" AND approval_state = ").push_bind(state.as_str());
-        }
-        if let Some(risk) = filter.risk_level {
-            qb.push(" AND risk_level = ").push_bind(risk.as_str());
-        }
-        if let Some(trigger) = filter.trigger {
-            qb.push(" AND trigger = ").push_bind(trigger.as_str());
-        }
-        if let Some(by) = &filter.created_by {
-            qb.push(" AND created_by = ").push_bind(by.clone());
-        }
-        if let Some(member) = &filter.visible_to {
-            push_session_scope(&mut qb, "", tenant.as_str(), member);
-        }
-        if let Some(session) = &filter.session_id {
-            qb.push(" AND session_id = ").push_bind(session.clone());
-        }
-        qb.push(" ORDER BY created_at DESC, plan_id DESC LIMIT ")
-            .push_bind(page.limit)
-            .push(" OFFSET ")
-            .push_bind(page.offset);
-        let rows = qb.build().fetch_all(self.pool()).await?;
-        let mut total = 0;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
+        const ORDER: Keyset = Keyset {
+            list: "plans",
+            columns: &[("created_at", KeyKind::Time), ("plan_id", KeyKind::Uuid)],
+            descending: true,
+        };
+        let query = |qb: &mut QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM plans WHERE tenant_id = ",
+                select.columns(
+                    "plan_id, created_at, created_by, trigger, summary, intent, context_json, \
+                     risk_level, policy_decision, approval_state, session_id"
+                )
+            ));
+            qb.push_bind(tenant.as_str().to_owned());
+            if let Some(state) = filter.approval_state {
+                qb.push(" AND approval_state = ").push_bind(state.as_str());
+            }
+            if let Some(risk) = filter.risk_level {
+                qb.push(" AND risk_level = ").push_bind(risk.as_str());
+            }
+            if let Some(trigger) = filter.trigger {
+                qb.push(" AND trigger = ").push_bind(trigger.as_str());
+            }
+            if let Some(by) = &filter.created_by {
+                qb.push(" AND created_by = ").push_bind(by.clone());
+            }
+            if let Some(member) = &filter.visible_to {
+                push_session_scope(qb, "", tenant.as_str(), member);
+            }
+            if let Some(session) = &filter.session_id {
+                qb.push(" AND session_id = ").push_bind(session.clone());
+            }
+        };
+        let map = |row: &sqlx::postgres::PgRow| {
             use sqlx::Row;
-            total = row.try_get("total")?;
-            items.push(PlanSummary {
+            Ok(PlanSummary {
                 plan_id: PlanId(row.try_get("plan_id")?),
                 created_at: row.try_get("created_at")?,
                 created_by: row.try_get("created_by")?,
@@ -326,16 +329,12 @@ impl Store {
                 policy_decision: row.try_get("policy_decision")?,
                 approval_state: row.try_get("approval_state")?,
                 session_id: row.try_get("session_id")?,
-            });
-        }
-        if items.is_empty() && page.offset > 0 {
-            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM plans WHERE tenant_id = $1")
-                .bind(tenant.as_str())
-                .fetch_one(self.pool())
-                .await?;
-            total = n;
-        }
-        Ok(Paged { items, total, page })
+            })
+        };
+        fetch_page(self.pool(), page, &ORDER, query, map, |p: &PlanSummary| {
+            vec![KeyValue::Time(p.created_at), KeyValue::Uuid(p.plan_id.0)]
+        })
+        .await
     }
 }
 

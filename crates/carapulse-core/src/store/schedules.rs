@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 
+use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
 use super::{Page, Paged, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -148,17 +149,34 @@ impl Store {
         enabled: Option<bool>,
         page: Page,
     ) -> Result<Paged<ScheduleRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM schedules WHERE tenant_id = $1 AND ($2::bool IS NULL OR enabled = $2) \
-             ORDER BY created_at DESC, schedule_id DESC LIMIT $3 OFFSET $4"
-        ))
-        .bind(tenant.as_str())
-        .bind(enabled)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.pool())
-        .await?;
-        super::page::paged_rows(rows, page, |row| Ok(sqlx::FromRow::from_row(row)?))
+        const ORDER: Keyset = Keyset {
+            list: "schedules",
+            columns: &[
+                ("created_at", KeyKind::Time),
+                ("schedule_id", KeyKind::Uuid),
+            ],
+            descending: true,
+        };
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} FROM schedules WHERE tenant_id = ",
+                select.columns(COLUMNS)
+            ))
+            .push_bind(tenant.as_str().to_owned());
+            if let Some(enabled) = enabled {
+                qb.push(" AND enabled = ").push_bind(enabled);
+            }
+        };
+        let map = |row: &sqlx::postgres::PgRow| Ok(sqlx::FromRow::from_row(row)?);
+        fetch_page(
+            self.pool(),
+            page,
+            &ORDER,
+            query,
+            map,
+            |s: &ScheduleRecord| vec![KeyValue::Time(s.created_at), KeyValue::Uuid(s.schedule_id)],
+        )
+        .await
     }
 
     /// Deletes a schedule; `audit` commits with the change.

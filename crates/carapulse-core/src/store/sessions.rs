@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::audit::{append_in_tx, AuditEntry};
 use crate::model::TenantId;
 
+use super::page::{fetch_page, KeyKind, KeyValue, Keyset, Select};
 use super::{Page, Paged, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -29,9 +30,9 @@ pub struct SessionMember {
     pub added_at: DateTime<Utc>,
 }
 
-const SELECT: &str =
-    "SELECT s.session_id, s.name, g.name AS \"group\", s.owner_actor_id, s.metadata, s.created_at \
-                      FROM sessions s LEFT JOIN session_groups g ON g.group_id = s.group_id";
+const COLUMNS: &str =
+    "s.session_id, s.name, g.name AS \"group\", s.owner_actor_id, s.metadata, s.created_at";
+const FROM: &str = "FROM sessions s LEFT JOIN session_groups g ON g.group_id = s.group_id";
 
 impl Store {
     /// Creates a session owned (and joined) by `owner`, in `group` (created when new); `audit`
@@ -99,7 +100,7 @@ impl Store {
         id: Uuid,
     ) -> Result<SessionRecord, StoreError> {
         sqlx::query_as(&format!(
-            "{SELECT} WHERE s.tenant_id = $1 AND s.session_id = $2"
+            "SELECT {COLUMNS} {FROM} WHERE s.tenant_id = $1 AND s.session_id = $2"
         ))
         .bind(tenant.as_str())
         .bind(id)
@@ -116,34 +117,42 @@ impl Store {
         group: Option<&str>,
         page: Page,
     ) -> Result<Paged<SessionRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{SELECT} WHERE s.tenant_id = $1 AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM session_members m \
-             WHERE m.session_id = s.session_id AND m.member_id = $2)) AND ($3::text IS NULL OR g.name = $3) \
-             ORDER BY s.created_at DESC, s.session_id DESC LIMIT $4 OFFSET $5"
-        ))
-        .bind(tenant.as_str())
-        .bind(member)
-        .bind(group)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(self.pool())
-        .await?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sessions s LEFT JOIN session_groups g ON g.group_id = s.group_id WHERE s.tenant_id = $1 \
-             AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM session_members m WHERE m.session_id = s.session_id AND m.member_id = $2)) \
-             AND ($3::text IS NULL OR g.name = $3)",
+        const ORDER: Keyset = Keyset {
+            list: "sessions",
+            columns: &[
+                ("s.created_at", KeyKind::Time),
+                ("s.session_id", KeyKind::Uuid),
+            ],
+            descending: true,
+        };
+        let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
+            qb.push(format!(
+                "SELECT {} {FROM} WHERE s.tenant_id = ",
+                select.columns(COLUMNS)
+            ))
+            .push_bind(tenant.as_str().to_owned());
+            if let Some(member) = member {
+                qb.push(
+                    " AND EXISTS (SELECT 1 FROM session_members m \
+                     WHERE m.session_id = s.session_id AND m.member_id = ",
+                )
+                .push_bind(member.to_owned())
+                .push(")");
+            }
+            if let Some(group) = group {
+                qb.push(" AND g.name = ").push_bind(group.to_owned());
+            }
+        };
+        let map = |row: &sqlx::postgres::PgRow| Ok(sqlx::FromRow::from_row(row)?);
+        fetch_page(
+            self.pool(),
+            page,
+            &ORDER,
+            query,
+            map,
+            |s: &SessionRecord| vec![KeyValue::Time(s.created_at), KeyValue::Uuid(s.session_id)],
         )
-        .bind(tenant.as_str())
-        .bind(member)
-        .bind(group)
-        .fetch_one(self.pool())
-        .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            use sqlx::FromRow;
-            items.push(SessionRecord::from_row(&row)?);
-        }
-        Ok(Paged { items, total, page })
+        .await
     }
 
     pub async fn session_members(

@@ -6,8 +6,6 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use carapulse_core::store::Page;
-
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use crate::middleware::RequestContext;
@@ -26,6 +24,12 @@ pub(crate) struct AlertQuery {
     source: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
 }
 
 #[utoipa::path(get, path = "/alerts", tag = "events",
@@ -54,7 +58,7 @@ pub(crate) async fn list(
             ctx.tenant(),
             q.status.as_deref(),
             q.source.as_deref(),
-            Page::new(q.limit, q.offset),
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
         )
         .await?;
     Ok(Json(page_json(&page)))

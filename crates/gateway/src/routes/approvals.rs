@@ -200,6 +200,12 @@ pub(crate) struct ApprovalListQuery {
     source: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
 }
 
 #[utoipa::path(get, path = "/approvals", tag = "approvals", summary = "Plans waiting for approval (default) or recorded decisions", params(ApprovalListQuery), responses((status = 200, description = "One page", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
@@ -209,7 +215,7 @@ pub(crate) async fn list(
     crate::extract::ApiQuery(q): crate::extract::ApiQuery<ApprovalListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     super::require_read(&state, &ctx, "approval.list").await?;
-    let page = carapulse_core::store::Page::new(q.limit, q.offset);
+    let page = super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?;
     let status = q.status.as_deref().unwrap_or("pending").trim();
     if status == "pending" {
         if q.plan_id.is_some() || q.source.is_some() {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use carapulse_core::audit::{verify_chain, AuditDecision, AuditEvent};
-use carapulse_core::store::{AuditFilter, Page};
+use carapulse_core::store::AuditFilter;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
@@ -31,6 +31,12 @@ const EXPORT_PAGE: i64 = 1000;
 pub(crate) struct AuditQuery {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     actor_id: Option<String>,
@@ -85,10 +91,20 @@ pub(crate) async fn list(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     require_read(&state, &ctx, "audit.list").await?;
+    if q.format.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "format applies to /v1/audit/export, not to a page of events",
+        ));
+    }
     let filter = q.filter()?;
     let page = state
         .store
-        .list_audit_events(ctx.tenant(), &filter, Page::new(q.limit, q.offset))
+        .list_audit_events(
+            ctx.tenant(),
+            &filter,
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
+        )
         .await?;
     Ok(Json(page_json(&page)))
 }
@@ -178,6 +194,15 @@ pub(crate) async fn export(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
     require_read(&state, &ctx, "audit.export").await?;
+    if q.limit.is_some() || q.offset.is_some() || q.cursor.is_some() || q.count.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "an export streams every matching event (at most {MAX_EXPORT}); limit, offset, \
+                 cursor and count page /v1/audit/events"
+            ),
+        ));
+    }
     let filter = q.filter()?;
     let csv = match q.format.as_deref().unwrap_or("json") {
         "json" => false,

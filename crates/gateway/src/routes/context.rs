@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use carapulse_core::audit::AuditDecision;
-use carapulse_core::store::{Page, Snapshot, StoreError};
+use carapulse_core::store::{Snapshot, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, OptionalJson};
@@ -24,6 +24,12 @@ use super::{page_json, require_read};
 pub(crate) struct PageQuery {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
 }
 
 #[utoipa::path(get, path = "/context/services", tag = "context", summary = "Services known to the context graph", params(PageQuery), responses((status = 200, description = "One page of services", body = crate::openapi::ListBody), crate::openapi::CommonErrors), security(("bearer" = [])))]
@@ -35,7 +41,10 @@ pub(crate) async fn services(
     require_read(&state, &ctx, "context.read").await?;
     let page = state
         .store
-        .context_services(ctx.tenant(), Page::new(q.limit, q.offset))
+        .context_services(
+            ctx.tenant(),
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
+        )
         .await?;
     Ok(Json(page_json(&page)))
 }
@@ -86,7 +95,10 @@ pub(crate) async fn snapshots(
     require_read(&state, &ctx, "context.read").await?;
     let page = state
         .store
-        .context_snapshots(ctx.tenant(), Page::new(q.limit, q.offset))
+        .context_snapshots(
+            ctx.tenant(),
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
+        )
         .await?;
     Ok(Json(page_json(&page)))
 }

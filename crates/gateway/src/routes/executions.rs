@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use carapulse_core::model::{ExecutionId, ExecutionStatus, PlanId};
-use carapulse_core::store::{ExecutionFilter, Page, StoreError};
+use carapulse_core::store::{ExecutionFilter, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract;
@@ -23,6 +23,12 @@ use super::{page_json, require_read};
 pub(crate) struct ExecutionListQuery {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
     status: Option<ExecutionStatus>,
     #[param(format = Uuid)]
     plan_id: Option<String>,
@@ -49,7 +55,11 @@ pub(crate) async fn list(
     };
     let page = state
         .store
-        .list_executions(ctx.tenant(), &filter, Page::new(q.limit, q.offset))
+        .list_executions(
+            ctx.tenant(),
+            &filter,
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
+        )
         .await?;
     Ok(Json(page_json(&page)))
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use carapulse_core::audit::AuditDecision;
 use carapulse_core::model::ModelError;
 use carapulse_core::planner::rules::PlaybookRule;
-use carapulse_core::store::{Page, Shelf, StoreError};
+use carapulse_core::store::{Shelf, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
@@ -87,6 +87,12 @@ fn tags(value: &[String]) -> Result<Value, ApiError> {
 pub(crate) struct ListQuery {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
     /// Text search (memory) or exact name (playbooks, runbooks).
     q: Option<String>,
     name: Option<String>,
@@ -128,7 +134,7 @@ pub(crate) async fn memory_list(
             ctx.tenant(),
             q.q.as_deref(),
             q.tag.as_deref(),
-            Page::new(q.limit, q.offset),
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
         )
         .await?;
     Ok(Json(page_json(&page)))
@@ -351,7 +357,7 @@ async fn doc_list(
             name.as_deref(),
             q.service.as_deref(),
             q.tag.as_deref(),
-            Page::new(q.limit, q.offset),
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
         )
         .await?;
     Ok(Json(page_json(&page)))

@@ -37,7 +37,7 @@ use utoipa_axum::routes;
 
 use carapulse_core::audit::AuditDecision;
 use carapulse_core::policy::PolicyOutcome;
-use carapulse_core::store::Paged;
+use carapulse_core::store::{Page, Paged};
 
 use crate::error::ApiError;
 use crate::middleware::{authenticate, track_metrics, RequestContext};
@@ -174,10 +174,24 @@ pub(crate) fn page_json<T: Serialize>(paged: &Paged<T>) -> serde_json::Value {
         pagination: Pagination {
             limit: paged.page.limit,
             offset: paged.page.offset,
-            total: paged.total,
+            has_more: paged.has_more,
+            next_cursor: paged.next_cursor.clone(),
             next_offset: paged.next_offset(),
+            total: paged.total,
+            total_is_estimate: paged.total.map(|_| paged.total_is_estimate),
         },
     })
+}
+
+/// A list request's page from its query parameters; a bad combination is a 400.
+pub(crate) fn page_request(
+    limit: Option<i64>,
+    offset: Option<i64>,
+    cursor: Option<&str>,
+    count: Option<&str>,
+) -> Result<Page, ApiError> {
+    Page::parse(limit, offset, cursor, count)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))
 }
 
 /// Audits a refused request and builds its 403.

@@ -18,7 +18,7 @@ use carapulse_core::model::{
 use carapulse_core::planner::prompt::PromptInput;
 use carapulse_core::policy::{assess_intent, assess_steps, step_calls, ActionType, StepRef};
 use carapulse_core::store::{
-    NewPlan, Page, PlanFilter, StartMode, StartOptions, StartOutcome, StoreError,
+    NewPlan, PlanFilter, StartMode, StartOptions, StartOutcome, StoreError,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -439,6 +439,12 @@ async fn planning_context(
 pub(crate) struct PlanListQuery {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
     approval_state: Option<PlanApprovalState>,
     risk_level: Option<RiskLevel>,
     trigger: Option<Trigger>,
@@ -463,7 +469,11 @@ pub(crate) async fn list(
     };
     let page = state
         .store
-        .list_plans(ctx.tenant(), &filter, Page::new(q.limit, q.offset))
+        .list_plans(
+            ctx.tenant(),
+            &filter,
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
+        )
         .await?;
     Ok(Json(page_json(&page)))
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use carapulse_core::audit::AuditDecision;
 use carapulse_core::model::{ContextRef, ModelError};
 use carapulse_core::schedule::CronSchedule;
-use carapulse_core::store::{NewSchedule, Page, StoreError};
+use carapulse_core::store::{NewSchedule, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
@@ -158,6 +158,12 @@ pub(crate) async fn create(
 pub(crate) struct ListQuery {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
     enabled: Option<bool>,
 }
 
@@ -170,7 +176,11 @@ pub(crate) async fn list(
     require_read(&state, &ctx, "schedule.list").await?;
     let page = state
         .store
-        .list_schedules(ctx.tenant(), q.enabled, Page::new(q.limit, q.offset))
+        .list_schedules(
+            ctx.tenant(),
+            q.enabled,
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
+        )
         .await?;
     Ok(Json(page_json(&page)))
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use carapulse_core::audit::AuditDecision;
 use carapulse_core::model::ModelError;
-use carapulse_core::store::{Page, StoreError};
+use carapulse_core::store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
@@ -172,6 +172,12 @@ pub(crate) async fn create(
 pub(crate) struct ListSessions {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// Start after the last row of a previous page: its `pagination.next_cursor`. Not with `offset`.
+    #[param(max_length = 512)]
+    cursor: Option<String>,
+    /// `exact` or `estimate` adds `pagination.total`; without it a page costs only its rows.
+    #[param(pattern = "^(none|exact|estimate)$")]
+    count: Option<String>,
     group: Option<String>,
     /// Admins only: every session of the tenant.
     #[serde(default)]
@@ -196,7 +202,7 @@ pub(crate) async fn list(
             ctx.tenant(),
             member,
             q.group.as_deref(),
-            Page::new(q.limit, q.offset),
+            super::page_request(q.limit, q.offset, q.cursor.as_deref(), q.count.as_deref())?,
         )
         .await?;
     Ok(Json(page_json(&page)))
