@@ -299,7 +299,7 @@ pub(crate) enum Select {
 
 impl Select {
     /// `columns` for rows, `1` for counting.
-    pub(crate) fn columns<'a>(self, columns: &'a str) -> &'a str {
+    pub(crate) fn columns(self, columns: &str) -> &str {
         match self {
             Self::Rows => columns,
             Self::Count => "1",
