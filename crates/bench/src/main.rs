@@ -9,6 +9,7 @@
 //! Run it in release mode: `cargo run --release -p carapulse-bench -- --help`.
 
 mod events;
+mod lists;
 mod load;
 
 use std::path::Path;
@@ -67,10 +68,17 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     fanout_events: usize,
     /// Which suites to run: core (verdicts, policy, plans, audit), verify (verdicts only), policy (compiled vs interpreted decisions), tools (sandbox, router), orchestrator,
-    /// events (alert ingestion, SSE fan-out), all of those, or load (minutes of mixed traffic
-    /// against the gateway binary; not part of all).
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "orchestrator", "events", "load"])]
+    /// events (alert ingestion, SSE fan-out), all of those, lists (list pages at 10k and
+    /// --list-rows rows; not part of all), or load (minutes of mixed traffic against the gateway
+    /// binary; not part of all).
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "orchestrator", "events", "lists", "load"])]
     suite: String,
+    /// Rows per table of the large tenant in the lists suite (the small one has 10,000).
+    #[arg(long, default_value_t = 1_000_000)]
+    list_rows: usize,
+    /// Requests timed per list figure.
+    #[arg(long, default_value_t = 200)]
+    list_samples: usize,
     /// Length of the load run.
     #[arg(long, default_value_t = 600)]
     load_secs: u64,
@@ -844,6 +852,18 @@ async fn main() -> anyhow::Result<()> {
             events::bench_ingest(&db, args.webhooks, 8, &mut rows).await?;
             events::bench_fanout(&db, args.subscribers, args.fanout_events, &mut rows).await
         }
+        .await;
+        db.drop_now().await;
+        result?;
+    }
+    if args.suite == "lists" {
+        let db = TestDatabase::create().await;
+        let result = lists::bench_lists(
+            &db,
+            args.list_rows.max(20_000),
+            args.list_samples,
+            &mut rows,
+        )
         .await;
         db.drop_now().await;
         result?;

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
 use carapulse_core::model::{
-    ActionName, ActorId, ContextRef, Decision, Intent, PlanApprovalState, PlanId, RiskLevel,
-    Stage, StepDraft, Summary, TenantId, ToolName, Trigger,
+    ActionName, ActorId, ContextRef, Decision, Intent, PlanApprovalState, PlanId, RiskLevel, Stage,
+    StepDraft, Summary, TenantId, ToolName, Trigger,
 };
 use carapulse_core::store::{AuditFilter, CountMode, NewPlan, Page, Store, StoreError};
 use carapulse_core::testing::TestDatabase;
@@ -59,7 +59,13 @@ async fn create_plans(store: &Store, tenant: &TenantId, n: usize) -> Vec<PlanId>
             "plan.create",
             AuditDecision::Allow,
         );
-        ids.push(store.create_plan(plan(tenant), entry).await.unwrap().plan_id);
+        ids.push(
+            store
+                .create_plan(plan(tenant), entry)
+                .await
+                .unwrap()
+                .plan_id,
+        );
     }
     ids
 }
@@ -139,7 +145,11 @@ async fn cursor_pages_match_one_page_and_cursors_stay_on_their_list() {
             .append(AuditEntry::new(
                 acme.clone(),
                 AuditActor::system(),
-                if i % 2 == 0 { "plan.create" } else { "plan.execute" },
+                if i % 2 == 0 {
+                    "plan.create"
+                } else {
+                    "plan.execute"
+                },
                 AuditDecision::Allow,
             ))
             .await

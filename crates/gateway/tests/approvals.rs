@@ -72,7 +72,10 @@ async fn lists_and_the_expiry_sweeper() {
         .await;
     assert_eq!(status, 200, "{rest}");
     assert_eq!(rest["data"].as_array().map(Vec::len), Some(1));
-    assert_eq!(rest["data"][0]["plan_id"], ids[2], "the page after the cursor");
+    assert_eq!(
+        rest["data"][0]["plan_id"], ids[2],
+        "the page after the cursor"
+    );
     assert!(rest["pagination"]["next_cursor"].is_null());
     let (status, both) = app
         .get(

@@ -266,3 +266,145 @@ async fn events_cross_gateways_and_tenants_stay_apart() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Commits out of id order never cost a subscriber an event: writers take event ids and commit
+/// after random delays (some roll back, one holds a transaction open), while SSE subscribers on
+/// two gateways keep dropping their connection and resuming with `Last-Event-ID`. Every
+/// subscriber sees every committed event exactly once, in increasing `id`, and no rolled-back one.
+#[tokio::test]
+async fn resumed_subscribers_see_every_commit_once_in_order() {
+    const WRITERS: usize = 6;
+    const PER_WRITER: usize = 15;
+    let rolled_back = |n: usize| n % 7 == 3;
+    let a = spawn_app().await;
+    let b = second_gateway(&a).await;
+    let viewer = token("vic", "acme", &["viewer"]);
+    let mut expected: std::collections::BTreeSet<(u64, u64)> = (0..WRITERS)
+        .flat_map(|w| (0..PER_WRITER).map(move |n| (w, n)))
+        .filter(|(_, n)| !rolled_back(*n))
+        .map(|(w, n)| (w as u64, n as u64))
+        .collect();
+    // The long transaction's event.
+    expected.insert((99, 0));
+
+    // Subscribers first, from the log head; each reconnects every few events.
+    let mut subscribers = Vec::new();
+    for (i, url) in [&a.url, &a.url, &b.url].into_iter().enumerate() {
+        let url = format!("{url}/v1/events?kinds=plan.updated");
+        let auth = format!("Bearer {viewer}");
+        let want = expected.len();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        subscribers.push((
+            ready_rx,
+            tokio::spawn(async move {
+                let mut got: Vec<(i64, u64, u64)> = Vec::new();
+                let mut resume: Option<i64> = None;
+                let mut ready = Some(ready_tx);
+                let mut connections = 0;
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                while got.len() < want && tokio::time::Instant::now() < deadline {
+                    let mut headers = vec![("authorization", auth.clone())];
+                    if let Some(id) = resume {
+                        headers.push(("last-event-id", id.to_string()));
+                    }
+                    let mut sub = sse(url.clone(), headers).await;
+                    connections += 1;
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                    // Drop the connection after a few events (a different count per subscriber).
+                    let take = 3 + (connections * (i + 2)) % 7;
+                    let mut taken = 0;
+                    while taken < take && got.len() < want {
+                        let frame = match tokio::time::timeout_at(deadline, sub.rx.recv()).await {
+                            Ok(Some(frame)) => frame,
+                            _ => break,
+                        };
+                        if frame.event != "plan.updated" {
+                            continue;
+                        }
+                        let id = frame.id.expect("every event has an id");
+                        let w = frame.data["data"]["writer"].as_u64().expect("writer");
+                        let n = frame.data["data"]["n"].as_u64().expect("n");
+                        got.push((id, w, n));
+                        resume = Some(id);
+                        taken += 1;
+                    }
+                }
+                (got, connections)
+            }),
+        ));
+    }
+    for (ready, _) in &mut subscribers {
+        ready.await.expect("subscriber connected");
+    }
+
+    // Writers: each event's id is taken at INSERT, its commit comes a random while later.
+    let pool = a.db.store.pool().clone();
+    let long = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            // Holds an event uncommitted while everyone else commits: later events must wait
+            // for it instead of overtaking it.
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query(
+                "SELECT carapulse_emit('plan.updated', 'acme', NULL, '{\"writer\": 99, \"n\": 0}')",
+            )
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            tx.commit().await.unwrap();
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let pool = pool.clone();
+        writers.push(tokio::spawn(async move {
+            for n in 0..PER_WRITER {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query("SELECT carapulse_emit('plan.updated', 'acme', NULL, jsonb_build_object('writer', $1::int, 'n', $2::int))")
+                    .bind(w as i32)
+                    .bind(n as i32)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                let jitter = uuid::Uuid::new_v4().as_bytes()[0] as u64 % 25;
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                if rolled_back(n) {
+                    tx.rollback().await.unwrap();
+                } else {
+                    tx.commit().await.unwrap();
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    long.await.unwrap();
+
+    for (i, (_, handle)) in subscribers.into_iter().enumerate() {
+        let (got, connections) = handle.await.unwrap();
+        assert!(
+            connections > 5,
+            "subscriber {i} reconnected only {connections} times"
+        );
+        let ids: Vec<i64> = got.iter().map(|(id, _, _)| *id).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "subscriber {i}: ids not strictly increasing: {ids:?}"
+        );
+        let seen: Vec<(u64, u64)> = got.iter().map(|(_, w, n)| (*w, *n)).collect();
+        let unique: std::collections::BTreeSet<(u64, u64)> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "subscriber {i} got a duplicate");
+        let missing: Vec<_> = expected.difference(&unique).collect();
+        let extra: Vec<_> = unique.difference(&expected).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "subscriber {i}: missing {missing:?}, unexpected {extra:?}"
+        );
+    }
+    b.stop().await;
+    a.stop().await;
+}

@@ -35,7 +35,9 @@ async fn sessions_and_session_scoping() {
     );
     let (_, all) = app.get("/v1/sessions?all=true&count=exact", &admin).await;
     assert_eq!(all["pagination"]["total"], 2);
-    let (_, by_group) = app.get("/v1/sessions?group=sre&all=true&count=exact", &admin).await;
+    let (_, by_group) = app
+        .get("/v1/sessions?group=sre&all=true&count=exact", &admin)
+        .await;
     assert_eq!(by_group["pagination"]["total"], 1);
     let (status, one) = app.get(&format!("/v1/sessions/{id}"), &bob).await;
     assert_eq!(status, 200);

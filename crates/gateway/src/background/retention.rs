@@ -13,7 +13,8 @@ pub async fn prune(state: &AppState) -> Result<u64, String> {
     loop {
         let done = sqlx::query(
             "DELETE FROM event_log WHERE event_id IN (SELECT event_id FROM event_log \
-             WHERE occurred_at < now() - make_interval(hours => $1::int) ORDER BY event_id LIMIT $2)",
+             WHERE occurred_at < now() - make_interval(hours => $1::int) AND seq IS NOT NULL \
+             ORDER BY event_id LIMIT $2)",
         )
         .bind(hours)
         .bind(BATCH)

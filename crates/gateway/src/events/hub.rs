@@ -1,6 +1,14 @@
 //! The per-process event hub: one Postgres listener fans events out to every subscriber of
-//! this gateway through a broadcast channel. After a lost connection it reconnects with backoff
-//! and replays what it missed from `event_log`, so no event committed meanwhile is lost.
+//! this gateway through a broadcast channel, in commit order.
+//!
+//! Why a sequencer: an event's `event_id` is taken at insert but the event becomes visible at
+//! commit, so ids commit out of order and a subscriber resuming "after id N" could miss one.
+//! Events are therefore delivered by `seq`, which `carapulse_sequence_events` (migration 0011)
+//! hands out after commit, only below the oldest running transaction: once a `seq` is delivered,
+//! nothing can appear below it. The per-kind NOTIFYs only wake this hub's sequencer; the
+//! sequencer's `carapulse_sequenced` NOTIFY makes every hub read the new events from the log in
+//! `seq` order. After a lost connection the hub reconnects with backoff and reads on from its last
+//! `seq`, so nothing is lost or repeated.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,44 +35,20 @@ pub const KINDS: &[&str] = &[
 /// Events buffered per process before a slow subscriber lags (and catches up from the log).
 const CAPACITY: usize = 8192;
 
-/// How far back (in ids) a gap replay looks for events that committed out of id order.
-pub const REPLAY_MARGIN: i64 = 1_000;
+/// Events the sequencer numbers per pass (a pass repeats while it fills its batch).
+const SEQUENCE_BATCH: i32 = 5_000;
 
-/// The ids delivered most recently, to drop duplicates between replays and live events.
-#[derive(Debug)]
-pub struct RecentIds {
-    order: std::collections::VecDeque<i64>,
-    set: std::collections::HashSet<i64>,
-    capacity: usize,
-}
+/// How often the sequencer runs without being woken: events of a transaction that committed while
+/// an older one was still running become deliverable when that one ends, which nobody announces.
+const SEQUENCE_TICK: Duration = Duration::from_millis(250);
 
-impl RecentIds {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            order: std::collections::VecDeque::with_capacity(capacity),
-            set: std::collections::HashSet::with_capacity(capacity),
-            capacity,
-        }
-    }
-
-    /// Remembers `id`; false when it was already there.
-    pub fn insert(&mut self, id: i64) -> bool {
-        if !self.set.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-}
+/// The sequencer's announcement channel.
+const SEQUENCED_CHANNEL: &str = "carapulse_sequenced";
 
 /// One change.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
+    /// The event's position in commit order (`seq`): what `Last-Event-ID` resumes after.
     pub id: i64,
     pub tenant_id: String,
     pub kind: String,
@@ -121,7 +105,7 @@ impl EventHub {
         self.tx.receiver_count()
     }
 
-    /// Events of `tenant` after `after` from the log (oldest first, at most `limit`).
+    /// Sequenced events (of `tenant`, or all) with `seq > after`, in `seq` order, at most `limit`.
     pub async fn replay(
         pool: &PgPool,
         tenant: Option<&str>,
@@ -129,15 +113,26 @@ impl EventHub {
         limit: i64,
     ) -> Result<Vec<Event>, sqlx::Error> {
         type Row = (i64, String, String, Option<String>, Value, DateTime<Utc>);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT event_id, tenant_id, kind, session_id, data, occurred_at FROM event_log \
-             WHERE event_id > $1 AND ($2::text IS NULL OR tenant_id = $2) ORDER BY event_id LIMIT $3",
-        )
-        .bind(after)
-        .bind(tenant)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+        let rows: Vec<Row> =
+            match tenant {
+                Some(tenant) => sqlx::query_as(
+                    "SELECT seq, tenant_id, kind, session_id, data, occurred_at FROM event_log \
+                     WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(tenant)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?,
+                None => sqlx::query_as(
+                    "SELECT seq, tenant_id, kind, session_id, data, occurred_at FROM event_log \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?,
+            };
         Ok(rows
             .into_iter()
             .map(|(id, tenant_id, kind, session_id, data, ts)| Event {
@@ -151,23 +146,94 @@ impl EventHub {
             .collect())
     }
 
-    /// Listens until `stop`; reconnects with backoff and fills gaps from the log.
+    /// The highest `seq` handed out (of `tenant`, or of all tenants); 0 for an empty log.
+    pub async fn head(pool: &PgPool, tenant: Option<&str>) -> Result<i64, sqlx::Error> {
+        let head: Option<i64> = match tenant {
+            Some(tenant) => {
+                sqlx::query_scalar("SELECT max(seq) FROM event_log WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .fetch_one(pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_scalar("SELECT max(seq) FROM event_log")
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(head.unwrap_or(0))
+    }
+
+    /// One sequencing pass: numbers every event whose transaction is over (in batches).
+    pub async fn sequence(pool: &PgPool) -> Result<i64, sqlx::Error> {
+        let mut total = 0;
+        loop {
+            let n: i64 = sqlx::query_scalar("SELECT carapulse_sequence_events($1)")
+                .bind(SEQUENCE_BATCH)
+                .fetch_one(pool)
+                .await?;
+            total += n;
+            if n < i64::from(SEQUENCE_BATCH) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Numbers events until `stop`: when a write is announced (`wake`) and every
+    /// [`SEQUENCE_TICK`].
+    async fn run_sequencer(pool: PgPool, wake: Arc<tokio::sync::Notify>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(SEQUENCE_TICK) => {}
+            }
+            if let Err(e) = Self::sequence(&pool).await {
+                tracing::warn!(error = %e, "event sequencing failed; retrying");
+            }
+        }
+    }
+
+    /// Broadcasts every sequenced event after `*last`, advancing it.
+    async fn deliver(&self, pool: &PgPool, last: &mut i64) -> Result<usize, sqlx::Error> {
+        let mut count = 0;
+        loop {
+            let events = Self::replay(pool, None, *last, 1_000).await?;
+            let full = events.len() == 1_000;
+            for event in events {
+                *last = event.id;
+                count += 1;
+                let _ = self.tx.send(Arc::new(event));
+            }
+            if !full {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// Listens until `stop`; reconnects with backoff and reads on from the last delivered `seq`.
     pub async fn run(self, pool: PgPool, stop: CancellationToken) {
         let mut channels: Vec<String> = KINDS
             .iter()
             .map(|k| format!("carapulse_{}", k.replace('.', "_")))
             .collect();
         channels.push(TOOL_LOG_CHANNEL.to_owned());
-        let mut last_id: Option<i64> = None;
-        let mut seen = RecentIds::new(16_384);
+        channels.push(SEQUENCED_CHANNEL.to_owned());
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let sequencer = tokio::spawn(Self::run_sequencer(
+            pool.clone(),
+            wake.clone(),
+            stop.clone(),
+        ));
+        let mut last: Option<i64> = None;
         let mut backoff = Duration::from_millis(200);
-        loop {
+        'connect: loop {
             let mut listener = match PgListener::connect_with(&pool).await {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "event listener cannot connect");
                     tokio::select! {
-                        _ = stop.cancelled() => return,
+                        _ = stop.cancelled() => break 'connect,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -185,37 +251,30 @@ impl EventHub {
                 continue;
             }
             backoff = Duration::from_millis(200);
-            // Anything committed while we were not listening. Ids are taken at insert but become
-            // visible at commit, so look back a margin and drop what was already delivered.
-            if let Some(after) = last_id {
-                match Self::replay(&pool, None, (after - REPLAY_MARGIN).max(0), 100_000).await {
-                    Ok(missed) => {
-                        let mut count = 0;
-                        for event in missed {
-                            if seen.insert(event.id) {
-                                last_id = last_id.max(Some(event.id));
-                                count += 1;
-                                let _ = self.tx.send(Arc::new(event));
-                            }
-                        }
-                        if count > 0 {
-                            tracing::info!(count, "replayed events missed while reconnecting");
-                        }
+            let mut delivered = match last {
+                Some(last) => last,
+                None => match Self::head(&pool, None).await {
+                    Ok(head) => head,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event log head unreadable; reconnecting");
+                        tokio::time::sleep(backoff).await;
+                        continue;
                     }
-                    Err(e) => tracing::warn!(error = %e, "event gap replay failed"),
+                },
+            };
+            // Anything sequenced while we were not listening.
+            match self.deliver(&pool, &mut delivered).await {
+                Ok(n) if n > 0 && last.is_some() => {
+                    tracing::info!(count = n, "delivered events missed while reconnecting")
                 }
-            } else {
-                last_id =
-                    sqlx::query_scalar::<_, Option<i64>>("SELECT max(event_id) FROM event_log")
-                        .fetch_one(&pool)
-                        .await
-                        .ok()
-                        .flatten()
-                        .or(Some(0));
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "event catch-up failed"),
             }
+            last = Some(delivered);
+            wake.notify_one();
             loop {
                 let next = tokio::select! {
-                    _ = stop.cancelled() => return,
+                    _ = stop.cancelled() => break 'connect,
                     n = listener.try_recv() => n,
                 };
                 match next {
@@ -227,21 +286,16 @@ impl EventHub {
                             Err(e) => tracing::warn!(error = %e, "unreadable tool log line"),
                         }
                     }
-                    Ok(Some(notification)) => {
-                        match serde_json::from_str::<Event>(notification.payload()) {
-                            Ok(event) => {
-                                if !seen.insert(event.id) {
-                                    continue;
-                                }
-                                last_id = last_id.max(Some(event.id));
-                                let _ = self.tx.send(Arc::new(event));
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, channel = notification.channel(), "unreadable event")
-                            }
+                    Ok(Some(notification)) if notification.channel() == SEQUENCED_CHANNEL => {
+                        if let Err(e) = self.deliver(&pool, &mut delivered).await {
+                            tracing::warn!(error = %e, "reading sequenced events failed; reconnecting");
+                            break;
                         }
+                        last = Some(delivered);
                     }
-                    // The connection dropped: reconnect and replay the gap.
+                    // A write committed somewhere: number it (the sequencer batches wake-ups).
+                    Ok(Some(_)) => wake.notify_one(),
+                    // The connection dropped: reconnect and read on.
                     Ok(None) => {
                         tracing::warn!("event listener lost its connection; reconnecting");
                         break;
@@ -253,5 +307,6 @@ impl EventHub {
                 }
             }
         }
+        let _ = sequencer.await;
     }
 }

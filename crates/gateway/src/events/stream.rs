@@ -1,6 +1,7 @@
-//! One subscriber's stream: replay from `event_log` after `Last-Event-ID`, then live events of
-//! its tenant that pass its filters. A subscriber that falls behind the broadcast buffer catches
-//! up from the log instead of losing events.
+//! One subscriber's stream: replay from `event_log` after `Last-Event-ID` (a `seq`), then live
+//! events of its tenant that pass its filters. Events arrive in `seq` order and `seq` never goes
+//! back, so "deliver only what is above the last delivered `seq`" is all the deduplication a
+//! stream needs. A subscriber that falls behind the broadcast buffer catches up from the log.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::hub::{Event, EventHub, RecentIds, REPLAY_MARGIN};
+use super::hub::{Event, EventHub};
 
 /// Most events replayed at once.
 const REPLAY_LIMIT: i64 = 1_000;
@@ -96,31 +97,38 @@ struct State {
     tenant: String,
     filter: EventFilter,
     pending: VecDeque<Arc<Event>>,
-    seen: RecentIds,
+    /// The last `seq` of this tenant taken into account (delivered or filtered out): nothing at
+    /// or below it is sent again. Starts at the resume point, or the log head at subscribe.
     last_id: i64,
-    /// Nothing at or before this id is sent (the resume point, or the log head at subscribe).
-    floor: i64,
+    /// Whether the log holds events after `last_id` not read yet (resume or lag).
+    behind: bool,
 }
 
 impl State {
-    async fn catch_up(&mut self, after: i64) {
-        match EventHub::replay(&self.pool, Some(&self.tenant), after, REPLAY_LIMIT).await {
+    /// Reads the next page of the tenant's events after `last_id` from the log; stays `behind`
+    /// while pages come back full, so a long backlog streams page by page instead of loading.
+    async fn catch_up(&mut self) {
+        match EventHub::replay(&self.pool, Some(&self.tenant), self.last_id, REPLAY_LIMIT).await {
             Ok(events) => {
+                self.behind = events.len() as i64 == REPLAY_LIMIT;
                 for event in events {
                     self.offer(Arc::new(event));
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "event replay failed"),
+            Err(e) => {
+                // Live events continue; the next lag or reconnect retries the log.
+                self.behind = false;
+                tracing::warn!(error = %e, "event replay failed");
+            }
         }
     }
 
     fn offer(&mut self, event: Arc<Event>) {
-        if event.id > self.floor
-            && event.tenant_id == self.tenant
-            && self.filter.matches(&event)
-            && self.seen.insert(event.id)
-        {
-            self.last_id = self.last_id.max(event.id);
+        if event.id <= self.last_id || event.tenant_id != self.tenant {
+            return;
+        }
+        self.last_id = event.id;
+        if self.filter.matches(&event) {
             self.pending.push_back(event);
         }
     }
@@ -138,36 +146,28 @@ impl EventStream {
     ) -> impl Stream<Item = Arc<Event>> + Send + 'static {
         // Subscribe before replaying so nothing committed in between is missed.
         let rx = hub.subscribe();
-        let floor = match resume {
-            Some(id) => id,
-            None => sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT max(event_id) FROM event_log WHERE tenant_id = $1",
-            )
-            .bind(&tenant)
-            .fetch_one(&pool)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(0),
+        let start = match resume {
+            Some(seq) => seq.max(0),
+            None => EventHub::head(&pool, Some(&tenant)).await.unwrap_or(0),
         };
-        let mut state = State {
+        let state = State {
             rx,
             stop,
             pool,
             tenant,
             filter,
             pending: VecDeque::new(),
-            seen: RecentIds::new(8_192),
-            last_id: floor,
-            floor,
+            last_id: start,
+            behind: resume.is_some(),
         };
-        if let Some(after) = resume {
-            state.catch_up(after).await;
-        }
         futures::stream::unfold(state, |mut state| async move {
             loop {
                 if let Some(event) = state.pending.pop_front() {
                     return Some((event, state));
+                }
+                if state.behind {
+                    state.catch_up().await;
+                    continue;
                 }
                 // Streams end at shutdown so draining connections does not wait for them.
                 let next = tokio::select! {
@@ -181,8 +181,7 @@ impl EventStream {
                             skipped,
                             "subscriber lagged; catching up from the event log"
                         );
-                        let after = (state.last_id - REPLAY_MARGIN).max(state.floor);
-                        state.catch_up(after).await;
+                        state.behind = true;
                     }
                     Err(RecvError::Closed) => return None,
                 }
