@@ -131,6 +131,7 @@ impl Application {
         let state = AppState {
             checkpoints,
             audit: AuditWriter::spawn(store.clone()),
+            plans: carapulse_core::store::PlanWriter::spawn(store.clone()),
             store,
             policy: Arc::new(crate::policy_store::LoadedPolicy::new(
                 policy,

@@ -22,6 +22,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub audit: AuditWriter,
+    /// Group-commits plan creation (each plan with its audit event).
+    pub plans: carapulse_core::store::PlanWriter,
     pub policy: Arc<crate::policy_store::LoadedPolicy>,
     pub verifier: Arc<TokenVerifier>,
     pub dispatcher: Arc<dyn ExecutionDispatcher>,

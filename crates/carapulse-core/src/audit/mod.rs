@@ -17,4 +17,4 @@ mod writer;
 pub use checkpoint::{Checkpoint, CheckpointCheck, CheckpointError, CheckpointSink};
 pub use event::{AuditActor, AuditDecision, AuditEntry, AuditEvent, GENESIS_HASH};
 pub use verify::{verify_chain, ChainBreak, VerifyReport};
-pub use writer::{append_in_tx, AuditError, AuditWriter};
+pub use writer::{append_in_tx, append_many_in_tx, AuditError, AuditWriter};

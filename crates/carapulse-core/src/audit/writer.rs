@@ -72,6 +72,15 @@ pub async fn append_in_tx(
         .ok_or_else(|| StoreError::Corrupt("audit append returned nothing".into()))
 }
 
+/// Appends events inside `tx` (one chain-head lock per tenant, in tenant order); they commit or
+/// roll back with the caller's changes. Returns them in input order.
+pub async fn append_many_in_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    entries: Vec<AuditEntry>,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    append_all(tx, entries).await
+}
+
 struct Request {
     entry: AuditEntry,
     reply: oneshot::Sender<Result<AuditEvent, String>>,

@@ -70,18 +70,15 @@ pub(crate) async fn lock_audit_head(
     tenant: &str,
     genesis: &str,
 ) -> Result<(i64, String), StoreError> {
-    sqlx::query(
+    // One round trip while others may queue on this lock: the no-op update on conflict locks
+    // the existing head (like FOR UPDATE) and RETURNING reads it; a first append creates it.
+    let row: (i64, String) = sqlx::query_as(
         "INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2) \
-         ON CONFLICT (tenant_id) DO NOTHING",
+         ON CONFLICT (tenant_id) DO UPDATE SET last_seq = audit_chain_heads.last_seq \
+         RETURNING last_seq, last_hash",
     )
     .bind(tenant)
     .bind(genesis)
-    .execute(&mut *conn)
-    .await?;
-    let row: (i64, String) = sqlx::query_as(
-        "SELECT last_seq, last_hash FROM audit_chain_heads WHERE tenant_id = $1 FOR UPDATE",
-    )
-    .bind(tenant)
     .fetch_one(&mut *conn)
     .await?;
     Ok(row)

@@ -15,6 +15,7 @@ mod executions;
 mod library;
 mod memory;
 mod page;
+mod plan_writer;
 mod plans;
 mod schedules;
 mod sessions;
@@ -38,6 +39,7 @@ pub use executions::{
 };
 pub use library::{MemoryRecord, Shelf, Versioned};
 pub use page::{CountMode, Page, PageError, Paged, MAX_OFFSET, MAX_PAGE_SIZE};
+pub use plan_writer::PlanWriter;
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
 pub use schedules::{NewSchedule, ScheduleRecord};
 pub use sessions::{SessionMember, SessionRecord};

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, QueryBuilder};
 use uuid::Uuid;
 
-use crate::audit::{append_in_tx, AuditEntry};
+use crate::audit::AuditEntry;
 use crate::model::{
     ActionName, ActorId, ContextRef, Decision, Intent, Plan, PlanApprovalState, PlanId, PlanStep,
     RiskLevel, Stage, StepDraft, StepId, Summary, TenantId, ToolName, Trigger,
@@ -105,6 +105,7 @@ struct PlanRow {
 
 #[derive(sqlx::FromRow)]
 struct StepRow {
+    plan_id: Uuid,
     step_id: Uuid,
     ordinal: i32,
     stage: String,
@@ -193,39 +194,65 @@ impl PlanRow {
 impl Store {
     /// Inserts the plan, its steps and its audit event in one transaction.
     pub async fn create_plan(&self, plan: NewPlan, audit: AuditEntry) -> Result<Plan, StoreError> {
+        let mut plans = self.create_plans(vec![(plan, audit)]).await?;
+        plans
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("plan insert returned nothing".into()))
+    }
+
+    /// Inserts plans with their steps and audit events in one transaction (group commit): one
+    /// INSERT for the plans, one for all their steps, a set-based read-back, then one chain-head
+    /// lock per tenant for all audit events, last before commit. Either every plan and its audit
+    /// event commits, or none does. Returns the stored plans in input order.
+    pub async fn create_plans(
+        &self,
+        batch: Vec<(NewPlan, AuditEntry)>,
+    ) -> Result<Vec<Plan>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (plans, audits): (Vec<NewPlan>, Vec<AuditEntry>) = batch.into_iter().unzip();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
+        let contexts = plans
+            .iter()
+            .map(|p| serde_json::to_value(&p.context).map_err(|e| corrupt("context", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut qb = QueryBuilder::new(
             "INSERT INTO plans (plan_id, tenant_id, created_by, trigger, summary, intent, context_json, \
              risk_level, policy_decision, constraints_json, approval_state, approval_expires_at, session_id, \
-             planner, plan_text, meta_json) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
-        )
-        .bind(plan.plan_id.0)
-        .bind(plan.tenant_id.as_str())
-        .bind(plan.created_by.as_str())
-        .bind(plan.trigger.as_str())
-        .bind(plan.summary.as_str())
-        .bind(plan.intent.as_str())
-        .bind(serde_json::to_value(&plan.context).map_err(|e| corrupt("context", e))?)
-        .bind(plan.risk_level.as_str())
-        .bind(plan.policy_decision.as_str())
-        .bind(&plan.constraints)
-        .bind(plan.approval_state.as_str())
-        .bind(plan.approval_expires_at)
-        .bind(&plan.session_id)
-        .bind(&plan.planner)
-        .bind(&plan.plan_text)
-        .bind(&plan.meta)
-        .execute(&mut *tx)
-        .await?;
-        if !plan.steps.is_empty() {
-            let mut qb = QueryBuilder::new(
-                "INSERT INTO plan_steps (step_id, plan_id, tenant_id, ordinal, stage, tool, action, \
-                 input_json, preconditions_json, rollback_json, evidence_json, verification_json) ",
-            );
-            let mut encoded = Vec::with_capacity(plan.steps.len());
-            for step in &plan.steps {
-                encoded.push((
+             planner, plan_text, meta_json) ",
+        );
+        qb.push_values(plans.iter().zip(&contexts), |mut b, (plan, context)| {
+            b.push_bind(plan.plan_id.0)
+                .push_bind(plan.tenant_id.as_str())
+                .push_bind(plan.created_by.as_str())
+                .push_bind(plan.trigger.as_str())
+                .push_bind(plan.summary.as_str())
+                .push_bind(plan.intent.as_str())
+                .push_bind(context)
+                .push_bind(plan.risk_level.as_str())
+                .push_bind(plan.policy_decision.as_str())
+                .push_bind(&plan.constraints)
+                .push_bind(plan.approval_state.as_str())
+                .push_bind(plan.approval_expires_at)
+                .push_bind(&plan.session_id)
+                .push_bind(&plan.planner)
+                .push_bind(&plan.plan_text)
+                .push_bind(&plan.meta);
+        });
+        qb.build().execute(&mut *tx).await?;
+        let mut steps = Vec::new();
+        for plan in &plans {
+            for (i, step) in plan.steps.iter().enumerate() {
+                let verification = StepVerification {
+                    capture: step.capture.clone(),
+                    expect: step.expect.clone(),
+                    analysis: step.analysis.clone(),
+                };
+                steps.push((
+                    plan,
+                    i as i32,
+                    step,
                     serde_json::to_value(&step.preconditions)
                         .map_err(|e| corrupt("preconditions", e))?,
                     match &step.rollback {
@@ -235,36 +262,36 @@ impl Store {
                         None => None,
                     },
                     serde_json::to_value(&step.evidence).map_err(|e| corrupt("evidence", e))?,
-                    serde_json::to_value(StepVerification {
-                        capture: step.capture.clone(),
-                        expect: step.expect.clone(),
-                        analysis: step.analysis.clone(),
-                    })
-                    .map_err(|e| corrupt("verification", e))?,
+                    serde_json::to_value(verification).map_err(|e| corrupt("verification", e))?,
                 ));
             }
-            qb.push_values(
-                plan.steps.iter().zip(&encoded).enumerate(),
-                |mut b, (i, (step, enc))| {
-                    b.push_bind(Uuid::now_v7())
-                        .push_bind(plan.plan_id.0)
-                        .push_bind(plan.tenant_id.as_str())
-                        .push_bind(i as i32)
-                        .push_bind(step.stage.as_str())
-                        .push_bind(step.tool.as_str())
-                        .push_bind(step.action.as_str())
-                        .push_bind(&step.input)
-                        .push_bind(&enc.0)
-                        .push_bind(&enc.1)
-                        .push_bind(&enc.2)
-                        .push_bind(&enc.3);
-                },
+        }
+        // Postgres takes at most 65,535 parameters per statement: 12 per step.
+        for chunk in steps.chunks(5_000) {
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO plan_steps (step_id, plan_id, tenant_id, ordinal, stage, tool, action, \
+                 input_json, preconditions_json, rollback_json, evidence_json, verification_json) ",
             );
+            qb.push_values(chunk, |mut b, (plan, i, step, pre, rb, ev, ver)| {
+                b.push_bind(Uuid::now_v7())
+                    .push_bind(plan.plan_id.0)
+                    .push_bind(plan.tenant_id.as_str())
+                    .push_bind(*i)
+                    .push_bind(step.stage.as_str())
+                    .push_bind(step.tool.as_str())
+                    .push_bind(step.action.as_str())
+                    .push_bind(&step.input)
+                    .push_bind(pre)
+                    .push_bind(rb)
+                    .push_bind(ev)
+                    .push_bind(ver);
+            });
             qb.build().execute(&mut *tx).await?;
         }
-        let stored = load_plan(&mut tx, &plan.tenant_id, plan.plan_id, false).await?;
-        // Last before commit: the audit append locks the tenant's chain head until commit.
-        append_in_tx(&mut tx, audit).await?;
+        let ids: Vec<Uuid> = plans.iter().map(|p| p.plan_id.0).collect();
+        let stored = load_plans(&mut tx, &ids).await?;
+        // Last before commit: the audit append locks each tenant's chain head until commit.
+        crate::audit::append_many_in_tx(&mut tx, audits).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -338,6 +365,40 @@ impl Store {
     }
 }
 
+/// Loads plans (any tenant: the caller names its own ids) with their steps in two statements,
+/// in the order of `ids`.
+async fn load_plans(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Plan>, StoreError> {
+    let rows: Vec<PlanRow> = sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE plan_id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let steps: Vec<StepRow> = sqlx::query_as(
+        "SELECT plan_id, step_id, ordinal, stage, tool, action, input_json, preconditions_json, rollback_json, \
+         evidence_json, verification_json FROM plan_steps WHERE plan_id = ANY($1) ORDER BY plan_id, ordinal",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut steps_of: std::collections::HashMap<Uuid, Vec<PlanStep>> =
+        std::collections::HashMap::new();
+    for row in steps {
+        steps_of
+            .entry(row.plan_id)
+            .or_default()
+            .push(row.into_step()?);
+    }
+    let mut by_id: std::collections::HashMap<Uuid, PlanRow> =
+        rows.into_iter().map(|r| (r.plan_id, r)).collect();
+    ids.iter()
+        .map(|id| {
+            let row = by_id.remove(id).ok_or(StoreError::NotFound)?;
+            row.into_plan(steps_of.remove(id).unwrap_or_default())
+        })
+        .collect()
+}
+
 /// Loads a plan and its steps on `conn`; `for_update` locks the plan row.
 pub(crate) async fn load_plan(
     conn: &mut PgConnection,
@@ -355,7 +416,7 @@ pub(crate) async fn load_plan(
     .await?;
     let row = row.ok_or(StoreError::NotFound)?;
     let steps: Vec<StepRow> = sqlx::query_as(
-        "SELECT step_id, ordinal, stage, tool, action, input_json, preconditions_json, rollback_json, \
+        "SELECT plan_id, step_id, ordinal, stage, tool, action, input_json, preconditions_json, rollback_json, \
          evidence_json, verification_json FROM plan_steps WHERE plan_id = $1 AND tenant_id = $2 ORDER BY ordinal",
     )
     .bind(plan_id.0)

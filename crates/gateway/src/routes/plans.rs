@@ -346,7 +346,7 @@ pub(crate) async fn create_plan(
             "trigger": body.trigger,
             "planner": planner_label_for_audit,
         }));
-    let mut plan = state.store.create_plan(new_plan, entry).await?;
+    let mut plan = state.plans.create(new_plan, entry).await?;
     state.metrics.plans_created.inc();
     state.metrics.record_planner(&planner_label);
     state.metrics.record_audit(true);
