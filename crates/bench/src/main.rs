@@ -43,6 +43,9 @@ struct Args {
     /// Concurrent HTTP clients for plan creation; one measurement per value.
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 32, 128])]
     concurrency: Vec<usize>,
+    /// Tenants the plan clients spread over; one measurement per value and concurrency.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 32])]
+    plan_tenants: Vec<usize>,
     /// Audit events per audit measurement.
     #[arg(long, default_value_t = 5_000)]
     audit_events: usize,
@@ -167,6 +170,7 @@ async fn bench_plans(
     db: &TestDatabase,
     plans: usize,
     concurrency: usize,
+    tenants: usize,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     let mut config = db.config();
@@ -177,18 +181,24 @@ async fn bench_plans(
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
     let roles = vec!["operator".to_owned()];
-    let token = mint_dev_token(&DevTokenRequest {
-        secret: TEST_JWT_SECRET,
-        issuer: "carapulse-dev",
-        audience: None,
-        subject: "bench",
-        tenant: "bench",
-        roles: &roles,
-        email: None,
-        ttl_secs: 3600,
-        tenant_claim: "tenant_id",
-        roles_claim: "groups",
-    })?;
+    // Client i creates plans in tenant i mod `tenants` (each tenant has its own audit chain).
+    let tokens = (0..tenants.max(1))
+        .map(|t| {
+            mint_dev_token(&DevTokenRequest {
+                secret: TEST_JWT_SECRET,
+                issuer: "carapulse-dev",
+                audience: None,
+                subject: "bench",
+                tenant: &format!("bench-{concurrency}-{t}"),
+                roles: &roles,
+                email: None,
+                ttl_secs: 3600,
+                tenant_claim: "tenant_id",
+                roles_claim: "groups",
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let token = tokens[0].clone();
     let body = json!({
         "summary": "Scale web to 3 replicas",
         "context": {"environment": "staging", "namespace": "web"},
@@ -214,10 +224,10 @@ async fn bench_plans(
     let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(plans));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for client in 0..concurrency {
         let http = http.clone();
         let url = url.clone();
-        let token = token.clone();
+        let token = tokens[client % tokens.len()].clone();
         let body = body.clone();
         let remaining = remaining.clone();
         tasks.push(tokio::spawn(async move {
@@ -250,7 +260,9 @@ async fn bench_plans(
     let elapsed = started.elapsed();
     all.sort();
     rows.push(Row {
-        what: format!("POST /v1/plans, concurrency {concurrency}, {plans} plans (2 steps each)"),
+        what: format!(
+            "POST /v1/plans, concurrency {concurrency}, {tenants} tenant(s), {plans} plans (2 steps each)"
+        ),
         figure: format!(
             "{:.0} plans/s, p50 {}, p99 {}, errors {errors}",
             all.len() as f64 / elapsed.as_secs_f64(),
@@ -650,18 +662,24 @@ async fn bench_orchestrator(
     let shutdown = gateway.shutdown_token();
     tokio::spawn(gateway.run_until_stopped());
     let roles = vec!["operator".to_owned()];
-    let token = mint_dev_token(&DevTokenRequest {
-        secret: TEST_JWT_SECRET,
-        issuer: "carapulse-dev",
-        audience: None,
-        subject: "bench",
-        tenant: "bench",
-        roles: &roles,
-        email: None,
-        ttl_secs: 3600,
-        tenant_claim: "tenant_id",
-        roles_claim: "groups",
-    })?;
+    // Client i creates plans in tenant i mod `tenants` (each tenant has its own audit chain).
+    let tokens = (0..tenants.max(1))
+        .map(|t| {
+            mint_dev_token(&DevTokenRequest {
+                secret: TEST_JWT_SECRET,
+                issuer: "carapulse-dev",
+                audience: None,
+                subject: "bench",
+                tenant: &format!("bench-{concurrency}-{t}"),
+                roles: &roles,
+                email: None,
+                ttl_secs: 3600,
+                tenant_claim: "tenant_id",
+                roles_claim: "groups",
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let token = tokens[0].clone();
     let http = reqwest::Client::new();
     let tenant = carapulse_core::model::TenantId::parse("bench")?;
     // Three read-only helm steps (two act, one verify) against the fake helm.
@@ -837,8 +855,10 @@ async fn main() -> anyhow::Result<()> {
         bench_policy(args.policy_iterations, &mut rows)?;
         let db = TestDatabase::create().await;
         let result = async {
-            for &concurrency in &args.concurrency {
-                bench_plans(&db, args.plans, concurrency.max(1), &mut rows).await?;
+            for &tenants in &args.plan_tenants {
+                for &concurrency in &args.concurrency {
+                    bench_plans(&db, args.plans, concurrency.max(1), tenants, &mut rows).await?;
+                }
             }
             bench_audit(&db, args.audit_events, &mut rows).await
         }
