@@ -47,6 +47,10 @@ pub struct GatewayConfig {
     pub break_glass_roles: Vec<String>,
     /// How long change events stay replayable (`Last-Event-ID`) in `event_log`.
     pub event_retention_hours: u64,
+    /// Days tool output lines stay in `tool_call_logs` (0 keeps them forever).
+    pub tool_log_retention_days: u64,
+    /// Days a resolved alert stays in `alert_events` after its last update (0 keeps it).
+    pub resolved_alert_retention_days: u64,
     pub enable_event_loop: bool,
     pub event_loop_sources: Vec<String>,
     pub session_required: bool,
@@ -101,6 +105,8 @@ impl Default for GatewayConfig {
             delegation_roles: vec!["chatops".into()],
             break_glass_roles: vec!["admin".into(), "break-glass".into()],
             event_retention_hours: 24,
+            tool_log_retention_days: 30,
+            resolved_alert_retention_days: 90,
             enable_event_loop: false,
             event_loop_sources: vec![
                 "alertmanager".into(),

@@ -277,19 +277,6 @@ pub struct AlertRecord {
     pub annotations: Option<Value>,
 }
 
-impl Store {
-    /// Forgets deliveries older than `hours`; returns how many.
-    pub async fn prune_webhook_deliveries(&self, hours: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(hours => $1::int)",
-        )
-        .bind(hours)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
-    }
-}
-
 /// The dedup upsert of a whole delivery in one statement, outcomes in `events` order.
 ///
 /// Why one statement: a row-per-alert upsert costs a round trip (two for duplicates) per alert;

@@ -1,35 +1,34 @@
-//! Prunes `event_log` past `gateway.event_retention_hours`: events stay replayable for that long
-//! and the table does not grow without bound. Deletes in batches so one prune never holds a long
-//! lock.
+//! The retention job: prunes what the growing tables no longer keep (`event_log` past
+//! `gateway.event_retention_hours`, tool output lines past `gateway.tool_log_retention_days`,
+//! resolved alerts past `gateway.resolved_alert_retention_days`, webhook delivery ids past a day
+//! or the event retention, whichever is longer). The batching that keeps it from blocking writers
+//! lives in the store (`store/retention.rs`).
+
+use carapulse_core::store::{Pruned, RetentionPolicy};
 
 use crate::state::AppState;
 
-const BATCH: i64 = 10_000;
+/// The retention the gateway's configuration asks for.
+pub fn policy(state: &AppState) -> RetentionPolicy {
+    let gateway = &state.config.gateway;
+    RetentionPolicy {
+        event_hours: gateway.event_retention_hours,
+        tool_log_hours: gateway.tool_log_retention_days.saturating_mul(24),
+        resolved_alert_hours: gateway.resolved_alert_retention_days.saturating_mul(24),
+        // Replay protection only needs deliveries as old as a sender's retries.
+        webhook_delivery_hours: gateway.event_retention_hours.max(24),
+    }
+}
 
-/// One prune; returns the rows deleted.
-pub async fn prune(state: &AppState) -> Result<u64, String> {
-    let hours = i64::try_from(state.config.gateway.event_retention_hours).unwrap_or(24);
-    let mut total = 0;
-    loop {
-        let done = sqlx::query(
-            "DELETE FROM event_log WHERE event_id IN (SELECT event_id FROM event_log \
-             WHERE occurred_at < now() - make_interval(hours => $1::int) AND seq IS NOT NULL \
-             ORDER BY event_id LIMIT $2)",
-        )
-        .bind(hours)
-        .bind(BATCH)
-        .execute(state.store.pool())
+/// One prune; returns the rows deleted per table.
+pub async fn prune(state: &AppState) -> Result<Pruned, String> {
+    let pruned = state
+        .store
+        .prune(&policy(state))
         .await
         .map_err(|e| e.to_string())?;
-        total += done.rows_affected();
-        if done.rows_affected() < BATCH as u64 {
-            // Replay protection only needs deliveries as old as a sender's retries.
-            let deliveries = state
-                .store
-                .prune_webhook_deliveries(hours.max(24))
-                .await
-                .map_err(|e| e.to_string())?;
-            return Ok(total + deliveries);
-        }
+    if pruned != Pruned::default() {
+        tracing::info!(?pruned, "retention pruned old rows");
     }
+    Ok(pruned)
 }

@@ -1,0 +1,140 @@
+//! Retention against a real Postgres: each growing table loses exactly what its policy no longer
+//! keeps (old delivered events, old tool output, old resolved alerts, old delivery ids) and
+//! nothing else (new rows, undelivered events, firing alerts), and writers keep committing while
+//! a large backlog is pruned.
+
+use carapulse_core::store::{Pruned, RetentionPolicy};
+use carapulse_core::testing::TestDatabase;
+
+const POLICY: RetentionPolicy = RetentionPolicy {
+    event_hours: 24,
+    tool_log_hours: 30 * 24,
+    resolved_alert_hours: 90 * 24,
+    webhook_delivery_hours: 24,
+};
+
+async fn count(db: &TestDatabase, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
+    let db = TestDatabase::create().await;
+    let mut conn = db.store.pool().acquire().await.unwrap();
+    // Fixture rows go in directly (tool output lines without their calls): no triggers, no FKs.
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    for sql in [
+        // events: 30 old delivered, 5 old undelivered, 10 new
+        "INSERT INTO event_log (tenant_id, kind, data, occurred_at, seq) \
+         SELECT 'acme', 'plan.updated', '{}', now() - interval '2 days', i FROM generate_series(1, 30) i",
+        "INSERT INTO event_log (tenant_id, kind, data, occurred_at) \
+         SELECT 'acme', 'plan.updated', '{}', now() - interval '2 days' FROM generate_series(1, 5)",
+        "INSERT INTO event_log (tenant_id, kind, data, seq) \
+         SELECT 'acme', 'plan.updated', '{}', 100 + i FROM generate_series(1, 10) i",
+        // tool output: 40 lines from 31 days ago, 7 from yesterday
+        "INSERT INTO tool_call_logs (tool_call_id, seq, execution_id, tenant_id, stream, level, message, ts) \
+         SELECT gen_random_uuid(), i, gen_random_uuid(), 'acme', 'stdout', 'info', 'old', now() - interval '31 days' \
+         FROM generate_series(1, 40) i",
+        "INSERT INTO tool_call_logs (tool_call_id, seq, execution_id, tenant_id, stream, level, message, ts) \
+         SELECT gen_random_uuid(), i, gen_random_uuid(), 'acme', 'stdout', 'info', 'new', now() - interval '1 day' \
+         FROM generate_series(1, 7) i",
+        // alerts: 12 old resolved, 3 old still firing, 4 recently resolved
+        "INSERT INTO alert_events (alert_id, tenant_id, fingerprint, status, updated_at, payload_json) \
+         SELECT gen_random_uuid(), 'acme', 'old-' || i, 'resolved', now() - interval '91 days', '{}' FROM generate_series(1, 12) i",
+        "INSERT INTO alert_events (alert_id, tenant_id, fingerprint, status, updated_at, payload_json) \
+         SELECT gen_random_uuid(), 'acme', 'firing-' || i, 'firing', now() - interval '91 days', '{}' FROM generate_series(1, 3) i",
+        "INSERT INTO alert_events (alert_id, tenant_id, fingerprint, status, updated_at, payload_json) \
+         SELECT gen_random_uuid(), 'acme', 'new-' || i, 'resolved', now() - interval '1 day', '{}' FROM generate_series(1, 4) i",
+        // webhook deliveries: 6 old, 2 new
+        "INSERT INTO webhook_deliveries (source, delivery_key, received_at) \
+         SELECT 'alertmanager', 'old-' || i, now() - interval '2 days' FROM generate_series(1, 6) i",
+        "INSERT INTO webhook_deliveries (source, delivery_key) \
+         SELECT 'alertmanager', 'new-' || i FROM generate_series(1, 2) i",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    drop(conn);
+
+    let pruned = db.store.prune(&POLICY).await.unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            events: 30,
+            tool_log_lines: 40,
+            resolved_alerts: 12,
+            webhook_deliveries: 6,
+        }
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM event_log").await, 15);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM event_log WHERE seq IS NULL").await,
+        5,
+        "events not yet delivered are never pruned"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM tool_call_logs").await, 7);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM alert_events WHERE status = 'firing'"
+        )
+        .await,
+        3,
+        "firing alerts are kept however old"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM alert_events").await, 7);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM webhook_deliveries").await,
+        2
+    );
+
+    // A policy of 0 keeps everything.
+    let keep = RetentionPolicy {
+        event_hours: 0,
+        tool_log_hours: 0,
+        resolved_alert_hours: 0,
+        webhook_delivery_hours: 0,
+    };
+    assert_eq!(db.store.prune(&keep).await.unwrap(), Pruned::default());
+    db.drop_now().await;
+}
+
+/// A backlog of many batches drains while a writer keeps committing new events: the prune works
+/// in short statements that touch only old rows, so the writer is never queued behind it.
+#[tokio::test]
+async fn writers_commit_while_a_backlog_is_pruned() {
+    let db = TestDatabase::create().await;
+    sqlx::query(
+        "INSERT INTO event_log (tenant_id, kind, data, occurred_at, seq) \
+         SELECT 'acme', 'plan.updated', '{}', now() - interval '2 days', i FROM generate_series(1, 40000) i",
+    )
+    .execute(db.store.pool())
+    .await
+    .unwrap();
+    let prune = {
+        let store = db.store.clone();
+        tokio::spawn(async move { store.prune(&POLICY).await })
+    };
+    let mut written_while_pruning = 0;
+    while !prune.is_finished() {
+        sqlx::query("SELECT carapulse_emit('plan.updated', 'acme', NULL, '{}')")
+            .execute(db.store.pool())
+            .await
+            .unwrap();
+        if !prune.is_finished() {
+            written_while_pruning += 1;
+        }
+    }
+    let pruned = prune.await.unwrap().unwrap();
+    assert_eq!(pruned.events, 40_000);
+    assert!(
+        written_while_pruning >= 5,
+        "only {written_while_pruning} writes committed during a prune of 8 batches"
+    );
+    db.drop_now().await;
+}
