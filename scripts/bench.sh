@@ -6,5 +6,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 trap stop_started EXIT
 ensure_postgres
 cd "$REPO_ROOT"
-cargo build --release -q -p carapulse-bench -p gateway
+cargo build --release -q -p carapulse-bench -p gateway -p sandbox-exec
 RUST_LOG="${RUST_LOG:-error}" "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/carapulse-bench" "$@"

@@ -52,6 +52,12 @@ struct Args {
     /// Runs per sandbox measurement.
     #[arg(long, default_value_t = 300)]
     sandbox_runs: usize,
+    /// The sandbox-exec binary for the helper rows (default: beside this binary or on PATH).
+    #[arg(long)]
+    sandbox_helper: Option<std::path::PathBuf>,
+    /// Print rows as JSON lines instead of the table (how `tools` reads the `sandbox` suite).
+    #[arg(long)]
+    rows_json: bool,
     /// Router round trips to time.
     #[arg(long, default_value_t = 500)]
     router_calls: usize,
@@ -74,7 +80,7 @@ struct Args {
     /// events (alert ingestion, SSE fan-out), all of those, lists (list pages at 10k and
     /// --list-rows rows; not part of all), or load (minutes of mixed traffic against the gateway
     /// binary; not part of all).
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "orchestrator", "events", "lists", "load"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load"])]
     suite: String,
     /// Rows per table of the large tenant in the lists suite (the small one has 10,000).
     #[arg(long, default_value_t = 1_000_000)]
@@ -402,40 +408,127 @@ fn time_runs(
     Ok(samples)
 }
 
-fn bench_sandbox(runs: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+/// This process's resident memory, in MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Sandbox spawn cost against the caller's size: bare spawn, the sandbox built in this process
+/// (`sandbox_exec::run`, which forks it) and through the `sandbox-exec` helper (what the router
+/// does), at this process's own size and with 150 MiB and 1 GiB of touched ballast. Run it in a
+/// fresh process (`--suite sandbox`; `tools` and `all` start one).
+fn bench_sandbox(runs: usize, helper: Option<&Path>, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     use std::process::{Command, Stdio};
     let redactor = carapulse_core::redact::Redactor::default();
     let policy = sandbox_exec::SandboxPolicy::default();
-    let mb = ["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' 'a'"];
-    for (label, argv) in [
-        ("/bin/true", vec!["/bin/true"]),
-        ("1 MiB of output", mb.to_vec()),
-    ] {
-        let bare = time_runs(runs, || {
-            let out = Command::new(argv[0])
-                .args(&argv[1..])
-                .stdin(Stdio::null())
-                .output()?;
-            anyhow::ensure!(out.status.success());
-            Ok(())
-        })?;
-        let argv_owned: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let boxed = time_runs(runs, || {
-            let report = sandbox_exec::run(&argv_owned, &policy, &redactor, None)?;
+    let helper = match helper {
+        Some(path) => sandbox_exec::Helper::new(path),
+        None => sandbox_exec::Helper::locate().ok_or_else(|| {
+            anyhow::anyhow!("no sandbox-exec binary beside carapulse-bench or on PATH (build it: cargo build --release -p sandbox-exec)")
+        })?,
+    };
+    let true_argv = vec!["/bin/true".to_owned()];
+    let bare_true = || -> anyhow::Result<()> {
+        let status = Command::new("/bin/true").stdin(Stdio::null()).status()?;
+        anyhow::ensure!(status.success());
+        Ok(())
+    };
+    let mut ballast: Vec<Vec<u8>> = Vec::new();
+    for extra_mib in [0usize, 150, 1024] {
+        let have: usize = ballast.iter().map(Vec::len).sum::<usize>() >> 20;
+        if extra_mib > have {
+            // Touched, so it is resident and a fork has to copy its page tables.
+            ballast.push(vec![1u8; (extra_mib - have) << 20]);
+        }
+        let rss = rss_mib();
+        let bare = time_runs(runs, bare_true)?;
+        // Forking a large parent is slow: fewer in-process runs there.
+        let in_process = time_runs(if extra_mib == 0 { runs } else { runs.min(40) }, || {
+            let report = sandbox_exec::run(&true_argv, &policy, &redactor, None)?;
             anyhow::ensure!(report.succeeded(), "{report:?}");
             Ok(())
         })?;
+        let helped = time_runs(runs, || {
+            let report = helper.run(&true_argv, &policy, &redactor, None)?;
+            anyhow::ensure!(report.succeeded(), "{report:?}");
+            Ok(())
+        })?;
+        let overhead =
+            |d: &[Duration]| millis(percentile(d, 0.5).saturating_sub(percentile(&bare, 0.5)));
         rows.push(Row {
-            what: format!("spawn {label}: bare vs sandbox-exec ({runs} runs)"),
+            what: format!("spawn /bin/true sandboxed, parent RSS {rss:.0} MiB ({runs} runs)"),
             figure: format!(
-                "bare median {} p99 {}; sandboxed median {} p99 {} (overhead {} at the median)",
+                "bare median {}; in-process sandbox median {} (overhead {}); helper median {} p99 {} (overhead {})",
                 millis(percentile(&bare, 0.5)),
-                millis(percentile(&bare, 0.99)),
-                millis(percentile(&boxed, 0.5)),
-                millis(percentile(&boxed, 0.99)),
-                millis(percentile(&boxed, 0.5).saturating_sub(percentile(&bare, 0.5))),
+                millis(percentile(&in_process, 0.5)),
+                overhead(&in_process),
+                millis(percentile(&helped, 0.5)),
+                millis(percentile(&helped, 0.99)),
+                overhead(&helped),
             ),
         });
+    }
+    drop(ballast);
+    let mb: Vec<String> = ["sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' 'a'"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let bare = time_runs(runs, || {
+        let out = Command::new(&mb[0])
+            .args(&mb[1..])
+            .stdin(Stdio::null())
+            .output()?;
+        anyhow::ensure!(out.status.success());
+        Ok(())
+    })?;
+    let helped = time_runs(runs, || {
+        let report = helper.run(&mb, &policy, &redactor, None)?;
+        anyhow::ensure!(report.succeeded(), "{report:?}");
+        Ok(())
+    })?;
+    rows.push(Row {
+        what: format!("spawn a 1 MiB-output command: bare vs helper ({runs} runs)"),
+        figure: format!(
+            "bare median {} p99 {}; helper median {} p99 {} (overhead {})",
+            millis(percentile(&bare, 0.5)),
+            millis(percentile(&bare, 0.99)),
+            millis(percentile(&helped, 0.5)),
+            millis(percentile(&helped, 0.99)),
+            millis(percentile(&helped, 0.5).saturating_sub(percentile(&bare, 0.5))),
+        ),
+    });
+    Ok(())
+}
+
+/// Runs `--suite sandbox` in a fresh process (so the figures do not depend on what this one
+/// allocated before) and adds its rows.
+fn bench_sandbox_in_own_process(runs: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--suite", "sandbox", "--rows-json", "--sandbox-runs"])
+        .arg(runs.to_string())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sandbox suite failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Ok(row) = serde_json::from_str::<serde_json::Value>(line) {
+            if let (Some(what), Some(figure)) = (row["what"].as_str(), row["figure"].as_str()) {
+                rows.push(Row {
+                    what: what.to_owned(),
+                    figure: figure.to_owned(),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -662,24 +755,18 @@ async fn bench_orchestrator(
     let shutdown = gateway.shutdown_token();
     tokio::spawn(gateway.run_until_stopped());
     let roles = vec!["operator".to_owned()];
-    // Client i creates plans in tenant i mod `tenants` (each tenant has its own audit chain).
-    let tokens = (0..tenants.max(1))
-        .map(|t| {
-            mint_dev_token(&DevTokenRequest {
-                secret: TEST_JWT_SECRET,
-                issuer: "carapulse-dev",
-                audience: None,
-                subject: "bench",
-                tenant: &format!("bench-{concurrency}-{t}"),
-                roles: &roles,
-                email: None,
-                ttl_secs: 3600,
-                tenant_claim: "tenant_id",
-                roles_claim: "groups",
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let token = tokens[0].clone();
+    let token = mint_dev_token(&DevTokenRequest {
+        secret: TEST_JWT_SECRET,
+        issuer: "carapulse-dev",
+        audience: None,
+        subject: "bench",
+        tenant: "bench",
+        roles: &roles,
+        email: None,
+        ttl_secs: 3600,
+        tenant_claim: "tenant_id",
+        roles_claim: "groups",
+    })?;
     let http = reqwest::Client::new();
     let tenant = carapulse_core::model::TenantId::parse("bench")?;
     // Three read-only helm steps (two act, one verify) against the fake helm.
@@ -888,9 +975,18 @@ async fn main() -> anyhow::Result<()> {
         db.drop_now().await;
         result?;
     }
+    if args.suite == "sandbox" {
+        bench_sandbox(args.sandbox_runs, args.sandbox_helper.as_deref(), &mut rows)?;
+    }
     if args.suite == "all" || args.suite == "tools" {
-        bench_sandbox(args.sandbox_runs, &mut rows)?;
+        bench_sandbox_in_own_process(args.sandbox_runs, &mut rows)?;
         bench_router(args.router_calls, &mut rows).await?;
+    }
+    if args.rows_json {
+        for row in &rows {
+            println!("{}", json!({"what": row.what, "figure": row.figure}));
+        }
+        return Ok(());
     }
     let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(10);
     println!("{:<width$}  result", "benchmark");

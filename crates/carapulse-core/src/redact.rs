@@ -17,6 +17,29 @@ pub const MASK: &str = "[REDACTED]";
 #[derive(Debug, Clone)]
 pub struct Redactor {
     rules: Vec<(Regex, Replace)>,
+    /// How it was built, so another process can build the same one.
+    spec: RedactorSpec,
+}
+
+/// How to build a [`Redactor`]: serialisable, for a process that redacts on another's behalf
+/// (the sandbox helper).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactorSpec {
+    /// No rules ([`Redactor::verbatim`]).
+    Verbatim,
+    /// The built-in rules plus these patterns ([`Redactor::new`]).
+    Standard(Vec<String>),
+}
+
+impl RedactorSpec {
+    /// The redactor this describes.
+    pub fn build(&self) -> Result<Redactor, PatternError> {
+        match self {
+            Self::Verbatim => Ok(Redactor::verbatim()),
+            Self::Standard(extra) => Redactor::new(extra),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,12 +139,23 @@ impl Redactor {
             })?;
             rules.push((re, Replace::Whole));
         }
-        Ok(Self { rules })
+        Ok(Self {
+            rules,
+            spec: RedactorSpec::Standard(extra.to_vec()),
+        })
     }
 
     /// A redactor with no rules, for content that is passed on verbatim and never shown.
     pub fn verbatim() -> Self {
-        Self { rules: Vec::new() }
+        Self {
+            rules: Vec::new(),
+            spec: RedactorSpec::Verbatim,
+        }
+    }
+
+    /// How to build this redactor again.
+    pub fn spec(&self) -> RedactorSpec {
+        self.spec.clone()
     }
 
     /// Masks every secret in `text`.
@@ -154,10 +188,8 @@ impl Redactor {
 
 impl Default for Redactor {
     fn default() -> Self {
-        match Self::new(&[]) {
-            Ok(r) => r,
-            Err(_) => Self { rules: Vec::new() },
-        }
+        // Not unwrap_or_default: that would be this function calling itself.
+        Self::new(&[]).unwrap_or_else(|_| Self::verbatim())
     }
 }
 

@@ -11,6 +11,9 @@
 //! Without namespaces the first process is a child subreaper instead of PID 1: descendants that
 //! leave the process group are reparented to it and killed when the tool ends or times out.
 //!
+//! A large caller (the tool router) runs it through [`Helper`]: a fresh `sandbox-exec` process,
+//! started without copying the caller, builds the sandbox instead (see `helper.rs`).
+//!
 //! Always: its own process group (the timeout kills the group), a scrubbed environment (only
 //! allow-listed variables plus injected credentials), no stdin, rlimits on memory, CPU time,
 //! process count and file size, capped and redacted output, and output draining bounded by the
@@ -18,12 +21,14 @@
 //! cannot provide it, the run is refused instead of weakened.
 
 mod forward;
+mod helper;
 mod isolate;
 mod policy;
 mod proxy;
 mod reap;
 mod run;
 
+pub use helper::{serve_one, Helper, HelperRequest, Runner, SERVE_ONE};
 pub use policy::{SandboxPolicy, DEFAULT_TIMEOUT};
 pub use proxy::EgressProxy;
 pub use run::{

@@ -54,6 +54,10 @@ const EXIT_SANDBOX_ERROR: u8 = 125;
 const EXIT_TIMEOUT: u8 = 124;
 
 fn main() -> ExitCode {
+    // The tool router's per-run helper mode (see helper.rs): one JSON request on stdin.
+    if std::env::args().nth(1).as_deref() == Some(sandbox_exec::SERVE_ONE) {
+        return ExitCode::from(sandbox_exec::serve_one());
+    }
     let args = Args::parse();
     match execute(args) {
         Ok(code) => ExitCode::from(code),

@@ -35,7 +35,7 @@ pub enum SandboxError {
 }
 
 /// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamKind {
     Stdout,
@@ -46,7 +46,7 @@ pub enum StreamKind {
 pub type LineSink = Arc<dyn Fn(StreamKind, &str) + Send + Sync>;
 
 /// What happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     pub argv: Vec<String>,
     pub exit_code: Option<i32>,

@@ -5,7 +5,18 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use carapulse_core::redact::Redactor;
-use sandbox_exec::{run, SandboxPolicy};
+use sandbox_exec::{SandboxError, SandboxPolicy};
+
+/// Every run goes through a `sandbox-exec` helper process, as the tool router runs it (see
+/// `helper.rs`): the suite checks the path production uses, and the in-process `run` inside it.
+fn run(
+    argv: &[String],
+    policy: &SandboxPolicy,
+    redactor: &Redactor,
+    sink: Option<sandbox_exec::LineSink>,
+) -> Result<sandbox_exec::Report, SandboxError> {
+    sandbox_exec::Helper::new(env!("CARGO_BIN_EXE_sandbox-exec")).run(argv, policy, redactor, sink)
+}
 
 fn argv(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| s.to_string()).collect()
@@ -366,4 +377,33 @@ fn binary_prints_a_json_report_and_mirrors_exit_codes() {
     assert_eq!(out.status.code(), Some(125));
     let out = std::process::Command::new(bin).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "a command is required");
+}
+
+#[test]
+fn a_missing_helper_is_a_clear_error_and_settings_are_checked() {
+    let red = Redactor::default();
+    let err = sandbox_exec::Helper::new("/nonexistent/sandbox-exec")
+        .run(&argv(&["true"]), &policy(), &red, None)
+        .unwrap_err();
+    assert!(matches!(err, SandboxError::Unavailable(_)), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/sandbox-exec"),
+        "{err}"
+    );
+    assert!(sandbox_exec::Runner::from_setting(Some("/nonexistent/sandbox-exec")).is_err());
+    assert!(matches!(
+        sandbox_exec::Runner::from_setting(Some("in-process")),
+        Ok(sandbox_exec::Runner::InProcess)
+    ));
+    let helper = env!("CARGO_BIN_EXE_sandbox-exec");
+    let runner = sandbox_exec::Runner::from_setting(Some(helper)).unwrap();
+    assert_eq!(runner.describe(), format!("helper {helper}"));
+    // Errors cross the process boundary as the same variants.
+    let err = run(&argv(&["no-such-program-xyz"]), &policy(), &red, None).unwrap_err();
+    assert!(matches!(err, SandboxError::Spawn { .. }), "{err}");
+    assert!(err.to_string().contains("no-such-program-xyz"), "{err}");
+    assert!(matches!(
+        run(&[], &policy(), &red, None).unwrap_err(),
+        SandboxError::EmptyArgv
+    ));
 }

@@ -386,11 +386,12 @@ pub async fn execute(
         let original = input.clone();
         let tenant_name = tenant.to_string();
         let sandbox = state.config.sandbox.clone();
+        let runner = state.sandbox.clone();
         let resolved = tokio::task::spawn_blocking(move || {
             crate::values::resolve(
                 &original,
                 &tenant_name,
-                &sandbox,
+                (&sandbox, &runner),
                 workspace.as_deref(),
                 objects.as_ref(),
             )
@@ -610,11 +611,11 @@ async fn run_cli(
     } else {
         Some(sink)
     };
-    let report =
-        tokio::task::spawn_blocking(move || sandbox_exec::run(&argv, &policy, &redactor, sink))
-            .await
-            .map_err(|e| ExecError::Internal(e.to_string()))?
-            .map_err(|e| ExecError::Unavailable(e.to_string()))?;
+    let runner = state.sandbox.clone();
+    let report = tokio::task::spawn_blocking(move || runner.run(&argv, &policy, &redactor, sink))
+        .await
+        .map_err(|e| ExecError::Internal(e.to_string()))?
+        .map_err(|e| ExecError::Unavailable(e.to_string()))?;
     let sandbox_report = json!({
         "namespaces": report.namespaces,
         "root": report.root,

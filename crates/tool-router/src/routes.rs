@@ -75,6 +75,7 @@ async fn readyz(State(state): State<RouterState>) -> impl IntoResponse {
             "problems": problems,
             "checks": {
                 "policy": format!("ok ({} files)", state.policy.files().len()),
+                "sandbox_runner": state.sandbox.describe(),
                 "isolation": match &isolation {
                     Ok(()) => "ok: user/mount/pid/net/ipc/uts namespaces, minimal read-only root, seccomp, no capabilities".to_owned(),
                     Err(e) => format!("unavailable: {e}"),

@@ -33,6 +33,8 @@ pub enum StartupError {
     NoAuth,
     #[error("http client: {0}")]
     Http(String),
+    #[error("{0}")]
+    Sandbox(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -76,6 +78,16 @@ impl Application {
                 "tool_router.grant_key is not set: every write and sensitive read will be refused"
             );
         }
+        let sandbox = sandbox_exec::Runner::from_setting(config.sandbox.exec_helper.as_deref())
+            .map_err(StartupError::Sandbox)?;
+        match &sandbox {
+            sandbox_exec::Runner::InProcess if config.sandbox.exec_helper.is_none() => {
+                tracing::warn!("no sandbox-exec binary next to the tool router or on PATH: tool calls are sandboxed in-process, at a cost that grows with the router's memory; set sandbox.exec_helper")
+            }
+            runner => {
+                tracing::info!(sandbox = %runner.describe(), "sandboxed commands run through")
+            }
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("carapulse-tool-router/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
@@ -97,6 +109,7 @@ impl Application {
             policy: Arc::new(policy),
             grant_key,
             redactor: Arc::new(redactor),
+            sandbox: Arc::new(sandbox),
             hub: Arc::new(LogHub::default()),
             objects,
             http,

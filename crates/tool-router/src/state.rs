@@ -17,6 +17,8 @@ pub struct RouterState {
     /// Key that checks execution grants; `None` refuses every gated call.
     pub grant_key: Option<Arc<Vec<u8>>>,
     pub redactor: Arc<Redactor>,
+    /// Where sandboxed commands are built and run (`sandbox.exec_helper`).
+    pub sandbox: Arc<sandbox_exec::Runner>,
     pub hub: Arc<LogHub>,
     pub objects: Arc<dyn ObjectStore>,
     pub http: reqwest::Client,

@@ -32,7 +32,7 @@ fn bad(field: &str, message: impl Into<String>) -> ModelError {
 
 /// Reads `<rev>:<path>` from the git repository at `workspace` with `git show`, in the sandbox.
 fn git_show(
-    sandbox: &SandboxConfig,
+    (sandbox, runner): (&SandboxConfig, &sandbox_exec::Runner),
     workspace: &Path,
     reference: &str,
 ) -> Result<Vec<u8>, ModelError> {
@@ -56,7 +56,8 @@ fn git_show(
         .env
         .insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
     // The values file is read verbatim (not redacted): it is handed to helm, never returned.
-    let report = sandbox_exec::run(&argv, &policy, &Redactor::verbatim(), None)
+    let report = runner
+        .run(&argv, &policy, &Redactor::verbatim(), None)
         .map_err(|e| bad("ref", format!("git show failed to start: {e}")))?;
     if !report.succeeded() {
         return Err(bad(
@@ -71,7 +72,7 @@ fn git_show(
 pub fn resolve(
     input: &ToolInput,
     tenant: &str,
-    sandbox: &SandboxConfig,
+    sandbox: (&SandboxConfig, &sandbox_exec::Runner),
     workspace: Option<&str>,
     objects: &dyn ObjectStore,
 ) -> Result<Option<(Value, ResolvedValues)>, ModelError> {

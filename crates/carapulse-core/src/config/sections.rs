@@ -444,6 +444,11 @@ pub struct SandboxConfig {
     pub max_output_bytes: usize,
     pub timeout_ms: u64,
     pub env_allow: Vec<String>,
+    /// The `sandbox-exec` binary each tool call runs in, so the sandbox is built in a small
+    /// process instead of by forking the tool router (whose memory would be copied per call).
+    /// Unset: the one next to the tool router or on `PATH` (in-process, with a warning, when
+    /// there is none); `in-process`: always in the router's own process.
+    pub exec_helper: Option<String>,
 }
 
 impl Default for SandboxConfig {
@@ -470,6 +475,7 @@ impl Default for SandboxConfig {
             max_output_bytes: 1_000_000,
             timeout_ms: 60_000,
             env_allow: vec!["PATH".into(), "HOME".into(), "LANG".into()],
+            exec_helper: None,
         }
     }
 }

@@ -1,0 +1,315 @@
+//! Running a sandboxed command from a large process without copying it.
+//!
+//! Why: [`crate::run`] builds the sandbox between `fork` and `exec` (`pre_exec`), so the process
+//! that calls it is forked, page tables and all — twice with a PID namespace. In the tool router,
+//! whose memory grows with traffic, that made every tool call cost more the bigger the router
+//! got (5 ms at 2 MiB, 150+ ms at 1 GiB). [`Helper::run`] instead starts the small `sandbox-exec`
+//! binary with a plain spawn (no `pre_exec`: std uses `posix_spawn`/vfork, which copies nothing)
+//! and lets it build the sandbox in its own small address space: the router's size no longer
+//! matters.
+//!
+//! Protocol: the parent writes one JSON [`HelperRequest`] to the helper's stdin and closes it;
+//! the helper answers on stdout with JSON lines — output lines as the tool prints them (already
+//! redacted), then exactly one report or error — and exits.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use carapulse_core::redact::{Redactor, RedactorSpec};
+
+use crate::{LineSink, Report, SandboxError, SandboxPolicy, StreamKind};
+
+/// The argument that makes `sandbox-exec` serve one request on stdin.
+pub const SERVE_ONE: &str = "--serve-one";
+
+/// Extra time the parent gives the helper past the tool's own timeout before killing it (the
+/// helper enforces the timeout itself; this only covers a helper that hangs).
+const HELPER_GRACE: Duration = Duration::from_secs(15);
+
+/// What the parent asks the helper to run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HelperRequest {
+    pub argv: Vec<String>,
+    pub policy: SandboxPolicy,
+    pub redaction: RedactorSpec,
+    /// Whether to send output lines as they come (the parent has a sink).
+    pub stream: bool,
+}
+
+/// One line of the helper's answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Frame {
+    Line { stream: StreamKind, text: String },
+    Report(Box<Report>),
+    Error { kind: ErrorKind, message: String },
+}
+
+/// [`SandboxError`] variants, for the wire.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ErrorKind {
+    EmptyArgv,
+    BadProgram,
+    Spawn,
+    Setup,
+    Unavailable,
+}
+
+fn to_wire(err: &SandboxError) -> Frame {
+    let (kind, message) = match err {
+        SandboxError::EmptyArgv => (ErrorKind::EmptyArgv, String::new()),
+        SandboxError::BadProgram(p) => (ErrorKind::BadProgram, p.clone()),
+        SandboxError::Spawn { program, source } => {
+            (ErrorKind::Spawn, format!("{program}\u{0}{source}"))
+        }
+        SandboxError::Setup(m) => (ErrorKind::Setup, m.clone()),
+        SandboxError::Unavailable(m) => (ErrorKind::Unavailable, m.clone()),
+    };
+    Frame::Error { kind, message }
+}
+
+fn from_wire(kind: ErrorKind, message: String) -> SandboxError {
+    match kind {
+        ErrorKind::EmptyArgv => SandboxError::EmptyArgv,
+        ErrorKind::BadProgram => SandboxError::BadProgram(message),
+        ErrorKind::Spawn => {
+            let (program, why) = message.split_once('\u{0}').unwrap_or(("", &message));
+            SandboxError::Spawn {
+                program: program.to_owned(),
+                source: std::io::Error::other(why.to_owned()),
+            }
+        }
+        ErrorKind::Setup => SandboxError::Setup(message),
+        ErrorKind::Unavailable => SandboxError::Unavailable(message),
+    }
+}
+
+/// The `sandbox-exec` binary the parent starts per run.
+#[derive(Debug, Clone)]
+pub struct Helper {
+    path: PathBuf,
+}
+
+impl Helper {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// `sandbox-exec` next to the running executable (how the images ship it), else on `PATH`.
+    pub fn locate() -> Option<Self> {
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("sandbox-exec")));
+        let on_path = std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("sandbox-exec"))
+                .find(|p| p.is_file())
+        });
+        beside.filter(|p| p.is_file()).or(on_path).map(Self::new)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `argv` under `policy` in a fresh helper process; blocking, like [`crate::run`], and
+    /// with the same result.
+    pub fn run(
+        &self,
+        argv: &[String],
+        policy: &SandboxPolicy,
+        redactor: &Redactor,
+        sink: Option<LineSink>,
+    ) -> Result<Report, SandboxError> {
+        let request = HelperRequest {
+            argv: argv.to_vec(),
+            policy: policy.clone(),
+            redaction: redactor.spec(),
+            stream: sink.is_some(),
+        };
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| SandboxError::Setup(format!("helper request: {e}")))?;
+        // No pre_exec, no uid change: std spawns this with posix_spawn, copying nothing.
+        let mut child = Command::new(&self.path)
+            .arg(SERVE_ONE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                SandboxError::Unavailable(format!(
+                    "cannot start the sandbox helper {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+        let pid = child.id() as libc::pid_t;
+        let (done, watch) = std::sync::mpsc::channel::<()>();
+        let limit = Duration::from_millis(policy.timeout_ms) + HELPER_GRACE;
+        let watchdog = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(limit) {
+                // SAFETY: signalling our own child, which we have not reaped yet.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        let wrote = child
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(&body))
+            .transpose();
+        let stderr = child.stderr.take();
+        let diagnostics = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut stderr) = stderr {
+                use std::io::Read;
+                let _ = (&mut stderr).take(16 * 1024).read_to_string(&mut text);
+            }
+            text
+        });
+        let mut outcome = None;
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Frame>(&line) {
+                    Ok(Frame::Line { stream, text }) => {
+                        if let Some(sink) = &sink {
+                            sink(stream, &text);
+                        }
+                    }
+                    Ok(Frame::Report(report)) => outcome = Some(Ok(*report)),
+                    Ok(Frame::Error { kind, message }) => {
+                        outcome = Some(Err(from_wire(kind, message)))
+                    }
+                    Err(e) => {
+                        outcome = Some(Err(SandboxError::Setup(format!(
+                            "unreadable answer from the sandbox helper: {e}"
+                        ))));
+                        break;
+                    }
+                }
+            }
+        }
+        let status = child.wait();
+        let _ = done.send(());
+        let _ = watchdog.join();
+        let stderr = diagnostics.join().unwrap_or_default();
+        match outcome {
+            Some(result) => result,
+            None => Err(SandboxError::Setup(format!(
+                "the sandbox helper ended without a report ({}; request {}): {}",
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+                match wrote {
+                    Ok(_) => "sent".to_owned(),
+                    Err(e) => format!("not sent: {e}"),
+                },
+                stderr.trim()
+            ))),
+        }
+    }
+}
+
+/// The helper's side: reads one request from stdin, runs it, answers on stdout. Returns the exit
+/// code (0 whenever an answer was written; the tool's own status is in the report).
+pub fn serve_one() -> u8 {
+    // Die with the parent: a helper whose router is gone must not keep its tool running.
+    // SAFETY: plain prctl on this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let stdout = std::io::stdout();
+    let write = |frame: &Frame| {
+        let mut out = stdout.lock();
+        // A parent that stopped reading is gone; nothing useful to do about a failed write.
+        if let Ok(line) = serde_json::to_string(frame) {
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    };
+    let request: HelperRequest = match serde_json::from_reader(std::io::stdin().lock()) {
+        Ok(r) => r,
+        Err(e) => {
+            write(&to_wire(&SandboxError::Setup(format!(
+                "unreadable helper request: {e}"
+            ))));
+            return 0;
+        }
+    };
+    let redactor = match request.redaction.build() {
+        Ok(r) => r,
+        Err(e) => {
+            write(&to_wire(&SandboxError::Setup(format!("redaction: {e}"))));
+            return 0;
+        }
+    };
+    let sink: Option<LineSink> = request.stream.then(|| {
+        let sink: LineSink = std::sync::Arc::new(move |stream, text: &str| {
+            if let Ok(line) = serde_json::to_string(&Frame::Line {
+                stream,
+                text: text.to_owned(),
+            }) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        });
+        sink
+    });
+    match crate::run(&request.argv, &request.policy, &redactor, sink) {
+        Ok(report) => write(&Frame::Report(Box::new(report))),
+        Err(e) => write(&to_wire(&e)),
+    }
+    0
+}
+
+/// How a process runs sandboxed commands: through a helper process (what a long-lived service
+/// should do), or in its own process (what the helper itself does).
+#[derive(Debug, Clone)]
+pub enum Runner {
+    Helper(Helper),
+    InProcess,
+}
+
+impl Runner {
+    /// From the `sandbox.exec_helper` setting: a path to `sandbox-exec`, `in-process`, or unset
+    /// (the binary next to this program or on `PATH`; in-process when there is none, which the
+    /// caller should warn about).
+    pub fn from_setting(setting: Option<&str>) -> Result<Self, String> {
+        match setting.map(str::trim) {
+            Some("in-process") => Ok(Self::InProcess),
+            Some(path) if !path.is_empty() => {
+                if Path::new(path).is_file() {
+                    Ok(Self::Helper(Helper::new(path)))
+                } else {
+                    Err(format!("sandbox.exec_helper {path:?} is not a file"))
+                }
+            }
+            _ => Ok(Helper::locate().map_or(Self::InProcess, Self::Helper)),
+        }
+    }
+
+    /// Runs `argv` under `policy`; blocking.
+    pub fn run(
+        &self,
+        argv: &[String],
+        policy: &SandboxPolicy,
+        redactor: &Redactor,
+        sink: Option<LineSink>,
+    ) -> Result<Report, SandboxError> {
+        match self {
+            Self::Helper(helper) => helper.run(argv, policy, redactor, sink),
+            Self::InProcess => crate::run(argv, policy, redactor, sink),
+        }
+    }
+
+    /// `helper <path>` or `in-process`, for diagnostics.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Helper(helper) => format!("helper {}", helper.path().display()),
+            Self::InProcess => "in-process".to_owned(),
+        }
+    }
+}
