@@ -38,6 +38,9 @@ pub struct HelperRequest {
     pub redaction: RedactorSpec,
     /// Whether to send output lines as they come (the parent has a sink).
     pub stream: bool,
+    /// The parent's namespace probe, so the helper does not spend a spawn probing again.
+    #[serde(default)]
+    pub namespaces: Option<Result<(), String>>,
 }
 
 /// One line of the helper's answer.
@@ -131,6 +134,7 @@ impl Helper {
             policy: policy.clone(),
             redaction: redactor.spec(),
             stream: sink.is_some(),
+            namespaces: policy.namespaces.then(crate::run::namespaces_available),
         };
         let body = serde_json::to_vec(&request)
             .map_err(|e| SandboxError::Setup(format!("helper request: {e}")))?;
@@ -238,6 +242,9 @@ pub fn serve_one() -> u8 {
             return 0;
         }
     };
+    if let Some(known) = request.namespaces.clone() {
+        crate::run::assume_namespaces(known);
+    }
     let redactor = match request.redaction.build() {
         Ok(r) => r,
         Err(e) => {

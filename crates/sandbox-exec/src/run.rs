@@ -83,10 +83,18 @@ impl Report {
     }
 }
 
+/// The namespace probe's answer, once per process.
+static NAMESPACES: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Takes the namespace probe's answer from the process that started this one (the sandbox
+/// helper's parent probed already): probing costs a spawn, on every helper run otherwise.
+pub(crate) fn assume_namespaces(known: Result<(), String>) {
+    let _ = NAMESPACES.set(known);
+}
+
 /// Whether this host lets an unprivileged process unshare user + network namespaces (probed once).
 pub fn namespaces_available() -> Result<(), String> {
-    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
-    PROBE
+    NAMESPACES
         .get_or_init(|| {
             let mut cmd = Command::new("/bin/true");
             cmd.stdin(Stdio::null())

@@ -23,12 +23,16 @@ pub enum AuditError {
     WriterStopped,
 }
 
-/// Locks each tenant's chain head (in tenant order, so batches cannot deadlock), chains the
-/// entries and inserts them. Runs inside the caller's transaction.
+/// Locks the chain heads of every tenant involved (in tenant order, so batches cannot
+/// deadlock), chains the entries and inserts them: three statements for any number of entries
+/// and tenants. Runs inside the caller's transaction.
 async fn append_all(
     conn: &mut PgConnection,
     entries: Vec<AuditEntry>,
 ) -> Result<Vec<AuditEvent>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut by_tenant: BTreeMap<String, Vec<(usize, AuditEntry)>> = BTreeMap::new();
     let count = entries.len();
     for (i, entry) in entries.into_iter().enumerate() {
@@ -38,13 +42,17 @@ async fn append_all(
             .or_default()
             .push((i, entry));
     }
+    let tenants: Vec<String> = by_tenant.keys().cloned().collect();
+    let mut heads = crate::store::lock_audit_heads(conn, &tenants, GENESIS_HASH).await?;
     let mut out: Vec<Option<AuditEvent>> = vec![None; count];
+    let mut events = Vec::with_capacity(count);
+    let mut slots = Vec::with_capacity(count);
+    let mut new_heads = Vec::with_capacity(tenants.len());
     let now = Utc::now();
     for (tenant, items) in by_tenant {
-        let (mut seq, mut prev) =
-            crate::store::lock_audit_head(conn, &tenant, GENESIS_HASH).await?;
-        let mut events = Vec::with_capacity(items.len());
-        let mut slots = Vec::with_capacity(items.len());
+        let (mut seq, mut prev) = heads.remove(&tenant).ok_or_else(|| {
+            StoreError::Corrupt(format!("no audit chain head locked for {tenant}"))
+        })?;
         for (slot, entry) in items {
             seq += 1;
             let event = AuditEvent::chain(entry, seq, &prev, now);
@@ -52,11 +60,12 @@ async fn append_all(
             events.push(event);
             slots.push(slot);
         }
-        crate::store::insert_audit_events(conn, &events).await?;
-        crate::store::update_audit_head(conn, &tenant, seq, &prev).await?;
-        for (slot, event) in slots.into_iter().zip(events) {
-            out[slot] = Some(event);
-        }
+        new_heads.push((tenant, seq, prev));
+    }
+    crate::store::insert_audit_events(conn, &events).await?;
+    crate::store::update_audit_heads(conn, &new_heads).await?;
+    for (slot, event) in slots.into_iter().zip(events) {
+        out[slot] = Some(event);
     }
     Ok(out.into_iter().flatten().collect())
 }

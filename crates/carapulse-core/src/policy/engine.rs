@@ -274,10 +274,8 @@ impl PolicyEngine {
         if value == regorus::Value::Undefined {
             return Err("outputs is undefined".into());
         }
-        let json = value
-            .to_json_str()
-            .map_err(|err| format!("encoding outputs: {err}"))?;
-        let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&json) else {
+        // Straight to a JSON value: no string in between.
+        let Ok(Value::Object(mut map)) = serde_json::to_value(&value) else {
             return Err("outputs is not an object".into());
         };
         let mut take = |k: &str| map.remove(k).filter(|v| !v.is_null());

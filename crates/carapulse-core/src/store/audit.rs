@@ -64,24 +64,39 @@ impl From<AuditRow> for AuditEvent {
 const AUDIT_COLUMNS: &str = "event_id, tenant_id, seq, occurred_at, actor_json, action, decision, \
      resource_type, resource_id, reason, request_id, context_json, prev_hash, hash";
 
-/// Locks (creating if needed) the tenant's chain head; returns `(last_seq, last_hash)`.
-pub(crate) async fn lock_audit_head(
+/// Locks (creating if needed) the chain heads of `tenants`, in tenant order so concurrent
+/// appenders cannot deadlock; returns each tenant's `(last_seq, last_hash)`. One round trip
+/// whatever the number of tenants: the no-op update on conflict locks an existing head (like
+/// FOR UPDATE) and RETURNING reads it; a tenant's first append creates its head.
+pub(crate) async fn lock_audit_heads(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenants: &[String],
     genesis: &str,
-) -> Result<(i64, String), StoreError> {
-    // One round trip while others may queue on this lock: the no-op update on conflict locks
-    // the existing head (like FOR UPDATE) and RETURNING reads it; a first append creates it.
-    let row: (i64, String) = sqlx::query_as(
-        "INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2) \
+) -> Result<std::collections::HashMap<String, (i64, String)>, StoreError> {
+    let mut sorted = tenants.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) \
+         SELECT t, 0, $2 FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n \
          ON CONFLICT (tenant_id) DO UPDATE SET last_seq = audit_chain_heads.last_seq \
-         RETURNING last_seq, last_hash",
+         RETURNING tenant_id, last_seq, last_hash",
     )
-    .bind(tenant)
+    .bind(&sorted)
     .bind(genesis)
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(row)
+    if rows.len() != sorted.len() {
+        return Err(StoreError::Corrupt(format!(
+            "locked {} audit chain heads for {} tenants",
+            rows.len(),
+            sorted.len()
+        )));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, seq, hash)| (tenant, (seq, hash)))
+        .collect())
 }
 
 /// Inserts chained events with one statement.
@@ -110,18 +125,21 @@ pub(crate) async fn insert_audit_events(
     Ok(())
 }
 
-pub(crate) async fn update_audit_head(
+pub(crate) async fn update_audit_heads(
     conn: &mut PgConnection,
-    tenant: &str,
-    seq: i64,
-    hash: &str,
+    heads: &[(String, i64, String)],
 ) -> Result<(), StoreError> {
+    let tenants: Vec<&str> = heads.iter().map(|(t, _, _)| t.as_str()).collect();
+    let seqs: Vec<i64> = heads.iter().map(|(_, s, _)| *s).collect();
+    let hashes: Vec<&str> = heads.iter().map(|(_, _, h)| h.as_str()).collect();
     sqlx::query(
-        "UPDATE audit_chain_heads SET last_seq = $2, last_hash = $3, updated_at = now() WHERE tenant_id = $1",
+        "UPDATE audit_chain_heads h SET last_seq = u.seq, last_hash = u.hash, updated_at = now() \
+         FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(tenant, seq, hash) \
+         WHERE h.tenant_id = u.tenant",
     )
-    .bind(tenant)
-    .bind(seq)
-    .bind(hash)
+    .bind(&tenants)
+    .bind(&seqs)
+    .bind(&hashes)
     .execute(&mut *conn)
     .await?;
     Ok(())

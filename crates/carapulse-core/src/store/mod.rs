@@ -31,7 +31,7 @@ pub use alerts::{AlertRecord, GateRule, NewAlertEvent, Stored};
 pub use approval_requests::{ApprovalRequest, RequestStatus};
 pub use approvals::{ApprovalDecision, ApprovalFilter, PendingApproval};
 pub use audit::AuditFilter;
-pub(crate) use audit::{insert_audit_events, lock_audit_head, update_audit_head};
+pub(crate) use audit::{insert_audit_events, lock_audit_heads, update_audit_heads};
 pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo};
 pub use error::StoreError;
 pub use executions::{
