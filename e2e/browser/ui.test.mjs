@@ -99,6 +99,18 @@ try {
   await main.evaluate(() => { location.hash = '#/audit'; });
   await main.waitForSelector('#chain [data-status="ok"]', { timeout: 15000 });
   await main.locator('main table', { hasText: 'approval' }).waitFor();
+  // Pages follow cursors: 10 rows, then "Load more" appends the next page after the last row.
+  await main.selectOption('#audit-page-size', '10');
+  await main.waitForSelector('main button.more');
+  const firstPage = await main.locator('main table tbody tr').count();
+  if (firstPage !== 10) throw new Error(`expected a page of 10 audit rows, got ${firstPage}`);
+  const firstSeen = await main.locator('main table tbody').textContent();
+  await main.click('main button.more');
+  await main.locator('main table tbody tr').nth(10).waitFor();
+  const afterMore = await main.locator('main table tbody tr').count();
+  if (afterMore <= 10 || afterMore > 20) throw new Error(`expected 11..20 rows after "Load more", got ${afterMore}`);
+  const allText = await main.locator('main table tbody').textContent();
+  if (!allText.startsWith(firstSeen)) throw new Error('"Load more" did not keep the first page in place');
   const [download] = await Promise.all([main.waitForEvent('download'), main.click('#export-csv')]);
   if (!download.suggestedFilename().endsWith('.csv')) throw new Error('CSV export did not download');
   await shot(main, '07-audit.png');

@@ -627,6 +627,8 @@ function auditLog() {
   const action = h('input', { id: 'audit-action', placeholder: 'action (plan.create)' });
   const actor = h('input', { id: 'audit-actor', placeholder: 'actor id' });
   const decision = h('select', { id: 'audit-decision' }, ['', 'allow', 'deny'].map((d) => h('option', { value: d }, d || 'any decision')));
+  const pageSize = h('select', { id: 'audit-page-size', title: 'rows per page' },
+    ['100', '50', '10'].map((n) => h('option', { value: n }, `${n} per page`)));
   const chain = h('span', { id: 'chain' }, 'checking chain...');
   const out = h('section', {});
   const query = () => {
@@ -647,7 +649,7 @@ function auditLog() {
   };
   const load = async () => {
     try {
-      await pagedTable(out, 'Events', `/v1/audit/events?limit=100&${query()}`, [
+      await pagedTable(out, 'Events', `/v1/audit/events?limit=${pageSize.value}&${query()}`, [
         ['When', (e) => when(e.occurred_at)],
         ['Actor', (e) => (e.actor && e.actor.id) || ''],
         ['Action', (e) => e.action],
@@ -668,11 +670,12 @@ function auditLog() {
   fill(view(),
     h('section', {}, h('h2', {}, 'Audit log'),
       h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); load(); } },
-        action, actor, decision, h('button', { type: 'submit' }, 'Search'),
+        action, actor, decision, pageSize, h('button', { type: 'submit' }, 'Search'),
         h('button', { type: 'button', id: 'export-csv', onclick: download('csv') }, 'Export CSV'),
         h('button', { type: 'button', id: 'export-json', onclick: download('json') }, 'Export JSON')),
       h('p', {}, 'Chain: ', chain)),
     out);
+  pageSize.addEventListener('change', load);
   load(); verify();
   return { onEvent: (ev) => { if (ev.kind === 'audit.created') debounced(load)(); } };
 }

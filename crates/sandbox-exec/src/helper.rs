@@ -129,10 +129,12 @@ impl Helper {
         redactor: &Redactor,
         sink: Option<LineSink>,
     ) -> Result<Report, SandboxError> {
+        // The helper does not redact: compiling the rules would cost every run milliseconds, and
+        // this process has them compiled. Lines and the report are redacted here, on arrival.
         let request = HelperRequest {
             argv: argv.to_vec(),
             policy: policy.clone(),
-            redaction: redactor.spec(),
+            redaction: RedactorSpec::Verbatim,
             stream: sink.is_some(),
             namespaces: policy.namespaces.then(crate::run::namespaces_available),
         };
@@ -181,10 +183,18 @@ impl Helper {
                 match serde_json::from_str::<Frame>(&line) {
                     Ok(Frame::Line { stream, text }) => {
                         if let Some(sink) = &sink {
-                            sink(stream, &text);
+                            sink(stream, &redactor.redact(&text));
                         }
                     }
-                    Ok(Frame::Report(report)) => outcome = Some(Ok(*report)),
+                    Ok(Frame::Report(report)) => {
+                        let mut report = *report;
+                        for arg in &mut report.argv {
+                            *arg = redactor.redact(arg).into_owned();
+                        }
+                        report.stdout = redactor.redact(&report.stdout).into_owned();
+                        report.stderr = redactor.redact(&report.stderr).into_owned();
+                        outcome = Some(Ok(report));
+                    }
                     Ok(Frame::Error { kind, message }) => {
                         outcome = Some(Err(from_wire(kind, message)))
                     }
