@@ -100,7 +100,13 @@ try {
   await main.waitForSelector('#chain [data-status="ok"]', { timeout: 15000 });
   await main.locator('main table', { hasText: 'approval' }).waitFor();
   // Pages follow cursors: 10 rows, then "Load more" appends the next page after the last row.
+  const chainText = await main.textContent('#chain');
+  const total = Number((chainText.match(/(\d+) events verified/) || [])[1] || 0);
   await main.selectOption('#audit-page-size', '10');
+  if (total <= 10) throw new Error(`the flow left only ${total} audit events ("${chainText}"): "Load more" needs more than 10`);
+  await main.locator('main h2', { hasText: /^Events \(10/ }).waitFor({ timeout: 10000 }).catch(async (err) => {
+    throw new Error(`${err.message}; heading: ${await main.textContent('main section h2:last-of-type')}`);
+  });
   await main.waitForSelector('main button.more');
   const firstPage = await main.locator('main table tbody tr').count();
   if (firstPage !== 10) throw new Error(`expected a page of 10 audit rows, got ${firstPage}`);

@@ -111,6 +111,23 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         )
         .await;
     assert_eq!(status, 200, "{ingested}");
+    // Enough history for the audit page to need a second page at 10 rows ("Load more").
+    let writer = carapulse_core::audit::AuditWriter::spawn(app.db.store.clone());
+    let acme = carapulse_core::model::TenantId::parse("acme").expect("tenant");
+    for i in 0..15 {
+        writer
+            .append(
+                carapulse_core::audit::AuditEntry::new(
+                    acme.clone(),
+                    carapulse_core::audit::AuditActor::person("alice", None),
+                    "session.note",
+                    carapulse_core::audit::AuditDecision::Info,
+                )
+                .reason(format!("history {i}")),
+            )
+            .await
+            .expect("audit history");
+    }
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
     // Only this run's pictures: a stale failure shot would mislead whoever reads them.
