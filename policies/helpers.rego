@@ -4,25 +4,35 @@ package policy.assistant.v1
 
 import rego.v1
 
-section(name) := object.get(input, name, {})
+# Each input section once per decision: rules are evaluated once and reused, a function would be
+# called again at every use (and the compiled path pays for every call).
+actor_section := object.get(input, "actor", {})
 
-actor_id := object.get(section("actor"), "id", "")
+action_section := object.get(input, "action", {})
 
-actor_tenant := object.get(section("actor"), "tenant_id", "")
+context_section := object.get(input, "context", {})
 
-roles := object.get(section("actor"), "roles", [])
+risk_section := object.get(input, "risk", {})
 
-action_type := object.get(section("action"), "type", "")
+resources_section := object.get(input, "resources", {})
 
-env := lower(object.get(section("context"), "environment", ""))
+actor_id := object.get(actor_section, "id", "")
 
-context_tenant := object.get(section("context"), "tenant_id", "")
+actor_tenant := object.get(actor_section, "tenant_id", "")
 
-risk_level := object.get(section("risk"), "level", "")
+roles := object.get(actor_section, "roles", [])
 
-blast_radius := object.get(section("risk"), "blast_radius", "")
+action_type := object.get(action_section, "type", "")
 
-targets := object.get(section("risk"), "targets", 0)
+env := lower(object.get(context_section, "environment", ""))
+
+context_tenant := object.get(context_section, "tenant_id", "")
+
+risk_level := object.get(risk_section, "level", "")
+
+blast_radius := object.get(risk_section, "blast_radius", "")
+
+targets := object.get(risk_section, "targets", 0)
 
 is_read if action_type == "read"
 
@@ -30,7 +40,7 @@ is_write if action_type == "write"
 
 authenticated if actor_id != ""
 
-break_glass if object.get(section("resources"), "break_glass", false) == true
+break_glass if object.get(resources_section, "break_glass", false) == true
 
 writer_roles := {"operator", "admin"}
 
@@ -51,8 +61,8 @@ known_write_risk if risk_level in write_risk_levels
 
 # Plan decisions carry what the plan's steps verify (`resources.verification`); other decisions
 # (a single tool call, a read) do not, and the verification rules leave them alone.
-plan_action if object.get(section("action"), "name", "") in {"plan.create", "plan.execute"}
+plan_action if object.get(action_section, "name", "") in {"plan.create", "plan.execute"}
 
-verification := object.get(section("resources"), "verification", {})
+verification := object.get(resources_section, "verification", {})
 
 verified_plan if object.get(verification, "verify_steps_with_expectations", 0) > 0
