@@ -23,9 +23,9 @@ cd "$REPO_ROOT"
 PROFILE="${E2E_PROFILE:-debug}"
 log "building $PROFILE binaries"
 if [ "$PROFILE" = release ]; then
-  cargo build --release -q --bin gateway --bin tool-router --bin orchestrator --bin assistantctl
+  cargo build --release -q --bin gateway --bin tool-router --bin sandbox-exec --bin orchestrator --bin assistantctl
 else
-  cargo build -q --bin gateway --bin tool-router --bin orchestrator --bin assistantctl
+  cargo build -q --bin gateway --bin tool-router --bin sandbox-exec --bin orchestrator --bin assistantctl
 fi
 BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/$PROFILE"
 CARAPULSE_POSTGRES_DSN="postgres://postgres@127.0.0.1:5432/carapulse_e2e" "$BIN/assistantctl" migrate
