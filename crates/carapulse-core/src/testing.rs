@@ -186,3 +186,59 @@ pub fn grant_for_call(body: &mut serde_json::Value, opts: GrantOptions<'_>) -> T
         header: mint(&claims, opts.key.as_bytes()).expect("mint"),
     }
 }
+
+/// A low-risk, approval-free dev plan of `tenant`, created by alice, with `steps`: the plan
+/// store tests insert when the plan's content does not matter.
+pub fn sample_plan(
+    tenant: &crate::model::TenantId,
+    steps: Vec<crate::model::StepDraft>,
+) -> crate::store::NewPlan {
+    use crate::model::{
+        ActorId, ContextRef, Decision, Intent, PlanApprovalState, PlanId, RiskLevel, Summary,
+        Trigger,
+    };
+    crate::store::NewPlan {
+        plan_id: PlanId::new(),
+        tenant_id: tenant.clone(),
+        created_by: ActorId::parse("alice").expect("actor"),
+        trigger: Trigger::Manual,
+        summary: Summary::parse("annotate").expect("summary"),
+        intent: Intent::parse("").expect("intent"),
+        context: ContextRef {
+            tenant_id: tenant.to_string(),
+            environment: "dev".into(),
+            ..Default::default()
+        },
+        risk_level: RiskLevel::Low,
+        policy_decision: Decision::Allow,
+        constraints: serde_json::json!({}),
+        approval_state: PlanApprovalState::NotRequired,
+        approval_expires_at: None,
+        session_id: None,
+        planner: None,
+        plan_text: None,
+        meta: serde_json::json!({}),
+        steps,
+    }
+}
+
+/// A step with `input` and nothing else (no rollback, evidence or verification).
+pub fn sample_step(
+    stage: crate::model::Stage,
+    tool: crate::model::ToolName,
+    action: &str,
+    input: serde_json::Value,
+) -> crate::model::StepDraft {
+    crate::model::StepDraft {
+        stage,
+        tool,
+        action: crate::model::ActionName::parse(action).expect("action name"),
+        input,
+        preconditions: Vec::new(),
+        rollback: None,
+        evidence: Vec::new(),
+        capture: Default::default(),
+        expect: Vec::new(),
+        analysis: None,
+    }
+}

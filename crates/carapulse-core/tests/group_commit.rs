@@ -6,49 +6,21 @@
 use std::collections::HashMap;
 
 use carapulse_core::audit::{verify_chain, AuditActor, AuditDecision, AuditEntry};
-use carapulse_core::model::{
-    ActionName, ActorId, ContextRef, Decision, Intent, PlanApprovalState, PlanId, RiskLevel, Stage,
-    StepDraft, Summary, TenantId, ToolName, Trigger,
-};
+use carapulse_core::model::{Stage, TenantId, ToolName};
 use carapulse_core::store::{NewPlan, PlanWriter, StoreError};
-use carapulse_core::testing::TestDatabase;
+use carapulse_core::testing::{sample_plan, sample_step, TestDatabase};
 use serde_json::{json, Value};
 
 fn plan(tenant: &TenantId, input: Value) -> NewPlan {
-    NewPlan {
-        plan_id: PlanId::new(),
-        tenant_id: tenant.clone(),
-        created_by: ActorId::parse("alice").unwrap(),
-        trigger: Trigger::Manual,
-        summary: Summary::parse("annotate").unwrap(),
-        intent: Intent::parse("").unwrap(),
-        context: ContextRef {
-            tenant_id: tenant.to_string(),
-            environment: "dev".into(),
-            ..Default::default()
-        },
-        risk_level: RiskLevel::Low,
-        policy_decision: Decision::Allow,
-        constraints: json!({}),
-        approval_state: PlanApprovalState::NotRequired,
-        approval_expires_at: None,
-        session_id: None,
-        planner: None,
-        plan_text: None,
-        meta: json!({}),
-        steps: vec![StepDraft {
-            stage: Stage::Act,
-            tool: ToolName::Grafana,
-            action: ActionName::parse("annotation-create").unwrap(),
+    sample_plan(
+        tenant,
+        vec![sample_step(
+            Stage::Act,
+            ToolName::Grafana,
+            "annotation-create",
             input,
-            preconditions: vec![],
-            rollback: None,
-            evidence: vec![],
-            capture: Default::default(),
-            expect: Vec::new(),
-            analysis: None,
-        }],
-    }
+        )],
+    )
 }
 
 fn created(tenant: &TenantId, plan: &NewPlan) -> AuditEntry {

@@ -5,49 +5,21 @@
 use std::collections::HashSet;
 
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
-use carapulse_core::model::{
-    ActionName, ActorId, ContextRef, Decision, Intent, PlanApprovalState, PlanId, RiskLevel, Stage,
-    StepDraft, Summary, TenantId, ToolName, Trigger,
-};
+use carapulse_core::model::{PlanId, Stage, TenantId, ToolName};
 use carapulse_core::store::{AuditFilter, CountMode, NewPlan, Page, Store, StoreError};
-use carapulse_core::testing::TestDatabase;
+use carapulse_core::testing::{sample_plan, sample_step, TestDatabase};
 use serde_json::json;
 
 fn plan(tenant: &TenantId) -> NewPlan {
-    NewPlan {
-        plan_id: PlanId::new(),
-        tenant_id: tenant.clone(),
-        created_by: ActorId::parse("alice").unwrap(),
-        trigger: Trigger::Manual,
-        summary: Summary::parse("annotate").unwrap(),
-        intent: Intent::parse("").unwrap(),
-        context: ContextRef {
-            tenant_id: tenant.to_string(),
-            environment: "dev".into(),
-            ..Default::default()
-        },
-        risk_level: RiskLevel::Low,
-        policy_decision: Decision::Allow,
-        constraints: json!({}),
-        approval_state: PlanApprovalState::NotRequired,
-        approval_expires_at: None,
-        session_id: None,
-        planner: None,
-        plan_text: None,
-        meta: json!({}),
-        steps: vec![StepDraft {
-            stage: Stage::Act,
-            tool: ToolName::Grafana,
-            action: ActionName::parse("annotation-create").unwrap(),
-            input: json!({"text": "x"}),
-            preconditions: vec![],
-            rollback: None,
-            evidence: vec![],
-            capture: Default::default(),
-            expect: Vec::new(),
-            analysis: None,
-        }],
-    }
+    sample_plan(
+        tenant,
+        vec![sample_step(
+            Stage::Act,
+            ToolName::Grafana,
+            "annotation-create",
+            json!({"text": "x"}),
+        )],
+    )
 }
 
 async fn create_plans(store: &Store, tenant: &TenantId, n: usize) -> Vec<PlanId> {
@@ -129,7 +101,7 @@ async fn plan_pages_never_skip_or_repeat_under_concurrent_inserts() {
         .await
         .unwrap();
     assert_eq!(counted.total, Some(200));
-    assert!(!counted.total_is_estimate);
+    assert!(!counted.total_is_estimate());
     db.drop_now().await;
 }
 
@@ -207,7 +179,7 @@ async fn cursor_pages_match_one_page_and_cursors_stay_on_their_list() {
         )
         .await
         .unwrap();
-    assert!(estimate.total_is_estimate);
+    assert!(estimate.total_is_estimate());
     assert!(estimate.total.is_some_and(|n| n >= 0));
 
     // A cursor handed out by the audit list means nothing to the plan list.

@@ -3,14 +3,12 @@
 
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
 use carapulse_core::model::{
-    ActionName, ActorId, ContextRef, Decision, ExecutionId, ExecutionStatus, Intent,
-    PlanApprovalState, PlanId, RiskLevel, Stage, StepDraft, Summary, TenantId, ToolCallStatus,
-    ToolName, Trigger,
+    ActorId, ExecutionId, ExecutionStatus, Stage, TenantId, ToolCallStatus, ToolName,
 };
 use carapulse_core::store::{
     AuditFilter, CountMode, NewEvidence, NewPlan, NewToolCall, Page, StartOutcome, StoreError,
 };
-use carapulse_core::testing::TestDatabase;
+use carapulse_core::testing::{sample_plan, sample_step, TestDatabase};
 use serde_json::{json, Value};
 
 fn audit(tenant: &TenantId, action: &str) -> AuditEntry {
@@ -23,54 +21,23 @@ fn audit(tenant: &TenantId, action: &str) -> AuditEntry {
 }
 
 fn new_plan(tenant: &TenantId) -> NewPlan {
-    NewPlan {
-        plan_id: PlanId::new(),
-        tenant_id: tenant.clone(),
-        created_by: ActorId::parse("alice").unwrap(),
-        trigger: Trigger::Manual,
-        summary: Summary::parse("annotate").unwrap(),
-        intent: Intent::parse("").unwrap(),
-        context: ContextRef {
-            tenant_id: tenant.to_string(),
-            environment: "dev".into(),
-            ..Default::default()
-        },
-        risk_level: RiskLevel::Low,
-        policy_decision: Decision::Allow,
-        constraints: json!({}),
-        approval_state: PlanApprovalState::NotRequired,
-        approval_expires_at: None,
-        session_id: None,
-        planner: None,
-        plan_text: None,
-        meta: json!({}),
-        steps: vec![
-            StepDraft {
-                stage: Stage::Act,
-                tool: ToolName::Grafana,
-                action: ActionName::parse("annotation-create").unwrap(),
-                input: json!({"text": "x"}),
-                preconditions: vec![],
-                rollback: None,
-                evidence: vec![],
-                capture: Default::default(),
-                expect: Vec::new(),
-                analysis: None,
-            },
-            StepDraft {
-                stage: Stage::Verify,
-                tool: ToolName::Prometheus,
-                action: ActionName::parse("query").unwrap(),
-                input: json!({"query": "up"}),
-                preconditions: vec![],
-                rollback: None,
-                evidence: vec![],
-                capture: Default::default(),
-                expect: Vec::new(),
-                analysis: None,
-            },
+    sample_plan(
+        tenant,
+        vec![
+            sample_step(
+                Stage::Act,
+                ToolName::Grafana,
+                "annotation-create",
+                json!({"text": "x"}),
+            ),
+            sample_step(
+                Stage::Verify,
+                ToolName::Prometheus,
+                "query",
+                json!({"query": "up"}),
+            ),
         ],
-    }
+    )
 }
 
 #[tokio::test]

@@ -10,16 +10,8 @@ use std::time::{Duration, Instant};
 use carapulse_core::redact::Redactor;
 use sandbox_exec::{isolation_available, SandboxError, SandboxPolicy};
 
-/// Every run goes through a `sandbox-exec` helper process, as the tool router runs it (see
-/// `helper.rs`): the suite checks the path production uses, and the in-process `run` inside it.
-fn run(
-    argv: &[String],
-    policy: &SandboxPolicy,
-    redactor: &Redactor,
-    sink: Option<sandbox_exec::LineSink>,
-) -> Result<sandbox_exec::Report, SandboxError> {
-    sandbox_exec::Helper::new(env!("CARGO_BIN_EXE_sandbox-exec")).run(argv, policy, redactor, sink)
-}
+mod common;
+use common::run;
 
 fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]

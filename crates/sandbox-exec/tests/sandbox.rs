@@ -7,16 +7,8 @@ use std::net::TcpListener;
 use carapulse_core::redact::Redactor;
 use sandbox_exec::{SandboxError, SandboxPolicy};
 
-/// Every run goes through a `sandbox-exec` helper process, as the tool router runs it (see
-/// `helper.rs`): the suite checks the path production uses, and the in-process `run` inside it.
-fn run(
-    argv: &[String],
-    policy: &SandboxPolicy,
-    redactor: &Redactor,
-    sink: Option<sandbox_exec::LineSink>,
-) -> Result<sandbox_exec::Report, SandboxError> {
-    sandbox_exec::Helper::new(env!("CARGO_BIN_EXE_sandbox-exec")).run(argv, policy, redactor, sink)
-}
+mod common;
+use common::run;
 
 fn argv(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| s.to_string()).collect()
