@@ -193,14 +193,8 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM alert_events WHERE tenant_id = ",
-                select.columns(
-                    "alert_id, source, fingerprint, status, started_at, updated_at, \
-                     payload_json -> 'labels' AS labels, payload_json -> 'annotations' AS annotations"
-                )
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(qb, "alert_id, source, fingerprint, status, started_at, updated_at, \
+                     payload_json -> 'labels' AS labels, payload_json -> 'annotations' AS annotations", "FROM alert_events WHERE tenant_id = ", tenant);
             if let Some(status) = status {
                 qb.push(" AND status = ").push_bind(status.to_owned());
             }

@@ -200,16 +200,10 @@ impl Store {
             descending: false,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM plans WHERE approval_state = 'pending' AND tenant_id = ",
-                select.columns(
-                    "plan_id, summary, risk_level, trigger, created_by, created_at, approval_expires_at"
-                )
-            ))
-            .push_bind(tenant.as_str().to_owned())
-            .push(" AND (approval_expires_at IS NULL OR approval_expires_at > ")
-            .push_bind(now)
-            .push(")");
+            select.head(qb, "plan_id, summary, risk_level, trigger, created_by, created_at, approval_expires_at", "FROM plans WHERE approval_state = 'pending' AND tenant_id = ", tenant);
+            qb.push(" AND (approval_expires_at IS NULL OR approval_expires_at > ")
+                .push_bind(now)
+                .push(")");
         };
         let map = |row: &sqlx::postgres::PgRow| {
             use sqlx::Row;
@@ -250,11 +244,12 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM approvals WHERE tenant_id = ",
-                select.columns(APPROVAL_COLUMNS)
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(
+                qb,
+                APPROVAL_COLUMNS,
+                "FROM approvals WHERE tenant_id = ",
+                tenant,
+            );
             if let Some(status) = filter.status {
                 qb.push(" AND status = ").push_bind(status.as_str());
             }

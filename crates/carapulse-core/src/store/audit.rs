@@ -189,11 +189,12 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM audit_events WHERE tenant_id = ",
-                select.columns(AUDIT_COLUMNS)
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(
+                qb,
+                AUDIT_COLUMNS,
+                "FROM audit_events WHERE tenant_id = ",
+                tenant,
+            );
             push_audit_filters(qb, filter);
         };
         let map = |row: &sqlx::postgres::PgRow| {

@@ -289,11 +289,12 @@ impl Store {
             descending: false,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM context_nodes WHERE kind = 'service' AND tenant_id = ",
-                select.columns("node_id, kind, name, labels_json, owner_team")
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(
+                qb,
+                "node_id, kind, name, labels_json, owner_team",
+                "FROM context_nodes WHERE kind = 'service' AND tenant_id = ",
+                tenant,
+            );
         };
         let map = |row: &sqlx::postgres::PgRow| {
             use sqlx::Row;
@@ -447,14 +448,8 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM context_snapshots WHERE tenant_id = ",
-                select.columns(
-                    "snapshot_id, source, collected_at, jsonb_array_length(nodes_json)::bigint AS node_count, \
-                     jsonb_array_length(edges_json)::bigint AS edge_count"
-                )
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(qb, "snapshot_id, source, collected_at, jsonb_array_length(nodes_json)::bigint AS node_count, \
+                     jsonb_array_length(edges_json)::bigint AS edge_count", "FROM context_snapshots WHERE tenant_id = ", tenant);
         };
         let map = |row: &sqlx::postgres::PgRow| {
             use sqlx::Row;

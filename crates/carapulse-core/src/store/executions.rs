@@ -416,11 +416,12 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM executions WHERE tenant_id = ",
-                select.columns(EXECUTION_COLUMNS)
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(
+                qb,
+                EXECUTION_COLUMNS,
+                "FROM executions WHERE tenant_id = ",
+                tenant,
+            );
             if let Some(status) = filter.status {
                 qb.push(" AND status = ").push_bind(status.as_str());
             }

@@ -131,13 +131,12 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM operator_memory WHERE tenant_id = ",
-                select.columns(
-                    "memory_id, title, body, tags, owner_actor_id, created_at, updated_at"
-                )
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(
+                qb,
+                "memory_id, title, body, tags, owner_actor_id, created_at, updated_at",
+                "FROM operator_memory WHERE tenant_id = ",
+                tenant,
+            );
             if let Some(search) = search {
                 qb.push(" AND (title ILIKE '%' || ")
                     .push_bind(search.to_owned())
@@ -327,14 +326,13 @@ impl Store {
         page: Page,
     ) -> Result<Paged<Versioned>, StoreError> {
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM (SELECT DISTINCT ON ({key}) * FROM ({inner} WHERE tenant_id = ",
-                select.columns("*"),
+            let from = format!(
+                "FROM (SELECT DISTINCT ON ({key}) * FROM ({inner} WHERE tenant_id = ",
                 key = shelf.key(),
                 inner = shelf.select()
-            ))
-            .push_bind(tenant.as_str().to_owned())
-            .push(format!(
+            );
+            select.head(qb, "*", &from, tenant);
+            qb.push(format!(
                 ") d ORDER BY {key}, version DESC) latest WHERE true",
                 key = shelf.key()
             ));

@@ -148,11 +148,14 @@ pub struct Paged<T> {
     pub next_cursor: Option<String>,
     /// Matching rows, only when the request asked for a count.
     pub total: Option<i64>,
-    /// Whether `total` is the planner's estimate rather than an exact count.
-    pub total_is_estimate: bool,
 }
 
 impl<T> Paged<T> {
+    /// Whether `total` is the planner's estimate rather than an exact count.
+    pub fn total_is_estimate(&self) -> bool {
+        self.page.count == CountMode::Estimate
+    }
+
     /// Offset of the next page for a client paging by offset, while that stays within
     /// [`MAX_OFFSET`]; cursor clients follow `next_cursor`.
     pub fn next_offset(&self) -> Option<i64> {
@@ -298,6 +301,19 @@ pub(crate) enum Select {
 }
 
 impl Select {
+    /// Starts a list query: `SELECT <columns, or 1 for counting> <from>`, where `from` ends in
+    /// the tenant comparison (`FROM plans WHERE tenant_id = `), then binds `tenant`.
+    pub(crate) fn head(
+        self,
+        qb: &mut QueryBuilder<'_, Postgres>,
+        columns: &str,
+        from: &str,
+        tenant: &crate::model::TenantId,
+    ) {
+        qb.push(format!("SELECT {} {from}", self.columns(columns)))
+            .push_bind(tenant.as_str().to_owned());
+    }
+
     /// `columns` for rows, `1` for counting.
     pub(crate) fn columns(self, columns: &str) -> &str {
         match self {
@@ -370,7 +386,6 @@ pub(crate) async fn fetch_page<'q, T>(
     };
     Ok(Paged {
         items,
-        total_is_estimate: page.count == CountMode::Estimate,
         page,
         has_more,
         next_cursor,
@@ -466,7 +481,6 @@ mod tests {
             has_more: true,
             next_cursor: Some("c".into()),
             total: None,
-            total_is_estimate: false,
         };
         assert_eq!(page(0, None).next_offset(), Some(2));
         assert_eq!(page(0, Some("c")).next_offset(), None);

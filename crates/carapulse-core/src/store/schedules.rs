@@ -158,11 +158,7 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM schedules WHERE tenant_id = ",
-                select.columns(COLUMNS)
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(qb, COLUMNS, "FROM schedules WHERE tenant_id = ", tenant);
             if let Some(enabled) = enabled {
                 qb.push(" AND enabled = ").push_bind(enabled);
             }

@@ -126,11 +126,7 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} {FROM} WHERE s.tenant_id = ",
-                select.columns(COLUMNS)
-            ))
-            .push_bind(tenant.as_str().to_owned());
+            select.head(qb, COLUMNS, &format!("{FROM} WHERE s.tenant_id = "), tenant);
             if let Some(member) = member {
                 qb.push(
                     " AND EXISTS (SELECT 1 FROM session_members m \

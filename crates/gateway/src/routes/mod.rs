@@ -178,7 +178,7 @@ pub(crate) fn page_json<T: Serialize>(paged: &Paged<T>) -> serde_json::Value {
             next_cursor: paged.next_cursor.clone(),
             next_offset: paged.next_offset(),
             total: paged.total,
-            total_is_estimate: paged.total.map(|_| paged.total_is_estimate),
+            total_is_estimate: paged.total.map(|_| paged.total_is_estimate()),
         },
     })
 }
