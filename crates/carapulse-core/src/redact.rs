@@ -17,29 +17,6 @@ pub const MASK: &str = "[REDACTED]";
 #[derive(Debug, Clone)]
 pub struct Redactor {
     rules: Vec<(Regex, Replace)>,
-    /// How it was built, so another process can build the same one.
-    spec: RedactorSpec,
-}
-
-/// How to build a [`Redactor`]: serialisable, for a process that redacts on another's behalf
-/// (the sandbox helper).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RedactorSpec {
-    /// No rules ([`Redactor::verbatim`]).
-    Verbatim,
-    /// The built-in rules plus these patterns ([`Redactor::new`]).
-    Standard(Vec<String>),
-}
-
-impl RedactorSpec {
-    /// The redactor this describes.
-    pub fn build(&self) -> Result<Redactor, PatternError> {
-        match self {
-            Self::Verbatim => Ok(Redactor::verbatim()),
-            Self::Standard(extra) => Redactor::new(extra),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,23 +116,12 @@ impl Redactor {
             })?;
             rules.push((re, Replace::Whole));
         }
-        Ok(Self {
-            rules,
-            spec: RedactorSpec::Standard(extra.to_vec()),
-        })
+        Ok(Self { rules })
     }
 
     /// A redactor with no rules, for content that is passed on verbatim and never shown.
     pub fn verbatim() -> Self {
-        Self {
-            rules: Vec::new(),
-            spec: RedactorSpec::Verbatim,
-        }
-    }
-
-    /// How to build this redactor again.
-    pub fn spec(&self) -> RedactorSpec {
-        self.spec.clone()
+        Self { rules: Vec::new() }
     }
 
     /// Masks every secret in `text`.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use carapulse_core::redact::{Redactor, RedactorSpec};
+use carapulse_core::redact::Redactor;
 
 use crate::{LineSink, Report, SandboxError, SandboxPolicy, StreamKind};
 
@@ -35,7 +35,6 @@ const HELPER_GRACE: Duration = Duration::from_secs(15);
 pub struct HelperRequest {
     pub argv: Vec<String>,
     pub policy: SandboxPolicy,
-    pub redaction: RedactorSpec,
     /// Whether to send output lines as they come (the parent has a sink).
     pub stream: bool,
     /// The parent's namespace probe, so the helper does not spend a spawn probing again.
@@ -134,7 +133,6 @@ impl Helper {
         let request = HelperRequest {
             argv: argv.to_vec(),
             policy: policy.clone(),
-            redaction: RedactorSpec::Verbatim,
             stream: sink.is_some(),
             namespaces: policy.namespaces.then(crate::run::namespaces_available),
         };
@@ -255,13 +253,8 @@ pub fn serve_one() -> u8 {
     if let Some(known) = request.namespaces.clone() {
         crate::run::assume_namespaces(known);
     }
-    let redactor = match request.redaction.build() {
-        Ok(r) => r,
-        Err(e) => {
-            write(&to_wire(&SandboxError::Setup(format!("redaction: {e}"))));
-            return 0;
-        }
-    };
+    // The caller redacts what arrives (see `Helper::run`).
+    let redactor = Redactor::verbatim();
     let sink: Option<LineSink> = request.stream.then(|| {
         let sink: LineSink = std::sync::Arc::new(move |stream, text: &str| {
             if let Ok(line) = serde_json::to_string(&Frame::Line {

@@ -68,28 +68,27 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        if batch.len() == 1 {
-            if let Some(one) = batch.pop() {
-                let result = store.create_plan(one.plan, one.audit).await;
-                let _ = one.reply.send(result);
-            }
-            continue;
-        }
         let (work, replies): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .map(|r| ((r.plan, r.audit), r.reply))
             .unzip();
-        match store.create_plans(work.clone()).await {
+        match store.create_plans(&work).await {
             Ok(plans) => {
                 for (reply, plan) in replies.into_iter().zip(plans) {
                     let _ = reply.send(Ok(plan));
                 }
             }
+            Err(err) if work.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(err));
+                }
+            }
             Err(err) => {
                 // One plan must never cost the others theirs: retry them one by one.
                 tracing::warn!(error = %err, plans = work.len(), "plan batch failed; retrying plan by plan");
-                for ((plan, audit), reply) in work.into_iter().zip(replies) {
-                    let _ = reply.send(store.create_plan(plan, audit).await);
+                for (one, reply) in work.chunks(1).zip(replies) {
+                    let result = store.create_plans(one).await;
+                    let _ = reply.send(result.and_then(super::plans::only_plan));
                 }
             }
         }

@@ -194,10 +194,7 @@ impl PlanRow {
 impl Store {
     /// Inserts the plan, its steps and its audit event in one transaction.
     pub async fn create_plan(&self, plan: NewPlan, audit: AuditEntry) -> Result<Plan, StoreError> {
-        let mut plans = self.create_plans(vec![(plan, audit)]).await?;
-        plans
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt("plan insert returned nothing".into()))
+        only_plan(self.create_plans(&[(plan, audit)]).await?)
     }
 
     /// Inserts plans with their steps and audit events in one transaction (group commit): one
@@ -206,12 +203,14 @@ impl Store {
     /// event commits, or none does. Returns the stored plans in input order.
     pub async fn create_plans(
         &self,
-        batch: Vec<(NewPlan, AuditEntry)>,
+        batch: &[(NewPlan, AuditEntry)],
     ) -> Result<Vec<Plan>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let (plans, audits): (Vec<NewPlan>, Vec<AuditEntry>) = batch.into_iter().unzip();
+        let plans: Vec<&NewPlan> = batch.iter().map(|(plan, _)| plan).collect();
+        // Borrowed, so a writer can retry the same batch plan by plan without copying it.
+        let audits: Vec<AuditEntry> = batch.iter().map(|(_, audit)| audit.clone()).collect();
         let mut tx = self.pool().begin().await?;
         let contexts = plans
             .iter()
@@ -242,7 +241,7 @@ impl Store {
         });
         qb.build().execute(&mut *tx).await?;
         let mut steps = Vec::new();
-        for plan in &plans {
+        for &plan in &plans {
             for (i, step) in plan.steps.iter().enumerate() {
                 let verification = StepVerification {
                     capture: step.capture.clone(),
@@ -315,14 +314,13 @@ impl Store {
             descending: true,
         };
         let query = |qb: &mut QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            qb.push(format!(
-                "SELECT {} FROM plans WHERE tenant_id = ",
-                select.columns(
-                    "plan_id, created_at, created_by, trigger, summary, intent, context_json, \
-                     risk_level, policy_decision, approval_state, session_id"
-                )
-            ));
-            qb.push_bind(tenant.as_str().to_owned());
+            select.head(
+                qb,
+                "plan_id, created_at, created_by, trigger, summary, intent, context_json, \
+                     risk_level, policy_decision, approval_state, session_id",
+                "FROM plans WHERE tenant_id = ",
+                tenant,
+            );
             if let Some(state) = filter.approval_state {
                 qb.push(" AND approval_state = ").push_bind(state.as_str());
             }
@@ -363,6 +361,13 @@ impl Store {
         })
         .await
     }
+}
+
+/// The plan of a one-plan batch.
+pub(crate) fn only_plan(mut plans: Vec<Plan>) -> Result<Plan, StoreError> {
+    plans
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("plan insert returned nothing".into()))
 }
 
 /// Loads plans (any tenant: the caller names its own ids) with their steps in two statements,
