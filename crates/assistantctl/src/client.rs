@@ -130,15 +130,34 @@ impl Client {
         Ok(())
     }
 
-    /// GET returning the raw body text (exports).
-    pub async fn get_text(&self, path: &str) -> Result<String, CliError> {
-        let resp = self.request(Method::GET, path, None, &[]).await?;
+    /// GET of a long body (exports, streamed verification): no overall timeout, each chunk handed
+    /// to `on_chunk` as it arrives, so nothing is held in memory.
+    pub async fn get_streamed(
+        &self,
+        path: &str,
+        accept: &str,
+        mut on_chunk: impl FnMut(&[u8]) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        use futures::StreamExt;
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(7 * 24 * 3600))
+            .header("accept", accept);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| self.network(e))?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| self.network(e))?;
         if !status.is_success() {
+            let text = resp.text().await.map_err(|e| self.network(e))?;
             return Err(api_error(status, &text));
         }
-        Ok(text)
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            on_chunk(&chunk.map_err(|e| self.network(e))?)?;
+        }
+        Ok(())
     }
 
     async fn send(

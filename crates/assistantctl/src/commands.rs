@@ -838,7 +838,7 @@ async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<
             }
         }
         AuditCommand::Verify => {
-            let report = client.get("/v1/audit/verify").await?;
+            let report = verify_streamed(client, fmt).await?;
             if fmt.structured() {
                 print_value(fmt, &report);
             } else {
@@ -867,20 +867,79 @@ async fn audit(client: &Client, fmt: OutputFormat, cmd: AuditCommand) -> Result<
             file,
             filter,
         } => {
-            let text = client
-                .get_text(&format!(
-                    "/v1/audit/export{}",
-                    query(&[audit_filters(&filter), vec![("format", Some(format))]].concat())
-                ))
+            let path = format!(
+                "/v1/audit/export{}",
+                query(&[audit_filters(&filter), vec![("format", Some(format))]].concat())
+            );
+            // Streamed to the file (or stdout) chunk by chunk: a year of events does not fit in
+            // memory, and must not be cut by the request timeout.
+            let mut out: Box<dyn std::io::Write> = match &file {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .map_err(|e| CliError::Local(format!("{}: {e}", p.display())))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let write_error = |e: std::io::Error| {
+                CliError::Local(match &file {
+                    Some(p) => format!("{}: {e}", p.display()),
+                    None => format!("stdout: {e}"),
+                })
+            };
+            client
+                .get_streamed(&path, "*/*", |chunk| {
+                    out.write_all(chunk).map_err(write_error)
+                })
                 .await?;
-            match file {
-                Some(path) => std::fs::write(&path, text)
-                    .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?,
-                None => print!("{text}"),
-            }
+            out.flush().map_err(write_error)?;
         }
     }
     Ok(())
+}
+
+/// `GET /v1/audit/verify` as NDJSON: progress on stderr while the chain is walked (tables mode),
+/// then the report.
+async fn verify_streamed(client: &Client, fmt: OutputFormat) -> Result<Value, CliError> {
+    let mut pending = Vec::new();
+    let mut report = None;
+    let mut failure = None;
+    client
+        .get_streamed("/v1/audit/verify", "application/x-ndjson", |chunk| {
+            pending.extend_from_slice(chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let Ok(line) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                if let Some(p) = line.get("progress") {
+                    if !fmt.structured() {
+                        eprintln!(
+                            "verified {} of {} events",
+                            cell(p, &["events_checked"]),
+                            cell(p, &["head_seq"])
+                        );
+                    }
+                } else if let Some(r) = line.get("report") {
+                    report = Some(r.clone());
+                } else if let Some(e) = line.get("error") {
+                    failure = Some(CliError::Api {
+                        status: 503,
+                        code: cell(e, &["code"]),
+                        message: cell(e, &["message"]),
+                    });
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    report.ok_or_else(|| CliError::Api {
+        status: 502,
+        code: "invalid_response".into(),
+        message: "the verification stream ended without a report".into(),
+    })
 }
 
 fn policy_test(

@@ -102,7 +102,7 @@ pub async fn bench_lists(
     result
 }
 
-fn viewer_token(tenant: &str) -> anyhow::Result<String> {
+pub(crate) fn viewer_token(tenant: &str) -> anyhow::Result<String> {
     let roles = vec!["viewer".to_owned()];
     Ok(mint_dev_token(&DevTokenRequest {
         secret: TEST_JWT_SECRET,
@@ -160,7 +160,7 @@ async fn seed(db: &TestDatabase, tenant: &str, n: usize) -> anyhow::Result<()> {
 }
 
 /// p50/p99 of `samples` GETs of `url` (after 3 warm-up requests).
-async fn time(
+pub(crate) async fn time(
     http: &reqwest::Client,
     token: &str,
     url: &str,
@@ -195,17 +195,19 @@ fn summary(lat: &mut [Duration]) -> String {
 }
 
 /// The cursor after the first `depth` rows, reached by following cursors 200 rows at a time.
-async fn cursor_at(
+pub(crate) async fn cursor_at(
     http: &reqwest::Client,
     token: &str,
     path: &str,
     depth: usize,
 ) -> anyhow::Result<String> {
+    // `path` may carry filters already.
+    let sep = if path.contains('?') { '&' } else { '?' };
     let mut cursor: Option<String> = None;
     for _ in 0..depth / 200 {
         let url = match &cursor {
-            Some(c) => format!("{path}?limit=200&cursor={c}"),
-            None => format!("{path}?limit=200"),
+            Some(c) => format!("{path}{sep}limit=200&cursor={c}"),
+            None => format!("{path}{sep}limit=200"),
         };
         let body: serde_json::Value = http
             .get(&url)

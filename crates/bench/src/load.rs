@@ -1,12 +1,13 @@
-//! The load suite: the gateway binary as its own process (so its memory and descriptors can be
-//! read from /proc) under minutes of mixed, valid traffic on loopback: plans created, listed,
-//! approved and executed, alert storms through the Alertmanager webhook, audit and execution
-//! reads, while SSE subscribers stay connected. Every `--load-sample-secs` it prints requests,
-//! errors, p99, RSS, open descriptors and sockets; at the end it reports the error rate (must be
-//! 0: every request is valid) and RSS growth after the warm-up.
+//! The load mix: gateway processes (see `stack`) under minutes of mixed, valid traffic on
+//! loopback: plans created, listed, approved and executed, alert storms through the Alertmanager
+//! webhook, audit and execution reads, while SSE subscribers stay connected. Requests go round
+//! robin over the stack's gateways. Every `--load-sample-secs` it prints requests, errors, p99,
+//! RSS, open descriptors and sockets; at the end it reports the error rate (must be 0: every
+//! request is valid), the last window's throughput against the first, how the executions ended
+//! (when the stack has workers) and RSS growth after the warm-up. The `load` suite runs it on a
+//! fresh database against one gateway; the `year` suite on a year of data against two.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,11 +17,11 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use carapulse_core::auth::{mint_dev_token, DevTokenRequest};
-use carapulse_core::testing::{policies_dir, TestDatabase, TEST_JWT_SECRET};
+use carapulse_core::testing::{TestDatabase, TEST_JWT_SECRET};
+
+use crate::stack::{process_stats, Stack, StackOptions, HOOK_TOKEN, TENANT};
 
 use crate::{millis, percentile, Row};
-
-const HOOK_TOKEN: &str = "load-alertmanager-bearer-0123456789";
 
 /// Settings of a load run.
 pub struct LoadSettings {
@@ -38,43 +39,13 @@ fn token(sub: &str, roles: &[&str]) -> anyhow::Result<String> {
         issuer: "carapulse-dev",
         audience: None,
         subject: sub,
-        tenant: "load",
+        tenant: TENANT,
         roles: &roles,
         email: None,
         ttl_secs: 24 * 3600,
         tenant_claim: "tenant_id",
         roles_claim: "groups",
     })?)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(probe.local_addr()?.port())
-}
-
-/// `(RSS in MiB, open descriptors, of which sockets)` of a process.
-fn process_stats(pid: u32) -> (f64, usize, usize) {
-    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0);
-    let (mut fds, mut sockets) = (0, 0);
-    if let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        for e in entries.flatten() {
-            fds += 1;
-            if std::fs::read_link(e.path())
-                .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
-            {
-                sockets += 1;
-            }
-        }
-    }
-    (rss_kib / 1024.0, fds, sockets)
 }
 
 fn plan_body(i: u64) -> Value {
@@ -111,65 +82,40 @@ struct Counters {
     first_errors: Mutex<Vec<String>>,
 }
 
+/// A load run on a fresh database against one gateway (executions stay pending: no workers).
 pub async fn run(settings: &LoadSettings, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let db = TestDatabase::create().await;
-    let result = run_on(&db, settings, rows).await;
+    let result = async {
+        let opts = StackOptions {
+            gateways: 1,
+            workers: 0,
+            temporal: String::new(),
+            retention: true,
+        };
+        let stack = Stack::start(&db, &opts).await?;
+        let result = mix(&db, &stack, settings, "load", rows).await;
+        stack.stop().await;
+        result
+    }
+    .await;
     db.drop_now().await;
     result
 }
 
-async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    let port = free_port()?;
-    let mut config = serde_json::to_value(db.config())?;
-    config["gateway"]["http_addr"] = json!(format!("127.0.0.1:{port}"));
-    config["gateway"]["ws_addr"] = Value::Null;
-    config["gateway"]["rate_limit_per_second"] = json!(1e9);
-    config["gateway"]["rate_limit_burst"] = json!(u32::MAX);
-    config["policy"]["policy_dir"] = json!(policies_dir());
-    config["webhooks"] = json!({"alertmanager": {"tenant_id": "load", "environment": "staging",
-                                 "namespace": "web", "bearer_token": HOOK_TOKEN}});
-    let dir = std::env::temp_dir().join(format!("carapulse-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let config_path = dir.join("config.json");
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
-    let binary: PathBuf = std::env::current_exe()?
-        .parent()
-        .map(|d| d.join("gateway"))
-        .ok_or_else(|| anyhow::anyhow!("no directory for the gateway binary"))?;
-    anyhow::ensure!(
-        binary.exists(),
-        "{} not built: scripts/bench.sh builds it",
-        binary.display()
-    );
-    let mut child = tokio::process::Command::new(&binary)
-        .arg("--config")
-        .arg(&config_path)
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child
-        .id()
-        .ok_or_else(|| anyhow::anyhow!("gateway exited at once"))?;
-    let base = format!("http://127.0.0.1:{port}");
+/// Minutes of mixed traffic spread over every gateway of `stack`; `label` names the run's rows.
+pub async fn mix(
+    db: &TestDatabase,
+    stack: &Stack,
+    s: &LoadSettings,
+    label: &str,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let bases = Arc::new(stack.gateways.clone());
+    let pids = stack.gateway_pids();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(s.workers)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let ready_by = Instant::now() + Duration::from_secs(30);
-    loop {
-        if http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < ready_by, "gateway not ready");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     let alice = token("alice", &["operator"])?;
     let bob = token("bob", &["approver"])?;
     let counters = Arc::new(Counters::default());
@@ -177,8 +123,9 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
 
     // Subscribers: connected for the whole run, counting events.
     let mut subs = Vec::new();
-    for _ in 0..s.subscribers {
-        let (base, tok, counters) = (base.clone(), alice.clone(), counters.clone());
+    for n in 0..s.subscribers {
+        let base = bases[n % bases.len()].clone();
+        let (tok, counters) = (alice.clone(), counters.clone());
         subs.push(tokio::spawn(async move {
             // Its own client: the shared one's 30 s request timeout would cut the stream.
             let Ok(resp) = reqwest::Client::new()
@@ -211,12 +158,14 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
     let seq = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..s.workers {
-        let (http, base, alice, bob) = (http.clone(), base.clone(), alice.clone(), bob.clone());
+        let (http, bases, alice, bob) = (http.clone(), bases.clone(), alice.clone(), bob.clone());
         let (counters, seq) = (counters.clone(), seq.clone());
         let (to_approve, to_execute) = (to_approve.clone(), to_execute.clone());
         workers.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let i = seq.fetch_add(1, Ordering::Relaxed);
+                // Round robin over the gateways (i / 10: each gateway sees the whole mix).
+                let base = &bases[(i / 10) as usize % bases.len()];
                 let started = Instant::now();
                 let (what, result) = match i % 10 {
                     0..=3 => {
@@ -334,7 +283,7 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
         }));
     }
 
-    // Sampler.
+    // Sampler. RSS is the largest gateway's; descriptors and sockets are summed.
     println!(
         "{:>6}  {:>8}  {:>7}  {:>6}  {:>9}  {:>8}  {:>4}  {:>7}",
         "t (s)", "requests", "req/s", "errors", "p99", "RSS MiB", "fds", "sockets"
@@ -345,7 +294,9 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
     let mut rss_max_after_warmup: f64 = 0.0;
     let mut max_sockets = 0usize;
     let mut all_latencies: Vec<Duration> = Vec::new();
+    let mut window_rates: Vec<f64> = Vec::new();
     while Instant::now() < deadline {
+        let window_started = Instant::now();
         tokio::time::sleep(
             s.sample
                 .min(deadline.saturating_duration_since(Instant::now())),
@@ -355,7 +306,10 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
         let errors = counters.errors.load(Ordering::Relaxed);
         let mut window = std::mem::take(&mut *counters.latencies.lock().await);
         window.sort();
-        let (rss, fds, sockets) = process_stats(pid);
+        let stats: Vec<_> = pids.iter().map(|&pid| process_stats(pid)).collect();
+        let rss = stats.iter().map(|p| p.rss_mib).fold(0.0, f64::max);
+        let fds: usize = stats.iter().map(|p| p.fds).sum();
+        let sockets: usize = stats.iter().map(|p| p.sockets).sum();
         max_sockets = max_sockets.max(sockets);
         let t = started.elapsed();
         if t >= s.warmup {
@@ -364,11 +318,16 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
             }
             rss_max_after_warmup = rss_max_after_warmup.max(rss);
         }
+        let rate = (requests - last_requests) as f64 / window_started.elapsed().as_secs_f64();
+        // A last window cut short by the deadline is too noisy to compare.
+        if window_started.elapsed() >= s.sample / 2 {
+            window_rates.push(rate);
+        }
         println!(
             "{:>6.0}  {:>8}  {:>7.0}  {:>6}  {:>9}  {:>8.1}  {:>4}  {:>7}",
             t.as_secs_f64(),
             requests,
-            (requests - last_requests) as f64 / s.sample.as_secs_f64(),
+            rate,
             errors - last_errors,
             millis(percentile(&window, 0.99)),
             rss,
@@ -385,9 +344,6 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
     for sub in subs {
         let _ = sub.await;
     }
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    let _ = std::fs::remove_dir_all(&dir);
 
     all_latencies.sort();
     let requests = counters.requests.load(Ordering::Relaxed);
@@ -397,21 +353,42 @@ async fn run_on(db: &TestDatabase, s: &LoadSettings, rows: &mut Vec<Row>) -> any
         Some(base) if base > 0.0 => (rss_max_after_warmup - base) / base * 100.0,
         _ => 0.0,
     };
+    let flatness = match (window_rates.first(), window_rates.last()) {
+        (Some(first), Some(last)) if *first > 0.0 => format!(
+            "; first window {first:.0} req/s, last {last:.0} req/s ({:.0} % of the first; target >= 90 %)",
+            last / first * 100.0
+        ),
+        _ => String::new(),
+    };
+    let executions: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM executions WHERE tenant_id = $1 \
+         AND created_by <> 'bench-seed' GROUP BY status ORDER BY status",
+    )
+    .bind(TENANT)
+    .fetch_all(db.store.pool())
+    .await?;
+    let executions = executions
+        .iter()
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     rows.push(Row {
         what: format!(
-            "load: {} s mixed traffic, {} workers, {} SSE subscribers (gateway process)",
+            "{label}: {} s mixed traffic, {} gateway(s), {} workers, {} SSE subscribers",
             s.duration.as_secs(),
+            bases.len(),
             s.workers,
             s.subscribers
         ),
         figure: format!(
-            "{requests} requests ({:.0}/s), errors {errors} ({:.4}%), p50 {}, p99 {}; events delivered {}; \
-             RSS after {} s warm-up {:.1} MiB, max after {:.1} MiB ({growth:+.1}%); max sockets {max_sockets}{}",
+            "{requests} requests ({:.0}/s), errors {errors} ({:.4}%), p50 {}, p99 {}{flatness}; events delivered {}; \
+             executions started {}; RSS (largest gateway) after {} s warm-up {:.1} MiB, max after {:.1} MiB ({growth:+.1}%); max sockets {max_sockets}{}",
             requests as f64 / s.duration.as_secs_f64(),
             if requests > 0 { errors as f64 * 100.0 / requests as f64 } else { 0.0 },
             millis(percentile(&all_latencies, 0.5)),
             millis(percentile(&all_latencies, 0.99)),
             counters.events.load(Ordering::Relaxed),
+            if executions.is_empty() { "none".to_owned() } else { executions },
             s.warmup.as_secs(),
             rss_after_warmup.unwrap_or(0.0),
             rss_max_after_warmup,

@@ -11,6 +11,8 @@
 mod events;
 mod lists;
 mod load;
+mod stack;
+mod year;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use carapulse_core::policy::PolicyEngine;
 use carapulse_core::testing::{policies_dir, TestDatabase, TEST_JWT_SECRET};
 
 /// Signs execution grants in the benchmark stacks (the orchestrator mints, the router checks).
-const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
+pub(crate) const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
 
 #[derive(Debug, Parser)]
 #[command(name = "carapulse-bench", version, about = "Carapulse benchmarks")]
@@ -79,8 +81,9 @@ struct Args {
     /// Which suites to run: core (verdicts, policy, plans, audit), verify (verdicts only), policy (compiled vs interpreted decisions), tools (sandbox, router), orchestrator,
     /// events (alert ingestion, SSE fan-out), all of those, lists (list pages at 10k and
     /// --list-rows rows; not part of all), or load (minutes of mixed traffic against the gateway
-    /// binary; not part of all).
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load"])]
+    /// binary; not part of all), or year (a year of data: lists, audit verify and export, SSE
+    /// resume, then the load mix on two gateways and two workers; not part of all).
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load", "year"])]
     suite: String,
     /// Rows per table of the large tenant in the lists suite (the small one has 10,000).
     #[arg(long, default_value_t = 1_000_000)]
@@ -103,6 +106,13 @@ struct Args {
     /// Seconds between load samples.
     #[arg(long, default_value_t = 30)]
     load_sample_secs: u64,
+    /// Volume of the year suite: 1.0 is 1M plans, 10M audit events, 5M alerts, 1M change events.
+    #[arg(long, default_value_t = 1.0)]
+    year_scale: f64,
+    /// Database the year suite seeds once and keeps (later runs reuse it); default: a fresh one,
+    /// dropped at the end.
+    #[arg(long)]
+    year_database: Option<String>,
 }
 
 struct Row {
@@ -922,15 +932,25 @@ async fn main() -> anyhow::Result<()> {
     if args.suite == "all" || args.suite == "orchestrator" {
         bench_orchestrator(&args.temporal, args.workflow_runs, &mut rows).await?;
     }
+    let load_settings = load::LoadSettings {
+        duration: Duration::from_secs(args.load_secs.max(1)),
+        warmup: Duration::from_secs(args.load_warmup_secs),
+        workers: args.load_workers.max(1),
+        subscribers: args.load_subscribers,
+        sample: Duration::from_secs(args.load_sample_secs.max(1)),
+    };
     if args.suite == "load" {
-        let settings = load::LoadSettings {
-            duration: Duration::from_secs(args.load_secs.max(1)),
-            warmup: Duration::from_secs(args.load_warmup_secs),
-            workers: args.load_workers.max(1),
-            subscribers: args.load_subscribers,
-            sample: Duration::from_secs(args.load_sample_secs.max(1)),
+        load::run(&load_settings, &mut rows).await?;
+    }
+    if args.suite == "year" {
+        let settings = year::YearSettings {
+            scale: args.year_scale,
+            samples: args.list_samples,
+            database: args.year_database.clone(),
+            temporal: args.temporal.clone(),
+            load: load_settings,
         };
-        load::run(&settings, &mut rows).await?;
+        year::run(&settings, &mut rows).await?;
     }
     if args.suite == "all" || args.suite == "core" || args.suite == "verify" {
         bench_verdicts(args.verdict_iterations, &mut rows)?;

@@ -43,6 +43,12 @@ impl TestDatabase {
             .await
             .unwrap_or_else(|e| panic!("create database {name}: {e}"));
         admin_pool.close().await;
+        Self::connect(name, &admin, false).await
+    }
+
+    /// Connects to the existing database `name` and runs the migrations; `kept` ones are never
+    /// dropped.
+    async fn connect(name: String, admin: &str, kept: bool) -> Self {
         let dsn = match admin.rfind('/') {
             Some(i) => format!("{}/{name}", &admin[..i]),
             None => panic!("admin DSN has no database path: {admin}"),
@@ -61,8 +67,33 @@ impl TestDatabase {
             dsn,
             store,
             objects_dir,
-            dropped: AtomicBool::new(false),
+            dropped: AtomicBool::new(kept),
         }
+    }
+
+    /// Opens the database `name`, creating it (and running the migrations) when it does not
+    /// exist; it is kept afterwards (never dropped), so a bench can seed it once and measure it
+    /// many times. Returns whether it existed.
+    pub async fn open_kept(name: &str) -> (Self, bool) {
+        let admin = admin_dsn();
+        let admin_pool = sqlx::PgPool::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach Postgres at {admin}: {e}"));
+        let existed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(name)
+                .fetch_one(&admin_pool)
+                .await
+                .unwrap_or_else(|e| panic!("look up database {name}: {e}"));
+        if !existed {
+            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                .execute(&admin_pool)
+                .await
+                .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+        }
+        admin_pool.close().await;
+        let db = Self::connect(name.to_owned(), &admin, true).await;
+        (db, existed)
     }
 
     /// A gateway-ready config: dev mode with [`TEST_JWT_SECRET`], listeners on port 0.
@@ -240,5 +271,143 @@ pub fn sample_step(
         capture: Default::default(),
         expect: Vec::new(),
         analysis: None,
+    }
+}
+
+/// Rows of COPY text per chunk sent by [`seed_audit_chain`].
+const COPY_CHUNK: i64 = 20_000;
+
+/// Appends `n` valid chained audit events for `tenant` (a fresh chain: the tenant must have
+/// none), timestamps spread over the `span` before now, and records the chain head; returns it.
+/// For tests and benches that need long chains fast: the events are hashed on a thread (the chain
+/// is sequential) while the previous chunk streams into Postgres with `COPY`.
+pub async fn seed_audit_chain(
+    store: &Store,
+    tenant: &crate::model::TenantId,
+    n: i64,
+    span: chrono::Duration,
+) -> Result<(i64, String), crate::store::StoreError> {
+    use crate::audit::{AuditEvent, GENESIS_HASH};
+    use sqlx::postgres::PgPoolCopyExt;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    let chain_tenant = tenant.clone();
+    let generator = std::thread::spawn(move || -> (i64, String) {
+        let now = chrono::Utc::now();
+        let step_us = span.num_microseconds().unwrap_or(0) as f64 / n.max(1) as f64;
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut chunk = Vec::with_capacity(COPY_CHUNK as usize * 600);
+        for seq in 1..=n {
+            let at = now - chrono::Duration::microseconds(((n - seq) as f64 * step_us) as i64);
+            let event = AuditEvent::chain(sample_audit_entry(&chain_tenant, seq), seq, &prev, at);
+            write_audit_copy_row(&mut chunk, &event);
+            prev = event.hash;
+            if (seq % COPY_CHUNK == 0 || seq == n) && tx.send(std::mem::take(&mut chunk)).is_err() {
+                break;
+            }
+        }
+        (n, prev)
+    });
+    let mut copy = store
+        .pool()
+        .copy_in_raw(
+            "COPY audit_events (event_id, tenant_id, seq, occurred_at, actor_json, action, decision, \
+             resource_type, resource_id, reason, request_id, context_json, prev_hash, hash) FROM STDIN",
+        )
+        .await?;
+    // The receiver blocks: wait for each chunk on a blocking thread.
+    let mut receiver = Some(rx);
+    while let Some(rx) = receiver.take() {
+        let (chunk, rx) = tokio::task::spawn_blocking(move || (rx.recv().ok(), rx))
+            .await
+            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))?;
+        if let Some(chunk) = chunk {
+            copy.send(chunk).await?;
+            receiver = Some(rx);
+        }
+    }
+    copy.finish().await?;
+    let (head_seq, head_hash) = generator.join().map_err(|_| {
+        crate::store::StoreError::Unavailable("the chain generator panicked".into())
+    })?;
+    sqlx::query(
+        "INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash",
+    )
+    .bind(tenant.as_str())
+    .bind(head_seq)
+    .bind(&head_hash)
+    .execute(store.pool())
+    .await?;
+    Ok((head_seq, head_hash))
+}
+
+/// A plausible mix of what a busy tenant's chain records.
+fn sample_audit_entry(tenant: &crate::model::TenantId, seq: i64) -> crate::audit::AuditEntry {
+    use crate::audit::{AuditActor, AuditDecision, AuditEntry};
+    let (action, decision, kind) = match seq % 10 {
+        0..=3 => ("plan.create", AuditDecision::Allow, "plan"),
+        4 => ("approval.create", AuditDecision::Allow, "plan"),
+        5 | 6 => ("plan.execute", AuditDecision::Allow, "plan"),
+        7 => ("execution.update", AuditDecision::Info, "execution"),
+        8 => ("alert.received", AuditDecision::Info, "alert"),
+        _ => ("policy.evaluate", AuditDecision::Deny, "plan"),
+    };
+    let actor = AuditActor::person(format!("user-{}", seq % 50), None);
+    let mut entry = AuditEntry::new(tenant.clone(), actor, action, decision)
+        .resource(kind, format!("{kind}-{seq}"))
+        .request_id(Some(format!("req-{seq}")));
+    if decision == AuditDecision::Deny {
+        entry = entry.reason("policy denied: production write outside the change window");
+    }
+    entry.context(serde_json::json!({"environment": "production", "namespace": "web"}))
+}
+
+/// One `COPY … FROM STDIN` text row (tab separated, `\N` for NULL, backslash escapes).
+fn write_audit_copy_row(out: &mut Vec<u8>, e: &crate::audit::AuditEvent) {
+    fn field(out: &mut Vec<u8>, value: Option<&str>, last: bool) {
+        match value {
+            None => out.extend_from_slice(b"\\N"),
+            Some(v) => {
+                for b in v.bytes() {
+                    match b {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        _ => out.push(b),
+                    }
+                }
+            }
+        }
+        out.push(if last { b'\n' } else { b'\t' });
+    }
+    let seq = e.seq.to_string();
+    let at = e
+        .occurred_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (actor, context, id) = (
+        e.actor.to_string(),
+        e.context.to_string(),
+        e.event_id.to_string(),
+    );
+    let fields = [
+        Some(id.as_str()),
+        Some(e.tenant_id.as_str()),
+        Some(seq.as_str()),
+        Some(at.as_str()),
+        Some(actor.as_str()),
+        Some(e.action.as_str()),
+        Some(e.decision.as_str()),
+        e.resource_type.as_deref(),
+        e.resource_id.as_deref(),
+        e.reason.as_deref(),
+        e.request_id.as_deref(),
+        Some(context.as_str()),
+        Some(e.prev_hash.as_str()),
+        Some(e.hash.as_str()),
+    ];
+    let last = fields.len() - 1;
+    for (i, value) in fields.into_iter().enumerate() {
+        field(out, value, i == last);
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::canonical::{canonical_json, sha256_hex};
+use crate::canonical::{sha256_hex, write_canonical, write_json_str};
 use crate::model::{Actor, AuditEventId, TenantId};
 
 /// `prev_hash` of a tenant's first event.
@@ -252,25 +252,63 @@ impl AuditEvent {
 
     /// The hash this event should carry given its content and `prev_hash`.
     pub fn compute_hash(&self) -> String {
-        let body = json!({
-            "event_id": self.event_id,
-            "tenant_id": self.tenant_id,
-            "seq": self.seq,
-            "occurred_at": self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            "actor": self.actor,
-            "action": self.action,
-            "decision": self.decision,
-            "resource_type": self.resource_type,
-            "resource_id": self.resource_id,
-            "reason": self.reason,
-            "request_id": self.request_id,
-            "context": self.context,
-        });
-        let mut material = String::with_capacity(512);
-        material.push_str(&self.prev_hash);
-        material.push('\n');
-        material.push_str(&canonical_json(&body));
-        sha256_hex(material.as_bytes())
+        let mut material = Vec::with_capacity(512);
+        self.write_hash_material(&mut material);
+        sha256_hex(&material)
+    }
+
+    /// `prev_hash`, a newline, then the canonical JSON of the hashed fields, written field by
+    /// field in canonical (sorted) key order instead of building a JSON value first: verifying a
+    /// chain hashes every event, and this is most of its time. `hash_material_matches_the_value_form`
+    /// pins it to the canonical form of the same object.
+    fn write_hash_material(&self, out: &mut Vec<u8>) {
+        fn key(out: &mut Vec<u8>, name: &str, first: bool) {
+            if !first {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        }
+        fn opt(out: &mut Vec<u8>, value: Option<&str>) {
+            match value {
+                Some(v) => write_json_str(v, out),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(self.prev_hash.as_bytes());
+        out.push(b'\n');
+        out.push(b'{');
+        key(out, "action", true);
+        write_json_str(&self.action, out);
+        key(out, "actor", false);
+        write_canonical(&self.actor, out);
+        key(out, "context", false);
+        write_canonical(&self.context, out);
+        key(out, "decision", false);
+        write_json_str(&self.decision, out);
+        key(out, "event_id", false);
+        write_json_str(&self.event_id.to_string(), out);
+        key(out, "occurred_at", false);
+        write_json_str(
+            &self
+                .occurred_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            out,
+        );
+        key(out, "reason", false);
+        opt(out, self.reason.as_deref());
+        key(out, "request_id", false);
+        opt(out, self.request_id.as_deref());
+        key(out, "resource_id", false);
+        opt(out, self.resource_id.as_deref());
+        key(out, "resource_type", false);
+        opt(out, self.resource_type.as_deref());
+        key(out, "seq", false);
+        out.extend_from_slice(self.seq.to_string().as_bytes());
+        key(out, "tenant_id", false);
+        write_json_str(&self.tenant_id, out);
+        out.push(b'}');
     }
 }
 
@@ -285,6 +323,58 @@ mod tests {
             action,
             AuditDecision::Info,
         )
+    }
+
+    /// The hash as it was computed before `write_hash_material`: the canonical form of a JSON
+    /// value holding the fields. Chains stored by earlier versions must keep verifying.
+    fn value_form_hash(e: &AuditEvent) -> String {
+        let body = json!({
+            "event_id": e.event_id,
+            "tenant_id": e.tenant_id,
+            "seq": e.seq,
+            "occurred_at": e.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "actor": e.actor,
+            "action": e.action,
+            "decision": e.decision,
+            "resource_type": e.resource_type,
+            "resource_id": e.resource_id,
+            "reason": e.reason,
+            "request_id": e.request_id,
+            "context": e.context,
+        });
+        sha256_hex(
+            format!(
+                "{}\n{}",
+                e.prev_hash,
+                crate::canonical::canonical_json(&body)
+            )
+            .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn hash_material_matches_the_value_form() {
+        let now = DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
+        let plain = AuditEvent::chain(entry("plan.create"), 1, GENESIS_HASH, now);
+        let full = AuditEvent::chain(
+            AuditEntry::new(
+                TenantId::parse("tenant-ü").unwrap_or_else(|_| TenantId::parse("t2").unwrap()),
+                AuditActor::person("o'neil \"quoted\"\n\u{1F600}", Some("a@b.c".into())),
+                "approval.create",
+                AuditDecision::RequireApproval,
+            )
+            .resource("plan", "p-1\t2")
+            .reason("because: \\ back\u{0007}slash")
+            .request_id(Some("req-9".into()))
+            .context(json!({"z": [1, 2.5, null, {"b": true, "a": "é"}], "a": {"y": 1, "x": -3}})),
+            42,
+            &plain.hash,
+            now,
+        );
+        for event in [&plain, &full] {
+            assert_eq!(event.compute_hash(), value_form_hash(event));
+            assert_eq!(event.hash, value_form_hash(event));
+        }
     }
 
     #[test]

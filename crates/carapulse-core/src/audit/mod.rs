@@ -16,5 +16,7 @@ mod writer;
 
 pub use checkpoint::{Checkpoint, CheckpointCheck, CheckpointError, CheckpointSink};
 pub use event::{AuditActor, AuditDecision, AuditEntry, AuditEvent, GENESIS_HASH};
-pub use verify::{verify_chain, ChainBreak, VerifyReport};
+pub use verify::{
+    verify_chain, verify_chain_with_progress, ChainBreak, VerifyProgress, VerifyReport,
+};
 pub use writer::{append_in_tx, append_many_in_tx, AuditError, AuditWriter};

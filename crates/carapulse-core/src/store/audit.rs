@@ -207,12 +207,14 @@ impl Store {
         .await
     }
 
-    /// Oldest first, filtered, events with `seq > after_seq`, for exports streamed page by page.
+    /// Oldest first, filtered, events with `after_seq < seq <= up_to_seq`, for exports streamed
+    /// page by page.
     pub async fn export_audit_events(
         &self,
         tenant: &TenantId,
         filter: &AuditFilter,
         after_seq: i64,
+        up_to_seq: i64,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let mut qb = QueryBuilder::new(format!(
@@ -222,6 +224,8 @@ impl Store {
         push_audit_filters(&mut qb, filter);
         qb.push(" AND seq > ")
             .push_bind(after_seq)
+            .push(" AND seq <= ")
+            .push_bind(up_to_seq)
             .push(" ORDER BY seq LIMIT ")
             .push_bind(limit);
         let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(self.pool()).await?;

@@ -11,7 +11,12 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use carapulse_core::audit::{verify_chain, AuditDecision, AuditEvent};
+use std::time::Duration;
+
+use carapulse_core::audit::{
+    verify_chain_with_progress, AuditDecision, AuditEvent, VerifyProgress, VerifyReport,
+};
+use carapulse_core::model::TenantId;
 use carapulse_core::store::AuditFilter;
 
 use crate::error::{ApiError, ApiResult};
@@ -21,8 +26,6 @@ use crate::state::AppState;
 
 use super::{page_json, require_read};
 
-/// Largest export, in events.
-const MAX_EXPORT: i64 = 1_000_000;
 const EXPORT_PAGE: i64 = 1000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -109,24 +112,103 @@ pub(crate) async fn list(
     Ok(Json(page_json(&page)))
 }
 
-#[utoipa::path(get, path = "/audit/verify", tag = "audit", summary = "Verify the hash chain of the caller's tenant", responses((status = 200, description = "Verification result", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/audit/verify", tag = "audit", summary = "Verify the hash chain of the caller's tenant", description = "With `Accept: application/x-ndjson` the walk streams: a `{\"progress\": {events_checked, head_seq}}` line about every second, then `{\"report\": …}` (or `{\"error\": …}`); a chain of millions of events verifies that way whatever the request timeout. A plain JSON request gets the report, or 503 `verify_too_long` when the walk would outlast the request timeout.", responses((status = 200, description = "Verification result (JSON), or progress lines and the result (NDJSON)", content((Object = "application/json"), (String = "application/x-ndjson"))), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
     ctx: RequestContext,
-) -> ApiResult<Json<Value>> {
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
     require_read(&state, &ctx, "audit.verify").await?;
-    let mut report = verify_chain(&state.store, ctx.tenant()).await?;
-    // The chain alone cannot see its newest events deleted and the head rewritten; the latest
-    // signed checkpoint (read from the sink, not from Postgres) can.
+    let streamed = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson"));
+    if streamed {
+        return Ok(verify_streamed(state, ctx.tenant().clone()));
+    }
+    // Leave the timeout layer a second to answer with this error instead of a bare 504.
+    let budget = Duration::from_secs(state.config.gateway.request_timeout_secs.max(2) - 1);
+    let report = tokio::time::timeout(budget, verify_with_checkpoint(&state, ctx.tenant(), |_| {}))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "verify_too_long",
+                format!(
+                    "the chain is too long to verify within the {}-second request timeout; \
+                     ask with Accept: application/x-ndjson to stream the walk (assistantctl audit verify does)",
+                    budget.as_secs() + 1
+                ),
+            )
+        })??;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)).into_response())
+}
+
+/// The chain walk, then the comparison with the latest signed checkpoint: the chain alone cannot
+/// see its newest events deleted and the head rewritten; the checkpoint (read from the sink, not
+/// from Postgres) can.
+async fn verify_with_checkpoint(
+    state: &AppState,
+    tenant: &TenantId,
+    on_page: impl FnMut(VerifyProgress) + Send,
+) -> ApiResult<VerifyReport> {
+    let mut report = verify_chain_with_progress(&state.store, tenant, on_page).await?;
     if let Some(sink) = &state.checkpoints {
-        sink.check(&state.store, ctx.tenant(), &mut report)
+        sink.check(&state.store, tenant, &mut report)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "checkpoint check failed");
                 ApiError::unavailable("the checkpoint sink cannot be read; retry later")
             })?;
     }
-    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+    Ok(report)
+}
+
+/// Progress lines at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The NDJSON walk: runs on its own task, which stops when the client goes away (the channel
+/// closes and the task is aborted with the body).
+fn verify_streamed(state: AppState, tenant: TenantId) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(16);
+    let walk = tokio::spawn(async move {
+        let progress_tx = tx.clone();
+        // The first page reports at once (the caller sees the walk start), then once a second.
+        let mut last: Option<std::time::Instant> = None;
+        let on_page = move |p: VerifyProgress| {
+            if last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                last = Some(std::time::Instant::now());
+                // A full channel drops a progress line, never the report.
+                let _ = progress_tx.try_send(serde_json::json!({"progress": p}));
+            }
+        };
+        let line = match verify_with_checkpoint(&state, &tenant, on_page).await {
+            Ok(report) => serde_json::json!({"report": report}),
+            Err(err) => serde_json::json!({"error": {"code": err.code, "message": err.message}}),
+        };
+        let _ = tx.send(line).await;
+    });
+    let abort = AbortOnDrop(walk.abort_handle());
+    let lines = futures::stream::unfold((rx, abort), |(mut rx, abort)| async move {
+        let line = rx.recv().await?;
+        let mut text = line.to_string();
+        text.push('\n');
+        Some((Ok::<_, std::io::Error>(text), (rx, abort)))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+/// Aborts a task when the response body that needs it is dropped (the client went away).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[utoipa::path(get, path = "/audit/checkpoints", tag = "audit", summary = "Signed checkpoints of the caller's chain, newest first", responses((status = 200, description = "`{enabled, data}`: the published checkpoints", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
@@ -197,10 +279,8 @@ pub(crate) async fn export(
     if q.limit.is_some() || q.offset.is_some() || q.cursor.is_some() || q.count.is_some() {
         return Err(ApiError::bad_request(
             "invalid_query",
-            format!(
-                "an export streams every matching event (at most {MAX_EXPORT}); limit, offset, \
-                 cursor and count page /v1/audit/events"
-            ),
+            "an export streams every matching event; limit, offset, cursor and count page \
+             /v1/audit/events",
         ));
     }
     let filter = q.filter()?;
@@ -216,6 +296,10 @@ pub(crate) async fn export(
     };
     let tenant = ctx.tenant().clone();
     let store = state.store.clone();
+    // The export is the chain as it stood when it started (events appended meanwhile wait for
+    // the next export), streamed whole however long: no silent cut-off. The head is also sent
+    // as a header, so a reader can tell a complete export from an interrupted one.
+    let head_seq = store.audit_head(&tenant).await?.map_or(0, |(seq, _)| seq);
     struct Cursor {
         after: i64,
         sent: i64,
@@ -241,7 +325,7 @@ pub(crate) async fn export(
                 chunk.push_str(if csv { CSV_HEADER } else { "[" });
             }
             let events = match store
-                .export_audit_events(&tenant, &filter, cur.after, EXPORT_PAGE)
+                .export_audit_events(&tenant, &filter, cur.after, head_seq, EXPORT_PAGE)
                 .await
             {
                 Ok(events) => events,
@@ -269,7 +353,7 @@ pub(crate) async fn export(
             if let Some(last) = events.last() {
                 cur.after = last.seq;
             }
-            if (events.len() as i64) < EXPORT_PAGE || cur.sent >= MAX_EXPORT {
+            if (events.len() as i64) < EXPORT_PAGE {
                 if !csv {
                     chunk.push(']');
                 }
@@ -289,6 +373,10 @@ pub(crate) async fn export(
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"audit.{ext}\""),
+            ),
+            (
+                header::HeaderName::from_static("x-audit-head-seq"),
+                head_seq.to_string(),
             ),
         ],
         Body::from_stream(stream.map(|r| r.map(axum::body::Bytes::from))),
