@@ -83,7 +83,10 @@ impl Stack {
         config["gateway"]["rate_limit_per_second"] = json!(1e9);
         config["gateway"]["rate_limit_burst"] = json!(u32::MAX);
         config["policy"]["policy_dir"] = json!(policies_dir());
-        if !opts.retention {
+        if opts.retention {
+            // Often enough that a run of minutes sees the job drain a backlog.
+            config["gateway"]["retention_interval_secs"] = json!(30);
+        } else {
             for key in [
                 "event_retention_hours",
                 "tool_log_retention_days",

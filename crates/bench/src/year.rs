@@ -109,7 +109,7 @@ async fn run_on(
         retention: false,
     };
     let stack = Stack::start(db, &opts).await?;
-    let measured = measure(db, &stack, s.samples, rows).await;
+    let measured = measure(db, volume, &stack, s.samples, rows).await;
     stack.stop().await;
     measured?;
 
@@ -139,9 +139,9 @@ async fn run_on(
 
 /// Seeds the tenant; one row per table with the time it took.
 async fn seed(db: &TestDatabase, v: Volume, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    let mut conn = db.store.pool().acquire().await?;
+    let mut conn = db.store.pool().begin().await?;
     // Triggers (event log, NOTIFY, foreign keys) off for the load: this is a bench database.
-    sqlx::query("SET session_replication_role = replica")
+    sqlx::query("SET LOCAL session_replication_role = replica")
         .execute(&mut *conn)
         .await?;
     // (what, rows, statement): $1 tenant, $2 rows, $3 seconds between rows.
@@ -191,10 +191,7 @@ async fn seed(db: &TestDatabase, v: Volume, rows: &mut Vec<Row>) -> anyhow::Resu
             .await?;
         rows.push(seed_row(table, done.rows_affected(), started.elapsed()));
     }
-    sqlx::query("SET session_replication_role = DEFAULT")
-        .execute(&mut *conn)
-        .await?;
-    drop(conn);
+    conn.commit().await?;
 
     let started = Instant::now();
     let (head_seq, _) = seed_audit_chain(
@@ -271,6 +268,7 @@ async fn sizes(db: &TestDatabase) -> anyhow::Result<String> {
 /// Every list endpoint, verify, export and SSE resume against the stack's gateway.
 async fn measure(
     db: &TestDatabase,
+    v: Volume,
     stack: &Stack,
     samples: usize,
     rows: &mut Vec<Row>,
@@ -279,31 +277,31 @@ async fn measure(
     let pid = stack.gateway_pids()[0];
     let http = reqwest::Client::new();
     let token = viewer_token(TENANT)?;
-    // (list, extra query, deep page too)
+    // (list, extra query, rows it holds: a page 10,000 rows deep too when it has them)
     let lists = [
-        ("plans", "", true),
-        ("executions", "", true),
-        ("approvals", "status=approved&", true),
-        ("approvals", "status=pending&", false),
-        ("audit/events", "", true),
-        ("audit/events", "action=plan.execute&", true),
-        ("alerts", "", true),
-        ("sessions", "", false),
-        ("schedules", "", false),
-        ("memory", "", false),
-        ("playbooks", "", false),
-        ("runbooks", "", false),
-        ("context/services", "", false),
-        ("context/snapshots", "", false),
+        ("plans", "", v.plans),
+        ("executions", "", v.plans),
+        ("approvals", "status=approved&", v.plans / 10),
+        ("approvals", "status=pending&", 0),
+        ("audit/events", "", v.audit),
+        ("audit/events", "action=plan.execute&", v.audit / 5),
+        ("alerts", "", v.alerts),
+        ("sessions", "", 0),
+        ("schedules", "", 0),
+        ("memory", "", 0),
+        ("playbooks", "", 0),
+        ("runbooks", "", 0),
+        ("context/services", "", 0),
+        ("context/snapshots", "", 0),
     ];
-    for (list, filter, deep) in lists {
+    for (list, filter, size) in lists {
         let path = format!("{base}/v1/{list}");
         let figure = time(&http, &token, &format!("{path}?{filter}limit=50"), samples).await?;
         rows.push(Row {
             what: format!("year: list /v1/{list}?{filter} first page"),
             figure,
         });
-        if deep {
+        if size > 2 * DEPTH as i64 {
             let filtered = match filter.trim_end_matches('&') {
                 "" => path.clone(),
                 f => format!("{path}?{f}"),
@@ -389,29 +387,30 @@ async fn measure(
 
     // SSE resume from behind the head.
     for behind in [10_000i64, 100_000] {
-        let (first, last) = sse_resume(db, &http, base, &token, behind).await?;
+        let (replayed, first, last) = sse_resume(db, &http, base, &token, behind).await?;
         rows.push(Row {
             what: format!("year: SSE resume {behind} events behind the head"),
             figure: format!(
-                "first event after {}, all {behind} after {} ({:.0} events/s)",
+                "first event after {}, all {replayed} after {} ({:.0} events/s)",
                 crate::millis(first),
                 crate::millis(last),
-                behind as f64 / last.as_secs_f64()
+                replayed as f64 / last.as_secs_f64()
             ),
         });
     }
     Ok(())
 }
 
-/// Resumes `/v1/events` `behind` events before the newest and times the first and the last
-/// replayed event; checks the ids arrive in order without a gap.
+/// Resumes `/v1/events` `behind` events before the newest (or from the start, when there are
+/// fewer) and times the first and the last replayed event; checks the ids arrive in order without
+/// a gap. Returns how many were replayed.
 async fn sse_resume(
     db: &TestDatabase,
     http: &reqwest::Client,
     base: &str,
     token: &str,
     behind: i64,
-) -> anyhow::Result<(Duration, Duration)> {
+) -> anyhow::Result<(i64, Duration, Duration)> {
     // The newest id: the one a fresh subscriber would resume after.
     let head: i64 =
         sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM event_log WHERE tenant_id = $1")
@@ -450,5 +449,5 @@ async fn sse_resume(
             }
         }
     }
-    Ok((first.unwrap_or_default(), started.elapsed()))
+    Ok((head - from, first.unwrap_or_default(), started.elapsed()))
 }

@@ -280,7 +280,8 @@ const COPY_CHUNK: i64 = 20_000;
 /// Appends `n` valid chained audit events for `tenant` (a fresh chain: the tenant must have
 /// none), timestamps spread over the `span` before now, and records the chain head; returns it.
 /// For tests and benches that need long chains fast: the events are hashed on a thread (the chain
-/// is sequential) while the previous chunk streams into Postgres with `COPY`.
+/// is sequential) while the previous chunk streams into Postgres with `COPY`, with triggers off
+/// (like a restored backup: no `audit.created` change event per row).
 pub async fn seed_audit_chain(
     store: &Store,
     tenant: &crate::model::TenantId,
@@ -288,7 +289,6 @@ pub async fn seed_audit_chain(
     span: chrono::Duration,
 ) -> Result<(i64, String), crate::store::StoreError> {
     use crate::audit::{AuditEvent, GENESIS_HASH};
-    use sqlx::postgres::PgPoolCopyExt;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     let chain_tenant = tenant.clone();
     let generator = std::thread::spawn(move || -> (i64, String) {
@@ -307,8 +307,12 @@ pub async fn seed_audit_chain(
         }
         (n, prev)
     });
-    let mut copy = store
-        .pool()
+    // SET LOCAL: the setting ends with the transaction, even when the COPY fails.
+    let mut tx = store.pool().begin().await?;
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await?;
+    let mut copy = tx
         .copy_in_raw(
             "COPY audit_events (event_id, tenant_id, seq, occurred_at, actor_json, action, decision, \
              resource_type, resource_id, reason, request_id, context_json, prev_hash, hash) FROM STDIN",
@@ -326,6 +330,7 @@ pub async fn seed_audit_chain(
         }
     }
     copy.finish().await?;
+    tx.commit().await?;
     let (head_seq, head_hash) = generator.join().map_err(|_| {
         crate::store::StoreError::Unavailable("the chain generator panicked".into())
     })?;

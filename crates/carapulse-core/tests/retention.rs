@@ -138,3 +138,50 @@ async fn writers_commit_while_a_backlog_is_pruned() {
     );
     db.drop_now().await;
 }
+
+/// Two replicas prune at once while a webhook transaction holds one old alert: neither prune
+/// waits for the held row or for the other prune (they used to: the DELETE blocked on the row
+/// lock until the holder ended), together they take every other old row exactly once, and the
+/// held row goes in a later run.
+#[tokio::test]
+async fn prunes_skip_held_rows_and_run_side_by_side() {
+    let db = TestDatabase::create().await;
+    let old = 12_000;
+    sqlx::query(
+        "INSERT INTO alert_events (alert_id, tenant_id, fingerprint, status, updated_at, payload_json) \
+         SELECT gen_random_uuid(), 'acme', 'old-' || i, 'resolved', now() - interval '91 days', '{}' \
+         FROM generate_series(0, $1) i",
+    )
+    .bind(old as i64)
+    .execute(db.store.pool())
+    .await
+    .unwrap();
+    // The webhook's transaction: holds old-0 (as an upsert of that fingerprint would).
+    let mut holder = db.store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM alert_events WHERE fingerprint = 'old-0' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let policy = RetentionPolicy {
+        resolved_alert_hours: 90 * 24,
+        ..POLICY
+    };
+    let side_by_side = async { tokio::join!(db.store.prune(&policy), db.store.prune(&policy)) };
+    let (a, b) = tokio::time::timeout(std::time::Duration::from_secs(30), side_by_side)
+        .await
+        .expect("a prune waited for a held row or for the other prune");
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.resolved_alerts + b.resolved_alerts, old, "{a:?} {b:?}");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM alert_events").await,
+        1,
+        "only the held alert is left"
+    );
+
+    holder.commit().await.unwrap();
+    let later = db.store.prune(&policy).await.unwrap();
+    assert_eq!(later.resolved_alerts, 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM alert_events").await, 0);
+    db.drop_now().await;
+}

@@ -248,7 +248,7 @@ impl Application {
         let state = self.state.clone();
         tasks.push(tokio::spawn(run_every(
             "event-retention",
-            Duration::from_secs(600),
+            Duration::from_secs(self.state.config.gateway.retention_interval_secs),
             self.shutdown.clone(),
             move || {
                 let state = state.clone();

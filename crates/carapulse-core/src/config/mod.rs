@@ -305,6 +305,12 @@ impl Config {
     fn validate_gateway(&self) -> Result<(), ConfigError> {
         let gw = &self.gateway;
         parse_listen_addr("gateway.http_addr", &gw.http_addr)?;
+        if !(10..=86_400).contains(&gw.retention_interval_secs) {
+            return Err(ConfigError::invalid(
+                "gateway.retention_interval_secs",
+                "between 10 and 86400 seconds",
+            ));
+        }
         for (name, source) in &self.webhooks {
             let field = |f: &str| format!("webhooks.{name}.{f}");
             if !matches!(name.as_str(), "alertmanager" | "argocd" | "git" | "k8s") {

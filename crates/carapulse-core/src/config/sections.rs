@@ -51,6 +51,8 @@ pub struct GatewayConfig {
     pub tool_log_retention_days: u64,
     /// Days a resolved alert stays in `alert_events` after its last update (0 keeps it).
     pub resolved_alert_retention_days: u64,
+    /// Seconds between runs of the retention job (the first one interval after start; 10..=86400).
+    pub retention_interval_secs: u64,
     pub enable_event_loop: bool,
     pub event_loop_sources: Vec<String>,
     pub session_required: bool,
@@ -107,6 +109,7 @@ impl Default for GatewayConfig {
             event_retention_hours: 24,
             tool_log_retention_days: 30,
             resolved_alert_retention_days: 90,
+            retention_interval_secs: 600,
             enable_event_loop: false,
             event_loop_sources: vec![
                 "alertmanager".into(),

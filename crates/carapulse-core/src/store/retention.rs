@@ -1,7 +1,9 @@
 //! Retention: what the tables that grow with traffic keep. Each table is pruned in batches of
 //! short autocommit DELETEs by primary key, so a prune never holds a lock writers wait on for
 //! more than one batch of old rows (new rows are never touched), and a year of backlog drains a
-//! batch at a time instead of in one long transaction.
+//! batch at a time instead of in one long transaction. A batch skips rows another transaction
+//! holds (`SKIP LOCKED`): a webhook updating an old alert, or the prune of another gateway
+//! replica, is never waited on and never deadlocks with this one.
 
 use std::time::Duration;
 
@@ -86,7 +88,8 @@ impl Store {
         }
         let hours = i32::try_from(hours).unwrap_or(i32::MAX);
         let sql = format!(
-            "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {condition} LIMIT $2)"
+            "DELETE FROM {table} WHERE ({key}) IN \
+             (SELECT {key} FROM {table} WHERE {condition} LIMIT $2 FOR UPDATE SKIP LOCKED)"
         );
         let mut total = 0;
         loop {
