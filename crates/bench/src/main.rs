@@ -8,6 +8,7 @@
 //!
 //! Run it in release mode: `cargo run --release -p carapulse-bench -- --help`.
 
+mod approvals;
 mod events;
 mod lists;
 mod load;
@@ -48,6 +49,9 @@ struct Args {
     /// Tenants the plan clients spread over; one measurement per value and concurrency.
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 32])]
     plan_tenants: Vec<usize>,
+    /// Approval decisions per approvals measurement (c=32, before and after group commit).
+    #[arg(long, default_value_t = 3_000)]
+    approvals: usize,
     /// Audit events per audit measurement.
     #[arg(long, default_value_t = 5_000)]
     audit_events: usize,
@@ -967,6 +971,7 @@ async fn main() -> anyhow::Result<()> {
                     bench_plans(&db, args.plans, concurrency.max(1), tenants, &mut rows).await?;
                 }
             }
+            approvals::bench_approvals(&db, args.approvals, 32, &mut rows).await?;
             bench_audit(&db, args.audit_events, &mut rows).await
         }
         .await;

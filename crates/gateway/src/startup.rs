@@ -132,6 +132,7 @@ impl Application {
             checkpoints,
             audit: AuditWriter::spawn(store.clone()),
             plans: carapulse_core::store::PlanWriter::spawn(store.clone()),
+            approvals: carapulse_core::store::ApprovalWriter::spawn(store.clone()),
             store,
             policy: Arc::new(crate::policy_store::LoadedPolicy::new(
                 policy,

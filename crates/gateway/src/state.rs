@@ -24,6 +24,8 @@ pub struct AppState {
     pub audit: AuditWriter,
     /// Group-commits plan creation (each plan with its audit event).
     pub plans: carapulse_core::store::PlanWriter,
+    /// Approval decisions go through the group-commit writer too.
+    pub approvals: carapulse_core::store::ApprovalWriter,
     pub policy: Arc<crate::policy_store::LoadedPolicy>,
     pub verifier: Arc<TokenVerifier>,
     pub dispatcher: Arc<dyn ExecutionDispatcher>,

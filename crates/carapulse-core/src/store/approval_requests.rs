@@ -199,20 +199,38 @@ impl Store {
         Ok(())
     }
 
-    /// The request of a plan (for `GET /v1/approvals` and tests).
+    /// The request of a plan (for tests and single-plan reads).
     pub async fn approval_request(
         &self,
         tenant: &TenantId,
         plan_id: PlanId,
     ) -> Result<Option<ApprovalRequest>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(
+        Ok(self
+            .approval_requests(tenant, &[plan_id])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The requests of several plans in one query (a page of `GET /v1/approvals`), in no
+    /// particular order; plans without one are absent.
+    pub async fn approval_requests(
+        &self,
+        tenant: &TenantId,
+        plan_ids: &[PlanId],
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        if plan_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<uuid::Uuid> = plan_ids.iter().map(|p| p.0).collect();
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT plan_id, tenant_id, status, external_id, external_key, external_url, attempts, last_error \
-             FROM approval_requests WHERE plan_id = $1 AND tenant_id = $2",
+             FROM approval_requests WHERE plan_id = ANY($1) AND tenant_id = $2",
         )
-        .bind(plan_id.0)
+        .bind(&ids)
         .bind(tenant.as_str())
-        .fetch_optional(self.pool())
+        .fetch_all(self.pool())
         .await?;
-        row.map(from_row).transpose()
+        rows.into_iter().map(from_row).collect()
     }
 }

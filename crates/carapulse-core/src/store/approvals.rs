@@ -73,33 +73,51 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Approval, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let plan = load_plan(&mut tx, tenant, plan_id, true).await?;
-        match plan.approval_state {
-            PlanApprovalState::Pending => {}
-            PlanApprovalState::NotRequired => {
-                return Err(StoreError::Conflict(
-                    "plan does not require approval".into(),
-                ))
-            }
-            other => {
-                return Err(StoreError::Conflict(format!(
-                    "plan approval is already {}",
-                    other.as_str()
-                )))
-            }
-        }
-        if plan
-            .approval_expires_at
-            .is_some_and(|deadline| deadline <= now)
-        {
-            return Err(StoreError::Conflict(
-                "the approval window of this plan has expired".into(),
-            ));
-        }
-        let row = insert_decision(&mut tx, tenant, &plan, &decision, now).await?;
-        append_in_tx(&mut tx, audit).await?;
+        let row = decide_in_tx(&mut tx, tenant, plan_id, &decision, audit, now).await?;
         tx.commit().await?;
         row.into_model()
+    }
+
+    /// Records several decisions in one transaction (group commit, see `ApprovalWriter`): each
+    /// inside its own savepoint, so a decision refused for its own reasons (already decided,
+    /// expired, not found) is rolled back alone and answered with its error while the others
+    /// commit. Failures that are not about one decision (the connection, a deadlock with another
+    /// batch, the commit) fail the whole batch: the caller retries decision by decision.
+    pub async fn record_approvals(
+        &self,
+        batch: Vec<ApprovalWork>,
+    ) -> Result<Vec<Result<Approval, StoreError>>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for work in batch {
+            sqlx::query("SAVEPOINT approval").execute(&mut *tx).await?;
+            match decide_in_tx(
+                &mut tx,
+                &work.tenant,
+                work.plan_id,
+                &work.decision,
+                work.audit,
+                work.now,
+            )
+            .await
+            {
+                Ok(row) => {
+                    sqlx::query("RELEASE SAVEPOINT approval")
+                        .execute(&mut *tx)
+                        .await?;
+                    results.push(row.into_model());
+                }
+                Err(err) if err.is_about_the_request() => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT approval")
+                        .execute(&mut *tx)
+                        .await?;
+                    results.push(Err(err));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
     }
 
     /// The decision recorded on a plan, if any.
@@ -117,6 +135,54 @@ impl Store {
         .await?;
         row.map(ApprovalRow::into_model).transpose()
     }
+}
+
+/// One decision of a batch (see [`Store::record_approvals`]).
+#[derive(Debug, Clone)]
+pub struct ApprovalWork {
+    pub tenant: TenantId,
+    pub plan_id: PlanId,
+    pub decision: ApprovalDecision,
+    pub audit: AuditEntry,
+    pub now: DateTime<Utc>,
+}
+
+/// Locks the plan, re-checks it is still pending and inside its approval window, records the
+/// decision and appends `audit`, inside the caller's transaction.
+async fn decide_in_tx(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tenant: &TenantId,
+    plan_id: PlanId,
+    decision: &ApprovalDecision,
+    audit: AuditEntry,
+    now: DateTime<Utc>,
+) -> Result<ApprovalRow, StoreError> {
+    let plan = load_plan(tx, tenant, plan_id, true).await?;
+    match plan.approval_state {
+        PlanApprovalState::Pending => {}
+        PlanApprovalState::NotRequired => {
+            return Err(StoreError::Conflict(
+                "plan does not require approval".into(),
+            ))
+        }
+        other => {
+            return Err(StoreError::Conflict(format!(
+                "plan approval is already {}",
+                other.as_str()
+            )))
+        }
+    }
+    if plan
+        .approval_expires_at
+        .is_some_and(|deadline| deadline <= now)
+    {
+        return Err(StoreError::Conflict(
+            "the approval window of this plan has expired".into(),
+        ));
+    }
+    let row = insert_decision(tx, tenant, &plan, decision, now).await?;
+    append_in_tx(tx, audit).await?;
+    Ok(row)
 }
 
 /// Inserts the approval row and moves the plan's state (inside the caller's transaction).

@@ -68,6 +68,21 @@ impl From<crate::model::ModelError> for StoreError {
 }
 
 impl StoreError {
+    /// Whether the error is about one request's own data or state (so a batch answers that
+    /// request with it and goes on), rather than about the database or the transaction.
+    pub fn is_about_the_request(&self) -> bool {
+        matches!(
+            self,
+            Self::NotFound
+                | Self::Conflict(_)
+                | Self::Precondition(_)
+                | Self::InvalidValue(_)
+                | Self::InvalidCursor(_)
+                | Self::Integrity(_)
+                | Self::Corrupt(_)
+        )
+    }
+
     /// Whether the error is a unique-constraint violation on `constraint`.
     pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
         match err {

@@ -406,8 +406,8 @@ impl LinearWatcher {
         .resource("plan", plan.plan_id)
         .context(json!({"source": "linear", "issue": issue.identifier}));
         match state
-            .store
-            .record_approval(&plan.tenant_id, plan.plan_id, decision, entry, Utc::now())
+            .approvals
+            .record(&plan.tenant_id, plan.plan_id, decision, entry, Utc::now())
             .await
         {
             Ok(_) => {

@@ -112,8 +112,8 @@ pub(crate) async fn create(
         .resource("plan", plan_id)
         .context(json!({"source": source, "note": body.note}));
     let approval = state
-        .store
-        .record_approval(ctx.tenant(), plan_id, decision, entry, Utc::now())
+        .approvals
+        .record(ctx.tenant(), plan_id, decision, entry, Utc::now())
         .await
         .map_err(|e| match e {
             StoreError::Conflict(msg) => ApiError::conflict("already_decided", msg),
@@ -230,24 +230,24 @@ pub(crate) async fn list(
             .pending_approvals(ctx.tenant(), Utc::now(), page)
             .await?;
         let mut body = super::page_json(&pending);
-        // Where each request was sent (a Linear issue), when it was.
+        // Where each request was sent (a Linear issue), when it was: one query for the page.
+        let ids: Vec<PlanId> = pending.items.iter().map(|p| p.plan_id).collect();
+        let requests = state.store.approval_requests(ctx.tenant(), &ids).await?;
         if let Some(items) = body.get_mut("data").and_then(|d| d.as_array_mut()) {
             for item in items {
-                let Some(plan_id) = item
-                    .get("plan_id")
-                    .and_then(|v| v.as_str())
-                    .and_then(|s| PlanId::parse(s).ok())
+                let plan_id = item.get("plan_id").and_then(|v| v.as_str());
+                let Some(req) = requests
+                    .iter()
+                    .find(|r| plan_id == Some(r.plan_id.to_string().as_str()))
                 else {
                     continue;
                 };
-                if let Some(req) = state.store.approval_request(ctx.tenant(), plan_id).await? {
-                    item["external"] = json!({
-                        "channel": "linear",
-                        "status": req.status.as_str(),
-                        "key": req.external_key,
-                        "url": req.external_url,
-                    });
-                }
+                item["external"] = json!({
+                    "channel": "linear",
+                    "status": req.status.as_str(),
+                    "key": req.external_key,
+                    "url": req.external_url,
+                });
             }
         }
         return Ok(Json(body));

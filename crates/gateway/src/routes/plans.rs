@@ -372,8 +372,8 @@ pub(crate) async fn create_plan(
             .resource("plan", plan_id)
             .reason("low risk, human trigger, approvals.auto_approve_low is on");
         state
-            .store
-            .record_approval(&tenant, plan_id, decision, entry, Utc::now())
+            .approvals
+            .record(&tenant, plan_id, decision, entry, Utc::now())
             .await?;
         plan = state.store.get_plan(&tenant, plan_id).await?;
     }
