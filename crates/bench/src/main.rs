@@ -3,8 +3,11 @@
 //! - policy decision latency (regorus over the project policies), median and p99 per decision;
 //! - `POST /v1/plans` end to end against a gateway on a fresh local database: throughput and
 //!   p50/p99 latency at each chosen concurrency (1, 32 and 128 by default);
+//! - approval decisions at concurrency 32, one transaction each beside the group-commit writer;
 //! - audit append throughput with the hash chain (sequential and concurrent through the batching
-//!   writer) beside a raw single-row INSERT loop on the same database in the same run.
+//!   writer) beside a raw single-row INSERT loop on the same database in the same run;
+//! - and, as their own suites: list pages at size (`lists`), minutes of mixed traffic (`load`),
+//!   a year of data (`year`), sandbox and router costs, the orchestrator on Temporal.
 //!
 //! Run it in release mode: `cargo run --release -p carapulse-bench -- --help`.
 
