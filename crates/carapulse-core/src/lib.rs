@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+mod batching;
 pub mod canonical;
 pub mod cli;
 pub mod config;

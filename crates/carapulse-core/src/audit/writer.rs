@@ -133,14 +133,7 @@ impl AuditWriter {
 }
 
 async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Request>) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = crate::batching::next_batch(&mut receiver, MAX_BATCH, |_| false).await {
         let (entries, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.entry, r.reply)).unzip();
         match write_batch(&store, entries.clone()).await {

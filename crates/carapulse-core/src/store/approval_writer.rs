@@ -101,14 +101,7 @@ impl ApprovalWriter {
 }
 
 async fn run(store: Store, mut receiver: mpsc::Receiver<Request>, counters: Arc<Counters>) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = crate::batching::next_batch(&mut receiver, MAX_BATCH, |_| false).await {
         if batch.len() == 1 {
             for r in batch {
                 let _ = r.reply.send(record_one(&store, r.work).await);

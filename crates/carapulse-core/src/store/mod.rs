@@ -41,7 +41,7 @@ pub use executions::{
     StartOutcome, INLINE_RESULT_BYTES,
 };
 pub use library::{MemoryRecord, Shelf, Versioned};
-pub use page::{CountMode, Page, PageError, Paged, MAX_OFFSET, MAX_PAGE_SIZE};
+pub use page::{CountMode, Page, PageCursor, PageError, Paged, MAX_OFFSET, MAX_PAGE_SIZE};
 pub use plan_writer::PlanWriter;
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
 pub use retention::{Pruned, RetentionPolicy};

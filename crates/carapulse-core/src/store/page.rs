@@ -69,7 +69,7 @@ pub struct Page {
     pub offset: i64,
     /// Start strictly after the row this cursor names (opaque to clients).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
+    pub cursor: Option<PageCursor>,
     pub count: CountMode,
 }
 
@@ -112,13 +112,11 @@ impl Page {
         if cursor.is_some() && offset > 0 {
             return Err(PageError::CursorWithOffset);
         }
-        if let Some(raw) = cursor {
-            RawCursor::decode(raw)?;
-        }
+        let cursor = cursor.map(PageCursor::parse).transpose()?;
         Ok(Self {
             limit: clamp_limit(limit),
             offset,
-            cursor: cursor.map(str::to_owned),
+            cursor,
             count: count.map(CountMode::parse).transpose()?.unwrap_or_default(),
         })
     }
@@ -223,8 +221,35 @@ pub(crate) struct Keyset {
     pub descending: bool,
 }
 
+/// A cursor as the client sent it, decoded once when the request is parsed (its values are
+/// checked against the list's key types when the page is read). Serialises as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor {
+    raw: String,
+    decoded: RawCursor,
+}
+
+impl PageCursor {
+    fn parse(raw: &str) -> Result<Self, PageError> {
+        Ok(Self {
+            raw: raw.to_owned(),
+            decoded: RawCursor::decode(raw)?,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl Serialize for PageCursor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(serializer)
+    }
+}
+
 /// A cursor's wire form: base64url of `{"l": list, "k": [key values as text]}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct RawCursor {
     l: String,
     k: Vec<String>,
@@ -253,9 +278,10 @@ impl Keyset {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
     }
 
-    fn decode(&self, raw: &str) -> Result<Vec<KeyValue>, StoreError> {
+    /// The key values `cursor` names, when it is one of this list's.
+    fn keys(&self, cursor: &PageCursor) -> Result<Vec<KeyValue>, StoreError> {
         let invalid = || StoreError::InvalidCursor(PageError::Cursor.to_string());
-        let cursor = RawCursor::decode(raw).map_err(|_| invalid())?;
+        let cursor = &cursor.decoded;
         if cursor.l != self.list || cursor.k.len() != self.columns.len() {
             return Err(invalid());
         }
@@ -336,8 +362,8 @@ pub(crate) async fn fetch_page<'q, T>(
 ) -> Result<Paged<T>, StoreError> {
     let after = page
         .cursor
-        .as_deref()
-        .map(|raw| keyset.decode(raw))
+        .as_ref()
+        .map(|cursor| keyset.keys(cursor))
         .transpose()?;
     let mut qb = QueryBuilder::new("");
     query(&mut qb, Select::Rows);
@@ -438,7 +464,10 @@ mod tests {
         );
         let ok = Page::parse(Some(10), None, Some(&cursor), Some("estimate")).unwrap();
         assert_eq!(ok.count, CountMode::Estimate);
-        assert_eq!(ok.cursor.as_deref(), Some(cursor.as_str()));
+        assert_eq!(
+            ok.cursor.as_ref().map(PageCursor::as_str),
+            Some(cursor.as_str())
+        );
     }
 
     #[test]
@@ -449,7 +478,7 @@ mod tests {
         let id = Uuid::new_v4();
         let cursor = PLANS.encode(&[KeyValue::Time(at), KeyValue::Uuid(id)]);
         assert_eq!(
-            PLANS.decode(&cursor).unwrap(),
+            PLANS.keys(&PageCursor::parse(&cursor).unwrap()).unwrap(),
             vec![KeyValue::Time(at), KeyValue::Uuid(id)]
         );
         let audit = Keyset {
@@ -458,24 +487,25 @@ mod tests {
             descending: true,
         };
         assert!(matches!(
-            audit.decode(&cursor),
+            audit.keys(&PageCursor::parse(&cursor).unwrap()),
             Err(StoreError::InvalidCursor(_))
         ));
         // A cursor naming the right list with a value of the wrong type is refused too.
         let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(br#"{"l":"plans","k":["yesterday","x"]}"#);
         assert!(matches!(
-            PLANS.decode(&forged),
+            PLANS.keys(&PageCursor::parse(&forged).unwrap()),
             Err(StoreError::InvalidCursor(_))
         ));
     }
 
     #[test]
     fn next_offset_only_for_offset_clients_within_the_cap() {
+        let some_cursor = PLANS.encode(&[KeyValue::Time(Utc::now()), KeyValue::Uuid(Uuid::nil())]);
         let page = |offset, cursor: Option<&str>| Paged {
             items: vec![1, 2],
             page: Page {
-                cursor: cursor.map(str::to_owned),
+                cursor: cursor.map(|c| PageCursor::parse(c).unwrap()),
                 ..Page::new(Some(2), Some(offset))
             },
             has_more: true,
@@ -483,7 +513,7 @@ mod tests {
             total: None,
         };
         assert_eq!(page(0, None).next_offset(), Some(2));
-        assert_eq!(page(0, Some("c")).next_offset(), None);
+        assert_eq!(page(0, Some(&some_cursor)).next_offset(), None);
         assert_eq!(page(MAX_OFFSET - 1, None).next_offset(), None);
         let last = Paged {
             has_more: false,

@@ -56,18 +56,12 @@ impl PlanWriter {
 }
 
 async fn run(store: Store, mut receiver: mpsc::Receiver<Request>) {
-    while let Some(first) = receiver.recv().await {
-        let mut steps = first.plan.steps.len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_PLANS && steps < MAX_BATCH_STEPS {
-            match receiver.try_recv() {
-                Ok(next) => {
-                    steps += next.plan.steps.len();
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
+    let too_many_steps = |batch: &[Request]| {
+        batch.iter().map(|r| r.plan.steps.len()).sum::<usize>() >= MAX_BATCH_STEPS
+    };
+    while let Some(batch) =
+        crate::batching::next_batch(&mut receiver, MAX_BATCH_PLANS, too_many_steps).await
+    {
         let (work, replies): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .map(|r| ((r.plan, r.audit), r.reply))
