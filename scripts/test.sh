@@ -14,9 +14,11 @@ ensure_temporal
 ensure_prometheus
 ensure_browser
 ensure_kube_validate
+ensure_helm
 
 cd "$REPO_ROOT"
 export CARAPULSE_TEMPORAL_BIN="${CARAPULSE_TEMPORAL_BIN:-$(temporal_bin)}"
+export CARAPULSE_HELM="${CARAPULSE_HELM:-$(helm_bin)}"
 export CARAPULSE_TEST_PG="${CARAPULSE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
 export RUST_LOG="${RUST_LOG:-warn}"
 # Incremental compilation data for ~40 test binaries runs to tens of GB and buys nothing in a
