@@ -268,7 +268,7 @@ fn every_ci_values_file_lints_strictly_and_renders() {
         let report = lint(&chart(), std::slice::from_ref(&file))
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(report.contains("0 chart(s) failed"), "{report}");
-        let rendered = render_chart(&chart(), &[file.clone()], &release())
+        let rendered = render_chart(&chart(), std::slice::from_ref(&file), &release())
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let docs = documents(&rendered).expect("YAML");
         assert!(
