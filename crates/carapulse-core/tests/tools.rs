@@ -1,5 +1,6 @@
-//! The tool catalogue: every action's argv builder against the exact expected argv, API requests,
-//! schemas, and injection attempts rejected with the field named.
+//! The tool catalogue: every action's argv builder against the exact expected argv (and every
+//! helm argv through the real helm's parser), API requests, schemas, and injection attempts
+//! rejected with the field named.
 
 use carapulse_core::model::ToolName;
 use carapulse_core::tools::{catalogue, find, HttpMethod};
@@ -855,4 +856,127 @@ fn schemas_are_published_for_every_action() {
     }
     let tools: std::collections::BTreeSet<_> = catalogue().iter().map(|s| s.tool).collect();
     assert_eq!(tools.len(), 16, "all sixteen tools have actions");
+}
+
+/// The real `helm` (3.17.1, `scripts/lib.sh ensure_helm`; `CARAPULSE_HELM` overrides).
+fn real_helm() -> std::path::PathBuf {
+    let helm = std::env::var_os("CARAPULSE_HELM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.dev/bin/helm")
+        });
+    assert!(
+        helm.exists(),
+        "helm not found at {}: run ./scripts/test.sh (it installs helm into .dev/bin)",
+        helm.display()
+    );
+    helm
+}
+
+/// What helm's command-line parser says when it refuses an argv (cobra's messages).
+const PARSE_ERRORS: &[&str] = &[
+    "unknown flag",
+    "unknown shorthand flag",
+    "unknown command",
+    "flag needs an argument",
+    "invalid argument",
+    "accepts ",
+    "requires at least",
+    "requires exactly",
+    "requires a minimum",
+];
+
+/// Runs `argv` through the real helm with no cluster (an unreachable kubeconfig, scratch helm
+/// homes) and returns helm's stderr: every action contacts the cluster first, so a good argv
+/// fails dialling it, never in helm's parser.
+fn helm_stderr(helm: &std::path::Path, home: &std::path::Path, argv: &[String]) -> String {
+    let out = std::process::Command::new(helm)
+        .args(&argv[1..])
+        .env_clear()
+        .env("HOME", home)
+        .env("KUBECONFIG", home.join("kubeconfig"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .expect("helm runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn real_helm_parses_every_helm_argv() {
+    let helm = real_helm();
+    let home =
+        std::env::temp_dir().join(format!("carapulse-helm-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&home).expect("scratch home");
+    std::fs::write(
+        home.join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: none\n  cluster:\n    server: https://127.0.0.1:1\n\
+         contexts:\n- name: none\n  context:\n    cluster: none\n    user: none\n\
+         current-context: none\nusers:\n- name: none\n  user:\n    token: x\n",
+    )
+    .expect("kubeconfig");
+    // Every helm action with every optional field set (and each choice of an enum).
+    let inputs: Vec<(&str, Value)> = vec![
+        ("status", json!({"release": "web", "namespace": "web"})),
+        ("list", json!({"namespace": "web"})),
+        ("list", json!({"all_namespaces": true})),
+        (
+            "get",
+            json!({"release": "web", "namespace": "web", "what": "all"}),
+        ),
+        (
+            "get",
+            json!({"release": "web", "namespace": "web", "what": "values"}),
+        ),
+        (
+            "get",
+            json!({"release": "web", "namespace": "web", "what": "manifest"}),
+        ),
+        (
+            "get",
+            json!({"release": "web", "namespace": "web", "what": "notes"}),
+        ),
+        ("history", json!({"release": "web", "namespace": "web"})),
+        (
+            "upgrade",
+            json!({"release": "web", "chart": "charts/web", "namespace": "web", "version": "1.2.3",
+                   "values_file": "values/web.yaml", "wait": true, "atomic": true, "timeout": "5m"}),
+        ),
+        (
+            "rollback",
+            json!({"release": "web", "namespace": "web", "revision": 7, "wait": true}),
+        ),
+        ("rollback", json!({"release": "web"})),
+        ("uninstall", json!({"release": "web", "namespace": "web"})),
+    ];
+    let covered: std::collections::BTreeSet<&str> = inputs.iter().map(|(a, _)| *a).collect();
+    let helm_actions: std::collections::BTreeSet<&str> = catalogue()
+        .iter()
+        .filter(|s| s.tool == ToolName::Helm)
+        .map(|s| s.action)
+        .collect();
+    assert_eq!(
+        covered, helm_actions,
+        "every helm action is run through helm"
+    );
+    for (action, input) in inputs {
+        let argv = argv(ToolName::Helm, action, input);
+        let stderr = helm_stderr(&helm, &home, &argv);
+        assert!(
+            !PARSE_ERRORS.iter().any(|e| stderr.contains(e)),
+            "helm refused {argv:?}: {stderr}"
+        );
+        // It got past parsing and failed where it should: dialling the (absent) cluster.
+        assert!(
+            stderr.contains("Kubernetes cluster unreachable"),
+            "{argv:?}: unexpected failure: {stderr}"
+        );
+        // And the check can fail: the same argv with a flag helm does not know is refused.
+        let mut bad = argv.clone();
+        bad.push("--no-such-flag".into());
+        let stderr = helm_stderr(&helm, &home, &bad);
+        assert!(stderr.contains("unknown flag"), "{bad:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&home);
 }
