@@ -165,6 +165,45 @@ async fn executions_tool_calls_evidence_and_transitions() {
     assert_eq!(view.tool_calls[0].exit_code, Some(0));
     assert_eq!(view.evidence.len(), 1);
     assert_eq!(view.evidence[0].kind, "promql");
+    // Completion and what the call returned, in one statement: a small result inline, a large
+    // one only by reference; the substituted input replaces the stored one.
+    let small = json!({"ok": true});
+    let big = json!({"blob": "x".repeat(carapulse_core::store::INLINE_RESULT_BYTES)});
+    let concrete = json!({"text": "substituted"});
+    for (result, inline) in [(&small, true), (&big, false)] {
+        let second = store.insert_tool_call(&acme, &call).await.unwrap();
+        store
+            .finish_tool_call_with_result(
+                &acme,
+                second,
+                ToolCallStatus::Succeeded,
+                None,
+                Some(0),
+                None,
+                Some(carapulse_core::store::RecordedResult {
+                    input: Some(&concrete),
+                    result: Some(result),
+                    result_ref: Some("fs://tool-results/2.json"),
+                }),
+            )
+            .await
+            .unwrap();
+        let (status, input, stored, result_ref): (String, Option<Value>, Option<Value>, Option<String>) =
+            sqlx::query_as(
+                "SELECT status, input_json, result_json, result_ref FROM tool_calls WHERE tool_call_id = $1",
+            )
+            .bind(second.0)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "succeeded");
+        assert_eq!(input.as_ref(), Some(&concrete));
+        assert_eq!(stored.is_some(), inline, "inline only up to the limit");
+        if inline {
+            assert_eq!(stored.as_ref(), Some(result));
+        }
+        assert_eq!(result_ref.as_deref(), Some("fs://tool-results/2.json"));
+    }
     assert!(matches!(
         store.get_execution_view(&other, exec_id).await,
         Err(StoreError::NotFound)

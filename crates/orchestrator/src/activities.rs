@@ -12,7 +12,9 @@ use temporalio_sdk::ApplicationFailure;
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
 use carapulse_core::model::{ExecutionId, ExecutionStatus, PlanId, TenantId, ToolCallStatus};
 use carapulse_core::pev::{CallKind, Decision, StepCall, StepResult};
-use carapulse_core::store::{NewEvidence, NewToolCall, Store, StoreError, ToolLogLine};
+use carapulse_core::store::{
+    NewEvidence, NewToolCall, RecordedResult, Store, StoreError, ToolLogLine,
+};
 use carapulse_core::verify::{AnalysisNext, Verdict};
 
 use crate::model::{DecisionRecord, FinishRequest, PlanRun, PlanSnapshot, StepRequest};
@@ -345,21 +347,14 @@ impl Activities {
             }
         };
         let mut data: Option<serde_json::Value> = None;
+        let mut result_ref: Option<String> = None;
+        // Whether the call returned data (or ran with a substituted input) to record.
+        let mut recorded = false;
         let (result, exit_code, output_ref, output) = match reply {
             RouterReply::Ran(v) => {
                 data = v.get("result").filter(|r| !r.is_null()).cloned();
-                if data.is_some() || prepared.substituted {
-                    self.store
-                        .record_tool_result(
-                            &tenant,
-                            tool_call_id,
-                            prepared.substituted.then_some(&prepared.input),
-                            data.as_ref(),
-                            v["result_ref"].as_str(),
-                        )
-                        .await
-                        .map_err(store_err)?;
-                }
+                result_ref = v["result_ref"].as_str().map(str::to_owned);
+                recorded = data.is_some() || prepared.substituted;
                 let ok = v["status"] == "succeeded";
                 let reason = if ok {
                     None
@@ -408,14 +403,20 @@ impl Activities {
             StepResult::Failed { reason } => (ToolCallStatus::Failed, Some(reason.as_str())),
             _ => (ToolCallStatus::Succeeded, None),
         };
+        let recorded = recorded.then(|| RecordedResult {
+            input: prepared.substituted.then_some(&prepared.input),
+            result: data.as_ref(),
+            result_ref: result_ref.as_deref(),
+        });
         self.store
-            .finish_tool_call(
+            .finish_tool_call_with_result(
                 &tenant,
                 tool_call_id,
                 status,
                 output_ref.as_deref(),
                 exit_code,
                 error,
+                recorded,
             )
             .await
             .map_err(store_err)?;

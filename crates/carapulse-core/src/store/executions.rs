@@ -78,6 +78,17 @@ pub struct ExecutionView {
 /// Largest JSON result kept inline on a tool call row.
 pub const INLINE_RESULT_BYTES: usize = 64 * 1024;
 
+/// What a finished tool call ran with and returned, recorded with its completion.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordedResult<'a> {
+    /// The input after capture substitution, when it differs from the stored one.
+    pub input: Option<&'a Value>,
+    /// The parsed JSON result.
+    pub result: Option<&'a Value>,
+    /// Where the router stored the whole result.
+    pub result_ref: Option<&'a str>,
+}
+
 /// A tool call to record.
 #[derive(Debug, Clone)]
 pub struct NewToolCall {
@@ -553,9 +564,34 @@ impl Store {
         exit_code: Option<i32>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.finish_tool_call_with_result(tenant, id, status, output_ref, exit_code, error, None)
+            .await
+    }
+
+    /// Completes a tool call and, in the same statement, records what it ran with and returned
+    /// (`recorded`): the concrete input (after capture substitution) and the parsed JSON result,
+    /// inline up to [`INLINE_RESULT_BYTES`], else only the object-store reference the router
+    /// wrote it to. One UPDATE per tool call, whatever it returned.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_tool_call_with_result(
+        &self,
+        tenant: &TenantId,
+        id: ToolCallId,
+        status: ToolCallStatus,
+        output_ref: Option<&str>,
+        exit_code: Option<i32>,
+        error: Option<&str>,
+        recorded: Option<RecordedResult<'_>>,
+    ) -> Result<(), StoreError> {
+        let inline = recorded.as_ref().and_then(|r| r.result).filter(|r| {
+            serde_json::to_vec(r).map(|b| b.len()).unwrap_or(usize::MAX) <= INLINE_RESULT_BYTES
+        });
         let done = sqlx::query(
             "UPDATE tool_calls SET status = $3, output_ref = COALESCE($4, output_ref), exit_code = $5, \
-             error = $6, completed_at = now() WHERE tool_call_id = $1 AND tenant_id = $2",
+             error = $6, completed_at = now(), input_json = COALESCE($7, input_json), \
+             result_json = CASE WHEN $10 THEN $8 ELSE result_json END, \
+             result_ref = CASE WHEN $10 THEN $9 ELSE result_ref END \
+             WHERE tool_call_id = $1 AND tenant_id = $2",
         )
         .bind(id.0)
         .bind(tenant.as_str())
@@ -563,39 +599,15 @@ impl Store {
         .bind(output_ref)
         .bind(exit_code)
         .bind(error)
+        .bind(recorded.as_ref().and_then(|r| r.input))
+        .bind(inline)
+        .bind(recorded.as_ref().and_then(|r| r.result_ref))
+        .bind(recorded.is_some())
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
-    }
-
-    /// Records what a tool call ran with and what it returned as data: the concrete input (after
-    /// capture substitution) and the parsed JSON result, inline up to [`INLINE_RESULT_BYTES`],
-    /// else only the object-store reference the router wrote it to.
-    pub async fn record_tool_result(
-        &self,
-        tenant: &TenantId,
-        id: ToolCallId,
-        input: Option<&Value>,
-        result: Option<&Value>,
-        result_ref: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let inline = result.filter(|r| {
-            serde_json::to_vec(r).map(|b| b.len()).unwrap_or(usize::MAX) <= INLINE_RESULT_BYTES
-        });
-        sqlx::query(
-            "UPDATE tool_calls SET input_json = COALESCE($3, input_json), result_json = $4, \
-             result_ref = $5 WHERE tool_call_id = $1 AND tenant_id = $2",
-        )
-        .bind(id.0)
-        .bind(tenant.as_str())
-        .bind(input)
-        .bind(inline)
-        .bind(result_ref)
-        .execute(self.pool())
-        .await?;
         Ok(())
     }
 
