@@ -208,6 +208,38 @@ fn argv_table() {
             s(&["helm", "uninstall", "web"]),
         ),
         (
+            Helm,
+            "template",
+            json!({"release": "web", "chart": "charts/web", "namespace": "web", "version": "1.2.3", "values_file": "values/web.yaml"}),
+            s(&[
+                "helm",
+                "template",
+                "web",
+                "charts/web",
+                "--namespace=web",
+                "--version=1.2.3",
+                "--values=values/web.yaml",
+            ]),
+        ),
+        (
+            Helm,
+            "lint",
+            json!({"chart": "charts/web", "strict": true, "values_file": "values/web.yaml"}),
+            s(&[
+                "helm",
+                "lint",
+                "charts/web",
+                "--strict",
+                "--values=values/web.yaml",
+            ]),
+        ),
+        (
+            Helm,
+            "show",
+            json!({"chart": "charts/web"}),
+            s(&["helm", "show", "values", "charts/web"]),
+        ),
+        (
             Argocd,
             "status",
             json!({"app": "web"}),
@@ -887,8 +919,8 @@ const PARSE_ERRORS: &[&str] = &[
 ];
 
 /// Runs `argv` through the real helm with no cluster (an unreachable kubeconfig, scratch helm
-/// homes) and returns helm's stderr: every action contacts the cluster first, so a good argv
-/// fails dialling it, never in helm's parser.
+/// homes) and no chart, and returns helm's stderr: a good argv fails dialling the cluster or
+/// finding the chart, never in helm's parser.
 fn helm_stderr(helm: &std::path::Path, home: &std::path::Path, argv: &[String]) -> String {
     let out = std::process::Command::new(helm)
         .args(&argv[1..])
@@ -949,6 +981,22 @@ fn real_helm_parses_every_helm_argv() {
         ),
         ("rollback", json!({"release": "web"})),
         ("uninstall", json!({"release": "web", "namespace": "web"})),
+        (
+            "template",
+            json!({"release": "web", "chart": "charts/web", "namespace": "web", "version": "1.2.3",
+                   "values_file": "values/web.yaml"}),
+        ),
+        (
+            "lint",
+            json!({"chart": "charts/web", "strict": true, "values_file": "values/web.yaml"}),
+        ),
+        (
+            "show",
+            json!({"chart": "charts/web", "version": "1.2.3", "what": "values"}),
+        ),
+        ("show", json!({"chart": "charts/web", "what": "chart"})),
+        ("show", json!({"chart": "charts/web", "what": "readme"})),
+        ("show", json!({"chart": "charts/web", "what": "all"})),
     ];
     let covered: std::collections::BTreeSet<&str> = inputs.iter().map(|(a, _)| *a).collect();
     let helm_actions: std::collections::BTreeSet<&str> = catalogue()
@@ -967,9 +1015,16 @@ fn real_helm_parses_every_helm_argv() {
             !PARSE_ERRORS.iter().any(|e| stderr.contains(e)),
             "helm refused {argv:?}: {stderr}"
         );
-        // It got past parsing and failed where it should: dialling the (absent) cluster.
+        // It got past parsing and failed where it should: dialling the (absent) cluster, or, for
+        // the actions that need no cluster, looking for the (absent) chart or values file.
+        let local = ["template", "lint", "show"].contains(&action);
         assert!(
-            stderr.contains("Kubernetes cluster unreachable"),
+            if local {
+                stderr.contains("repo charts not found")
+                    || stderr.contains("values/web.yaml: no such file")
+            } else {
+                stderr.contains("Kubernetes cluster unreachable")
+            },
             "{argv:?}: unexpected failure: {stderr}"
         );
         // And the check can fail: the same argv with a flag helm does not know is refused.

@@ -380,38 +380,39 @@ pub async fn execute(
 
     // Helm values references become a file in the command's own working directory.
     let mut workdir = None;
-    let input = if spec.tool == ToolName::Helm && spec.action == "upgrade" {
-        let objects = state.objects.clone();
-        let workspace = state.config.storage.workspace_dir.clone();
-        let original = input.clone();
-        let tenant_name = tenant.to_string();
-        let sandbox = state.config.sandbox.clone();
-        let runner = state.sandbox.clone();
-        let resolved = tokio::task::spawn_blocking(move || {
-            crate::values::resolve(
-                &original,
-                &tenant_name,
-                (&sandbox, &runner),
-                workspace.as_deref(),
-                objects.as_ref(),
-            )
-        })
-        .await
-        .map_err(|e| ExecError::Internal(e.to_string()))?
-        .map_err(ExecError::Invalid)?;
-        match resolved {
-            Some((rewritten, values)) => {
-                let validated = spec
-                    .validate(&rewritten)
-                    .map_err(|e| invalid(&format!("input.{}", e.field), e.message))?;
-                workdir = Some(values);
-                validated
+    let input =
+        if spec.tool == ToolName::Helm && matches!(spec.action, "upgrade" | "template" | "lint") {
+            let objects = state.objects.clone();
+            let workspace = state.config.storage.workspace_dir.clone();
+            let original = input.clone();
+            let tenant_name = tenant.to_string();
+            let sandbox = state.config.sandbox.clone();
+            let runner = state.sandbox.clone();
+            let resolved = tokio::task::spawn_blocking(move || {
+                crate::values::resolve(
+                    &original,
+                    &tenant_name,
+                    (&sandbox, &runner),
+                    workspace.as_deref(),
+                    objects.as_ref(),
+                )
+            })
+            .await
+            .map_err(|e| ExecError::Internal(e.to_string()))?
+            .map_err(ExecError::Invalid)?;
+            match resolved {
+                Some((rewritten, values)) => {
+                    let validated = spec
+                        .validate(&rewritten)
+                        .map_err(|e| invalid(&format!("input.{}", e.field), e.message))?;
+                    workdir = Some(values);
+                    validated
+                }
+                None => input,
             }
-            None => input,
-        }
-    } else {
-        input
-    };
+        } else {
+            input
+        };
     let id = authorised.tool_call_id;
     if !state.hub.open(&id, tenant.as_str()) {
         return Err(ExecError::Conflict(format!(
@@ -520,7 +521,19 @@ async fn run(
                 ))
             }
             Some(binary) => {
-                return run_cli(state, spec, argv, binary, id, workdir, sensitive).await
+                let mut argv = argv;
+                let mut mounts = Vec::new();
+                if spec.tool == ToolName::Helm {
+                    let exposed = crate::helm_paths::expose(
+                        state.config.storage.workspace_dir.as_deref(),
+                        input,
+                        workdir.is_some(),
+                    )
+                    .map_err(ExecError::Invalid)?;
+                    exposed.apply(&mut argv);
+                    mounts = exposed.mounts;
+                }
+                return run_cli(state, spec, argv, binary, id, workdir, mounts, sensitive).await;
             }
         }
     }
@@ -554,6 +567,9 @@ async fn run(
     )))
 }
 
+/// `extra_mounts`: read-only binds for this call alone (the workspace chart and values file of a
+/// helm call).
+#[allow(clippy::too_many_arguments)]
 async fn run_cli(
     state: &RouterState,
     spec: &ActionSpec,
@@ -561,6 +577,7 @@ async fn run_cli(
     binary: PathBuf,
     id: &str,
     workdir: Option<PathBuf>,
+    extra_mounts: Vec<String>,
     sensitive: bool,
 ) -> Result<ExecuteResponse, ExecError> {
     let sandbox = &state.config.sandbox;
@@ -588,6 +605,7 @@ async fn run_cli(
         git_trusts_workspace(&mut policy);
     }
     policy.allow_egress = allow_egress;
+    policy.mounts.extend(extra_mounts);
     policy.working_dir = working_dir;
     policy.own_working_dir = own_working_dir;
     let hub = state.hub.clone();

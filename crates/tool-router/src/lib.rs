@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod executor;
+pub mod helm_paths;
 pub mod logs;
 pub mod mask;
 pub mod metrics;

@@ -168,7 +168,10 @@ pub fn is_sensitive_read(tool: ToolName, action: &str, input: &serde_json::Value
             matches!(action, "get" | "describe" | "watch" | "list")
                 && str_field("resource").is_some_and(names_secrets)
         }
-        ToolName::Helm => action == "get" && str_field("what") != Some("notes"),
+        // Rendered manifests carry the Secrets the values fill in, like `get`.
+        ToolName::Helm => {
+            (action == "get" && str_field("what") != Some("notes")) || action == "template"
+        }
         ToolName::Vault => {
             !matches!(action, "health" | "token-lookup")
                 && ActionName::parse(action).is_ok_and(|a| !classify(tool, &a).is_write())
@@ -242,6 +245,22 @@ mod tests {
             ToolName::Helm,
             "get",
             &json!({"release": "web", "what": "notes"})
+        ));
+        // Rendered manifests carry Secrets; lint reports and chart defaults do not.
+        assert!(is_sensitive_read(
+            ToolName::Helm,
+            "template",
+            &json!({"release": "web", "chart": "charts/web"})
+        ));
+        assert!(!is_sensitive_read(
+            ToolName::Helm,
+            "lint",
+            &json!({"chart": "charts/web"})
+        ));
+        assert!(!is_sensitive_read(
+            ToolName::Helm,
+            "show",
+            &json!({"chart": "charts/web"})
         ));
         assert!(is_sensitive_read(
             ToolName::Aws,

@@ -27,6 +27,18 @@ const DRY_RUN: F = F::opt(
     "kubectl --dry-run=client: show what would change",
 );
 const APP: F = F::req("app", K::K8sName, "Argo CD application");
+const CHART: F = F::req("chart", K::Chart, "chart reference");
+const CHART_VERSION: F = F::opt("version", K::Revision, "chart version");
+const VALUES_FILE: F = F::opt(
+    "values_file",
+    K::RelPath,
+    "values file inside the workspace (resolved from values_ref)",
+);
+const VALUES_REF: F = F::opt(
+    "values_ref",
+    K::Object,
+    "{kind: git_path|object_store|inline, ref, sha256?}: resolved by the router",
+);
 
 fn ns(out: &mut Vec<String>, i: &crate::tools::ToolInput) {
     flag_eq(out, "--namespace", i.str("namespace"));
@@ -378,19 +390,11 @@ pub(super) fn actions() -> Vec<ActionSpec> {
             fields: const {
                 &[
                     RELEASE,
-                    F::req("chart", K::Chart, "chart reference"),
+                    CHART,
                     NAMESPACE,
-                    F::opt("version", K::Revision, "chart version"),
-                    F::opt(
-                        "values_file",
-                        K::RelPath,
-                        "values file inside the workspace (resolved from values_ref)",
-                    ),
-                    F::opt(
-                        "values_ref",
-                        K::Object,
-                        "{kind: git_path|object_store|inline, ref, sha256?}: resolved by the router",
-                    ),
+                    CHART_VERSION,
+                    VALUES_FILE,
+                    VALUES_REF,
                     F::opt("wait", K::Bool, "wait for resources"),
                     F::opt("atomic", K::Bool, "roll back on failure"),
                     F::opt("timeout", K::Duration, "helm timeout"),
@@ -462,6 +466,89 @@ pub(super) fn actions() -> Vec<ActionSpec> {
             cli: Some(|i| {
                 let mut a = argv(&["helm", "uninstall", i.str("release").unwrap_or_default()]);
                 ns(&mut a, i);
+                a
+            }),
+            api: None,
+        },
+        ActionSpec {
+            tool: ToolName::Helm,
+            action: "template",
+            description: "Render a chart locally with its values (no cluster; output withheld: it carries rendered Secrets)",
+            class: R,
+            break_glass: false,
+            fields: const {
+                &[
+                    RELEASE,
+                    CHART,
+                    NAMESPACE,
+                    CHART_VERSION,
+                    VALUES_FILE,
+                    VALUES_REF,
+                ]
+            },
+            cli: Some(|i| {
+                let mut a = argv(&[
+                    "helm",
+                    "template",
+                    i.str("release").unwrap_or_default(),
+                    i.str("chart").unwrap_or_default(),
+                ]);
+                ns(&mut a, i);
+                flag_eq(&mut a, "--version", i.str("version"));
+                flag_eq(&mut a, "--values", i.str("values_file"));
+                a
+            }),
+            api: None,
+        },
+        ActionSpec {
+            tool: ToolName::Helm,
+            action: "lint",
+            description: "Lint a chart with its values (no cluster)",
+            class: R,
+            break_glass: false,
+            fields: const {
+                &[
+                    CHART,
+                    VALUES_FILE,
+                    VALUES_REF,
+                    F::opt("strict", K::Bool, "fail on lint warnings"),
+                ]
+            },
+            cli: Some(|i| {
+                let mut a = argv(&["helm", "lint", i.str("chart").unwrap_or_default()]);
+                if i.flag("strict") {
+                    a.push("--strict".into());
+                }
+                flag_eq(&mut a, "--values", i.str("values_file"));
+                a
+            }),
+            api: None,
+        },
+        ActionSpec {
+            tool: ToolName::Helm,
+            action: "show",
+            description: "A chart's default values, metadata or README (no cluster)",
+            class: R,
+            break_glass: false,
+            fields: const {
+                &[
+                    CHART,
+                    CHART_VERSION,
+                    F::opt(
+                        "what",
+                        K::Enum(&["values", "chart", "readme", "all"]),
+                        "default values",
+                    ),
+                ]
+            },
+            cli: Some(|i| {
+                let mut a = argv(&[
+                    "helm",
+                    "show",
+                    i.str("what").unwrap_or("values"),
+                    i.str("chart").unwrap_or_default(),
+                ]);
+                flag_eq(&mut a, "--version", i.str("version"));
                 a
             }),
             api: None,
