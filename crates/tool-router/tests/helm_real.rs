@@ -6,16 +6,16 @@
 //! workspace is refused before anything runs. Its own test binary: PATH holds the real helm here,
 //! not the recording fakes of `router.rs`.
 
+mod common;
+
+use common::{TEST_GRANT_KEY, TOKEN};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use carapulse_core::config::Config;
 use carapulse_core::testing::{grant_for_call, GrantOptions};
 use serde_json::{json, Value};
 use tool_router::Application;
-
-const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
-const TOKEN: &str = "service-token-for-tests-0123456789";
 
 fn real_helm() -> PathBuf {
     let helm = std::env::var_os("CARAPULSE_HELM")
@@ -102,12 +102,7 @@ async fn helm_lint_show_and_template_run_for_real_on_a_workspace_chart() {
     open_up(&ws);
 
     let objects = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.tool_router.http_addr = "127.0.0.1:0".into();
-    config.tool_router.auth_token = Some(TOKEN.into());
-    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
-    config.policy.policy_dir = carapulse_core::testing::policies_dir();
-    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+    let mut config = common::router_config(objects.path());
     config.storage.workspace_dir = Some(ws.to_string_lossy().into_owned());
     config.sandbox.timeout_ms = 30_000;
     let app = Application::build(config).await.unwrap();

@@ -1,17 +1,15 @@
 //! Prometheus queries through the router against a real Prometheus server (Debian package
 //! `prometheus`, installed by scripts/test.sh) started here on a free port, scraping itself.
 
+mod common;
+
+use common::TOKEN;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use carapulse_core::config::Config;
 use serde_json::{json, Value};
 use tool_router::Application;
-
-/// Signs execution grants in tests (the orchestrator mints, the tool router checks).
-const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
-
-const TOKEN: &str = "service-token-for-prometheus-tests-01";
 
 struct Prometheus {
     child: Child,
@@ -85,12 +83,7 @@ async fn promql_through_the_router_against_real_prometheus() {
         panic!("prometheus is not installed: run ./scripts/test.sh (it installs it) or set CARAPULSE_SKIP_PROMETHEUS=1");
     };
     let objects = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.tool_router.http_addr = "127.0.0.1:0".into();
-    config.tool_router.auth_token = Some(TOKEN.into());
-    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
-    config.policy.policy_dir = carapulse_core::testing::policies_dir();
-    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+    let mut config = common::router_config(objects.path());
     config.connectors.prometheus.addr = Some(prom.url.clone());
     let app = Application::build(config).await.unwrap();
     let url = format!("http://127.0.0.1:{}/v1/tools/execute", app.port());

@@ -2,6 +2,10 @@
 //! fallbacks against wiremock, policy, break-glass, live SSE logs, output references, redaction
 //! and timeouts.
 
+mod common;
+
+use common::{TEST_GRANT_KEY, TOKEN};
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -12,11 +16,6 @@ use serde_json::{json, Value};
 use tool_router::Application;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Signs execution grants in tests (the orchestrator mints, the tool router checks).
-const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
-
-const TOKEN: &str = "service-token-for-tests-0123456789";
 
 /// A directory of fake CLIs, put first on PATH once for the whole test binary. Each fake compares
 /// its arguments with `$CARAPULSE_FAKE_DIR/<tool>.expect` and prints `<tool>.out`; on a mismatch
@@ -78,12 +77,7 @@ struct Router {
 async fn spawn(tweak: impl FnOnce(&mut Config)) -> Router {
     fake_bin();
     let objects = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.tool_router.http_addr = "127.0.0.1:0".into();
-    config.tool_router.auth_token = Some(TOKEN.into());
-    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
-    config.policy.policy_dir = carapulse_core::testing::policies_dir();
-    config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+    let mut config = common::router_config(objects.path());
     config.sandbox.env_allow.push("CARAPULSE_FAKE_DIR".into());
     config.sandbox.timeout_ms = 10_000;
     tweak(&mut config);
