@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry};
 use carapulse_core::model::{
-    ActorId, ApprovalSource, ApprovalStatus, PlanApprovalState, PlanId, Stage, TenantId, ToolName,
+    ActorId, ApprovalSource, ApprovalStatus, PlanApprovalState, PlanId, TenantId,
 };
 use carapulse_core::store::{ApprovalDecision, ApprovalWriter, PlanWriter, Store};
-use carapulse_core::testing::{sample_plan, sample_step, TestDatabase};
+use carapulse_core::testing::{annotation_plan, TestDatabase};
 use serde_json::json;
 
 use crate::{millis, percentile, Row};
@@ -60,15 +60,7 @@ async fn pending_plans(
 ) -> anyhow::Result<Vec<PlanId>> {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let mut new = sample_plan(
-            tenant,
-            vec![sample_step(
-                Stage::Act,
-                ToolName::Grafana,
-                "annotation-create",
-                json!({"text": format!("approve me {i}")}),
-            )],
-        );
+        let mut new = annotation_plan(tenant, json!({"text": format!("approve me {i}")}));
         new.approval_state = PlanApprovalState::Pending;
         new.approval_expires_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
         let entry = AuditEntry::new(

@@ -120,9 +120,10 @@ pub(crate) fn viewer_token(tenant: &str) -> anyhow::Result<String> {
 
 /// `n` rows per table for `tenant`, one row every 30 seconds back from now.
 async fn seed(db: &TestDatabase, tenant: &str, n: usize) -> anyhow::Result<()> {
-    let mut conn = db.store.pool().acquire().await?;
     // Triggers (event log, NOTIFY, foreign keys) off for the load: this is a bench database.
-    sqlx::query("SET session_replication_role = replica")
+    // SET LOCAL: the setting ends with the transaction, so the pooled connection goes back clean.
+    let mut conn = db.store.pool().begin().await?;
+    sqlx::query("SET LOCAL session_replication_role = replica")
         .execute(&mut *conn)
         .await?;
     let n = n as i64;
@@ -153,9 +154,7 @@ async fn seed(db: &TestDatabase, tenant: &str, n: usize) -> anyhow::Result<()> {
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("SET session_replication_role = DEFAULT")
-        .execute(&mut *conn)
-        .await?;
+    conn.commit().await?;
     Ok(())
 }
 

@@ -218,6 +218,23 @@ pub fn grant_for_call(body: &mut serde_json::Value, opts: GrantOptions<'_>) -> T
     }
 }
 
+/// A [`sample_plan`] of one step: a Grafana annotation with `input` (the plan tests and benches
+/// use when only its identity and its tenant matter).
+pub fn annotation_plan(
+    tenant: &crate::model::TenantId,
+    input: serde_json::Value,
+) -> crate::store::NewPlan {
+    sample_plan(
+        tenant,
+        vec![sample_step(
+            crate::model::Stage::Act,
+            crate::model::ToolName::Grafana,
+            "annotation-create",
+            input,
+        )],
+    )
+}
+
 /// A low-risk, approval-free dev plan of `tenant`, created by alice, with `steps`: the plan
 /// store tests insert when the plan's content does not matter.
 pub fn sample_plan(

@@ -6,22 +6,10 @@
 use std::collections::HashMap;
 
 use carapulse_core::audit::{verify_chain, AuditActor, AuditDecision, AuditEntry};
-use carapulse_core::model::{Stage, TenantId, ToolName};
+use carapulse_core::model::TenantId;
 use carapulse_core::store::{NewPlan, PlanWriter, StoreError};
-use carapulse_core::testing::{sample_plan, sample_step, TestDatabase};
-use serde_json::{json, Value};
-
-fn plan(tenant: &TenantId, input: Value) -> NewPlan {
-    sample_plan(
-        tenant,
-        vec![sample_step(
-            Stage::Act,
-            ToolName::Grafana,
-            "annotation-create",
-            input,
-        )],
-    )
-}
+use carapulse_core::testing::{annotation_plan, TestDatabase};
+use serde_json::json;
 
 fn created(tenant: &TenantId, plan: &NewPlan) -> AuditEntry {
     AuditEntry::new(
@@ -58,7 +46,7 @@ async fn concurrent_plans_from_three_tenants_keep_every_invariant() {
                 } else {
                     json!({"text": format!("plan {i}")})
                 };
-                let new = plan(tenant, input);
+                let new = annotation_plan(tenant, input);
                 let id = new.plan_id;
                 let entry = created(tenant, &new);
                 outcomes.push((i, id, writer.create(new, entry).await));
@@ -148,7 +136,7 @@ async fn concurrent_approvals_keep_every_invariant() {
     let mut ids = Vec::with_capacity(PLANS);
     for i in 0..PLANS {
         let tenant = &tenants[i % tenants.len()];
-        let mut new = plan(tenant, json!({"text": format!("plan {i}")}));
+        let mut new = annotation_plan(tenant, json!({"text": format!("plan {i}")}));
         new.approval_state = PlanApprovalState::Pending;
         new.approval_expires_at = Some(if expired_at.contains(&i) {
             chrono::Utc::now() - chrono::Duration::minutes(1)

@@ -5,22 +5,10 @@
 use std::collections::HashSet;
 
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
-use carapulse_core::model::{PlanId, Stage, TenantId, ToolName};
-use carapulse_core::store::{AuditFilter, CountMode, NewPlan, Page, Store, StoreError};
-use carapulse_core::testing::{sample_plan, sample_step, TestDatabase};
+use carapulse_core::model::{PlanId, TenantId};
+use carapulse_core::store::{AuditFilter, CountMode, Page, Store, StoreError};
+use carapulse_core::testing::{annotation_plan, TestDatabase};
 use serde_json::json;
-
-fn plan(tenant: &TenantId) -> NewPlan {
-    sample_plan(
-        tenant,
-        vec![sample_step(
-            Stage::Act,
-            ToolName::Grafana,
-            "annotation-create",
-            json!({"text": "x"}),
-        )],
-    )
-}
 
 async fn create_plans(store: &Store, tenant: &TenantId, n: usize) -> Vec<PlanId> {
     let mut ids = Vec::with_capacity(n);
@@ -33,7 +21,7 @@ async fn create_plans(store: &Store, tenant: &TenantId, n: usize) -> Vec<PlanId>
         );
         ids.push(
             store
-                .create_plan(plan(tenant), entry)
+                .create_plan(annotation_plan(tenant, json!({"text": "x"})), entry)
                 .await
                 .unwrap()
                 .plan_id,

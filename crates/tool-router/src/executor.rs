@@ -380,39 +380,39 @@ pub async fn execute(
 
     // Helm values references become a file in the command's own working directory.
     let mut workdir = None;
-    let input =
-        if spec.tool == ToolName::Helm && matches!(spec.action, "upgrade" | "template" | "lint") {
-            let objects = state.objects.clone();
-            let workspace = state.config.storage.workspace_dir.clone();
-            let original = input.clone();
-            let tenant_name = tenant.to_string();
-            let sandbox = state.config.sandbox.clone();
-            let runner = state.sandbox.clone();
-            let resolved = tokio::task::spawn_blocking(move || {
-                crate::values::resolve(
-                    &original,
-                    &tenant_name,
-                    (&sandbox, &runner),
-                    workspace.as_deref(),
-                    objects.as_ref(),
-                )
-            })
-            .await
-            .map_err(|e| ExecError::Internal(e.to_string()))?
-            .map_err(ExecError::Invalid)?;
-            match resolved {
-                Some((rewritten, values)) => {
-                    let validated = spec
-                        .validate(&rewritten)
-                        .map_err(|e| invalid(&format!("input.{}", e.field), e.message))?;
-                    workdir = Some(values);
-                    validated
-                }
-                None => input,
+    // Every action that declares `values_ref` gets it resolved (helm upgrade, template, lint).
+    let input = if spec.fields.iter().any(|f| f.name == "values_ref") {
+        let objects = state.objects.clone();
+        let workspace = state.config.storage.workspace_dir.clone();
+        let original = input.clone();
+        let tenant_name = tenant.to_string();
+        let sandbox = state.config.sandbox.clone();
+        let runner = state.sandbox.clone();
+        let resolved = tokio::task::spawn_blocking(move || {
+            crate::values::resolve(
+                &original,
+                &tenant_name,
+                (&sandbox, &runner),
+                workspace.as_deref(),
+                objects.as_ref(),
+            )
+        })
+        .await
+        .map_err(|e| ExecError::Internal(e.to_string()))?
+        .map_err(ExecError::Invalid)?;
+        match resolved {
+            Some((rewritten, values)) => {
+                let validated = spec
+                    .validate(&rewritten)
+                    .map_err(|e| invalid(&format!("input.{}", e.field), e.message))?;
+                workdir = Some(values);
+                validated
             }
-        } else {
-            input
-        };
+            None => input,
+        }
+    } else {
+        input
+    };
     let id = authorised.tool_call_id;
     if !state.hub.open(&id, tenant.as_str()) {
         return Err(ExecError::Conflict(format!(

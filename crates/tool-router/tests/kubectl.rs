@@ -2,16 +2,13 @@
 //! Kubernetes API server: read actions and a `--dry-run=client` write that must not change
 //! anything.
 
-use carapulse_core::config::Config;
+mod common;
+
+use common::{TEST_GRANT_KEY, TOKEN};
 use serde_json::{json, Value};
 use tool_router::Application;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Signs execution grants in tests (the orchestrator mints, the tool router checks).
-const TEST_GRANT_KEY: &str = "test-grant-key-0123456789abcdef0123456789";
-
-const TOKEN: &str = "service-token-for-kubectl-tests-0001";
 
 fn ok(body: Value) -> ResponseTemplate {
     ResponseTemplate::new(200)
@@ -77,12 +74,7 @@ async fn fake_apiserver() -> MockServer {
 
 async fn router(kubeconfig: &std::path::Path, allow: Option<String>) -> String {
     let objects = tempfile::tempdir().unwrap().keep();
-    let mut config = Config::default();
-    config.tool_router.http_addr = "127.0.0.1:0".into();
-    config.tool_router.auth_token = Some(TOKEN.into());
-    config.tool_router.grant_key = Some(TEST_GRANT_KEY.into());
-    config.policy.policy_dir = carapulse_core::testing::policies_dir();
-    config.storage.object_store.fs_root = objects.to_string_lossy().into_owned();
+    let mut config = common::router_config(&objects);
     config.connectors.k8s.kubeconfig_path = Some(kubeconfig.to_string_lossy().into_owned());
     config.sandbox.egress_allowlist = allow.into_iter().collect();
     config.sandbox.timeout_ms = 20_000;

@@ -234,12 +234,9 @@ pub(crate) async fn list(
         let ids: Vec<PlanId> = pending.items.iter().map(|p| p.plan_id).collect();
         let requests = state.store.approval_requests(ctx.tenant(), &ids).await?;
         if let Some(items) = body.get_mut("data").and_then(|d| d.as_array_mut()) {
-            for item in items {
-                let plan_id = item.get("plan_id").and_then(|v| v.as_str());
-                let Some(req) = requests
-                    .iter()
-                    .find(|r| plan_id == Some(r.plan_id.to_string().as_str()))
-                else {
+            // `data` is the page's items, in order.
+            for (item, pending) in items.iter_mut().zip(&pending.items) {
+                let Some(req) = requests.iter().find(|r| r.plan_id == pending.plan_id) else {
                     continue;
                 };
                 item["external"] = json!({

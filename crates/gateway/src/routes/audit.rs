@@ -188,7 +188,7 @@ fn verify_streamed(state: AppState, tenant: TenantId) -> Response {
         };
         let _ = tx.send(line).await;
     });
-    let abort = AbortOnDrop(walk.abort_handle());
+    let abort = tokio_util::task::AbortOnDropHandle::new(walk);
     let lines = futures::stream::unfold((rx, abort), |(mut rx, abort)| async move {
         let line = rx.recv().await?;
         let mut text = line.to_string();
@@ -200,15 +200,6 @@ fn verify_streamed(state: AppState, tenant: TenantId) -> Response {
         Body::from_stream(lines),
     )
         .into_response()
-}
-
-/// Aborts a task when the response body that needs it is dropped (the client went away).
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[utoipa::path(get, path = "/audit/checkpoints", tag = "audit", summary = "Signed checkpoints of the caller's chain, newest first", responses((status = 200, description = "`{enabled, data}`: the published checkpoints", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
