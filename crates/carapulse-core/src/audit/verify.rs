@@ -162,17 +162,20 @@ fn hashes_match(events: &[crate::audit::AuditEvent]) -> Vec<bool> {
         let parts: Vec<_> = events
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
+                let len = part.len();
+                let handle = scope.spawn(move || {
                     part.iter()
                         .map(|e| e.compute_hash() == e.hash)
                         .collect::<Vec<_>>()
-                })
+                });
+                (len, handle)
             })
             .collect();
         parts
             .into_iter()
-            // A panicking hash thread counts as a mismatch: verification fails closed.
-            .flat_map(|p| p.join().unwrap_or_default())
+            // A panicking hash thread counts every event of its part as a mismatch (one answer
+            // per event, so the walk names the first one): verification fails closed.
+            .flat_map(|(len, p)| p.join().unwrap_or_else(|_| vec![false; len]))
             .collect()
     })
 }
