@@ -539,8 +539,23 @@ impl Activities {
         {
             // Approval expired or denied before anything ran: pending goes straight to the end.
         }
+        let decision = if req.outcome.status == ExecutionStatus::Succeeded {
+            AuditDecision::Info
+        } else {
+            AuditDecision::Error
+        };
+        let entry = AuditEntry::new(tenant.clone(), AuditActor::system(), "execution.finished", decision)
+            .resource("execution", execution_id)
+            .context(json!({"status": req.outcome.status, "reason": req.outcome.reason, "rollback_failed": req.outcome.rollback_failed}));
+        // The status and its audit event commit together.
         self.store
-            .transition_execution(&tenant, execution_id, req.outcome.status, error.as_deref())
+            .transition_execution_audited(
+                &tenant,
+                execution_id,
+                req.outcome.status,
+                error.as_deref(),
+                entry,
+            )
             .await
             .map_err(store_err)?;
         crate::metrics::metrics()
@@ -549,18 +564,6 @@ impl Activities {
                 status: req.outcome.status.as_str().to_owned(),
             })
             .inc();
-        let decision = if req.outcome.status == ExecutionStatus::Succeeded {
-            AuditDecision::Info
-        } else {
-            AuditDecision::Error
-        };
-        let entry = AuditEntry::new(tenant, AuditActor::system(), "execution.finished", decision)
-            .resource("execution", execution_id)
-            .context(json!({"status": req.outcome.status, "reason": req.outcome.reason, "rollback_failed": req.outcome.rollback_failed}));
-        self.audit
-            .append(entry)
-            .await
-            .map_err(|e| ActivityError::from(anyhow::anyhow!(e.to_string())))?;
         Ok(())
     }
 }

@@ -467,6 +467,33 @@ impl Store {
         next: ExecutionStatus,
         error: Option<&str>,
     ) -> Result<Execution, StoreError> {
+        self.transition(tenant, execution_id, next, error, None)
+            .await
+    }
+
+    /// [`Store::transition_execution`] with its audit event in the same transaction: the new
+    /// status never exists without the event (a worker killed between the two used to leave a
+    /// finished execution unaudited). No event when the status was already `next`.
+    pub async fn transition_execution_audited(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        next: ExecutionStatus,
+        error: Option<&str>,
+        audit: crate::audit::AuditEntry,
+    ) -> Result<Execution, StoreError> {
+        self.transition(tenant, execution_id, next, error, Some(audit))
+            .await
+    }
+
+    async fn transition(
+        &self,
+        tenant: &TenantId,
+        execution_id: ExecutionId,
+        next: ExecutionStatus,
+        error: Option<&str>,
+        audit: Option<crate::audit::AuditEntry>,
+    ) -> Result<Execution, StoreError> {
         let mut tx = self.pool().begin().await?;
         let current: Option<ExecutionRow> = sqlx::query_as(&format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = $1 AND tenant_id = $2 FOR UPDATE"
@@ -500,6 +527,9 @@ impl Store {
         .bind(error)
         .fetch_one(&mut *tx)
         .await?;
+        if let Some(audit) = audit {
+            crate::audit::append_in_tx(&mut tx, audit).await?;
+        }
         tx.commit().await?;
         row.into_model()
     }
