@@ -50,3 +50,10 @@ if [ "${CARAPULSE_SKIP_E2E:-0}" != "1" ]; then
   E2E_STOP=1 "$REPO_ROOT/scripts/e2e-run.sh" || { "$REPO_ROOT/scripts/cleanup.sh"; exit 1; }
   "$REPO_ROOT/scripts/cleanup.sh"
 fi
+
+# The README quick start: dev-up.sh --demo and its first plan, watched in a browser
+# (CARAPULSE_SKIP_DEMO=1 skips it).
+if [ "${CARAPULSE_SKIP_DEMO:-0}" != "1" ]; then
+  log "checking the demo first run (dev-up.sh --demo)"
+  "$REPO_ROOT/scripts/demo-check.sh"
+fi

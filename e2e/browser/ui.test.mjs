@@ -8,7 +8,10 @@
 //
 // Started by crates/gateway/tests/ui_browser.rs, which provides a real gateway (UI listener),
 // tool router, orchestrator worker, Temporal dev server and the plan/execution under test:
-//   UI_URL, APPROVER_TOKEN, PLAN_ID, PLAN_SUMMARY, EXECUTION_ID, SCREENSHOT_DIR
+//   UI_URL, APPROVER_TOKEN, OPERATOR_TOKEN, PLAN_ID, PLAN_SUMMARY, EXECUTION_ID, SCREENSHOT_DIR
+// Last, an operator starts work from the "New plan" form (a catalogue workflow with its
+// generated form, previewed first), the approver approves it, and the operator executes it and
+// follows it to "succeeded".
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -20,6 +23,7 @@ const env = (name) => {
 };
 const UI = env('UI_URL');
 const TOKEN = env('APPROVER_TOKEN');
+const OPERATOR = env('OPERATOR_TOKEN');
 const PLAN = env('PLAN_ID');
 const SUMMARY = env('PLAN_SUMMARY');
 const EXEC = env('EXECUTION_ID');
@@ -143,6 +147,60 @@ try {
   await main.evaluate(() => { location.hash = '#/context?service=web'; });
   await main.waitForSelector('#graph .node', { timeout: 15000 });
   await shot(main, '10-context.png');
+
+  step('no demo banner: this router runs real CLIs');
+  if (await main.isVisible('#demo-banner')) throw new Error('demo banner shown without demo mode');
+
+  step('new plan: an intent is previewed (planned steps, risk, policy) and nothing is stored');
+  const creator = await context.newPage();
+  watch(creator, 'creator');
+  await signIn(creator, OPERATOR);
+  await creator.waitForSelector('#recent');
+  await creator.waitForSelector('#recent-page-size');
+  await creator.evaluate(() => { location.hash = '#/new'; });
+  await creator.waitForSelector('#new-plan');
+  await creator.fill('#new-intent', 'scale web to 4 from 2');
+  await creator.fill('#new-namespace', 'web');
+  await creator.selectOption('#new-environment', 'staging');
+  await creator.click('#preview');
+  await creator.locator('#new-plan-preview', { hasText: 'kubectl scale' }).waitFor();
+  await creator.waitForSelector('#preview-decision [data-status="require_approval"]');
+  if (await creator.isDisabled('#submit-plan')) throw new Error('a previewed plan cannot be submitted');
+  await creator.fill('#new-intent', 'scale web to 5 from 2');
+  if (!(await creator.isDisabled('#submit-plan'))) throw new Error('an edit after the preview did not ask for a new one');
+  await shot(creator, '11-new-plan-intent.png');
+
+  step('new plan: a workflow from the catalogue with its generated form, previewed, then started');
+  await creator.click('#mode-workflow');
+  await creator.selectOption('#new-workflow', 'helm_release');
+  await creator.fill('#wf-release', 'web');
+  await creator.fill('#wf-chart', 'charts/web');
+  await creator.fill('#wf-namespace', 'web');
+  await creator.fill('#new-summary', 'Release web from the form');
+  await creator.click('#preview');
+  await creator.locator('#new-plan-preview', { hasText: 'helm upgrade' }).waitFor();
+  await creator.waitForSelector('#preview-approval [data-status="pending"]');
+  await shot(creator, '12-new-plan-preview.png');
+  await creator.click('#submit-plan');
+  await creator.waitForSelector('#approval-state [data-status="pending"]', { timeout: 15000 });
+  const formPlan = (await creator.evaluate(() => location.hash)).replace('#/plans/', '');
+  if (!/^[0-9a-f-]{36}$/.test(formPlan)) throw new Error(`not on a plan page after submitting: ${formPlan}`);
+  await creator.locator('main', { hasText: 'Release web from the form' }).waitFor();
+
+  step('the approver approves it; the operator executes it and follows it to the end');
+  await main.evaluate((id) => { location.hash = `#/plans/${id}`; }, formPlan);
+  await main.click('#approve');
+  await main.waitForSelector('#approval-state [data-status="approved"]', { timeout: 15000 });
+  await creator.waitForSelector('#execute', { timeout: 15000 });
+  await creator.click('#execute');
+  await creator.waitForSelector('#exec-status', { timeout: 15000 });
+  await creator.waitForSelector('#exec-status [data-status="succeeded"]', { timeout: 90000 });
+  const formExec = (await creator.evaluate(() => location.hash)).replace('#/executions/', '');
+  await shot(creator, '13-form-plan-succeeded.png');
+  await main.evaluate(() => { location.hash = '#/dashboard'; });
+  await main.locator('#recent tr', { hasText: formExec.slice(0, 8) }).locator('[data-status="succeeded"]').waitFor({ timeout: 15000 });
+  await shot(main, '14-dashboard-recent.png');
+  console.log(`[ui-test] form plan ${formPlan} execution ${formExec}`);
 
   if (problems.length) throw new Error(`browser reported problems:\n${problems.join('\n')}`);
   step('all checks passed');

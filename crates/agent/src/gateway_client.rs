@@ -56,6 +56,7 @@ impl GatewayClient {
         if let Some(body) = body {
             req = req.json(&body);
         }
+        let req = carapulse_core::telemetry::traced(req);
         let response = req.send().await.map_err(|e| GatewayError {
             status: None,
             code: "unreachable".into(),

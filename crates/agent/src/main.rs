@@ -18,7 +18,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    carapulse_core::telemetry::init("agent");
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -32,6 +31,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load(Component::Agent)?;
+    // Flushes queued spans when run() returns.
+    let _telemetry = carapulse_core::telemetry::init_with("agent", &config.telemetry)?;
     let app = Application::build(config).await?;
     let token = app.shutdown_token();
     tokio::spawn(async move {

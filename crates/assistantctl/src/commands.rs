@@ -55,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Migrate(args) => migrate(g.config.as_deref(), args.dsn).await,
         Command::Health => health(&client()?, fmt).await,
+        Command::Diagnostics => diagnostics(&client()?, fmt).await,
         Command::Completions { .. } => Ok(()),
     }
 }
@@ -243,7 +244,11 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
             }
         }
         PlanCommand::List(args) => {
-            let filters = vec![("approval_state", args.state), ("risk_level", args.risk)];
+            let filters = vec![
+                ("approval_state", args.state),
+                ("risk_level", args.risk),
+                ("trigger", args.trigger),
+            ];
             let body = get_list(client, "/v1/plans", filters, &args.page).await?;
             if fmt.structured() {
                 print_value(fmt, &body);
@@ -654,14 +659,17 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                         ("error", cell(&e, &["error"])),
                     ])
                 );
-                let rows: Vec<Vec<String>> = e["tool_calls"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let calls = e["tool_calls"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                let rows: Vec<Vec<String>> = calls
+                    .iter()
                     .map(|t| {
+                        let mut tool = cell(t, &["tool_name"]);
+                        if t["demo"] == true {
+                            tool.push_str(" (demo)");
+                        }
                         vec![
                             cell(t, &["tool_call_id"]),
-                            cell(t, &["tool_name"]),
+                            tool,
                             cell(t, &["action"]),
                             cell(t, &["status"]),
                             cell(t, &["exit_code"]),
@@ -673,6 +681,9 @@ async fn exec(client: &Client, fmt: OutputFormat, cmd: ExecCommand) -> Result<()
                     "{}",
                     table(&["TOOL CALL", "TOOL", "ACTION", "STATUS", "EXIT"], &rows)
                 );
+                if calls.iter().any(|t| t["demo"] == true) {
+                    println!("{DEMO_CALLS_NOTE}");
+                }
                 print!("{}", verification_text(&e["verification"]));
             }
         }
@@ -998,6 +1009,55 @@ async fn migrate(config: Option<&Path>, dsn: Option<String>) -> Result<(), CliEr
     Ok(())
 }
 
+/// Printed under tool calls that ran a demo CLI.
+const DEMO_CALLS_NOTE: &str = "(demo) = a recording fake from tool_router.demo_cli_dir ran instead of the real CLI: nothing outside this machine changed";
+
+async fn diagnostics(client: &Client, fmt: OutputFormat) -> Result<(), CliError> {
+    let d = client.get("/v1/diagnostics").await?;
+    if fmt.structured() {
+        print_value(fmt, &d);
+    } else {
+        print!("{}", diagnostics_text(&d));
+    }
+    Ok(())
+}
+
+/// `assistantctl diagnostics` as text: a demo banner first when the router runs fakes.
+fn diagnostics_text(d: &Value) -> String {
+    let mut out = String::new();
+    if d["demo"] == true {
+        let clis = d["tool_router"]["demo"]["clis"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "DEMO MODE: the tool router runs recording fakes ({clis}) from {}; nothing real is changed\n\n",
+            cell(d, &["tool_router", "demo", "cli_dir"]),
+        ));
+    }
+    let state = |v: &Value| match (v["ok"].as_bool(), v["error"].as_str()) {
+        (Some(true), _) => "ok".to_owned(),
+        (_, Some(e)) => format!("FAILING: {e}"),
+        _ => "unknown".to_owned(),
+    };
+    let policy_files = d["policy"]["files"].as_array().map(Vec::len).unwrap_or(0);
+    out.push_str(&details(&[
+        ("version", cell(d, &["version"])),
+        ("uptime_secs", cell(d, &["uptime_secs"])),
+        ("database", state(&d["database"])),
+        ("temporal", state(&d["orchestrator"]["temporal"])),
+        ("tool_router", state(&d["tool_router"])),
+        ("planner", cell(d, &["planner", "provider"])),
+        ("policy_files", policy_files.to_string()),
+    ]));
+    out
+}
+
 async fn health(client: &Client, fmt: OutputFormat) -> Result<(), CliError> {
     let live = client.get("/healthz").await?;
     let ready = client.get("/readyz").await;
@@ -1233,6 +1293,29 @@ fn verification_text(v: &Value) -> String {
 #[cfg(test)]
 mod verification_text_tests {
     use super::*;
+
+    #[test]
+    fn diagnostics_say_demo_mode_first_and_name_failures() {
+        let demo = serde_json::json!({
+            "demo": true, "version": "1.0.0",
+            "database": {"ok": true},
+            "orchestrator": {"temporal": {"ok": false, "error": "connection refused"}},
+            "tool_router": {"ok": true, "demo": {"cli_dir": "/src/e2e/fakes", "clis": ["helm", "kubectl"]}},
+            "policy": {"files": ["a.rego", "b.rego"]},
+        });
+        let text = diagnostics_text(&demo);
+        assert!(
+            text.starts_with("DEMO MODE: the tool router runs recording fakes (helm, kubectl) from /src/e2e/fakes"),
+            "{text}"
+        );
+        assert!(text.contains("FAILING: connection refused"), "{text}");
+        assert!(text.contains("policy_files  2\n"), "{text}");
+        let real = serde_json::json!({"demo": false, "tool_router": {"ok": true}});
+        assert!(
+            !diagnostics_text(&real).contains("DEMO"),
+            "no banner without demo mode"
+        );
+    }
 
     #[test]
     fn captures_preconditions_and_samples_are_printed() {

@@ -119,6 +119,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Check the gateway's liveness and readiness.
     Health,
+    /// Versions and the state of every dependency (database, Temporal, tool router, policy,
+    /// planner); says so loudly when the tool router runs demo CLIs.
+    Diagnostics,
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -485,6 +488,9 @@ pub struct PlanListArgs {
     pub state: Option<String>,
     #[arg(long)]
     pub risk: Option<String>,
+    /// Only plans created by this trigger: manual, alert, schedule, slack, ...
+    #[arg(long)]
+    pub trigger: Option<String>,
     #[command(flatten)]
     pub page: PageArgs,
 }

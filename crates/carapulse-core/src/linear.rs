@@ -110,11 +110,12 @@ impl LinearClient {
     }
 
     async fn graphql(&self, query: &str, variables: Value) -> Result<Value, LinearError> {
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header("authorization", &self.auth)
-            .json(&json!({"query": query, "variables": variables}))
+            .json(&json!({"query": query, "variables": variables}));
+        let response = crate::telemetry::traced(request)
             .send()
             .await
             .map_err(|e| LinearError::Transport(e.to_string()))?;

@@ -170,22 +170,23 @@ async fn executions_tool_calls_evidence_and_transitions() {
     let small = json!({"ok": true});
     let big = json!({"blob": "x".repeat(carapulse_core::store::INLINE_RESULT_BYTES)});
     let concrete = json!({"text": "substituted"});
-    for (result, inline) in [(&small, true), (&big, false)] {
+    // The second call ran a demo CLI: the view says so; the first (real) one does not.
+    for (result, inline, demo) in [(&small, true, false), (&big, false, true)] {
         let second = store.insert_tool_call(&acme, &call).await.unwrap();
+        let finished = carapulse_core::store::FinishedToolCall {
+            status: ToolCallStatus::Succeeded,
+            output_ref: None,
+            exit_code: Some(0),
+            error: None,
+            recorded: Some(carapulse_core::store::RecordedResult {
+                input: Some(&concrete),
+                result: Some(result),
+                result_ref: Some("fs://tool-results/2.json"),
+            }),
+            demo,
+        };
         store
-            .finish_tool_call_with_result(
-                &acme,
-                second,
-                ToolCallStatus::Succeeded,
-                None,
-                Some(0),
-                None,
-                Some(carapulse_core::store::RecordedResult {
-                    input: Some(&concrete),
-                    result: Some(result),
-                    result_ref: Some("fs://tool-results/2.json"),
-                }),
-            )
+            .finish_tool_call_with_result(&acme, second, &finished)
             .await
             .unwrap();
         let (status, input, stored, result_ref): (String, Option<Value>, Option<Value>, Option<String>) =
@@ -203,7 +204,15 @@ async fn executions_tool_calls_evidence_and_transitions() {
             assert_eq!(stored.as_ref(), Some(result));
         }
         assert_eq!(result_ref.as_deref(), Some("fs://tool-results/2.json"));
+        let view = store.get_execution_view(&acme, exec_id).await.unwrap();
+        let shown = view
+            .tool_calls
+            .iter()
+            .find(|c| c.tool_call_id == second)
+            .unwrap();
+        assert_eq!(shown.demo, demo, "the demo mark is stored and shown");
     }
+    assert!(!view.tool_calls[0].demo, "a real call is not marked demo");
     assert!(matches!(
         store.get_execution_view(&other, exec_id).await,
         Err(StoreError::NotFound)

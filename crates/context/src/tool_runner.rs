@@ -48,7 +48,7 @@ impl ToolRunner {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let resp = req
+        let resp = carapulse_core::telemetry::traced(req)
             .send()
             .await
             .map_err(|e| CollectError::Router(e.to_string()))?;

@@ -22,7 +22,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    carapulse_core::telemetry::init("gateway");
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,6 +35,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load(Component::Gateway)?;
+    // Flushes queued spans when run() returns.
+    let _telemetry = carapulse_core::telemetry::init_with("gateway", &config.telemetry)?;
     if args.migrate_only {
         let store = Store::connect_lazy(&config.storage)?;
         store.migrate().await?;

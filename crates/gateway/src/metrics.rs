@@ -4,9 +4,12 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+
+use carapulse_core::telemetry::TraceExemplar;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -75,7 +78,8 @@ pub struct PlannerLabels {
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<RequestLabels, Counter>,
-    pub http_duration: Family<RouteLabels, Histogram>,
+    /// Latency by route; each bucket keeps the trace id of its latest sampled observation.
+    pub http_duration: Family<RouteLabels, HistogramWithExemplars<TraceExemplar>>,
     pub plans_created: Counter<u64, AtomicU64>,
     pub policy_decisions: Family<DecisionLabels, Counter>,
     pub audit_appends: Family<OutcomeLabels, Counter>,
@@ -96,9 +100,10 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("carapulse");
         let http_requests = Family::<RequestLabels, Counter>::default();
-        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.001, 2.0, 16))
-        });
+        let http_duration =
+            Family::<RouteLabels, HistogramWithExemplars<TraceExemplar>>::new_with_constructor(
+                || HistogramWithExemplars::new(exponential_buckets(0.001, 2.0, 16)),
+            );
         let plans_created = Counter::default();
         let policy_decisions = Family::<DecisionLabels, Counter>::default();
         let audit_appends = Family::<OutcomeLabels, Counter>::default();

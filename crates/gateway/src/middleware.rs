@@ -363,7 +363,11 @@ pub async fn track_metrics(State(state): State<AppState>, req: Request, next: Ne
         .metrics
         .http_duration
         .get_or_create(&RouteLabels { method, route })
-        .observe(started.elapsed().as_secs_f64());
+        .observe(
+            started.elapsed().as_secs_f64(),
+            carapulse_core::telemetry::exemplar(),
+            None,
+        );
     response
 }
 

@@ -62,6 +62,10 @@ async fn diagnostics_report_live_and_dead_dependencies() {
         "{d}"
     );
     assert_eq!(d["tool_router"]["checks"]["grants"], "ok", "{d}");
+    assert_eq!(
+        d["demo"], false,
+        "a router with real CLIs is not a demo: {d}"
+    );
     assert_eq!(d["orchestrator"]["temporal"]["ok"], true, "{d}");
     assert_eq!(d["orchestrator"]["dispatcher"], "temporal");
     assert!(d["policy"]["files"]
@@ -107,6 +111,35 @@ async fn diagnostics_report_live_and_dead_dependencies() {
         .is_some_and(|e| !e.is_empty()));
     app.stop().await;
     router_task.abort();
+
+    // A router in demo mode (dev-up.sh --demo): diagnostics say so, with its fake CLIs.
+    let mut demo_config = router_db.config();
+    demo_config.tool_router.http_addr = "127.0.0.1:0".into();
+    demo_config.tool_router.auth_token = Some(ROUTER_TOKEN.into());
+    demo_config.gateway.dev_mode = true;
+    demo_config.tool_router.demo_cli_dir =
+        Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/fakes").into());
+    demo_config.storage.object_store.fs_root = objects.path().to_string_lossy().into_owned();
+    let demo_router = tool_router::Application::build(demo_config)
+        .await
+        .expect("demo router builds");
+    let demo_url = format!("http://127.0.0.1:{}", demo_router.port());
+    let demo_task = tokio::spawn(demo_router.run_until_stopped());
+    let app = spawn_app_with(move |c| {
+        c.tool_router.base_url = Some(demo_url);
+    })
+    .await;
+    let (status, d) = app.get("/v1/diagnostics", &viewer).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["demo"], true, "{d}");
+    assert!(
+        d["tool_router"]["demo"]["clis"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|n| n == "kubectl")),
+        "{d}"
+    );
+    app.stop().await;
+    demo_task.abort();
     router_db.drop_now().await;
 }
 

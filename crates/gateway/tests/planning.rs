@@ -99,6 +99,83 @@ async fn the_rule_planner_plans_offline() {
     app.stop().await;
 }
 
+/// The "New plan" form's preview: what creating would give (planned steps, risk, policy, whether
+/// it waits for approval), for an intent and for a catalogue workflow, with nothing stored but a
+/// `plan.preview` audit event; a policy denial is refused like a create.
+#[tokio::test]
+async fn previews_plan_and_decide_without_storing() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let mut body = intent_body("scale web to 4 from 2");
+    body["preview"] = json!(true);
+    let (status, preview) = app.post("/v1/plans", &alice, &body).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["preview"], true);
+    assert_eq!(preview["plan"]["planner"], "rules");
+    assert_eq!(
+        preview["plan"]["steps"][1]["input"]["replicas"], 4,
+        "{preview}"
+    );
+    assert_eq!(preview["plan"]["risk_level"], "medium");
+    assert_eq!(
+        preview["policy"]["decision"], "require_approval",
+        "{preview}"
+    );
+    assert_eq!(preview["approval_required"], true);
+    assert!(
+        preview["plan"].get("plan_id").is_none(),
+        "a preview has no id"
+    );
+
+    let (status, wf) = app
+        .post(
+            "/v1/workflows/scale_service/start",
+            &alice,
+            &json!({"input": {"resource": "deployment/web", "namespace": "web", "replicas": 3},
+                    "context": {"environment": "dev", "namespace": "web"}, "preview": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{wf}");
+    assert_eq!(wf["workflow"], "scale_service");
+    assert!(!wf["plan"]["steps"].as_array().unwrap().is_empty(), "{wf}");
+
+    // Refused previews are refused like creates (here an environment policy does not know).
+    let mut unknown = intent_body("scale web to 4 from 2");
+    unknown["preview"] = json!(true);
+    unknown["context"]["environment"] = json!("moon");
+    let (status, denied) = app.post("/v1/plans", &alice, &unknown).await;
+    assert_eq!(status, 403, "{denied}");
+
+    let (_, plans) = app.get("/v1/plans", &alice).await;
+    assert_eq!(
+        plans["data"].as_array().unwrap().len(),
+        0,
+        "nothing stored: {plans}"
+    );
+    let (_, execs) = app.get("/v1/executions", &alice).await;
+    assert_eq!(
+        execs["data"].as_array().unwrap().len(),
+        0,
+        "nothing started"
+    );
+    let (_, events) = app
+        .get("/v1/audit/events?action=plan.preview", &alice)
+        .await;
+    let decisions: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["decision"].as_str())
+        .collect();
+    assert_eq!(decisions.len(), 3, "each preview audited: {events}");
+    assert_eq!(
+        decisions.iter().filter(|d| **d == "deny").count(),
+        1,
+        "{events}"
+    );
+    app.stop().await;
+}
+
 const PLAN: &str = r#"{"summary":"restart web","risk_level":"low","steps":[{"tool":"kubectl","action":"rollout-restart","input":{"resource":"deployment/web","namespace":"web"}},{"stage":"verify","tool":"kubectl","action":"rollout-status","input":{"resource":"deployment/web","namespace":"web"}}]}"#;
 
 fn answer(content: &str) -> ResponseTemplate {

@@ -3,8 +3,9 @@
 //! router (fake `helm`), orchestrator worker and the Temporal dev server. A plan is created and
 //! executed through the API (the run waits for approval); the browser approves it on the plan
 //! page and watches the execution page turn to `succeeded` live, its verify step's three analysis
-//! samples drawn against the threshold. Screenshots are kept in
-//! `target/ui-screenshots/`.
+//! samples drawn against the threshold. Then an operator starts a workflow from the "New plan"
+//! form (previewed first), it is approved and executed in the browser and followed to the end.
+//! Screenshots are kept in `target/ui-screenshots/`.
 
 mod common;
 
@@ -137,6 +138,7 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         .current_dir(browser_dir())
         .env("UI_URL", &ui_url)
         .env("APPROVER_TOKEN", &bob)
+        .env("OPERATOR_TOKEN", &alice)
         .env("PLAN_ID", &plan_id)
         .env("PLAN_SUMMARY", summary)
         .env("EXECUTION_ID", &exec_id)
@@ -144,9 +146,9 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         .env("CHROMIUM", &chromium)
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(240), output)
+    let output = tokio::time::timeout(std::time::Duration::from_secs(360), output)
         .await
-        .expect("browser test finished within 4 minutes")
+        .expect("browser test finished within 6 minutes")
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -170,8 +172,32 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         .await;
     assert_eq!(approvals["data"][0]["source"], "ui", "{approvals}");
     assert_eq!(approvals["data"][0]["approver"], "bob", "{approvals}");
+    // The plan made from the "New plan" form: alice's, previewed first, run to the end.
+    let form = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("[ui-test] form plan "))
+        .expect("the browser test names the plan it created");
+    let (form_plan, form_exec) = form.split_once(" execution ").expect("plan and execution");
+    let (_, plan) = app.get(&format!("/v1/plans/{form_plan}"), &alice).await;
+    assert_eq!(plan["created_by"], "alice", "{plan}");
+    assert_eq!(plan["summary"], "Release web from the form", "{plan}");
+    assert_eq!(plan["meta"]["workflow"]["name"], "helm_release", "{plan}");
+    let (_, run) = app
+        .get(&format!("/v1/executions/{form_exec}"), &alice)
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["plan_id"], form_plan, "{run}");
+    let (_, previews) = app
+        .get("/v1/audit/events?action=plan.preview", &alice)
+        .await;
+    assert!(
+        previews["data"].as_array().is_some_and(|p| p.len() >= 2),
+        "both previews audited: {previews}"
+    );
     for shot in [
         "02-dashboard.png",
+        "12-new-plan-preview.png",
+        "13-form-plan-succeeded.png",
         "05-plan-approved.png",
         "06-execution-succeeded.png",
     ] {

@@ -52,29 +52,45 @@ function listTitle(title, rows, pagination) {
     : `${title} (${rows.length} of about ${Math.max(total, rows.length + 1)})`;
 }
 
-/// A list that pages by cursor: the first page comes with the planner's estimate of the total,
-/// and "Load more" appends the page after the last row shown (keyset pages never repeat rows).
-async function pagedTable(out, title, path, columns, empty) {
-  const sep = path.includes('?') ? '&' : '?';
-  const first = await api(`${path}${sep}count=estimate`);
-  let rows = first.data;
-  let pagination = first.pagination;
-  const estimate = pagination.total;
-  const render = () => {
-    const more = pagination.next_cursor
-      ? h('button', { type: 'button', class: 'more', onclick: loadMore }, 'Load more') : null;
-    fill(out, h('h2', {}, listTitle(title, rows, { ...pagination, total: estimate })),
-      table(columns, rows, empty), more);
-  };
-  const loadMore = async () => {
+/// A list that pages by cursor, with the same controls everywhere: rows per page (`#ID-page-size`)
+/// and "Load more", which appends the page after the last row shown (keyset pages never repeat
+/// rows). The first page comes with the planner's estimate of the total. `path` is a function so
+/// filters are read at each load; the returned function reloads from the first page.
+function pagedList(out, { id, title, path, columns, empty, sizes = [50, 100, 10] }) {
+  const size = h('select', { id: `${id}-page-size`, title: 'rows per page' },
+    sizes.map((n) => h('option', { value: n }, `${n} per page`)));
+  let generation = 0;
+  const load = async () => {
+    const mine = ++generation;
+    const base = path();
+    const sep = base.includes('?') ? '&' : '?';
+    const pageUrl = (extra) => `${base}${sep}limit=${size.value}&${extra}`;
     try {
-      const page = await api(`${path}${sep}cursor=${encodeURIComponent(pagination.next_cursor)}`);
-      rows = rows.concat(page.data);
-      pagination = page.pagination;
+      const first = await api(pageUrl('count=estimate'));
+      if (mine !== generation) return;  // a newer load (filter, page size, event) won
+      let rows = first.data;
+      let pagination = first.pagination;
+      const estimate = pagination.total;
+      const render = () => {
+        const more = pagination.next_cursor
+          ? h('button', { type: 'button', class: 'more', onclick: loadMore }, 'Load more') : null;
+        fill(out, h('h2', {}, listTitle(title, rows, { ...pagination, total: estimate })),
+          table(columns, rows, empty), h('div', { class: 'row pager' }, size, more));
+      };
+      const loadMore = async () => {
+        try {
+          const page = await api(pageUrl(`cursor=${encodeURIComponent(pagination.next_cursor)}`));
+          if (mine !== generation) return;
+          rows = rows.concat(page.data);
+          pagination = page.pagination;
+          render();
+        } catch (err) { showError(out, err); }
+      };
       render();
     } catch (err) { showError(out, err); }
   };
-  render();
+  size.addEventListener('change', load);
+  return load;
 }
 
 // ---- API ---------------------------------------------------------------------------------
@@ -170,6 +186,19 @@ function start() {
   document.getElementById('logout').hidden = false;
   connectEvents();
   route();
+  showDemoBanner();
+}
+
+/// Demo mode (dev-up.sh --demo): the tool router runs recording fakes; say so on every page.
+function showDemoBanner() {
+  const banner = document.getElementById('demo-banner');
+  api('/v1/diagnostics').then((d) => {
+    if (!d.demo) { banner.hidden = true; return; }
+    const clis = ((d.tool_router.demo || {}).clis || []).join(', ');
+    fill(banner, h('strong', {}, 'Demo mode'),
+      `: the tool router runs recording fakes (${clis}) instead of the real CLIs. Nothing outside this machine changes.`);
+    banner.hidden = false;
+  }).catch(() => { banner.hidden = true; });  // diagnostics are optional for the banner
 }
 
 // ---- single sign-on (OIDC authorization code with PKCE) ----------------------------------
@@ -235,6 +264,7 @@ async function finishSso() {
 
 const routes = [
   [/^#\/dashboard$/, dashboard],
+  [/^#\/new$/, newPlan],
   [/^#\/plans$/, plansList],
   [/^#\/plans\/([\w-]+)$/, planDetail],
   [/^#\/executions$/, executionsList],
@@ -272,32 +302,37 @@ function dashboard() {
   const alerts = h('section', { id: 'alerts' }, h('h2', {}, 'Active alerts'));
   const pending = h('section', { id: 'pending' }, h('h2', {}, 'Plans awaiting approval'));
   const running = h('section', { id: 'running' }, h('h2', {}, 'Running executions'));
-  fill(view(), h('div', { class: 'grid' }, alerts, pending, running));
-  const load = async () => {
-    try {
-      const [a, p, r] = await Promise.all([
-        api('/v1/alerts?status=firing&limit=20&count=exact'),
-        api('/v1/plans?approval_state=pending&limit=20&count=exact'),
-        api('/v1/executions?status=running&limit=20&count=exact'),
-      ]);
-      fill(alerts, h('h2', {}, `Active alerts (${a.pagination.total})`), table([
-        ['Alert', (x) => (x.labels && x.labels.alertname) || x.fingerprint],
-        ['Service', (x) => (x.labels && (x.labels.service || x.labels.deployment || x.labels.job)) || ''],
-        ['Severity', (x) => (x.labels && x.labels.severity) || ''],
-        ['Since', (x) => when(x.started_at || x.updated_at)],
-      ], a.data, 'No firing alerts.'));
-      fill(pending, h('h2', {}, `Plans awaiting approval (${p.pagination.total})`), table([
-        ['Plan', (x) => h('a', { href: `#/plans/${x.plan_id}` }, x.summary)],
-        ['Risk', (x) => badge(x.risk_level)],
-        ['By', (x) => x.created_by],
-      ], p.data, 'Nothing waits for approval.'));
-      fill(running, h('h2', {}, `Running executions (${r.pagination.total})`), table([
-        ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
-        ['Status', (x) => badge(x.status)],
-        ['Started', (x) => when(x.started_at)],
-      ], r.data, 'Nothing is running.'));
-    } catch (err) { showError(alerts, err); }
-  };
+  const recent = h('section', { id: 'recent' }, h('h2', {}, 'Recent activity'));
+  fill(view(), h('div', { class: 'grid' }, alerts, pending, running), recent);
+  const small = [10, 50];
+  const lists = [
+    pagedList(alerts, { id: 'alerts', title: 'Active alerts', sizes: small, path: () => '/v1/alerts?status=firing', empty: 'No firing alerts.', columns: [
+      ['Alert', (x) => (x.labels && x.labels.alertname) || x.fingerprint],
+      ['Service', (x) => (x.labels && (x.labels.service || x.labels.deployment || x.labels.job)) || ''],
+      ['Severity', (x) => (x.labels && x.labels.severity) || ''],
+      ['Since', (x) => when(x.started_at || x.updated_at)],
+    ] }),
+    pagedList(pending, { id: 'pending', title: 'Plans awaiting approval', sizes: small, path: () => '/v1/plans?approval_state=pending', empty: 'Nothing waits for approval.', columns: [
+      ['Plan', (x) => h('a', { href: `#/plans/${x.plan_id}` }, x.summary)],
+      ['Risk', (x) => badge(x.risk_level)],
+      ['By', (x) => x.created_by],
+    ] }),
+    pagedList(running, { id: 'running', title: 'Running executions', sizes: small, path: () => '/v1/executions?status=running', empty: 'Nothing is running.', columns: [
+      ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
+      ['Status', (x) => badge(x.status)],
+      ['Started', (x) => when(x.started_at)],
+    ] }),
+    // The last executions, whatever became of them: what happened while you were away.
+    pagedList(recent, { id: 'recent', title: 'Recent activity', sizes: small, path: () => '/v1/executions', empty: 'Nothing has run yet.', columns: [
+      ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
+      ['Plan', (x) => h('a', { href: `#/plans/${x.plan_id}` }, short(x.plan_id))],
+      ['Outcome', (x) => badge(x.status)],
+      ['By', (x) => x.created_by || ''],
+      ['Finished', (x) => when(x.completed_at) || 'not yet'],
+      ['Error', (x) => (x.error ? h('span', { class: 'error' }, x.error.slice(0, 120)) : '')],
+    ] }),
+  ];
+  const load = () => lists.forEach((reload) => reload());
   load();
   return { onEvent: debounced(load) };
 }
@@ -306,22 +341,195 @@ function plansList() {
   const out = h('section', {}, h('h2', {}, 'Plans'));
   const state = h('select', { id: 'plan-state' }, ['', 'pending', 'approved', 'denied', 'expired', 'not_required']
     .map((s) => h('option', { value: s }, s || 'any approval state')));
-  fill(view(), h('div', { class: 'row' }, state), out);
-  const load = async () => {
-    const q = state.value ? `&approval_state=${state.value}` : '';
-    try {
-      await pagedTable(out, 'Plans', `/v1/plans?limit=50${q}`, [
-        ['Summary', (x) => h('a', { href: `#/plans/${x.plan_id}` }, x.summary)],
-        ['Risk', (x) => badge(x.risk_level)],
-        ['Approval', (x) => badge(x.approval_state)],
-        ['Trigger', (x) => x.trigger],
-        ['Created', (x) => when(x.created_at)],
-      ]);
-    } catch (err) { showError(out, err); }
-  };
+  fill(view(), h('div', { class: 'row' }, state, h('a', { href: '#/new' }, 'New plan')), out);
+  const load = pagedList(out, {
+    id: 'plans',
+    title: 'Plans',
+    path: () => (state.value ? `/v1/plans?approval_state=${state.value}` : '/v1/plans'),
+    columns: [
+      ['Summary', (x) => h('a', { href: `#/plans/${x.plan_id}` }, x.summary)],
+      ['Risk', (x) => badge(x.risk_level)],
+      ['Approval', (x) => badge(x.approval_state)],
+      ['Trigger', (x) => x.trigger],
+      ['Created', (x) => when(x.created_at)],
+    ],
+  });
   state.addEventListener('change', load);
   load();
   return { onEvent: (ev) => { if (ev.kind === 'plan.updated' || ev.kind === 'approval.updated') debounced(load)(); } };
+}
+
+// "New plan": an intent for the planner, or a catalogue workflow with a form generated from its
+// input schema, plus the plan's context. Preview asks the server what creating would give
+// (steps, risk, policy decision, approval) without storing anything; only then can it be
+// submitted, and any edit asks for a new preview. What was previewed is what is submitted: an
+// intent's plan is created with the previewed steps.
+function newPlan() {
+  const message = h('p', { id: 'new-plan-message', role: 'status' });
+  const preview = h('section', { id: 'new-plan-preview', hidden: true });
+  const modeIntent = h('input', { type: 'radio', name: 'mode', id: 'mode-intent', value: 'intent', checked: true });
+  const modeWorkflow = h('input', { type: 'radio', name: 'mode', id: 'mode-workflow', value: 'workflow' });
+  const field = (label, input, hint) => h('label', { class: 'field' }, label, input, hint ? h('small', {}, hint) : null);
+  const summary = h('input', { id: 'new-summary', maxlength: 500, placeholder: 'what this plan does' });
+  const intent = h('textarea', { id: 'new-intent', rows: 3, maxlength: 4000, placeholder: 'scale web to 4 from 2' });
+  const environment = h('select', { id: 'new-environment' },
+    ['dev', 'local', 'test', 'staging', 'prod'].map((e) => h('option', { value: e }, e)));
+  const namespace = h('input', { id: 'new-namespace', placeholder: 'web', maxlength: 63 });
+  const cluster = h('input', { id: 'new-cluster', placeholder: 'optional', maxlength: 128 });
+  const workflowSelect = h('select', { id: 'new-workflow' });
+  const workflowFields = h('div', { class: 'row', id: 'workflow-fields' });
+  const description = h('p', { class: 'muted' });
+  const intentPart = h('fieldset', {}, h('legend', {}, 'What should happen'),
+    field('Intent', intent, 'planned by the configured planner (rules offline, or the LLM)'));
+  const workflowPart = h('fieldset', { hidden: true }, h('legend', {}, 'Workflow'),
+    field('Workflow', workflowSelect), description, workflowFields);
+  const previewButton = h('button', { type: 'submit', id: 'preview', class: 'primary' }, 'Preview');
+  const submitButton = h('button', { type: 'button', id: 'submit-plan', disabled: true }, 'Create plan');
+  let catalogue = [];
+  let inputs = [];          // [name, schema, element] of the chosen workflow
+  let previewed = null;     // the body the preview was made with, and its answer
+
+  const mode = () => (modeWorkflow.checked ? 'workflow' : 'intent');
+  const context = () => {
+    const c = { environment: environment.value };
+    if (namespace.value.trim()) c.namespace = namespace.value.trim();
+    if (cluster.value.trim()) c.cluster_id = cluster.value.trim();
+    return c;
+  };
+  const stale = () => {
+    previewed = null;
+    submitButton.disabled = true;
+    preview.hidden = true;
+  };
+  const showWorkflow = () => {
+    const wf = catalogue.find((w) => w.name === workflowSelect.value);
+    inputs = [];
+    if (!wf) { fill(workflowFields); return; }
+    description.textContent = wf.description;
+    const schema = wf.input_schema || {};
+    const required = new Set(schema.required || []);
+    fill(workflowFields);
+    for (const [name, prop] of Object.entries(schema.properties || {})) {
+      let el;
+      if (prop.enum) el = h('select', {}, ['', ...prop.enum].map((o) => h('option', { value: o }, o || '(none)')));
+      else if (prop.type === 'boolean') el = h('input', { type: 'checkbox' });
+      else if (prop.type === 'integer' || prop.type === 'number') {
+        el = h('input', { type: 'number', min: prop.minimum, max: prop.maximum, step: prop.type === 'integer' ? 1 : 'any' });
+      } else if (prop.type === 'object' || (prop.type === 'array' && prop.items && prop.items.type === 'object')) {
+        el = h('textarea', { rows: 2, placeholder: prop.type === 'object' ? '{"key": "value"}' : '[{...}]' });
+      } else if (prop.type === 'array') el = h('input', { placeholder: 'comma-separated' });
+      else el = h('input', { maxlength: prop.maxLength });
+      el.id = `wf-${name}`;
+      el.addEventListener('input', stale);
+      inputs.push([name, prop, el]);
+      workflowFields.append(field(`${name}${required.has(name) ? ' *' : ''}`, el, prop.description));
+    }
+    if (!inputs.length) fill(workflowFields, h('p', { class: 'muted' }, 'This workflow takes no input.'));
+  };
+  // The workflow's input from the generated form: empty fields are left out, numbers and JSON
+  // parsed; a field that does not parse is named.
+  const workflowInput = () => {
+    const input = {};
+    for (const [name, prop, el] of inputs) {
+      if (prop.type === 'boolean') { if (el.checked) input[name] = true; continue; }
+      const raw = el.value.trim();
+      if (!raw) continue;
+      if (prop.type === 'integer' || prop.type === 'number') input[name] = Number(raw);
+      else if (prop.type === 'object' || (prop.type === 'array' && prop.items && prop.items.type === 'object')) {
+        try { input[name] = JSON.parse(raw); } catch (err) { throw new Error(`${name}: not valid JSON (${err.message})`); }
+      } else if (prop.type === 'array') input[name] = raw.split(',').map((x) => x.trim()).filter(Boolean);
+      else input[name] = raw;
+    }
+    return input;
+  };
+  const request = () => {
+    if (mode() === 'workflow') {
+      const body = { input: workflowInput(), context: context() };
+      if (summary.value.trim()) body.summary = summary.value.trim();
+      return { path: `/v1/workflows/${encodeURIComponent(workflowSelect.value)}/start`, body };
+    }
+    if (!intent.value.trim()) throw new Error('Describe what should happen (the intent).');
+    return {
+      path: '/v1/plans',
+      body: { summary: summary.value.trim() || intent.value.trim().slice(0, 200), intent: intent.value.trim(), context: context() },
+    };
+  };
+  const doPreview = async (e) => {
+    e.preventDefault();
+    stale();
+    message.textContent = ''; message.className = '';
+    let req;
+    try { req = request(); } catch (err) { message.textContent = err.message; message.className = 'error'; return; }
+    try {
+      const answer = await api(req.path, { method: 'POST', body: { ...req.body, preview: true } });
+      previewed = { req, answer };
+      const p = answer.plan;
+      fill(preview,
+        h('h2', {}, `Preview: ${p.summary}`),
+        h('div', { class: 'row' }, 'Risk ', h('span', { id: 'preview-risk' }, badge(p.risk_level)),
+          ' Policy ', h('span', { id: 'preview-decision' }, badge(answer.policy.decision)),
+          answer.approval_required ? h('span', { id: 'preview-approval' }, badge('pending'), ' needs approval before it runs')
+            : h('span', { id: 'preview-approval' }, badge('not_required'), ' runs without approval')),
+        (answer.policy.reasons || []).length ? h('p', { class: 'muted' }, `Policy reasons: ${answer.policy.reasons.join(', ')}`) : null,
+        h('p', { class: 'muted' }, `planner ${p.planner || 'caller'}`),
+        stepsTable(p.steps || []));
+      preview.hidden = false;
+      submitButton.textContent = mode() === 'workflow' ? 'Start workflow' : 'Create plan';
+      submitButton.disabled = false;
+    } catch (err) { message.textContent = err.message; message.className = 'error'; }
+  };
+  const doSubmit = async () => {
+    if (!previewed) return;
+    const { req, answer } = previewed;
+    const body = { ...req.body };
+    if (req.path === '/v1/plans') body.steps = answer.plan.steps;
+    submitButton.disabled = true;
+    try {
+      const created = await api(req.path, { method: 'POST', body });
+      // 202 from a workflow start: it runs now; else the plan waits (for approval or Execute).
+      if (created.execution_id) location.hash = `#/executions/${created.execution_id}`;
+      else location.hash = `#/plans/${created.plan_id || (created.plan && created.plan.plan_id)}`;
+    } catch (err) { message.textContent = err.message; message.className = 'error'; submitButton.disabled = false; }
+  };
+  submitButton.addEventListener('click', doSubmit);
+  const switchMode = () => {
+    intentPart.hidden = mode() !== 'intent';
+    workflowPart.hidden = mode() !== 'workflow';
+    stale();
+  };
+  modeIntent.addEventListener('change', switchMode);
+  modeWorkflow.addEventListener('change', switchMode);
+  workflowSelect.addEventListener('change', () => { stale(); showWorkflow(); });
+  for (const el of [summary, intent, environment, namespace, cluster]) el.addEventListener('input', stale);
+  environment.addEventListener('change', stale);
+
+  fill(view(), h('section', {}, h('h2', {}, 'New plan'),
+    h('form', { id: 'new-plan', onsubmit: doPreview },
+      h('div', { class: 'row' },
+        h('label', {}, modeIntent, ' Describe the change'),
+        h('label', {}, modeWorkflow, ' Workflow from the catalogue')),
+      intentPart, workflowPart,
+      h('fieldset', {}, h('legend', {}, 'Context'), h('div', { class: 'row' },
+        field('Summary', summary, 'optional for workflows'), field('Environment', environment),
+        field('Namespace', namespace), field('Cluster', cluster))),
+      h('div', { class: 'row' }, previewButton, submitButton)),
+    message), preview);
+  api('/v1/workflows').then((w) => {
+    catalogue = w.data || [];
+    fill(workflowSelect, catalogue.map((x) => h('option', { value: x.name }, x.name)));
+    showWorkflow();
+  }).catch((err) => showError(message, err));
+  return null;
+}
+
+function stepsTable(steps) {
+  return table([
+    ['#', (s) => s.ordinal ?? ''],
+    ['Stage', (s) => s.stage || 'act'],
+    ['Tool', (s) => `${s.tool} ${s.action}`],
+    ['Input', (s) => h('code', {}, JSON.stringify(s.input))],
+    ['Rollback', (s) => (s.rollback ? `${s.rollback.tool} ${s.rollback.action}` : '')],
+  ], steps, 'No steps yet (draft).');
 }
 
 function planDetail(id) {
@@ -331,7 +539,7 @@ function planDetail(id) {
     let plan;
     let execs;
     try {
-      [plan, execs] = await Promise.all([api(`/v1/plans/${id}`), api(`/v1/executions?plan_id=${id}&limit=20`)]);
+      [plan, execs] = await Promise.all([api(`/v1/plans/${id}`), api(`/v1/executions?plan_id=${id}&limit=1`)]);
     } catch (err) { showError(out, err); return; }
     const message = h('p', { id: 'decision-message', role: 'status' });
     const decide = (status) => async () => {
@@ -363,22 +571,23 @@ function planDetail(id) {
           pendingApproval ? h('button', { id: 'deny', class: 'danger', onclick: decide('denied') }, 'Deny') : null,
           runnable ? h('button', { id: 'execute', onclick: execute }, 'Execute') : null),
         message),
-      h('section', {}, h('h2', {}, 'Steps'), table([
-        ['#', (s) => s.ordinal ?? ''],
-        ['Stage', (s) => s.stage],
-        ['Tool', (s) => `${s.tool} ${s.action}`],
-        ['Input', (s) => h('code', {}, JSON.stringify(s.input))],
-        ['Rollback', (s) => (s.rollback ? `${s.rollback.tool} ${s.rollback.action}` : '')],
-      ], plan.steps || [], 'No steps yet (draft).')),
+      h('section', {}, h('h2', {}, 'Steps'), stepsTable(plan.steps || [])),
       h('section', {}, h('h2', {}, 'Policy'), h('pre', {}, JSON.stringify({
         decision: plan.policy_decision, constraints: plan.constraints, context: plan.context,
       }, null, 2))),
-      h('section', {}, h('h2', {}, 'Executions'), table([
-        ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
-        ['Status', (x) => badge(x.status)],
-        ['Created', (x) => when(x.created_at)],
-      ], execs.data, 'Not executed.')));
+      planExecs);
+    loadExecs();
   };
+  const planExecs = h('section', { id: 'plan-executions' });
+  const loadExecs = pagedList(planExecs, {
+    id: 'plan-executions', title: 'Executions', sizes: [10, 50], empty: 'Not executed.',
+    path: () => `/v1/executions?plan_id=${id}`,
+    columns: [
+      ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
+      ['Status', (x) => badge(x.status)],
+      ['Created', (x) => when(x.created_at)],
+    ],
+  });
   load();
   return {
     onEvent: (ev) => {
@@ -391,17 +600,18 @@ function planDetail(id) {
 function executionsList() {
   const out = h('section', {}, h('h2', {}, 'Executions'));
   fill(view(), out);
-  const load = async () => {
-    try {
-      await pagedTable(out, 'Executions', '/v1/executions?limit=50', [
-        ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
-        ['Plan', (x) => h('a', { href: `#/plans/${x.plan_id}` }, short(x.plan_id))],
-        ['Status', (x) => badge(x.status)],
-        ['Started', (x) => when(x.started_at)],
-        ['Finished', (x) => when(x.completed_at)],
-      ]);
-    } catch (err) { showError(out, err); }
-  };
+  const load = pagedList(out, {
+    id: 'executions',
+    title: 'Executions',
+    path: () => '/v1/executions',
+    columns: [
+      ['Execution', (x) => h('a', { href: `#/executions/${x.execution_id}` }, short(x.execution_id))],
+      ['Plan', (x) => h('a', { href: `#/plans/${x.plan_id}` }, short(x.plan_id))],
+      ['Status', (x) => badge(x.status)],
+      ['Started', (x) => when(x.started_at)],
+      ['Finished', (x) => when(x.completed_at)],
+    ],
+  });
   load();
   return { onEvent: (ev) => { if (ev.kind === 'execution.updated') debounced(load)(); } };
 }
@@ -439,7 +649,8 @@ function executionDetail(id) {
         s.error ? h('span', { class: 'error' }, ` ${s.error}`) : '',
         h('span', { class: 'muted' }, ` ${when(s.started_at)}`))),
       calls.map((c) => h('li', { class: 'muted' }, `${c.tool_name} ${c.action}: `, badge(c.status),
-        c.exit_code !== null && c.exit_code !== undefined ? ` exit ${c.exit_code}` : ''))));
+        c.exit_code !== null && c.exit_code !== undefined ? ` exit ${c.exit_code}` : '',
+        c.demo ? h('span', { class: 'badge demo', title: 'a recording fake ran instead of the real CLI: nothing outside this machine changed' }, 'demo') : null))));
     renderVerification(verification, id, x.verification || {});
     fill(evidence, h('h2', {}, 'Evidence'), table([
       ['Kind', (e) => e.kind],
@@ -476,13 +687,14 @@ function contextGraph(service) {
   fill(view(), h('section', {}, h('h2', {}, 'Context graph'), form), out);
   const load = async () => {
     if (!service) {
-      try {
-        const page = await api('/v1/context/services?limit=100');
-        fill(out, h('h2', {}, 'Services'), table([
+      await pagedList(out, {
+        id: 'services', title: 'Services', sizes: [100, 50, 10], empty: 'No services collected yet.',
+        path: () => '/v1/context/services',
+        columns: [
           ['Service', (s) => h('a', { href: `#/context?service=${encodeURIComponent(s.name)}` }, s.name)],
           ['Labels', (s) => JSON.stringify(s.labels || {})],
-        ], page.data, 'No services collected yet.'));
-      } catch (err) { showError(out, err); }
+        ],
+      })();
       return;
     }
     try {
@@ -627,8 +839,6 @@ function auditLog() {
   const action = h('input', { id: 'audit-action', placeholder: 'action (plan.create)' });
   const actor = h('input', { id: 'audit-actor', placeholder: 'actor id' });
   const decision = h('select', { id: 'audit-decision' }, ['', 'allow', 'deny'].map((d) => h('option', { value: d }, d || 'any decision')));
-  const pageSize = h('select', { id: 'audit-page-size', title: 'rows per page' },
-    ['100', '50', '10'].map((n) => h('option', { value: n }, `${n} per page`)));
   const chain = h('span', { id: 'chain' }, 'checking chain...');
   const out = h('section', {});
   const query = () => {
@@ -647,18 +857,20 @@ function auditLog() {
     document.body.append(a); a.click(); a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   };
-  const load = async () => {
-    try {
-      await pagedTable(out, 'Events', `/v1/audit/events?limit=${pageSize.value}&${query()}`, [
-        ['When', (e) => when(e.occurred_at)],
-        ['Actor', (e) => (e.actor && e.actor.id) || ''],
-        ['Action', (e) => e.action],
-        ['Decision', (e) => badge(e.decision)],
-        ['Resource', (e) => [e.resource_type, short(e.resource_id)].filter(Boolean).join(' ')],
-        ['Reason', (e) => e.reason || ''],
-      ]);
-    } catch (err) { showError(out, err); }
-  };
+  const load = pagedList(out, {
+    id: 'audit',
+    title: 'Events',
+    sizes: [100, 50, 10],
+    path: () => `/v1/audit/events?${query()}`,
+    columns: [
+      ['When', (e) => when(e.occurred_at)],
+      ['Actor', (e) => (e.actor && e.actor.id) || ''],
+      ['Action', (e) => e.action],
+      ['Decision', (e) => badge(e.decision)],
+      ['Resource', (e) => [e.resource_type, short(e.resource_id)].filter(Boolean).join(' ')],
+      ['Reason', (e) => e.reason || ''],
+    ],
+  });
   const verify = async () => {
     try {
       const v = await api('/v1/audit/verify');
@@ -670,12 +882,11 @@ function auditLog() {
   fill(view(),
     h('section', {}, h('h2', {}, 'Audit log'),
       h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); load(); } },
-        action, actor, decision, pageSize, h('button', { type: 'submit' }, 'Search'),
+        action, actor, decision, h('button', { type: 'submit' }, 'Search'),
         h('button', { type: 'button', id: 'export-csv', onclick: download('csv') }, 'Export CSV'),
         h('button', { type: 'button', id: 'export-json', onclick: download('json') }, 'Export JSON')),
       h('p', {}, 'Chain: ', chain)),
     out);
-  pageSize.addEventListener('change', load);
   load(); verify();
   return { onEvent: (ev) => { if (ev.kind === 'audit.created') debounced(load)(); } };
 }

@@ -8,12 +8,13 @@ use serde_json::json;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::ApplicationFailure;
+use tracing::Instrument;
 
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry, AuditWriter};
 use carapulse_core::model::{ExecutionId, ExecutionStatus, PlanId, TenantId, ToolCallStatus};
 use carapulse_core::pev::{CallKind, Decision, StepCall, StepResult};
 use carapulse_core::store::{
-    NewEvidence, NewToolCall, RecordedResult, Store, StoreError, ToolLogLine,
+    FinishedToolCall, NewEvidence, NewToolCall, RecordedResult, Store, StoreError, ToolLogLine,
 };
 use carapulse_core::verify::{AnalysisNext, Verdict};
 
@@ -181,6 +182,26 @@ impl Activities {
         ctx: ActivityContext,
         req: StepRequest,
     ) -> Result<StepResult, ActivityError> {
+        // A child of the activity's span (the Temporal plugin makes that one current); the
+        // router call below continues the trace.
+        let span = tracing::info_span!(
+            "step",
+            otel.name = %format!("step {} {}.{}", req.call.kind.as_str(), req.call.tool, req.call.action),
+            plan_id = %req.plan_id,
+            execution_id = %req.execution_id,
+            step_id = %req.call.step_id,
+            ordinal = req.call.ordinal,
+            attempt = ctx.info().attempt,
+            tool_call_id = tracing::field::Empty,
+        );
+        self.run_step_traced(ctx, req).instrument(span).await
+    }
+
+    async fn run_step_traced(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        req: StepRequest,
+    ) -> Result<StepResult, ActivityError> {
         let (execution_id, tenant) = ids(&req.execution_id, &req.tenant_id)?;
         let call = &req.call;
         let stage = call.kind.as_str();
@@ -253,6 +274,7 @@ impl Activities {
             )
             .await
             .map_err(store_err)?;
+        tracing::Span::current().record("tool_call_id", tracing::field::display(tool_call_id));
         let substitution = prepared.substituted.then(|| {
             (
                 carapulse_core::grant::call_digest(call.tool, call.action.as_str(), &call.input),
@@ -350,8 +372,10 @@ impl Activities {
         let mut result_ref: Option<String> = None;
         // Whether the call returned data (or ran with a substituted input) to record.
         let mut recorded = false;
+        let mut demo = false;
         let (result, exit_code, output_ref, output) = match reply {
             RouterReply::Ran(v) => {
+                demo = v["demo"] == true;
                 data = v.get("result").filter(|r| !r.is_null()).cloned();
                 result_ref = v["result_ref"].as_str().map(str::to_owned);
                 recorded = data.is_some() || prepared.substituted;
@@ -408,16 +432,16 @@ impl Activities {
             result: data.as_ref(),
             result_ref: result_ref.as_deref(),
         });
+        let finished = FinishedToolCall {
+            status,
+            output_ref: output_ref.as_deref(),
+            exit_code,
+            error,
+            recorded,
+            demo,
+        };
         self.store
-            .finish_tool_call_with_result(
-                &tenant,
-                tool_call_id,
-                status,
-                output_ref.as_deref(),
-                exit_code,
-                error,
-                recorded,
-            )
+            .finish_tool_call_with_result(&tenant, tool_call_id, &finished)
             .await
             .map_err(store_err)?;
         let observes = !call.checks.capture.is_empty() || !call.checks.expect.is_empty();

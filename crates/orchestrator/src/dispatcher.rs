@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, WorkflowSignalOptions,
-    WorkflowStartOptions,
+    Client, Connection, ConnectionOptions, WorkflowSignalOptions, WorkflowStartOptions,
 };
 use tokio::sync::Mutex;
 use url::Url;
@@ -59,7 +58,7 @@ impl TemporalDispatcher {
             .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
         let client = Client::new(
             connection,
-            ClientOptions::new(self.namespace.clone()).build(),
+            crate::telemetry::client_options(self.namespace.clone()),
         )
         .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
         let client = Arc::new(client);

@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod router_client;
+pub mod telemetry;
 pub mod worker;
 pub mod workflow;

@@ -18,7 +18,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    carapulse_core::telemetry::init("orchestrator");
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -42,6 +41,8 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load(Component::Orchestrator)?;
+    // Inside the runtime: the OTLP exporter's channel needs it. Flushes when run() returns.
+    let _telemetry = orchestrator::telemetry::init("orchestrator", &config.telemetry)?;
     let store = Store::connect_lazy(&config.storage)?;
     store.ping().await.context("postgres")?;
     if let Some(addr) = &config.orchestrator.health_addr {

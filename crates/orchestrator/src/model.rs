@@ -42,6 +42,9 @@ pub struct PlanSnapshot {
 pub struct StepRequest {
     pub execution_id: String,
     pub tenant_id: String,
+    /// For the step's trace span (absent in histories recorded before traces).
+    #[serde(default)]
+    pub plan_id: String,
     pub context: ContextRef,
     pub call: StepCall,
 }

@@ -50,10 +50,12 @@ impl RouterClient {
         body: &Value,
         grant: Option<&str>,
     ) -> Result<RouterReply, RouterUnavailable> {
-        let mut req = self
-            .http
-            .post(format!("{}/v1/tools/execute", self.base))
-            .json(body);
+        // The activity's trace continues in the router (W3C traceparent).
+        let mut req = carapulse_core::telemetry::traced(
+            self.http
+                .post(format!("{}/v1/tools/execute", self.base))
+                .json(body),
+        );
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }

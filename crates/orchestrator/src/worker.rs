@@ -4,7 +4,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_client::{Client, Connection, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
 use carapulse_core::audit::AuditWriter;
@@ -45,7 +45,7 @@ pub async fn connect(config: &Config) -> Result<Client, WorkerError> {
         .map_err(|e| WorkerError::Temporal(format!("connecting to {address}: {e}")))?;
     Client::new(
         connection,
-        ClientOptions::new(config.orchestrator.namespace.clone()).build(),
+        crate::telemetry::client_options(config.orchestrator.namespace.clone()),
     )
     .map_err(|e| WorkerError::Temporal(e.to_string()))
 }

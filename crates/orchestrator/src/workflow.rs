@@ -140,6 +140,7 @@ impl PlanExecutionWorkflow {
                     let request = StepRequest {
                         execution_id: input.execution_id.clone(),
                         tenant_id: input.tenant_id.clone(),
+                        plan_id: input.plan_id.clone(),
                         context: snapshot.context.clone(),
                         call,
                     };

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use carapulse_core::config::SandboxConfig;
 use carapulse_core::model::{ContextRef, Decision, ModelError, TenantId, ToolName};
@@ -58,6 +59,8 @@ pub struct ExecuteResponse {
     /// Where the result is kept when it is larger than the inline limit of a tool call row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_ref: Option<String>,
+    /// A demo CLI ran (`tool_router.demo_cli_dir`, a recording fake): nothing real changed.
+    pub demo: bool,
 }
 
 /// Why a call was refused or could not run.
@@ -81,6 +84,44 @@ pub enum ExecError {
 
 fn invalid(field: &str, message: impl Into<String>) -> ExecError {
     ExecError::Invalid(ModelError::new(field, message))
+}
+
+/// The executable a CLI step runs.
+struct ResolvedCli {
+    path: PathBuf,
+    /// Found in `tool_router.demo_cli_dir`: a recording fake, not the real tool.
+    demo: bool,
+}
+
+/// Finds `name` in the demo CLI directory when one is configured, else on the router's PATH.
+fn resolve_cli(state: &RouterState, name: &str) -> Option<ResolvedCli> {
+    let demo = state
+        .config
+        .tool_router
+        .demo_cli_dir
+        .as_deref()
+        .map(|dir| Path::new(dir).join(name))
+        .filter(|p| p.is_file() && is_executable(p));
+    if let Some(path) = demo {
+        return Some(ResolvedCli { path, demo: true });
+    }
+    which(name).map(|path| ResolvedCli { path, demo: false })
+}
+
+/// The stand-in CLIs of `tool_router.demo_cli_dir`, by name (empty when demo mode is off).
+pub fn demo_clis(state: &RouterState) -> Vec<String> {
+    let Some(dir) = state.config.tool_router.demo_cli_dir.as_deref() else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_file() && is_executable(&e.path()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// Finds `name` on the router's PATH.
@@ -507,7 +548,7 @@ async fn run(
     let sandbox = &state.config.sandbox;
     let mut cli_refusal = None;
     if let Some(argv) = spec.argv(input) {
-        match which(&argv[0]) {
+        match resolve_cli(state, &argv[0]) {
             None => cli_refusal = Some(format!("{} is not installed", argv[0])),
             Some(_) if sandbox.enforce && !sandbox.enabled => {
                 cli_refusal = Some("sandbox.enforce is on but sandbox.enabled is off".into())
@@ -520,7 +561,7 @@ async fn run(
                     isolation_available().err().unwrap_or_default()
                 ))
             }
-            Some(binary) => {
+            Some(cli) => {
                 let mut argv = argv;
                 let mut mounts = Vec::new();
                 if spec.tool == ToolName::Helm {
@@ -533,7 +574,10 @@ async fn run(
                     exposed.apply(&mut argv);
                     mounts = exposed.mounts;
                 }
-                return run_cli(state, spec, argv, binary, id, workdir, mounts, sensitive).await;
+                let mut response =
+                    run_cli(state, spec, argv, cli.path, id, workdir, mounts, sensitive).await?;
+                response.demo = cli.demo;
+                return Ok(response);
             }
         }
     }
@@ -629,11 +673,30 @@ async fn run_cli(
     } else {
         Some(sink)
     };
+    // The sandboxed process is the trace's last hop: its own span, and the W3C TRACEPARENT
+    // variable (the OpenTelemetry convention for processes) for tools that read it.
+    let span = tracing::info_span!(
+        "sandbox",
+        otel.name = %format!("sandbox {}", spec.tool),
+        tool_call_id = %id,
+        tool = %spec.tool,
+        action = %spec.action,
+        exit_code = tracing::field::Empty,
+        max_rss_kb = tracing::field::Empty,
+    );
+    if let Some(traceparent) = span.in_scope(carapulse_core::telemetry::current_traceparent) {
+        policy.env.insert("TRACEPARENT".into(), traceparent);
+    }
     let runner = state.sandbox.clone();
     let report = tokio::task::spawn_blocking(move || runner.run(&argv, &policy, &redactor, sink))
+        .instrument(span.clone())
         .await
         .map_err(|e| ExecError::Internal(e.to_string()))?
         .map_err(|e| ExecError::Unavailable(e.to_string()))?;
+    if let Some(code) = report.exit_code {
+        span.record("exit_code", code);
+    }
+    span.record("max_rss_kb", report.max_rss_kb);
     let sandbox_report = json!({
         "namespaces": report.namespaces,
         "root": report.root,
@@ -665,6 +728,7 @@ async fn run_cli(
         sandbox: Some(sandbox_report),
         result: None,
         result_ref: None,
+        demo: false,
     })
 }
 
@@ -714,6 +778,8 @@ async fn run_api(
             state.config.connectors.grafana.org_id.clone(),
         );
     }
+    // Connectors that trace see the call as part of the execution's trace.
+    builder = carapulse_core::telemetry::traced(builder);
     state.hub.push(
         id,
         "stdout",
@@ -770,6 +836,7 @@ async fn run_api(
         sandbox: None,
         result: None,
         result_ref: None,
+        demo: false,
     })
 }
 

@@ -2,8 +2,11 @@
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::exponential_buckets;
+
+use carapulse_core::telemetry::TraceExemplar;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -24,16 +27,18 @@ pub struct ActionLabels {
 pub struct Metrics {
     registry: Registry,
     pub calls: Family<CallLabels, Counter>,
-    pub duration: Family<ActionLabels, Histogram>,
+    /// Each bucket keeps the trace id of its latest sampled call (an exemplar).
+    pub duration: Family<ActionLabels, HistogramWithExemplars<TraceExemplar>>,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("carapulse");
         let calls = Family::<CallLabels, Counter>::default();
-        let duration = Family::<ActionLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.005, 2.0, 14))
-        });
+        let duration =
+            Family::<ActionLabels, HistogramWithExemplars<TraceExemplar>>::new_with_constructor(
+                || HistogramWithExemplars::new(exponential_buckets(0.005, 2.0, 14)),
+            );
         registry.register(
             "tool_calls",
             "Tool calls by tool, action, outcome and path",
@@ -65,7 +70,7 @@ impl Metrics {
                 tool: tool.into(),
                 action: action.into(),
             })
-            .observe(seconds);
+            .observe(seconds, carapulse_core::telemetry::exemplar(), None);
     }
 
     pub fn encode(&self) -> String {

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use carapulse_core::model::ToolName;
 use carapulse_core::tools::catalogue;
@@ -64,6 +65,13 @@ async fn readyz(State(state): State<RouterState>) -> impl IntoResponse {
         ));
     }
     let ready = problems.is_empty();
+    let demo = state.config.tool_router.demo_cli_dir.as_deref().map(|dir| {
+        json!({
+            "cli_dir": dir,
+            "clis": crate::executor::demo_clis(&state),
+            "note": "demo mode: these CLIs are recording fakes; calls to them change nothing outside this machine",
+        })
+    });
     (
         if ready {
             StatusCode::OK
@@ -73,6 +81,7 @@ async fn readyz(State(state): State<RouterState>) -> impl IntoResponse {
         Json(json!({
             "status": if ready { "ready" } else { "not_ready" },
             "problems": problems,
+            "demo": demo,
             "checks": {
                 "policy": format!("ok ({} files)", state.policy.files().len()),
                 "sandbox_runner": state.sandbox.describe(),
@@ -129,7 +138,22 @@ async fn execute_tool(
     let grant = headers
         .get(carapulse_core::grant::GRANT_HEADER)
         .map(|v| v.to_str().unwrap_or_default().to_owned());
-    match execute(&state, req, grant.as_deref()).await {
+    // Continues the caller's trace (the orchestrator's step span) when it sent a traceparent.
+    let span = tracing::info_span!(
+        "tool.execute",
+        otel.name = %format!("tool {}.{}", req.tool_name, req.action),
+        otel.kind = "server",
+        tool = %req.tool_name,
+        action = %req.action,
+        execution_id = req.execution_id.as_deref().unwrap_or(""),
+        tool_call_id = req.tool_call_id.as_deref().unwrap_or(""),
+        tenant = %req.context.tenant_id,
+    );
+    carapulse_core::telemetry::continue_trace(&span, &headers);
+    match execute(&state, req, grant.as_deref())
+        .instrument(span)
+        .await
+    {
         Ok(resp) => Ok(Json(resp).into_response()),
         Err(ExecError::Invalid(e)) => Err(ApiError::bad_request("invalid_request", e.to_string())),
         Err(ExecError::Forbidden(m)) => Err(ApiError::forbidden("policy_denied", m)),

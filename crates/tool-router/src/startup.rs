@@ -72,6 +72,12 @@ impl Application {
                 "tool_router.oidc_* is set but ignored: the router accepts only its service token"
             );
         }
+        if let Some(dir) = &tr.demo_cli_dir {
+            tracing::warn!(
+                demo_cli_dir = %dir,
+                "DEMO MODE: CLIs found in tool_router.demo_cli_dir are recording fakes and run instead of the real ones"
+            );
+        }
         let grant_key = tr.grant_key.clone().map(|k| Arc::new(k.into_bytes()));
         if grant_key.is_none() {
             tracing::warn!(

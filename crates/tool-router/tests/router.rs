@@ -178,6 +178,70 @@ async fn fake_clis_receive_exactly_the_built_argv() {
     );
 }
 
+/// Demo mode (`dev-up.sh --demo`): the recording fakes of `e2e/fakes` run instead of the real
+/// CLIs of the same name, each such call is marked `demo`, and `/readyz` says so; a CLI the demo
+/// directory does not have still comes from PATH and is not marked.
+#[tokio::test]
+async fn demo_clis_run_instead_of_real_ones_and_are_marked() {
+    let _fakes = fakes_lock().await;
+    let fakes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/fakes");
+    let calls = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The tools run as an unprivileged uid: the recording directory must be writable to it.
+        std::fs::set_permissions(calls.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let (dir, mount) = (
+        fakes.to_string_lossy().into_owned(),
+        format!("{}:/e2e-calls:rw", calls.path().display()),
+    );
+    let r = spawn(move |c| {
+        c.gateway.dev_mode = true;
+        c.tool_router.demo_cli_dir = Some(dir);
+        c.sandbox.mounts = vec![mount];
+    })
+    .await;
+    // The PATH fake of kubectl would fail this call (no expectation matches): the demo one runs.
+    expect("kubectl", "never called", "");
+    let scale = json!({"resource": "deployment/web", "replicas": 3, "namespace": "web"});
+    let (status, resp) = r.exec_granted(call("kubectl", "scale", scale)).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["status"], "succeeded", "{resp}");
+    assert_eq!(resp["demo"], true, "{resp}");
+    let log = std::fs::read_to_string(calls.path().join("calls.log")).unwrap();
+    assert!(
+        log.contains("kubectl scale deployment/web --replicas=3"),
+        "the fake recorded the call: {log}"
+    );
+    // gh is not among the demo CLIs: the real (here: PATH) one runs, unmarked.
+    expect(
+        "gh",
+        "pr view 7 --json=number,url,state,headRefName,headRefOid,mergeCommit",
+        "{}",
+    );
+    let (status, resp) = r.exec(call("github", "pr-view", json!({"pr": 7}))).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["demo"], false, "{resp}");
+    let ready: Value = r
+        .http
+        .get(format!("{}/readyz", r.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready["demo"]["clis"],
+        json!(["argocd", "helm", "kubectl", "vault"]),
+        "{ready}"
+    );
+    assert!(ready["demo"]["note"]
+        .as_str()
+        .unwrap()
+        .contains("recording fakes"));
+}
+
 #[tokio::test]
 async fn schema_violations_and_injection_are_400_naming_the_field() {
     let r = spawn(|_| {}).await;

@@ -35,6 +35,7 @@ pub struct Config {
     pub chatops: ChatOpsConfig,
     pub approvals: ApprovalsConfig,
     pub scheduler: SchedulerConfig,
+    pub telemetry: TelemetryConfig,
     /// Webhook sources by name (`alertmanager`, `argocd`, `git`, `k8s`).
     pub webhooks: std::collections::BTreeMap<String, WebhookSource>,
 }
@@ -240,6 +241,29 @@ impl Config {
                 "tool_router.grant_ttl_secs",
                 "must be between 60 and 86400",
             ));
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            validate_http_url("telemetry.otlp_endpoint", endpoint)?;
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(ConfigError::invalid(
+                "telemetry.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        if let Some(dir) = &self.tool_router.demo_cli_dir {
+            if !self.gateway.dev_mode {
+                return Err(ConfigError::invalid(
+                    "tool_router.demo_cli_dir",
+                    "demo CLIs are recording fakes: they need gateway.dev_mode (never beside production)",
+                ));
+            }
+            if component == ToolRouter && !std::path::Path::new(dir).is_dir() {
+                return Err(ConfigError::invalid(
+                    "tool_router.demo_cli_dir",
+                    format!("{dir} is not a directory"),
+                ));
+            }
         }
         if component == Orchestrator && self.tool_router.grant_key.is_none() {
             return Err(ConfigError::invalid(

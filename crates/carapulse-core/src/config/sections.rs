@@ -244,6 +244,11 @@ pub struct ToolRouterConfig {
     pub grant_key: Option<String>,
     /// Lifetime of one grant; it must cover one tool call (the step activity's own limit).
     pub grant_ttl_secs: u64,
+    /// Demo mode (`dev-up.sh --demo`): a directory of stand-in CLIs (the recording fakes of
+    /// `e2e/fakes`) the router runs instead of the real ones of the same name. Every call that
+    /// runs one is marked `demo` in its response, its tool-call record and `/readyz`, so the UI,
+    /// CLI and diagnostics say nothing real was changed. Needs `gateway.dev_mode`.
+    pub demo_cli_dir: Option<String>,
     /// Accepted for compatibility; the router serves only service principals, so user tokens
     /// are refused whatever these say.
     pub oidc_issuer: Option<String>,
@@ -259,6 +264,7 @@ impl Default for ToolRouterConfig {
             auth_token: None,
             grant_key: None,
             grant_ttl_secs: 20 * 60,
+            demo_cli_dir: None,
             oidc_issuer: None,
             oidc_client_id: None,
             oidc_jwks_url: None,
@@ -498,6 +504,27 @@ impl Default for SchedulerConfig {
             enabled: false,
             poll_interval_secs: 30,
             default_cron: None,
+        }
+    }
+}
+
+/// `telemetry`: traces. Off unless `otlp_endpoint` is set; then every service exports its spans
+/// over OTLP/gRPC, and trace context crosses the API, the Temporal workflows (workflow and
+/// activity headers), the tool router and the sandboxed process (`TRACEPARENT`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector address, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces kept (0.0..=1.0); a sampled parent (inbound `traceparent`) is followed.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            sample_ratio: 1.0,
         }
     }
 }

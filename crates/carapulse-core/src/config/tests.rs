@@ -106,6 +106,26 @@ fn fail_open_reads_is_refused() {
 }
 
 #[test]
+fn demo_clis_need_dev_mode_and_an_existing_directory() {
+    let fakes = env!("CARGO_MANIFEST_DIR").to_owned() + "/../../e2e/fakes";
+    let with = |dev_mode: bool, dir: &str| {
+        let mut cfg = Config::from_json_str("{}").unwrap();
+        cfg.gateway.dev_mode = dev_mode;
+        cfg.tool_router.demo_cli_dir = Some(dir.to_owned());
+        cfg.validate(Component::ToolRouter)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(with(true, &fakes), Ok(()));
+    let prod = with(false, &fakes).unwrap_err();
+    assert!(
+        prod.starts_with("tool_router.demo_cli_dir") && prod.contains("dev_mode"),
+        "{prod}"
+    );
+    let missing = with(true, "/nonexistent/fakes").unwrap_err();
+    assert!(missing.contains("is not a directory"), "{missing}");
+}
+
+#[test]
 fn env_overrides_secrets_and_generic_keys() {
     let dir = std::env::temp_dir().join(format!("carapulse-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -142,6 +142,10 @@ pub struct ToolCall {
     /// Where a larger JSON result is kept in the object store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_ref: Option<String>,
+    /// The call ran a demo CLI (a recording fake from `tool_router.demo_cli_dir`): nothing
+    /// outside the machine was changed or read.
+    #[serde(default)]
+    pub demo: bool,
 }
 
 /// An observation recorded after a step (a query result, a rollout status, a trace).

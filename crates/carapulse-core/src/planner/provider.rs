@@ -350,11 +350,7 @@ impl ProviderClient {
     ) -> Result<Completion, (ProviderError, Option<Duration>)> {
         let provider = self.provider();
         let (url, headers, body) = self.request(prompt);
-        let response = self
-            .http
-            .post(&url)
-            .headers(headers)
-            .json(&body)
+        let response = crate::telemetry::traced(self.http.post(&url).headers(headers).json(&body))
             .send()
             .await
             .map_err(|e| (self.transport_error(&e), None))?;

@@ -89,6 +89,19 @@ pub struct RecordedResult<'a> {
     pub result_ref: Option<&'a str>,
 }
 
+/// How a tool call ended, for [`Store::finish_tool_call_with_result`].
+#[derive(Debug, Clone)]
+pub struct FinishedToolCall<'a> {
+    pub status: ToolCallStatus,
+    pub output_ref: Option<&'a str>,
+    pub exit_code: Option<i32>,
+    pub error: Option<&'a str>,
+    /// What it ran with and returned, when there is something to keep.
+    pub recorded: Option<RecordedResult<'a>>,
+    /// The router ran a demo CLI (`tool_router.demo_cli_dir`), not the real tool.
+    pub demo: bool,
+}
+
 /// A tool call to record.
 #[derive(Debug, Clone)]
 pub struct NewToolCall {
@@ -179,6 +192,7 @@ struct ToolCallRow {
     result_json: Option<Value>,
     result_ref: Option<String>,
     input_json: Option<Value>,
+    demo: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -346,7 +360,7 @@ impl Store {
         let calls: Vec<ToolCallRow> = sqlx::query_as(
             "SELECT tool_call_id, execution_id, step_id, tenant_id, tool_name, action, status, input_ref, \
              output_ref, exit_code, error, attempt, started_at, completed_at, result_json, result_ref, \
-             input_json FROM tool_calls \
+             input_json, demo FROM tool_calls \
              WHERE execution_id = $1 AND tenant_id = $2 ORDER BY created_at, tool_call_id LIMIT 1000",
         )
         .bind(execution_id.0)
@@ -383,6 +397,7 @@ impl Store {
                     input: r.input_json,
                     result: r.result_json,
                     result_ref: r.result_ref,
+                    demo: r.demo,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -594,45 +609,50 @@ impl Store {
         exit_code: Option<i32>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.finish_tool_call_with_result(tenant, id, status, output_ref, exit_code, error, None)
+        let finished = FinishedToolCall {
+            status,
+            output_ref,
+            exit_code,
+            error,
+            recorded: None,
+            demo: false,
+        };
+        self.finish_tool_call_with_result(tenant, id, &finished)
             .await
     }
 
     /// Completes a tool call and, in the same statement, records what it ran with and returned
-    /// (`recorded`): the concrete input (after capture substitution) and the parsed JSON result,
-    /// inline up to [`INLINE_RESULT_BYTES`], else only the object-store reference the router
-    /// wrote it to. One UPDATE per tool call, whatever it returned.
-    #[allow(clippy::too_many_arguments)]
+    /// (`finished.recorded`): the concrete input (after capture substitution) and the parsed JSON
+    /// result, inline up to [`INLINE_RESULT_BYTES`], else only the object-store reference the
+    /// router wrote it to. One UPDATE per tool call, whatever it returned.
     pub async fn finish_tool_call_with_result(
         &self,
         tenant: &TenantId,
         id: ToolCallId,
-        status: ToolCallStatus,
-        output_ref: Option<&str>,
-        exit_code: Option<i32>,
-        error: Option<&str>,
-        recorded: Option<RecordedResult<'_>>,
+        finished: &FinishedToolCall<'_>,
     ) -> Result<(), StoreError> {
-        let inline = recorded.as_ref().and_then(|r| r.result).filter(|r| {
+        let recorded = finished.recorded.as_ref();
+        let inline = recorded.and_then(|r| r.result).filter(|r| {
             serde_json::to_vec(r).map(|b| b.len()).unwrap_or(usize::MAX) <= INLINE_RESULT_BYTES
         });
         let done = sqlx::query(
             "UPDATE tool_calls SET status = $3, output_ref = COALESCE($4, output_ref), exit_code = $5, \
              error = $6, completed_at = now(), input_json = COALESCE($7, input_json), \
              result_json = CASE WHEN $10 THEN $8 ELSE result_json END, \
-             result_ref = CASE WHEN $10 THEN $9 ELSE result_ref END \
+             result_ref = CASE WHEN $10 THEN $9 ELSE result_ref END, demo = $11 \
              WHERE tool_call_id = $1 AND tenant_id = $2",
         )
         .bind(id.0)
         .bind(tenant.as_str())
-        .bind(status.as_str())
-        .bind(output_ref)
-        .bind(exit_code)
-        .bind(error)
-        .bind(recorded.as_ref().and_then(|r| r.input))
+        .bind(finished.status.as_str())
+        .bind(finished.output_ref)
+        .bind(finished.exit_code)
+        .bind(finished.error)
+        .bind(recorded.and_then(|r| r.input))
         .bind(inline)
-        .bind(recorded.as_ref().and_then(|r| r.result_ref))
+        .bind(recorded.and_then(|r| r.result_ref))
         .bind(recorded.is_some())
+        .bind(finished.demo)
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {

@@ -37,8 +37,8 @@ pub(crate) use audit::{insert_audit_events, lock_audit_heads, update_audit_heads
 pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo};
 pub use error::StoreError;
 pub use executions::{
-    ExecutionFilter, ExecutionView, NewEvidence, NewToolCall, RecordedResult, StartMode,
-    StartOptions, StartOutcome, INLINE_RESULT_BYTES,
+    ExecutionFilter, ExecutionView, FinishedToolCall, NewEvidence, NewToolCall, RecordedResult,
+    StartMode, StartOptions, StartOutcome, INLINE_RESULT_BYTES,
 };
 pub use library::{MemoryRecord, Shelf, Versioned};
 pub use page::{CountMode, Page, PageCursor, PageError, Paged, MAX_OFFSET, MAX_PAGE_SIZE};

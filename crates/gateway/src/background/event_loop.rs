@@ -240,6 +240,7 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
         })),
         draft: Some(draft),
         schedule: None,
+        preview: false,
     };
     match create_plan(state, &requester, request, None).await {
         Ok((plan, _)) => {

@@ -145,6 +145,7 @@ async fn run_one(
         schedule: Some(
             json!({"schedule_id": s.schedule_id.to_string(), "scheduled_for": scheduled_for.to_rfc3339()}),
         ),
+        preview: false,
     };
     match create_plan(state, &ctx, request, workflow).await {
         Ok((plan, _)) => {

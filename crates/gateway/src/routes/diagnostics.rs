@@ -1,6 +1,7 @@
 //! `GET /v1/diagnostics`: what an operator checks first when something is off — versions,
 //! uptime, the database, Temporal, the tool router, policy, planner, collectors and the live
-//! event hub — in one answer, without secrets (no tokens, keys or DSNs).
+//! event hub — in one answer, without secrets (no tokens, keys or DSNs). `demo` is true when the
+//! tool router runs recording fakes (`tool_router.demo_cli_dir`), so clients can say so.
 
 use std::time::{Duration, Instant};
 
@@ -38,11 +39,13 @@ pub(crate) async fn diagnostics(
         None => json!("disabled"),
     };
     let uptime = chrono::Utc::now() - state.started_at;
+    let demo = tool_router["demo"].is_object();
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started_at": state.started_at,
         "uptime_secs": uptime.num_seconds(),
         "tenant": ctx.tenant(),
+        "demo": demo,
         "database": database,
         "orchestrator": {
             "dispatcher": state.dispatcher.name(),
@@ -121,6 +124,8 @@ async fn tool_router(base_url: Option<&str>) -> Value {
                 "url": base,
                 "latency_ms": ms(started),
                 "checks": body["checks"],
+                // Demo mode: the router runs recording fakes; the UI and CLI show a banner.
+                "demo": body["demo"],
             });
             if !status.is_success() {
                 out["error"] = json!(format!("/readyz answered {status}"));

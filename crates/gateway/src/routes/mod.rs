@@ -69,14 +69,26 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(from_fn_with_state(state.clone(), track_metrics))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let rid = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %rid)
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let rid = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let span = tracing::info_span!(
+                    "http",
+                    otel.name = %format!("{} {}", req.method(), req.uri().path()),
+                    otel.kind = "server",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = %rid,
+                );
+                // A caller's W3C traceparent makes this request part of its trace.
+                carapulse_core::telemetry::continue_trace(&span, req.headers());
+                span
+            }),
+        )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }

@@ -7,6 +7,7 @@ use axum::Json;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use carapulse_core::audit::AuditDecision;
 use carapulse_core::dispatch::{DispatchOutcome, DispatchRequest};
@@ -52,6 +53,10 @@ pub(crate) struct PlanCreateRequest {
     pub(crate) session_id: Option<String>,
     #[serde(default)]
     pub(crate) steps: Vec<StepDraft>,
+    /// Plan, score and decide, but store nothing: answers 200 with the would-be plan (its steps,
+    /// risk, policy decision and whether it would wait for approval) and audits `plan.preview`.
+    #[serde(default)]
+    pub(crate) preview: bool,
     /// Set by the event loop: the alert a plan was born from (kept in `meta.alert`).
     #[serde(skip)]
     pub(crate) alert: Option<Value>,
@@ -102,7 +107,7 @@ pub(crate) fn plan_json(plan: &Plan) -> Value {
     value
 }
 
-#[utoipa::path(post, path = "/plans", tag = "plans", summary = "Create a plan (planned from the intent when no steps are given)", request_body = PlanCreateRequest, responses((status = 201, description = "Plan stored; approval_required says whether it waits for approval", body = Object), crate::openapi::CommonErrors, (status = 409, description = "Conflict", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/plans", tag = "plans", summary = "Create a plan (planned from the intent when no steps are given)", request_body = PlanCreateRequest, responses((status = 201, description = "Plan stored; approval_required says whether it waits for approval", body = Object), (status = 200, description = "With `preview: true`: the plan that would be created (steps, risk, policy decision, approval_required); nothing is stored", body = Object), crate::openapi::CommonErrors, (status = 409, description = "Conflict", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -111,6 +116,9 @@ pub(crate) async fn create(
     // The trigger is the server's word (a caller could otherwise claim "alert" to look like a
     // system plan); the body's value is accepted for compatibility and ignored.
     body.trigger = ctx.trigger();
+    if body.preview {
+        return Ok(Json(preview_plan(&state, &ctx, body, None).await?).into_response());
+    }
     let (plan, outcome) = create_plan(&state, &ctx, body, None).await?;
     Ok((StatusCode::CREATED, Json(created_json(&plan, &outcome))).into_response())
 }
@@ -126,6 +134,12 @@ pub(crate) fn created_json(plan: &Plan, outcome: &carapulse_core::policy::Policy
     })
 }
 
+/// A plan validated, planned, scored and decided by policy, not yet stored.
+pub(crate) struct PreparedPlan {
+    pub(crate) new_plan: NewPlan,
+    pub(crate) outcome: carapulse_core::policy::PolicyOutcome,
+}
+
 /// Validates, scores, authorises and stores a plan (with its audit event); auto-approves when
 /// configured. `workflow` records which catalogue template produced it.
 pub(crate) async fn create_plan(
@@ -134,6 +148,117 @@ pub(crate) async fn create_plan(
     body: PlanCreateRequest,
     workflow: Option<Value>,
 ) -> ApiResult<(Plan, carapulse_core::policy::PolicyOutcome)> {
+    let PreparedPlan { new_plan, outcome } =
+        prepare_plan(state, ctx, body, workflow, "plan.create").await?;
+    let tenant = ctx.tenant().clone();
+    let planner_label = new_plan.planner.clone().unwrap_or_default();
+    let plan_id = new_plan.plan_id;
+    let entry = ctx
+        .audit("plan.create", audit_decision(&outcome))
+        .resource("plan", plan_id)
+        .context(json!({
+            "risk_level": new_plan.risk_level,
+            "policy_reasons": outcome.reasons,
+            "approval_state": new_plan.approval_state,
+            "trigger": new_plan.trigger,
+            "planner": planner_label,
+        }));
+    let mut plan = state.plans.create(new_plan, entry).await?;
+    state.metrics.plans_created.inc();
+    state.metrics.record_planner(&planner_label);
+    state.metrics.record_audit(true);
+
+    // Opt-in auto-approval of low-risk plans started by a human (never webhooks or schedules,
+    // never break-glass).
+    let auto = state.config.approvals.auto_approve_low
+        && plan.approval_state == PlanApprovalState::Pending
+        && plan.risk_level == RiskLevel::Low
+        && plan.trigger.is_human()
+        && outcome.constraints.get("break_glass_required").is_none()
+        && !ctx.break_glass;
+    if auto {
+        let decision = carapulse_core::store::ApprovalDecision {
+            status: carapulse_core::model::ApprovalStatus::Approved,
+            approver: carapulse_core::model::ActorId::parse("carapulse:auto-approve")?,
+            approver_email: None,
+            source: carapulse_core::model::ApprovalSource::Auto,
+            note: Some("approvals.auto_approve_low".into()),
+        };
+        let entry = ctx
+            .audit("approval.auto", AuditDecision::Allow)
+            .resource("plan", plan_id)
+            .reason("low risk, human trigger, approvals.auto_approve_low is on");
+        state
+            .approvals
+            .record(&tenant, plan_id, decision, entry, Utc::now())
+            .await?;
+        plan = state.store.get_plan(&tenant, plan_id).await?;
+    }
+
+    Ok((plan, outcome))
+}
+
+/// What creating the plan would give — its steps, risk, policy decision and whether it would
+/// wait for approval — without storing anything but a `plan.preview` audit event. The web UI's
+/// "New plan" form shows it before the person submits.
+pub(crate) async fn preview_plan(
+    state: &AppState,
+    ctx: &RequestContext,
+    body: PlanCreateRequest,
+    workflow: Option<Value>,
+) -> ApiResult<Value> {
+    let PreparedPlan { new_plan, outcome } =
+        prepare_plan(state, ctx, body, workflow, "plan.preview").await?;
+    let approval_required = new_plan.approval_state == PlanApprovalState::Pending;
+    state
+        .audit(
+            ctx.audit("plan.preview", audit_decision(&outcome))
+                .context(json!({
+                    "risk_level": new_plan.risk_level,
+                    "policy_reasons": outcome.reasons,
+                    "approval_required": approval_required,
+                    "steps": new_plan.steps.len(),
+                    "planner": new_plan.planner,
+                })),
+        )
+        .await;
+    Ok(json!({
+        "preview": true,
+        "approval_required": approval_required,
+        "policy": {"decision": outcome.decision, "reasons": outcome.reasons, "constraints": outcome.constraints},
+        "plan": {
+            "summary": new_plan.summary.as_str(),
+            "intent": new_plan.intent.as_str(),
+            "trigger": new_plan.trigger,
+            "context": new_plan.context,
+            "risk_level": new_plan.risk_level,
+            "policy_decision": new_plan.policy_decision,
+            "approval_state": new_plan.approval_state,
+            "constraints": new_plan.constraints,
+            "planner": new_plan.planner,
+            "steps": new_plan.steps,
+            "meta": new_plan.meta,
+        },
+    }))
+}
+
+fn audit_decision(outcome: &carapulse_core::policy::PolicyOutcome) -> AuditDecision {
+    match outcome.decision {
+        Decision::RequireApproval => AuditDecision::RequireApproval,
+        _ => AuditDecision::Allow,
+    }
+}
+
+/// Validates the request, plans it when it has no steps, scores it and asks policy (as
+/// `plan.create`): everything creating a plan does before storing it. Refusals are audited under
+/// `audit_action` (`plan.create`, or `plan.preview` for a preview).
+async fn prepare_plan(
+    state: &AppState,
+    ctx: &RequestContext,
+    body: PlanCreateRequest,
+    workflow: Option<Value>,
+    audit_action: &'static str,
+) -> ApiResult<PreparedPlan> {
     let state = state.clone();
     let ctx = ctx.clone();
     let tenant = ctx.tenant().clone();
@@ -141,7 +266,7 @@ pub(crate) async fn create_plan(
     if !context.tenant_id.is_empty() && context.tenant_id != tenant.as_str() {
         state
             .audit(
-                ctx.audit("plan.create", AuditDecision::Deny)
+                ctx.audit(audit_action, AuditDecision::Deny)
                     .reason("context.tenant_id does not match the token's tenant")
                     .context(json!({"requested_tenant": context.tenant_id})),
             )
@@ -225,7 +350,7 @@ pub(crate) async fn create_plan(
             Err(err) => {
                 state
                     .audit(
-                        ctx.audit("plan.create", AuditDecision::Deny)
+                        ctx.audit(audit_action, AuditDecision::Deny)
                             .reason(format!("planning failed: {}", err.message))
                             .context(json!({"code": err.code})),
                     )
@@ -272,7 +397,7 @@ pub(crate) async fn create_plan(
         steps.iter().map(Into::into),
     );
     if outcome.decision == Decision::Deny {
-        return Err(policy_denied(&state, &ctx, "plan.create", &outcome, None).await);
+        return Err(policy_denied(&state, &ctx, audit_action, &outcome, None).await);
     }
 
     // Constraints: the caller's, overlaid with the policy's (policy keys win).
@@ -329,56 +454,7 @@ pub(crate) async fn create_plan(
         }),
         steps,
     };
-    let planner_label = new_plan.planner.clone().unwrap_or_default();
-    let plan_id = new_plan.plan_id;
-    let planner_label_for_audit = planner_label.clone();
-    let audit_decision = match outcome.decision {
-        Decision::RequireApproval => AuditDecision::RequireApproval,
-        _ => AuditDecision::Allow,
-    };
-    let entry = ctx
-        .audit("plan.create", audit_decision)
-        .resource("plan", plan_id)
-        .context(json!({
-            "risk_level": risk.level,
-            "policy_reasons": outcome.reasons,
-            "approval_state": approval_state,
-            "trigger": body.trigger,
-            "planner": planner_label_for_audit,
-        }));
-    let mut plan = state.plans.create(new_plan, entry).await?;
-    state.metrics.plans_created.inc();
-    state.metrics.record_planner(&planner_label);
-    state.metrics.record_audit(true);
-
-    // Opt-in auto-approval of low-risk plans started by a human (never webhooks or schedules,
-    // never break-glass).
-    let auto = state.config.approvals.auto_approve_low
-        && plan.approval_state == PlanApprovalState::Pending
-        && plan.risk_level == RiskLevel::Low
-        && plan.trigger.is_human()
-        && outcome.constraints.get("break_glass_required").is_none()
-        && !ctx.break_glass;
-    if auto {
-        let decision = carapulse_core::store::ApprovalDecision {
-            status: carapulse_core::model::ApprovalStatus::Approved,
-            approver: carapulse_core::model::ActorId::parse("carapulse:auto-approve")?,
-            approver_email: None,
-            source: carapulse_core::model::ApprovalSource::Auto,
-            note: Some("approvals.auto_approve_low".into()),
-        };
-        let entry = ctx
-            .audit("approval.auto", AuditDecision::Allow)
-            .resource("plan", plan_id)
-            .reason("low risk, human trigger, approvals.auto_approve_low is on");
-        state
-            .approvals
-            .record(&tenant, plan_id, decision, entry, Utc::now())
-            .await?;
-        plan = state.store.get_plan(&tenant, plan_id).await?;
-    }
-
-    Ok((plan, outcome))
+    Ok(PreparedPlan { new_plan, outcome })
 }
 
 /// What the planner is told besides the intent: the graph of each known service the intent
@@ -708,7 +784,19 @@ pub(crate) async fn execute_plan(
         tenant_id: tenant.clone(),
         await_approval_secs,
     };
-    let (workflow_id, dispatch_note) = match state.dispatcher.dispatch(request).await {
+    // The workflow start carries this span's trace context to Temporal (workflow headers).
+    let dispatch_span = tracing::info_span!(
+        "execution.dispatch",
+        plan_id = %plan_id,
+        execution_id = %execution.execution_id,
+        tenant = %tenant,
+    );
+    let dispatched = state
+        .dispatcher
+        .dispatch(request)
+        .instrument(dispatch_span)
+        .await;
+    let (workflow_id, dispatch_note) = match dispatched {
         Ok(DispatchOutcome::Started { workflow_id }) => {
             state
                 .store

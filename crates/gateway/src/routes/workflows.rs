@@ -16,7 +16,7 @@ use crate::extract::{ApiJson, OptionalJson};
 use crate::middleware::RequestContext;
 use crate::state::AppState;
 
-use super::plans::{create_plan, created_json, execute_plan, PlanCreateRequest};
+use super::plans::{create_plan, created_json, execute_plan, preview_plan, PlanCreateRequest};
 use super::require_read;
 
 #[utoipa::path(get, path = "/workflows", tag = "workflows", summary = "The workflow catalogue with each template's inputs", responses((status = 200, description = "`{data: [...]}`", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
@@ -40,9 +40,12 @@ pub(crate) struct StartRequest {
     summary: Option<String>,
     #[serde(default)]
     constraints: Option<Value>,
+    /// Build the plan and ask policy, store nothing: 200 with the would-be plan.
+    #[serde(default)]
+    preview: bool,
 }
 
-#[utoipa::path(post, path = "/workflows/{name}/start", tag = "workflows", summary = "Turn a catalogue workflow into a plan and start it when no approval is needed", params(("name" = String, Path, description = "Catalogue workflow name")), request_body = StartRequest, responses((status = 201, description = "Plan created and waiting for approval", body = Object), (status = 202, description = "Plan created and execution started", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/workflows/{name}/start", tag = "workflows", summary = "Turn a catalogue workflow into a plan and start it when no approval is needed", params(("name" = String, Path, description = "Catalogue workflow name")), request_body = StartRequest, responses((status = 201, description = "Plan created and waiting for approval", body = Object), (status = 200, description = "With `preview: true`: the plan that would be created; nothing is stored or started", body = Object), (status = 202, description = "Plan created and execution started", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn start(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -64,8 +67,14 @@ pub(crate) async fn start(
         alert: None,
         draft: None,
         schedule: None,
+        preview: false,
     };
     let workflow = json!({"name": template.name, "input": body.input});
+    if body.preview {
+        let mut preview = preview_plan(&state, &ctx, request, Some(workflow)).await?;
+        preview["workflow"] = json!(template.name);
+        return Ok(Json(preview).into_response());
+    }
     let (plan, outcome) = create_plan(&state, &ctx, request, Some(workflow)).await?;
     if plan.approval_state == PlanApprovalState::Pending {
         let mut created = created_json(&plan, &outcome);
