@@ -39,7 +39,7 @@ cat "$OUT" >&2 || true
 check "the first plan's execution succeeded" grep -Eq '^status +succeeded' "$OUT"
 check "its tool calls are marked (demo) in the CLI" grep -q 'kubectl (demo)' "$OUT"
 check "the CLI explains the demo mark" grep -q 'recording fake' "$OUT"
-check "the verification ran a real PromQL query" grep -qi 'verification\|analysis\|evidence\|captured' "$OUT"
+check "the verification ran a real PromQL query (up, from the demo Prometheus)" grep -q '"__name__":"up"' "$OUT"
 check "assistantctl diagnostics says DEMO MODE" bash -c "'$CTL' --token '$ALICE' diagnostics | grep -q '^DEMO MODE'"
 check "the demo CLIs recorded the scale" grep -q 'kubectl scale deployment/web' "$DEV_DIR/demo/calls/calls.log"
 

@@ -146,9 +146,16 @@ if [ "$DEMO" = 1 ]; then
   READY_PATH=/-/ready start_service alertmanager "$AM_PORT" prometheus-alertmanager \
     --config.file="$DEMO_DIR/alertmanager.yml" --storage.path="$DEMO_DIR/alertmanager" \
     --web.listen-address="127.0.0.1:$AM_PORT" --cluster.listen-address=
+  # A short resend delay: the first notification can go out before Prometheus has found the
+  # Alertmanager, and the default delay (1m) would hold the demo alert back that long.
   READY_PATH=/-/ready start_service prometheus "$PROM_PORT" prometheus \
     --config.file="$REPO_ROOT/deploy/demo/prometheus.yml" --storage.tsdb.path="$DEMO_DIR/prometheus" \
-    --web.listen-address="127.0.0.1:$PROM_PORT"
+    --web.listen-address="127.0.0.1:$PROM_PORT" --rules.alert.resend-delay=5s
+  # The first plan verifies with `up`: wait for the first self-scrape, so it has a sample.
+  for _ in $(seq 1 30); do
+    curl -fsS "http://127.0.0.1:$PROM_PORT/api/v1/query?query=up" | jq -e '.data.result | length > 0' >/dev/null 2>&1 && break
+    sleep 1
+  done
 else
   check_cluster
 fi
@@ -175,8 +182,10 @@ if [ -z "\$exec_id" ]; then
   \$CTL --token "\$BOB" approve "\$plan" --note "first plan"
   exec_id="\$(\$CTL --token "\$ALICE" -o json plan execute "\$plan" | jq -r '.execution_id')"
 fi
-\$CTL --token "\$ALICE" exec wait "\$exec_id" --timeout 120
+status=0
+\$CTL --token "\$ALICE" exec wait "\$exec_id" --timeout 120 || status=\$?
 \$CTL --token "\$ALICE" exec get "\$exec_id"
+exit "\$status"
 SCRIPT
 chmod +x "$FIRST"
 

@@ -41,7 +41,7 @@ try {
   if (!exec) throw new Error(`no execution id in the first plan's output:\n${run.stdout}`);
 
   step(`execution ${exec} shows up in Recent activity as succeeded, live`);
-  await page.locator('#recent tr', { hasText: exec.slice(0, 8) }).locator('[data-status="succeeded"]').waitFor({ timeout: 30000 });
+  await page.locator('#recent tr', { has: page.locator(`a[href="#/executions/${exec}"]`) }).locator('[data-status="succeeded"]').waitFor({ timeout: 30000 });
   if (await page.evaluate(() => window.__noReload) !== 'still-here') throw new Error('the dashboard reloaded instead of updating live');
   await page.screenshot({ path: join(SHOTS, 'demo-01-dashboard.png'), fullPage: true });
 

@@ -198,7 +198,7 @@ try {
   const formExec = (await creator.evaluate(() => location.hash)).replace('#/executions/', '');
   await shot(creator, '13-form-plan-succeeded.png');
   await main.evaluate(() => { location.hash = '#/dashboard'; });
-  await main.locator('#recent tr', { hasText: formExec.slice(0, 8) }).locator('[data-status="succeeded"]').waitFor({ timeout: 15000 });
+  await main.locator('#recent tr', { has: main.locator(`a[href="#/executions/${formExec}"]`) }).locator('[data-status="succeeded"]').waitFor({ timeout: 15000 });
   await shot(main, '14-dashboard-recent.png');
   console.log(`[ui-test] form plan ${formPlan} execution ${formExec}`);
 

@@ -155,6 +155,30 @@ async fn full_flow_through_the_cli() {
         "one page only: {}",
         out.stderr
     );
+    // Both streams into one pipe (a terminal, `2>&1 | less`): the footer is a line of its own,
+    // never glued to the last row ("Scale web to 31 of 1" was seen once).
+    let shell = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" plan list 2>&1")
+        .arg(env!("CARGO_BIN_EXE_assistantctl"))
+        .env("CARAPULSE_URL", &env.url)
+        .env("CARAPULSE_CONFIG", &env.config_path)
+        .env("CARAPULSE_TOKEN", &alice)
+        .output()
+        .await
+        .unwrap();
+    assert!(shell.status.success());
+    let text = String::from_utf8_lossy(&shell.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"1 shown"), "{text}");
+    assert!(
+        lines
+            .iter()
+            .rev()
+            .nth(1)
+            .is_some_and(|row| row.starts_with(plan_id.as_str())),
+        "the last row stands alone: {text}"
+    );
 
     let out = ctl(&env, Some(&alice), &["plan", "get", &plan_id]).await;
     assert_eq!(out.code, 0);

@@ -34,7 +34,9 @@ function fill(el, ...children) {
 
 const badge = (s) => h('span', { class: `badge s-${s}`, 'data-status': s }, s);
 const when = (t) => (t ? new Date(t).toLocaleString() : '');
-const short = (id) => (id ? String(id).slice(0, 8) : '');
+// The last 8 hex digits: ids are UUIDv7, whose leading digits are a timestamp shared by every
+// row created within a minute; the tail is random.
+const short = (id) => (id ? String(id).slice(-8) : '');
 const view = () => document.getElementById('view');
 
 function table(columns, rows, empty) {

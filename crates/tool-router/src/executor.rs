@@ -94,13 +94,17 @@ struct ResolvedCli {
 }
 
 /// Finds `name` in the demo CLI directory when one is configured, else on the router's PATH.
+/// The demo directory is made canonical first: the sandbox binds the binary's directory as
+/// named, so a configured path through `..` would name nothing inside it. (The file itself is
+/// not resolved: a multi-call binary behind a symlink dispatches on the name it was run as.)
 fn resolve_cli(state: &RouterState, name: &str) -> Option<ResolvedCli> {
     let demo = state
         .config
         .tool_router
         .demo_cli_dir
         .as_deref()
-        .map(|dir| Path::new(dir).join(name))
+        .and_then(|dir| Path::new(dir).canonicalize().ok())
+        .map(|dir| dir.join(name))
         .filter(|p| p.is_file() && is_executable(p));
     if let Some(path) = demo {
         return Some(ResolvedCli { path, demo: true });
