@@ -148,6 +148,21 @@ try {
   await main.waitForSelector('#graph .node', { timeout: 15000 });
   await shot(main, '10-context.png');
 
+  step('library: playbooks, runbooks and the workflow catalogue; a workflow opens New plan on it');
+  await main.evaluate(() => { location.hash = '#/library'; });
+  await main.locator('#playbooks table', { hasText: 'HighLatency' }).waitFor();
+  await main.waitForSelector('#runbooks');
+  await main.locator('#workflows table', { hasText: 'helm_release' }).waitFor();
+  await main.click('#playbooks table a');
+  await main.locator('#library-document', { hasText: 'service_restart' }).waitFor();
+  await main.evaluate(() => { location.hash = '#/library'; });
+  await main.click('a.start-workflow[data-workflow="scale_service"]');
+  await main.waitForSelector('#new-plan');
+  await main.locator('#wf-replicas').waitFor();
+  if (!(await main.isChecked('#mode-workflow'))) throw new Error('New plan did not open in workflow mode');
+  if ((await main.inputValue('#new-workflow')) !== 'scale_service') throw new Error('New plan did not preselect the workflow');
+  await shot(main, '10b-library.png');
+
   step('no demo banner: this router runs real CLIs');
   if (await main.isVisible('#demo-banner')) throw new Error('demo banner shown without demo mode');
 

@@ -21,6 +21,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("carapulse_agent");
+        carapulse_core::process_metrics::register(&mut registry);
         let commands = Family::<CommandLabels, Counter>::default();
         let refused_signatures = Counter::default();
         registry.register(

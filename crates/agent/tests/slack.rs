@@ -274,6 +274,10 @@ async fn signatures_are_checked_before_anything_else() {
         metrics.contains("carapulse_agent_refused_signatures_total 5"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("carapulse_agent_process_resident_memory_bytes "),
+        "process metrics on every service: {metrics}"
+    );
     let ready = env
         .http
         .get(format!("{}/readyz", env.agent))

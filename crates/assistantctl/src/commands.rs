@@ -205,6 +205,54 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
                 );
             }
         }
+        PlanCommand::Risk { plan_id } => {
+            let risk = client.get(&format!("/v1/plans/{plan_id}/risk")).await?;
+            if fmt.structured() {
+                print_value(fmt, &risk);
+            } else {
+                let a = &risk["assessment"];
+                print!(
+                    "{}",
+                    details(&[
+                        ("plan_id", cell(&risk, &["plan_id"])),
+                        ("risk", cell(&risk, &["risk_level"])),
+                        ("recomputed", cell(a, &["level"])),
+                        ("blast_radius", cell(a, &["blast_radius"])),
+                        ("targets", cell(a, &["targets"])),
+                        ("writes", cell(a, &["writes"])),
+                        ("reasons", cell(a, &["reasons"])),
+                    ])
+                );
+                let rows: Vec<Vec<String>> = risk["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        vec![
+                            cell(s, &["ordinal"]),
+                            cell(s, &["stage"]),
+                            format!("{} {}", cell(s, &["tool"]), cell(s, &["action"])),
+                            cell(s, &["type"]),
+                            cell(s, &["risk"]),
+                            cell(s, &["rollback"]),
+                        ]
+                    })
+                    .collect();
+                println!();
+                print!(
+                    "{}",
+                    table(&["#", "STAGE", "CALL", "TYPE", "RISK", "ROLLBACK"], &rows)
+                );
+            }
+        }
+        PlanCommand::Delete { plan_id } => {
+            client.delete(&format!("/v1/plans/{plan_id}")).await?;
+            if fmt.structured() {
+                print_value(fmt, &json!({"plan_id": plan_id, "deleted": true}));
+            } else {
+                println!("plan {plan_id} withdrawn");
+            }
+        }
         PlanCommand::Get { plan_id } => {
             let plan = client.get(&format!("/v1/plans/{plan_id}")).await?;
             if fmt.structured() {

@@ -155,6 +155,10 @@ pub enum PlanCommand {
     Get { plan_id: String },
     /// List plans.
     List(PlanListArgs),
+    /// The plan's risk: stored level, the assessment recomputed from its steps, each step's class.
+    Risk { plan_id: String },
+    /// Withdraw a plan that never ran (its creator or an admin).
+    Delete { plan_id: String },
     /// Execute an approved (or approval-free) plan.
     Execute {
         plan_id: String,

@@ -188,6 +188,46 @@ async fn full_flow_through_the_cli() {
         out.stdout
     );
 
+    let out = ctl(&env, Some(&alice), &["plan", "risk", &plan_id]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("recomputed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("kubectl scale") && out.stdout.contains("write"),
+        "{}",
+        out.stdout
+    );
+
+    // A second plan, withdrawn by its creator: gone from reads (exit 3 on get).
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "Scale web again",
+            "--env",
+            "staging",
+            "--namespace",
+            "web",
+            "--step",
+            step,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let extra = out.json()["plan_id"].as_str().unwrap().to_owned();
+    let out = ctl(&env, Some(&bob), &["plan", "delete", &extra]).await;
+    assert_eq!(out.code, 3, "not bob's plan: {}", out.stderr);
+    let out = ctl(&env, Some(&alice), &["plan", "delete", &extra]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("withdrawn"), "{}", out.stdout);
+    assert_eq!(
+        ctl(&env, Some(&alice), &["plan", "get", &extra]).await.code,
+        3
+    );
+
     // Executing before approval is an API rejection: exit 3.
     let out = ctl(&env, Some(&alice), &["plan", "execute", &plan_id]).await;
     assert_eq!(out.code, 3, "{} {}", out.stdout, out.stderr);

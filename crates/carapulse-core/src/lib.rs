@@ -18,6 +18,7 @@ pub mod objects;
 pub mod pev;
 pub mod planner;
 pub mod policy;
+pub mod process_metrics;
 pub mod redact;
 pub mod schedule;
 pub mod sse;

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 pub const LABEL_PENDING: &str = "approval:pending";
 pub const LABEL_APPROVED: &str = "approval:approved";
 pub const LABEL_DENIED: &str = "approval:denied";
+/// Set when the approval timed out (the pending label is removed), as the Go version did.
+pub const LABEL_EXPIRED: &str = "approval:expired";
 
 /// Why a Linear call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -266,6 +268,26 @@ impl LinearClient {
                 }
             })
             .collect())
+    }
+
+    /// Moves an issue from one label to another, leaving its other labels alone.
+    pub async fn swap_label(
+        &self,
+        issue_id: &str,
+        remove: &str,
+        add: &str,
+    ) -> Result<(), LinearError> {
+        self.graphql(
+            "mutation CarapulseIssueAddLabel($id: String!, $labelId: String!) { issueAddLabel(id: $id, labelId: $labelId) { success } }",
+            json!({"id": issue_id, "labelId": add}),
+        )
+        .await?;
+        self.graphql(
+            "mutation CarapulseIssueRemoveLabel($id: String!, $labelId: String!) { issueRemoveLabel(id: $id, labelId: $labelId) { success } }",
+            json!({"id": issue_id, "labelId": remove}),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Adds a comment.

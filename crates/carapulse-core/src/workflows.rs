@@ -27,6 +27,25 @@ impl WorkflowTemplate {
         json!({"name": self.name, "description": self.description, "input_schema": self.schema()})
     }
 
+    /// Checks a version's input defaults: an object whose every field is one of the template's
+    /// and valid for it (none is required: the caller's input completes them).
+    pub fn check_defaults(&self, defaults: &Value) -> Result<(), ModelError> {
+        if !defaults.is_object() {
+            return Err(ModelError::new("defaults", "must be a JSON object"));
+        }
+        let optional: Vec<F> = self
+            .fields
+            .iter()
+            .map(|f| F {
+                required: false,
+                ..*f
+            })
+            .collect();
+        ToolInput::validate_fields(self.name, &optional, defaults)
+            .map(|_| ())
+            .map_err(|e| ModelError::new(format!("defaults.{}", e.field), e.message))
+    }
+
     /// Validates `input` and builds the steps (each checked against the tool catalogue).
     pub fn steps(&self, input: &Value) -> Result<Vec<StepDraft>, ModelError> {
         let input = ToolInput::validate_fields(self.name, self.fields, input)
@@ -38,6 +57,18 @@ impl WorkflowTemplate {
         crate::model::check_step_references(&steps)?;
         Ok(steps)
     }
+}
+
+/// `input` over a version's `defaults`: the caller's fields win, absent ones come from the
+/// version.
+pub fn with_defaults(input: &Value, defaults: &Value) -> Value {
+    let mut merged = defaults.as_object().cloned().unwrap_or_default();
+    if let Some(given) = input.as_object() {
+        for (k, v) in given {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(merged)
 }
 
 fn step(

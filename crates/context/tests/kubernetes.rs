@@ -238,3 +238,137 @@ async fn streaming_list_with_initial_events() {
     let _ = task.await;
     db.drop_now().await;
 }
+
+/// A resource served by a list and then a watch that stays silent.
+async fn list_then_idle(
+    kind: &'static str,
+    api_version: &'static str,
+    items: Value,
+    q: std::collections::HashMap<String, String>,
+) -> Response {
+    if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        return String::new().into_response();
+    }
+    axum::Json(
+        json!({"apiVersion": api_version, "kind": format!("{kind}List"),
+                      "metadata": {"resourceVersion": "5"}, "items": items}),
+    )
+    .into_response()
+}
+
+/// `ingresses` and `events` (in the default `context.k8s_resources`) are watched: an ingress
+/// routes to its backend Services, a Warning event points at the object it is about, and Normal
+/// events are left out.
+#[tokio::test]
+async fn ingresses_and_warning_events_join_the_graph() {
+    let ingresses = json!([{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "3", "uid": "u-ing"},
+        "spec": {"ingressClassName": "nginx",
+                 "rules": [{"host": "shop.example.com", "http": {"paths": [
+                     {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+                     {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 80}}}}]}}]}}]);
+    let events = json!([
+        {"apiVersion": "v1", "kind": "Event",
+         "metadata": {"name": "web-1.17a", "namespace": "shop", "resourceVersion": "4", "uid": "u-ev1"},
+         "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "shop"},
+         "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container", "count": 7},
+        {"apiVersion": "v1", "kind": "Event",
+         "metadata": {"name": "web-1.17b", "namespace": "shop", "resourceVersion": "4", "uid": "u-ev2"},
+         "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "shop"},
+         "type": "Normal", "reason": "Pulled", "message": "Container image pulled"}]);
+    let app = Router::new()
+        .route(
+            "/apis/networking.k8s.io/v1/namespaces/shop/ingresses",
+            get(move |Query(q)| {
+                list_then_idle("Ingress", "networking.k8s.io/v1", ingresses.clone(), q)
+            }),
+        )
+        .route(
+            "/api/v1/namespaces/shop/events",
+            get(move |Query(q)| list_then_idle("Event", "v1", events.clone(), q)),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let db = TestDatabase::create().await;
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let health = HealthBoard::default();
+    let tenant = TenantId::parse("acme").unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    for resource in ["ingresses", "events"] {
+        let watch = Arc::new(KubeWatch {
+            client: client.clone(),
+            store: db.store.clone(),
+            tenant: tenant.clone(),
+            namespace: Some("shop".into()),
+            resource: resource.into(),
+            streaming_list: false,
+            health: health.clone(),
+        });
+        tokio::spawn(watch.run(stop.clone()));
+    }
+    let mut graph = None;
+    for _ in 0..100 {
+        let g = db.store.context_all(&tenant).await.unwrap();
+        let has = |id: &str| g.nodes.iter().any(|n| n.node_id == id);
+        if has("k8s/ingress/shop/web") && has("k8s/event/shop/web-1.17a") {
+            graph = Some(g);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let graph = graph.expect("ingress and event nodes appear");
+    let ingress = graph
+        .nodes
+        .iter()
+        .find(|n| n.node_id == "k8s/ingress/shop/web")
+        .unwrap();
+    assert_eq!(
+        ingress.labels.get("hosts").map(String::as_str),
+        Some("shop.example.com")
+    );
+    for backend in ["web", "api"] {
+        assert!(
+            graph
+                .edges
+                .iter()
+                .any(|e| e.from_node_id == "k8s/ingress/shop/web"
+                    && e.to_node_id == format!("k8s/service/shop/{backend}")
+                    && e.relation == "routes_to"),
+            "{backend}: {:?}",
+            graph.edges
+        );
+    }
+    let warning = graph
+        .nodes
+        .iter()
+        .find(|n| n.node_id == "k8s/event/shop/web-1.17a")
+        .unwrap();
+    assert_eq!(
+        warning.labels.get("reason").map(String::as_str),
+        Some("BackOff")
+    );
+    assert_eq!(warning.labels.get("count").map(String::as_str), Some("7"));
+    assert!(graph
+        .edges
+        .iter()
+        .any(|e| e.from_node_id == "k8s/event/shop/web-1.17a"
+            && e.to_node_id == "k8s/pod/shop/web-1"
+            && e.relation == "about"));
+    assert!(
+        !graph
+            .nodes
+            .iter()
+            .any(|n| n.node_id == "k8s/event/shop/web-1.17b"),
+        "Normal events are left out"
+    );
+    let board = health.snapshot().await;
+    assert!(
+        board["k8s:ingresses:shop"].ok && board["k8s:events:shop"].ok,
+        "{board:?}"
+    );
+    stop.cancel();
+    db.drop_now().await;
+}

@@ -73,6 +73,14 @@ pub struct PlannerLabels {
     pub planner: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApprovalLabels {
+    /// `approved`, `denied` or `expired`.
+    pub status: String,
+    /// `api`, `ui`, `slack`, `linear`, `auto`, or `sweeper` for expiries.
+    pub source: String,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -94,6 +102,7 @@ pub struct Metrics {
     pub hooks: Family<HookLabels, Counter>,
     pub collector_up: Family<CollectorLabels, Gauge>,
     pub collector_failures: Family<CollectorLabels, Gauge>,
+    pub approvals: Family<ApprovalLabels, Counter>,
 }
 
 impl Metrics {
@@ -120,6 +129,13 @@ impl Metrics {
         let hooks = Family::<HookLabels, Counter>::default();
         let collector_up = Family::<CollectorLabels, Gauge>::default();
         let collector_failures = Family::<CollectorLabels, Gauge>::default();
+        let approvals = Family::<ApprovalLabels, Counter>::default();
+        registry.register(
+            "approvals",
+            "Approval decisions recorded, by status and where they came from",
+            approvals.clone(),
+        );
+        carapulse_core::process_metrics::register(&mut registry);
         registry.register(
             "context_collector_up",
             "1 when the collector's last run succeeded",
@@ -214,6 +230,7 @@ impl Metrics {
             hooks,
             collector_up,
             collector_failures,
+            approvals,
         }
     }
 
@@ -273,6 +290,15 @@ impl Metrics {
             .get_or_create(&DecisionLabels {
                 action: action.to_owned(),
                 decision: decision.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_approval(&self, status: &str, source: &str) {
+        self.approvals
+            .get_or_create(&ApprovalLabels {
+                status: status.to_owned(),
+                source: source.to_owned(),
             })
             .inc();
     }

@@ -50,6 +50,26 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Records an approval decision through the group-committing writer (with its audit event)
+    /// and counts it: every path that decides — API, UI, Slack, Linear, auto-approval — comes
+    /// here.
+    pub async fn record_approval(
+        &self,
+        tenant: &carapulse_core::model::TenantId,
+        plan_id: carapulse_core::model::PlanId,
+        decision: carapulse_core::store::ApprovalDecision,
+        entry: AuditEntry,
+    ) -> Result<carapulse_core::model::Approval, carapulse_core::store::StoreError> {
+        let (status, source) = (decision.status, decision.source);
+        let approval = self
+            .approvals
+            .record(tenant, plan_id, decision, entry, chrono::Utc::now())
+            .await?;
+        self.metrics
+            .record_approval(status.as_str(), source.as_str());
+        Ok(approval)
+    }
+
     /// Appends a standalone audit event (denials, reads): failures are logged and counted, and
     /// do not change the answer already decided for the caller.
     pub async fn audit(&self, entry: AuditEntry) {

@@ -173,6 +173,20 @@ async fn mount_base(server: &MockServer) {
         .respond_with(gql(json!({"commentCreate": {"success": true}})))
         .mount(server)
         .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("CarapulseLabelCreate"))
+        .and(body_string_contains("approval:expired"))
+        .respond_with(gql(json!({"issueLabelCreate": {"success": true, "issueLabel": {"id": "L-expired", "name": "approval:expired"}}})))
+        .expect(1)
+        .mount(server)
+        .await;
+    for mutation in ["CarapulseIssueAddLabel", "CarapulseIssueRemoveLabel"] {
+        Mock::given(method("POST"))
+            .and(body_string_contains(mutation))
+            .respond_with(gql(json!({"issueAddLabel": {"success": true}})))
+            .mount(server)
+            .await;
+    }
 }
 
 #[tokio::test]
@@ -313,6 +327,35 @@ async fn linear_issue_labels_become_attributed_decisions() {
         })
     })
     .await;
+    // Labelled like the Go version did: approval:expired added, approval:pending removed, and
+    // nothing else touched.
+    let bodies: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    let label_calls: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.contains("CarapulseIssueAddLabel") || b.contains("CarapulseIssueRemoveLabel"))
+        .collect();
+    assert!(
+        label_calls
+            .iter()
+            .any(|b| b.contains("issueAddLabel") && b.contains("iss-4") && b.contains("L-expired")),
+        "{label_calls:?}"
+    );
+    assert!(
+        label_calls.iter().any(|b| b.contains("issueRemoveLabel")
+            && b.contains("iss-4")
+            && b.contains("L-pending")),
+        "{label_calls:?}"
+    );
+    assert!(
+        label_calls.iter().all(|b| b.contains("iss-4")),
+        "only the expired issue is relabelled: {label_calls:?}"
+    );
     // The watcher comments first and records the closed request after: wait for the record.
     wait_for("the request recorded as expired", || async {
         let status: (String,) =

@@ -37,6 +37,9 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         // Plans.
         ("get", "/v1/plans", [OK, OK, OK, OK]),
         ("post", "/v1/plans", [&[201], DENIED, DENIED, &[201]]),
+        ("get", "/v1/plans/{id}/risk", [GONE, OK, OK, OK]),
+        // Only the creator (alice, not in the matrix) or an admin withdraws a plan.
+        ("delete", "/v1/plans/{id}", [GONE, DENIED, DENIED, &[204]]),
         ("get", "/v1/plans/{id}", [GONE, OK, OK, OK]),
         ("post", "/v1/plans/{id}", [GONE, DENIED, DENIED, &[202]]),
         (
@@ -65,6 +68,12 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         ("get", "/v1/executions/{id}/logs", [GONE, OK, OK, OK]),
         // Workflows.
         ("get", "/v1/workflows", [OK, OK, OK, OK]),
+        ("get", "/v1/workflows/{name}", [OK, OK, OK, OK]),
+        (
+            "post",
+            "/v1/workflows/{name}/versions",
+            [&[201], DENIED, DENIED, &[201]],
+        ),
         (
             "post",
             "/v1/workflows/{name}/start",
@@ -95,6 +104,12 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         ("get", "/v1/sessions", [OK, OK, OK, OK]),
         ("post", "/v1/sessions", [&[201], DENIED, DENIED, &[201]]),
         ("get", "/v1/sessions/{id}", [GONE, DENIED, DENIED, OK]),
+        ("put", "/v1/sessions/{id}", [GONE, DENIED, DENIED, OK]),
+        (
+            "delete",
+            "/v1/sessions/{id}",
+            [GONE, DENIED, DENIED, &[204]],
+        ),
         (
             "post",
             "/v1/sessions/{id}/members",
@@ -137,6 +152,11 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         (
             "get",
             "/v1/context/snapshots/{id}",
+            [GONE, GONE, GONE, GONE],
+        ),
+        (
+            "get",
+            "/v1/context/snapshots/{id}/diff",
             [GONE, GONE, GONE, GONE],
         ),
         (
@@ -249,6 +269,7 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         }
         "/v1/plans/{id}" => item(&f.pending_plan),
         "/v1/plans/{id}/execute" => item(&f.runnable_plan2),
+        "/v1/plans/{id}/risk" => item(&f.pending_plan),
         p if p.starts_with("/v1/executions/{id}") => item(&f.execution),
         p if p.starts_with("/v1/schedules/{id}") => item(&f.schedule),
         p if p.starts_with("/v1/sessions/{id}") => item(&f.session).replace("{member}", "carol"),
@@ -256,7 +277,13 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         p if p.starts_with("/v1/playbooks/{id}") => item(&f.playbook),
         p if p.starts_with("/v1/runbooks/{id}") => item(&f.runbook),
         "/v1/context/snapshots/{id}" => item("0196e0a4-1b2c-7d3e-8f40-123456789abc"),
-        "/v1/workflows/{name}/start" => path.replace("{name}", "scale_service"),
+        "/v1/context/snapshots/{id}/diff" => format!(
+            "{}?base=0196e0a4-1b2c-7d3e-8f40-123456789abd",
+            item("0196e0a4-1b2c-7d3e-8f40-123456789abc")
+        ),
+        "/v1/workflows/{name}/start" | "/v1/workflows/{name}" | "/v1/workflows/{name}/versions" => {
+            path.replace("{name}", "scale_service")
+        }
         "/v1/context/graph" => format!("{path}?service=web"),
         other => other.to_owned(),
     };
@@ -272,7 +299,11 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
             "context": {"environment": "dev", "namespace": "web"}})),
         ("post" | "put", "/v1/schedules" | "/v1/schedules/{id}") => Some(schedule_body()),
         ("post", "/v1/sessions") => Some(json!({"name": "matrix"})),
+        ("post", "/v1/workflows/{name}/versions") => {
+            Some(json!({"defaults": {"namespace": "web", "max_delta": 2}}))
+        }
         ("post", "/v1/sessions/{id}/members") => Some(json!({"member_id": "dave"})),
+        ("put", "/v1/sessions/{id}") => Some(json!({"name": "matrix renamed"})),
         ("post" | "put", "/v1/memory" | "/v1/memory/{id}") => Some(memory_body()),
         ("post" | "put", "/v1/playbooks" | "/v1/playbooks/{id}") => Some(playbook_body()),
         ("post" | "put", "/v1/runbooks" | "/v1/runbooks/{id}") => Some(runbook_body()),
@@ -417,7 +448,14 @@ async fn every_route_for_every_identity() {
     assert_eq!(status, 200, "{body}");
     // Deletes last, so each identity's reads and updates find what they address.
     let mut rows: Vec<_> = table.iter().collect();
-    rows.sort_by_key(|((method, _), _)| *method == "delete");
+    // Deletes last, the most specific path first (a session's member before the session).
+    rows.sort_by_key(|((method, path), _)| {
+        let delete = *method == "delete";
+        (
+            delete,
+            std::cmp::Reverse(if delete { path.len() } else { 0 }),
+        )
+    });
 
     let mut mismatches = Vec::new();
     let mut calls = 0;

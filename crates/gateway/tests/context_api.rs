@@ -129,6 +129,63 @@ async fn refresh_services_graph_snapshots_and_tenancy() {
             .0,
         404
     );
+    // A later snapshot with one node gone and one new: the diff names exactly those.
+    let mut later = all.clone();
+    let gone = later.nodes.remove(0);
+    later
+        .edges
+        .retain(|e| e.from_node_id != gone.node_id && e.to_node_id != gone.node_id);
+    let fresh = carapulse_core::store::ContextNode {
+        node_id: "service/cache".into(),
+        kind: "service".into(),
+        name: "cache".into(),
+        labels: Default::default(),
+        owner_team: Some("platform".into()),
+    };
+    later.nodes.push(fresh.clone());
+    let id2 = app
+        .db
+        .store
+        .insert_context_snapshot(&tenant, "context", &later)
+        .await
+        .unwrap();
+    let (status, diff) = app
+        .get(
+            &format!("/v1/context/snapshots/{id2}/diff?base={id}"),
+            &viewer,
+        )
+        .await;
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(diff["counts"]["nodes_added"], 1, "{diff}");
+    assert_eq!(diff["counts"]["nodes_removed"], 1, "{diff}");
+    assert_eq!(diff["counts"]["nodes_changed"], 0, "{diff}");
+    assert_eq!(diff["diff"]["nodes_added"][0]["node_id"], "service/cache");
+    assert_eq!(
+        diff["diff"]["nodes_removed"][0]["node_id"],
+        gone.node_id.as_str()
+    );
+    let (_, same) = app
+        .get(
+            &format!("/v1/context/snapshots/{id}/diff?base={id}"),
+            &viewer,
+        )
+        .await;
+    assert_eq!(same["counts"]["nodes_added"], 0);
+    assert_eq!(same["counts"]["edges_removed"], 0);
+    assert_eq!(
+        app.get(&format!("/v1/context/snapshots/{id2}/diff"), &viewer)
+            .await
+            .0,
+        400,
+        "base is required"
+    );
+    assert_eq!(
+        app.get(&format!("/v1/context/snapshots/{id2}/diff?base={id}"), &eve)
+            .await
+            .0,
+        404,
+        "another tenant's snapshots"
+    );
 
     let ready: serde_json::Value = app
         .http

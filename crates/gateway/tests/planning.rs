@@ -334,3 +334,290 @@ async fn malformed_model_output_is_a_502_or_falls_back_to_rules() {
     );
     lenient.stop().await;
 }
+
+/// `GET /v1/plans/{id}/risk` recomputes the assessment from the stored steps (the scoring creation
+/// used) and classes each step; `GET /v1/workflows/{name}` describes one template.
+#[tokio::test]
+async fn plan_risk_and_one_workflow() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let viewer = token("vic", "acme", &["viewer"]);
+    let (status, created) = app
+        .post("/v1/plans", &alice, &intent_body("scale web to 4 from 2"))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let plan_id = created["plan_id"].as_str().unwrap();
+    let (status, risk) = app.get(&format!("/v1/plans/{plan_id}/risk"), &viewer).await;
+    assert_eq!(status, 200, "{risk}");
+    assert_eq!(risk["risk_level"], "medium");
+    assert_eq!(risk["assessment"]["level"], risk["risk_level"], "{risk}");
+    assert_eq!(risk["assessment"]["writes"], true);
+    assert_eq!(
+        risk["at_creation"]["blast_radius"],
+        risk["assessment"]["blast_radius"]
+    );
+    let classes: Vec<(String, String)> = risk["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["action"].as_str().unwrap().to_owned(),
+                s["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        classes.contains(&("get".into(), "read".into())),
+        "{classes:?}"
+    );
+    assert!(
+        classes.contains(&("scale".into(), "write".into())),
+        "{classes:?}"
+    );
+    let other = token("eve", "other", &["admin"]);
+    assert_eq!(
+        app.get(&format!("/v1/plans/{plan_id}/risk"), &other)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.get(
+            "/v1/plans/0196e0a4-1b2c-7d3e-8f40-123456789abc/risk",
+            &alice
+        )
+        .await
+        .0,
+        404
+    );
+
+    let (status, wf) = app.get("/v1/workflows/scale_service", &viewer).await;
+    assert_eq!(status, 200, "{wf}");
+    assert_eq!(wf["name"], "scale_service");
+    assert!(wf["input_schema"]["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("replicas")));
+    assert_eq!(app.get("/v1/workflows/nope", &viewer).await.0, 404);
+    app.stop().await;
+}
+
+/// `DELETE /v1/plans/{id}`: the creator (or an admin) withdraws a plan that never ran; it leaves
+/// reads, lists and the approval queue, cannot be approved or executed; a plan that ran stays.
+#[tokio::test]
+async fn plans_that_never_ran_can_be_withdrawn() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let bob = token("bob", "acme", &["operator", "approver"]);
+    let admin = token("root", "acme", &["admin"]);
+    let (_, pending) = app.create_scale_plan(&alice).await;
+    let plan_id = pending["plan_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/plans/{plan_id}");
+
+    let (status, body) = app.delete(&path, &bob).await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+    assert_eq!(app.delete(&path, &alice).await.0, 204);
+    assert_eq!(app.get(&path, &alice).await.0, 404);
+    assert_eq!(app.delete(&path, &alice).await.0, 404, "already withdrawn");
+    let (_, list) = app.get("/v1/plans?count=exact", &alice).await;
+    assert_eq!(list["pagination"]["total"], 0, "{list}");
+    let (_, queue) = app.get("/v1/approvals", &bob).await;
+    assert!(queue["data"].as_array().unwrap().is_empty(), "{queue}");
+    let (status, _) = app
+        .post(
+            "/v1/approvals",
+            &bob,
+            &json!({"plan_id": plan_id, "status": "approved"}),
+        )
+        .await;
+    assert_eq!(status, 404, "a withdrawn plan cannot be approved");
+    assert_eq!(
+        app.post(&format!("{path}/execute"), &alice, &json!({}))
+            .await
+            .0,
+        404,
+        "nor executed"
+    );
+
+    // One that ran stays.
+    let read = json!({"summary": "Read web", "context": {"environment": "dev", "namespace": "web"},
+        "steps": [{"stage": "verify", "tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"}}]});
+    let (_, ran) = app.post("/v1/plans", &alice, &read).await;
+    let ran_id = ran["plan_id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post(&format!("/v1/plans/{ran_id}/execute"), &alice, &json!({}))
+        .await;
+    assert!(status == 202 || status == 200);
+    let (status, body) = app.delete(&format!("/v1/plans/{ran_id}"), &alice).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (409, "plan_executed"),
+        "{body}"
+    );
+    assert_eq!(app.get(&format!("/v1/plans/{ran_id}"), &alice).await.0, 200);
+
+    // An admin withdraws anyone's.
+    let (_, other) = app.create_scale_plan(&alice).await;
+    let other_id = other["plan_id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/v1/plans/{other_id}"), &admin).await.0,
+        204
+    );
+
+    let (_, events) = app.get("/v1/audit/events?action=plan.delete", &alice).await;
+    let decisions: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["decision"].as_str())
+        .collect();
+    assert_eq!(
+        decisions.iter().filter(|d| **d == "allow").count(),
+        2,
+        "{events}"
+    );
+    assert_eq!(
+        decisions.iter().filter(|d| **d == "deny").count(),
+        1,
+        "{events}"
+    );
+    app.stop().await;
+}
+
+/// Workflow versions: a team's input defaults for a catalogue workflow, numbered per tenant;
+/// a start at a version fills the fields the caller left out (the caller's win).
+#[tokio::test]
+async fn workflow_versions_fill_in_defaults() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let viewer = token("vic", "acme", &["viewer"]);
+    let eve = token("eve", "other", &["admin"]);
+    let path = "/v1/workflows/scale_service/versions";
+    let (status, v1) = app
+        .post(path, &alice, &json!({"defaults": {"namespace": "web", "max_delta": 2}, "description": "web, small steps"}))
+        .await;
+    assert_eq!(status, 201, "{v1}");
+    assert_eq!(v1["version"], 1);
+    let (_, v2) = app
+        .post(path, &alice, &json!({"defaults": {"namespace": "shop"}}))
+        .await;
+    assert_eq!(v2["version"], 2);
+    let (status, bad) = app
+        .post(path, &alice, &json!({"defaults": {"replicas": "many"}}))
+        .await;
+    assert_eq!(status, 422, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("defaults.replicas"),
+        "{bad}"
+    );
+    assert_eq!(
+        app.post(path, &alice, &json!({"defaults": {"nope": 1}}))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        app.post(path, &alice, &json!({"defaults": [1]})).await.0,
+        422
+    );
+    assert_eq!(
+        app.post(path, &viewer, &json!({"defaults": {}})).await.0,
+        403
+    );
+    assert_eq!(
+        app.post(
+            "/v1/workflows/nope/versions",
+            &alice,
+            &json!({"defaults": {}})
+        )
+        .await
+        .0,
+        404
+    );
+
+    let (_, wf) = app.get("/v1/workflows/scale_service", &viewer).await;
+    let versions: Vec<i64> = wf["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![2, 1], "{wf}");
+    assert_eq!(wf["versions"][1]["spec"]["description"], "web, small steps");
+    let (_, theirs) = app.get("/v1/workflows/scale_service", &eve).await;
+    assert!(
+        theirs["versions"].as_array().unwrap().is_empty(),
+        "another tenant's versions: {theirs}"
+    );
+
+    // Version 1 fills namespace and max_delta; the caller's replicas and resource stay.
+    let start = "/v1/workflows/scale_service/start";
+    let body = |version: Option<i64>, input: serde_json::Value| {
+        let mut b = json!({"input": input, "context": {"environment": "dev", "namespace": "web"}, "preview": true});
+        if let Some(v) = version {
+            b["version"] = json!(v);
+        }
+        b
+    };
+    let (status, preview) = app
+        .post(
+            start,
+            &alice,
+            &body(
+                Some(1),
+                json!({"resource": "deployment/web", "replicas": 3}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let scale = preview["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"] == "scale")
+        .unwrap();
+    assert_eq!(scale["input"]["namespace"], "web", "{preview}");
+    assert_eq!(preview["plan"]["meta"]["workflow"]["version"], 1);
+    // Without the version the template needs its required fields from the caller.
+    let (status, missing) = app
+        .post(
+            start,
+            &alice,
+            &body(None, json!({"resource": "deployment/web", "replicas": 3})),
+        )
+        .await;
+    assert_eq!(
+        status, 422,
+        "namespace is required without a version: {missing}"
+    );
+    // A larger change than version 1 allows (max_delta 2) is refused by the template.
+    let (status, _) = app
+        .post(
+            start,
+            &alice,
+            &body(
+                Some(1),
+                json!({"resource": "deployment/web", "replicas": 30, "current_replicas": 3}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        app.post(
+            start,
+            &alice,
+            &body(
+                Some(9),
+                json!({"resource": "deployment/web", "replicas": 3})
+            )
+        )
+        .await
+        .0,
+        404
+    );
+    app.stop().await;
+}

@@ -226,6 +226,22 @@ async fn one_execution_is_one_trace_from_the_api_to_the_sandbox() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // Every service exports its process metrics; the approval above was counted.
+    assert!(
+        metrics.contains("carapulse_process_cpu_seconds_total "),
+        "{metrics}"
+    );
+    if created["approval_required"] == true {
+        assert!(
+            metrics.contains("carapulse_approvals_total{status=\"approved\",source=\"api\"} 1"),
+            "{}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("approvals"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     let router_metrics = app
         .http
         .get(format!("http://127.0.0.1:{router_port}/metrics"))
@@ -239,6 +255,7 @@ async fn one_execution_is_one_trace_from_the_api_to_the_sandbox() {
         router_metrics.contains(&format!("trace_id=\"{TRACE_ID}\"")),
         "tool call latency carries the trace id:\n{router_metrics}"
     );
+    assert!(router_metrics.contains("carapulse_process_resident_memory_bytes "));
 
     // Every span of the execution, exported.
     let wanted = |spans: &[Got]| {

@@ -112,6 +112,16 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         )
         .await;
     assert_eq!(status, 200, "{ingested}");
+    // A playbook for the library page.
+    let (status, playbook) = app
+        .post(
+            "/v1/playbooks",
+            &alice,
+            &json!({"name": "latency", "tags": ["web"], "spec": {"alertname": "HighLatency", "workflow": "service_restart",
+                    "input": {"resource": "deployment/{{labels.deployment}}", "namespace": "{{labels.namespace}}"}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{playbook}");
     // Enough history for the audit page to need a second page at 10 rows ("Load more").
     let writer = carapulse_core::audit::AuditWriter::spawn(app.db.store.clone());
     let acme = carapulse_core::model::TenantId::parse("acme").expect("tenant");

@@ -266,7 +266,9 @@ async function finishSso() {
 
 const routes = [
   [/^#\/dashboard$/, dashboard],
-  [/^#\/new$/, newPlan],
+  [/^#\/new(?:\?workflow=([\w-]+))?$/, newPlan],
+  [/^#\/library$/, library],
+  [/^#\/(playbooks|runbooks)\/([\w-]+)$/, libraryDocument],
   [/^#\/plans$/, plansList],
   [/^#\/plans\/([\w-]+)$/, planDetail],
   [/^#\/executions$/, executionsList],
@@ -366,7 +368,7 @@ function plansList() {
 // (steps, risk, policy decision, approval) without storing anything; only then can it be
 // submitted, and any edit asks for a new preview. What was previewed is what is submitted: an
 // intent's plan is created with the previewed steps.
-function newPlan() {
+function newPlan(preset) {
   const message = h('p', { id: 'new-plan-message', role: 'status' });
   const preview = h('section', { id: 'new-plan-preview', hidden: true });
   const modeIntent = h('input', { type: 'radio', name: 'mode', id: 'mode-intent', value: 'intent', checked: true });
@@ -519,8 +521,63 @@ function newPlan() {
   api('/v1/workflows').then((w) => {
     catalogue = w.data || [];
     fill(workflowSelect, catalogue.map((x) => h('option', { value: x.name }, x.name)));
+    // Started from the library's workflow list: that workflow, in workflow mode.
+    if (preset && catalogue.some((x) => x.name === preset)) {
+      workflowSelect.value = preset;
+      modeWorkflow.checked = true;
+      switchMode();
+    }
     showWorkflow();
   }).catch((err) => showError(message, err));
+  return null;
+}
+
+// The library: playbooks (alert -> workflow rules), runbooks (by service) and the workflow
+// catalogue, each workflow with a link that opens "New plan" on it.
+function library() {
+  const playbooks = h('section', { id: 'playbooks' }, h('h2', {}, 'Playbooks'));
+  const runbooks = h('section', { id: 'runbooks' }, h('h2', {}, 'Runbooks'));
+  const workflows = h('section', { id: 'workflows' }, h('h2', {}, 'Workflows'));
+  fill(view(), playbooks, runbooks, workflows);
+  const tagsOf = (x) => (Array.isArray(x.tags) ? x.tags.join(', ') : '');
+  pagedList(playbooks, { id: 'playbooks', title: 'Playbooks', empty: 'No playbooks yet.', path: () => '/v1/playbooks', columns: [
+    ['Name', (x) => h('a', { href: `#/playbooks/${x.id}` }, x.name)],
+    ['Alert', (x) => (x.spec && x.spec.alertname) || ''],
+    ['Workflow', (x) => (x.spec && x.spec.workflow) || ''],
+    ['Version', (x) => String(x.version)],
+    ['Tags', tagsOf],
+    ['Updated', (x) => when(x.created_at)],
+  ] })();
+  pagedList(runbooks, { id: 'runbooks', title: 'Runbooks', empty: 'No runbooks yet.', path: () => '/v1/runbooks', columns: [
+    ['Service', (x) => x.service],
+    ['Name', (x) => h('a', { href: `#/runbooks/${x.id}` }, x.name)],
+    ['Version', (x) => String(x.version)],
+    ['Tags', tagsOf],
+    ['Updated', (x) => when(x.created_at)],
+  ] })();
+  api('/v1/workflows').then((w) => {
+    fill(workflows, h('h2', {}, `Workflows (${(w.data || []).length})`), table([
+      ['Workflow', (x) => x.name],
+      ['What it does', (x) => x.description],
+      ['Inputs', (x) => Object.keys((x.input_schema || {}).properties || {}).join(', ')],
+      ['', (x) => h('a', { href: `#/new?workflow=${x.name}`, class: 'start-workflow', 'data-workflow': x.name }, 'Start...')],
+    ], w.data || [], 'The catalogue is empty.'));
+  }).catch((err) => showError(workflows, err));
+  return null;
+}
+
+// One playbook or runbook: its spec or body, as text.
+function libraryDocument(shelf, id) {
+  const out = h('section', { id: 'library-document' });
+  fill(view(), out);
+  api(`/v1/${shelf}/${id}`).then((d) => {
+    fill(out,
+      h('h2', {}, `${shelf === 'runbooks' ? `${d.service}/` : ''}${d.name} (version ${d.version})`),
+      h('p', { class: 'muted' }, `by ${d.created_by || 'unknown'}, ${when(d.created_at)}`),
+      d.body ? h('pre', { id: 'document-body' }, d.body) : null,
+      h('pre', { id: 'document-spec' }, JSON.stringify(d.spec, null, 2)),
+      h('a', { href: '#/library' }, 'Back to the library'));
+  }).catch((err) => showError(out, err));
   return null;
 }
 

@@ -30,6 +30,7 @@ pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| {
         let mut registry = Registry::with_prefix("carapulse");
+        carapulse_core::process_metrics::register(&mut registry);
         let steps = Family::<StepLabels, Counter>::default();
         let finished = Family::<StatusLabels, Counter>::default();
         registry.register(

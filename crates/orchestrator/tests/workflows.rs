@@ -356,6 +356,10 @@ async fn worker_killed_mid_activity_resumes_and_finishes_once() {
         metrics.contains("carapulse_executions_finished_total{status=\"succeeded\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("carapulse_process_open_fds "),
+        "process metrics on every service: {metrics}"
+    );
     second.kill().ok();
     second.wait().ok();
     assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");

@@ -13,6 +13,7 @@ pub mod helm_paths;
 pub mod logs;
 pub mod mask;
 pub mod metrics;
+pub mod resources;
 pub mod routes;
 pub mod startup;
 pub mod state;

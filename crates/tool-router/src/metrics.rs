@@ -34,6 +34,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("carapulse");
+        carapulse_core::process_metrics::register(&mut registry);
         let calls = Family::<CallLabels, Counter>::default();
         let duration =
             Family::<ActionLabels, HistogramWithExemplars<TraceExemplar>>::new_with_constructor(

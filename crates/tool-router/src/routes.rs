@@ -34,6 +34,9 @@ pub fn router(state: RouterState) -> Router {
         .route("/v1/tools:execute", post(execute_tool))
         .route("/v1/tools/logs", get(tool_logs))
         .route("/v1/resources/tool-output/{tool_call_id}", get(tool_output))
+        .route("/v1/resources", get(list_resources))
+        .route("/v1/prompts", get(list_prompts))
+        .route("/v1/resources:resolve", post(resolve_resource))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -275,4 +278,95 @@ async fn tool_output(
         .map_err(|_| ApiError::not_found("tool output"))?;
     let doc: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::internal())?;
     Ok(Json(doc))
+}
+
+fn workspace(state: &RouterState) -> Option<std::path::PathBuf> {
+    state
+        .config
+        .storage
+        .workspace_dir
+        .as_deref()
+        .map(std::path::PathBuf::from)
+}
+
+/// `GET /v1/resources`: the workspace's runbooks and playbooks and the catalogue workflows.
+async fn list_resources(
+    State(state): State<RouterState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers)?;
+    let root = workspace(&state);
+    let resources = tokio::task::spawn_blocking(move || crate::resources::list(root.as_deref()))
+        .await
+        .map_err(|_| ApiError::internal())?;
+    Ok(Json(json!({"resources": resources})))
+}
+
+/// `GET /v1/prompts`: `memory/prompts.json` of the workspace.
+async fn list_prompts(
+    State(state): State<RouterState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers)?;
+    let root = workspace(&state);
+    let prompts = tokio::task::spawn_blocking(move || crate::resources::prompts(root.as_deref()))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::warn!(error = %e, "prompts file unreadable");
+            ApiError::unavailable(e)
+        })?;
+    Ok(Json(json!({"prompts": prompts})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveRequest {
+    #[serde(default)]
+    uri: Option<String>,
+    /// The Go form (`{"artifact": {kind, ref, sha}}`): refused with the reason.
+    #[serde(default)]
+    artifact: Option<Value>,
+}
+
+/// `POST /v1/resources:resolve` `{"uri"}`: the content behind a `runbook://`, `playbook://` or
+/// `workflow://` URI.
+async fn resolve_resource(
+    State(state): State<RouterState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<ResolveRequest>,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers)?;
+    if req.artifact.is_some() {
+        return Err(ApiError::bad_request(
+            "unsupported",
+            "artifacts from Git or S3 are not resolved here (the Go version read any of them without a policy check); they are read as a Helm values_ref, under the call's grant and tenant",
+        ));
+    }
+    let uri = req
+        .uri
+        .filter(|u| !u.is_empty() && u.len() <= 1024)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_request",
+                "uri is required (at most 1024 characters)",
+            )
+        })?;
+    let root = workspace(&state);
+    let resolved =
+        tokio::task::spawn_blocking(move || crate::resources::resolve(root.as_deref(), &uri))
+            .await
+            .map_err(|_| ApiError::internal())?;
+    match resolved {
+        Ok(doc) => Ok(Json(doc)),
+        Err(crate::resources::ResolveError::Invalid(m)) => {
+            Err(ApiError::bad_request("invalid_request", m))
+        }
+        Err(crate::resources::ResolveError::NotFound) => Err(ApiError::not_found("resource")),
+        Err(e @ crate::resources::ResolveError::TooLarge) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            e.to_string(),
+        )),
+    }
 }

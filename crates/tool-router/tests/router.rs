@@ -1161,6 +1161,27 @@ async fn authorisation_matrix_of_the_router() {
             None,
             [401, 401, 401, 404, 404],
         ),
+        (
+            "get",
+            "/v1/resources".into(),
+            None,
+            None,
+            [401, 401, 401, 200, 200],
+        ),
+        (
+            "get",
+            "/v1/prompts".into(),
+            None,
+            None,
+            [401, 401, 401, 200, 200],
+        ),
+        (
+            "post",
+            "/v1/resources:resolve".into(),
+            Some(json!({"uri": "workflow://scale_service"})),
+            None,
+            [401, 401, 401, 200, 200],
+        ),
     ];
     let approved = GrantOptions {
         key: TEST_GRANT_KEY,
@@ -1187,7 +1208,8 @@ async fn authorisation_matrix_of_the_router() {
                 Who::Service => req = req.bearer_auth(TOKEN),
                 Who::ServiceWithGrant => {
                     req = req.bearer_auth(TOKEN);
-                    if let Some(b) = body.as_mut() {
+                    // Grants are for tool calls; the resource routes take none.
+                    if let (Some(b), Some(_)) = (body.as_mut(), fake) {
                         let g = grant_for_call(b, approved);
                         req = req.header("x-carapulse-grant", g.header);
                     }

@@ -90,7 +90,7 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO approval_requests (plan_id, tenant_id, channel, status) \
              SELECT p.plan_id, p.tenant_id, 'linear', 'creating' FROM plans p \
-             WHERE p.approval_state = 'pending' \
+             WHERE p.approval_state = 'pending' AND p.deleted_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM approval_requests r WHERE r.plan_id = p.plan_id) \
              ORDER BY p.created_at LIMIT $1 ON CONFLICT (plan_id) DO NOTHING",
         )

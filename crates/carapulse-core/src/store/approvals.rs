@@ -266,7 +266,7 @@ impl Store {
             descending: false,
         };
         let query = |qb: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, select: Select| {
-            select.head(qb, "plan_id, summary, risk_level, trigger, created_by, created_at, approval_expires_at", "FROM plans WHERE approval_state = 'pending' AND tenant_id = ", tenant);
+            select.head(qb, "plan_id, summary, risk_level, trigger, created_by, created_at, approval_expires_at", "FROM plans WHERE approval_state = 'pending' AND deleted_at IS NULL AND tenant_id = ", tenant);
             qb.push(" AND (approval_expires_at IS NULL OR approval_expires_at > ")
                 .push_bind(now)
                 .push(")");
@@ -347,7 +347,7 @@ impl Store {
     ) -> Result<Vec<(TenantId, PlanId)>, StoreError> {
         let rows: Vec<(String, Uuid)> = sqlx::query_as(
             "SELECT tenant_id, plan_id FROM plans WHERE approval_state = 'pending' \
-             AND approval_expires_at <= $1 ORDER BY approval_expires_at ASC LIMIT $2",
+             AND deleted_at IS NULL AND approval_expires_at <= $1 ORDER BY approval_expires_at ASC LIMIT $2",
         )
         .bind(now)
         .bind(limit.clamp(1, 1000))

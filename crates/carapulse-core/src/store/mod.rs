@@ -11,6 +11,7 @@ mod approval_writer;
 mod approvals;
 mod audit;
 mod context;
+mod context_diff;
 mod error;
 mod executions;
 mod library;
@@ -22,6 +23,7 @@ mod retention;
 mod schedules;
 mod sessions;
 mod tool_logs;
+mod workflow_versions;
 
 use std::time::Duration;
 
@@ -35,6 +37,7 @@ pub use approvals::{ApprovalDecision, ApprovalFilter, ApprovalWork, PendingAppro
 pub use audit::AuditFilter;
 pub(crate) use audit::{insert_audit_events, lock_audit_heads, update_audit_heads};
 pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo};
+pub use context_diff::{EdgeChange, NodeChange, SnapshotDiff};
 pub use error::StoreError;
 pub use executions::{
     ExecutionFilter, ExecutionView, FinishedToolCall, NewEvidence, NewToolCall, RecordedResult,
@@ -46,8 +49,9 @@ pub use plan_writer::PlanWriter;
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
 pub use retention::{Pruned, RetentionPolicy};
 pub use schedules::{NewSchedule, ScheduleRecord};
-pub use sessions::{SessionMember, SessionRecord};
+pub use sessions::{SessionChange, SessionMember, SessionRecord};
 pub use tool_logs::{ToolLogFilter, ToolLogLine};
+pub use workflow_versions::WorkflowVersion;
 
 use crate::config::StorageConfig;
 

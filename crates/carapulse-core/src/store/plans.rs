@@ -295,6 +295,53 @@ impl Store {
         Ok(stored)
     }
 
+    /// Withdraws a plan that never ran: every read and list leaves it out from now on, its
+    /// open approval requests are closed, and `audit` commits with it. `NotFound` for an absent
+    /// (or already withdrawn) plan, `Conflict` once it has an execution. The plan row is locked
+    /// first, so an execute racing this one either comes first (and this is refused) or finds
+    /// the plan gone.
+    pub async fn delete_plan(
+        &self,
+        tenant: &TenantId,
+        plan_id: PlanId,
+        deleted_by: &str,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        load_plan(&mut tx, tenant, plan_id, true).await?;
+        let executions: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM executions WHERE plan_id = $1 AND tenant_id = $2",
+        )
+        .bind(plan_id.0)
+        .bind(tenant.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if executions > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the plan has {executions} execution(s); only a plan that never ran can be deleted"
+            )));
+        }
+        sqlx::query(
+            "UPDATE plans SET deleted_at = now(), deleted_by = $3, updated_at = now() \
+             WHERE plan_id = $1 AND tenant_id = $2",
+        )
+        .bind(plan_id.0)
+        .bind(tenant.as_str())
+        .bind(deleted_by)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE approval_requests SET status = 'closed', updated_at = now() \
+             WHERE plan_id = $1 AND status IN ('creating', 'open')",
+        )
+        .bind(plan_id.0)
+        .execute(&mut *tx)
+        .await?;
+        crate::audit::append_in_tx(&mut tx, audit.resource("plan", plan_id)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// One plan with its steps, or `NotFound` (also for another tenant's plan).
     pub async fn get_plan(&self, tenant: &TenantId, plan_id: PlanId) -> Result<Plan, StoreError> {
         let mut conn = self.pool().acquire().await?;
@@ -321,6 +368,7 @@ impl Store {
                 "FROM plans WHERE tenant_id = ",
                 tenant,
             );
+            qb.push(" AND deleted_at IS NULL");
             if let Some(state) = filter.approval_state {
                 qb.push(" AND approval_state = ").push_bind(state.as_str());
             }
@@ -413,7 +461,7 @@ pub(crate) async fn load_plan(
 ) -> Result<Plan, StoreError> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let row: Option<PlanRow> = sqlx::query_as(&format!(
-        "SELECT {PLAN_COLUMNS} FROM plans WHERE plan_id = $1 AND tenant_id = $2{lock}"
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE plan_id = $1 AND tenant_id = $2 AND deleted_at IS NULL{lock}"
     ))
     .bind(plan_id.0)
     .bind(tenant.as_str())

@@ -231,4 +231,104 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Renames, regroups or re-describes a session (fields left `None` keep their value); `audit`
+    /// commits with the change.
+    pub async fn update_session(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        change: &SessionChange<'_>,
+        audit: AuditEntry,
+    ) -> Result<SessionRecord, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let group_id: Option<Option<Uuid>> = match change.group {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(g)) => Some(Some(
+                sqlx::query_scalar(
+                    "INSERT INTO session_groups (group_id, tenant_id, name) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING group_id",
+                )
+                .bind(Uuid::now_v7())
+                .bind(tenant.as_str())
+                .bind(g)
+                .fetch_one(&mut *tx)
+                .await?,
+            )),
+        };
+        let done = sqlx::query(
+            "UPDATE sessions SET name = COALESCE($3, name), \
+             group_id = CASE WHEN $4 THEN $5 ELSE group_id END, \
+             metadata = COALESCE($6, metadata), updated_at = now() \
+             WHERE tenant_id = $1 AND session_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(change.name)
+        .bind(group_id.is_some())
+        .bind(group_id.flatten())
+        .bind(change.metadata)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_in_tx(&mut tx, audit.resource("session", id)).await?;
+        tx.commit().await?;
+        self.get_session(tenant, id).await
+    }
+
+    /// Deletes a session and its memberships, refusing (`Conflict`) while one of its plans has an
+    /// execution that has not ended; its plans stay, still naming it. `audit` commits with it.
+    pub async fn delete_session(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // Locks the row: a plan started in the session meanwhile waits for this to commit.
+        let found: Option<Uuid> = sqlx::query_scalar(
+            "SELECT session_id FROM sessions WHERE tenant_id = $1 AND session_id = $2 FOR UPDATE",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let active: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM executions e JOIN plans p ON p.plan_id = e.plan_id \
+             WHERE p.tenant_id = $1 AND p.session_id = $2 \
+             AND e.status IN ('pending', 'running')",
+        )
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        if active > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{active} execution(s) of this session's plans have not ended"
+            )));
+        }
+        sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND session_id = $2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        append_in_tx(&mut tx, audit.resource("session", id)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// What `PUT /v1/sessions/{id}` changes; `None` keeps the current value (`group: Some(None)`
+/// takes the session out of its group).
+#[derive(Debug, Default)]
+pub struct SessionChange<'a> {
+    pub name: Option<&'a str>,
+    pub group: Option<Option<&'a str>>,
+    pub metadata: Option<&'a Value>,
 }

@@ -3,14 +3,17 @@
 //! `410 Gone` (the watcher does this), backoff on errors. The initial list replaces what the
 //! resource's source owns; later events are applied as deltas (deletes remove nodes).
 //! Graph: namespace -contains-> object; service -runs-> deployment/statefulset/daemonset;
-//! deployment -owns-> pod (through the ReplicaSet name); k8s Service -selects-> service.
+//! deployment -owns-> pod (through the ReplicaSet name); k8s Service -selects-> service;
+//! ingress -routes_to-> k8s Service (each backend); a Warning event -about-> the object it names
+//! (Normal events are not kept: they would drown the graph, and say nothing is wrong).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Event as K8sEvent, Node, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -199,7 +202,93 @@ impl ToGraph for Node {
     }
 }
 
-/// One watched resource.
+impl ToGraph for Ingress {
+    fn graph(&self, snap: &mut Snapshot) -> Option<String> {
+        let spec = self.spec.as_ref();
+        let hosts: Vec<String> = spec
+            .and_then(|s| s.rules.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.host.clone())
+            .collect();
+        let mut extra = BTreeMap::new();
+        if !hosts.is_empty() {
+            extra.insert("hosts".into(), hosts.join(","));
+        }
+        if let Some(class) = spec.and_then(|s| s.ingress_class_name.clone()) {
+            extra.insert("class".into(), class);
+        }
+        let id = object(snap, self, "ingress", extra)?;
+        let ns = self.namespace().unwrap_or_default();
+        let mut backends: Vec<String> = spec
+            .and_then(|s| s.rules.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.http.as_ref())
+            .flat_map(|h| h.paths.iter())
+            .filter_map(|p| p.backend.service.as_ref().map(|s| s.name.clone()))
+            .chain(
+                spec.and_then(|s| s.default_backend.as_ref())
+                    .and_then(|b| b.service.as_ref())
+                    .map(|s| s.name.clone()),
+            )
+            .collect();
+        backends.sort();
+        backends.dedup();
+        for name in backends {
+            let svc = snap.reference(node(
+                node_id(&["k8s", "service", &ns, &name]),
+                "k8s.service",
+                &name,
+                BTreeMap::new(),
+            ));
+            snap.edge(&id, &svc, "routes_to");
+        }
+        Some(id)
+    }
+}
+
+impl ToGraph for K8sEvent {
+    fn graph(&self, snap: &mut Snapshot) -> Option<String> {
+        if self.type_.as_deref() != Some("Warning") {
+            return None;
+        }
+        let mut extra = BTreeMap::new();
+        for (key, value) in [
+            ("reason", self.reason.clone()),
+            // Bounded: an event message can be long, and the graph is for orientation.
+            (
+                "message",
+                self.message.as_ref().map(|m| m.chars().take(300).collect()),
+            ),
+            ("count", self.count.map(|c| c.to_string())),
+            (
+                "last_seen",
+                self.last_timestamp.as_ref().map(|t| t.0.to_string()),
+            ),
+        ] {
+            if let Some(v) = value {
+                extra.insert(key.to_owned(), v);
+            }
+        }
+        let id = object(snap, self, "event", extra)?;
+        let target = &self.involved_object;
+        if let (Some(kind), Some(name)) = (&target.kind, &target.name) {
+            let kind = kind.to_ascii_lowercase();
+            let ns = target.namespace.clone().unwrap_or_default();
+            let about = snap.reference(node(
+                node_id(&["k8s", &kind, &ns, name]),
+                &format!("k8s.{kind}"),
+                name,
+                BTreeMap::new(),
+            ));
+            snap.edge(&id, &about, "about");
+        }
+        Some(id)
+    }
+}
+
+/// One watched resource./// One watched resource.
 pub struct KubeWatch {
     pub client: Client,
     pub store: Store,
@@ -227,7 +316,9 @@ impl KubeWatch {
             "pods" => self.drive(self.namespaced::<Pod>(), stop).await,
             "services" => self.drive(self.namespaced::<Service>(), stop).await,
             "nodes" => self.drive(Api::<Node>::all(self.client.clone()), stop).await,
-            other => Err(format!("resource {other:?} is not watched (deployments, statefulsets, daemonsets, pods, services, nodes)")),
+            "ingresses" => self.drive(self.namespaced::<Ingress>(), stop).await,
+            "events" => self.drive(self.namespaced::<K8sEvent>(), stop).await,
+            other => Err(format!("resource {other:?} is not watched (deployments, statefulsets, daemonsets, pods, services, nodes, ingresses, events)")),
         };
         if let Err(e) = result {
             self.health.failed(&self.source(), &e).await;

@@ -39,6 +39,7 @@ pub async fn sweep(state: &AppState) -> Result<usize, String> {
             Ok(true) => {
                 expired += 1;
                 state.metrics.record_audit(true);
+                state.metrics.record_approval("expired", "sweeper");
                 tracing::info!(%plan_id, tenant = %tenant, "approval expired");
             }
             Ok(false) => {}

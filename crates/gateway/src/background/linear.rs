@@ -18,7 +18,8 @@ use tokio::sync::Mutex;
 use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry};
 use carapulse_core::config::LinearConnector;
 use carapulse_core::linear::{
-    IssueState, LinearClient, LinearError, LABEL_APPROVED, LABEL_DENIED, LABEL_PENDING,
+    IssueState, LinearClient, LinearError, LABEL_APPROVED, LABEL_DENIED, LABEL_EXPIRED,
+    LABEL_PENDING,
 };
 use carapulse_core::model::{ActorId, ApprovalSource, ApprovalStatus, Plan, PlanApprovalState};
 use carapulse_core::store::{ApprovalDecision, ApprovalRequest, RequestStatus, StoreError};
@@ -37,6 +38,7 @@ struct LabelIds {
     pending: String,
     approved: String,
     denied: String,
+    expired: String,
 }
 
 /// The watcher; built when `connectors.linear.token` and `team_id` are set.
@@ -93,6 +95,7 @@ impl LinearWatcher {
             pending: find_or_create(LABEL_PENDING, "#f2c94c").await?,
             approved: find_or_create(LABEL_APPROVED, "#4cb782").await?,
             denied: find_or_create(LABEL_DENIED, "#eb5757").await?,
+            expired: find_or_create(LABEL_EXPIRED, "#95a2b3").await?,
         };
         *cached = Some(ids.clone());
         Ok(ids)
@@ -248,6 +251,25 @@ impl LinearWatcher {
                 PlanApprovalState::Expired => "This approval request expired without a decision (approvals.timeout_hours). The plan will not run.".to_owned(),
                 other => format!("This plan was {} in Carapulse; this issue no longer decides anything.", other.as_str()),
             };
+            // An expired request is labelled so (the pending label goes), before the comment:
+            // the swap is idempotent, so a retry after a failed comment repeats nothing visible.
+            if plan.approval_state == PlanApprovalState::Expired {
+                let swapped = match self.labels().await {
+                    Ok(ids) => {
+                        self.client
+                            .swap_label(issue, &ids.pending, &ids.expired)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = swapped {
+                    if e.retryable() {
+                        self.failed(state, req, &e).await;
+                        return;
+                    }
+                    tracing::warn!(error = %e, "labelling the expired issue failed");
+                }
+            }
             if let Err(e) = self.client.comment(issue, &body).await {
                 if e.retryable() {
                     self.failed(state, req, &e).await;
@@ -406,8 +428,7 @@ impl LinearWatcher {
         .resource("plan", plan.plan_id)
         .context(json!({"source": "linear", "issue": issue.identifier}));
         match state
-            .approvals
-            .record(&plan.tenant_id, plan.plan_id, decision, entry, Utc::now())
+            .record_approval(&plan.tenant_id, plan.plan_id, decision, entry)
             .await
         {
             Ok(_) => {

@@ -112,8 +112,7 @@ pub(crate) async fn create(
         .resource("plan", plan_id)
         .context(json!({"source": source, "note": body.note}));
     let approval = state
-        .approvals
-        .record(ctx.tenant(), plan_id, decision, entry, Utc::now())
+        .record_approval(ctx.tenant(), plan_id, decision, entry)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(msg) => ApiError::conflict("already_decided", msg),

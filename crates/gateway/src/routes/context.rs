@@ -124,6 +124,57 @@ pub(crate) async fn snapshot(
     ))
 }
 
+/// Query of a snapshot diff.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiffQuery {
+    /// The snapshot to compare against (the older one, usually).
+    #[param(format = "uuid")]
+    base: String,
+}
+
+#[utoipa::path(get, path = "/context/snapshots/{id}/diff", tag = "context", summary = "What changed from snapshot `base` to this one: nodes and edges added, removed and changed (by id)", params(("id" = String, Path, description = "Snapshot id (UUID)"), DiffQuery), responses((status = 200, description = "`{snapshot, base, counts, diff}`", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
+pub(crate) async fn snapshot_diff(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "context.read").await?;
+    let load = |raw: String| {
+        let state = state.clone();
+        let tenant = ctx.tenant().clone();
+        async move {
+            let id =
+                uuid::Uuid::parse_str(raw.trim()).map_err(|_| ApiError::not_found("snapshot"))?;
+            state
+                .store
+                .context_snapshot(&tenant, id)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => ApiError::not_found("snapshot"),
+                    other => other.into(),
+                })
+        }
+    };
+    let ((info, snap), (base_info, base)) = tokio::try_join!(load(id), load(q.base))?;
+    let diff = carapulse_core::store::SnapshotDiff::between(&base, &snap);
+    Ok(Json(json!({
+        "snapshot": info,
+        "base": base_info,
+        "counts": {
+            "nodes_added": diff.nodes_added.len(),
+            "nodes_removed": diff.nodes_removed.len(),
+            "nodes_changed": diff.nodes_changed.len(),
+            "edges_added": diff.edges_added.len(),
+            "edges_removed": diff.edges_removed.len(),
+            "edges_changed": diff.edges_changed.len(),
+        },
+        "diff": diff,
+    })))
+}
+
 /// Body of a refresh: empty (collect now), or nodes and edges to ingest (writers only).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,4 +1,5 @@
-//! `POST/GET /v1/plans`, `GET /v1/plans/{id}`, `POST /v1/plans/{id}/execute` (and `:execute`).
+//! `POST/GET /v1/plans`, `GET/DELETE /v1/plans/{id}`, `GET /v1/plans/{id}/risk`,
+//! `POST /v1/plans/{id}/execute` (and `:execute`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -107,6 +108,90 @@ pub(crate) fn plan_json(plan: &Plan) -> Value {
     value
 }
 
+#[utoipa::path(delete, path = "/plans/{id}", tag = "plans", summary = "Withdraw a plan that never ran (its creator or an admin); it leaves every read and list", params(("id" = String, Path, description = "Plan id (UUID)")), responses((status = 204, description = "Withdrawn"), crate::openapi::CommonErrors, crate::openapi::NotFound, (status = 409, description = "The plan has an execution", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let plan_id = parse_plan_id(&id)?;
+    let plan = load_plan(&state, &ctx, plan_id).await?;
+    super::sessions::require_visible(&state, &ctx, plan.session_id.as_deref(), "plan").await?;
+    let admin = ctx.actor.roles.iter().any(|r| r == "admin");
+    if plan.created_by != ctx.actor.id && !admin {
+        state
+            .audit(
+                ctx.audit("plan.delete", AuditDecision::Deny)
+                    .resource("plan", plan_id)
+                    .reason("only the plan's creator or an admin deletes it"),
+            )
+            .await;
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "only the plan's creator or an admin deletes it",
+        ));
+    }
+    let entry = ctx
+        .audit("plan.delete", AuditDecision::Allow)
+        .context(json!({"summary": plan.summary, "approval_state": plan.approval_state}));
+    state
+        .store
+        .delete_plan(ctx.tenant(), plan_id, ctx.actor.id.as_str(), entry)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("plan"),
+            StoreError::Conflict(m) => ApiError::conflict("plan_executed", m),
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/plans/{id}/risk", tag = "plans", summary = "The plan's risk: stored level, the assessment recomputed from its steps, and each step's class", params(("id" = String, Path, description = "Plan id (UUID)")), responses((status = 200, description = "`{plan_id, risk_level, assessment, steps}`", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
+pub(crate) async fn risk(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "plan.risk").await?;
+    let plan_id = parse_plan_id(&id)?;
+    let plan = load_plan(&state, &ctx, plan_id).await?;
+    super::sessions::require_visible(&state, &ctx, plan.session_id.as_deref(), "plan").await?;
+    // The same scoring creation used, over the stored steps: what an approver should weigh.
+    let assessment = score(
+        plan.steps
+            .iter()
+            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
+        &plan.intent,
+        &plan.context,
+    );
+    let steps: Vec<Value> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let spec = carapulse_core::tools::find(s.tool, s.action.as_str());
+            json!({
+                "step_id": s.step_id,
+                "ordinal": s.ordinal,
+                "stage": s.stage,
+                "tool": s.tool,
+                "action": s.action,
+                "type": spec.map(|a| if a.is_write() { "write" } else { "read" }),
+                "risk": spec.map(|a| a.risk()),
+                "rollback": s.rollback.as_ref().map(|r| format!("{} {}", r.tool, r.action)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "plan_id": plan.plan_id,
+        "risk_level": plan.risk_level,
+        "policy_decision": plan.policy_decision,
+        "approval_state": plan.approval_state,
+        "assessment": assessment,
+        "at_creation": plan.meta.get("risk"),
+        "steps": steps,
+    })))
+}
+
 #[utoipa::path(post, path = "/plans", tag = "plans", summary = "Create a plan (planned from the intent when no steps are given)", request_body = PlanCreateRequest, responses((status = 201, description = "Plan stored; approval_required says whether it waits for approval", body = Object), (status = 200, description = "With `preview: true`: the plan that would be created (steps, risk, policy decision, approval_required); nothing is stored", body = Object), crate::openapi::CommonErrors, (status = 409, description = "Conflict", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -189,8 +274,7 @@ pub(crate) async fn create_plan(
             .resource("plan", plan_id)
             .reason("low risk, human trigger, approvals.auto_approve_low is on");
         state
-            .approvals
-            .record(&tenant, plan_id, decision, entry, Utc::now())
+            .record_approval(&tenant, plan_id, decision, entry)
             .await?;
         plan = state.store.get_plan(&tenant, plan_id).await?;
     }

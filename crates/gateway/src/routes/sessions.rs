@@ -1,5 +1,5 @@
-//! `/v1/sessions`: create, list (the caller's, or all for admins), get with members, add and
-//! remove members (owners only). With `gateway.session_required`, plans and event streams must
+//! `/v1/sessions`: create, list (the caller's, or all for admins), get with members, update and
+//! delete (owners), add and remove members (owners only). With `gateway.session_required`, plans and event streams must
 //! name a session the caller belongs to ([`require_member`]).
 
 use axum::extract::{Path, State};
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use carapulse_core::audit::AuditDecision;
 use carapulse_core::model::ModelError;
-use carapulse_core::store::StoreError;
+use carapulse_core::store::{SessionChange, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
@@ -237,6 +237,17 @@ pub(crate) struct AddMember {
 }
 
 async fn require_owner(state: &AppState, ctx: &RequestContext, id: Uuid) -> Result<(), ApiError> {
+    require_owner_for(state, ctx, id, "session.members", "changes its members").await
+}
+
+/// The caller owns session `id` (or is an admin); else a refusal audited as `action`.
+async fn require_owner_for(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    action: &'static str,
+    what: &'static str,
+) -> Result<(), ApiError> {
     state
         .store
         .get_session(ctx.tenant(), id)
@@ -251,15 +262,101 @@ async fn require_owner(state: &AppState, ctx: &RequestContext, id: Uuid) -> Resu
     }
     state
         .audit(
-            ctx.audit("session.members", AuditDecision::Deny)
+            ctx.audit(action, AuditDecision::Deny)
                 .resource("session", id)
                 .reason("not the owner"),
         )
         .await;
     Err(ApiError::forbidden(
         "forbidden",
-        "only the session's owner changes its members",
+        format!("only the session's owner {what}"),
     ))
+}
+
+/// Body of `PUT /v1/sessions/{id}`: what changes (at least one field).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateSession {
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    name: Option<String>,
+    /// A group name, or `null` to take the session out of its group.
+    #[serde(default, deserialize_with = "some_or_null")]
+    #[schema(nullable, max_length = 128)]
+    group: Option<Option<String>>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn some_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[utoipa::path(put, path = "/sessions/{id}", tag = "sessions", summary = "Rename, regroup or re-describe a session (owners)", params(("id" = String, Path, description = "Session id (UUID)")), request_body = UpdateSession, responses((status = 200, description = "The session", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateSession>,
+) -> ApiResult<Json<Value>> {
+    let id = session_id(&id)?;
+    require_owner_for(&state, &ctx, id, "session.update", "changes it").await?;
+    if b.name.is_none() && b.group.is_none() && b.metadata.is_none() {
+        return Err(
+            ModelError::new("body", "nothing to change: give name, group or metadata").into(),
+        );
+    }
+    let new_name = b.name.as_deref().map(|n| name("name", n)).transpose()?;
+    let group = match &b.group {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(g)) => Some(Some(name("group", g)?)),
+    };
+    let metadata = match b.metadata {
+        None => None,
+        Some(Value::Object(m)) => Some(Value::Object(m)),
+        Some(_) => return Err(ModelError::new("metadata", "must be a JSON object").into()),
+    };
+    let change = SessionChange {
+        name: new_name.as_deref(),
+        group: group.as_ref().map(|g| g.as_deref()),
+        metadata: metadata.as_ref(),
+    };
+    let entry = ctx
+        .audit("session.update", AuditDecision::Allow)
+        .context(json!({
+            "name": new_name, "group": group, "metadata_changed": metadata.is_some(),
+        }));
+    let session = state
+        .store
+        .update_session(ctx.tenant(), id, &change, entry)
+        .await
+        .map_err(not_found)?;
+    Ok(Json(json!(session)))
+}
+
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", summary = "Delete a session and its memberships (owners); refused while its plans have executions running", params(("id" = String, Path, description = "Session id (UUID)")), responses((status = 204, description = "Deleted"), crate::openapi::CommonErrors, crate::openapi::NotFound, (status = 409, description = "An execution of the session's plans has not ended", body = carapulse_http::error::ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = session_id(&id)?;
+    require_owner_for(&state, &ctx, id, "session.delete", "deletes it").await?;
+    let entry = ctx.audit("session.delete", AuditDecision::Allow);
+    state
+        .store
+        .delete_session(ctx.tenant(), id, entry)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("session"),
+            StoreError::Conflict(m) => ApiError::conflict("session_busy", m),
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/sessions/{id}/members", tag = "sessions", summary = "Add a member (owners)", params(("id" = String, Path, description = "Session id (UUID)")), request_body = AddMember, responses((status = 204, description = "Added"), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]

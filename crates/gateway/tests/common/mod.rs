@@ -92,6 +92,31 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// Creates a medium-risk dev plan (needs approval) as `creator`.
     pub async fn create_scale_plan(&self, creator: &str) -> (u16, Value) {
         self.post("/v1/plans", creator, &scale_plan_body()).await
