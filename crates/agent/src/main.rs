@@ -18,7 +18,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_from(carapulse_core::cli::args_accepting_go_config());
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -5,6 +5,7 @@
 
 mod client;
 mod commands;
+mod go_compat;
 mod llm_auth;
 mod output;
 mod resources;
@@ -628,7 +629,22 @@ pub struct MigrateArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The Go CLI's spellings are rewritten (with a notice); a non-UTF-8 argument skips that.
+    let cli = match raw
+        .iter()
+        .map(|a| a.to_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(args) => {
+            let (args, notices) = go_compat::rewrite(args);
+            for notice in notices {
+                eprintln!("warning: {notice}");
+            }
+            Cli::parse_from(args)
+        }
+        None => Cli::parse_from(raw),
+    };
     if let Command::Completions { shell } = &cli.command {
         clap_complete::generate(
             *shell,

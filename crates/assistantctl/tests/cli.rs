@@ -233,6 +233,31 @@ async fn full_flow_through_the_cli() {
     assert_eq!(out.code, 3, "{} {}", out.stdout, out.stderr);
     assert!(out.stderr.contains("approval_required"), "{}", out.stderr);
 
+    // The Go CLI's spelling of an approval works, and says what replaced it (here refused
+    // for self-approval like the current spelling: the request reached the gateway).
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "approve",
+            "--plan-id",
+            &plan_id,
+            "--status",
+            "approved",
+            "--gateway",
+            &env.url,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`plan approve` is deprecated")
+            && out.stderr.contains("--gateway is deprecated"),
+        "{}",
+        out.stderr
+    );
+
     // Self-approval: exit 3.
     let out = ctl(&env, Some(&alice), &["approve", &plan_id]).await;
     assert_eq!(out.code, 3, "{}", out.stderr);

@@ -25,6 +25,36 @@ impl ConfigArgs {
     }
 }
 
+/// The process arguments, with the Go binaries' single-dash `-config PATH` (or `-config=PATH`)
+/// rewritten to `--config`, and a notice on stderr when it was used: deployments written for the
+/// Go version start unchanged.
+pub fn args_accepting_go_config() -> Vec<std::ffi::OsString> {
+    let (args, rewritten) = rewrite_go_config(std::env::args_os().collect());
+    if rewritten {
+        eprintln!("warning: -config is deprecated; use --config (or CARAPULSE_CONFIG)");
+    }
+    args
+}
+
+fn rewrite_go_config(args: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsString>, bool) {
+    let mut rewritten = false;
+    let out = args
+        .into_iter()
+        .map(|arg| match arg.to_str() {
+            Some("-config") => {
+                rewritten = true;
+                "--config".into()
+            }
+            Some(a) if a.starts_with("-config=") => {
+                rewritten = true;
+                format!("-{a}").into()
+            }
+            _ => arg,
+        })
+        .collect();
+    (out, rewritten)
+}
+
 /// Resolves on SIGINT or SIGTERM: the one shutdown signal every service waits for.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
@@ -39,4 +69,24 @@ pub async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite_go_config;
+
+    #[test]
+    fn go_single_dash_config_becomes_the_long_flag() {
+        let os = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            rewrite_go_config(os(&["gateway", "-config", "/etc/c.json"])),
+            (os(&["gateway", "--config", "/etc/c.json"]), true)
+        );
+        assert_eq!(
+            rewrite_go_config(os(&["gateway", "-config=/etc/c.json"])),
+            (os(&["gateway", "--config=/etc/c.json"]), true)
+        );
+        let current = os(&["gateway", "--config", "x", "-c", "y"]);
+        assert_eq!(rewrite_go_config(current.clone()), (current, false));
+    }
 }

@@ -48,7 +48,10 @@ impl WorkflowTemplate {
 
     /// Validates `input` and builds the steps (each checked against the tool catalogue).
     pub fn steps(&self, input: &Value) -> Result<Vec<StepDraft>, ModelError> {
-        let input = ToolInput::validate_fields(self.name, self.fields, input)
+        // The Go version's input names (stored schedules, playbooks) still work.
+        let mut input = input.clone();
+        crate::tools::compat::upgrade_input(self.name, &mut input);
+        let input = ToolInput::validate_fields(self.name, self.fields, &input)
             .map_err(|e| ModelError::new(format!("input.{}", e.field), e.message))?;
         let steps = (self.build)(&input)?;
         for (i, step) in steps.iter().enumerate() {

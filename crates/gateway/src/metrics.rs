@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::exponential_buckets;
 
 use carapulse_core::telemetry::TraceExemplar;
 use prometheus_client::registry::Registry;
@@ -95,7 +95,8 @@ pub struct Metrics {
     pub auth_failures: Counter<u64, AtomicU64>,
     pub rate_limited: Counter<u64, AtomicU64>,
     pub llm_calls: Family<LlmCallLabels, Counter>,
-    pub llm_latency: Family<LlmCallLabels, Histogram>,
+    /// Model call latency; each bucket keeps the trace id of its latest sampled call.
+    pub llm_latency: Family<LlmCallLabels, HistogramWithExemplars<TraceExemplar>>,
     pub llm_tokens: Family<LlmTokenLabels, Counter>,
     pub plans_by_planner: Family<PlannerLabels, Counter>,
     pub stream_subscribers: Family<TransportLabels, Gauge>,
@@ -120,9 +121,10 @@ impl Metrics {
         let auth_failures = Counter::default();
         let rate_limited = Counter::default();
         let llm_calls = Family::<LlmCallLabels, Counter>::default();
-        let llm_latency = Family::<LlmCallLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.05, 2.0, 12))
-        });
+        let llm_latency =
+            Family::<LlmCallLabels, HistogramWithExemplars<TraceExemplar>>::new_with_constructor(
+                || HistogramWithExemplars::new(exponential_buckets(0.05, 2.0, 12)),
+            );
         let llm_tokens = Family::<LlmTokenLabels, Counter>::default();
         let plans_by_planner = Family::<PlannerLabels, Counter>::default();
         let stream_subscribers = Family::<TransportLabels, Gauge>::default();
@@ -329,9 +331,11 @@ impl carapulse_core::planner::llm::LlmObserver for Metrics {
             outcome: record.outcome.to_owned(),
         };
         self.llm_calls.get_or_create(&labels).inc();
-        self.llm_latency
-            .get_or_create(&labels)
-            .observe(record.latency.as_secs_f64());
+        self.llm_latency.get_or_create(&labels).observe(
+            record.latency.as_secs_f64(),
+            carapulse_core::telemetry::exemplar(),
+            None,
+        );
         for (kind, tokens) in [
             ("input", record.input_tokens),
             ("output", record.output_tokens),

@@ -237,6 +237,17 @@ fn delegate(
     ))
 }
 
+/// Why a request was refused, with what to do instead when it came the Go version's way (a
+/// tenant header and no token).
+fn refusal_text(err: &carapulse_core::auth::AuthError, headers: &HeaderMap) -> String {
+    if headers.contains_key("x-tenant-id") && bearer(headers).is_none() {
+        return format!(
+            "{err}: X-Tenant-Id is not accepted (the Go version's way); the tenant comes from the bearer token's tenant claim: send Authorization: Bearer <token>"
+        );
+    }
+    err.to_string()
+}
+
 /// Verifies the bearer token, binds the request to the token's tenant and applies the per-actor
 /// rate limit. Refusals are audited on the system chain.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -287,7 +298,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     state.audit(entry).await;
                 }
             }
-            return ApiError::unauthorized(err.to_string()).into_response();
+            return ApiError::unauthorized(refusal_text(&err, req.headers())).into_response();
         }
     };
     let (actor, via) = match delegate(&state, actor, req.headers()) {

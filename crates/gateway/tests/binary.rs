@@ -53,6 +53,19 @@ async fn binary_migrates_serves_and_stops_gracefully() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The Go binaries' `-config PATH` works too, with a notice naming --config.
+    let out = tokio::process::Command::new(bin)
+        .args(["--migrate-only", "-config"])
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("-config is deprecated; use --config"),
+        "{stderr}"
+    );
 
     let mut child = tokio::process::Command::new(bin)
         .env("CARAPULSE_CONFIG", &path)

@@ -621,3 +621,93 @@ async fn workflow_versions_fill_in_defaults() {
     );
     app.stop().await;
 }
+
+/// The Go version's spellings still work and say what replaced them: an old action name in a
+/// step (stored under its current name) and an old workflow input name.
+#[tokio::test]
+async fn go_spellings_are_accepted_and_marked_deprecated() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let resp = app
+        .http
+        .post(format!("{}/v1/plans", app.url))
+        .bearer_auth(&alice)
+        .json(&json!({"summary": "list alerts", "context": {"environment": "dev", "namespace": "web"},
+                      "steps": [{"stage": "verify", "tool": "alertmanager", "action": "alerts_list", "input": {}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["deprecation"], "true");
+    let warning = resp.headers()["warning"].to_str().unwrap().to_owned();
+    assert!(
+        warning.starts_with("299 carapulse") && warning.contains("use alertmanager.alerts"),
+        "{warning}"
+    );
+    let created: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        created["plan"]["steps"][0]["action"], "alerts",
+        "stored under the current name"
+    );
+    assert!(created["plan"]["meta"]["deprecations"][0]
+        .as_str()
+        .unwrap()
+        .contains("alerts_list"));
+
+    // Current spellings get no deprecation headers.
+    let resp = app
+        .http
+        .post(format!("{}/v1/plans", app.url))
+        .bearer_auth(&alice)
+        .json(&json!({"summary": "list alerts", "context": {"environment": "dev", "namespace": "web"},
+                      "steps": [{"stage": "verify", "tool": "alertmanager", "action": "alerts", "input": {}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(resp.headers().get("deprecation").is_none());
+
+    // A Go client's tenant header instead of a token: refused, saying where the tenant comes from.
+    let resp = app
+        .http
+        .get(format!("{}/v1/plans", app.url))
+        .header("x-tenant-id", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-Tenant-Id is not accepted"),
+        "{body}"
+    );
+
+    // helm_release's Go input rollout_resource is its resource now.
+    let resp = app
+        .http
+        .post(format!("{}/v1/workflows/helm_release/start", app.url))
+        .bearer_auth(&alice)
+        .json(&json!({"input": {"release": "web", "chart": "charts/web", "namespace": "web", "rollout_resource": "deployment/web"},
+                      "context": {"environment": "dev", "namespace": "web"}, "preview": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["warning"]
+        .to_str()
+        .unwrap()
+        .contains("use input.resource"));
+    let preview: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        preview["plan"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["action"] == "rollout-status" && s["input"]["resource"] == "deployment/web"),
+        "{preview}"
+    );
+    app.stop().await;
+}

@@ -18,7 +18,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_from(carapulse_core::cli::args_accepting_go_config());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,7 +25,11 @@ pub const INLINE_OUTPUT_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteRequest {
+    #[serde(default)]
     pub tool_name: String,
+    /// The Go version's name for `tool_name`: accepted, answered with a deprecation notice.
+    #[serde(default)]
+    pub tool: Option<String>,
     pub action: String,
     #[serde(default)]
     pub input: Value,
@@ -61,6 +65,10 @@ pub struct ExecuteResponse {
     pub result_ref: Option<String>,
     /// A demo CLI ran (`tool_router.demo_cli_dir`, a recording fake): nothing real changed.
     pub demo: bool,
+    /// Old spellings the request used (the Go version's), each naming the current one; the
+    /// route also sends them as `Deprecation`/`Warning` headers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deprecations: Vec<String>,
 }
 
 /// Why a call was refused or could not run.
@@ -403,7 +411,28 @@ pub async fn execute(
     mut req: ExecuteRequest,
     grant: Option<&str>,
 ) -> Result<ExecuteResponse, ExecError> {
+    let mut deprecations = Vec::new();
+    match (req.tool.take(), req.tool_name.is_empty()) {
+        (Some(old), true) => {
+            deprecations.push("tool is deprecated; use tool_name".to_owned());
+            req.tool_name = old;
+        }
+        (Some(old), false) if old != req.tool_name => {
+            return Err(invalid(
+                "tool",
+                "names another tool than tool_name; send only tool_name",
+            ));
+        }
+        _ => {}
+    }
     let tool = ToolName::parse(&req.tool_name).map_err(|e| invalid("tool_name", e.message))?;
+    if let Some(current) = carapulse_core::tools::compat::current_action(tool, &req.action) {
+        deprecations.push(format!(
+            "action {tool}.{} is deprecated; use {tool}.{current}",
+            req.action
+        ));
+        req.action = current.to_owned();
+    }
     let spec = find(tool, &req.action)
         .ok_or_else(|| invalid("action", format!("{tool} has no action {:?}", req.action)))?;
     let input = spec
@@ -490,6 +519,7 @@ pub async fn execute(
     state.hub.end(&id, outcome);
     let mut response = result?;
     response.duration_ms = elapsed.as_millis() as u64;
+    response.deprecations = deprecations;
     if sensitive {
         response.output = crate::mask::mask_output(tool, spec.action, &response.output);
     }
@@ -733,6 +763,7 @@ async fn run_cli(
         result: None,
         result_ref: None,
         demo: false,
+        deprecations: Vec::new(),
     })
 }
 
@@ -841,6 +872,7 @@ async fn run_api(
         result: None,
         result_ref: None,
         demo: false,
+        deprecations: Vec::new(),
     })
 }
 

@@ -157,7 +157,12 @@ async fn execute_tool(
         .instrument(span)
         .await
     {
-        Ok(resp) => Ok(Json(resp).into_response()),
+        Ok(resp) => {
+            let notices = resp.deprecations.clone();
+            let mut response = Json(resp).into_response();
+            carapulse_core::tools::compat::mark_deprecated(response.headers_mut(), &notices);
+            Ok(response)
+        }
         Err(ExecError::Invalid(e)) => Err(ApiError::bad_request("invalid_request", e.to_string())),
         Err(ExecError::Forbidden(m)) => Err(ApiError::forbidden("policy_denied", m)),
         Err(ExecError::BreakGlass(m)) => Err(ApiError::forbidden("break_glass_required", m)),

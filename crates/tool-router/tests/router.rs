@@ -242,6 +242,46 @@ async fn demo_clis_run_instead_of_real_ones_and_are_marked() {
         .contains("recording fakes"));
 }
 
+/// Go callers' spellings: `tool` for `tool_name`, and old action names, run as the current ones
+/// and are answered with `Deprecation` and a `Warning` naming the replacement.
+#[tokio::test]
+async fn go_spellings_run_and_are_marked_deprecated() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|_| {}).await;
+    expect(
+        "gh",
+        "pr view 7 --json=number,url,state,headRefName,headRefOid,mergeCommit",
+        "{}",
+    );
+    let body = json!({"tool": "github", "action": "pr_view", "input": {"pr": 7},
+                      "context": {"tenant_id": "acme", "environment": "dev", "namespace": "web"}});
+    let resp = r
+        .http
+        .post(format!("{}/v1/tools/execute", r.url))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["deprecation"], "true");
+    let warning = resp.headers()["warning"].to_str().unwrap().to_owned();
+    assert!(warning.contains("use tool_name"), "{warning}");
+    assert!(warning.contains("use github.pr-view"), "{warning}");
+    let out: Value = resp.json().await.unwrap();
+    assert_eq!(out["status"], "succeeded", "{out}");
+    assert_eq!(out["deprecations"].as_array().unwrap().len(), 2, "{out}");
+    // Current spellings: no notice.
+    let (status, out) = r.exec(call("github", "pr-view", json!({"pr": 7}))).await;
+    assert_eq!(status, 200, "{out}");
+    assert!(out.get("deprecations").is_none(), "{out}");
+    // Both names, disagreeing: refused, not guessed.
+    let mut both = call("github", "pr-view", json!({"pr": 7}));
+    both["tool"] = json!("gitlab");
+    let (status, out) = r.exec(both).await;
+    assert_eq!(status, 400, "{out}");
+}
+
 #[tokio::test]
 async fn schema_violations_and_injection_are_400_naming_the_field() {
     let r = spawn(|_| {}).await;

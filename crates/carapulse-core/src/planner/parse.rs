@@ -122,8 +122,13 @@ fn step_from(
             notes.push(format!("steps[{i}]: ignored field {key:?}"));
         }
     }
-    let step: StepDraft =
+    let mut step: StepDraft =
         serde_json::from_value(Value::Object(kept)).map_err(|e| format!("steps[{i}]: {e}"))?;
+    // A model that learned the Go action names (or memory notes written with them) is upgraded,
+    // with a note, rather than failing the plan.
+    for notice in crate::tools::compat::upgrade_steps(std::slice::from_mut(&mut step)) {
+        notes.push(notice.replacen("steps[0]", &format!("steps[{i}]"), 1));
+    }
     crate::tools::check_step(&step)
         .map_err(|e| format!("steps[{i}].{}: {}", e.field, e.message))?;
     if !allow_break_glass {
@@ -201,6 +206,24 @@ mod tests {
             assert_eq!(plan.claimed_risk.as_deref(), Some("low"));
             assert!(plan.notes.iter().any(|n| n.contains("why")));
         }
+    }
+
+    #[test]
+    fn go_action_names_from_a_model_are_upgraded_with_a_note() {
+        let plan = parse_plan_output(
+            r#"[{"tool":"prometheus","action":"query","input":{"query":"up"}},
+                {"tool":"alertmanager","action":"alerts_list","input":{}}]"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(plan.steps[1].action.as_str(), "alerts");
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.starts_with("steps[1]: action alertmanager.alerts_list is deprecated")),
+            "{:?}",
+            plan.notes
+        );
     }
 
     #[test]

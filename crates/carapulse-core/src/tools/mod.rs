@@ -9,6 +9,7 @@
 
 mod catalogue;
 mod classify;
+pub mod compat;
 mod fields;
 mod input;
 mod spec;

@@ -202,10 +202,36 @@ pub(crate) async fn create(
     // system plan); the body's value is accepted for compatibility and ignored.
     body.trigger = ctx.trigger();
     if body.preview {
-        return Ok(Json(preview_plan(&state, &ctx, body, None).await?).into_response());
+        let preview = preview_plan(&state, &ctx, body, None).await?;
+        let notices = deprecations(&preview["plan"]["meta"]);
+        return Ok(deprecated(Json(preview).into_response(), &notices));
     }
     let (plan, outcome) = create_plan(&state, &ctx, body, None).await?;
-    Ok((StatusCode::CREATED, Json(created_json(&plan, &outcome))).into_response())
+    let notices = deprecations(&plan.meta);
+    Ok(deprecated(
+        (StatusCode::CREATED, Json(created_json(&plan, &outcome))).into_response(),
+        &notices,
+    ))
+}
+
+/// The deprecation notices a plan's creation recorded in its `meta`.
+pub(crate) fn deprecations(meta: &Value) -> Vec<String> {
+    meta["deprecations"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Marks a response that accepted an old spelling: `Deprecation: true` and a `Warning` per
+/// notice naming the current spelling.
+pub(crate) fn deprecated(mut response: Response, notices: &[String]) -> Response {
+    carapulse_core::tools::compat::mark_deprecated(response.headers_mut(), notices);
+    response
 }
 
 /// The body answering a created plan.
@@ -446,6 +472,9 @@ async fn prepare_plan(
     if steps.len() > MAX_STEPS {
         return Err(ModelError::new("steps", format!("at most {MAX_STEPS} steps")).into());
     }
+    // The Go version's action names (old callers, stored prompts, a model trained on them) are
+    // stored under their current names; the notices travel in `meta.deprecations`.
+    let deprecations = carapulse_core::tools::compat::upgrade_steps(&mut steps);
     for (i, step) in steps.iter().enumerate() {
         carapulse_core::tools::check_step(step).map_err(|e| e.within(&format!("steps[{i}]")))?;
         // Every call must act in the plan's environment: the connector bindings decide.
@@ -527,6 +556,7 @@ async fn prepare_plan(
             "alert": body.alert,
             "unplanned": unplanned,
             "schedule": body.schedule,
+            "deprecations": deprecations,
             "planning": draft.as_ref().map(|d| json!({
                 "planner": d.label(),
                 "model": d.model,

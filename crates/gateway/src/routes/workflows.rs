@@ -20,7 +20,10 @@ use crate::extract::{ApiJson, OptionalJson};
 use crate::middleware::RequestContext;
 use crate::state::AppState;
 
-use super::plans::{create_plan, created_json, execute_plan, preview_plan, PlanCreateRequest};
+use super::plans::{
+    create_plan, created_json, deprecated, deprecations, execute_plan, preview_plan,
+    PlanCreateRequest,
+};
 use super::require_read;
 
 #[utoipa::path(get, path = "/workflows", tag = "workflows", summary = "The workflow catalogue with each template's inputs", responses((status = 200, description = "`{data: [...]}`", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
@@ -116,8 +119,10 @@ pub(crate) async fn start(
     ApiJson(body): ApiJson<StartRequest>,
 ) -> ApiResult<Response> {
     let template = find(&name).ok_or_else(|| ApiError::not_found("workflow"))?;
+    let mut given = body.input;
+    let mut notices = carapulse_core::tools::compat::upgrade_input(template.name, &mut given);
     let (input, version) = match body.version {
-        None => (body.input, None),
+        None => (given, None),
         Some(n) => {
             let stored = state
                 .store
@@ -127,7 +132,7 @@ pub(crate) async fn start(
                     StoreError::NotFound => ApiError::not_found("workflow version"),
                     other => other.into(),
                 })?;
-            let merged = with_defaults(&body.input, &stored.spec["defaults"]);
+            let merged = with_defaults(&given, &stored.spec["defaults"]);
             (merged, Some(n))
         }
     };
@@ -151,19 +156,25 @@ pub(crate) async fn start(
     if body.preview {
         let mut preview = preview_plan(&state, &ctx, request, Some(workflow)).await?;
         preview["workflow"] = json!(template.name);
-        return Ok(Json(preview).into_response());
+        notices.extend(deprecations(&preview["plan"]["meta"]));
+        return Ok(deprecated(Json(preview).into_response(), &notices));
     }
     let (plan, outcome) = create_plan(&state, &ctx, request, Some(workflow)).await?;
+    notices.extend(deprecations(&plan.meta));
     if plan.approval_state == PlanApprovalState::Pending {
         let mut created = created_json(&plan, &outcome);
         created["workflow"] = json!(template.name);
-        return Ok((StatusCode::CREATED, Json(created)).into_response());
+        return Ok(deprecated(
+            (StatusCode::CREATED, Json(created)).into_response(),
+            &notices,
+        ));
     }
-    execute_plan(
+    let started = execute_plan(
         State(state),
         ctx,
         plan.plan_id.to_string(),
         OptionalJson(None),
     )
-    .await
+    .await?;
+    Ok(deprecated(started, &notices))
 }
