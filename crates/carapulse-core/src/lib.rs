@@ -28,6 +28,7 @@ pub mod tools;
 pub mod verify;
 pub mod webhooks;
 pub mod workflows;
+pub mod workspace;
 
 #[cfg(feature = "testing")]
 pub mod testing;

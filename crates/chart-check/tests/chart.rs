@@ -137,7 +137,7 @@ fn hook(doc: &Value) -> (&str, &str) {
 }
 
 /// Loads the rendered config.json with a component's environment, as the binary would.
-fn load_config(docs: &[(String, Value)], deployment: &str, component: Component) {
+fn load_config(docs: &[(String, Value)], deployment: &str, component: Component) -> Config {
     let config_map = docs
         .iter()
         .map(|(_, d)| d)
@@ -202,6 +202,7 @@ fn load_config(docs: &[(String, Value)], deployment: &str, component: Component)
     config
         .validate(component)
         .unwrap_or_else(|e| panic!("{deployment}: config invalid for {component:?}: {e}"));
+    config
 }
 
 /// The grant key reaches only the orchestrator (mints) and the tool router (checks), the audit
@@ -481,10 +482,10 @@ fn full_values_render_valid_manifests_and_a_loadable_config() {
         .iter()
         .any(|r| r["to"][0]["ipBlock"]["cidr"] == "10.20.0.0/16")));
     check_signing_keys(&docs, "cp");
-    load_config(&docs, "cp-gateway", Component::Gateway);
-    load_config(&docs, "cp-tool-router", Component::ToolRouter);
-    load_config(&docs, "cp-orchestrator", Component::Orchestrator);
-    load_config(&docs, "cp-agent", Component::Agent);
+    let _ = load_config(&docs, "cp-gateway", Component::Gateway);
+    let _ = load_config(&docs, "cp-tool-router", Component::ToolRouter);
+    let _ = load_config(&docs, "cp-orchestrator", Component::Orchestrator);
+    let _ = load_config(&docs, "cp-agent", Component::Agent);
 }
 
 #[test]
@@ -492,4 +493,93 @@ fn rendering_is_deterministic() {
     let a = render(&["ci/full-values.yaml"]);
     let b = render(&["ci/full-values.yaml"]);
     assert_eq!(a, b, "checksums and maps must not depend on hash order");
+}
+
+/// The default install keeps tool outputs over 64 KiB somewhere it can write: the rendered config
+/// names an object-store root that the tool-router pod mounts from an emptyDir (its root
+/// filesystem is read-only), and a tool router started with that rendered config stores a large
+/// output there (a temporary directory stands in for the volume the kubelet would mount).
+#[tokio::test]
+async fn rendered_router_stores_large_outputs_on_its_writable_volume() {
+    let docs = render(&["ci/required-values.yaml"]);
+    let mut config = load_config(&docs, "carapulse-tool-router", Component::ToolRouter);
+    let store = &config.storage.object_store;
+    assert_eq!(store.backend, "fs");
+    let root = store.fs_root.clone();
+    assert!(root.starts_with('/'), "an absolute path: {root}");
+    let pod = &docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "carapulse-tool-router")
+        .expect("tool router deployment")["spec"]["template"]["spec"];
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["mountPath"] == root.as_str())
+        .unwrap_or_else(|| panic!("nothing is mounted at {root}: {pod}"));
+    assert_ne!(mount["readOnly"], true, "{mount}");
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the mounted volume");
+    assert!(volume["emptyDir"].is_object(), "{volume}");
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+
+    // The router, started with the rendered config. What differs from the pod: the volume's
+    // place (a temporary directory), the listen address, the policy files (the image's are at
+    // /etc/carapulse/policies), and the sandbox helper (in-process here; the image ships it).
+    let volume_dir = tempfile::tempdir().expect("tempdir");
+    config.storage.object_store.fs_root = volume_dir.path().to_string_lossy().into_owned();
+    config.tool_router.http_addr = "127.0.0.1:0".into();
+    config.policy.policy_dir = carapulse_core::testing::policies_dir();
+    config.sandbox.exec_helper = None;
+    let fakes = tempfile::tempdir().expect("tempdir");
+    let kubectl = fakes.path().join("kubectl");
+    // About 84 KB of output, with shell builtins only (the sandbox root is minimal).
+    std::fs::write(
+        &kubectl,
+        "#!/bin/sh\ni=0\nwhile [ $i -lt 1200 ]; do echo \"pod-$i Running 1/1 0 10d ......................................\"; i=$((i+1)); done\n",
+    )
+    .expect("fake kubectl");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    // SAFETY: set before the router starts; no other test of this binary reads PATH for kubectl.
+    unsafe { std::env::set_var("PATH", format!("{}:{path}", fakes.path().display())) };
+    let token = config
+        .tool_router
+        .auth_token
+        .clone()
+        .expect("router token from the chart's Secret");
+    let app = tool_router::Application::build(config)
+        .await
+        .expect("router starts");
+    let url = format!("http://127.0.0.1:{}/v1/tools/execute", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let resp: Value = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"tool_name": "kubectl", "action": "get",
+            "input": {"resource": "pods", "namespace": "web"},
+            "context": {"tenant_id": "acme", "environment": "dev", "namespace": "web"}}))
+        .send()
+        .await
+        .expect("execute")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(resp["status"], "succeeded", "{resp}");
+    assert_eq!(resp["output_truncated"], true, "{resp}");
+    let reference = resp["output_ref"].as_str().expect("stored by reference");
+    let key = reference.strip_prefix("fs://").expect("fs reference");
+    let stored = std::fs::read(volume_dir.path().join(key)).expect("the output is on the volume");
+    assert!(stored.len() > 64 * 1024, "{} bytes", stored.len());
 }

@@ -20,6 +20,9 @@ use carapulse_core::audit::{AuditActor, AuditDecision, AuditEntry};
 use carapulse_core::model::TenantId;
 use carapulse_core::planner::rules::PlaybookRule;
 use carapulse_core::store::{Page, Shelf};
+use carapulse_core::workspace::{
+    files, folders, name as folder_name, PLAYBOOK_EXTENSIONS, RUNBOOK_EXTENSIONS,
+};
 
 use crate::state::AppState;
 
@@ -31,28 +34,8 @@ pub struct LoadReport {
     pub errors: Vec<String>,
 }
 
-fn files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| exts.contains(&e))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 fn stem(path: &Path) -> String {
-    path.file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_owned()
+    carapulse_core::workspace::stem(path).to_owned()
 }
 
 fn parse_playbook(path: &Path) -> Result<(Value, Vec<String>), String> {
@@ -120,7 +103,7 @@ pub async fn load(state: &AppState) -> Result<LoadReport, String> {
         .map_err(|e| e.to_string())?;
     let mut report = LoadReport::default();
     let actor = "workspace";
-    for path in files(&root.join("playbooks"), &["yaml", "yml", "json"]) {
+    for path in files(&root.join("playbooks"), PLAYBOOK_EXTENSIONS) {
         let name = stem(&path);
         let label = format!(
             "playbooks/{}",
@@ -170,22 +153,9 @@ pub async fn load(state: &AppState) -> Result<LoadReport, String> {
             .map_err(|e| e.to_string())?;
         report.added.push(label);
     }
-    let runbooks = root.join("runbooks");
-    let mut services: Vec<PathBuf> = std::fs::read_dir(&runbooks)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    services.sort();
-    for dir in services {
-        let service = dir
-            .file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        for path in files(&dir, &["md", "markdown"]) {
+    for dir in folders(&root.join("runbooks")) {
+        let service = folder_name(&dir).to_owned();
+        for path in files(&dir, RUNBOOK_EXTENSIONS) {
             let name = stem(&path);
             let label = format!("runbooks/{service}/{name}");
             let body = match std::fs::read_to_string(&path) {

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use carapulse_core::workspace as ws;
+
 /// Largest document `resolve` returns.
 pub const MAX_RESOLVED_BYTES: u64 = 1 << 20;
 
@@ -19,54 +21,20 @@ fn entry(kind: &str, name: &str, uri: String) -> Value {
     json!({"name": name, "type": kind, "uri": uri})
 }
 
-fn sorted_files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| exts.contains(&e))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn stem(path: &Path) -> Option<&str> {
-    path.file_stem().and_then(|s| s.to_str())
-}
-
 /// Every resource of the workspace (`None`: no workspace folder) and the catalogue workflows.
 pub fn list(workspace: Option<&Path>) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(root) = workspace {
-        let mut services: Vec<PathBuf> = std::fs::read_dir(root.join("runbooks"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        services.sort();
-        for dir in services {
-            let Some(service) = dir.file_name().and_then(|s| s.to_str()) else {
-                continue;
-            };
-            for file in sorted_files(&dir, &["md", "markdown"]) {
-                if let Some(name) = stem(&file) {
-                    let label = format!("{service}/{name}");
-                    out.push(entry("runbook", &label, format!("runbook://{label}")));
-                }
+        for dir in ws::folders(&root.join("runbooks")) {
+            let service = ws::name(&dir);
+            for file in ws::files(&dir, ws::RUNBOOK_EXTENSIONS) {
+                let label = format!("{service}/{}", ws::stem(&file));
+                out.push(entry("runbook", &label, format!("runbook://{label}")));
             }
         }
-        for file in sorted_files(&root.join("playbooks"), &["yaml", "yml", "json"]) {
-            if let Some(name) = stem(&file) {
-                out.push(entry("playbook", name, format!("playbook://{name}")));
-            }
+        for file in ws::files(&root.join("playbooks"), ws::PLAYBOOK_EXTENSIONS) {
+            let name = ws::stem(&file);
+            out.push(entry("playbook", name, format!("playbook://{name}")));
         }
     }
     for w in carapulse_core::workflows::CATALOGUE {
@@ -152,14 +120,14 @@ pub fn resolve(workspace: Option<&Path>, uri: &str) -> Result<Value, ResolveErro
                 .split_once('/')
                 .ok_or_else(|| ResolveError::Invalid("runbook://<service>/<name>".into()))?;
             let (service, name) = (plain(service)?, plain(name)?);
-            ["md", "markdown"]
+            ws::RUNBOOK_EXTENSIONS
                 .iter()
                 .map(|ext| root.join("runbooks").join(service).join(format!("{name}.{ext}")))
                 .collect()
         }
         "playbook" => {
             let name = plain(rest)?;
-            ["yaml", "yml", "json"]
+            ws::PLAYBOOK_EXTENSIONS
                 .iter()
                 .map(|ext| root.join("playbooks").join(format!("{name}.{ext}")))
                 .collect()

@@ -49,18 +49,8 @@ impl Store {
         audit: AuditEntry,
     ) -> Result<SessionRecord, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let group_id: Option<Uuid> = match group {
-            Some(g) => Some(
-                sqlx::query_scalar(
-                    "INSERT INTO session_groups (group_id, tenant_id, name) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING group_id",
-                )
-                .bind(Uuid::now_v7())
-                .bind(tenant.as_str())
-                .bind(g)
-                .fetch_one(&mut *tx)
-                .await?,
-            ),
+        let group_id = match group {
+            Some(g) => Some(group_id(&mut tx, tenant, g).await?),
             None => None,
         };
         let id = Uuid::now_v7();
@@ -245,17 +235,7 @@ impl Store {
         let group_id: Option<Option<Uuid>> = match change.group {
             None => None,
             Some(None) => Some(None),
-            Some(Some(g)) => Some(Some(
-                sqlx::query_scalar(
-                    "INSERT INTO session_groups (group_id, tenant_id, name) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING group_id",
-                )
-                .bind(Uuid::now_v7())
-                .bind(tenant.as_str())
-                .bind(g)
-                .fetch_one(&mut *tx)
-                .await?,
-            )),
+            Some(Some(g)) => Some(Some(group_id(&mut tx, tenant, g).await?)),
         };
         let done = sqlx::query(
             "UPDATE sessions SET name = COALESCE($3, name), \
@@ -322,6 +302,23 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The id of `tenant`'s session group `name`, created when new.
+async fn group_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<Uuid, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO session_groups (group_id, tenant_id, name) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING group_id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant.as_str())
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 /// What `PUT /v1/sessions/{id}` changes; `None` keeps the current value (`group: Some(None)`

@@ -67,54 +67,43 @@ pub fn token(sub: &str, tenant: &str, roles: &[&str]) -> String {
 }
 
 impl TestApp {
-    pub async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
-        let resp = self
+    /// One request as `token`, with a JSON body when given; the status and the JSON answer
+    /// (`Null` when there is none).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
             .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        self.send(reqwest::Method::GET, path, token, None).await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
-        let resp = self
-            .http
-            .put(format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .json(body)
-            .send()
+        self.send(reqwest::Method::PUT, path, token, Some(body))
             .await
-            .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .delete(format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        self.send(reqwest::Method::DELETE, path, token, None).await
     }
 
     /// Creates a medium-risk dev plan (needs approval) as `creator`.

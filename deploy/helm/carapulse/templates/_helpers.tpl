@@ -97,6 +97,8 @@ default
   value: {{ .Values.temporal.namespace | quote }}
 - name: CARAPULSE__ORCHESTRATOR__TASK_QUEUE
   value: {{ .Values.temporal.taskQueue | quote }}
+- name: CARAPULSE__STORAGE__OBJECT_STORE__FS_ROOT
+  value: {{ .Values.objectStore.fsRoot | quote }}
 - name: CARAPULSE__ORCHESTRATOR__HEALTH_ADDR
   value: ":{{ .Values.orchestrator.healthPort }}"
 - name: CARAPULSE__CHATOPS__GATEWAY_URL
@@ -131,6 +133,12 @@ default
 {{- end }}
 - name: tmp
   emptyDir: {}
+# Tool outputs over 64 KiB and audit checkpoints (storage.object_store, fs backend): the root
+# filesystem is read-only, so they go to a writable volume. Per pod, like the outputs' TTL in the
+# router's memory: point storage.object_store at S3 to keep them across restarts.
+- name: objects
+  emptyDir:
+    sizeLimit: {{ .Values.objectStore.emptyDirSizeLimit | quote }}
 {{- end -}}
 
 {{- define "carapulse.volumeMounts" -}}
@@ -145,6 +153,8 @@ default
 {{- end }}
 - name: tmp
   mountPath: /tmp
+- name: objects
+  mountPath: {{ .Values.objectStore.fsRoot }}
 {{- end -}}
 
 {{/* Probes on /healthz and /readyz of a named port. */}}
