@@ -238,6 +238,24 @@ pub enum SessionCommand {
     Get {
         id: String,
     },
+    /// Rename, regroup or re-describe a session (owners).
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A group name; `--no-group` takes the session out of its group.
+        #[arg(long, conflicts_with = "no_group")]
+        group: Option<String>,
+        #[arg(long)]
+        no_group: bool,
+        /// Metadata as a JSON object, or @file.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Delete a session (owners; refused while its plans have executions running).
+    Delete {
+        id: String,
+    },
     AddMember {
         id: String,
         member: String,

@@ -90,6 +90,34 @@ pub async fn session(
                 .await?;
             eprintln!("{member} added to {id}");
         }
+        SessionCommand::Update {
+            id,
+            name,
+            group,
+            no_group,
+            metadata,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(name) = name {
+                body.insert("name".into(), json!(name));
+            }
+            if no_group {
+                body.insert("group".into(), Value::Null);
+            } else if let Some(group) = group {
+                body.insert("group".into(), json!(group));
+            }
+            if let Some(raw) = metadata {
+                body.insert("metadata".into(), json_arg("--metadata", &raw)?);
+            }
+            let updated = client
+                .put(&format!("/v1/sessions/{id}"), &Value::Object(body))
+                .await?;
+            show(fmt, &updated);
+        }
+        SessionCommand::Delete { id } => {
+            client.delete(&format!("/v1/sessions/{id}")).await?;
+            eprintln!("session {id} deleted");
+        }
         SessionCommand::RemoveMember { id, member } => {
             client
                 .delete(&format!("/v1/sessions/{id}/members/{member}"))

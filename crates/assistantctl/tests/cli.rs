@@ -1026,6 +1026,42 @@ async fn sessions_schedules_playbooks_runbooks_memory() {
     );
     let out = ctl(&env, t, &["session", "list"]).await;
     assert!(out.stdout.contains("incident-7"), "{}", out.stdout);
+    let out = ctl(
+        &env,
+        t,
+        &[
+            "session",
+            "update",
+            &session,
+            "--name",
+            "incident-7 (closed)",
+            "--no-group",
+            "--metadata",
+            r#"{"ticket": "INC-7"}"#,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let updated = out.json();
+    assert_eq!(updated["name"], "incident-7 (closed)");
+    assert_eq!(updated["group"], serde_json::Value::Null);
+    assert_eq!(updated["metadata"]["ticket"], "INC-7");
+    let other = ctl(
+        &env,
+        t,
+        &["session", "create", "--name", "scratch", "-o", "json"],
+    )
+    .await;
+    let scratch = other.json()["session_id"].as_str().unwrap().to_owned();
+    let out = ctl(&env, t, &["session", "delete", &scratch]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        ctl(&env, t, &["session", "get", &scratch]).await.code,
+        3,
+        "gone"
+    );
 
     let out = ctl(
         &env,
