@@ -46,6 +46,11 @@ impl RequestContext {
         &self.actor.tenant_id
     }
 
+    /// Whether the caller holds the `admin` role of its tenant.
+    pub fn is_admin(&self) -> bool {
+        self.actor.roles.iter().any(|r| r == "admin")
+    }
+
     /// How a person's plan came in, from the authenticated channel: through the Slack agent
     /// (delegation) or directly. Never taken from a request body.
     pub fn trigger(&self) -> carapulse_core::model::Trigger {

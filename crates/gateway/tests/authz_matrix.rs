@@ -200,12 +200,6 @@ async fn created(app: &TestApp, path: &str, tok: &str, body: Value, key: &str) -
         .to_owned()
 }
 
-/// A plan that needs approval, and one that does not (a read, so policy allows it).
-fn read_plan_body() -> Value {
-    json!({"summary": "Read web", "context": {"environment": "dev", "namespace": "web"},
-           "steps": [{"stage": "verify", "tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"}}]})
-}
-
 async fn fixtures(app: &TestApp, alice: &str) -> Fixtures {
     let pending_plan = created(app, "/v1/plans", alice, scale_plan_body(), "plan_id").await;
     let runnable_plan = created(app, "/v1/plans", alice, read_plan_body(), "plan_id").await;

@@ -441,9 +441,7 @@ async fn plans_that_never_ran_can_be_withdrawn() {
     );
 
     // One that ran stays.
-    let read = json!({"summary": "Read web", "context": {"environment": "dev", "namespace": "web"},
-        "steps": [{"stage": "verify", "tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"}}]});
-    let (_, ran) = app.post("/v1/plans", &alice, &read).await;
+    let (_, ran) = app.post("/v1/plans", &alice, &read_plan_body()).await;
     let ran_id = ran["plan_id"].as_str().unwrap().to_owned();
     let (status, _) = app
         .post(&format!("/v1/plans/{ran_id}/execute"), &alice, &json!({}))

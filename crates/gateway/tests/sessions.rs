@@ -178,9 +178,8 @@ async fn owners_update_and_delete_sessions() {
     );
 
     // Not while one of its plans has an execution that has not ended.
-    let plan = json!({"summary": "Read web", "session_id": id,
-        "context": {"environment": "dev", "namespace": "web"},
-        "steps": [{"stage": "verify", "tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"}}]});
+    let mut plan = read_plan_body();
+    plan["session_id"] = json!(id);
     let (status, created) = app.post("/v1/plans", &alice, &plan).await;
     assert_eq!(status, 201, "{created}");
     let plan_id = created["plan_id"].as_str().unwrap().to_owned();

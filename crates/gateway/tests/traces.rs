@@ -157,16 +157,16 @@ async fn one_execution_is_one_trace_from_the_api_to_the_sandbox() {
         .await;
     assert_eq!(status, 201, "{created}");
     let plan_id = created["plan_id"].as_str().expect("plan id").to_owned();
-    if created["approval_required"] == true {
-        let (status, body) = app
-            .post(
-                "/v1/approvals",
-                &bob,
-                &json!({"plan_id": plan_id, "status": "approved"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    // A staging upgrade waits for approval: bob's decision is counted below.
+    assert_eq!(created["approval_required"], true, "{created}");
+    let (status, body) = app
+        .post(
+            "/v1/approvals",
+            &bob,
+            &json!({"plan_id": plan_id, "status": "approved"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     // The caller is already in a trace: the execution must continue it.
     let resp = app
         .http
@@ -231,17 +231,15 @@ async fn one_execution_is_one_trace_from_the_api_to_the_sandbox() {
         metrics.contains("carapulse_process_cpu_seconds_total "),
         "{metrics}"
     );
-    if created["approval_required"] == true {
-        assert!(
-            metrics.contains("carapulse_approvals_total{status=\"approved\",source=\"api\"} 1"),
-            "{}",
-            metrics
-                .lines()
-                .filter(|l| l.contains("approvals"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
+    assert!(
+        metrics.contains("carapulse_approvals_total{status=\"approved\",source=\"api\"} 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("approvals"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let router_metrics = app
         .http
         .get(format!("http://127.0.0.1:{router_port}/metrics"))

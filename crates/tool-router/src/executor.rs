@@ -102,16 +102,12 @@ struct ResolvedCli {
 }
 
 /// Finds `name` in the demo CLI directory when one is configured, else on the router's PATH.
-/// The demo directory is made canonical first: the sandbox binds the binary's directory as
-/// named, so a configured path through `..` would name nothing inside it. (The file itself is
-/// not resolved: a multi-call binary behind a symlink dispatches on the name it was run as.)
+/// (The file itself is not resolved: a multi-call binary behind a symlink dispatches on the name
+/// it was run as.)
 fn resolve_cli(state: &RouterState, name: &str) -> Option<ResolvedCli> {
     let demo = state
-        .config
-        .tool_router
         .demo_cli_dir
         .as_deref()
-        .and_then(|dir| Path::new(dir).canonicalize().ok())
         .map(|dir| dir.join(name))
         .filter(|p| p.is_file() && is_executable(p));
     if let Some(path) = demo {
@@ -122,7 +118,7 @@ fn resolve_cli(state: &RouterState, name: &str) -> Option<ResolvedCli> {
 
 /// The stand-in CLIs of `tool_router.demo_cli_dir`, by name (empty when demo mode is off).
 pub fn demo_clis(state: &RouterState) -> Vec<String> {
-    let Some(dir) = state.config.tool_router.demo_cli_dir.as_deref() else {
+    let Some(dir) = state.demo_cli_dir.as_deref() else {
         return Vec::new();
     };
     let mut names: Vec<String> = std::fs::read_dir(dir)

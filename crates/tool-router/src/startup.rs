@@ -35,6 +35,8 @@ pub enum StartupError {
     Http(String),
     #[error("{0}")]
     Sandbox(String),
+    #[error("tool_router.demo_cli_dir {dir}: {source}")]
+    DemoDir { dir: String, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -72,6 +74,17 @@ impl Application {
                 "tool_router.oidc_* is set but ignored: the router accepts only its service token"
             );
         }
+        let demo_cli_dir = tr
+            .demo_cli_dir
+            .as_deref()
+            .map(|dir| {
+                std::fs::canonicalize(dir).map_err(|source| StartupError::DemoDir {
+                    dir: dir.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?
+            .map(Arc::new);
         if let Some(dir) = &tr.demo_cli_dir {
             tracing::warn!(
                 demo_cli_dir = %dir,
@@ -120,6 +133,7 @@ impl Application {
             objects,
             http,
             metrics: Arc::new(Metrics::new()),
+            demo_cli_dir,
         };
         Ok(Self {
             listener,

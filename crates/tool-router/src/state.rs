@@ -23,4 +23,7 @@ pub struct RouterState {
     pub objects: Arc<dyn ObjectStore>,
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
+    /// `tool_router.demo_cli_dir`, made canonical once at start (the sandbox binds a binary's
+    /// directory as named, so a path through `..` would name nothing inside it).
+    pub demo_cli_dir: Option<Arc<std::path::PathBuf>>,
 }

@@ -219,7 +219,7 @@ pub(crate) async fn checkpoint_now(
     State(state): State<AppState>,
     ctx: RequestContext,
 ) -> ApiResult<Response> {
-    if !ctx.actor.roles.iter().any(|r| r == "admin") {
+    if !ctx.is_admin() {
         state
             .audit(
                 ctx.audit("audit.checkpoint", AuditDecision::Deny)

@@ -117,8 +117,7 @@ pub(crate) async fn delete(
     let plan_id = parse_plan_id(&id)?;
     let plan = load_plan(&state, &ctx, plan_id).await?;
     super::sessions::require_visible(&state, &ctx, plan.session_id.as_deref(), "plan").await?;
-    let admin = ctx.actor.roles.iter().any(|r| r == "admin");
-    if plan.created_by != ctx.actor.id && !admin {
+    if plan.created_by != ctx.actor.id && !ctx.is_admin() {
         state
             .audit(
                 ctx.audit("plan.delete", AuditDecision::Deny)

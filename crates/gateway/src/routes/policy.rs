@@ -93,7 +93,7 @@ pub(crate) async fn reload(
     ctx: RequestContext,
 ) -> ApiResult<Json<Value>> {
     use carapulse_core::audit::AuditDecision;
-    if !ctx.actor.roles.iter().any(|r| r == "admin") {
+    if !ctx.is_admin() {
         state
             .audit(
                 ctx.audit("policy.reload", AuditDecision::Deny)

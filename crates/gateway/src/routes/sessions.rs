@@ -33,16 +33,12 @@ fn not_found(e: StoreError) -> ApiError {
     }
 }
 
-fn is_admin(ctx: &RequestContext) -> bool {
-    ctx.actor.roles.iter().any(|r| r == "admin")
-}
-
 /// Checks the caller belongs to `session` (admins pass); 403 `session_denied` otherwise.
 /// With `gateway.session_required`, reads are scoped to the caller's sessions too: the member
 /// id the store filters by, or `None` when the caller sees the whole tenant (an admin, or
 /// sessions not required). Plans without a session (alerts, schedules) stay visible.
 pub(crate) fn session_scope(state: &AppState, ctx: &RequestContext) -> Option<String> {
-    (state.config.gateway.session_required && !is_admin(ctx)).then(|| ctx.actor.id.to_string())
+    (state.config.gateway.session_required && !ctx.is_admin()).then(|| ctx.actor.id.to_string())
 }
 
 /// Whether the caller may read an object of `session` (a plan's, or an execution's plan's).
@@ -78,7 +74,7 @@ pub(crate) async fn require_member(
 ) -> Result<(), ApiError> {
     let id = Uuid::parse_str(session.trim())
         .map_err(|_| ApiError::forbidden("session_denied", "not a member of this session"))?;
-    if is_admin(ctx) && state.store.get_session(ctx.tenant(), id).await.is_ok() {
+    if ctx.is_admin() && state.store.get_session(ctx.tenant(), id).await.is_ok() {
         return Ok(());
     }
     match state
@@ -191,7 +187,7 @@ pub(crate) async fn list(
     ApiQuery(q): ApiQuery<ListSessions>,
 ) -> ApiResult<Json<Value>> {
     require_read(&state, &ctx, "session.list").await?;
-    let member = if q.all == Some(true) && is_admin(&ctx) {
+    let member = if q.all == Some(true) && ctx.is_admin() {
         None
     } else {
         Some(ctx.actor.id.as_str())
@@ -257,7 +253,7 @@ async fn require_owner_for(
         .store
         .session_role(ctx.tenant(), id, ctx.actor.id.as_str())
         .await?;
-    if role.as_deref() == Some("owner") || is_admin(ctx) {
+    if role.as_deref() == Some("owner") || ctx.is_admin() {
         return Ok(());
     }
     state

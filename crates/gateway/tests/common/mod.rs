@@ -118,6 +118,12 @@ impl TestApp {
     }
 }
 
+/// A one-step read plan (policy lets it run without approval).
+pub fn read_plan_body() -> Value {
+    json!({"summary": "Read web", "context": {"environment": "dev", "namespace": "web"},
+           "steps": [{"stage": "verify", "tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"}}]})
+}
+
 pub fn scale_plan_body() -> Value {
     json!({
         "summary": "Scale web to 3 replicas",
