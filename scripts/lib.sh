@@ -172,6 +172,21 @@ PY
   log "helm ready: $("$bin" version --short)"
 }
 
+# A real S3-compatible server for the object-store tests: s3s-fs from crates.io (pinned; its
+# newest releases need a newer Rust than this toolchain), built once into $DEV_DIR/s3s.
+S3S_FS_VERSION=0.14.1
+s3s_bin() { echo "$DEV_DIR/s3s/bin/s3s-fs"; }
+ensure_s3s() {
+  local bin; bin="$(s3s_bin)"
+  if [ -x "$bin" ] && [ "$(cat "$DEV_DIR/s3s/version" 2>/dev/null)" = "$S3S_FS_VERSION" ]; then
+    return 0
+  fi
+  log "installing s3s-fs $S3S_FS_VERSION (cargo install, a few minutes) into $DEV_DIR/s3s"
+  cargo install --quiet --locked s3s-fs --version "$S3S_FS_VERSION" --features binary --root "$DEV_DIR/s3s"
+  echo "$S3S_FS_VERSION" >"$DEV_DIR/s3s/version"
+  log "s3s-fs ready: $bin"
+}
+
 stop_started() {
   local i item
   for (( i=${#STARTED_BY_US[@]}-1; i>=0; i-- )); do

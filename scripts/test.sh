@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: provisions PostgreSQL and the Temporal dev server if they are not
 # running (and stops only what it started), installs Prometheus for the PromQL tests (each test
-# starts its own instance) and Chromium + playwright-core for the web UI browser test, then runs
+# starts its own instance), Chromium + playwright-core for the web UI browser test and the s3s-fs
+# S3-compatible server for the object-store tests, then runs
 # every workspace test and then the end-to-end scripts.
 #
 # Usage: ./scripts/test.sh [extra cargo test args]
@@ -15,10 +16,12 @@ ensure_prometheus
 ensure_browser
 ensure_kube_validate
 ensure_helm
+ensure_s3s
 
 cd "$REPO_ROOT"
 export CARAPULSE_TEMPORAL_BIN="${CARAPULSE_TEMPORAL_BIN:-$(temporal_bin)}"
 export CARAPULSE_HELM="${CARAPULSE_HELM:-$(helm_bin)}"
+export CARAPULSE_S3S_FS="${CARAPULSE_S3S_FS:-$(s3s_bin)}"
 export CARAPULSE_TEST_PG="${CARAPULSE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
 export RUST_LOG="${RUST_LOG:-warn}"
 # Incremental compilation data for ~40 test binaries runs to tens of GB and buys nothing in a

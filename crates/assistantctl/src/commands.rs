@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             policy_test(g.config.as_deref(), &input, policy_dir.as_deref(), fmt)
         }
         Command::Migrate(args) => migrate(g.config.as_deref(), args.dsn).await,
+        Command::Config(crate::ConfigCommand::Convert(args)) => crate::config_convert::run(&args),
         Command::Health => health(&client()?, fmt).await,
         Command::Diagnostics => diagnostics(&client()?, fmt).await,
         Command::Completions { .. } => Ok(()),

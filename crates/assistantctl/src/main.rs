@@ -5,6 +5,7 @@
 
 mod client;
 mod commands;
+mod config_convert;
 mod go_compat;
 mod llm_auth;
 mod output;
@@ -118,6 +119,9 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Apply database migrations (uses storage.postgres_dsn or --dsn).
     Migrate(MigrateArgs),
+    /// Configuration files (offline).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Check the gateway's liveness and readiness.
     Health,
     /// Versions and the state of every dependency (database, Temporal, tool router, policy,
@@ -128,6 +132,23 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Convert a Go Carapulse config file: the new file on stdout (or --out), every change and
+    /// every decision left to you on stderr.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The Go config file.
+    #[arg(long = "from-go", value_name = "OLD.json")]
+    pub from_go: PathBuf,
+    /// Write the new file here (mode 0600: it holds generated secrets) instead of stdout.
+    #[arg(long, value_name = "NEW.json")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -289,9 +310,10 @@ pub enum ScheduleCommand {
 pub struct ScheduleArgs {
     #[arg(long)]
     pub summary: String,
-    /// Five-field cron: minute hour day-of-month month day-of-week.
+    /// Five-field cron: minute hour day-of-month month day-of-week (the gateway's
+    /// scheduler.default_cron when left out).
     #[arg(long)]
-    pub cron: String,
+    pub cron: Option<String>,
     #[arg(long, default_value = "UTC")]
     pub timezone: String,
     /// A catalogue workflow to start (with --input), or ...

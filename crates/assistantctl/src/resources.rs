@@ -139,8 +139,11 @@ pub async fn schedule(
             if let Some(ns) = &a.namespace {
                 context["namespace"] = json!(ns);
             }
-            let mut body = json!({"summary": a.summary, "cron": a.cron, "timezone": a.timezone, "context": context,
+            let mut body = json!({"summary": a.summary, "timezone": a.timezone, "context": context,
                                   "missed_run_policy": a.missed, "enabled": !a.disabled});
+            if let Some(cron) = &a.cron {
+                body["cron"] = json!(cron);
+            }
             match (&a.workflow, &a.intent) {
                 (Some(name), _) => {
                     let input = json_arg("--input", a.input.as_deref().unwrap_or("{}"))?;

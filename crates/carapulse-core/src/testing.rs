@@ -1,6 +1,9 @@
 //! Test support (feature `testing`): a fresh, migrated Postgres database per test, dropped
 //! afterwards, and a dev-mode config pointing at it.
 
+#[path = "s3_server.rs"]
+pub mod s3;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::Config;

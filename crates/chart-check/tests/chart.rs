@@ -539,21 +539,33 @@ async fn rendered_router_stores_large_outputs_on_its_writable_volume() {
     config.tool_router.http_addr = "127.0.0.1:0".into();
     config.policy.policy_dir = carapulse_core::testing::policies_dir();
     config.sandbox.exec_helper = None;
-    let fakes = tempfile::tempdir().expect("tempdir");
-    let kubectl = fakes.path().join("kubectl");
-    // About 84 KB of output, with shell builtins only (the sandbox root is minimal).
-    std::fs::write(
-        &kubectl,
-        "#!/bin/sh\ni=0\nwhile [ $i -lt 1200 ]; do echo \"pod-$i Running 1/1 0 10d ......................................\"; i=$((i+1)); done\n",
-    )
-    .expect("fake kubectl");
-    {
+    let resp = large_kubectl_get(config).await;
+    let reference = resp["output_ref"].as_str().expect("stored by reference");
+    let key = reference.strip_prefix("fs://").expect("fs reference");
+    let stored = std::fs::read(volume_dir.path().join(key)).expect("the output is on the volume");
+    assert!(stored.len() > 64 * 1024, "{} bytes", stored.len());
+}
+
+/// Starts a tool router with `config` and runs a `kubectl get` (a fake on PATH) whose ~84 KB
+/// output is over the inline limit; answers the router's reply.
+async fn large_kubectl_get(config: Config) -> Value {
+    static PATH_SET: std::sync::Once = std::sync::Once::new();
+    let fakes = std::env::temp_dir().join(format!("carapulse-chart-fakes-{}", std::process::id()));
+    PATH_SET.call_once(|| {
+        std::fs::create_dir_all(&fakes).expect("fakes dir");
+        let kubectl = fakes.join("kubectl");
+        // About 84 KB of output, with shell builtins only (the sandbox root is minimal).
+        std::fs::write(
+            &kubectl,
+            "#!/bin/sh\ni=0\nwhile [ $i -lt 1200 ]; do echo \"pod-$i Running 1/1 0 10d ......................................\"; i=$((i+1)); done\n",
+        )
+        .expect("fake kubectl");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
-    let path = std::env::var("PATH").unwrap_or_default();
-    // SAFETY: set before the router starts; no other test of this binary reads PATH for kubectl.
-    unsafe { std::env::set_var("PATH", format!("{}:{path}", fakes.path().display())) };
+        let path = std::env::var("PATH").unwrap_or_default();
+        // SAFETY: set once, before any router of this binary starts.
+        unsafe { std::env::set_var("PATH", format!("{}:{path}", fakes.display())) };
+    });
     let token = config
         .tool_router
         .auth_token
@@ -578,8 +590,99 @@ async fn rendered_router_stores_large_outputs_on_its_writable_volume() {
         .expect("json");
     assert_eq!(resp["status"], "succeeded", "{resp}");
     assert_eq!(resp["output_truncated"], true, "{resp}");
+    resp
+}
+
+/// `objectStore.backend: s3`: every pod gets the bucket settings (credentials by secretKeyRef
+/// when a Secret is named), and a tool router started with that rendered config stores a large
+/// output in a real S3-compatible bucket (s3s-fs standing in for the service).
+#[tokio::test]
+async fn rendered_s3_object_store_keeps_outputs_in_the_bucket() {
+    let server = carapulse_core::testing::s3::S3Server::start("carapulse-objects");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let values = dir.path().join("s3.yaml");
+    let write_values = |secret: &str| {
+        std::fs::write(
+            &values,
+            format!(
+                "objectStore:\n  backend: s3\n  s3:\n    bucket: carapulse-objects\n    endpoint: {}\n    region: us-east-1\n    pathStyle: true\n    credentialsSecret: \"{secret}\"\n",
+                server.endpoint
+            ),
+        )
+        .expect("values");
+    };
+    write_values("objects-s3");
+    let files = [chart().join("ci/required-values.yaml"), values.clone()];
+    let docs =
+        documents(&render_chart(&chart(), &files, &release()).expect("renders")).expect("yaml");
+    validate_schemas(&docs);
+    for deployment in [
+        "carapulse-gateway",
+        "carapulse-tool-router",
+        "carapulse-orchestrator",
+    ] {
+        let env = containers(find(&docs, "Deployment", deployment))[0]["env"].clone();
+        let named = |name: &str| {
+            env.as_array()
+                .and_then(|a| a.iter().find(|e| e["name"] == name))
+                .cloned()
+                .unwrap_or_else(|| panic!("{deployment}: no {name}"))
+        };
+        assert_eq!(
+            named("CARAPULSE__STORAGE__OBJECT_STORE__BACKEND")["value"],
+            "s3"
+        );
+        assert_eq!(
+            named("CARAPULSE__STORAGE__OBJECT_STORE__BUCKET")["value"],
+            "carapulse-objects"
+        );
+        assert_eq!(
+            named("CARAPULSE_S3_SECRET_ACCESS_KEY")["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "objects-s3", "key": "secret-access-key"})
+        );
+    }
+    // Without a named Secret the pod's own AWS identity is used: no credential variables.
+    write_values("");
+    let docs =
+        documents(&render_chart(&chart(), &files, &release()).expect("renders")).expect("yaml");
+    let mut config = load_config(&docs, "carapulse-tool-router", Component::ToolRouter);
+    assert_eq!(config.storage.object_store.backend, "s3");
+    assert_eq!(
+        config.storage.object_store.endpoint.as_deref(),
+        Some(server.endpoint.as_str())
+    );
+    assert!(config.storage.object_store.path_style);
+    assert!(config.storage.object_store.access_key_id.is_none());
+    // What differs from the pod: the credentials (the pod's identity; here the server's keys),
+    // the listen address, the policy files and the sandbox helper (as above).
+    config.storage.object_store.access_key_id =
+        Some(carapulse_core::testing::s3::ACCESS_KEY.into());
+    config.storage.object_store.secret_access_key =
+        Some(carapulse_core::testing::s3::SECRET_KEY.into());
+    config.tool_router.http_addr = "127.0.0.1:0".into();
+    config.policy.policy_dir = carapulse_core::testing::policies_dir();
+    config.sandbox.exec_helper = None;
+    let resp = large_kubectl_get(config).await;
     let reference = resp["output_ref"].as_str().expect("stored by reference");
-    let key = reference.strip_prefix("fs://").expect("fs reference");
-    let stored = std::fs::read(volume_dir.path().join(key)).expect("the output is on the volume");
+    let key = reference
+        .strip_prefix("s3://carapulse-objects/")
+        .unwrap_or_else(|| panic!("an s3 reference: {reference}"));
+    let stored = std::fs::read(server.root.path().join("carapulse-objects").join(key))
+        .expect("the output is an object of the bucket");
     assert!(stored.len() > 64 * 1024, "{} bytes", stored.len());
+
+    // A wrong backend name or a missing bucket stops the render with a message.
+    std::fs::write(&values, "objectStore:\n  backend: gcs\n").expect("values");
+    let err = render_chart(&chart(), &files, &release())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("objectStore.backend must be fs or s3"),
+        "{err}"
+    );
+    std::fs::write(&values, "objectStore:\n  backend: s3\n").expect("values");
+    let err = render_chart(&chart(), &files, &release())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("objectStore.s3.bucket is required"), "{err}");
 }

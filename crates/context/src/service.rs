@@ -80,6 +80,8 @@ pub struct ContextService {
     pub watches: Vec<Arc<KubeWatch>>,
     pub schedule: Schedule,
     pub health: HealthBoard,
+    /// `context.labels`: under every polled node's own labels (watches carry their own copy).
+    pub base_labels: Arc<BTreeMap<String, String>>,
     refresh: tokio::sync::Notify,
 }
 
@@ -103,8 +105,15 @@ impl ContextService {
             watches,
             schedule,
             health,
+            base_labels: Arc::default(),
             refresh: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Sets the labels every polled node gets under its own.
+    pub fn with_base_labels(mut self, labels: Arc<BTreeMap<String, String>>) -> Self {
+        self.base_labels = labels;
+        self
     }
 
     /// Collects from one poller once and writes the result if it changed.
@@ -114,10 +123,11 @@ impl ContextService {
         last: &mut Option<Vec<u8>>,
     ) -> Result<(), String> {
         let name = collector.name();
-        let snapshot = tokio::time::timeout(self.schedule.timeout, collector.collect())
+        let mut snapshot = tokio::time::timeout(self.schedule.timeout, collector.collect())
             .await
             .map_err(|_| format!("timed out after {:?}", self.schedule.timeout))?
             .map_err(|e| e.to_string())?;
+        snapshot.add_base_labels(&self.base_labels);
         let d = digest(&snapshot);
         if last.as_ref() != Some(&d) {
             self.store

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use carapulse_context::collectors::kubernetes::KubeWatch;
+use carapulse_context::collectors::kubernetes::{KubeWatch, WatchSettings};
 use carapulse_context::HealthBoard;
 use carapulse_core::model::TenantId;
 use carapulse_core::testing::TestDatabase;
@@ -20,6 +20,8 @@ use carapulse_core::testing::TestDatabase;
 struct Fake {
     lists: usize,
     watches: Vec<String>,
+    /// The query of every watch request, to check what the settings asked for.
+    watch_queries: Vec<std::collections::HashMap<String, String>>,
 }
 
 fn deployment(name: &str, rv: &str, ready: i32) -> Value {
@@ -59,6 +61,7 @@ async fn deployments(
     let rv = q.get("resourceVersion").cloned().unwrap_or_default();
     let n = {
         let mut f = fake.lock().unwrap();
+        f.watch_queries.push(q.clone());
         f.watches.push(rv.clone());
         f.watches.len()
     };
@@ -92,8 +95,8 @@ async fn deployments(
 
 use futures::StreamExt;
 
-#[tokio::test]
-async fn list_watch_bookmarks_and_relist_after_gone() {
+/// The fake API server of `shop`'s deployments (see [`deployments`]); its state and URL.
+async fn deployments_server() -> (Arc<Mutex<Fake>>, String) {
     let fake = Arc::new(Mutex::new(Fake::default()));
     let app = Router::new()
         .route(
@@ -104,6 +107,12 @@ async fn list_watch_bookmarks_and_relist_after_gone() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (fake, url)
+}
+
+#[tokio::test]
+async fn list_watch_bookmarks_and_relist_after_gone() {
+    let (fake, url) = deployments_server().await;
 
     let db = TestDatabase::create().await;
     let config = kube::Config::new(url.parse().unwrap());
@@ -116,7 +125,10 @@ async fn list_watch_bookmarks_and_relist_after_gone() {
         tenant: tenant.clone(),
         namespace: Some("shop".into()),
         resource: "deployments".into(),
-        streaming_list: false,
+        settings: WatchSettings {
+            timeout_secs: 45,
+            ..WatchSettings::default()
+        },
         health: health.clone(),
     });
     let stop = tokio_util::sync::CancellationToken::new();
@@ -159,6 +171,15 @@ async fn list_watch_bookmarks_and_relist_after_gone() {
         watches[..3],
         ["10".to_string(), "12".to_string(), "20".to_string()],
         "bookmark rv used to resume"
+    );
+    let first = fake.lock().unwrap().watch_queries[0].clone();
+    assert_eq!(
+        (
+            first.get("allowWatchBookmarks").map(String::as_str),
+            first.get("timeoutSeconds").map(String::as_str)
+        ),
+        (Some("true"), Some("45")),
+        "bookmarks on and context.watch_timeout_secs bound each watch call: {first:?}"
     );
     let board = health.snapshot().await;
     assert!(board["k8s:deployments:shop"].ok, "{board:?}");
@@ -209,7 +230,10 @@ async fn streaming_list_with_initial_events() {
         tenant: tenant.clone(),
         namespace: Some("shop".into()),
         resource: "deployments".into(),
-        streaming_list: true,
+        settings: WatchSettings {
+            streaming_list: true,
+            ..WatchSettings::default()
+        },
         health: health.clone(),
     });
     let stop = tokio_util::sync::CancellationToken::new();
@@ -304,7 +328,7 @@ async fn ingresses_and_warning_events_join_the_graph() {
             tenant: tenant.clone(),
             namespace: Some("shop".into()),
             resource: resource.into(),
-            streaming_list: false,
+            settings: WatchSettings::default(),
             health: health.clone(),
         });
         tokio::spawn(watch.run(stop.clone()));
@@ -370,5 +394,71 @@ async fn ingresses_and_warning_events_join_the_graph() {
         "{board:?}"
     );
     stop.cancel();
+    db.drop_now().await;
+}
+
+/// `context.watch_allow_bookmarks: false` and `context.labels` reach the watch: no bookmarks are
+/// asked for, and every node written carries the base labels under its own.
+#[tokio::test]
+async fn watch_settings_reach_the_api_server_and_the_graph() {
+    let (fake, url) = deployments_server().await;
+    let db = TestDatabase::create().await;
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let tenant = TenantId::parse("acme").unwrap();
+    let base = std::collections::BTreeMap::from([
+        ("team".to_owned(), "sre".to_owned()),
+        ("namespace".to_owned(), "from-base".to_owned()),
+    ]);
+    let watch = Arc::new(KubeWatch {
+        client,
+        store: db.store.clone(),
+        tenant: tenant.clone(),
+        namespace: Some("shop".into()),
+        resource: "deployments".into(),
+        settings: WatchSettings {
+            bookmarks: false,
+            base_labels: Arc::new(base),
+            ..WatchSettings::default()
+        },
+        health: HealthBoard::default(),
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(watch.run(stop.clone()));
+    let mut api = None;
+    for _ in 0..100 {
+        let g = db.store.context_all(&tenant).await.unwrap();
+        if let Some(n) = g
+            .nodes
+            .iter()
+            .find(|n| n.node_id == "k8s/deployment/shop/api")
+        {
+            api = Some((n.clone(), g));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (api, graph) = api.expect("the watched deployment reached the graph");
+    assert_eq!(api.labels.get("team").map(String::as_str), Some("sre"));
+    assert!(
+        graph
+            .nodes
+            .iter()
+            .all(|n| n.labels.get("team").map(String::as_str) == Some("sre")),
+        "listed and watched nodes alike: {:?}",
+        graph.nodes
+    );
+    assert_eq!(
+        api.labels.get("namespace").map(String::as_str),
+        Some("shop"),
+        "a node's own label wins over the base label"
+    );
+    let first = fake.lock().unwrap().watch_queries[0].clone();
+    assert_ne!(
+        first.get("allowWatchBookmarks").map(String::as_str),
+        Some("true"),
+        "{first:?}"
+    );
+    stop.cancel();
+    let _ = task.await;
     db.drop_now().await;
 }

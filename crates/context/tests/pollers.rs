@@ -111,7 +111,7 @@ async fn pollers_build_the_service_graph_and_fail_alone() {
             queries: vec!["up{job=\"web\"}".into()],
         }),
         polled(PollKind::Alertmanager),
-        polled(PollKind::Grafana),
+        polled(PollKind::Grafana { folder_ids: vec![] }),
         polled(PollKind::Tempo {
             queries: vec!["{ resource.service.name = \"web\" }".into()],
         }),
@@ -134,7 +134,12 @@ async fn pollers_build_the_service_graph_and_fail_alone() {
             snapshot_interval: Duration::from_secs(60),
         },
         health.clone(),
-    );
+    )
+    // context.labels: under every node's own labels (a node's own "value" wins).
+    .with_base_labels(Arc::new(BTreeMap::from([
+        ("team".to_owned(), "sre".to_owned()),
+        ("value".to_owned(), "from-base".to_owned()),
+    ])));
     let outcome = service.refresh_now().await;
     assert!(
         outcome["grafana"].as_ref().unwrap_err().contains("502"),
@@ -191,7 +196,15 @@ async fn pollers_build_the_service_graph_and_fail_alone() {
     assert_eq!(
         q.labels.get("value").map(String::as_str),
         Some("0.42"),
-        "query results are kept"
+        "query results are kept, over a base label of the same name"
+    );
+    assert!(
+        graph
+            .nodes
+            .iter()
+            .all(|n| n.labels.get("team").map(String::as_str) == Some("sre")),
+        "every node carries context.labels: {:?}",
+        graph.nodes
     );
     let services = db
         .store
@@ -206,7 +219,7 @@ async fn pollers_build_the_service_graph_and_fail_alone() {
 
     // Grafana back: dashboards (linked by tag) and data sources.
     Mock::given(method("POST"))
-        .and(body_partial_json(json!({"tool_name": "grafana", "action": "dashboards"})))
+        .and(body_partial_json(json!({"tool_name": "grafana", "action": "dashboards", "input": {"folder_ids": [7]}})))
         .respond_with(ran(json!([{"uid": "abc", "title": "Web latency", "tags": ["service:web"], "folderTitle": "SRE"}])))
         .with_priority(1)
         .mount(&router)
@@ -219,7 +232,9 @@ async fn pollers_build_the_service_graph_and_fail_alone() {
     )
     .await;
     let grafana = Polled {
-        kind: PollKind::Grafana,
+        kind: PollKind::Grafana {
+            folder_ids: vec![7],
+        },
         runner: runner.clone(),
     };
     let snap = grafana.collect().await.unwrap();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use carapulse_context::collectors::kubernetes::KubeWatch;
+use carapulse_context::collectors::kubernetes::{KubeWatch, WatchSettings};
 use carapulse_context::collectors::polled::{PollKind, Polled};
 use carapulse_context::collectors::static_map::StaticMappings;
 use carapulse_context::service::Schedule;
@@ -24,6 +24,8 @@ const WATCHABLE: &[&str] = &[
     "pods",
     "services",
     "nodes",
+    "ingresses",
+    "events",
 ];
 
 async fn kube_client(config: &Config) -> Result<kube::Client, String> {
@@ -112,7 +114,9 @@ pub async fn build(config: &Config, store: &Store) -> Option<Arc<ContextService>
                     kinds.push(PollKind::Alertmanager);
                 }
                 if conn.grafana.addr.is_some() {
-                    kinds.push(PollKind::Grafana);
+                    kinds.push(PollKind::Grafana {
+                        folder_ids: c.grafana_folders.clone(),
+                    });
                 }
                 if conn.tempo.addr.is_some() && !c.traceql_queries.is_empty() {
                     kinds.push(PollKind::Tempo {
@@ -138,6 +142,13 @@ pub async fn build(config: &Config, store: &Store) -> Option<Arc<ContextService>
             "tool_router.base_url is unset: only static mappings and Kubernetes are collected"
         );
     }
+    let base_labels = Arc::new(c.labels.clone());
+    let settings = WatchSettings {
+        streaming_list: c.watch_send_initial_events,
+        bookmarks: c.watch_allow_bookmarks,
+        timeout_secs: u32::try_from(c.watch_timeout_secs).unwrap_or(u32::MAX),
+        base_labels: base_labels.clone(),
+    };
     let mut watches = Vec::new();
     if !c.k8s_resources.is_empty() {
         match kube_client(config).await {
@@ -166,7 +177,7 @@ pub async fn build(config: &Config, store: &Store) -> Option<Arc<ContextService>
                             tenant: tenant.clone(),
                             namespace: ns,
                             resource: resource.clone(),
-                            streaming_list: c.watch_send_initial_events,
+                            settings: settings.clone(),
                             health: health.clone(),
                         }));
                     }
@@ -189,12 +200,8 @@ pub async fn build(config: &Config, store: &Store) -> Option<Arc<ContextService>
         timeout,
         snapshot_interval: Duration::from_secs(c.snapshot_interval_secs.max(10)),
     };
-    Some(Arc::new(ContextService::new(
-        store.clone(),
-        tenant,
-        pollers,
-        watches,
-        schedule,
-        health,
-    )))
+    Some(Arc::new(
+        ContextService::new(store.clone(), tenant, pollers, watches, schedule, health)
+            .with_base_labels(base_labels),
+    ))
 }

@@ -117,10 +117,8 @@ impl Application {
         let context = crate::context::build(&config, &store).await;
         let checkpoints = match config.storage.audit_checkpoint_key.as_deref() {
             Some(key) => {
-                let objects: Arc<dyn carapulse_core::objects::ObjectStore> = Arc::from(
-                    carapulse_core::objects::from_config(&config.storage.object_store)
-                        .map_err(|e| StartupError::Checkpoints(e.to_string()))?,
-                );
+                let objects = carapulse_core::objects::from_config(&config.storage.object_store)
+                    .map_err(|e| StartupError::Checkpoints(e.to_string()))?;
                 Some(carapulse_core::audit::CheckpointSink::new(objects, key))
             }
             None => {

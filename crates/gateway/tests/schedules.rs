@@ -170,3 +170,33 @@ async fn schedules_fire_exactly_once_across_replicas() {
     let _ = b_handle.await;
     a.stop().await;
 }
+
+/// `scheduler.default_cron` fills in a schedule created without a cron; without one configured
+/// a missing cron is refused, naming the setting.
+#[tokio::test]
+async fn default_cron_fills_a_schedule_without_one() {
+    let app = spawn_app_with(|c| c.scheduler.default_cron = Some("30 2 * * 1".into())).await;
+    let op = token("op", "acme", &["operator"]);
+    let body = json!({
+        "summary": "weekly restart",
+        "workflow": {"name": "scale_service", "input": {"resource": "deployment/web", "namespace": "web", "replicas": 3, "current_replicas": 2}},
+        "context": {"environment": "staging", "namespace": "web"}
+    });
+    let (status, created) = app.post("/v1/schedules", &op, &body).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["cron"], "30 2 * * 1");
+    let mut explicit = body.clone();
+    explicit["cron"] = json!("0 4 * * *");
+    let (status, created) = app.post("/v1/schedules", &op, &explicit).await;
+    assert_eq!((status, created["cron"].as_str()), (201, Some("0 4 * * *")));
+    app.stop().await;
+
+    let plain = spawn_app().await;
+    let (status, refused) = plain.post("/v1/schedules", &op, &body).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused.to_string().contains("scheduler.default_cron"),
+        "{refused}"
+    );
+    plain.stop().await;
+}

@@ -205,6 +205,11 @@ fn tool_env(state: &RouterState, tool: ToolName) -> (Vec<String>, Vec<(String, S
             ] {
                 allow.push(v.into());
             }
+            // connectors.aws.region: the default region (a step's own --region still wins).
+            if let Some(region) = c.aws.region.as_deref().filter(|r| !r.trim().is_empty()) {
+                set.push(("AWS_REGION".into(), region.to_owned()));
+                set.push(("AWS_DEFAULT_REGION".into(), region.to_owned()));
+            }
         }
         ToolName::Vault => {
             if let Some(a) = addr {
@@ -452,24 +457,16 @@ pub async fn execute(
     let mut workdir = None;
     // Every action that declares `values_ref` gets it resolved (helm upgrade, template, lint).
     let input = if spec.fields.iter().any(|f| f.name == "values_ref") {
-        let objects = state.objects.clone();
-        let workspace = state.config.storage.workspace_dir.clone();
-        let original = input.clone();
-        let tenant_name = tenant.to_string();
-        let sandbox = state.config.sandbox.clone();
-        let runner = state.sandbox.clone();
-        let resolved = tokio::task::spawn_blocking(move || {
-            crate::values::resolve(
-                &original,
-                &tenant_name,
-                (&sandbox, &runner),
-                workspace.as_deref(),
-                objects.as_ref(),
-            )
-        })
-        .await
-        .map_err(|e| ExecError::Internal(e.to_string()))?
-        .map_err(ExecError::Invalid)?;
+        let sources = crate::values::Sources {
+            tenant: tenant.to_string(),
+            sandbox: state.config.sandbox.clone(),
+            runner: state.sandbox.clone(),
+            workspace: state.config.storage.workspace_dir.clone(),
+            objects: state.objects.clone(),
+        };
+        let resolved = crate::values::resolve(&input, sources)
+            .await
+            .map_err(ExecError::Invalid)?;
         match resolved {
             Some((rewritten, values)) => {
                 let validated = spec
@@ -530,10 +527,10 @@ pub async fn execute(
     };
     if result_bytes.len() > carapulse_core::store::INLINE_RESULT_BYTES {
         let key = format!("tool-result/{id}.json");
-        let objects = state.objects.clone();
-        let reference = tokio::task::spawn_blocking(move || objects.put(&key, &result_bytes))
+        let reference = state
+            .objects
+            .put(&key, result_bytes)
             .await
-            .map_err(|e| ExecError::Internal(e.to_string()))?
             .map_err(|e| ExecError::Internal(format!("storing result: {e}")))?;
         response.result_ref = Some(reference);
     }
@@ -543,11 +540,11 @@ pub async fn execute(
             "execution_id": req.execution_id, "output": response.output, "stderr": response.stderr,
         });
         let key = format!("tool-output/{id}.json");
-        let objects = state.objects.clone();
         let bytes = serde_json::to_vec(&doc).map_err(|e| ExecError::Internal(e.to_string()))?;
-        let reference = tokio::task::spawn_blocking(move || objects.put(&key, &bytes))
+        let reference = state
+            .objects
+            .put(&key, bytes)
             .await
-            .map_err(|e| ExecError::Internal(e.to_string()))?
             .map_err(|e| ExecError::Internal(format!("storing output: {e}")))?;
         response.output_ref = Some(reference);
         truncate(&mut response.output, INLINE_OUTPUT_BYTES);

@@ -275,12 +275,16 @@ async fn tool_output(
     principal(&state, &headers)?;
     let id = carapulse_core::model::ToolCallId::parse(&id)
         .map_err(|_| ApiError::not_found("tool output"))?;
-    let objects = state.objects.clone();
-    let reference = format!("fs://tool-output/{id}.json");
-    let bytes = tokio::task::spawn_blocking(move || objects.get(&reference))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|_| ApiError::not_found("tool output"))?;
+    let bytes = match state.objects.get(&format!("tool-output/{id}.json")).await {
+        Ok(bytes) => bytes,
+        Err(carapulse_core::objects::ObjectError::NotFound(_)) => {
+            return Err(ApiError::not_found("tool output"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading a stored tool output failed");
+            return Err(ApiError::internal());
+        }
+    };
     let doc: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::internal())?;
     Ok(Json(doc))
 }

@@ -62,17 +62,11 @@ impl Application {
             &config.policy.policy_package,
         )?;
         let redactor = Redactor::new(&config.llm.redact_patterns)?;
-        let objects: Arc<dyn carapulse_core::objects::ObjectStore> = Arc::from(
-            carapulse_core::objects::from_config(&config.storage.object_store)?,
-        );
+        let objects = carapulse_core::objects::from_config(&config.storage.object_store)?;
+        tracing::info!(store = %objects.describe(), "tool outputs over 64 KiB and helm values go to the object store");
         let tr = &config.tool_router;
         if tr.auth_token.as_deref().unwrap_or("").is_empty() {
             return Err(StartupError::NoAuth);
-        }
-        if tr.oidc_issuer.is_some() || tr.oidc_jwks_url.is_some() {
-            tracing::warn!(
-                "tool_router.oidc_* is set but ignored: the router accepts only its service token"
-            );
         }
         let demo_cli_dir = tr
             .demo_cli_dir

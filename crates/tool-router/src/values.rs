@@ -7,13 +7,14 @@
 //! to read (or fingerprint) someone else's objects, such as stored tool outputs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use carapulse_core::canonical::sha256_hex;
 use carapulse_core::config::SandboxConfig;
 use carapulse_core::model::ModelError;
-use carapulse_core::objects::ObjectStore;
+use carapulse_core::objects::{valid_key, ObjectStore};
 use carapulse_core::redact::Redactor;
 use carapulse_core::tools::{FieldKind, ToolInput};
 
@@ -68,13 +69,19 @@ fn git_show(
     Ok(report.stdout.into_bytes())
 }
 
-/// Resolves `values_ref` of a helm upgrade into a file; returns the rewritten input.
-pub fn resolve(
+/// What a values reference may be read from.
+pub struct Sources {
+    pub tenant: String,
+    pub sandbox: SandboxConfig,
+    pub runner: Arc<sandbox_exec::Runner>,
+    pub workspace: Option<String>,
+    pub objects: Arc<dyn ObjectStore>,
+}
+
+/// Resolves `values_ref` of a helm action into a file; returns the rewritten input.
+pub async fn resolve(
     input: &ToolInput,
-    tenant: &str,
-    sandbox: (&SandboxConfig, &sandbox_exec::Runner),
-    workspace: Option<&str>,
-    objects: &dyn ObjectStore,
+    sources: Sources,
 ) -> Result<Option<(Value, ResolvedValues)>, ModelError> {
     let Some(spec) = input.value("values_ref") else {
         return Ok(None);
@@ -102,27 +109,33 @@ pub fn resolve(
     let bytes = match kind {
         "inline" => reference.as_bytes().to_vec(),
         "object_store" => {
-            let key = reference.strip_prefix("fs://").unwrap_or(reference);
-            let prefix = format!("values/{tenant}/");
-            let inside = key.starts_with(&prefix)
-                && key.len() > prefix.len()
-                && !key
-                    .split('/')
-                    .any(|part| part == ".." || part == "." || part.is_empty());
+            // A key, or a reference this store handed out (`fs://…`, `s3://bucket/…`).
+            let key = sources.objects.key_of(reference).unwrap_or(reference);
+            let prefix = format!("values/{}/", sources.tenant);
+            let inside = key.starts_with(&prefix) && key.len() > prefix.len() && valid_key(key);
             if !inside {
                 return Err(bad(
                     "ref",
                     format!("object_store values must be under {prefix} (your tenant's values)"),
                 ));
             }
-            objects
-                .get(reference)
+            sources
+                .objects
+                .get(key)
+                .await
                 .map_err(|_| bad("ref", "no such values object"))?
         }
         "git_path" => {
-            let workspace =
-                workspace.ok_or_else(|| bad("kind", "git_path needs storage.workspace_dir"))?;
-            git_show(sandbox, Path::new(workspace), reference)?
+            let workspace = sources
+                .workspace
+                .ok_or_else(|| bad("kind", "git_path needs storage.workspace_dir"))?;
+            let (sandbox, runner, reference) =
+                (sources.sandbox, sources.runner, reference.to_owned());
+            tokio::task::spawn_blocking(move || {
+                git_show((&sandbox, &runner), Path::new(&workspace), &reference)
+            })
+            .await
+            .map_err(|e| ModelError::new("input.values_ref", format!("git show: {e}")))??
         }
         other => {
             return Err(bad(
@@ -147,13 +160,18 @@ pub fn resolve(
             ));
         }
     }
-    let dir = tempfile::Builder::new()
-        .prefix("carapulse-helm-")
-        .tempdir()
-        .map_err(|e| ModelError::new("input.values_ref", format!("temp dir: {e}")))?;
     let file_name = "values.yaml";
-    std::fs::write(dir.path().join(file_name), &bytes)
-        .map_err(|e| ModelError::new("input.values_ref", format!("write: {e}")))?;
+    let dir = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::Builder::new()
+            .prefix("carapulse-helm-")
+            .tempdir()
+            .map_err(|e| ModelError::new("input.values_ref", format!("temp dir: {e}")))?;
+        std::fs::write(dir.path().join(file_name), &bytes)
+            .map_err(|e| ModelError::new("input.values_ref", format!("write: {e}")))?;
+        Ok::<_, ModelError>(dir)
+    })
+    .await
+    .map_err(|e| ModelError::new("input.values_ref", format!("write: {e}")))??;
     let mut rewritten = input.as_value();
     if let Value::Object(map) = &mut rewritten {
         map.remove("values_ref");

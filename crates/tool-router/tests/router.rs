@@ -92,6 +92,19 @@ async fn spawn(tweak: impl FnOnce(&mut Config)) -> Router {
 }
 
 impl Router {
+    /// The full output of a tool call, as stored (`/v1/resources/tool-output/{id}`).
+    async fn stored_output(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/v1/resources/tool-output/{id}", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn exec(&self, body: Value) -> (u16, Value) {
         self.exec_with(body, &[]).await
     }
@@ -176,6 +189,38 @@ async fn fake_clis_receive_exactly_the_built_argv() {
             .contains("unexpected argv: status web --output=json"),
         "{resp}"
     );
+}
+
+/// `connectors.aws.region` reaches the aws CLI as its default region.
+#[tokio::test]
+async fn aws_cli_gets_the_configured_region() {
+    let _fakes = fakes_lock().await;
+    let r = spawn(|c| c.connectors.aws.region = Some("eu-central-1".into())).await;
+    expect(
+        "aws",
+        "sts assume-role --role-arn=arn:aws:iam::123456789012:role/deploy --role-session-name=carapulse --output=json",
+        "{}",
+    );
+    let check = fake_bin().join("expect").join("aws.sh");
+    std::fs::write(
+        &check,
+        "if [ \"$AWS_REGION:$AWS_DEFAULT_REGION\" != eu-central-1:eu-central-1 ]; then echo \"region: $AWS_REGION:$AWS_DEFAULT_REGION\" >&2; exit 98; fi\n",
+    )
+    .unwrap();
+    let input = json!({"role_arn": "arn:aws:iam::123456789012:role/deploy"});
+    let (status, resp) = r
+        .exec_granted(call("aws", "assume-role", input.clone()))
+        .await;
+    assert_eq!(
+        (status, resp["status"].as_str()),
+        (200, Some("succeeded")),
+        "{resp}"
+    );
+    // Without the setting the check fails: the fake really looks at the variables.
+    let plain = spawn(|_| {}).await;
+    let (_, resp) = plain.exec_granted(call("aws", "assume-role", input)).await;
+    std::fs::remove_file(&check).unwrap();
+    assert_eq!(resp["exit_code"], 98, "{resp}");
 }
 
 /// Demo mode (`dev-up.sh --demo`): the recording fakes of `e2e/fakes` run instead of the real
@@ -644,6 +689,23 @@ async fn api_fallback_and_api_only_tools_against_mock_servers() {
         .expect(1)
         .mount(&grafana)
         .await;
+    // context.grafana_folders: one folderIds parameter per folder.
+    Mock::given(method("GET"))
+        .and(path("/api/search"))
+        .and(query_param("type", "dash-db"))
+        .and(|req: &wiremock::Request| {
+            let ids: Vec<String> = req
+                .url
+                .query_pairs()
+                .filter(|(k, _)| k == "folderIds")
+                .map(|(_, v)| v.into_owned())
+                .collect();
+            ids == ["7", "12"]
+        })
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"uid": "abc"}])))
+        .expect(1)
+        .mount(&grafana)
+        .await;
     let (p, b, d, g) = (prom.uri(), boundary.uri(), pd.uri(), grafana.uri());
     // The sandbox is not enabled (while enforced): CLIs are not permitted, so tools with an API
     // use it even though a (fake) binary is on PATH.
@@ -701,6 +763,22 @@ async fn api_fallback_and_api_only_tools_against_mock_servers() {
         (Some("failed"), Some(500)),
         "upstream errors are failures, not successes"
     );
+    let (s, resp) = r
+        .exec(call(
+            "grafana",
+            "dashboards",
+            json!({"folder_ids": [7, 12]}),
+        ))
+        .await;
+    assert_eq!(
+        (s, resp["status"].as_str()),
+        (200, Some("succeeded")),
+        "{resp}"
+    );
+    let (s, resp) = r
+        .exec(call("grafana", "dashboards", json!({"folder_ids": [0]})))
+        .await;
+    assert_eq!(s, 400, "folder ids are positive: {resp}");
     // A CLI-only tool cannot run at all, and says why.
     let (s, resp) = r
         .exec(call("helm", "status", json!({"release": "web"})))
@@ -861,19 +939,89 @@ async fn large_output_goes_to_the_object_store_and_secrets_are_redacted() {
     let reference = resp["output_ref"].as_str().unwrap();
     assert!(reference.starts_with("fs://tool-output/"));
     let id = resp["tool_call_id"].as_str().unwrap();
-    let stored: Value = r
-        .http
-        .get(format!("{}/v1/resources/tool-output/{id}", r.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = r.stored_output(id).await;
     let full = stored["output"].as_str().unwrap();
     assert!(full.len() > 200_000, "the stored output is complete");
     assert!(!full.contains("hunter2hunter2"));
+}
+
+/// `storage.object_store.backend: s3` against a real S3-compatible server: a large output is
+/// written to the bucket and read back through the router, and helm values come from it.
+#[tokio::test]
+async fn s3_backend_keeps_outputs_and_values_in_the_bucket() {
+    let _fakes = fakes_lock().await;
+    let server = carapulse_core::testing::s3::S3Server::start("router");
+    let store_config = server.config();
+    let r = spawn(move |c| c.storage.object_store = store_config).await;
+    expect("helm", "get notes web", "");
+    std::fs::write(
+        expect_dir().join("helm.sh"),
+        "head -c 100000 /dev/zero | tr '\\0' 'y'\n",
+    )
+    .unwrap();
+    let (s, resp) = r
+        .exec(call(
+            "helm",
+            "get",
+            json!({"release": "web", "what": "notes"}),
+        ))
+        .await;
+    assert_eq!(s, 200, "{resp}");
+    let id = resp["tool_call_id"].as_str().unwrap();
+    assert_eq!(
+        resp["output_ref"].as_str(),
+        Some(format!("s3://router/tool-output/{id}.json").as_str()),
+        "{resp}"
+    );
+    let in_bucket = server
+        .root
+        .path()
+        .join(format!("router/tool-output/{id}.json"));
+    assert!(in_bucket.is_file(), "the output is an object of the bucket");
+    let stored = r.stored_output(id).await;
+    assert_eq!(stored["output"].as_str().map(str::len), Some(100_000));
+
+    // Values of the calling tenant, by key or by the bucket's reference.
+    std::fs::create_dir_all(server.root.path().join("router/values/acme")).unwrap();
+    std::fs::write(
+        server.root.path().join("router/values/acme/web.yaml"),
+        "replicaCount: 5\n",
+    )
+    .unwrap();
+    for reference in ["values/acme/web.yaml", "s3://router/values/acme/web.yaml"] {
+        expect(
+            "helm",
+            "upgrade --install web charts/web --values=values.yaml",
+            "",
+        );
+        std::fs::write(expect_dir().join("helm.sh"), "cat values.yaml\n").unwrap();
+        let upgrade = call(
+            "helm",
+            "upgrade",
+            json!({"release": "web", "chart": "charts/web", "values_ref": {"kind": "object_store", "ref": reference}}),
+        );
+        let (s, resp) = r.exec_granted(upgrade).await;
+        assert_eq!(
+            (s, resp["status"].as_str()),
+            (200, Some("succeeded")),
+            "{resp}"
+        );
+        assert_eq!(resp["output"].as_str().unwrap().trim(), "replicaCount: 5");
+    }
+    let missing = call(
+        "helm",
+        "upgrade",
+        json!({"release": "web", "chart": "charts/web", "values_ref": {"kind": "object_store", "ref": "values/acme/none.yaml"}}),
+    );
+    let (s, resp) = r.exec_granted(missing).await;
+    assert_eq!(s, 400, "{resp}");
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("input.values_ref.ref"),
+        "{resp}"
+    );
 }
 
 /// Step outputs are data: a JSON answer comes back parsed as `result`; one larger than a tool

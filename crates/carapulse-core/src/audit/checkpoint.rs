@@ -107,7 +107,7 @@ impl CheckpointSink {
         let Some((seq, hash)) = store.audit_head(tenant).await? else {
             return Ok(None);
         };
-        if let Ok(Some(latest)) = self.latest(tenant) {
+        if let Ok(Some(latest)) = self.latest(tenant).await {
             if latest.seq == seq && latest.hash == hash {
                 return Ok(None);
             }
@@ -125,10 +125,12 @@ impl CheckpointSink {
         let base = dir(tenant.as_str());
         let reference = self
             .objects
-            .put(&format!("{base}/{seq:020}.json"), &bytes)
+            .put(&format!("{base}/{seq:020}.json"), bytes.clone())
+            .await
             .map_err(|e| CheckpointError::Sink(e.to_string()))?;
         self.objects
-            .put(&format!("{base}/latest.json"), &bytes)
+            .put(&format!("{base}/latest.json"), bytes)
+            .await
             .map_err(|e| CheckpointError::Sink(e.to_string()))?;
         tracing::info!(
             target: "carapulse::audit_checkpoint",
@@ -146,9 +148,9 @@ impl CheckpointSink {
     }
 
     /// The newest checkpoint of `tenant` from the sink (not from Postgres), signature checked.
-    pub fn latest(&self, tenant: &TenantId) -> Result<Option<Checkpoint>, CheckpointError> {
-        let reference = format!("fs://{}/latest.json", dir(tenant.as_str()));
-        let bytes = match self.objects.get(&reference) {
+    pub async fn latest(&self, tenant: &TenantId) -> Result<Option<Checkpoint>, CheckpointError> {
+        let key = format!("{}/latest.json", dir(tenant.as_str()));
+        let bytes = match self.objects.get(&key).await {
             Ok(b) => b,
             Err(crate::objects::ObjectError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(CheckpointError::Sink(e.to_string())),
@@ -170,7 +172,7 @@ impl CheckpointSink {
         tenant: &TenantId,
         report: &mut VerifyReport,
     ) -> Result<(), CheckpointError> {
-        let latest = match self.latest(tenant) {
+        let latest = match self.latest(tenant).await {
             Ok(Some(cp)) => cp,
             Ok(None) => return Ok(()),
             Err(CheckpointError::BadSignature) => {

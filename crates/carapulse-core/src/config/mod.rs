@@ -8,6 +8,8 @@
 //! what the binary at hand needs ([`Component`]).
 
 mod bindings;
+pub mod go_convert;
+pub mod retired;
 mod sections;
 
 use std::net::SocketAddr;
@@ -69,6 +71,9 @@ pub enum ConfigError {
     Invalid { field: String, message: String },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
+    /// A key of the Go original this project does not act on, set to something it would not do.
+    #[error("{field} is not supported: {instead}")]
+    Retired { field: String, instead: String },
 }
 
 impl ConfigError {
@@ -113,6 +118,14 @@ pub const SECRET_ENV: &[(&str, &str)] = &[
     ("CARAPULSE_PAGERDUTY_TOKEN", "connectors.pagerduty.token"),
     ("CARAPULSE_GITHUB_TOKEN", "connectors.github.token"),
     ("CARAPULSE_GITLAB_TOKEN", "connectors.gitlab.token"),
+    (
+        "CARAPULSE_S3_ACCESS_KEY_ID",
+        "storage.object_store.access_key_id",
+    ),
+    (
+        "CARAPULSE_S3_SECRET_ACCESS_KEY",
+        "storage.object_store.secret_access_key",
+    ),
 ];
 
 /// Prefix of the generic `CARAPULSE__SECTION__KEY` overrides.
@@ -166,7 +179,8 @@ impl Config {
         Self::from_value("(inline)", doc)
     }
 
-    fn from_value(source: &str, doc: Value) -> Result<Self, ConfigError> {
+    fn from_value(source: &str, mut doc: Value) -> Result<Self, ConfigError> {
+        retired::check(&mut doc)?;
         serde_path_to_error::deserialize(doc).map_err(|err| {
             let field = err.path().to_string();
             ConfigError::Parse {
@@ -194,12 +208,6 @@ impl Config {
         }
         if component == ToolRouter {
             parse_listen_addr("tool_router.http_addr", &self.tool_router.http_addr)?;
-            validate_oidc_triple(
-                "tool_router",
-                &self.tool_router.oidc_issuer,
-                &self.tool_router.oidc_client_id,
-                &self.tool_router.oidc_jwks_url,
-            )?;
         }
         if matches!(component, ToolRouter | Orchestrator | SandboxExec) {
             self.validate_sandbox()?;
@@ -317,6 +325,24 @@ impl Config {
             }
             validate_http_url("chatops.slack_api_base", &self.chatops.slack_api_base)?;
         }
+        self.validate_object_store()?;
+        if let Some(bad) = self.context.grafana_folders.iter().find(|id| **id < 1) {
+            return Err(ConfigError::invalid(
+                "context.grafana_folders",
+                format!("folder ids are positive integers (got {bad})"),
+            ));
+        }
+        if self.context.watch_send_initial_events && !self.context.watch_allow_bookmarks {
+            return Err(ConfigError::invalid(
+                "context.watch_allow_bookmarks",
+                "must stay true while context.watch_send_initial_events is true: a streaming list ends with a bookmark",
+            ));
+        }
+        if let Some(cron) = self.scheduler.default_cron.as_deref() {
+            crate::schedule::CronSchedule::parse(cron, "UTC").map_err(|e| {
+                ConfigError::invalid("scheduler.default_cron", format!("invalid cron: {e}"))
+            })?;
+        }
         if self.policy.fail_open_reads {
             return Err(ConfigError::invalid(
                 "policy.fail_open_reads",
@@ -420,6 +446,45 @@ impl Config {
             return Err(ConfigError::invalid(
                 "approvals.timeout_hours",
                 "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_object_store(&self) -> Result<(), ConfigError> {
+        let os = &self.storage.object_store;
+        match os.backend.as_str() {
+            "fs" => {}
+            "s3" => {
+                if os.bucket.as_deref().is_none_or(|b| b.trim().is_empty()) {
+                    return Err(ConfigError::invalid(
+                        "storage.object_store.bucket",
+                        "required by the s3 backend",
+                    ));
+                }
+                if let Some(endpoint) = &os.endpoint {
+                    validate_http_url("storage.object_store.endpoint", endpoint)?;
+                }
+                if os.access_key_id.is_some() != os.secret_access_key.is_some() {
+                    return Err(ConfigError::invalid(
+                        "storage.object_store.secret_access_key",
+                        "give both access_key_id and secret_access_key, or neither (AWS environment)",
+                    ));
+                }
+            }
+            other => {
+                return Err(ConfigError::invalid(
+                    "storage.object_store.backend",
+                    format!("{other:?} is not fs or s3"),
+                ))
+            }
+        }
+        if os.backend != "s3"
+            && (os.endpoint.is_some() || os.bucket.is_some() || os.access_key_id.is_some())
+        {
+            return Err(ConfigError::invalid(
+                "storage.object_store.backend",
+                "endpoint/bucket/credentials are S3 settings: set backend to \"s3\" (objects otherwise go to fs_root)",
             ));
         }
         Ok(())
@@ -546,12 +611,6 @@ impl Config {
         ) && !self.sandbox.enforce
         {
             out.push("sandbox.enforce is false: tool processes may run without isolation".into());
-        }
-        if self.policy.opa_url.is_some() {
-            out.push(
-                "policy.opa_url is ignored: policy is evaluated in process from policy.policy_dir"
-                    .into(),
-            );
         }
         out
     }

@@ -56,8 +56,6 @@ pub struct GatewayConfig {
     pub enable_event_loop: bool,
     pub event_loop_sources: Vec<String>,
     pub session_required: bool,
-    pub alert_poll_interval_secs: u64,
-    pub alert_dedup_window_secs: u64,
     pub event_gate_window_secs: u64,
     pub event_gate_backoff_secs: u64,
     pub event_gate_min_count: u32,
@@ -118,8 +116,6 @@ impl Default for GatewayConfig {
                 "k8s".into(),
             ],
             session_required: false,
-            alert_poll_interval_secs: 30,
-            alert_dedup_window_secs: 120,
             event_gate_window_secs: 0,
             event_gate_backoff_secs: 600,
             event_gate_min_count: 0,
@@ -158,7 +154,6 @@ pub struct ServiceMapping {
 pub struct ContextConfig {
     pub enabled: bool,
     pub poll_interval_secs: u64,
-    pub watch_interval_secs: u64,
     pub snapshot_interval_secs: u64,
     pub watch_timeout_secs: u64,
     pub watch_send_initial_events: bool,
@@ -190,7 +185,6 @@ impl Default for ContextConfig {
         Self {
             enabled: false,
             poll_interval_secs: 60,
-            watch_interval_secs: 0,
             snapshot_interval_secs: 300,
             watch_timeout_secs: 30,
             watch_send_initial_events: true,
@@ -249,11 +243,6 @@ pub struct ToolRouterConfig {
     /// runs one is marked `demo` in its response, its tool-call record and `/readyz`, so the UI,
     /// CLI and diagnostics say nothing real was changed. Needs `gateway.dev_mode`.
     pub demo_cli_dir: Option<String>,
-    /// Accepted for compatibility; the router serves only service principals, so user tokens
-    /// are refused whatever these say.
-    pub oidc_issuer: Option<String>,
-    pub oidc_client_id: Option<String>,
-    pub oidc_jwks_url: Option<String>,
 }
 
 impl Default for ToolRouterConfig {
@@ -265,9 +254,6 @@ impl Default for ToolRouterConfig {
             grant_key: None,
             grant_ttl_secs: 20 * 60,
             demo_cli_dir: None,
-            oidc_issuer: None,
-            oidc_client_id: None,
-            oidc_jwks_url: None,
         }
     }
 }
@@ -279,8 +265,6 @@ pub struct PolicyConfig {
     /// Directory holding the `*.rego` files (test files are skipped at runtime).
     pub policy_dir: String,
     pub policy_package: String,
-    /// Accepted for compatibility with reference configs; policy is evaluated in process.
-    pub opa_url: Option<String>,
     /// Accepted for compatibility; must stay false: evaluation errors always deny.
     pub fail_open_reads: bool,
 }
@@ -290,7 +274,6 @@ impl Default for PolicyConfig {
         Self {
             policy_dir: "policies".into(),
             policy_package: "policy.assistant.v1".into(),
-            opa_url: None,
             fail_open_reads: false,
         }
     }
@@ -373,10 +356,19 @@ pub struct ObjectStoreConfig {
     pub backend: String,
     /// Root directory of the filesystem backend.
     pub fs_root: String,
+    /// S3 endpoint (MinIO, Ceph, R2, ...); unset: AWS S3 of `region`.
     pub endpoint: Option<String>,
+    /// S3 bucket (required by the `s3` backend).
     pub bucket: Option<String>,
+    /// S3 region (default `us-east-1`).
     pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`, what most S3-compatible servers want);
+    /// false: virtual-hosted style (`bucket.endpoint/key`).
     pub path_style: bool,
+    /// S3 credentials (env `CARAPULSE_S3_ACCESS_KEY_ID` / `CARAPULSE_S3_SECRET_ACCESS_KEY`);
+    /// unset: the usual AWS environment (access keys, web identity, instance profile).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 impl Default for ObjectStoreConfig {
@@ -388,6 +380,8 @@ impl Default for ObjectStoreConfig {
             bucket: None,
             region: None,
             path_style: true,
+            access_key_id: None,
+            secret_access_key: None,
         }
     }
 }
@@ -434,16 +428,11 @@ pub struct SandboxConfig {
     pub enabled: bool,
     /// Enforcement is on unless explicitly switched off (which logs a warning at start).
     pub enforce: bool,
-    pub image: Option<String>,
-    pub runtime: Option<String>,
     pub egress_allowlist: Vec<String>,
     pub mounts: Vec<String>,
     pub read_only_root: bool,
-    pub tmpfs: Vec<String>,
     pub user: Option<String>,
     pub seccomp_profile: Option<String>,
-    pub no_new_privs: bool,
-    pub drop_caps: Vec<String>,
     pub require_seccomp: bool,
     pub require_no_new_privs: bool,
     pub require_user: bool,
@@ -465,16 +454,11 @@ impl Default for SandboxConfig {
         Self {
             enabled: true,
             enforce: true,
-            image: None,
-            runtime: None,
             egress_allowlist: Vec::new(),
             mounts: Vec::new(),
             read_only_root: true,
-            tmpfs: Vec::new(),
             user: None,
             seccomp_profile: None,
-            no_new_privs: true,
-            drop_caps: Vec::new(),
             require_seccomp: false,
             require_no_new_privs: false,
             require_user: false,
@@ -543,7 +527,6 @@ pub struct HttpConnector {
 pub struct AwsConnector {
     pub addr: Option<String>,
     pub token: Option<String>,
-    pub role_arn: Option<String>,
     pub region: Option<String>,
 }
 
@@ -572,21 +555,7 @@ impl Default for GrafanaConnector {
 pub struct VaultConnector {
     pub addr: Option<String>,
     pub token: Option<String>,
-    pub agent_role: Option<String>,
-    pub auth_path: Option<String>,
-    pub template_dir: Option<String>,
-    pub sink_path: Option<String>,
     pub namespace: Option<String>,
-    pub auto_auth_method: Option<String>,
-    pub approle_id: Option<String>,
-    pub approle_secret: Option<String>,
-    pub template_source: Option<String>,
-    pub template_dest: Option<String>,
-    pub retry_max_backoff: Option<String>,
-    pub audit_enable: bool,
-    pub audit_path: Option<String>,
-    pub health_interval_secs: u64,
-    pub renew_interval_secs: u64,
 }
 
 /// `connectors.boundary`.
@@ -595,11 +564,6 @@ pub struct VaultConnector {
 pub struct BoundaryConnector {
     pub addr: Option<String>,
     pub token: Option<String>,
-    pub target_id: Option<String>,
-    pub session_duration: Option<String>,
-    pub auto_close: bool,
-    pub enable_tunnel: bool,
-    pub listen_addr: Option<String>,
 }
 
 /// `connectors.k8s`.
@@ -617,8 +581,6 @@ pub struct LinearConnector {
     pub team_id: Option<String>,
     pub base_url: String,
     pub poll_interval_ms: u64,
-    /// Accepted for compatibility; `approvals.timeout_hours` decides expiry for every channel.
-    pub timeout_hours: u64,
     /// Linear user email -> Carapulse actor id, so separation of duties compares like with like.
     pub user_map: BTreeMap<String, String>,
     /// Emails allowed to decide through Linear labels (empty: any member of the team).
@@ -634,7 +596,6 @@ impl Default for LinearConnector {
             team_id: None,
             base_url: "https://api.linear.app/graphql".into(),
             poll_interval_ms: 30_000,
-            timeout_hours: 24,
             user_map: BTreeMap::new(),
             approvers: Vec::new(),
             public_url: None,

@@ -72,6 +72,21 @@ impl Snapshot {
         id
     }
 
+    /// Gives every node (owned or referenced) the labels of `base` it does not set itself: the
+    /// deployment-wide labels of `context.labels` (a node's own labels win).
+    pub fn add_base_labels(&mut self, base: &BTreeMap<String, String>) {
+        if base.is_empty() {
+            return;
+        }
+        for node in self.nodes.iter_mut().chain(self.refs.iter_mut()) {
+            for (key, value) in base {
+                node.labels
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
+
     pub fn node(&mut self, node: ContextNode) -> String {
         let id = node.node_id.clone();
         if !self.nodes.iter().any(|n| n.node_id == id) {

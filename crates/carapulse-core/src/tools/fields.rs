@@ -8,6 +8,8 @@ pub enum ListOf {
     Names,
     Paths,
     Texts,
+    /// Positive integers (numeric ids, e.g. Grafana folder ids).
+    Ids,
     /// JSON objects, passed to an API body or as JSON text.
     Objects,
 }
@@ -310,6 +312,9 @@ impl FieldKind {
                         (ListOf::Paths, Value::String(s)) => Self::RelPath.check_str(s),
                         (ListOf::Texts, Value::String(s)) => Self::Text { max: 1000 }.check_str(s),
                         (ListOf::Objects, Value::Object(_)) => Ok(()),
+                        (ListOf::Ids, Value::Number(n)) if n.as_u64().is_some_and(|v| v > 0) => {
+                            Ok(())
+                        }
                         _ => Err(self.expectation()),
                     };
                     res.map_err(|e| format!("item {i}: {e}"))?;
@@ -344,6 +349,9 @@ impl FieldKind {
             Self::Text { max } => json!({"type": "string", "maxLength": max}),
             Self::List(ListOf::Objects) => {
                 json!({"type": "array", "maxItems": 100, "items": {"type": "object"}})
+            }
+            Self::List(ListOf::Ids) => {
+                json!({"type": "array", "maxItems": 100, "items": {"type": "integer", "minimum": 1}})
             }
             Self::List(_) => {
                 json!({"type": "array", "maxItems": 100, "items": {"type": "string", "pattern": "^[^-]"}})

@@ -1,5 +1,7 @@
 //! Kubernetes, watched with kube-rs: a list-then-watch (or a streaming list with initial
-//! events, `context.watch_send_initial_events`) per resource, bookmarks on, relisting after
+//! events, `context.watch_send_initial_events`) per resource, bookmarks as
+//! `context.watch_allow_bookmarks` says, each watch call bounded by `context.watch_timeout_secs`,
+//! `context.labels` under every node's own labels, relisting after
 //! `410 Gone` (the watcher does this), backoff on errors. The initial list replaces what the
 //! resource's source owns; later events are applied as deltas (deletes remove nodes).
 //! Graph: namespace -contains-> object; service -runs-> deployment/statefulset/daemonset;
@@ -288,14 +290,51 @@ impl ToGraph for K8sEvent {
     }
 }
 
-/// One watched resource./// One watched resource.
+/// One watched resource./// How every watch runs (from `context.*`).
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// A streaming list (`sendInitialEvents`) instead of list-then-watch.
+    pub streaming_list: bool,
+    /// Ask for bookmarks; a streaming list needs them (config validation refuses the mix).
+    pub bookmarks: bool,
+    /// Upper bound of one watch call, after which the watcher reconnects from where it was.
+    pub timeout_secs: u32,
+    /// Labels every node gets under its own (`context.labels`).
+    pub base_labels: Arc<BTreeMap<String, String>>,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self {
+            streaming_list: false,
+            bookmarks: true,
+            timeout_secs: 290,
+            base_labels: Arc::default(),
+        }
+    }
+}
+
+impl WatchSettings {
+    fn watcher_config(&self) -> watcher::Config {
+        let mut config = watcher::Config::default().timeout(self.timeout_secs.clamp(1, 290));
+        if self.streaming_list {
+            config = config.streaming_lists();
+        }
+        if !self.bookmarks {
+            config = config.disable_bookmarks();
+        }
+        config
+    }
+}
+
+/// One watched resource.
 pub struct KubeWatch {
     pub client: Client,
     pub store: Store,
     pub tenant: TenantId,
     pub namespace: Option<String>,
     pub resource: String,
-    pub streaming_list: bool,
+    pub settings: WatchSettings,
     pub health: HealthBoard,
 }
 
@@ -346,12 +385,11 @@ impl KubeWatch {
             + Sync
             + 'static,
     {
-        let mut config = watcher::Config::default();
-        if self.streaming_list {
-            config = config.streaming_lists();
-        }
         let source = self.source();
-        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        let base = &self.settings.base_labels;
+        let mut stream = watcher::watcher(api, self.settings.watcher_config())
+            .default_backoff()
+            .boxed();
         let mut initial = Snapshot::default();
         loop {
             let next = tokio::select! {
@@ -364,7 +402,8 @@ impl KubeWatch {
                     obj.graph(&mut initial);
                 }
                 Ok(Some(Event::InitDone)) => {
-                    let snap = std::mem::take(&mut initial);
+                    let mut snap = std::mem::take(&mut initial);
+                    snap.add_base_labels(base);
                     let count = snap.nodes.len();
                     match self
                         .store
@@ -378,6 +417,7 @@ impl KubeWatch {
                 Ok(Some(Event::Apply(obj))) => {
                     let mut delta = Snapshot::default();
                     obj.graph(&mut delta);
+                    delta.add_base_labels(base);
                     if let Err(e) = self
                         .store
                         .apply_context_delta(&self.tenant, &source, &delta, &[], None)

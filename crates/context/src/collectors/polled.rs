@@ -30,7 +30,10 @@ pub enum PollKind {
         queries: Vec<String>,
     },
     Alertmanager,
-    Grafana,
+    /// Dashboards, limited to these folders when any are named (`context.grafana_folders`).
+    Grafana {
+        folder_ids: Vec<i64>,
+    },
     Tempo {
         queries: Vec<String>,
     },
@@ -227,11 +230,13 @@ impl Polled {
                     }
                 }
             }
-            PollKind::Grafana => {
-                let out = self
-                    .runner
-                    .run_json("grafana", "dashboards", json!({}))
-                    .await?;
+            PollKind::Grafana { folder_ids } => {
+                let input = if folder_ids.is_empty() {
+                    json!({})
+                } else {
+                    json!({ "folder_ids": folder_ids })
+                };
+                let out = self.runner.run_json("grafana", "dashboards", input).await?;
                 for d in array(&out, "grafana search")? {
                     let (uid, title) = (s(d, "/uid"), s(d, "/title"));
                     if uid.is_empty() {
@@ -392,7 +397,7 @@ impl Collector for Polled {
             PollKind::Argocd { .. } => "argocd".into(),
             PollKind::Metrics { tool, .. } => (*tool).into(),
             PollKind::Alertmanager => "alertmanager".into(),
-            PollKind::Grafana => "grafana".into(),
+            PollKind::Grafana { .. } => "grafana".into(),
             PollKind::Tempo { .. } => "tempo".into(),
             PollKind::Aws { .. } => "aws".into(),
         }

@@ -40,7 +40,9 @@ pub(crate) struct ScheduleBody {
         pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
     )]
     summary: String,
-    cron: String,
+    /// Five-field cron; `scheduler.default_cron` when left out.
+    #[serde(default)]
+    cron: Option<String>,
     #[serde(default = "utc")]
     timezone: String,
     #[serde(default)]
@@ -66,9 +68,23 @@ fn skip() -> String {
     "skip".into()
 }
 
-fn validate(ctx: &RequestContext, b: ScheduleBody) -> Result<NewSchedule, ApiError> {
+fn validate(
+    ctx: &RequestContext,
+    b: ScheduleBody,
+    default_cron: Option<&str>,
+) -> Result<NewSchedule, ApiError> {
     let summary = carapulse_core::model::Summary::parse(&b.summary)?;
-    let cron = CronSchedule::parse(&b.cron, &b.timezone)?;
+    let expression = match b.cron.as_deref().or(default_cron) {
+        Some(expression) => expression,
+        None => {
+            return Err(ModelError::new(
+                "cron",
+                "required (no scheduler.default_cron is configured)",
+            )
+            .into())
+        }
+    };
+    let cron = CronSchedule::parse(expression, &b.timezone)?;
     if !matches!(b.missed_run_policy.as_str(), "skip" | "run_once") {
         return Err(ModelError::new("missed_run_policy", "must be skip or run_once").into());
     }
@@ -109,7 +125,7 @@ fn validate(ctx: &RequestContext, b: ScheduleBody) -> Result<NewSchedule, ApiErr
         None
     };
     Ok(NewSchedule {
-        cron: b.cron.split_whitespace().collect::<Vec<_>>().join(" "),
+        cron: expression.split_whitespace().collect::<Vec<_>>().join(" "),
         timezone: b.timezone.trim().to_owned(),
         summary: summary.as_str().to_owned(),
         intent: intent.as_str().to_owned(),
@@ -141,7 +157,7 @@ pub(crate) async fn create(
     ApiJson(b): ApiJson<ScheduleBody>,
 ) -> ApiResult<Response> {
     require_writer(&state, &ctx, "schedule.create").await?;
-    let new = validate(&ctx, b)?;
+    let new = validate(&ctx, b, state.config.scheduler.default_cron.as_deref())?;
     let entry = ctx
         .audit("schedule.create", AuditDecision::Allow)
         .context(json!({"cron": new.cron, "timezone": new.timezone}));
@@ -209,7 +225,7 @@ pub(crate) async fn update(
 ) -> ApiResult<Json<Value>> {
     require_writer(&state, &ctx, "schedule.update").await?;
     let id = id_of(&id)?;
-    let new = validate(&ctx, b)?;
+    let new = validate(&ctx, b, state.config.scheduler.default_cron.as_deref())?;
     let s = state
         .store
         .update_schedule(

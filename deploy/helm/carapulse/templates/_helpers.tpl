@@ -99,6 +99,36 @@ default
   value: {{ .Values.temporal.taskQueue | quote }}
 - name: CARAPULSE__STORAGE__OBJECT_STORE__FS_ROOT
   value: {{ .Values.objectStore.fsRoot | quote }}
+{{- if eq .Values.objectStore.backend "s3" }}
+{{- $s3 := .Values.objectStore.s3 }}
+{{- if not $s3.bucket }}{{ fail "objectStore.s3.bucket is required when objectStore.backend is s3" }}{{ end }}
+- name: CARAPULSE__STORAGE__OBJECT_STORE__BACKEND
+  value: "s3"
+- name: CARAPULSE__STORAGE__OBJECT_STORE__BUCKET
+  value: {{ $s3.bucket | quote }}
+- name: CARAPULSE__STORAGE__OBJECT_STORE__REGION
+  value: {{ $s3.region | quote }}
+- name: CARAPULSE__STORAGE__OBJECT_STORE__PATH_STYLE
+  value: {{ $s3.pathStyle | quote }}
+{{- if $s3.endpoint }}
+- name: CARAPULSE__STORAGE__OBJECT_STORE__ENDPOINT
+  value: {{ $s3.endpoint | quote }}
+{{- end }}
+{{- if $s3.credentialsSecret }}
+- name: CARAPULSE_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s3.credentialsSecret }}
+      key: access-key-id
+- name: CARAPULSE_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s3.credentialsSecret }}
+      key: secret-access-key
+{{- end }}
+{{- else if ne .Values.objectStore.backend "fs" }}
+{{- fail "objectStore.backend must be fs or s3" }}
+{{- end }}
 - name: CARAPULSE__ORCHESTRATOR__HEALTH_ADDR
   value: ":{{ .Values.orchestrator.healthPort }}"
 - name: CARAPULSE__CHATOPS__GATEWAY_URL

@@ -250,9 +250,15 @@ pub(super) fn actions() -> Vec<ActionSpec> {
             description: "Search dashboards",
             class: R,
             break_glass: false,
-            fields: const { &[F::opt("query", K::Text { max: 200 }, "title search")] },
+            fields: const { &[F::opt("query", K::Text { max: 200 }, "title search"), F::opt("folder_ids", K::List(ListOf::Ids), "only these folders")] },
             cli: None,
-            api: Some(|i| ApiRequest::get("/api/search").query("type", "dash-db").query_opt("query", i.str("query"))),
+            api: Some(|i| {
+                let mut req = ApiRequest::get("/api/search").query("type", "dash-db").query_opt("query", i.str("query"));
+                for id in i.value("folder_ids").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_u64()) {
+                    req = req.query("folderIds", id.to_string());
+                }
+                req
+            }),
         },
         ActionSpec {
             tool: ToolName::Grafana,
