@@ -55,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Migrate(args) => migrate(g.config.as_deref(), args.dsn).await,
         Command::Config(crate::ConfigCommand::Convert(args)) => crate::config_convert::run(&args),
+        Command::ImportGo(args) => crate::import_go::run(g.config.as_deref(), fmt, &args).await,
         Command::Health => health(&client()?, fmt).await,
         Command::Diagnostics => diagnostics(&client()?, fmt).await,
         Command::Completions { .. } => Ok(()),

@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod config_convert;
 mod go_compat;
+mod import_go;
 mod llm_auth;
 mod output;
 mod resources;
@@ -122,6 +123,10 @@ pub enum Command {
     /// Configuration files (offline).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Import a Go Carapulse database (plans, steps, approvals, executions, tool calls,
+    /// evidence, sessions, schedules, playbooks, runbooks, memory, context, audit events) into
+    /// storage.postgres_dsn (or --dsn). Idempotent and resumable; prints what it skipped.
+    ImportGo(ImportGoArgs),
     /// Check the gateway's liveness and readiness.
     Health,
     /// Versions and the state of every dependency (database, Temporal, tool router, policy,
@@ -132,6 +137,25 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportGoArgs {
+    /// The Go database (postgres://...).
+    #[arg(long, value_name = "DSN")]
+    pub from: String,
+    /// The target database, instead of storage.postgres_dsn.
+    #[arg(long, value_name = "DSN")]
+    pub dsn: Option<String>,
+    /// The tenant of records that name none (Go kept most records without one).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Read and map everything, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: i64,
 }
 
 #[derive(Debug, Subcommand)]

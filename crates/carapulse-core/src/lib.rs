@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod go_import;
 pub mod grant;
 pub mod integrity;
 pub mod linear;

@@ -1,6 +1,8 @@
 //! Test support (feature `testing`): a fresh, migrated Postgres database per test, dropped
 //! afterwards, and a dev-mode config pointing at it.
 
+#[path = "go_database.rs"]
+pub mod go;
 #[path = "s3_server.rs"]
 pub mod s3;
 
