@@ -218,6 +218,7 @@ async fn linear_issue_labels_become_attributed_decisions() {
             issue("iss-2", "OPS-2", &[("L-approved", "approval:approved")], Some(("L-approved", "alice@example.com"))),
             issue("iss-3", "OPS-3", &[("L-denied", "approval:denied")], Some(("L-denied", "carol@example.com"))),
             issue("iss-4", "OPS-4", &[("L-pending", "approval:pending")], None),
+            issue("iss-5", "OPS-5", &[("L-pending", "approval:pending")], None),
         ]}})))
         .mount(&server)
         .await;
@@ -365,6 +366,45 @@ async fn linear_issue_labels_become_attributed_decisions() {
                 .await
                 .unwrap();
         status.0 == "expired"
+    })
+    .await;
+
+    // Withdrawn: a plan deleted before its decision gets a comment on its issue, and its
+    // request closes.
+    let (status, created5) = app.create_scale_plan(&alice).await;
+    assert_eq!(status, 201, "{created5}");
+    let id5 = created5["plan_id"].as_str().unwrap().to_owned();
+    wait_for("the fifth issue", || async {
+        created.load(std::sync::atomic::Ordering::SeqCst) == 5
+    })
+    .await;
+    wait_for("the fifth request open", || async {
+        let status: (String,) =
+            sqlx::query_as("SELECT status FROM approval_requests WHERE plan_id = $1::uuid")
+                .bind(&id5)
+                .fetch_one(app.db.store.pool())
+                .await
+                .unwrap();
+        status.0 == "open"
+    })
+    .await;
+    let (status, body) = app.delete(&format!("/v1/plans/{id5}"), &alice).await;
+    assert_eq!(status, 204, "{body}");
+    wait_for("the withdrawal comment", || async {
+        server.received_requests().await.unwrap().iter().any(|r| {
+            let b = String::from_utf8_lossy(&r.body);
+            b.contains("CarapulseComment") && b.contains("iss-5") && b.contains("withdrawn")
+        })
+    })
+    .await;
+    wait_for("the request closed", || async {
+        let status: (String,) =
+            sqlx::query_as("SELECT status FROM approval_requests WHERE plan_id = $1::uuid")
+                .bind(&id5)
+                .fetch_one(app.db.store.pool())
+                .await
+                .unwrap();
+        status.0 == "closed"
     })
     .await;
     app.stop().await;

@@ -330,9 +330,11 @@ impl Store {
         .bind(deleted_by)
         .execute(&mut *tx)
         .await?;
+        // A request with no issue yet just closes; an open one stays for the Linear watcher,
+        // which finds the plan gone, says so on the issue and closes it.
         sqlx::query(
             "UPDATE approval_requests SET status = 'closed', updated_at = now() \
-             WHERE plan_id = $1 AND status IN ('creating', 'open')",
+             WHERE plan_id = $1 AND status = 'creating'",
         )
         .bind(plan_id.0)
         .execute(&mut *tx)

@@ -138,11 +138,9 @@ impl LinearWatcher {
         for req in claimed {
             let plan = match state.store.get_plan(&req.tenant_id, req.plan_id).await {
                 Ok(p) => p,
+                // Deleted (withdrawn before it ran): its issue says so, then the request closes.
                 Err(StoreError::NotFound) => {
-                    let _ = state
-                        .store
-                        .approval_request_closed(req.plan_id, RequestStatus::Closed)
-                        .await;
+                    self.close_withdrawn(state, &req).await;
                     continue;
                 }
                 Err(e) => return Err(e.to_string()),
@@ -236,6 +234,26 @@ impl LinearWatcher {
                 state.audit(entry).await;
             }
             Err(e) => self.failed(state, req, &e).await,
+        }
+    }
+
+    async fn close_withdrawn(&self, state: &AppState, req: &ApprovalRequest) {
+        if let (RequestStatus::Open, Some(issue)) = (req.status, &req.external_id) {
+            let body = "This plan was withdrawn (deleted) in Carapulse before a decision; this issue no longer decides anything.";
+            if let Err(e) = self.client.comment(issue, body).await {
+                if e.retryable() {
+                    self.failed(state, req, &e).await;
+                    return;
+                }
+                tracing::warn!(error = %e, "withdrawal comment failed");
+            }
+        }
+        if let Err(e) = state
+            .store
+            .approval_request_closed(req.plan_id, RequestStatus::Closed)
+            .await
+        {
+            tracing::warn!(error = %e, "could not close the approval request");
         }
     }
 
