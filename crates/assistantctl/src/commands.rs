@@ -247,6 +247,115 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
                 );
             }
         }
+        PlanCommand::Revise(args) => {
+            let steps = read_steps(args.steps_file.as_deref(), &args.steps)?;
+            let mut body = json!({});
+            if !steps.is_empty() {
+                body["steps"] = json!(steps);
+            }
+            for (key, value) in [
+                ("summary", &args.summary),
+                ("intent", &args.intent),
+                ("note", &args.note),
+            ] {
+                if let Some(v) = value {
+                    body[key] = json!(v);
+                }
+            }
+            if let Some(raw) = &args.constraints {
+                body["constraints"] = json_arg("--constraints", raw)?;
+            }
+            if args.replan {
+                body["replan"] = json!(true);
+            }
+            let plan_id = &args.plan_id;
+            let resp = client
+                .post(&format!("/v1/plans/{plan_id}/revisions"), &body, &[])
+                .await?;
+            if fmt.structured() {
+                print_value(fmt, &resp);
+            } else {
+                print!(
+                    "{}",
+                    details(&[
+                        ("plan_id", cell(&resp, &["plan_id"])),
+                        ("revision", cell(&resp, &["revision"])),
+                        ("risk", cell(&resp, &["plan", "risk_level"])),
+                        ("decision", cell(&resp, &["policy", "decision"])),
+                        ("approval", cell(&resp, &["plan", "approval_state"])),
+                        ("superseded", cell(&resp, &["superseded_approvals"])),
+                        ("changes", cell(&resp, &["diff", "summary"])),
+                    ])
+                );
+                print_diff_lines(&resp["diff"]);
+            }
+        }
+        PlanCommand::Revisions { plan_id } => {
+            let resp = client
+                .get(&format!("/v1/plans/{plan_id}/revisions"))
+                .await?;
+            if fmt.structured() {
+                print_value(fmt, &resp);
+            } else {
+                let current = resp["current"].as_i64();
+                let rows: Vec<Vec<String>> = resp["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        let mark = if r["revision"].as_i64() == current {
+                            "*"
+                        } else {
+                            ""
+                        };
+                        vec![
+                            format!("{}{mark}", cell(r, &["revision"])),
+                            cell(r, &["created_at"]),
+                            cell(r, &["created_by"]),
+                            cell(r, &["steps"]),
+                            cell(r, &["risk_level"]),
+                            cell(r, &["policy_decision"]),
+                            cell(r, &["note"]),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &["REV", "AT", "BY", "STEPS", "RISK", "POLICY", "NOTE"],
+                        &rows
+                    )
+                );
+            }
+        }
+        PlanCommand::Diff { plan_id, from, to } => {
+            let mut query = Vec::new();
+            if let Some(n) = from {
+                query.push(format!("from={n}"));
+            }
+            if let Some(n) = to {
+                query.push(format!("to={n}"));
+            }
+            let suffix = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            let diff = client
+                .get(&format!("/v1/plans/{plan_id}/diff{suffix}"))
+                .await?;
+            if fmt.structured() {
+                print_value(fmt, &diff);
+            } else {
+                println!(
+                    "revision {} -> {}: {}",
+                    cell(&diff, &["from"]),
+                    cell(&diff, &["to"]),
+                    cell(&diff, &["summary"])
+                );
+                print_diff_lines(&diff);
+            }
+        }
         PlanCommand::Delete { plan_id } => {
             client.delete(&format!("/v1/plans/{plan_id}")).await?;
             if fmt.structured() {
@@ -596,9 +705,19 @@ fn workflow_body(args: &WorkflowStartArgs) -> Result<Value, CliError> {
     Ok(body)
 }
 
-fn plan_body(args: &PlanCreateArgs) -> Result<Value, CliError> {
+/// The human rendering of a plan diff, one change per line.
+fn print_diff_lines(diff: &Value) {
+    for line in diff["text"].as_array().into_iter().flatten() {
+        if let Some(line) = line.as_str() {
+            println!("  {line}");
+        }
+    }
+}
+
+/// Steps from `--steps-file` (an array, or an object with `steps`) then each `--step`.
+fn read_steps(steps_file: Option<&Path>, step_args: &[String]) -> Result<Vec<Value>, CliError> {
     let mut steps: Vec<Value> = Vec::new();
-    if let Some(path) = &args.steps_file {
+    if let Some(path) = steps_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?;
         let parsed: Value = serde_json::from_str(&text)
@@ -622,12 +741,17 @@ fn plan_body(args: &PlanCreateArgs) -> Result<Value, CliError> {
             }
         }
     }
-    for raw in &args.steps {
+    for raw in step_args {
         steps.push(
             serde_json::from_str(raw)
                 .map_err(|e| CliError::Usage(format!("--step {raw:?}: {e}")))?,
         );
     }
+    Ok(steps)
+}
+
+fn plan_body(args: &PlanCreateArgs) -> Result<Value, CliError> {
+    let steps = read_steps(args.steps_file.as_deref(), &args.steps)?;
     let constraints = match &args.constraints {
         Some(raw) => Some(
             serde_json::from_str::<Value>(raw)

@@ -205,6 +205,19 @@ pub enum PlanCommand {
     Risk { plan_id: String },
     /// Withdraw a plan that never ran (its creator or an admin).
     Delete { plan_id: String },
+    /// Revise a plan that is not running (new steps, summary, intent, constraints, or --replan);
+    /// earlier approvals are superseded and policy decides again. Prints what changed.
+    Revise(PlanReviseArgs),
+    /// The plan's revisions, oldest first.
+    Revisions { plan_id: String },
+    /// What changed between two revisions (default: the current one and the one before).
+    Diff {
+        plan_id: String,
+        #[arg(long)]
+        from: Option<u32>,
+        #[arg(long)]
+        to: Option<u32>,
+    },
     /// Execute an approved (or approval-free) plan.
     Execute {
         plan_id: String,
@@ -517,6 +530,30 @@ pub struct LlmImportArgs {
     /// Do not make this profile the provider's default.
     #[arg(long)]
     pub no_default: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanReviseArgs {
+    pub plan_id: String,
+    #[arg(long)]
+    pub summary: Option<String>,
+    #[arg(long)]
+    pub intent: Option<String>,
+    /// JSON file holding the new steps (all of them, in order).
+    #[arg(long, conflicts_with = "replan")]
+    pub steps_file: Option<PathBuf>,
+    /// One step as JSON; repeatable (all of them, in order).
+    #[arg(long = "step", conflicts_with = "replan")]
+    pub steps: Vec<String>,
+    /// Constraints as a JSON object (replacing the current ones).
+    #[arg(long)]
+    pub constraints: Option<String>,
+    /// Plan again from the intent with fresh context.
+    #[arg(long)]
+    pub replan: bool,
+    /// Why (kept with the revision).
+    #[arg(long)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Args)]

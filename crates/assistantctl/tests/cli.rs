@@ -1274,3 +1274,110 @@ async fn sessions_schedules_playbooks_runbooks_memory() {
     env.shutdown.cancel();
     env.db.drop_now().await;
 }
+
+/// `plan revise`, `plan revisions` and `plan diff`: a revision through the CLI, its change
+/// summary and diff lines, the list with the current one marked, and a chosen range.
+#[tokio::test]
+async fn plan_revise_revisions_and_diff() {
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    let step = |replicas: u32| {
+        format!(
+            r#"{{"tool": "kubectl", "action": "scale", "input": {{"resource": "deployment/web", "replicas": {replicas}, "namespace": "web"}}}}"#
+        )
+    };
+    let first = step(3);
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "scale web",
+            "--env",
+            "staging",
+            "--namespace",
+            "web",
+            "--step",
+            &first,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan_id = out.json()["plan_id"].as_str().unwrap().to_owned();
+
+    let second = step(6);
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "revise",
+            &plan_id,
+            "--step",
+            &second,
+            "--note",
+            "more traffic",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("revision") && out.stdout.contains('2'),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("1 step changed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("input.replicas: 3 -> 6"),
+        "{}",
+        out.stdout
+    );
+
+    let out = ctl(&env, Some(&alice), &["plan", "revisions", &plan_id]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", out.stdout);
+    assert!(
+        rows[1].starts_with("2*") && rows[1].contains("more traffic"),
+        "{}",
+        out.stdout
+    );
+
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["plan", "diff", &plan_id, "--from", "1", "--to", "2"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("revision 1 -> 2: 1 step changed"),
+        "{}",
+        out.stdout
+    );
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["plan", "diff", &plan_id, "--from", "2", "--to", "1"],
+    )
+    .await;
+    assert_eq!(
+        out.code, 3,
+        "from after to is refused by the API: {}",
+        out.stderr
+    );
+    // --replan and --step together are a usage error, caught before any request.
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["plan", "revise", &plan_id, "--replan", "--step", &second],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+}

@@ -14,7 +14,7 @@ use crate::model::{Plan, PlanStep};
 /// Hex SHA-256 over the canonical form of the plan's executable content.
 pub fn plan_hash(plan: &Plan) -> String {
     let steps: Vec<Value> = plan.steps.iter().map(step_value).collect();
-    let doc = json!({
+    let mut doc = json!({
         "plan_id": plan.plan_id,
         "tenant_id": plan.tenant_id,
         "summary": plan.summary,
@@ -27,6 +27,11 @@ pub fn plan_hash(plan: &Plan) -> String {
         "session_id": plan.session_id,
         "steps": steps,
     });
+    // A revised plan's hash names its revision, so an approval of revision 1 never matches
+    // revision 3 even when 3 restores 1's content (revision 1 keeps its old hash).
+    if plan.revision > 1 {
+        doc["revision"] = json!(plan.revision);
+    }
     sha256_hex(canonical_json(&doc).as_bytes())
 }
 

@@ -17,6 +17,7 @@ pub mod linear;
 pub mod model;
 pub mod objects;
 pub mod pev;
+pub mod plan_diff;
 pub mod planner;
 pub mod policy;
 pub mod process_metrics;

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod planning;
 pub mod policy_store;
 pub mod rate_limit;
+pub mod revisions;
 pub mod routes;
 pub mod startup;
 pub mod state;

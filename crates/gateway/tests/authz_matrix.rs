@@ -38,6 +38,19 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         ("get", "/v1/plans", [OK, OK, OK, OK]),
         ("post", "/v1/plans", [&[201], DENIED, DENIED, &[201]]),
         ("get", "/v1/plans/{id}/risk", [GONE, OK, OK, OK]),
+        // Revisions: writers revise (the approver role alone does not), readers read.
+        (
+            "post",
+            "/v1/plans/{id}/revisions",
+            [GONE, DENIED, DENIED, &[201]],
+        ),
+        ("get", "/v1/plans/{id}/revisions", [GONE, OK, OK, OK]),
+        (
+            "get",
+            "/v1/plans/{id}/revisions/{revision}",
+            [GONE, OK, OK, OK],
+        ),
+        ("get", "/v1/plans/{id}/diff", [GONE, OK, OK, OK]),
         // Only the creator (alice, not in the matrix) or an admin withdraws a plan.
         ("delete", "/v1/plans/{id}", [GONE, DENIED, DENIED, &[204]]),
         ("get", "/v1/plans/{id}", [GONE, OK, OK, OK]),
@@ -180,6 +193,8 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
 /// Fresh acme resources for one identity's row of calls.
 struct Fixtures {
     pending_plan: String,
+    /// Revised by the revision rows (so the approval rows keep their own plan).
+    revisable_plan: String,
     runnable_plan: String,
     /// A second one: the `:execute` form and `/execute` each start their own.
     runnable_plan2: String,
@@ -202,6 +217,7 @@ async fn created(app: &TestApp, path: &str, tok: &str, body: Value, key: &str) -
 
 async fn fixtures(app: &TestApp, alice: &str) -> Fixtures {
     let pending_plan = created(app, "/v1/plans", alice, scale_plan_body(), "plan_id").await;
+    let revisable_plan = created(app, "/v1/plans", alice, scale_plan_body(), "plan_id").await;
     let runnable_plan = created(app, "/v1/plans", alice, read_plan_body(), "plan_id").await;
     let runnable_plan2 = created(app, "/v1/plans", alice, read_plan_body(), "plan_id").await;
     let to_run = created(app, "/v1/plans", alice, read_plan_body(), "plan_id").await;
@@ -227,6 +243,7 @@ async fn fixtures(app: &TestApp, alice: &str) -> Fixtures {
     let runbook = created(app, "/v1/runbooks", alice, runbook_body(), "id").await;
     Fixtures {
         pending_plan,
+        revisable_plan,
         runnable_plan,
         runnable_plan2,
         execution,
@@ -264,6 +281,9 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         "/v1/plans/{id}" => item(&f.pending_plan),
         "/v1/plans/{id}/execute" => item(&f.runnable_plan2),
         "/v1/plans/{id}/risk" => item(&f.pending_plan),
+        p if p.starts_with("/v1/plans/{id}/revisions") || p == "/v1/plans/{id}/diff" => {
+            item(&f.revisable_plan).replace("{revision}", "1")
+        }
         p if p.starts_with("/v1/executions/{id}") => item(&f.execution),
         p if p.starts_with("/v1/schedules/{id}") => item(&f.schedule),
         p if p.starts_with("/v1/sessions/{id}") => item(&f.session).replace("{member}", "carol"),
@@ -283,6 +303,9 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
     };
     let body = match (method, path) {
         ("post", "/v1/plans") => Some(scale_plan_body()),
+        ("post", "/v1/plans/{id}/revisions") => {
+            Some(json!({"summary": "revised by the matrix", "note": "matrix"}))
+        }
         ("post", "/v1/approvals") => {
             Some(json!({"plan_id": f.pending_plan, "status": "approved", "source": "api"}))
         }

@@ -13,6 +13,8 @@ pub enum ApprovalStatus {
     Approved,
     Denied,
     Expired,
+    /// A later revision of the plan replaced the one this approved or denied.
+    Superseded,
 }
 
 impl ApprovalStatus {
@@ -21,6 +23,7 @@ impl ApprovalStatus {
             Self::Approved => "approved",
             Self::Denied => "denied",
             Self::Expired => "expired",
+            Self::Superseded => "superseded",
         }
     }
 
@@ -28,7 +31,7 @@ impl ApprovalStatus {
         serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
             ModelError::new(
                 "status",
-                format!("{value:?} is not one of approved, denied, expired"),
+                format!("{value:?} is not one of approved, denied, expired, superseded"),
             )
         })
     }
@@ -83,5 +86,7 @@ pub struct Approval {
     pub source: ApprovalSource,
     pub note: Option<String>,
     pub approved_hash: Option<String>,
+    /// The plan revision decided on.
+    pub revision: i32,
     pub created_at: DateTime<Utc>,
 }

@@ -477,7 +477,41 @@ pub struct Plan {
     pub session_id: Option<String>,
     pub planner: Option<String>,
     pub meta: Value,
+    /// The current revision (1 until the plan is revised; see `plan_revisions`).
+    pub revision: i32,
     pub steps: Vec<PlanStep>,
+}
+
+impl Plan {
+    /// Whether `actor` wrote this plan: its creator, or the author of its current revision
+    /// (`meta.revised_by`). Neither may approve it (separation of duties).
+    pub fn is_author(&self, actor: &ActorId) -> bool {
+        self.created_by.same_person(actor)
+            || self
+                .meta
+                .get("revised_by")
+                .and_then(Value::as_str)
+                .and_then(|r| ActorId::parse(r).ok())
+                .is_some_and(|r| r.same_person(actor))
+    }
+}
+
+impl From<&PlanStep> for StepDraft {
+    /// The step as a caller would have written it (what a revision starts from).
+    fn from(step: &PlanStep) -> Self {
+        Self {
+            stage: step.stage,
+            tool: step.tool,
+            action: step.action.clone(),
+            input: step.input.clone(),
+            preconditions: step.preconditions.clone(),
+            rollback: step.rollback.clone(),
+            evidence: step.evidence.clone(),
+            capture: step.capture.clone(),
+            expect: step.expect.clone(),
+            analysis: step.analysis.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub(super) struct ApprovalRow {
     source: String,
     note: Option<String>,
     approved_hash: Option<String>,
+    revision: i32,
     created_at: DateTime<Utc>,
 }
 
@@ -51,6 +52,7 @@ impl ApprovalRow {
             source: ApprovalSource::parse(&self.source)?,
             note: self.note,
             approved_hash: self.approved_hash,
+            revision: self.revision,
             created_at: self.created_at,
         })
     }
@@ -58,7 +60,7 @@ impl ApprovalRow {
 
 const APPROVAL_COLUMNS: &str =
     "approval_id, plan_id, tenant_id, status, approver, approver_email, \
-     source, note, approved_hash, created_at";
+     source, note, approved_hash, revision, created_at";
 
 impl Store {
     /// Records `decision` on a pending plan. Locks the plan, re-checks it is still pending and not
@@ -127,7 +129,8 @@ impl Store {
         plan_id: PlanId,
     ) -> Result<Option<Approval>, StoreError> {
         let row: Option<ApprovalRow> = sqlx::query_as(&format!(
-            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE plan_id = $1 AND tenant_id = $2"
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE plan_id = $1 AND tenant_id = $2 \
+             AND status <> 'superseded'"
         ))
         .bind(plan_id.0)
         .bind(tenant.as_str())
@@ -198,10 +201,15 @@ async fn insert_decision(
         ApprovalStatus::Approved => PlanApprovalState::Approved,
         ApprovalStatus::Denied => PlanApprovalState::Denied,
         ApprovalStatus::Expired => PlanApprovalState::Expired,
+        ApprovalStatus::Superseded => {
+            return Err(StoreError::Conflict(
+                "superseded is not a decision: a new revision supersedes approvals".into(),
+            ))
+        }
     };
     let row: ApprovalRow = sqlx::query_as(&format!(
         "INSERT INTO approvals (approval_id, plan_id, tenant_id, status, approver, approver_email, \
-         source, note, approved_hash, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) \
+         source, note, approved_hash, created_at, revision) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) \
          RETURNING {APPROVAL_COLUMNS}"
     ))
     .bind(Uuid::now_v7())
@@ -214,6 +222,7 @@ async fn insert_decision(
     .bind(&decision.note)
     .bind(&approved_hash)
     .bind(now)
+    .bind(plan.revision)
     .fetch_one(&mut **tx)
     .await
     .map_err(|err| {

@@ -20,6 +20,7 @@ mod page;
 mod plan_writer;
 mod plans;
 mod retention;
+mod revisions;
 mod schedules;
 mod sessions;
 mod tool_logs;
@@ -48,6 +49,7 @@ pub use page::{CountMode, Page, PageCursor, PageError, Paged, MAX_OFFSET, MAX_PA
 pub use plan_writer::PlanWriter;
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
 pub use retention::{Pruned, RetentionPolicy};
+pub use revisions::{NewRevision, PlanRevision, Revised, MAX_REVISIONS};
 pub use schedules::{NewSchedule, ScheduleRecord};
 pub use sessions::{SessionChange, SessionMember, SessionRecord};
 pub use tool_logs::{ToolLogFilter, ToolLogLine};

@@ -101,6 +101,7 @@ struct PlanRow {
     session_id: Option<String>,
     planner: Option<String>,
     meta_json: Value,
+    revision: i32,
 }
 
 #[derive(sqlx::FromRow)]
@@ -131,7 +132,7 @@ struct StepVerification {
 
 const PLAN_COLUMNS: &str = "plan_id, tenant_id, created_at, created_by, trigger, summary, intent, \
      context_json, risk_level, policy_decision, constraints_json, approval_state, approval_expires_at, \
-     session_id, planner, meta_json";
+     session_id, planner, meta_json, revision";
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
@@ -186,6 +187,7 @@ impl PlanRow {
             session_id: self.session_id,
             planner: self.planner,
             meta: self.meta_json,
+            revision: self.revision,
             steps,
         })
     }
@@ -240,53 +242,11 @@ impl Store {
                 .push_bind(&plan.meta);
         });
         qb.build().execute(&mut *tx).await?;
-        let mut steps = Vec::new();
-        for &plan in &plans {
-            for (i, step) in plan.steps.iter().enumerate() {
-                let verification = StepVerification {
-                    capture: step.capture.clone(),
-                    expect: step.expect.clone(),
-                    analysis: step.analysis.clone(),
-                };
-                steps.push((
-                    plan,
-                    i as i32,
-                    step,
-                    serde_json::to_value(&step.preconditions)
-                        .map_err(|e| corrupt("preconditions", e))?,
-                    match &step.rollback {
-                        Some(rb) => {
-                            Some(serde_json::to_value(rb).map_err(|e| corrupt("rollback", e))?)
-                        }
-                        None => None,
-                    },
-                    serde_json::to_value(&step.evidence).map_err(|e| corrupt("evidence", e))?,
-                    serde_json::to_value(verification).map_err(|e| corrupt("verification", e))?,
-                ));
-            }
-        }
-        // Postgres takes at most 65,535 parameters per statement: 12 per step.
-        for chunk in steps.chunks(5_000) {
-            let mut qb = QueryBuilder::new(
-                "INSERT INTO plan_steps (step_id, plan_id, tenant_id, ordinal, stage, tool, action, \
-                 input_json, preconditions_json, rollback_json, evidence_json, verification_json) ",
-            );
-            qb.push_values(chunk, |mut b, (plan, i, step, pre, rb, ev, ver)| {
-                b.push_bind(Uuid::now_v7())
-                    .push_bind(plan.plan_id.0)
-                    .push_bind(plan.tenant_id.as_str())
-                    .push_bind(*i)
-                    .push_bind(step.stage.as_str())
-                    .push_bind(step.tool.as_str())
-                    .push_bind(step.action.as_str())
-                    .push_bind(&step.input)
-                    .push_bind(pre)
-                    .push_bind(rb)
-                    .push_bind(ev)
-                    .push_bind(ver);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
+        let items: Vec<(Uuid, &str, &[StepDraft])> = plans
+            .iter()
+            .map(|p| (p.plan_id.0, p.tenant_id.as_str(), p.steps.as_slice()))
+            .collect();
+        insert_steps(&mut tx, &items).await?;
         let ids: Vec<Uuid> = plans.iter().map(|p| p.plan_id.0).collect();
         let stored = load_plans(&mut tx, &ids).await?;
         // Last before commit: the audit append locks each tenant's chain head until commit.
@@ -452,6 +412,63 @@ async fn load_plans(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Plan>, 
             row.into_plan(steps_of.remove(id).unwrap_or_default())
         })
         .collect()
+}
+
+/// Inserts the steps of each (plan, tenant), numbered from 0 in order, with new step ids.
+pub(super) async fn insert_steps(
+    conn: &mut PgConnection,
+    items: &[(Uuid, &str, &[StepDraft])],
+) -> Result<(), StoreError> {
+    let mut steps = Vec::new();
+    for &(plan_id, tenant, plan_steps) in items {
+        for (i, step) in plan_steps.iter().enumerate() {
+            let verification = StepVerification {
+                capture: step.capture.clone(),
+                expect: step.expect.clone(),
+                analysis: step.analysis.clone(),
+            };
+            steps.push((
+                plan_id,
+                tenant,
+                i as i32,
+                step,
+                serde_json::to_value(&step.preconditions)
+                    .map_err(|e| corrupt("preconditions", e))?,
+                match &step.rollback {
+                    Some(rb) => Some(serde_json::to_value(rb).map_err(|e| corrupt("rollback", e))?),
+                    None => None,
+                },
+                serde_json::to_value(&step.evidence).map_err(|e| corrupt("evidence", e))?,
+                serde_json::to_value(verification).map_err(|e| corrupt("verification", e))?,
+            ));
+        }
+    }
+    // Postgres takes at most 65,535 parameters per statement: 12 per step.
+    for chunk in steps.chunks(5_000) {
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO plan_steps (step_id, plan_id, tenant_id, ordinal, stage, tool, action, \
+             input_json, preconditions_json, rollback_json, evidence_json, verification_json) ",
+        );
+        qb.push_values(
+            chunk,
+            |mut b, (plan_id, tenant, i, step, pre, rb, ev, ver)| {
+                b.push_bind(Uuid::now_v7())
+                    .push_bind(*plan_id)
+                    .push_bind(*tenant)
+                    .push_bind(*i)
+                    .push_bind(step.stage.as_str())
+                    .push_bind(step.tool.as_str())
+                    .push_bind(step.action.as_str())
+                    .push_bind(&step.input)
+                    .push_bind(pre)
+                    .push_bind(rb)
+                    .push_bind(ev)
+                    .push_bind(ver);
+            },
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Loads a plan and its steps on `conn`; `for_update` locks the plan row.

@@ -406,7 +406,7 @@ impl LinearWatcher {
             .await;
             return;
         };
-        if approver == plan.created_by {
+        if plan.is_author(&approver) {
             self.refuse(
                 state,
                 req,

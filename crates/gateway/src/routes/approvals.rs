@@ -45,7 +45,7 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     let plan_id = PlanId::parse(&body.plan_id)?;
     let status = match ApprovalStatus::parse(body.status.trim())? {
-        ApprovalStatus::Expired => {
+        ApprovalStatus::Expired | ApprovalStatus::Superseded => {
             return Err(ModelError::new("status", "must be approved or denied").into())
         }
         s => s,
@@ -85,15 +85,15 @@ pub(crate) async fn create(
         ));
     }
     let plan = super::plans::load_plan(&state, &ctx, plan_id).await?;
-    if plan.created_by.same_person(&ctx.actor.id) {
+    if plan.is_author(&ctx.actor.id) {
         state
             .audit(deny(
-                "separation of duties: creator cannot decide own plan".into(),
+                "separation of duties: the plan's creator or reviser cannot decide it".into(),
             ))
             .await;
         return Err(ApiError::forbidden(
             "self_approval",
-            "the creator of a plan cannot approve or deny it",
+            "the creator of a plan, or of its current revision, cannot approve or deny it",
         ));
     }
     let decision = ApprovalDecision {

@@ -10,10 +10,11 @@ mod executions;
 pub(crate) use executions::{execution_not_found, require_execution_visible};
 mod health;
 mod hooks;
-mod library;
+pub(crate) mod library;
 mod logs;
 pub(crate) mod plans;
 mod policy;
+mod revisions;
 mod schedules;
 pub(crate) mod sessions;
 mod workflows;
@@ -105,6 +106,9 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(plans::get, plans::execute_colon, plans::delete))
         .routes(routes!(plans::execute))
         .routes(routes!(plans::risk))
+        .routes(routes!(revisions::create, revisions::list))
+        .routes(routes!(revisions::get))
+        .routes(routes!(revisions::diff))
         .routes(routes!(approvals::create, approvals::list))
         .routes(routes!(executions::list))
         .routes(routes!(executions::get))

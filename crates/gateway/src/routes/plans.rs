@@ -361,7 +361,7 @@ fn audit_decision(outcome: &carapulse_core::policy::PolicyOutcome) -> AuditDecis
 /// Validates the request, plans it when it has no steps, scores it and asks policy (as
 /// `plan.create`): everything creating a plan does before storing it. Refusals are audited under
 /// `audit_action` (`plan.create`, or `plan.preview` for a preview).
-async fn prepare_plan(
+pub(crate) async fn prepare_plan(
     state: &AppState,
     ctx: &RequestContext,
     body: PlanCreateRequest,
