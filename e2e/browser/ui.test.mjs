@@ -27,6 +27,7 @@ const OPERATOR = env('OPERATOR_TOKEN');
 const PLAN = env('PLAN_ID');
 const SUMMARY = env('PLAN_SUMMARY');
 const EXEC = env('EXECUTION_ID');
+const REVISED = env('REVISED_PLAN_ID');
 const SHOTS = env('SCREENSHOT_DIR');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 mkdirSync(SHOTS, { recursive: true });
@@ -216,6 +217,14 @@ try {
   await main.locator('#recent tr', { has: main.locator(`a[href="#/executions/${formExec}"]`) }).locator('[data-status="succeeded"]').waitFor({ timeout: 15000 });
   await shot(main, '14-dashboard-recent.png');
   console.log(`[ui-test] form plan ${formPlan} execution ${formExec}`);
+
+  step('a revised plan shows what its revision changed, and its revisions');
+  await main.evaluate((id) => { location.hash = `#/plans/${id}`; }, REVISED);
+  await main.locator('#diff-summary', { hasText: '1 step changed' }).waitFor({ timeout: 15000 });
+  const diffText = await main.textContent('#diff-text');
+  if (!diffText.includes('input.replicas: 3 -> 4')) throw new Error(`diff text: ${diffText}`);
+  await main.locator('#plan-changes', { hasText: 'browser test' }).waitFor();
+  await shot(main, '15-plan-revision-changes.png');
 
   if (problems.length) throw new Error(`browser reported problems:\n${problems.join('\n')}`);
   step('all checks passed');

@@ -96,6 +96,25 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         .as_str()
         .expect("execution id")
         .to_owned();
+    // A revised plan for the plan page's changes section.
+    let (status, revisable) = app.create_scale_plan(&alice).await;
+    assert_eq!(status, 201, "{revisable}");
+    let revised_id = revisable["plan_id"].as_str().expect("plan id").to_owned();
+    let mut new_steps = revisable["plan"]["steps"].clone();
+    new_steps[0]["input"]["replicas"] = json!(4);
+    for step in new_steps.as_array_mut().expect("steps") {
+        let map = step.as_object_mut().expect("step");
+        map.remove("step_id");
+        map.remove("ordinal");
+    }
+    let (status, revised) = app
+        .post(
+            &format!("/v1/plans/{revised_id}/revisions"),
+            &alice,
+            &json!({"steps": new_steps, "note": "browser test"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{revised}");
     // A little graph for the context page.
     let (status, ingested) = app
         .post(
@@ -150,6 +169,7 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         .env("APPROVER_TOKEN", &bob)
         .env("OPERATOR_TOKEN", &alice)
         .env("PLAN_ID", &plan_id)
+        .env("REVISED_PLAN_ID", &revised_id)
         .env("PLAN_SUMMARY", summary)
         .env("EXECUTION_ID", &exec_id)
         .env("SCREENSHOT_DIR", &shots)

@@ -600,6 +600,26 @@ function planDetail(id) {
     try {
       [plan, execs] = await Promise.all([api(`/v1/plans/${id}`), api(`/v1/executions?plan_id=${id}&limit=1`)]);
     } catch (err) { showError(out, err); return; }
+    // A revised plan shows what its current revision changed, and its revisions.
+    let changes = null;
+    if ((plan.revision || 1) > 1) {
+      try {
+        const [diff, revs] = await Promise.all([api(`/v1/plans/${id}/diff`), api(`/v1/plans/${id}/revisions`)]);
+        changes = h('section', { id: 'plan-changes' },
+          h('h2', {}, `Changes in revision ${diff.to} (from ${diff.from})`),
+          h('p', { id: 'diff-summary' }, diff.summary),
+          h('pre', { id: 'diff-text' }, (diff.text || []).join('\n') || 'no change'),
+          h('h3', {}, 'Revisions'),
+          table([
+            ['Revision', (r) => String(r.revision) + (r.revision === revs.current ? ' (current)' : '')],
+            ['By', (r) => r.created_by],
+            ['When', (r) => when(r.created_at)],
+            ['Risk', (r) => badge(r.risk_level || '')],
+            ['Policy', (r) => badge(r.policy_decision || '')],
+            ['Note', (r) => r.note || ''],
+          ], revs.data || []));
+      } catch (err) { changes = h('p', { class: 'error' }, `changes unavailable: ${err.message}`); }
+    }
     const message = h('p', { id: 'decision-message', role: 'status' });
     const decide = (status) => async () => {
       try {
@@ -623,13 +643,14 @@ function planDetail(id) {
           'Risk ', badge(plan.risk_level), ' Policy ', badge(plan.policy_decision),
           ' Approval ', h('span', { id: 'approval-state' }, badge(plan.approval_state)),
           plan.approval_expires_at ? h('span', { class: 'muted' }, `expires ${when(plan.approval_expires_at)}`) : null),
-        h('p', { class: 'muted' }, `${plan.trigger} plan by ${plan.created_by}, ${when(plan.created_at)}; planner ${plan.planner || 'caller'}`),
+        h('p', { class: 'muted' }, `${plan.trigger} plan by ${plan.created_by}, ${when(plan.created_at)}; planner ${plan.planner || 'caller'}; revision ${plan.revision || 1}`),
         plan.intent ? h('p', {}, 'Intent: ', plan.intent) : null,
         h('div', { class: 'row' },
           pendingApproval ? h('button', { id: 'approve', class: 'primary', onclick: decide('approved') }, 'Approve') : null,
           pendingApproval ? h('button', { id: 'deny', class: 'danger', onclick: decide('denied') }, 'Deny') : null,
           runnable ? h('button', { id: 'execute', onclick: execute }, 'Execute') : null),
         message),
+      changes,
       h('section', {}, h('h2', {}, 'Steps'), stepsTable(plan.steps || [])),
       h('section', {}, h('h2', {}, 'Policy'), h('pre', {}, JSON.stringify({
         decision: plan.policy_decision, constraints: plan.constraints, context: plan.context,
