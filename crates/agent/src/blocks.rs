@@ -87,6 +87,24 @@ pub fn plan_card(plan: &Value, headline: &str) -> Value {
         ]),
         section(clip(steps, 2900)),
     ];
+    // A revised plan says what its current revision changed before anyone approves it.
+    if let Some(revision) = plan
+        .get("revision")
+        .and_then(Value::as_i64)
+        .filter(|r| *r > 1)
+    {
+        let changes = plan
+            .pointer("/meta/revision_summary")
+            .and_then(Value::as_str)
+            .unwrap_or("see the plan's diff");
+        blocks.insert(
+            2,
+            section(clip(
+                format!("*Revision {revision}* — changes: {changes}"),
+                500,
+            )),
+        );
+    }
     if state == "pending" {
         let approve = SlackBlockButtonElement::new(pt!("Approve"))
             .with_action_id(SlackActionId::new(APPROVE_ACTION.into()))
@@ -197,6 +215,24 @@ pub fn text(text: &str) -> Value {
 #[cfg(test)]
 mod verification_tests {
     use super::*;
+
+    #[test]
+    fn a_revised_plan_card_says_what_changed() {
+        let plan = serde_json::json!({
+            "plan_id": "p1", "summary": "scale web", "approval_state": "pending", "revision": 3,
+            "meta": {"revision_summary": "1 step changed; risk_level medium -> high"},
+            "steps": [{"stage": "act", "tool": "kubectl", "action": "scale", "input": {"replicas": 5}}]
+        });
+        let card = plan_card(&plan, "Plan revised").to_string();
+        assert!(
+            card.contains("Revision 3* — changes: 1 step changed; risk_level medium -> high"),
+            "{card}"
+        );
+        let first = serde_json::json!({"plan_id": "p1", "summary": "scale web", "approval_state": "pending", "revision": 1, "steps": []});
+        assert!(!plan_card(&first, "Plan created")
+            .to_string()
+            .contains("Revision"));
+    }
 
     #[test]
     fn execution_cards_say_why_an_analysis_rolled_back_and_when_a_person_is_needed() {

@@ -33,3 +33,7 @@ ALTER TABLE approvals ADD CONSTRAINT approvals_status_check
   CHECK (status IN ('approved', 'denied', 'expired', 'superseded'));
 DROP INDEX approvals_one_per_plan;
 CREATE UNIQUE INDEX approvals_one_per_plan ON approvals (plan_id) WHERE status <> 'superseded';
+
+-- A revision that needs approval again asks again: its request starts over (a new Linear issue
+-- for the new revision), remembering the earlier issue so it can be told where the decision went.
+ALTER TABLE approval_requests ADD COLUMN previous_external_id TEXT;

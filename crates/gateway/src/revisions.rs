@@ -100,9 +100,30 @@ pub(crate) async fn revise(
         .flatten();
     let PreparedPlan { new_plan, outcome } =
         prepare_plan(state, ctx, request, workflow, "plan.revise").await?;
+    // What this revision changes, said where approvers look (Slack cards, Linear issues): the
+    // diff of the earlier revision against the would-be one (steps are matched by identity, so
+    // their new ids do not matter).
+    let would_be = json!({
+        "summary": new_plan.summary.as_str(),
+        "intent": new_plan.intent.as_str(),
+        "constraints": new_plan.constraints,
+        "risk_level": new_plan.risk_level,
+        "policy_decision": new_plan.policy_decision,
+        "policy_reasons": outcome.reasons,
+        "meta": new_plan.meta,
+        "steps": new_plan.steps,
+    });
+    let change_summary = plan_diff::diff(
+        i64::from(previous.revision),
+        &previous.snapshot,
+        i64::from(previous.revision + 1),
+        &would_be,
+    )
+    .summary;
     let mut meta = new_plan.meta;
     if let Value::Object(map) = &mut meta {
         map.insert("revised_by".into(), json!(ctx.actor.id));
+        map.insert("revision_summary".into(), json!(change_summary));
     }
     let change = NewRevision {
         summary: new_plan.summary,

@@ -407,6 +407,55 @@ async fn linear_issue_labels_become_attributed_decisions() {
         status.0 == "closed"
     })
     .await;
+
+    // Revised after bob approved it: a new issue asks again for revision 2, and the first
+    // issue is told where the decision went.
+    let mut steps = created5["plan"]["steps"].clone();
+    for step in steps.as_array_mut().unwrap() {
+        let map = step.as_object_mut().unwrap();
+        map.remove("step_id");
+        map.remove("ordinal");
+    }
+    steps[0]["input"]["replicas"] = json!(6);
+    let (status, revised) = app
+        .post(
+            &format!("/v1/plans/{}/revisions", ids[0]),
+            &alice,
+            &json!({"steps": steps}),
+        )
+        .await;
+    assert_eq!(status, 201, "{revised}");
+    assert_eq!(revised["superseded_approvals"], 1);
+    wait_for("a sixth issue, for revision 2", || async {
+        created.load(std::sync::atomic::Ordering::SeqCst) == 6
+    })
+    .await;
+    wait_for("the first issue told", || async {
+        server.received_requests().await.unwrap().iter().any(|r| {
+            let b = String::from_utf8_lossy(&r.body);
+            b.contains("CarapulseComment")
+                && b.contains("iss-1")
+                && b.contains("revised to revision 2")
+                && b.contains("OPS-6")
+        })
+    })
+    .await;
+    let issued: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .filter(|b| b.contains("CarapulseIssueCreate"))
+        .collect();
+    assert!(
+        issued
+            .last()
+            .unwrap()
+            .contains("Revision: **2**, changes: 1 step changed"),
+        "{:?}",
+        issued.last()
+    );
     app.stop().await;
 }
 

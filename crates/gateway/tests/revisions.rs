@@ -151,6 +151,11 @@ async fn revisions_supersede_approvals_and_diff_semantically() {
         "GET returns the current revision"
     );
     assert_eq!(
+        plan["meta"]["revision_summary"], "1 step changed",
+        "said where approvers look"
+    );
+    assert_eq!(plan["meta"]["revised_by"], "carol");
+    assert_eq!(
         approvals_of(&app, &bob, &id).await,
         [("superseded".to_owned(), 1)],
         "bob's approval is kept, superseded"

@@ -58,6 +58,8 @@ pub struct ApprovalRequest {
     pub attempts: i32,
     /// The last failure or refusal (to avoid repeating the same comment on every poll).
     pub last_error: Option<String>,
+    /// The issue of an earlier revision, told where the decision moved once the new one exists.
+    pub previous_external_id: Option<String>,
 }
 
 type Row = (
@@ -68,6 +70,7 @@ type Row = (
     Option<String>,
     Option<String>,
     i32,
+    Option<String>,
     Option<String>,
 );
 
@@ -81,6 +84,7 @@ fn from_row(r: Row) -> Result<ApprovalRequest, StoreError> {
         external_url: r.5,
         attempts: r.6,
         last_error: r.7,
+        previous_external_id: r.8,
     })
 }
 
@@ -111,7 +115,7 @@ impl Store {
             "UPDATE approval_requests SET next_attempt_at = $2, updated_at = now() WHERE plan_id IN ( \
                SELECT plan_id FROM approval_requests WHERE status IN ('creating','open') \
                AND next_attempt_at <= $1 ORDER BY next_attempt_at, plan_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING plan_id, tenant_id, status, external_id, external_key, external_url, attempts, last_error",
+             RETURNING plan_id, tenant_id, status, external_id, external_key, external_url, attempts, last_error, previous_external_id",
         )
         .bind(now)
         .bind(now + lease)
@@ -134,8 +138,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE approval_requests SET status = 'open', external_id = $2, external_key = $3, \
-             external_url = $4, attempts = 0, last_error = NULL, next_attempt_at = $5, updated_at = now() \
-             WHERE plan_id = $1",
+             external_url = $4, attempts = 0, last_error = NULL, next_attempt_at = $5, \
+             previous_external_id = NULL, updated_at = now() WHERE plan_id = $1",
         )
         .bind(plan_id.0)
         .bind(external.0)
@@ -224,7 +228,7 @@ impl Store {
         }
         let ids: Vec<uuid::Uuid> = plan_ids.iter().map(|p| p.0).collect();
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT plan_id, tenant_id, status, external_id, external_key, external_url, attempts, last_error \
+            "SELECT plan_id, tenant_id, status, external_id, external_key, external_url, attempts, last_error, previous_external_id \
              FROM approval_requests WHERE plan_id = ANY($1) AND tenant_id = $2",
         )
         .bind(&ids)

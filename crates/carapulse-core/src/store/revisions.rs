@@ -218,6 +218,18 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if change.approval_state == PlanApprovalState::Pending {
+            // Ask again, for this revision: a new issue; the earlier one is told where it went.
+            sqlx::query(
+                "UPDATE approval_requests SET status = 'creating', \
+                 previous_external_id = coalesce(external_id, previous_external_id), \
+                 external_id = NULL, external_key = NULL, external_url = NULL, attempts = 0, \
+                 last_error = NULL, next_attempt_at = now(), updated_at = now() WHERE plan_id = $1",
+            )
+            .bind(plan_id.0)
+            .execute(&mut *tx)
+            .await?;
+        }
         let plan = load_plan(&mut tx, tenant, plan_id, false).await?;
         let revision = PlanRevision {
             plan_id,

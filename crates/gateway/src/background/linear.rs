@@ -212,6 +212,19 @@ impl LinearWatcher {
         {
             Ok(issue) => {
                 tracing::info!(plan_id = %plan.plan_id, issue = %issue.identifier, "linear approval issue created");
+                // A revision asked again: the earlier issue is told where the decision went.
+                if let Some(previous) = &req.previous_external_id {
+                    let body = format!(
+                        "This plan was revised to revision {} ({}). Its approval moved to {} ({}); labels on this issue no longer decide anything.",
+                        plan.revision,
+                        plan.meta["revision_summary"].as_str().unwrap_or("see the plan's diff"),
+                        issue.identifier,
+                        issue.url
+                    );
+                    if let Err(e) = self.client.comment(previous, &body).await {
+                        tracing::warn!(error = %e, "telling the superseded issue failed");
+                    }
+                }
                 let opened = state
                     .store
                     .approval_request_opened(
@@ -503,6 +516,15 @@ fn describe(plan: &Plan, public_url: Option<&str>) -> String {
     );
     if let Some(deadline) = plan.approval_expires_at {
         out.push_str(&format!("- Expires: {}\n", deadline.to_rfc3339()));
+    }
+    if plan.revision > 1 {
+        out.push_str(&format!(
+            "- Revision: **{}**, changes: {}\n",
+            plan.revision,
+            plan.meta["revision_summary"]
+                .as_str()
+                .unwrap_or("(see the plan's diff)")
+        ));
     }
     out.push_str("\n**Steps**\n");
     for step in &plan.steps {
