@@ -66,6 +66,13 @@ test_prod_low_write_requires_approval if {
 	p.constraints.max_targets == 10 with input as inp
 }
 
+test_prod_high_or_account_write_needs_two_approvers if {
+	p.constraints.approvals_required == 2 with input as write_input(operator, "prod", "high", "namespace", 1)
+	p.constraints.approvals_required == 2 with input as write_input(operator, "prod", "medium", "account", 1)
+	not p.constraints.approvals_required with input as write_input(operator, "prod", "medium", "namespace", 1)
+	not p.constraints.approvals_required with input as write_input(operator, "dev", "high", "account", 1)
+}
+
 test_production_spelling_counts_as_prod if {
 	p.decision == "require_approval" with input as write_input(operator, "production", "low", "namespace", 1)
 }

@@ -58,4 +58,18 @@ constraint_entries contains ["max_targets", max_prod_targets] if {
 	prod_env
 }
 
+# Two different people approve a production write that is high risk or reaches a whole account:
+# the plan stays pending until both have approved the same revision (any denial ends it).
+constraint_entries contains ["approvals_required", 2] if {
+	is_write
+	prod_env
+	risk_level == "high"
+}
+
+constraint_entries contains ["approvals_required", 2] if {
+	is_write
+	prod_env
+	blast_radius == "account"
+}
+
 constraints := {entry[0]: entry[1] | some entry in constraint_entries}

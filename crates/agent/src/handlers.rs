@@ -220,11 +220,21 @@ async fn decide(
     replace: bool,
 ) -> Result<Value, GatewayError> {
     let decided = state.gateway.decide(person, plan_id, approve, note).await?;
+    let mut status = decided["status"]
+        .as_str()
+        .unwrap_or(if approve { "approved" } else { "denied" })
+        .to_owned();
+    // Several approvers required: say how far the plan is.
+    if decided["plan_approval_state"] == "pending" {
+        status = format!(
+            "{status} ({} of {} approvals; another approver is needed)",
+            decided["approved_by"].as_array().map_or(0, Vec::len),
+            decided["approvals_required"].as_u64().unwrap_or(1)
+        );
+    }
     Ok(blocks::decision_card(
         &plan_id.to_string(),
-        decided["status"]
-            .as_str()
-            .unwrap_or(if approve { "approved" } else { "denied" }),
+        &status,
         &person.actor,
         replace,
     ))

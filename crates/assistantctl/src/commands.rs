@@ -804,6 +804,16 @@ async fn approve(client: &Client, fmt: OutputFormat, args: &ApproveArgs) -> Resu
                 ("approval_id", cell(&resp, &["approval_id"])),
                 ("plan_id", cell(&resp, &["plan_id"])),
                 ("status", cell(&resp, &["status"])),
+                ("revision", cell(&resp, &["revision"])),
+                ("plan", cell(&resp, &["plan_approval_state"])),
+                (
+                    "approvals",
+                    format!(
+                        "{} of {}",
+                        resp["approved_by"].as_array().map_or(0, Vec::len),
+                        cell(&resp, &["approvals_required"])
+                    ),
+                ),
                 ("approved_hash", cell(&resp, &["approved_hash"])),
             ])
         );

@@ -31,8 +31,11 @@ ALTER TABLE approvals ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE approvals DROP CONSTRAINT approvals_status_check;
 ALTER TABLE approvals ADD CONSTRAINT approvals_status_check
   CHECK (status IN ('approved', 'denied', 'expired', 'superseded'));
+-- Policy may ask for several approvers (constraints.approvals_required): one standing decision
+-- per person per plan, instead of one per plan.
 DROP INDEX approvals_one_per_plan;
-CREATE UNIQUE INDEX approvals_one_per_plan ON approvals (plan_id) WHERE status <> 'superseded';
+CREATE UNIQUE INDEX approvals_one_per_person ON approvals (plan_id, lower(approver))
+  WHERE status <> 'superseded';
 
 -- A revision that needs approval again asks again: its request starts over (a new Linear issue
 -- for the new revision), remembering the earlier issue so it can be told where the decision went.

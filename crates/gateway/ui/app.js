@@ -642,7 +642,11 @@ function planDetail(id) {
         h('div', { class: 'row' },
           'Risk ', badge(plan.risk_level), ' Policy ', badge(plan.policy_decision),
           ' Approval ', h('span', { id: 'approval-state' }, badge(plan.approval_state)),
-          plan.approval_expires_at ? h('span', { class: 'muted' }, `expires ${when(plan.approval_expires_at)}`) : null),
+          plan.approval_expires_at ? h('span', { class: 'muted' }, `expires ${when(plan.approval_expires_at)}`) : null,
+          plan.approvals && plan.approvals.required > 1
+            ? h('span', { id: 'approvals-progress' }, ` ${plan.approvals.approved_by.length} of ${plan.approvals.required} approvals`
+              + (plan.approvals.approved_by.length ? ` (${plan.approvals.approved_by.join(', ')})` : ''))
+            : null),
         h('p', { class: 'muted' }, `${plan.trigger} plan by ${plan.created_by}, ${when(plan.created_at)}; planner ${plan.planner || 'caller'}; revision ${plan.revision || 1}`),
         plan.intent ? h('p', {}, 'Intent: ', plan.intent) : null,
         h('div', { class: 'row' },

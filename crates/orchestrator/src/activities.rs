@@ -141,13 +141,12 @@ impl Activities {
             .map_err(store_err)?;
         // Immutability after approval: the plan must still hash to what was approved.
         if plan.approval_state == carapulse_core::model::PlanApprovalState::Approved {
-            let approval = self
+            let matches = self
                 .store
-                .plan_approval(&tenant, plan_id)
+                .approval_matches(&tenant, &plan)
                 .await
                 .map_err(store_err)?;
-            let approved = approval.and_then(|a| a.approved_hash);
-            if approved.as_deref() != Some(carapulse_core::integrity::plan_hash(&plan).as_str()) {
+            if !matches {
                 return Err(permanent(
                     "plan modified after approval: its hash no longer matches the approved hash",
                 ));

@@ -71,8 +71,7 @@ impl GrantMinter {
         let hash = plan_hash(&plan);
         let approved = match plan.approval_state {
             PlanApprovalState::Approved => {
-                let approval = store.plan_approval(tenant, plan.plan_id).await?;
-                if approval.and_then(|a| a.approved_hash).as_deref() != Some(hash.as_str()) {
+                if !store.approval_matches(tenant, &plan).await? {
                     return Err(MintError::Refused(
                         "plan modified after approval: its hash no longer matches the approved hash"
                             .into(),

@@ -482,7 +482,20 @@ pub struct Plan {
     pub steps: Vec<PlanStep>,
 }
 
+/// Most approvers policy may require for one plan.
+pub const MAX_APPROVERS: usize = 5;
+
 impl Plan {
+    /// How many different people must approve this plan (`constraints.approvals_required`,
+    /// set by policy): 1 unless policy says more, at most [`MAX_APPROVERS`].
+    pub fn approvals_required(&self) -> usize {
+        self.constraints
+            .get("approvals_required")
+            .and_then(Value::as_u64)
+            .map(|n| (n as usize).clamp(1, MAX_APPROVERS))
+            .unwrap_or(1)
+    }
+
     /// Whether `actor` wrote this plan: its creator, or the author of its current revision
     /// (`meta.revised_by`). Neither may approve it (separation of duties).
     pub fn is_author(&self, actor: &ActorId) -> bool {

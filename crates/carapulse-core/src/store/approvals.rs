@@ -122,7 +122,28 @@ impl Store {
         Ok(results)
     }
 
-    /// The decision recorded on a plan, if any.
+    /// Whether `plan` stands approved as it is now: as many approvals of its current revision
+    /// as policy requires, every one of them recorded for exactly this content (its hash).
+    pub async fn approval_matches(
+        &self,
+        tenant: &TenantId,
+        plan: &crate::model::Plan,
+    ) -> Result<bool, StoreError> {
+        let hashes: Vec<(Option<String>,)> = sqlx::query_as(
+            "SELECT approved_hash FROM approvals WHERE plan_id = $1 AND tenant_id = $2 AND status = 'approved'",
+        )
+        .bind(plan.plan_id.0)
+        .bind(tenant.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let current = plan_hash(plan);
+        Ok(hashes.len() >= plan.approvals_required()
+            && hashes
+                .iter()
+                .all(|(h,)| h.as_deref() == Some(current.as_str())))
+    }
+
+    /// The latest decision recorded on a plan's current revision, if any.
     pub async fn plan_approval(
         &self,
         tenant: &TenantId,
@@ -130,7 +151,7 @@ impl Store {
     ) -> Result<Option<Approval>, StoreError> {
         let row: Option<ApprovalRow> = sqlx::query_as(&format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE plan_id = $1 AND tenant_id = $2 \
-             AND status <> 'superseded'"
+             AND status <> 'superseded' ORDER BY created_at DESC LIMIT 1"
         ))
         .bind(plan_id.0)
         .bind(tenant.as_str())
@@ -198,7 +219,21 @@ async fn insert_decision(
 ) -> Result<ApprovalRow, StoreError> {
     let approved_hash = (decision.status == ApprovalStatus::Approved).then(|| plan_hash(plan));
     let new_state = match decision.status {
-        ApprovalStatus::Approved => PlanApprovalState::Approved,
+        // Approved once enough different people have approved this revision; pending until then.
+        ApprovalStatus::Approved => {
+            let (already,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM approvals WHERE plan_id = $1 AND tenant_id = $2 AND status = 'approved'",
+            )
+            .bind(plan.plan_id.0)
+            .bind(tenant.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+            if usize::try_from(already).unwrap_or(0) + 1 >= plan.approvals_required() {
+                PlanApprovalState::Approved
+            } else {
+                PlanApprovalState::Pending
+            }
+        }
         ApprovalStatus::Denied => PlanApprovalState::Denied,
         ApprovalStatus::Expired => PlanApprovalState::Expired,
         ApprovalStatus::Superseded => {
@@ -226,8 +261,8 @@ async fn insert_decision(
     .fetch_one(&mut **tx)
     .await
     .map_err(|err| {
-        if StoreError::is_unique_violation(&err, "approvals_one_per_plan") {
-            StoreError::Conflict("plan approval is already decided".into())
+        if StoreError::is_unique_violation(&err, "approvals_one_per_person") {
+            StoreError::Conflict("you have already decided this plan".into())
         } else {
             err.into()
         }
@@ -261,7 +296,38 @@ pub struct PendingApproval {
     pub approval_expires_at: Option<DateTime<Utc>>,
 }
 
+/// Where a plan's approval stands: who approved the current revision, and how many must.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApprovalTally {
+    pub approval_state: PlanApprovalState,
+    pub approvals_required: usize,
+    pub approved_by: Vec<String>,
+}
+
 impl Store {
+    /// The approvals of the plan's current revision against what policy requires.
+    pub async fn approval_tally(
+        &self,
+        tenant: &TenantId,
+        plan_id: PlanId,
+    ) -> Result<ApprovalTally, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let plan = load_plan(&mut conn, tenant, plan_id, false).await?;
+        let approved_by: Vec<(String,)> = sqlx::query_as(
+            "SELECT approver FROM approvals WHERE plan_id = $1 AND tenant_id = $2 AND status = 'approved' \
+             ORDER BY created_at",
+        )
+        .bind(plan_id.0)
+        .bind(tenant.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ApprovalTally {
+            approval_state: plan.approval_state,
+            approvals_required: plan.approvals_required(),
+            approved_by: approved_by.into_iter().map(|(a,)| a).collect(),
+        })
+    }
+
     /// Plans of `tenant` waiting for approval (not yet past their deadline), oldest first.
     pub async fn pending_approvals(
         &self,

@@ -246,19 +246,29 @@ impl Store {
         match plan.approval_state {
             PlanApprovalState::NotRequired => {}
             PlanApprovalState::Approved => {
-                let approval: Option<(Option<String>, DateTime<Utc>)> = sqlx::query_as(
+                // Every approval of this revision, each for exactly this content; as many as
+                // policy requires (constraints.approvals_required).
+                let approvals: Vec<(Option<String>, DateTime<Utc>)> = sqlx::query_as(
                     "SELECT approved_hash, created_at FROM approvals WHERE plan_id = $1 AND tenant_id = $2 AND status = 'approved'",
                 )
                 .bind(plan_id.0)
                 .bind(tenant.as_str())
-                .fetch_optional(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
-                let (stored, approved_at) = match approval {
-                    Some((hash, at)) => (hash, Some(at)),
-                    None => (None, None),
-                };
+                if approvals.len() < plan.approvals_required() {
+                    return Err(StoreError::Precondition(format!(
+                        "approved by {} of the {} approvers policy requires",
+                        approvals.len(),
+                        plan.approvals_required()
+                    )));
+                }
+                // The oldest approval decides when the approval goes stale.
+                let approved_at = approvals.iter().map(|(_, at)| *at).min();
                 let current = plan_hash(&plan);
-                if stored.as_deref() != Some(current.as_str()) {
+                if approvals
+                    .iter()
+                    .any(|(hash, _)| hash.as_deref() != Some(current.as_str()))
+                {
                     return Err(StoreError::Integrity(
                         "plan modified after approval: its hash no longer matches the approved hash".into(),
                     ));

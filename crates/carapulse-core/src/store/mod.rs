@@ -34,7 +34,9 @@ use sqlx::PgPool;
 pub use alerts::{AlertRecord, GateRule, NewAlertEvent, Stored};
 pub use approval_requests::{ApprovalRequest, RequestStatus};
 pub use approval_writer::{ApprovalWriter, ApprovalWriterStats};
-pub use approvals::{ApprovalDecision, ApprovalFilter, ApprovalWork, PendingApproval};
+pub use approvals::{
+    ApprovalDecision, ApprovalFilter, ApprovalTally, ApprovalWork, PendingApproval,
+};
 pub use audit::AuditFilter;
 pub(crate) use audit::{insert_audit_events, lock_audit_heads, update_audit_heads};
 pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo};

@@ -465,6 +465,26 @@ impl LinearWatcher {
             Ok(_) => {
                 state.metrics.record_audit(true);
                 tracing::info!(plan_id = %plan.plan_id, status = status.as_str(), approver = %approver, "linear approval recorded");
+                // Policy wants more approvers: the issue stays open and says how many.
+                if let Ok(tally) = state
+                    .store
+                    .approval_tally(&plan.tenant_id, plan.plan_id)
+                    .await
+                {
+                    if tally.approval_state == PlanApprovalState::Pending {
+                        let progress = format!(
+                            "Carapulse recorded: approved by {email} ({} of {} approvals). Another approver must approve: in Carapulse, or by removing and adding approval:approved again.",
+                            tally.approved_by.len(),
+                            tally.approvals_required
+                        );
+                        let _ = self.client.comment(&issue.id, &progress).await;
+                        let _ = state
+                            .store
+                            .approval_request_polled(req.plan_id, self.next_poll(), Some(&progress))
+                            .await;
+                        return;
+                    }
+                }
                 let _ = crate::routes::approvals::signal_waiting_run(
                     state,
                     &plan.tenant_id,
@@ -490,6 +510,18 @@ impl LinearWatcher {
                     .store
                     .approval_request_closed(req.plan_id, closed)
                     .await;
+            }
+            // The same person's label again while more approvers are needed: said once.
+            Err(StoreError::Conflict(msg)) if msg.contains("already decided this plan") => {
+                self.refuse(
+                    state,
+                    req,
+                    plan,
+                    issue,
+                    &actor,
+                    format!("{email} has already approved; another approver is needed"),
+                )
+                .await;
             }
             Err(StoreError::Conflict(msg)) => {
                 tracing::info!(plan_id = %plan.plan_id, %msg, "linear decision arrived after the plan was settled");

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use carapulse_core::audit::AuditDecision;
-use carapulse_core::model::{ApprovalSource, ApprovalStatus, ModelError, PlanId};
+use carapulse_core::model::{
+    ApprovalSource, ApprovalStatus, ModelError, PlanApprovalState, PlanId,
+};
 use carapulse_core::store::{ApprovalDecision, StoreError};
 
 use crate::error::{ApiError, ApiResult};
@@ -120,16 +122,22 @@ pub(crate) async fn create(
             other => other.into(),
         })?;
     state.metrics.record_audit(true);
-    // A run already started for this plan waits for the decision: deliver it.
-    let signalled = signal_waiting_run(
-        &state,
-        ctx.tenant(),
-        plan_id,
-        status == ApprovalStatus::Approved,
-        ctx.actor.id.to_string(),
-        body.note.clone(),
-    )
-    .await?;
+    let tally = state.store.approval_tally(ctx.tenant(), plan_id).await?;
+    // A run already started for this plan waits for the decision: deliver it once the plan is
+    // settled (with several approvers required, an approval may leave it pending).
+    let signalled = if tally.approval_state == PlanApprovalState::Pending {
+        false
+    } else {
+        signal_waiting_run(
+            &state,
+            ctx.tenant(),
+            plan_id,
+            status == ApprovalStatus::Approved,
+            ctx.actor.id.to_string(),
+            body.note.clone(),
+        )
+        .await?
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -140,6 +148,10 @@ pub(crate) async fn create(
             "source": approval.source,
             "approved_hash": approval.approved_hash,
             "created_at": approval.created_at,
+            "revision": approval.revision,
+            "plan_approval_state": tally.approval_state,
+            "approvals_required": tally.approvals_required,
+            "approved_by": tally.approved_by,
             "signalled_run": signalled,
         })),
     )

@@ -682,11 +682,17 @@ pub(crate) async fn get(
     let plan = load_plan(&state, &ctx, plan_id).await?;
     super::sessions::require_visible(&state, &ctx, plan.session_id.as_deref(), "plan").await?;
     let approval = state.store.plan_approval(ctx.tenant(), plan_id).await?;
+    let tally = state.store.approval_tally(ctx.tenant(), plan_id).await?;
     let mut body = plan_json(&plan);
     if let Value::Object(map) = &mut body {
         map.insert(
             "approval".into(),
             serde_json::to_value(approval).unwrap_or(Value::Null),
+        );
+        // Who approved the current revision, against what policy requires.
+        map.insert(
+            "approvals".into(),
+            json!({"required": tally.approvals_required, "approved_by": tally.approved_by}),
         );
     }
     Ok(Json(body))
