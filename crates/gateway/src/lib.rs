@@ -22,6 +22,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod ui;
+pub mod whatif;
 pub mod workspace;
 
 pub use startup::{Application, StartupError};

@@ -130,7 +130,7 @@ impl AppState {
     }
 
     /// The policy input of `ctx`'s request, at this moment.
-    fn input(
+    pub(crate) fn input(
         ctx: &RequestContext,
         action: &str,
         action_type: ActionType,

@@ -51,6 +51,9 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
             [GONE, OK, OK, OK],
         ),
         ("get", "/v1/plans/{id}/diff", [GONE, OK, OK, OK]),
+        // What-if: readers ask, nothing is stored.
+        ("post", "/v1/plans/{id}/whatif", [GONE, OK, OK, OK]),
+        ("post", "/v1/policy/whatif", [OK, OK, OK, OK]),
         // Only the creator (alice, not in the matrix) or an admin withdraws a plan.
         ("delete", "/v1/plans/{id}", [GONE, DENIED, DENIED, &[204]]),
         ("get", "/v1/plans/{id}", [GONE, OK, OK, OK]),
@@ -281,7 +284,10 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         "/v1/plans/{id}" => item(&f.pending_plan),
         "/v1/plans/{id}/execute" => item(&f.runnable_plan2),
         "/v1/plans/{id}/risk" => item(&f.pending_plan),
-        p if p.starts_with("/v1/plans/{id}/revisions") || p == "/v1/plans/{id}/diff" => {
+        p if p.starts_with("/v1/plans/{id}/revisions")
+            || p == "/v1/plans/{id}/diff"
+            || p == "/v1/plans/{id}/whatif" =>
+        {
             item(&f.revisable_plan).replace("{revision}", "1")
         }
         p if p.starts_with("/v1/executions/{id}") => item(&f.execution),
@@ -303,6 +309,9 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
     };
     let body = match (method, path) {
         ("post", "/v1/plans") => Some(scale_plan_body()),
+        ("post", "/v1/policy/whatif") => Some(json!({"plan": {
+            "context": {"environment": "staging", "namespace": "web"},
+            "steps": [{"tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"}}]}})),
         ("post", "/v1/plans/{id}/revisions") => {
             Some(json!({"summary": "revised by the matrix", "note": "matrix"}))
         }

@@ -88,6 +88,17 @@ impl<T> Pool<T> {
     }
 }
 
+/// One rule that contributed to a decision (see [`PolicyEngine::explain_json`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleHit {
+    /// The rule's name in the package (`approval_reasons`, `constraint_entries`, `decision`).
+    pub rule: String,
+    /// What it contributed: a reason, a `[key, value]` constraint entry, the decision.
+    pub value: Value,
+    /// `file:line` of the rule head that names it, when it is named literally.
+    pub at: Option<String>,
+}
+
 /// A loaded set of Rego files for one package.
 ///
 /// Evaluation reuses prepared engines from a small pool: a fresh clone pays regorus's preparation
@@ -298,6 +309,84 @@ impl PolicyEngine {
             self.pool.give(engine);
         }
         outcome_from(outputs?)
+    }
+
+    /// Why: every rule of the package evaluated on `input` (the interpreter, one query for the
+    /// whole package document), with the rules that produced the decision's reasons and
+    /// constraints — each reason attributed to the `*_reasons` set holding it, each constraint
+    /// to `constraint_entries` — and where in the sources they are written (`file:line` of the
+    /// first rule head of that set naming the reason, when it is named literally).
+    pub fn explain_json(&self, input: &Value) -> Result<Vec<RuleHit>, String> {
+        let input = regorus::Value::from_json_str(&input.to_string())
+            .map_err(|err| format!("cannot load policy input: {err}"))?;
+        let mut engine = self.template.clone();
+        engine.set_input(input);
+        let results = engine
+            .eval_query(format!("data.{}", self.package), false)
+            .map_err(|err| format!("evaluating the package: {err}"))?;
+        let document = results
+            .result
+            .first()
+            .and_then(|r| r.expressions.first())
+            .map(|e| e.value.to_json_str())
+            .transpose()
+            .map_err(|err| format!("encoding the package: {err}"))?
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .unwrap_or(Value::Null);
+        let mut hits = Vec::new();
+        let Some(rules) = document.as_object() else {
+            return Ok(hits);
+        };
+        for (rule, value) in rules {
+            let produces_reasons = rule.ends_with("_reasons") && rule != "output_reasons";
+            if produces_reasons {
+                for reason in value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    hits.push(RuleHit {
+                        rule: rule.clone(),
+                        value: Value::String(reason.to_owned()),
+                        at: self.locate(rule, Some(reason)),
+                    });
+                }
+            } else if rule == "constraint_entries" {
+                for entry in value.as_array().into_iter().flatten() {
+                    hits.push(RuleHit {
+                        rule: rule.clone(),
+                        value: entry.clone(),
+                        at: entry
+                            .get(0)
+                            .and_then(Value::as_str)
+                            .and_then(|key| self.locate(rule, Some(key))),
+                    });
+                }
+            } else if rule == "decision" {
+                hits.push(RuleHit {
+                    rule: rule.clone(),
+                    value: value.clone(),
+                    at: value.as_str().and_then(|d| self.locate(rule, Some(d))),
+                });
+            }
+        }
+        Ok(hits)
+    }
+
+    /// `file:line` of the first head of `rule` whose line names `literal` (in quotes).
+    fn locate(&self, rule: &str, literal: Option<&str>) -> Option<String> {
+        for (file, text) in &self.sources {
+            for (i, line) in text.lines().enumerate() {
+                let head = line.starts_with(rule)
+                    && line[rule.len()..].starts_with([' ', '[', '(', ':', '=']);
+                let names = literal.is_none_or(|l| line.contains(&format!("\"{l}\"")));
+                if head && names {
+                    return Some(format!("{file}:{}", i + 1));
+                }
+            }
+        }
+        None
     }
 
     /// `decision`, `constraints`, `ttl`, `reasons`, each by its full path. One query fetches all

@@ -9,6 +9,6 @@ mod engine;
 mod input;
 mod risk;
 
-pub use engine::{PolicyEngine, PolicyError, PolicyOutcome};
+pub use engine::{PolicyEngine, PolicyError, PolicyOutcome, RuleHit};
 pub use input::{ActionType, PolicyInput, StepVerification};
 pub use risk::{assess_intent, assess_steps, step_calls, RiskAssessment, StepRef};

@@ -17,6 +17,7 @@ mod policy;
 mod revisions;
 mod schedules;
 pub(crate) mod sessions;
+mod whatif;
 mod workflows;
 
 use std::time::Duration;
@@ -109,6 +110,8 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(revisions::create, revisions::list))
         .routes(routes!(revisions::get))
         .routes(routes!(revisions::diff))
+        .routes(routes!(whatif::plan))
+        .routes(routes!(whatif::draft))
         .routes(routes!(approvals::create, approvals::list))
         .routes(routes!(executions::list))
         .routes(routes!(executions::get))

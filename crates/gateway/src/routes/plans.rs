@@ -70,7 +70,7 @@ pub(crate) struct PlanCreateRequest {
 }
 
 /// Risk from the steps, or from the intent's words while a plan has no steps.
-fn score<'a>(
+pub(crate) fn score<'a>(
     steps: impl Iterator<Item = StepRef<'a>>,
     intent: &Intent,
     context: &ContextRef,

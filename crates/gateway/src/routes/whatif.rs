@@ -1,0 +1,143 @@
+//! `POST /v1/plans/{id}/whatif` and `POST /v1/policy/whatif`: what policy — the loaded one and
+//! a candidate side by side — decides about a stored plan or an unsaved draft, step by step,
+//! with the rules behind each answer. The rules live in `crate::whatif`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use carapulse_core::audit::AuditDecision;
+use carapulse_core::model::{ContextRef, Intent, PlanId, StepDraft};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+use crate::whatif::{check_steps, compile_candidate, judged_as, whatif, Candidate};
+
+use super::require_read;
+
+/// Body of `POST /v1/plans/{id}/whatif`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanWhatIf {
+    /// A candidate policy to compare with the loaded one.
+    #[serde(default)]
+    candidate: Option<Candidate>,
+}
+
+/// An unsaved plan.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DraftPlan {
+    #[serde(default)]
+    #[schema(max_length = 4000)]
+    intent: String,
+    context: ContextRef,
+    #[serde(default)]
+    steps: Vec<StepDraft>,
+}
+
+/// Body of `POST /v1/policy/whatif`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DraftWhatIf {
+    plan: DraftPlan,
+    #[serde(default)]
+    candidate: Option<Candidate>,
+}
+
+async fn audited(
+    state: &AppState,
+    ctx: &RequestContext,
+    plan: Option<PlanId>,
+    answer: &Value,
+    candidate: Option<&Candidate>,
+) {
+    let files: Option<Vec<&String>> = candidate.map(|c| c.files.keys().collect());
+    state
+        .audit(
+            ctx.audit("policy.whatif", AuditDecision::Info)
+                .context(json!({
+                    "plan_id": plan,
+                    "candidate_files": files,
+                    "plan_changed": answer["plan"]["changed"],
+                    "steps": answer["steps"].as_array().map(Vec::len),
+                })),
+        )
+        .await;
+}
+
+#[utoipa::path(post, path = "/plans/{id}/whatif", tag = "policy", summary = "What the loaded policy (and a candidate, side by side) decides about this plan and each of its steps, with the rules behind each answer; nothing is stored but an audit event", params(("id" = String, Path, description = "Plan id (UUID)")), request_body = PlanWhatIf, responses((status = 200, description = "`{plan: {current, candidate, changed}, steps: [{index, step, current, candidate, changed}], candidate_files}`", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
+pub(crate) async fn plan(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PlanWhatIf>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "plan.get").await?;
+    let plan_id = PlanId::parse(&id).map_err(|_| ApiError::not_found("plan"))?;
+    let plan = super::plans::load_plan(&state, &ctx, plan_id).await?;
+    super::sessions::require_visible(&state, &ctx, plan.session_id.as_deref(), "plan").await?;
+    let candidate = body
+        .candidate
+        .as_ref()
+        .map(|c| compile_candidate(&state, c))
+        .transpose()?;
+    let steps: Vec<StepDraft> = plan.steps.iter().map(StepDraft::from).collect();
+    let asker = judged_as(&state, &ctx, Some(&plan.created_by));
+    let answer = whatif(
+        &state,
+        &asker,
+        &plan.context,
+        &plan.intent,
+        &steps,
+        candidate.as_ref(),
+    );
+    audited(
+        &state,
+        &ctx,
+        Some(plan_id),
+        &answer,
+        body.candidate.as_ref(),
+    )
+    .await;
+    Ok(Json(answer))
+}
+
+#[utoipa::path(post, path = "/policy/whatif", tag = "policy", summary = "What-if for an unsaved plan: the loaded policy (and a candidate) on the draft and each of its steps, with the rules behind each answer", request_body = DraftWhatIf, responses((status = 200, description = "As `POST /v1/plans/{id}/whatif`", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
+pub(crate) async fn draft(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(body): ApiJson<DraftWhatIf>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "policy.evaluate").await?;
+    let mut context = body.plan.context;
+    if !context.tenant_id.is_empty() && context.tenant_id != ctx.tenant().as_str() {
+        return Err(ApiError::forbidden(
+            "tenant_mismatch",
+            "plan.context.tenant_id does not match the tenant of your token",
+        ));
+    }
+    context.tenant_id = ctx.tenant().to_string();
+    context.validate().map_err(|e| e.within("plan"))?;
+    let intent = Intent::parse(&body.plan.intent).map_err(|e| e.within("plan"))?;
+    check_steps(&body.plan.steps)?;
+    let candidate = body
+        .candidate
+        .as_ref()
+        .map(|c| compile_candidate(&state, c))
+        .transpose()?;
+    let asker = judged_as(&state, &ctx, None);
+    let answer = whatif(
+        &state,
+        &asker,
+        &context,
+        &intent,
+        &body.plan.steps,
+        candidate.as_ref(),
+    );
+    audited(&state, &ctx, None, &answer, body.candidate.as_ref()).await;
+    Ok(Json(answer))
+}
