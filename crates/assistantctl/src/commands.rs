@@ -50,6 +50,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             count,
         } => events(&client()?, fmt, kinds, plan, execution, count).await,
         Command::Audit(cmd) => audit(&client()?, fmt, cmd).await,
+        Command::Policy(PolicyCommand::Whatif { plan_id, dir }) => {
+            policy_whatif(&client()?, fmt, &plan_id, dir.as_deref()).await
+        }
         Command::Policy(PolicyCommand::Test { input, policy_dir }) => {
             policy_test(g.config.as_deref(), &input, policy_dir.as_deref(), fmt)
         }
@@ -1524,4 +1527,103 @@ mod verification_text_tests {
         assert!(text.contains("exec decide"), "{text}");
         assert_eq!(verification_text(&json!(null)), "");
     }
+}
+
+/// The `.rego` files of `dir` (not its subdirectories), by file name.
+fn candidate_files(dir: &Path) -> Result<serde_json::Map<String, Value>, CliError> {
+    let mut files = serde_json::Map::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| CliError::Local(format!("{}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if path.is_file() && name.ends_with(".rego") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?;
+            files.insert(name.to_owned(), json!(text));
+        }
+    }
+    if files.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{}: no .rego files to compare",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
+
+async fn policy_whatif(
+    client: &Client,
+    fmt: OutputFormat,
+    plan_id: &str,
+    dir: Option<&Path>,
+) -> Result<(), CliError> {
+    let body = match dir {
+        Some(dir) => json!({"candidate": {"files": candidate_files(dir)?}}),
+        None => json!({}),
+    };
+    let answer = client
+        .post(&format!("/v1/plans/{plan_id}/whatif"), &body, &[])
+        .await?;
+    if fmt.structured() {
+        print_value(fmt, &answer);
+        return Ok(());
+    }
+    let decision = |v: &Value| {
+        if v.is_null() {
+            "-".to_owned()
+        } else {
+            cell(v, &["decision"])
+        }
+    };
+    let mut rows = vec![vec![
+        "plan".to_owned(),
+        decision(&answer["plan"]["current"]),
+        decision(&answer["plan"]["candidate"]),
+        if answer["plan"]["changed"] == true {
+            "CHANGED"
+        } else {
+            ""
+        }
+        .to_owned(),
+    ]];
+    for step in answer["steps"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!(
+                "{}. {}",
+                step["index"].as_u64().unwrap_or(0) + 1,
+                cell(step, &["step"])
+            ),
+            decision(&step["current"]),
+            decision(&step["candidate"]),
+            if step["changed"] == true {
+                "CHANGED"
+            } else {
+                ""
+            }
+            .to_owned(),
+        ]);
+    }
+    print!("{}", table(&["WHAT", "LOADED", "CANDIDATE", ""], &rows));
+    // For every change, the candidate's rules that made it.
+    for step in answer["steps"].as_array().into_iter().flatten() {
+        if step["changed"] != true {
+            continue;
+        }
+        for rule in step["candidate"]["rules"].as_array().into_iter().flatten() {
+            if rule["rule"] == "decision" {
+                continue;
+            }
+            println!(
+                "  step {}: {} {} ({})",
+                step["index"].as_u64().unwrap_or(0) + 1,
+                cell(rule, &["rule"]),
+                rule["value"],
+                cell(rule, &["at"])
+            );
+        }
+    }
+    Ok(())
 }

@@ -719,6 +719,16 @@ pub enum PolicyCommand {
         #[arg(long)]
         policy_dir: Option<PathBuf>,
     },
+    /// What the loaded policy and a candidate (the .rego files of --dir, over the loaded ones)
+    /// decide about a stored plan and each of its steps, side by side, with the rules behind.
+    Whatif {
+        #[arg(long = "plan")]
+        plan_id: String,
+        /// Directory of candidate .rego files (each replaces the loaded file of its name or is
+        /// added); without it, the loaded policy alone.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

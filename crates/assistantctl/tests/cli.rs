@@ -1381,3 +1381,74 @@ async fn plan_revise_revisions_and_diff() {
     env.shutdown.cancel();
     env.db.drop_now().await;
 }
+
+/// `policy whatif --plan ID --dir DIR`: the loaded policy against a candidate directory, per
+/// step, with the candidate's rule (file and line) behind each change.
+#[tokio::test]
+async fn policy_whatif_compares_a_candidate_directory() {
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    let step = r#"{"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 4, "namespace": "web"}}"#;
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "scale web",
+            "--env",
+            "production",
+            "--namespace",
+            "web",
+            "--step",
+            step,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan_id = out.json()["plan_id"].as_str().unwrap().to_owned();
+    let candidate = env.dir.join("candidate");
+    std::fs::create_dir_all(&candidate).unwrap();
+    std::fs::write(
+        candidate.join("freeze.rego"),
+        "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"prod_writes_frozen\" if {\n\tis_write\n\tprod_env\n}\n",
+    )
+    .unwrap();
+    let dir = candidate.to_string_lossy().into_owned();
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["policy", "whatif", "--plan", &plan_id, "--dir", &dir],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("CHANGED"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("step 1: deny_reasons \"prod_writes_frozen\" (freeze.rego:5)"),
+        "{}",
+        out.stdout
+    );
+    // An empty directory is a usage error, before any request.
+    let empty = env.dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "policy",
+            "whatif",
+            "--plan",
+            &plan_id,
+            "--dir",
+            &empty.to_string_lossy(),
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+}
