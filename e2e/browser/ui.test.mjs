@@ -226,6 +226,14 @@ try {
   await main.locator('#plan-changes', { hasText: 'browser test' }).waitFor();
   await shot(main, '15-plan-revision-changes.png');
 
+  step('policy what-if on the plan page: a candidate freezing writes shows the step and the rule');
+  await main.fill('#whatif-text', 'package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains "writes_frozen" if {\n\tis_write\n}\n');
+  await main.click('#whatif-run');
+  await main.locator('#whatif-result', { hasText: 'deny_reasons "writes_frozen" (candidate.rego:5)' }).waitFor({ timeout: 15000 });
+  const changedRows = await main.locator('#whatif-result strong.changed').count();
+  if (changedRows < 2) throw new Error(`expected the plan and its write step to change, saw ${changedRows}`);
+  await shot(main, '16-plan-whatif.png');
+
   if (problems.length) throw new Error(`browser reported problems:\n${problems.join('\n')}`);
   step('all checks passed');
 } catch (err) {

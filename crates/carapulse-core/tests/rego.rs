@@ -436,3 +436,51 @@ fn packages_without_outputs_use_the_interpreter() {
         Decision::Allow
     );
 }
+
+/// What-if's explanation: the rules behind a decision are exactly the reasons and constraints
+/// the decision carries, each with the file:line naming it; an allowed read names no reason.
+#[test]
+fn explain_names_the_rules_behind_a_decision() {
+    let engine = PolicyEngine::load_dir(policies(), "policy.assistant.v1").unwrap();
+    let write = input(
+        &["operator"],
+        "write",
+        "prod",
+        "high",
+        "namespace",
+        1,
+        false,
+    );
+    let outcome = engine.evaluate_json(&write);
+    let hits = engine.explain_json(&write).unwrap();
+    let reasons: Vec<&str> = hits
+        .iter()
+        .filter(|h| h.rule.ends_with("_reasons"))
+        .filter_map(|h| h.value.as_str())
+        .collect();
+    let mut expected: Vec<&str> = outcome.reasons.iter().map(String::as_str).collect();
+    let mut got = reasons.clone();
+    expected.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, expected, "{hits:?}");
+    assert!(hits.iter().any(|h| h.rule == "approval_reasons"
+        && h.value == "production_environment"
+        && h.at.as_deref() == Some("write.rego:15")));
+    let constraint_keys: Vec<&str> = hits
+        .iter()
+        .filter(|h| h.rule == "constraint_entries")
+        .filter_map(|h| h.value[0].as_str())
+        .collect();
+    for key in outcome.constraints.keys() {
+        assert!(constraint_keys.contains(&key.as_str()), "{key}: {hits:?}");
+    }
+    let read = input(&["viewer"], "read", "prod", "read", "namespace", 0, false);
+    let hits = engine.explain_json(&read).unwrap();
+    assert!(
+        hits.iter().all(|h| !h.rule.ends_with("_reasons")),
+        "an allowed read has no reasons: {hits:?}"
+    );
+    assert!(hits
+        .iter()
+        .any(|h| h.rule == "decision" && h.value == "allow"));
+}

@@ -5,7 +5,7 @@
 //! A stored plan is judged as its creator asking (with the writer roles creating it took), a
 //! draft as the person asking; the plan is put to policy exactly as creation does (`plan.create`, risk scored from its steps,
 //! what each step verifies); each step alone the same way, its risk scored from that step only.
-//! Rules are found by evaluating the whole package document on the interpreter
+//! Rules are found by querying each contributing rule on the interpreter
 //! (`PolicyEngine::explain_json`): the `*_reasons` sets holding each reason, the
 //! `constraint_entries` behind each constraint, the decision, with the `file:line` naming them.
 //! A candidate overlays the loaded files: a file of the same name replaces it, a new one is

@@ -76,6 +76,30 @@ async fn a_candidate_that_freezes_production_shows_the_exact_step_and_rule() {
         "the exact rule, file and line: {write}"
     );
     assert_eq!(write["changed"], true);
+    // The candidate's answer names only what produced it: the freeze, no stray reasons.
+    let candidate_reasons: Vec<&str> = write["candidate"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rule"].as_str().unwrap().ends_with("_reasons"))
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = write["candidate"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    expected.extend([
+        "production_environment",
+        "risk_medium",
+        "unverified_production_write",
+    ]);
+    let mut got = candidate_reasons.clone();
+    got.sort_unstable();
+    expected.sort_unstable();
+    expected.dedup();
+    assert_eq!(got, expected, "{write}");
     let read = &answer["steps"][1];
     assert_eq!(read["step"], "kubectl rollout-status deployment/web@web");
     assert_eq!(
@@ -171,5 +195,66 @@ async fn a_candidate_that_freezes_production_shows_the_exact_step_and_rule() {
         .get("/v1/audit/events?action=policy.whatif", &alice)
         .await;
     assert_eq!(events["data"].as_array().unwrap().len(), 3, "{events}");
+    app.stop().await;
+}
+
+/// A candidate file that sorts before the loaded ones: the rules named are still exactly the
+/// ones behind each answer (evaluating the whole package document at once named stray deny
+/// reasons for this file order).
+#[tokio::test]
+async fn rules_follow_the_decision_whatever_the_file_order() {
+    let app = spawn_app().await;
+    let alice = token("alice", "acme", &["operator"]);
+    let bob = token("bob", "acme", &["approver"]);
+    let (_, created) = app.create_scale_plan(&alice).await;
+    let id = created["plan_id"].as_str().unwrap().to_owned();
+    let candidate = "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"writes_frozen\" if {\n\tis_write\n}\n";
+    let (status, answer) = app
+        .post(
+            &format!("/v1/plans/{id}/whatif"),
+            &bob,
+            &json!({"candidate": {"files": {"a_first.rego": candidate}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    for row in std::iter::once(&answer["plan"]).chain(answer["steps"].as_array().unwrap()) {
+        for side in ["current", "candidate"] {
+            let judged = &row[side];
+            let mut reasons: Vec<&str> = judged["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["rule"].as_str().unwrap().ends_with("_reasons"))
+                .map(|r| r["value"].as_str().unwrap())
+                .collect();
+            reasons.sort_unstable();
+            let decision = judged["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["rule"] == "decision")
+                .map(|r| r["value"].clone());
+            assert_eq!(
+                decision.as_ref(),
+                Some(&judged["decision"]),
+                "{side}: {row}"
+            );
+            // Deny reasons appear exactly when the answer is a denial.
+            let denies = judged["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["rule"] == "deny_reasons");
+            assert_eq!(denies, judged["decision"] == "deny", "{side}: {row}");
+            if judged["decision"] == "deny" {
+                assert_eq!(
+                    reasons.iter().filter(|r| **r == "writes_frozen").count(),
+                    1,
+                    "{row}"
+                );
+            }
+        }
+    }
+    assert_eq!(answer["steps"][1]["candidate"]["decision"], "allow");
     app.stop().await;
 }

@@ -591,6 +591,34 @@ function stepsTable(steps) {
   ], steps, 'No steps yet (draft).');
 }
 
+/// "What if": the loaded policy and a candidate file side by side on this plan, per step, with the
+/// rules (file:line) behind each answer. Nothing is stored but an audit event.
+function whatIf(planId) {
+  const name = h('input', { id: 'whatif-name', value: 'candidate.rego', size: 24, 'aria-label': 'candidate file name' });
+  const text = h('textarea', { id: 'whatif-text', rows: 8, cols: 80, placeholder: 'package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains "..." if { ... }', 'aria-label': 'candidate Rego' });
+  const result = h('div', { id: 'whatif-result' });
+  const rules = (answer) => (answer && answer.rules ? answer.rules.filter((r) => r.rule !== 'decision')
+    .map((r) => `${r.rule} ${JSON.stringify(r.value)}${r.at ? ` (${r.at})` : ''}`).join('; ') : '');
+  const run = async () => {
+    const body = text.value.trim() ? { candidate: { files: { [name.value.trim()]: text.value } } } : {};
+    try {
+      const a = await api(`/v1/plans/${planId}/whatif`, { method: 'POST', body });
+      const rows = [{ what: 'plan', ...a.plan }].concat((a.steps || []).map((s) => ({ what: `${s.index + 1}. ${s.step}`, ...s })));
+      fill(result, table([
+        ['What', (r) => r.what],
+        ['Loaded', (r) => badge(r.current ? r.current.decision : '-')],
+        ['Candidate', (r) => (r.candidate ? badge(r.candidate.decision) : '-')],
+        ['Changed', (r) => (r.changed ? h('strong', { class: 'changed' }, 'changed') : '')],
+        ['Rules (candidate, else loaded)', (r) => rules(r.candidate || r.current)],
+      ], rows));
+    } catch (err) { fill(result, h('p', { class: 'error' }, err.message)); }
+  };
+  return h('section', { id: 'whatif' }, h('h2', {}, 'Policy what-if'),
+    h('p', { class: 'muted' }, 'Compare the loaded policy with a candidate file (it replaces the loaded file of the same name, or is added). Nothing is stored.'),
+    h('div', { class: 'row' }, name, h('button', { id: 'whatif-run', onclick: run }, 'Compare')),
+    text, result);
+}
+
 function planDetail(id) {
   const out = h('div', {});
   fill(view(), out);
@@ -656,12 +684,15 @@ function planDetail(id) {
         message),
       changes,
       h('section', {}, h('h2', {}, 'Steps'), stepsTable(plan.steps || [])),
+      planWhatIf,
       h('section', {}, h('h2', {}, 'Policy'), h('pre', {}, JSON.stringify({
         decision: plan.policy_decision, constraints: plan.constraints, context: plan.context,
       }, null, 2))),
       planExecs);
     loadExecs();
   };
+  // Kept across reloads of the page's data, so a candidate being written is not lost.
+  const planWhatIf = whatIf(id);
   const planExecs = h('section', { id: 'plan-executions' });
   const loadExecs = pagedList(planExecs, {
     id: 'plan-executions', title: 'Executions', sizes: [10, 50], empty: 'Not executed.',

@@ -311,9 +311,8 @@ impl PolicyEngine {
         outcome_from(outputs?)
     }
 
-    /// Why: every rule of the package evaluated on `input` (the interpreter, one query for the
-    /// whole package document), with the rules that produced the decision's reasons and
-    /// constraints — each reason attributed to the `*_reasons` set holding it, each constraint
+    /// Why: the rules that produced the decision's reasons and constraints, evaluated on
+    /// `input` on the interpreter — each reason attributed to the `*_reasons` set holding it, each constraint
     /// to `constraint_entries` — and where in the sources they are written (`file:line` of the
     /// first rule head of that set naming the reason, when it is named literally).
     pub fn explain_json(&self, input: &Value) -> Result<Vec<RuleHit>, String> {
@@ -321,25 +320,44 @@ impl PolicyEngine {
             .map_err(|err| format!("cannot load policy input: {err}"))?;
         let mut engine = self.template.clone();
         engine.set_input(input);
-        let results = engine
-            .eval_query(format!("data.{}", self.package), false)
-            .map_err(|err| format!("evaluating the package: {err}"))?;
-        let document = results
-            .result
-            .first()
-            .and_then(|r| r.expressions.first())
-            .map(|e| e.value.to_json_str())
-            .transpose()
-            .map_err(|err| format!("encoding the package: {err}"))?
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-            .unwrap_or(Value::Null);
+        // Each contributing rule by its full path (the reason sets, the constraint entries, the
+        // decision); an undefined rule contributed nothing. (Evaluating the whole package
+        // document at once gave wrong answers in regorus 0.14.1 when the files came in some
+        // orders: rule by rule agrees with the decision path.)
+        let mut names: Vec<String> = self
+            .sources
+            .iter()
+            .flat_map(|(_, text)| text.lines())
+            .filter_map(|line| {
+                let name: String = line
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let rest = &line[name.len()..];
+                let is_head = rest.starts_with(" contains") || rest.starts_with(" :=");
+                (is_head && name.ends_with("_reasons") && name != "output_reasons").then_some(name)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names.extend(["constraint_entries".to_owned(), "decision".to_owned()]);
         let mut hits = Vec::new();
-        let Some(rules) = document.as_object() else {
-            return Ok(hits);
-        };
-        for (rule, value) in rules {
-            let produces_reasons = rule.ends_with("_reasons") && rule != "output_reasons";
-            if produces_reasons {
+        for rule in names {
+            let results = engine
+                .eval_query(format!("data.{}.{rule}", self.package), false)
+                .map_err(|err| format!("evaluating {rule}: {err}"))?;
+            let Some(value) = results
+                .result
+                .first()
+                .and_then(|r| r.expressions.first())
+                .map(|e| e.value.to_json_str())
+                .transpose()
+                .map_err(|err| format!("encoding {rule}: {err}"))?
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            else {
+                continue;
+            };
+            if rule.ends_with("_reasons") {
                 for reason in value
                     .as_array()
                     .into_iter()
@@ -349,7 +367,7 @@ impl PolicyEngine {
                     hits.push(RuleHit {
                         rule: rule.clone(),
                         value: Value::String(reason.to_owned()),
-                        at: self.locate(rule, Some(reason)),
+                        at: self.locate(&rule, Some(reason)),
                     });
                 }
             } else if rule == "constraint_entries" {
@@ -360,14 +378,14 @@ impl PolicyEngine {
                         at: entry
                             .get(0)
                             .and_then(Value::as_str)
-                            .and_then(|key| self.locate(rule, Some(key))),
+                            .and_then(|key| self.locate(&rule, Some(key))),
                     });
                 }
-            } else if rule == "decision" {
+            } else {
                 hits.push(RuleHit {
                     rule: rule.clone(),
-                    value: value.clone(),
-                    at: value.as_str().and_then(|d| self.locate(rule, Some(d))),
+                    at: value.as_str().and_then(|d| self.locate(&rule, Some(d))),
+                    value,
                 });
             }
         }
