@@ -132,6 +132,17 @@ async fn lists_and_the_expiry_sweeper() {
     app.stop().await;
 }
 
+/// The status of a plan's Linear approval request.
+async fn request_status(app: &TestApp, plan: &str) -> String {
+    let (status,): (String,) =
+        sqlx::query_as("SELECT status FROM approval_requests WHERE plan_id = $1::uuid")
+            .bind(plan)
+            .fetch_one(app.db.store.pool())
+            .await
+            .unwrap();
+    status
+}
+
 fn gql(data: Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"data": data}))
 }
@@ -359,13 +370,7 @@ async fn linear_issue_labels_become_attributed_decisions() {
     );
     // The watcher comments first and records the closed request after: wait for the record.
     wait_for("the request recorded as expired", || async {
-        let status: (String,) =
-            sqlx::query_as("SELECT status FROM approval_requests WHERE plan_id = $1::uuid")
-                .bind(&ids[3])
-                .fetch_one(app.db.store.pool())
-                .await
-                .unwrap();
-        status.0 == "expired"
+        request_status(&app, &ids[3]).await == "expired"
     })
     .await;
 
@@ -379,13 +384,7 @@ async fn linear_issue_labels_become_attributed_decisions() {
     })
     .await;
     wait_for("the fifth request open", || async {
-        let status: (String,) =
-            sqlx::query_as("SELECT status FROM approval_requests WHERE plan_id = $1::uuid")
-                .bind(&id5)
-                .fetch_one(app.db.store.pool())
-                .await
-                .unwrap();
-        status.0 == "open"
+        request_status(&app, &id5).await == "open"
     })
     .await;
     let (status, body) = app.delete(&format!("/v1/plans/{id5}"), &alice).await;
@@ -398,13 +397,7 @@ async fn linear_issue_labels_become_attributed_decisions() {
     })
     .await;
     wait_for("the request closed", || async {
-        let status: (String,) =
-            sqlx::query_as("SELECT status FROM approval_requests WHERE plan_id = $1::uuid")
-                .bind(&id5)
-                .fetch_one(app.db.store.pool())
-                .await
-                .unwrap();
-        status.0 == "closed"
+        request_status(&app, &id5).await == "closed"
     })
     .await;
 

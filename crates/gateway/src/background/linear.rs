@@ -251,19 +251,32 @@ impl LinearWatcher {
     }
 
     async fn close_withdrawn(&self, state: &AppState, req: &ApprovalRequest) {
+        let body = "This plan was withdrawn (deleted) in Carapulse before a decision; this issue no longer decides anything.";
+        self.comment_then_close(state, req, body, RequestStatus::Closed)
+            .await;
+    }
+
+    /// Tells an open issue why it no longer decides anything, then closes its request; a
+    /// comment that may succeed later is retried (the request stays due) instead of lost.
+    async fn comment_then_close(
+        &self,
+        state: &AppState,
+        req: &ApprovalRequest,
+        body: &str,
+        status: RequestStatus,
+    ) {
         if let (RequestStatus::Open, Some(issue)) = (req.status, &req.external_id) {
-            let body = "This plan was withdrawn (deleted) in Carapulse before a decision; this issue no longer decides anything.";
             if let Err(e) = self.client.comment(issue, body).await {
                 if e.retryable() {
                     self.failed(state, req, &e).await;
                     return;
                 }
-                tracing::warn!(error = %e, "withdrawal comment failed");
+                tracing::warn!(error = %e, "closing comment failed");
             }
         }
         if let Err(e) = state
             .store
-            .approval_request_closed(req.plan_id, RequestStatus::Closed)
+            .approval_request_closed(req.plan_id, status)
             .await
         {
             tracing::warn!(error = %e, "could not close the approval request");
@@ -277,11 +290,11 @@ impl LinearWatcher {
             PlanApprovalState::Expired => RequestStatus::Expired,
             _ => RequestStatus::Closed,
         };
+        let body = match plan.approval_state {
+            PlanApprovalState::Expired => "This approval request expired without a decision (approvals.timeout_hours). The plan will not run.".to_owned(),
+            other => format!("This plan was {} in Carapulse; this issue no longer decides anything.", other.as_str()),
+        };
         if let (RequestStatus::Open, Some(issue)) = (req.status, &req.external_id) {
-            let body = match plan.approval_state {
-                PlanApprovalState::Expired => "This approval request expired without a decision (approvals.timeout_hours). The plan will not run.".to_owned(),
-                other => format!("This plan was {} in Carapulse; this issue no longer decides anything.", other.as_str()),
-            };
             // An expired request is labelled so (the pending label goes), before the comment:
             // the swap is idempotent, so a retry after a failed comment repeats nothing visible.
             if plan.approval_state == PlanApprovalState::Expired {
@@ -301,21 +314,8 @@ impl LinearWatcher {
                     tracing::warn!(error = %e, "labelling the expired issue failed");
                 }
             }
-            if let Err(e) = self.client.comment(issue, &body).await {
-                if e.retryable() {
-                    self.failed(state, req, &e).await;
-                    return;
-                }
-                tracing::warn!(error = %e, "closing comment failed");
-            }
         }
-        if let Err(e) = state
-            .store
-            .approval_request_closed(req.plan_id, status)
-            .await
-        {
-            tracing::warn!(error = %e, "could not close the approval request");
-        }
+        self.comment_then_close(state, req, &body, status).await;
     }
 
     async fn refuse(
