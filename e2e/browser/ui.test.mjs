@@ -132,6 +132,11 @@ try {
   await main.click('#evaluate');
   await main.locator('#policy-result', { hasText: 'require_approval' }).waitFor();
   await shot(main, '08-policies.png');
+  step('policy page what-if: a draft plan against a candidate freezing production writes');
+  await main.fill('#whatif-text', 'package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains "prod_frozen" if {\n\tis_write\n\tprod_env\n}\n');
+  await main.click('#whatif-run');
+  await main.locator('#whatif-result', { hasText: 'deny_reasons "prod_frozen" (candidate.rego:5)' }).waitFor({ timeout: 15000 });
+  await shot(main, '08b-policies-whatif.png');
 
   step('integrations show the database, Temporal and the tool router up');
   await main.evaluate(() => { location.hash = '#/integrations'; });

@@ -593,7 +593,8 @@ function stepsTable(steps) {
 
 /// "What if": the loaded policy and a candidate file side by side on this plan, per step, with the
 /// rules (file:line) behind each answer. Nothing is stored but an audit event.
-function whatIf(planId) {
+/// `draft` (a textarea holding `{context, steps}`) makes it a what-if of an unsaved plan.
+function whatIf(planId, draft) {
   const name = h('input', { id: 'whatif-name', value: 'candidate.rego', size: 24, 'aria-label': 'candidate file name' });
   const text = h('textarea', { id: 'whatif-text', rows: 8, cols: 80, placeholder: 'package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains "..." if { ... }', 'aria-label': 'candidate Rego' });
   const result = h('div', { id: 'whatif-result' });
@@ -601,8 +602,11 @@ function whatIf(planId) {
     .map((r) => `${r.rule} ${JSON.stringify(r.value)}${r.at ? ` (${r.at})` : ''}`).join('; ') : '');
   const run = async () => {
     const body = text.value.trim() ? { candidate: { files: { [name.value.trim()]: text.value } } } : {};
+    if (draft) {
+      try { body.plan = JSON.parse(draft.value); } catch (err) { fill(result, h('p', { class: 'error' }, `Invalid plan JSON: ${err.message}`)); return; }
+    }
     try {
-      const a = await api(`/v1/plans/${planId}/whatif`, { method: 'POST', body });
+      const a = await api(draft ? '/v1/policy/whatif' : `/v1/plans/${planId}/whatif`, { method: 'POST', body });
       const rows = [{ what: 'plan', ...a.plan }].concat((a.steps || []).map((s) => ({ what: `${s.index + 1}. ${s.step}`, ...s })));
       fill(result, table([
         ['What', (r) => r.what],
@@ -615,6 +619,7 @@ function whatIf(planId) {
   };
   return h('section', { id: 'whatif' }, h('h2', {}, 'Policy what-if'),
     h('p', { class: 'muted' }, 'Compare the loaded policy with a candidate file (it replaces the loaded file of the same name, or is added). Nothing is stored.'),
+    draft ? h('p', {}, 'Plan (context and steps):') : null, draft,
     h('div', { class: 'row' }, name, h('button', { id: 'whatif-run', onclick: run }, 'Compare')),
     text, result);
 }
@@ -1025,9 +1030,13 @@ function policies() {
       result.textContent = JSON.stringify(outcome, null, 2);
     } catch (err) { result.textContent = err.message; }
   };
+  const draft = h('textarea', { id: 'whatif-plan', rows: 10, cols: 80, 'aria-label': 'draft plan' }, JSON.stringify({
+    context: { environment: 'prod', namespace: 'web' },
+    steps: [{ tool: 'kubectl', action: 'scale', input: { resource: 'deployment/web', replicas: 3, namespace: 'web' } }],
+  }, null, 2));
   fill(view(), files, h('section', {}, h('h2', {}, 'Playground'),
     h('form', { onsubmit: evaluate }, input, h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit', id: 'evaluate' }, 'Evaluate'))),
-    result));
+    result), whatIf(null, draft));
   api('/v1/policy').then((p) => {
     fill(files, h('h2', {}, `Loaded policy: ${p.package}`),
       ...p.files.map((f) => h('details', {}, h('summary', {}, `${f.name} (${f.bytes} bytes)`), h('pre', {}, f.text))));
