@@ -50,6 +50,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             count,
         } => events(&client()?, fmt, kinds, plan, execution, count).await,
         Command::Audit(cmd) => audit(&client()?, fmt, cmd).await,
+        Command::Policy(PolicyCommand::Impact {
+            dir,
+            since,
+            until,
+            limit,
+        }) => policy_impact(&client()?, fmt, &dir, &since, until.as_deref(), limit).await,
         Command::Policy(PolicyCommand::Whatif { plan_id, dir }) => {
             policy_whatif(&client()?, fmt, &plan_id, dir.as_deref()).await
         }
@@ -1500,6 +1506,60 @@ fn candidate_files(dir: &Path) -> Result<serde_json::Map<String, Value>, CliErro
         )));
     }
     Ok(files)
+}
+
+async fn policy_impact(
+    client: &Client,
+    fmt: OutputFormat,
+    dir: &Path,
+    since: &str,
+    until: Option<&str>,
+    limit: i64,
+) -> Result<(), CliError> {
+    let mut body =
+        json!({"candidate": {"files": candidate_files(dir)?}, "since": since, "limit": limit});
+    if let Some(until) = until {
+        body["until"] = json!(until);
+    }
+    let mut spinner = Spinner::new();
+    spinner.tick(&format!("re-evaluating up to {limit} stored decisions"));
+    let report = client.post("/v1/policy/impact", &body, &[]).await;
+    spinner.finish();
+    let report = report?;
+    if fmt.structured() {
+        print_value(fmt, &report);
+        return Ok(());
+    }
+    println!(
+        "{} decisions re-evaluated, {} would change{}",
+        cell(&report, &["evaluated"]),
+        cell(&report, &["changed"]),
+        if report["truncated"] == true {
+            " (limit reached: more decisions were not evaluated)"
+        } else {
+            ""
+        }
+    );
+    let counts = |key: &str| -> Vec<Vec<String>> {
+        report[key]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| vec![k.clone(), v.to_string()])
+            .collect()
+    };
+    for (title, key) in [
+        ("CHANGE", "by_transition"),
+        ("ACTION", "by_action"),
+        ("ENVIRONMENT", "by_environment"),
+    ] {
+        let rows = counts(key);
+        if !rows.is_empty() {
+            println!();
+            print!("{}", table(&[title, "COUNT"], &rows));
+        }
+    }
+    Ok(())
 }
 
 async fn policy_whatif(

@@ -729,6 +729,19 @@ pub enum PolicyCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Re-run the tenant's stored decisions of a window under a candidate (--dir of .rego
+    /// files over the loaded ones): what would change, by transition, action and environment.
+    Impact {
+        #[arg(long)]
+        dir: PathBuf,
+        /// RFC 3339 or an age: 7d, 24h, 30m.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 10_000)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Args)]

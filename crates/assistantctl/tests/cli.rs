@@ -1452,3 +1452,59 @@ async fn policy_whatif_compares_a_candidate_directory() {
     env.shutdown.cancel();
     env.db.drop_now().await;
 }
+
+/// `policy impact --dir DIR --since 1h`: the plan created here was kept with its decision, and
+/// a candidate that denies every write changes it.
+#[tokio::test]
+async fn policy_impact_reports_what_a_candidate_changes() {
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    let step = r#"{"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 4, "namespace": "web"}}"#;
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "scale web",
+            "--env",
+            "staging",
+            "--namespace",
+            "web",
+            "--step",
+            step,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let candidate = env.dir.join("impact-candidate");
+    std::fs::create_dir_all(&candidate).unwrap();
+    std::fs::write(
+        candidate.join("freeze.rego"),
+        "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"writes_frozen\" if is_write\n",
+    )
+    .unwrap();
+    let dir = candidate.to_string_lossy().into_owned();
+    // The decision log writes in the background: give it a moment.
+    let mut last = String::new();
+    for _ in 0..30 {
+        let out = ctl(
+            &env,
+            Some(&alice),
+            &["policy", "impact", "--dir", &dir, "--since", "1h"],
+        )
+        .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        last = out.stdout;
+        if !last.starts_with("0 decisions") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(last.contains("would change"), "{last}");
+    assert!(last.contains("require_approval -> deny"), "{last}");
+    assert!(last.contains("staging"), "{last}");
+    env.shutdown.cancel();
+    env.db.drop_now().await;
+}

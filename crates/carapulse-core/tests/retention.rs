@@ -11,6 +11,7 @@ const POLICY: RetentionPolicy = RetentionPolicy {
     tool_log_hours: 30 * 24,
     resolved_alert_hours: 90 * 24,
     webhook_delivery_hours: 24,
+    policy_decision_hours: 30 * 24,
 };
 
 async fn count(db: &TestDatabase, sql: &str) -> i64 {
@@ -56,6 +57,11 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
          SELECT 'alertmanager', 'old-' || i, now() - interval '2 days' FROM generate_series(1, 6) i",
         "INSERT INTO webhook_deliveries (source, delivery_key) \
          SELECT 'alertmanager', 'new-' || i FROM generate_series(1, 2) i",
+        // policy decisions: 9 from 31 days ago, 3 from yesterday
+        "INSERT INTO policy_decisions (decision_id, tenant_id, decided_at, action, decision, input_json) \
+         SELECT gen_random_uuid(), 'acme', now() - interval '31 days', 'plan.create', 'allow', '{}' FROM generate_series(1, 9)",
+        "INSERT INTO policy_decisions (decision_id, tenant_id, decided_at, action, decision, input_json) \
+         SELECT gen_random_uuid(), 'acme', now() - interval '1 day', 'plan.create', 'allow', '{}' FROM generate_series(1, 3)",
     ] {
         sqlx::query(sql).execute(&mut *conn).await.unwrap();
     }
@@ -69,8 +75,10 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
             tool_log_lines: 40,
             resolved_alerts: 12,
             webhook_deliveries: 6,
+            policy_decisions: 9,
         }
     );
+    assert_eq!(count(&db, "SELECT count(*) FROM policy_decisions").await, 3);
     assert_eq!(count(&db, "SELECT count(*) FROM event_log").await, 15);
     assert_eq!(
         count(&db, "SELECT count(*) FROM event_log WHERE seq IS NULL").await,
@@ -99,6 +107,7 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
         tool_log_hours: 0,
         resolved_alert_hours: 0,
         webhook_delivery_hours: 0,
+        policy_decision_hours: 0,
     };
     assert_eq!(db.store.prune(&keep).await.unwrap(), Pruned::default());
     db.drop_now().await;

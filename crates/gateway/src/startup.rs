@@ -131,6 +131,7 @@ impl Application {
             audit: AuditWriter::spawn(store.clone()),
             plans: carapulse_core::store::PlanWriter::spawn(store.clone()),
             approvals: carapulse_core::store::ApprovalWriter::spawn(store.clone()),
+            decisions: carapulse_core::store::DecisionLog::spawn(store.clone()),
             store,
             policy: Arc::new(crate::policy_store::LoadedPolicy::new(
                 policy,

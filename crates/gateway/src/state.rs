@@ -47,6 +47,8 @@ pub struct AppState {
     pub context: Option<Arc<carapulse_context::ContextService>>,
     /// When this process started serving (diagnostics uptime).
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Write and plan decisions with their inputs, for policy impact.
+    pub decisions: carapulse_core::store::DecisionLog,
 }
 
 impl AppState {
@@ -153,9 +155,37 @@ impl AppState {
         if let Some(err) = &outcome.error {
             tracing::error!(error = %err, action, "policy evaluation failed; denying");
         }
+        self.keep_decision(&input, action, &outcome);
         self.metrics
             .record_decision(action, outcome.decision.as_str());
         outcome
+    }
+
+    /// Keeps a write or plan decision for policy impact, without the caller's e-mail address.
+    fn keep_decision(&self, input: &PolicyInput, action: &str, outcome: &PolicyOutcome) {
+        let Ok(mut document) = serde_json::to_value(input) else {
+            return;
+        };
+        let write = document["action"]["type"] == "write";
+        if !(write || action.starts_with("plan.") || action.starts_with("approval.")) {
+            return;
+        }
+        let Ok(tenant) = carapulse_core::model::TenantId::parse(&input.context.tenant_id) else {
+            return;
+        };
+        if let Some(actor) = document.get_mut("actor").and_then(|a| a.as_object_mut()) {
+            actor.remove("email");
+        }
+        self.decisions
+            .record(carapulse_core::store::DecisionRecord {
+                tenant_id: tenant,
+                action: action.to_owned(),
+                environment: input.context.environment.clone(),
+                plan_id: None,
+                decision: outcome.decision.as_str().to_owned(),
+                reasons: outcome.reasons.clone(),
+                input: document,
+            });
     }
 
     /// A read check: a context naming only the caller's tenant, read risk.

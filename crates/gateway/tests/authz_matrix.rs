@@ -54,6 +54,8 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         // What-if: readers ask, nothing is stored.
         ("post", "/v1/plans/{id}/whatif", [GONE, OK, OK, OK]),
         ("post", "/v1/policy/whatif", [OK, OK, OK, OK]),
+        // Impact re-runs the caller's tenant's own decisions.
+        ("post", "/v1/policy/impact", [OK, OK, OK, OK]),
         // Only the creator (alice, not in the matrix) or an admin withdraws a plan.
         ("delete", "/v1/plans/{id}", [GONE, DENIED, DENIED, &[204]]),
         ("get", "/v1/plans/{id}", [GONE, OK, OK, OK]),
@@ -309,6 +311,8 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
     };
     let body = match (method, path) {
         ("post", "/v1/plans") => Some(scale_plan_body()),
+        ("post", "/v1/policy/impact") => Some(json!({"candidate": {"files": {
+            "matrix.rego": "package policy.assistant.v1\n\nimport rego.v1\n\nmatrix_marker := true\n"}}})),
         ("post", "/v1/policy/whatif") => Some(json!({"plan": {
             "context": {"environment": "staging", "namespace": "web"},
             "steps": [{"tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"}}]}})),

@@ -53,6 +53,8 @@ pub struct GatewayConfig {
     pub resolved_alert_retention_days: u64,
     /// Seconds between runs of the retention job (the first one interval after start; 10..=86400).
     pub retention_interval_secs: u64,
+    /// Days stored policy decisions (what policy impact re-runs) are kept (0 keeps them).
+    pub policy_decision_retention_days: u64,
     pub enable_event_loop: bool,
     pub event_loop_sources: Vec<String>,
     pub session_required: bool,
@@ -108,6 +110,7 @@ impl Default for GatewayConfig {
             tool_log_retention_days: 30,
             resolved_alert_retention_days: 90,
             retention_interval_secs: 600,
+            policy_decision_retention_days: 30,
             enable_event_loop: false,
             event_loop_sources: vec![
                 "alertmanager".into(),

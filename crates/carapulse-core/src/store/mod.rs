@@ -12,6 +12,7 @@ mod approvals;
 mod audit;
 mod context;
 mod context_diff;
+mod decisions;
 mod error;
 mod executions;
 mod library;
@@ -41,6 +42,7 @@ pub use audit::AuditFilter;
 pub(crate) use audit::{insert_audit_events, lock_audit_heads, update_audit_heads};
 pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo};
 pub use context_diff::{EdgeChange, NodeChange, SnapshotDiff};
+pub use decisions::{DecisionLog, DecisionRecord, StoredDecision};
 pub use error::StoreError;
 pub use executions::{
     ExecutionFilter, ExecutionView, FinishedToolCall, NewEvidence, NewToolCall, RecordedResult,

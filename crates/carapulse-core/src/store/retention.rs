@@ -25,6 +25,8 @@ pub struct RetentionPolicy {
     pub resolved_alert_hours: u64,
     /// Webhook delivery ids (replay protection).
     pub webhook_delivery_hours: u64,
+    /// Stored policy decisions (policy impact's history).
+    pub policy_decision_hours: u64,
 }
 
 /// Rows deleted by one prune, per table.
@@ -34,6 +36,7 @@ pub struct Pruned {
     pub tool_log_lines: u64,
     pub resolved_alerts: u64,
     pub webhook_deliveries: u64,
+    pub policy_decisions: u64,
 }
 
 impl Store {
@@ -70,6 +73,14 @@ impl Store {
                     "source, delivery_key",
                     "received_at < now() - make_interval(hours => $1::int)",
                     policy.webhook_delivery_hours,
+                )
+                .await?,
+            policy_decisions: self
+                .prune_table(
+                    "policy_decisions",
+                    "decision_id",
+                    "decided_at < now() - make_interval(hours => $1::int)",
+                    policy.policy_decision_hours,
                 )
                 .await?,
         })

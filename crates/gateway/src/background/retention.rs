@@ -17,6 +17,7 @@ pub fn policy(state: &AppState) -> RetentionPolicy {
         resolved_alert_hours: gateway.resolved_alert_retention_days.saturating_mul(24),
         // Replay protection only needs deliveries as old as a sender's retries.
         webhook_delivery_hours: gateway.event_retention_hours.max(24),
+        policy_decision_hours: gateway.policy_decision_retention_days.saturating_mul(24),
     }
 }
 

@@ -141,3 +141,66 @@ pub(crate) async fn draft(
     audited(&state, &ctx, None, &answer, body.candidate.as_ref()).await;
     Ok(Json(answer))
 }
+
+/// Body of `POST /v1/policy/impact`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImpactRequest {
+    candidate: Candidate,
+    /// Start of the window: RFC 3339 or an age (`7d`, `24h`, `30m`); default 7 days ago.
+    #[serde(default)]
+    since: Option<String>,
+    /// End of the window (exclusive); default now.
+    #[serde(default)]
+    until: Option<String>,
+    /// Most decisions to re-evaluate (1 to 100,000; default 10,000).
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/policy/impact", tag = "policy", summary = "Re-evaluate the tenant's stored decisions of a window under a candidate policy: what would change (old -> new decision, by action and environment, samples)", request_body = ImpactRequest, responses((status = 200, description = "`{window, evaluated, changed, by_transition, by_action, by_environment, samples, truncated}`", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
+pub(crate) async fn impact(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(body): ApiJson<ImpactRequest>,
+) -> ApiResult<Json<Value>> {
+    require_read(&state, &ctx, "policy.impact").await?;
+    let now = chrono::Utc::now();
+    let since = match body.since.as_deref() {
+        Some(raw) => crate::whatif::parse_when("since", raw, now)?,
+        None => now - chrono::Duration::days(7),
+    };
+    let until = match body.until.as_deref() {
+        Some(raw) => crate::whatif::parse_when("until", raw, now)?,
+        None => now,
+    };
+    if since >= until {
+        return Err(
+            carapulse_core::model::ModelError::new("since", "must be before `until`").into(),
+        );
+    }
+    let limit = body.limit.unwrap_or(10_000);
+    if !(1..=crate::whatif::MAX_IMPACT_DECISIONS).contains(&limit) {
+        return Err(carapulse_core::model::ModelError::new(
+            "limit",
+            format!("1 to {}", crate::whatif::MAX_IMPACT_DECISIONS),
+        )
+        .into());
+    }
+    let candidate = std::sync::Arc::new(compile_candidate(&state, &body.candidate)?);
+    let report =
+        crate::whatif::impact(&state, ctx.tenant(), candidate, since, until, limit).await?;
+    state
+        .audit(
+            ctx.audit("policy.impact", AuditDecision::Info)
+                .context(json!({
+                    "candidate_files": body.candidate.files.keys().collect::<Vec<_>>(),
+                    "since": since, "until": until,
+                    "evaluated": report.evaluated, "changed": report.changed,
+                })),
+        )
+        .await;
+    let mut answer = serde_json::to_value(&report).unwrap_or(Value::Null);
+    answer["window"] = json!({"since": since, "until": until, "limit": limit});
+    Ok(Json(answer))
+}
