@@ -15,6 +15,7 @@ mod approvals;
 mod events;
 mod lists;
 mod load;
+mod review;
 mod stack;
 mod year;
 
@@ -90,7 +91,7 @@ struct Args {
     /// --list-rows rows; not part of all), or load (minutes of mixed traffic against the gateway
     /// binary; not part of all), or year (a year of data: lists, audit verify and export, SSE
     /// resume, then the load mix on two gateways and two workers; not part of all).
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load", "year"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load", "year", "review"])]
     suite: String,
     /// Rows per table of the large tenant in the lists suite (the small one has 10,000).
     #[arg(long, default_value_t = 1_000_000)]
@@ -988,6 +989,12 @@ async fn main() -> anyhow::Result<()> {
             events::bench_fanout(&db, args.subscribers, args.fanout_events, &mut rows).await
         }
         .await;
+        db.drop_now().await;
+        result?;
+    }
+    if args.suite == "review" {
+        let db = TestDatabase::create().await;
+        let result = review::run(&db, 200, 100_000, &mut rows).await;
         db.drop_now().await;
         result?;
     }

@@ -1,0 +1,179 @@
+//! Review tools (issue 18), through a real gateway on a fresh database: what-if latency on a
+//! 20-step plan (loaded policy alone, and side by side with a candidate), and policy impact
+//! throughput over stored decisions (decisions re-evaluated per second, end to end: read from
+//! Postgres, evaluated under the candidate, compared).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use carapulse_core::auth::{mint_dev_token, DevTokenRequest};
+use carapulse_core::model::TenantId;
+use carapulse_core::policy::PolicyEngine;
+use carapulse_core::store::DecisionRecord;
+use carapulse_core::testing::{policies_dir, TestDatabase, TEST_JWT_SECRET};
+
+use crate::{millis, percentile, Row};
+
+const FREEZE: &str = "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"prod_writes_frozen\" if {\n\tis_write\n\tprod_env\n}\n";
+
+fn operator_token() -> anyhow::Result<String> {
+    let roles = vec!["operator".to_owned()];
+    Ok(mint_dev_token(&DevTokenRequest {
+        secret: TEST_JWT_SECRET,
+        issuer: "carapulse-dev",
+        audience: None,
+        subject: "bench",
+        tenant: "review",
+        roles: &roles,
+        email: None,
+        ttl_secs: 3600,
+        tenant_claim: "tenant_id",
+        roles_claim: "groups",
+    })?)
+}
+
+/// The grid of inputs the stored decisions cycle through.
+fn grid() -> Vec<Value> {
+    let mut inputs = Vec::new();
+    for env in ["dev", "staging", "prod"] {
+        for level in ["read", "low", "medium", "high"] {
+            for kind in ["read", "write"] {
+                for blast in ["namespace", "account"] {
+                    inputs.push(json!({
+                        "actor": {"id": "bench", "roles": ["operator"], "tenant_id": "review"},
+                        "action": {"name": "plan.create", "type": kind},
+                        "context": {"tenant_id": "review", "environment": env},
+                        "resources": {"break_glass": false},
+                        "risk": {"level": level, "blast_radius": blast, "targets": 1},
+                    }));
+                }
+            }
+        }
+    }
+    inputs
+}
+
+pub async fn run(
+    db: &TestDatabase,
+    samples: usize,
+    decisions: usize,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let mut config = db.config();
+    config.gateway.rate_limit_per_second = 1e9;
+    config.gateway.rate_limit_burst = u32::MAX;
+    let app = gateway::Application::build(config).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let token = operator_token()?;
+    let result = async {
+        // A 20-step staging plan: one scale per deployment.
+        let steps: Vec<Value> = (0..20)
+            .map(|i| json!({"tool": "kubectl", "action": "scale",
+                            "input": {"resource": format!("deployment/web-{i}"), "replicas": 3, "namespace": "web"}}))
+            .collect();
+        let created: Value = http
+            .post(format!("{base}/v1/plans"))
+            .bearer_auth(&token)
+            .json(&json!({"summary": "scale twenty", "context": {"environment": "staging", "namespace": "web"}, "steps": steps}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = created["plan_id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("plan not created: {created}"))?
+            .to_owned();
+        for (label, body) in [
+            ("loaded policy", json!({})),
+            ("loaded + candidate", json!({"candidate": {"files": {"freeze.rego": FREEZE}}})),
+        ] {
+            let mut lat: Vec<Duration> = Vec::with_capacity(samples);
+            for i in 0..samples + 10 {
+                let t = Instant::now();
+                let r = http
+                    .post(format!("{base}/v1/plans/{id}/whatif"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().as_u16() == 200, "what-if got {}", r.status());
+                let _ = r.bytes().await?;
+                if i >= 10 {
+                    lat.push(t.elapsed());
+                }
+            }
+            lat.sort();
+            rows.push(Row {
+                what: format!("what-if, 20-step plan, {label} ({samples} requests)"),
+                figure: format!(
+                    "median {}, p99 {}",
+                    millis(percentile(&lat, 0.5)),
+                    millis(percentile(&lat, 0.99))
+                ),
+            });
+        }
+
+        // Stored decisions, as the loaded policy took them.
+        let engine = PolicyEngine::load_dir(std::path::Path::new(&policies_dir()), "policy.assistant.v1")?;
+        let grid = grid();
+        let tenant = TenantId::parse("review")?;
+        let mut batch = Vec::with_capacity(1_000);
+        for i in 0..decisions {
+            let input = grid[i % grid.len()].clone();
+            let then = engine.evaluate_json(&input);
+            batch.push(DecisionRecord {
+                tenant_id: tenant.clone(),
+                action: "plan.create".into(),
+                environment: input["context"]["environment"].as_str().unwrap_or("").to_owned(),
+                plan_id: None,
+                decision: then.decision.as_str().to_owned(),
+                reasons: then.reasons,
+                input,
+            });
+            if batch.len() == 1_000 {
+                db.store.insert_decisions(&batch).await?;
+                batch.clear();
+            }
+        }
+        db.store.insert_decisions(&batch).await?;
+        sqlx::query("ANALYZE policy_decisions").execute(db.store.pool()).await?;
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let report: Value = http
+                .post(format!("{base}/v1/policy/impact"))
+                .bearer_auth(&token)
+                .json(&json!({"candidate": {"files": {"freeze.rego": FREEZE}}, "since": "1d", "limit": decisions}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let took = t.elapsed();
+            anyhow::ensure!(
+                report["evaluated"].as_u64() == Some(decisions as u64),
+                "impact evaluated {report}"
+            );
+            runs.push((took, report["changed"].as_u64().unwrap_or(0)));
+        }
+        runs.sort();
+        let (median, changed) = runs[1];
+        rows.push(Row {
+            what: format!("policy impact, {decisions} stored decisions (3 runs, median)"),
+            figure: format!(
+                "{:.0} decisions/s ({} in {}; {changed} would change)",
+                decisions as f64 / median.as_secs_f64(),
+                decisions,
+                millis(median)
+            ),
+        });
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    shutdown.cancel();
+    let _ = server.await;
+    result
+}
