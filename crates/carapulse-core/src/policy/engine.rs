@@ -318,7 +318,8 @@ impl PolicyEngine {
     pub fn explain_json(&self, input: &Value) -> Result<Vec<RuleHit>, String> {
         let input = regorus::Value::from_json_str(&input.to_string())
             .map_err(|err| format!("cannot load policy input: {err}"))?;
-        let mut engine = self.template.clone();
+        // A prepared engine from the pool (a fresh clone pays regorus's preparation again).
+        let mut engine = self.pool.take().unwrap_or_else(|| self.template.clone());
         engine.set_input(input);
         // Each contributing rule by its full path (the reason sets, the constraint entries, the
         // decision); an undefined rule contributed nothing. (Evaluating the whole package
@@ -343,6 +344,7 @@ impl PolicyEngine {
         names.extend(["constraint_entries".to_owned(), "decision".to_owned()]);
         let mut hits = Vec::new();
         for rule in names {
+            // An engine that errored is dropped rather than reused (returned early here).
             let results = engine
                 .eval_query(format!("data.{}.{rule}", self.package), false)
                 .map_err(|err| format!("evaluating {rule}: {err}"))?;
@@ -389,6 +391,7 @@ impl PolicyEngine {
                 });
             }
         }
+        self.pool.give(engine);
         Ok(hits)
     }
 
