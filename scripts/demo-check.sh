@@ -11,9 +11,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 ensure_browser
 # Temporal may be the test run's: it stays up.
-finish() { [ "${DEMO_KEEP:-0}" = 1 ] || "$REPO_ROOT/scripts/dev-down.sh" --keep-temporal; }
+finish() {
+  [ "${DEMO_KEEP:-0}" = 1 ] && return
+  "$REPO_ROOT/scripts/dev-down.sh" --keep-temporal
+  psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "DROP DATABASE IF EXISTS carapulse_demo_check WITH (FORCE)" >/dev/null 2>&1 || true
+}
 trap finish EXIT
 
+# A fresh database for every check, dropped at the end.
+export CARAPULSE_DEV_DATABASE=carapulse_demo_check
+psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "DROP DATABASE IF EXISTS $CARAPULSE_DEV_DATABASE WITH (FORCE)" >/dev/null
 log "dev-up --demo"
 ./scripts/dev-up.sh --demo >"$DEV_DIR/logs/demo-dev-up.out"
 CONFIG="$DEV_DIR/demo/config.json"

@@ -30,9 +30,17 @@ DEMO_DIR="$DEV_DIR/demo"
 PROM_PORT=9190
 AM_PORT=9193
 ensure_postgres
+# The database the services use: carapulse_dev, or CARAPULSE_DEV_DATABASE (the demo check uses
+# a fresh one of its own, so a developer's database never decides whether the check passes).
+DEV_DATABASE="${CARAPULSE_DEV_DATABASE:-carapulse_dev}"
+[[ "$DEV_DATABASE" =~ ^[a-z_][a-z0-9_]*$ ]] || { log "CARAPULSE_DEV_DATABASE must be a plain name"; exit 2; }
 psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc \
-  "select 1 from pg_database where datname='carapulse_dev'" | grep -q 1 \
-  || psql "postgres://postgres@127.0.0.1:5432/postgres" -qc 'create database carapulse_dev'
+  "select 1 from pg_database where datname='$DEV_DATABASE'" | grep -q 1 \
+  || psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "create database $DEV_DATABASE"
+# Only an explicit choice overrides the config's DSN (deploy/config.dev.json names carapulse_dev).
+if [ -n "${CARAPULSE_DEV_DATABASE:-}" ]; then
+  export CARAPULSE_POSTGRES_DSN="postgres://postgres@127.0.0.1:5432/$DEV_DATABASE"
+fi
 ensure_temporal
 command -v jq >/dev/null 2>&1 || { as_root apt-get update -qq; as_root apt-get install -y -qq jq >/dev/null; }
 

@@ -163,13 +163,14 @@ impl AppState {
 
     /// Keeps a write or plan decision for policy impact, without the caller's e-mail address.
     fn keep_decision(&self, input: &PolicyInput, action: &str, outcome: &PolicyOutcome) {
-        let Ok(mut document) = serde_json::to_value(input) else {
-            return;
-        };
-        let write = document["action"]["type"] == "write";
+        // Decided before any serialising: reads (every GET) are not kept.
+        let write = input.action["type"] == "write";
         if !(write || action.starts_with("plan.") || action.starts_with("approval.")) {
             return;
         }
+        let Ok(mut document) = serde_json::to_value(input) else {
+            return;
+        };
         let Ok(tenant) = carapulse_core::model::TenantId::parse(&input.context.tenant_id) else {
             return;
         };

@@ -54,8 +54,8 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         // What-if: readers ask, nothing is stored.
         ("post", "/v1/plans/{id}/whatif", [GONE, OK, OK, OK]),
         ("post", "/v1/policy/whatif", [OK, OK, OK, OK]),
-        // Impact re-runs the caller's tenant's own decisions.
-        ("post", "/v1/policy/impact", [OK, OK, OK, OK]),
+        // Impact re-runs the caller's tenant's own decisions: writers only.
+        ("post", "/v1/policy/impact", [OK, DENIED, DENIED, OK]),
         // Only the creator (alice, not in the matrix) or an admin withdraws a plan.
         ("delete", "/v1/plans/{id}", [GONE, DENIED, DENIED, &[204]]),
         ("get", "/v1/plans/{id}", [GONE, OK, OK, OK]),

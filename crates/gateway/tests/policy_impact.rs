@@ -126,6 +126,8 @@ async fn impact_over_ten_thousand_stored_decisions_matches_a_direct_re_evaluatio
         (report["evaluated"].as_u64(), report["truncated"].as_bool()),
         (Some(100), Some(true))
     );
+    let viewer = token("vic", "acme", &["viewer"]);
+    assert_eq!(app.post("/v1/policy/impact", &viewer, &body).await.0, 403, "writers only");
     let other = token("olga", "globex", &["admin"]);
     let (_, report) = app.post("/v1/policy/impact", &other, &body).await;
     assert_eq!(report["evaluated"], 0);

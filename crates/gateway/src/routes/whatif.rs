@@ -142,6 +142,9 @@ pub(crate) async fn draft(
     Ok(Json(answer))
 }
 
+/// Impact runs in flight on this gateway (one).
+static IMPACT_RUNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Body of `POST /v1/policy/impact`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +167,8 @@ pub(crate) async fn impact(
     ctx: RequestContext,
     ApiJson(body): ApiJson<ImpactRequest>,
 ) -> ApiResult<Json<Value>> {
-    require_read(&state, &ctx, "policy.impact").await?;
+    // Writers (and admins) only: a run re-evaluates up to 100,000 decisions.
+    super::library::require_writer(&state, &ctx, "policy.impact").await?;
     let now = chrono::Utc::now();
     let since = match body.since.as_deref() {
         Some(raw) => crate::whatif::parse_when("since", raw, now)?,
@@ -188,6 +192,16 @@ pub(crate) async fn impact(
         .into());
     }
     let candidate = std::sync::Arc::new(compile_candidate(&state, &body.candidate)?);
+    // One run at a time per gateway: a second caller is told to retry rather than queue CPU.
+    let Ok(_running) = IMPACT_RUNS.try_acquire() else {
+        let mut err = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "impact_busy",
+            "a policy impact run is in progress on this gateway; retry shortly",
+        );
+        err.retry_after_secs = Some(5);
+        return Err(err);
+    };
     let report =
         crate::whatif::impact(&state, ctx.tenant(), candidate, since, until, limit).await?;
     state
