@@ -1,5 +1,6 @@
 //! Test support (feature `testing`): a database holding the Go original's final schema
-//! (`tests/fixtures/go-schema.sql`), for the importer's tests. Dropped by [`GoDatabase::drop_now`].
+//! (`tests/fixtures/go-schema.sql`), for the importer's tests. Dropped by [`GoDatabase::drop_now`],
+//! or when the value goes away (a failing test included).
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -10,6 +11,7 @@ pub struct GoDatabase {
     pub name: String,
     pub dsn: String,
     pub pool: PgPool,
+    dropped: bool,
 }
 
 impl GoDatabase {
@@ -33,6 +35,7 @@ impl GoDatabase {
             name,
             dsn: url.to_string(),
             pool,
+            dropped: false,
         }
     }
 
@@ -51,7 +54,8 @@ impl GoDatabase {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    pub async fn drop_now(self) {
+    pub async fn drop_now(mut self) {
+        self.dropped = true;
         self.pool.close().await;
         let admin = PgPool::connect(&admin_dsn())
             .await
@@ -63,5 +67,32 @@ impl GoDatabase {
         .execute(&admin)
         .await
         .expect("drop the Go database");
+    }
+}
+
+impl Drop for GoDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let name = self.name.clone();
+        // As TestDatabase: a private runtime on a thread, since Drop has no async context.
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(pool) = PgPool::connect(&admin_dsn()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        });
+        let _ = handle.join();
     }
 }

@@ -127,7 +127,11 @@ async fn impact_over_ten_thousand_stored_decisions_matches_a_direct_re_evaluatio
         (Some(100), Some(true))
     );
     let viewer = token("vic", "acme", &["viewer"]);
-    assert_eq!(app.post("/v1/policy/impact", &viewer, &body).await.0, 403, "writers only");
+    assert_eq!(
+        app.post("/v1/policy/impact", &viewer, &body).await.0,
+        403,
+        "writers only"
+    );
     let other = token("olga", "globex", &["admin"]);
     let (_, report) = app.post("/v1/policy/impact", &other, &body).await;
     assert_eq!(report["evaluated"], 0);
