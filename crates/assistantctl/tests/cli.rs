@@ -1281,35 +1281,9 @@ async fn sessions_schedules_playbooks_runbooks_memory() {
 async fn plan_revise_revisions_and_diff() {
     let env = start().await;
     let alice = dev_token(&env, "alice", "operator").await;
-    let step = |replicas: u32| {
-        format!(
-            r#"{{"tool": "kubectl", "action": "scale", "input": {{"resource": "deployment/web", "replicas": {replicas}, "namespace": "web"}}}}"#
-        )
-    };
-    let first = step(3);
-    let out = ctl(
-        &env,
-        Some(&alice),
-        &[
-            "plan",
-            "create",
-            "--summary",
-            "scale web",
-            "--env",
-            "staging",
-            "--namespace",
-            "web",
-            "--step",
-            &first,
-            "-o",
-            "json",
-        ],
-    )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let plan_id = out.json()["plan_id"].as_str().unwrap().to_owned();
+    let plan_id = create_step_plan(&env, &alice, "staging", &scale_step(3)).await;
 
-    let second = step(6);
+    let second = scale_step(6);
     let out = ctl(
         &env,
         Some(&alice),
@@ -1388,36 +1362,8 @@ async fn plan_revise_revisions_and_diff() {
 async fn policy_whatif_compares_a_candidate_directory() {
     let env = start().await;
     let alice = dev_token(&env, "alice", "operator").await;
-    let step = r#"{"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 4, "namespace": "web"}}"#;
-    let out = ctl(
-        &env,
-        Some(&alice),
-        &[
-            "plan",
-            "create",
-            "--summary",
-            "scale web",
-            "--env",
-            "production",
-            "--namespace",
-            "web",
-            "--step",
-            step,
-            "-o",
-            "json",
-        ],
-    )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let plan_id = out.json()["plan_id"].as_str().unwrap().to_owned();
-    let candidate = env.dir.join("candidate");
-    std::fs::create_dir_all(&candidate).unwrap();
-    std::fs::write(
-        candidate.join("freeze.rego"),
-        "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"prod_writes_frozen\" if {\n\tis_write\n\tprod_env\n}\n",
-    )
-    .unwrap();
-    let dir = candidate.to_string_lossy().into_owned();
+    let plan_id = create_step_plan(&env, &alice, "production", &scale_step(4)).await;
+    let dir = candidate_dir(&env, "candidate", &[("freeze.rego", "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"prod_writes_frozen\" if {\n\tis_write\n\tprod_env\n}\n")]);
     let out = ctl(
         &env,
         Some(&alice),
@@ -1459,33 +1405,8 @@ async fn policy_whatif_compares_a_candidate_directory() {
 async fn policy_impact_reports_what_a_candidate_changes() {
     let env = start().await;
     let alice = dev_token(&env, "alice", "operator").await;
-    let step = r#"{"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 4, "namespace": "web"}}"#;
-    let out = ctl(
-        &env,
-        Some(&alice),
-        &[
-            "plan",
-            "create",
-            "--summary",
-            "scale web",
-            "--env",
-            "staging",
-            "--namespace",
-            "web",
-            "--step",
-            step,
-        ],
-    )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let candidate = env.dir.join("impact-candidate");
-    std::fs::create_dir_all(&candidate).unwrap();
-    std::fs::write(
-        candidate.join("freeze.rego"),
-        "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"writes_frozen\" if is_write\n",
-    )
-    .unwrap();
-    let dir = candidate.to_string_lossy().into_owned();
+    create_step_plan(&env, &alice, "staging", &scale_step(4)).await;
+    let dir = candidate_dir(&env, "impact-candidate", &[("freeze.rego", "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"writes_frozen\" if is_write\n")]);
     // The decision log writes in the background: give it a moment.
     let mut last = String::new();
     for _ in 0..30 {
@@ -1507,4 +1428,46 @@ async fn policy_impact_reports_what_a_candidate_changes() {
     assert!(last.contains("staging"), "{last}");
     env.shutdown.cancel();
     env.db.drop_now().await;
+}
+
+/// A kubectl scale step of deployment/web, as `--step` JSON.
+fn scale_step(replicas: u32) -> String {
+    format!(
+        r#"{{"tool": "kubectl", "action": "scale", "input": {{"resource": "deployment/web", "replicas": {replicas}, "namespace": "web"}}}}"#
+    )
+}
+
+/// Creates a one-step plan of namespace web in `environment` through the CLI; its id.
+async fn create_step_plan(env: &Env, token: &str, environment: &str, step: &str) -> String {
+    let out = ctl(
+        env,
+        Some(token),
+        &[
+            "plan",
+            "create",
+            "--summary",
+            "scale web",
+            "--env",
+            environment,
+            "--namespace",
+            "web",
+            "--step",
+            step,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.json()["plan_id"].as_str().unwrap().to_owned()
+}
+
+/// A directory `name` under the test's directory holding `files`; its path.
+fn candidate_dir(env: &Env, name: &str, files: &[(&str, &str)]) -> String {
+    let dir = env.dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    dir.to_string_lossy().into_owned()
 }

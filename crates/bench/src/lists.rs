@@ -41,13 +41,7 @@ pub async fn bench_lists(
         ),
     });
 
-    let mut config = db.config();
-    config.gateway.rate_limit_per_second = 1e9;
-    config.gateway.rate_limit_burst = u32::MAX;
-    let app = gateway::Application::build(config).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = app.shutdown_token();
-    let server = tokio::spawn(app.run_until_stopped());
+    let (base, shutdown, server) = crate::spawn_gateway(db).await?;
     let http = reqwest::Client::new();
     let result = async {
         for (tenant, size) in [(SMALL.0, SMALL.1), (LARGE_TENANT, large_rows)] {
@@ -103,7 +97,12 @@ pub async fn bench_lists(
 }
 
 pub(crate) fn viewer_token(tenant: &str) -> anyhow::Result<String> {
-    let roles = vec!["viewer".to_owned()];
+    token_for(tenant, "viewer")
+}
+
+/// A dev token of `tenant` with one role.
+pub(crate) fn token_for(tenant: &str, role: &str) -> anyhow::Result<String> {
+    let roles = vec![role.to_owned()];
     Ok(mint_dev_token(&DevTokenRequest {
         secret: TEST_JWT_SECRET,
         issuer: "carapulse-dev",

@@ -128,6 +128,37 @@ struct Row {
     figure: String,
 }
 
+/// A gateway on `db` without rate limits (benches measure the server, not the limiter): its
+/// base URL, its shutdown token and the serving task.
+async fn spawn_gateway(
+    db: &TestDatabase,
+) -> anyhow::Result<(
+    String,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let mut config = db.config();
+    config.gateway.rate_limit_per_second = 1e9;
+    config.gateway.rate_limit_burst = u32::MAX;
+    let app = gateway::Application::build(config).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    Ok((base, shutdown, tokio::spawn(app.run_until_stopped())))
+}
+
+/// A row of the median and p99 of `samples`.
+fn latency_row(what: String, mut samples: Vec<Duration>) -> Row {
+    samples.sort();
+    Row {
+        what,
+        figure: format!(
+            "median {}, p99 {}",
+            millis(percentile(&samples, 0.5)),
+            millis(percentile(&samples, 0.99))
+        ),
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -197,13 +228,8 @@ async fn bench_plans(
     tenants: usize,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
-    let mut config = db.config();
-    config.gateway.rate_limit_per_second = 1e9;
-    config.gateway.rate_limit_burst = u32::MAX;
-    let app = gateway::Application::build(config).await?;
-    let url = format!("http://127.0.0.1:{}/v1/plans", app.port());
-    let shutdown = app.shutdown_token();
-    let server = tokio::spawn(app.run_until_stopped());
+    let (base, shutdown, server) = spawn_gateway(db).await?;
+    let url = format!("{base}/v1/plans");
     let roles = vec!["operator".to_owned()];
     // Client i creates plans in tenant i mod `tenants` (each tenant has its own audit chain).
     let tokens = (0..tenants.max(1))
@@ -634,15 +660,10 @@ async fn bench_router(calls: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
                 samples.push(t.elapsed());
             }
         }
-        samples.sort();
-        rows.push(Row {
-            what: format!("router round trip, {label} ({calls} calls)"),
-            figure: format!(
-                "median {}, p99 {}",
-                millis(percentile(&samples, 0.5)),
-                millis(percentile(&samples, 0.99))
-            ),
-        });
+        rows.push(latency_row(
+            format!("router round trip, {label} ({calls} calls)"),
+            samples,
+        ));
     }
     shutdown.cancel();
     std::fs::remove_dir_all(&objects).ok();

@@ -7,31 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use carapulse_core::auth::{mint_dev_token, DevTokenRequest};
 use carapulse_core::model::TenantId;
 use carapulse_core::policy::PolicyEngine;
 use carapulse_core::store::DecisionRecord;
-use carapulse_core::testing::{policies_dir, TestDatabase, TEST_JWT_SECRET};
+use carapulse_core::testing::{policies_dir, TestDatabase};
 
-use crate::{millis, percentile, Row};
+use crate::{millis, Row};
 
 const FREEZE: &str = "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"prod_writes_frozen\" if {\n\tis_write\n\tprod_env\n}\n";
-
-fn operator_token() -> anyhow::Result<String> {
-    let roles = vec!["operator".to_owned()];
-    Ok(mint_dev_token(&DevTokenRequest {
-        secret: TEST_JWT_SECRET,
-        issuer: "carapulse-dev",
-        audience: None,
-        subject: "bench",
-        tenant: "review",
-        roles: &roles,
-        email: None,
-        ttl_secs: 3600,
-        tenant_claim: "tenant_id",
-        roles_claim: "groups",
-    })?)
-}
 
 /// The grid of inputs the stored decisions cycle through.
 fn grid() -> Vec<Value> {
@@ -60,15 +43,9 @@ pub async fn run(
     decisions: usize,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
-    let mut config = db.config();
-    config.gateway.rate_limit_per_second = 1e9;
-    config.gateway.rate_limit_burst = u32::MAX;
-    let app = gateway::Application::build(config).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = app.shutdown_token();
-    let server = tokio::spawn(app.run_until_stopped());
+    let (base, shutdown, server) = crate::spawn_gateway(db).await?;
     let http = reqwest::Client::new();
-    let token = operator_token()?;
+    let token = crate::lists::token_for("review", "operator")?;
     let result = async {
         // A 20-step staging plan: one scale per deployment.
         let steps: Vec<Value> = (0..20)
@@ -106,15 +83,10 @@ pub async fn run(
                     lat.push(t.elapsed());
                 }
             }
-            lat.sort();
-            rows.push(Row {
-                what: format!("what-if, 20-step plan, {label} ({samples} requests)"),
-                figure: format!(
-                    "median {}, p99 {}",
-                    millis(percentile(&lat, 0.5)),
-                    millis(percentile(&lat, 0.99))
-                ),
-            });
+            rows.push(crate::latency_row(
+                format!("what-if, 20-step plan, {label} ({samples} requests)"),
+                lat,
+            ));
         }
 
         // Stored decisions, as the loaded policy took them.

@@ -18,41 +18,21 @@ fn steps(replicas: i64) -> Value {
 }
 
 async fn approvals_of(app: &TestApp, tok: &str, plan: &str) -> Vec<(String, i64)> {
-    let (_, all) = app
-        .get(
-            &format!("/v1/approvals?plan_id={plan}&status=superseded"),
-            tok,
-        )
-        .await;
-    let mut out: Vec<(String, i64)> = all["data"]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|a| {
+    let mut out = Vec::new();
+    for status in ["superseded", "approved"] {
+        let (_, page) = app
+            .get(
+                &format!("/v1/approvals?plan_id={plan}&status={status}"),
+                tok,
+            )
+            .await;
+        out.extend(page["data"].as_array().into_iter().flatten().map(|a| {
             (
                 a["status"].as_str().unwrap_or("").to_owned(),
                 a["revision"].as_i64().unwrap_or(0),
             )
-        })
-        .collect();
-    let (_, approved) = app
-        .get(
-            &format!("/v1/approvals?plan_id={plan}&status=approved"),
-            tok,
-        )
-        .await;
-    out.extend(
-        approved["data"]
-            .as_array()
-            .unwrap_or(&Vec::new())
-            .iter()
-            .map(|a| {
-                (
-                    a["status"].as_str().unwrap_or("").to_owned(),
-                    a["revision"].as_i64().unwrap_or(0),
-                )
-            }),
-    );
+        }));
+    }
     out
 }
 

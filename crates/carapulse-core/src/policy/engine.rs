@@ -99,6 +99,27 @@ pub struct RuleHit {
     pub at: Option<String>,
 }
 
+/// The `*_reasons` rules heading a line of `sources`, then `constraint_entries` and `decision`.
+fn explaining_rules(sources: &[(String, String)]) -> Vec<String> {
+    let mut names: Vec<String> = sources
+        .iter()
+        .flat_map(|(_, text)| text.lines())
+        .filter_map(|line| {
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let rest = &line[name.len()..];
+            let is_head = rest.starts_with(" contains") || rest.starts_with(" :=");
+            (is_head && name.ends_with("_reasons") && name != "output_reasons").then_some(name)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names.extend(["constraint_entries".to_owned(), "decision".to_owned()]);
+    names
+}
+
 /// A loaded set of Rego files for one package.
 ///
 /// Evaluation reuses prepared engines from a small pool: a fresh clone pays regorus's preparation
@@ -115,6 +136,9 @@ pub struct PolicyEngine {
     files: Vec<String>,
     /// The loaded text of each file, for operators to read back (`GET /v1/policy`).
     sources: Vec<(String, String)>,
+    /// Rules that explain a decision (`*_reasons` sets, `constraint_entries`, `decision`),
+    /// found in the sources once per load.
+    explaining_rules: Vec<String>,
 }
 
 impl Clone for PolicyEngine {
@@ -127,6 +151,7 @@ impl Clone for PolicyEngine {
             package: self.package.clone(),
             files: self.files.clone(),
             sources: self.sources.clone(),
+            explaining_rules: self.explaining_rules.clone(),
         }
     }
 }
@@ -208,6 +233,7 @@ impl PolicyEngine {
             return Err(PolicyError::MissingPackage(package.to_owned()));
         }
         let program = compile_outputs(&engine, package);
+        let explaining_rules = explaining_rules(&sources);
         Ok(Self {
             template: engine,
             pool: Pool::default(),
@@ -216,6 +242,7 @@ impl PolicyEngine {
             package: package.to_owned(),
             files,
             sources,
+            explaining_rules,
         })
     }
 
@@ -321,29 +348,11 @@ impl PolicyEngine {
         // A prepared engine from the pool (a fresh clone pays regorus's preparation again).
         let mut engine = self.pool.take().unwrap_or_else(|| self.template.clone());
         engine.set_input(input);
-        // Each contributing rule by its full path (the reason sets, the constraint entries, the
-        // decision); an undefined rule contributed nothing. (Evaluating the whole package
-        // document at once gave wrong answers in regorus 0.14.1 when the files came in some
-        // orders: rule by rule agrees with the decision path.)
-        let mut names: Vec<String> = self
-            .sources
-            .iter()
-            .flat_map(|(_, text)| text.lines())
-            .filter_map(|line| {
-                let name: String = line
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                let rest = &line[name.len()..];
-                let is_head = rest.starts_with(" contains") || rest.starts_with(" :=");
-                (is_head && name.ends_with("_reasons") && name != "output_reasons").then_some(name)
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        names.extend(["constraint_entries".to_owned(), "decision".to_owned()]);
+        // Each contributing rule by its full path; an undefined rule contributed nothing.
+        // (Evaluating the whole package document at once gave wrong answers in regorus 0.14.1
+        // when the files came in some orders: rule by rule agrees with the decision path.)
         let mut hits = Vec::new();
-        for rule in names {
+        for rule in &self.explaining_rules {
             // An engine that errored is dropped rather than reused (returned early here).
             let results = engine
                 .eval_query(format!("data.{}.{rule}", self.package), false)
@@ -369,7 +378,7 @@ impl PolicyEngine {
                     hits.push(RuleHit {
                         rule: rule.clone(),
                         value: Value::String(reason.to_owned()),
-                        at: self.locate(&rule, Some(reason)),
+                        at: self.locate(rule, Some(reason)),
                     });
                 }
             } else if rule == "constraint_entries" {
@@ -380,13 +389,13 @@ impl PolicyEngine {
                         at: entry
                             .get(0)
                             .and_then(Value::as_str)
-                            .and_then(|key| self.locate(&rule, Some(key))),
+                            .and_then(|key| self.locate(rule, Some(key))),
                     });
                 }
             } else {
                 hits.push(RuleHit {
                     rule: rule.clone(),
-                    at: value.as_str().and_then(|d| self.locate(&rule, Some(d))),
+                    at: value.as_str().and_then(|d| self.locate(rule, Some(d))),
                     value,
                 });
             }
