@@ -11,10 +11,20 @@
 //! Protocol: the parent writes one JSON [`HelperRequest`] to the helper's stdin and closes it;
 //! the helper answers on stdout with JSON lines — output lines as the tool prints them (already
 //! redacted), then exactly one report or error — and exits.
+//!
+//! Warm helpers: starting the helper (exec, dynamic linking, compiling the seccomp filter) is
+//! about a millisecond of every call. A [`Helper`] therefore keeps [`WARM_HELPERS`] helpers
+//! started ahead of need, each blocked reading its request with its filter already compiled; a
+//! call takes one and a background thread starts its replacement. Each helper still serves
+//! exactly one request and builds that request's sandbox from nothing, so nothing is shared
+//! between calls: only the start-up work moves off the caller's path. Idle helpers are killed when
+//! the last clone of their `Helper` goes away, and die with the caller (parent-death signal, and
+//! their request pipe closes).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -91,15 +101,126 @@ fn from_wire(kind: ErrorKind, message: String) -> SandboxError {
     }
 }
 
-/// The `sandbox-exec` binary the parent starts per run.
+/// How many helpers a [`Helper`] keeps started and waiting for a request.
+pub const WARM_HELPERS: usize = 2;
+
+/// Started helpers waiting for their one request, and the thread that starts them.
+///
+/// One long-lived thread starts every warm helper: a child's parent-death signal fires when the
+/// *thread* that spawned it exits, so helpers started from short-lived threads would be killed
+/// while they wait.
+#[derive(Debug, Default)]
+struct WarmPool {
+    idle: Mutex<Vec<Child>>,
+    refill: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+impl WarmPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Child>> {
+        // A poisoned lock is recovered: the vector holds no invariant a panic could break.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A waiting helper that is still alive, if there is one.
+    fn take(&self) -> Option<Child> {
+        let mut idle = self.lock();
+        while let Some(mut child) = idle.pop() {
+            if matches!(child.try_wait(), Ok(None)) {
+                return Some(child);
+            }
+            // It died while waiting (killed from outside): reaped by try_wait, dropped here.
+        }
+        None
+    }
+
+    /// Asks the starter thread (started on first use) to top the pool up to [`WARM_HELPERS`].
+    fn refill(self: &Arc<Self>, path: &Path) {
+        let mut refill = self.refill.lock().unwrap_or_else(|p| p.into_inner());
+        if refill.as_ref().is_some_and(|tx| tx.send(()).is_ok()) {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let weak: Weak<WarmPool> = Arc::downgrade(self);
+        let path = path.to_owned();
+        let started = std::thread::Builder::new()
+            .name("sandbox-warm".into())
+            .spawn(move || {
+                // Ends when the pool (which holds the sender) goes away.
+                while rx.recv().is_ok() {
+                    loop {
+                        let missing = match weak.upgrade() {
+                            Some(pool) => pool.lock().len() < WARM_HELPERS,
+                            None => return,
+                        };
+                        if !missing {
+                            break;
+                        }
+                        // A failed start is left to the next call, which starts its own helper
+                        // and reports the error.
+                        let Ok(mut child) = Helper::start(&path) else {
+                            break;
+                        };
+                        match weak.upgrade() {
+                            Some(pool) => pool.lock().push(child),
+                            None => {
+                                let _ = child.kill();
+                                let _ = child.wait();
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        if started.is_ok() && tx.send(()).is_ok() {
+            *refill = Some(tx);
+        }
+    }
+}
+
+impl Drop for WarmPool {
+    fn drop(&mut self) {
+        for mut child in self.lock().drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The `sandbox-exec` binary the parent starts per run (see the module comment on warm helpers).
 #[derive(Debug, Clone)]
 pub struct Helper {
     path: PathBuf,
+    warm: Arc<WarmPool>,
 }
 
 impl Helper {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            warm: Arc::default(),
+        }
+    }
+
+    /// Starts a helper that waits for its request on stdin. No pre_exec, no uid change: std
+    /// spawns this with posix_spawn, copying nothing.
+    fn start(path: &Path) -> Result<Child, SandboxError> {
+        Command::new(path)
+            .arg(SERVE_ONE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                SandboxError::Unavailable(format!(
+                    "cannot start the sandbox helper {}: {e}",
+                    path.display()
+                ))
+            })
+    }
+
+    /// Process ids of the started helpers waiting for a request (for tests and diagnostics).
+    pub fn warm_pids(&self) -> Vec<u32> {
+        self.warm.lock().iter().map(Child::id).collect()
     }
 
     /// `sandbox-exec` next to the running executable (how the images ship it), else on `PATH`.
@@ -132,25 +253,17 @@ impl Helper {
         // this process has them compiled. Lines and the report are redacted here, on arrival.
         let request = HelperRequest {
             argv: argv.to_vec(),
-            policy: policy.clone(),
+            policy: with_inherited_env(policy),
             stream: sink.is_some(),
             namespaces: policy.namespaces.then(crate::run::namespaces_available),
         };
         let body = serde_json::to_vec(&request)
             .map_err(|e| SandboxError::Setup(format!("helper request: {e}")))?;
-        // No pre_exec, no uid change: std spawns this with posix_spawn, copying nothing.
-        let mut child = Command::new(&self.path)
-            .arg(SERVE_ONE)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                SandboxError::Unavailable(format!(
-                    "cannot start the sandbox helper {}: {e}",
-                    self.path.display()
-                ))
-            })?;
+        let warm = self.warm.take();
+        let mut child = match warm {
+            Some(child) => child,
+            None => Self::start(&self.path)?,
+        };
         let pid = child.id() as libc::pid_t;
         let (done, watch) = std::sync::mpsc::channel::<()>();
         let limit = Duration::from_millis(policy.timeout_ms) + HELPER_GRACE;
@@ -206,6 +319,9 @@ impl Helper {
             }
         }
         let status = child.wait();
+        // The replacement starts after this run, not while its sandbox is being built: on a
+        // small machine the two would compete for the same cores.
+        self.warm.refill(&self.path);
         let _ = done.send(());
         let _ = watchdog.join();
         let stderr = diagnostics.join().unwrap_or_default();
@@ -226,6 +342,19 @@ impl Helper {
     }
 }
 
+/// `policy` with the caller's allow-listed variables resolved now, in this process: a warm
+/// helper was started earlier and its environment may be older than the caller's. The policy's
+/// own values still win, as in [`crate::run`].
+fn with_inherited_env(policy: &SandboxPolicy) -> SandboxPolicy {
+    let mut resolved = policy.clone();
+    for name in std::mem::take(&mut resolved.env_allow) {
+        if let Ok(value) = std::env::var(&name) {
+            resolved.env.entry(name).or_insert(value);
+        }
+    }
+    resolved
+}
+
 /// The helper's side: reads one request from stdin, runs it, answers on stdout. Returns the exit
 /// code (0 whenever an answer was written; the tool's own status is in the report).
 pub fn serve_one() -> u8 {
@@ -241,6 +370,8 @@ pub fn serve_one() -> u8 {
             let _ = out.flush();
         }
     };
+    // Work that does not depend on the request, done while waiting for it (see "warm helpers").
+    crate::run::prepare();
     let request: HelperRequest = match serde_json::from_reader(std::io::stdin().lock()) {
         Ok(r) => r,
         Err(e) => {
@@ -268,10 +399,19 @@ pub fn serve_one() -> u8 {
         });
         sink
     });
-    match crate::run(&request.argv, &request.policy, &redactor, sink) {
+    // The answer goes out before the run's directories are removed (the caller is waiting).
+    let mut leftovers = crate::run::Leftovers::default();
+    match crate::run::run_keeping(
+        &request.argv,
+        &request.policy,
+        &redactor,
+        sink,
+        &mut leftovers,
+    ) {
         Ok(report) => write(&Frame::Report(Box::new(report))),
         Err(e) => write(&to_wire(&e)),
     }
+    drop(leftovers);
     0
 }
 

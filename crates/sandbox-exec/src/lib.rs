@@ -28,7 +28,7 @@ mod proxy;
 mod reap;
 mod run;
 
-pub use helper::{serve_one, Helper, HelperRequest, Runner, SERVE_ONE};
+pub use helper::{serve_one, Helper, HelperRequest, Runner, SERVE_ONE, WARM_HELPERS};
 pub use policy::{SandboxPolicy, DEFAULT_TIMEOUT};
 pub use proxy::EgressProxy;
 pub use run::{

@@ -272,6 +272,12 @@ fn resolve_program(program: &str, path: &str) -> Option<std::path::PathBuf> {
         })
 }
 
+/// Builds what every run needs whatever its request (the default seccomp filter), so a helper
+/// started ahead of need has it ready.
+pub(crate) fn prepare() {
+    let _ = default_seccomp();
+}
+
 /// The compiled default seccomp filter (built once).
 fn default_seccomp() -> Result<Vec<seccompiler::BpfProgram>, String> {
     static FILTER: OnceLock<Result<Vec<seccompiler::BpfProgram>, String>> = OnceLock::new();
@@ -370,6 +376,27 @@ pub fn run(
     policy: &SandboxPolicy,
     redactor: &Redactor,
     sink: Option<LineSink>,
+) -> Result<Report, SandboxError> {
+    let mut leftovers = Leftovers::default();
+    let report = run_keeping(argv, policy, redactor, sink, &mut leftovers);
+    drop(leftovers);
+    report
+}
+
+/// What a finished run still holds — its temporary directories (working, staging, credentials,
+/// egress) and its egress proxy — so a caller can answer first and clean up after: removing the
+/// directories is a fair part of a short run's time. Dropping it cleans up.
+#[derive(Default)]
+pub(crate) struct Leftovers(Vec<Box<dyn std::any::Any>>);
+
+/// [`run`], handing what the run still holds to `leftovers` instead of cleaning it up before
+/// returning (on success; a failed run cleans up as it returns).
+pub(crate) fn run_keeping(
+    argv: &[String],
+    policy: &SandboxPolicy,
+    redactor: &Redactor,
+    sink: Option<LineSink>,
+    leftovers: &mut Leftovers,
 ) -> Result<Report, SandboxError> {
     let program = argv.first().ok_or(SandboxError::EmptyArgv)?;
     if program.is_empty() || program.starts_with('-') {
@@ -838,7 +865,7 @@ pub fn run(
     } else {
         Vec::new()
     };
-    Ok(Report {
+    let report = Report {
         argv: argv
             .iter()
             .map(|a| redactor.redact(a).into_owned())
@@ -888,7 +915,11 @@ pub fn run(
             "max_file_mb": policy.max_file_mb,
             "max_output_bytes": policy.max_output_bytes,
         }),
-    })
+    };
+    leftovers.0.push(Box::new(proxy));
+    leftovers.0.push(Box::new(isolation));
+    leftovers.0.push(Box::new(temp));
+    Ok(report)
 }
 
 /// A pipe whose ends close on exec.

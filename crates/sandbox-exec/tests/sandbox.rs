@@ -399,3 +399,87 @@ fn a_missing_helper_is_a_clear_error_and_settings_are_checked() {
         SandboxError::EmptyArgv
     ));
 }
+
+/// Waits until `helper` has `n` warm helpers waiting, and returns their pids.
+fn wait_for_warm(helper: &sandbox_exec::Helper, n: usize) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pids = helper.warm_pids();
+        if pids.len() == n {
+            return pids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} warm helpers after 10 s, wanted {n}",
+            pids.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // Reaped children disappear from /proc; a zombie would still be listed but is not alive.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+}
+
+#[test]
+fn warm_helpers_serve_one_request_each_and_go_with_their_helper() {
+    let red = Redactor::default();
+    let helper = sandbox_exec::Helper::new(env!("CARGO_BIN_EXE_sandbox-exec"));
+    assert!(
+        helper.warm_pids().is_empty(),
+        "nothing is started before use"
+    );
+    let first = helper.run(&argv(&["true"]), &policy(), &red, None).unwrap();
+    assert!(first.succeeded(), "{first:?}");
+    let warm = wait_for_warm(&helper, sandbox_exec::WARM_HELPERS);
+    assert!(warm.iter().all(|pid| alive(*pid)), "{warm:?}");
+
+    // A variable set after the warm helpers started still reaches the tool: the caller resolves
+    // the allow-list at call time, not the helper at its start.
+    let name = "CARAPULSE_TEST_WARM_LATE_VAR";
+    // SAFETY: the variable is this test's own; nothing else reads or writes it.
+    unsafe { std::env::set_var(name, "set-after-start") };
+    let mut allowed = policy();
+    allowed.env_allow.push(name.into());
+    let report = helper
+        .run(
+            &argv(&["sh", "-c", &format!("echo ${name}")]),
+            &allowed,
+            &red,
+            None,
+        )
+        .unwrap();
+    assert_eq!(report.stdout.trim(), "set-after-start", "{report:?}");
+    // It was served by one of the waiting helpers, which then ended: each serves one request.
+    let served: Vec<&u32> = warm.iter().filter(|pid| !alive(**pid)).collect();
+    assert_eq!(served.len(), 1, "exactly one warm helper served: {warm:?}");
+
+    // A warm helper killed while waiting is skipped, not handed a request.
+    let warm = wait_for_warm(&helper, sandbox_exec::WARM_HELPERS);
+    for pid in &warm {
+        // SAFETY: signalling a helper process this test's Helper started.
+        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while warm.iter().any(|pid| alive(*pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "killed helpers linger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let after_kill = helper.run(&argv(&["true"]), &policy(), &red, None).unwrap();
+    assert!(after_kill.succeeded(), "{after_kill:?}");
+
+    // The waiting helpers go with the last clone of their Helper.
+    let warm = wait_for_warm(&helper, sandbox_exec::WARM_HELPERS);
+    let clone = helper.clone();
+    drop(helper);
+    assert!(warm.iter().all(|pid| alive(*pid)), "a clone keeps them");
+    drop(clone);
+    for pid in &warm {
+        assert!(!alive(*pid), "warm helper {pid} outlived its Helper");
+    }
+}

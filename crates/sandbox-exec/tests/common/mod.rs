@@ -11,5 +11,11 @@ pub fn run(
     redactor: &Redactor,
     sink: Option<LineSink>,
 ) -> Result<Report, SandboxError> {
-    sandbox_exec::Helper::new(env!("CARGO_BIN_EXE_sandbox-exec")).run(argv, policy, redactor, sink)
+    helper().run(argv, policy, redactor, sink)
+}
+
+/// One helper for the whole suite, as the router keeps one: runs take warm helper processes.
+pub fn helper() -> &'static sandbox_exec::Helper {
+    static HELPER: std::sync::OnceLock<sandbox_exec::Helper> = std::sync::OnceLock::new();
+    HELPER.get_or_init(|| sandbox_exec::Helper::new(env!("CARGO_BIN_EXE_sandbox-exec")))
 }
