@@ -104,15 +104,36 @@ fn from_wire(kind: ErrorKind, message: String) -> SandboxError {
 /// How many helpers a [`Helper`] keeps started and waiting for a request.
 pub const WARM_HELPERS: usize = 2;
 
-/// Started helpers waiting for their one request, and the thread that starts them.
+/// What the pool's thread is asked to do.
+enum PoolJob {
+    /// Top the pool up to [`WARM_HELPERS`].
+    Refill,
+    /// Reap a helper that has answered and is cleaning up before it exits.
+    Reap(Child),
+}
+
+/// Longest a helper that has answered may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+/// Started helpers waiting for their one request, and the thread that starts and reaps them.
 ///
 /// One long-lived thread starts every warm helper: a child's parent-death signal fires when the
 /// *thread* that spawned it exits, so helpers started from short-lived threads would be killed
-/// while they wait.
+/// while they wait. The same thread reaps helpers that have answered, so a caller gets its
+/// report without waiting for the helper to remove the run's directories and exit.
 #[derive(Debug, Default)]
 struct WarmPool {
     idle: Mutex<Vec<Child>>,
-    refill: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    jobs: Mutex<Option<std::sync::mpsc::Sender<PoolJob>>>,
+}
+
+impl std::fmt::Debug for PoolJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refill => f.write_str("Refill"),
+            Self::Reap(child) => write!(f, "Reap({})", child.id()),
+        }
+    }
 }
 
 impl WarmPool {
@@ -133,47 +154,84 @@ impl WarmPool {
         None
     }
 
-    /// Asks the starter thread (started on first use) to top the pool up to [`WARM_HELPERS`].
-    fn refill(self: &Arc<Self>, path: &Path) {
-        let mut refill = self.refill.lock().unwrap_or_else(|p| p.into_inner());
-        if refill.as_ref().is_some_and(|tx| tx.send(()).is_ok()) {
-            return;
-        }
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// Hands `job` to the pool's thread, starting the thread on first use. A job that cannot
+    /// be handed over is done here instead (a reap blocks; a refill is skipped).
+    fn send(self: &Arc<Self>, path: &Path, job: PoolJob) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let job = match jobs.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<PoolJob>();
         let weak: Weak<WarmPool> = Arc::downgrade(self);
         let path = path.to_owned();
         let started = std::thread::Builder::new()
-            .name("sandbox-warm".into())
-            .spawn(move || {
-                // Ends when the pool (which holds the sender) goes away.
-                while rx.recv().is_ok() {
-                    loop {
-                        let missing = match weak.upgrade() {
-                            Some(pool) => pool.lock().len() < WARM_HELPERS,
-                            None => return,
-                        };
-                        if !missing {
-                            break;
-                        }
-                        // A failed start is left to the next call, which starts its own helper
-                        // and reports the error.
-                        let Ok(mut child) = Helper::start(&path) else {
-                            break;
-                        };
-                        match weak.upgrade() {
-                            Some(pool) => pool.lock().push(child),
-                            None => {
-                                let _ = child.kill();
-                                let _ = child.wait();
-                                return;
-                            }
-                        }
+            .name("sandbox-pool".into())
+            .spawn(move || pool_thread(&weak, &path, &rx));
+        match (started, tx.send(job)) {
+            (Ok(_), Ok(())) => *jobs = Some(tx),
+            (_, Err(std::sync::mpsc::SendError(PoolJob::Reap(mut child)))) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The pool's thread: starts warm helpers on request and reaps answered ones (killing any that
+/// take longer than [`EXIT_GRACE`] to exit). Ends when the pool (which holds the sender) goes
+/// away, killing what it still reaps.
+fn pool_thread(weak: &Weak<WarmPool>, path: &Path, jobs: &std::sync::mpsc::Receiver<PoolJob>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut exiting: Vec<(Child, std::time::Instant)> = Vec::new();
+    loop {
+        let job = if exiting.is_empty() {
+            jobs.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            jobs.recv_timeout(Duration::from_millis(5))
+        };
+        match job {
+            Ok(PoolJob::Refill) => loop {
+                let missing = match weak.upgrade() {
+                    Some(pool) => pool.lock().len() < WARM_HELPERS,
+                    None => break,
+                };
+                if !missing {
+                    break;
+                }
+                // A failed start is left to the next call, which starts its own helper and
+                // reports the error.
+                let Ok(mut child) = Helper::start(path) else { break };
+                match weak.upgrade() {
+                    Some(pool) => pool.lock().push(child),
+                    None => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
                     }
                 }
-            });
-        if started.is_ok() && tx.send(()).is_ok() {
-            *refill = Some(tx);
+            },
+            Ok(PoolJob::Reap(child)) => exiting.push((child, std::time::Instant::now())),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
+        exiting.retain_mut(|(child, since)| match child.try_wait() {
+            Ok(None) if since.elapsed() < EXIT_GRACE => true,
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                false
+            }
+            _ => false,
+        });
+    }
+    for (mut child, _) in exiting {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -305,9 +363,11 @@ impl Helper {
                         report.stdout = redactor.redact(&report.stdout).into_owned();
                         report.stderr = redactor.redact(&report.stderr).into_owned();
                         outcome = Some(Ok(report));
+                        break;
                     }
                     Ok(Frame::Error { kind, message }) => {
-                        outcome = Some(Err(from_wire(kind, message)))
+                        outcome = Some(Err(from_wire(kind, message)));
+                        break;
                     }
                     Err(e) => {
                         outcome = Some(Err(SandboxError::Setup(format!(
@@ -318,16 +378,14 @@ impl Helper {
                 }
             }
         }
-        let status = child.wait();
-        // The replacement starts after this run, not while its sandbox is being built: on a
-        // small machine the two would compete for the same cores.
-        self.warm.refill(&self.path);
         let _ = done.send(());
         let _ = watchdog.join();
-        let stderr = diagnostics.join().unwrap_or_default();
-        match outcome {
-            Some(result) => result,
-            None => Err(SandboxError::Setup(format!(
+        let Some(result) = outcome else {
+            // No answer: the helper's exit status and its stderr say why.
+            let status = child.wait();
+            let stderr = diagnostics.join().unwrap_or_default();
+            self.warm.send(&self.path, PoolJob::Refill);
+            return Err(SandboxError::Setup(format!(
                 "the sandbox helper ended without a report ({}; request {}): {}",
                 status
                     .map(|s| s.to_string())
@@ -337,8 +395,14 @@ impl Helper {
                     Err(e) => format!("not sent: {e}"),
                 },
                 stderr.trim()
-            ))),
-        }
+            )));
+        };
+        // Answered: the helper now removes the run's directories and exits; the pool's thread
+        // reaps it (and its stderr reader ends with it). The replacement starts after this run,
+        // not while its sandbox was being built: on a small machine they would compete.
+        self.warm.send(&self.path, PoolJob::Reap(child));
+        self.warm.send(&self.path, PoolJob::Refill);
+        result
     }
 }
 
@@ -411,6 +475,10 @@ pub fn serve_one() -> u8 {
         Ok(report) => write(&Frame::Report(Box::new(report))),
         Err(e) => write(&to_wire(&e)),
     }
+    // The answer is complete: closing stdout lets the caller stop reading now, while this
+    // process removes the run's directories.
+    // SAFETY: nothing writes to stdout after this point; the descriptor is ours.
+    unsafe { libc::close(libc::STDOUT_FILENO) };
     drop(leftovers);
     0
 }

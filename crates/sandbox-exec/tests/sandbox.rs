@@ -452,7 +452,12 @@ fn warm_helpers_serve_one_request_each_and_go_with_their_helper() {
         )
         .unwrap();
     assert_eq!(report.stdout.trim(), "set-after-start", "{report:?}");
-    // It was served by one of the waiting helpers, which then ended: each serves one request.
+    // It was served by one of the waiting helpers, which then ends (reaped in the background
+    // once it has cleaned up): each serves one request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while warm.iter().all(|pid| alive(*pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let served: Vec<&u32> = warm.iter().filter(|pid| !alive(**pid)).collect();
     assert_eq!(served.len(), 1, "exactly one warm helper served: {warm:?}");
 
