@@ -1516,16 +1516,18 @@ async fn policy_impact(
     until: Option<&str>,
     limit: i64,
 ) -> Result<(), CliError> {
-    let mut body =
-        json!({"candidate": {"files": candidate_files(dir)?}, "since": since, "limit": limit});
+    let mut body = json!({"candidate": {"files": candidate_files(dir)?}, "since": since,
+        "limit": limit, "background": true});
     if let Some(until) = until {
         body["until"] = json!(until);
     }
-    let mut spinner = Spinner::new();
-    spinner.tick(&format!("re-evaluating up to {limit} stored decisions"));
-    let report = client.post("/v1/policy/impact", &body, &[]).await;
-    spinner.finish();
-    let report = report?;
+    let started = client.post("/v1/policy/impact", &body, &[]).await?;
+    let job = started["job_id"]
+        .as_str()
+        .ok_or_else(|| CliError::Local(format!("no job id in the answer: {started}")))?
+        .to_owned();
+    let job = follow_impact_job(client, &job, started["total"].as_u64().unwrap_or(0)).await?;
+    let report = job["report"].clone();
     if fmt.structured() {
         print_value(fmt, &report);
         return Ok(());
@@ -1560,6 +1562,62 @@ async fn policy_impact(
         }
     }
     Ok(())
+}
+
+/// Follows a background impact job to its end: a progress bar from its `policy.impact` events,
+/// and its status read every few seconds as well (events sent before the stream was open are
+/// not replayed, and the stream may drop); the job's final state, or an error when it failed.
+async fn follow_impact_job(client: &Client, job: &str, total: u64) -> Result<Value, CliError> {
+    let mut bar = crate::progress::ProgressBar::new();
+    bar.draw("re-evaluating", 0, total, "");
+    let events = client.stream_sse("/v1/events?kinds=policy.impact", |_, data| {
+        let Ok(event) = serde_json::from_str::<Value>(data) else {
+            return true;
+        };
+        let progress = &event["data"];
+        if progress["job_id"] != job {
+            return true;
+        }
+        bar.draw(
+            "re-evaluating",
+            progress["evaluated"].as_u64().unwrap_or(0),
+            progress["total"].as_u64().unwrap_or(total),
+            &format!(", {} would change", progress["changed"]),
+        );
+        progress["status"] == "running"
+    });
+    let path = format!("/v1/policy/impact/{job}");
+    let polled = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let state = client.get(&path).await?;
+            if state["status"] != "running" {
+                return Ok::<Value, CliError>(state);
+            }
+        }
+    };
+    let ended = tokio::select! {
+        streamed = events => { streamed?; client.get(&path).await? }
+        polled = polled => polled?,
+    };
+    // The stream ends at the job's last event; the row may lag it by a moment.
+    let mut ended = ended;
+    for _ in 0..20 {
+        if ended["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        ended = client.get(&path).await?;
+    }
+    bar.clear();
+    match ended["status"].as_str() {
+        Some("done") => Ok(ended),
+        Some(status) => Err(CliError::Local(format!(
+            "policy impact job {job} {status}: {}",
+            ended["error"].as_str().unwrap_or("no report")
+        ))),
+        None => Err(CliError::Local(format!("unexpected job state: {ended}"))),
+    }
 }
 
 async fn policy_whatif(

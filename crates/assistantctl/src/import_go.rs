@@ -3,7 +3,7 @@
 //! terminal (a line per kind otherwise) and a final report of what was imported, skipped and
 //! changed. The import itself is `carapulse_core::go_import`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::json;
@@ -15,44 +15,26 @@ use carapulse_core::store::Store;
 
 use crate::client::CliError;
 use crate::output::{print_value, OutputFormat};
+use crate::progress::ProgressBar;
 use crate::ImportGoArgs;
 
 /// A bar per kind on a terminal; one line per finished kind otherwise.
-struct Bar {
-    terminal: bool,
-}
+struct Bar(ProgressBar);
 
 impl Progress for Bar {
     fn kind_started(&mut self, kind: &str, total: u64) {
-        if self.terminal {
-            let _ = write!(std::io::stderr(), "\r{kind:<17} 0/{total}");
-        }
+        self.0.draw(kind, 0, total, "");
     }
 
     fn advanced(&mut self, kind: &str, done: u64, total: u64) {
-        if !self.terminal {
-            return;
-        }
-        let width = 30u64;
-        let filled = (done * width).checked_div(total).unwrap_or(width) as usize;
-        let _ = write!(
-            std::io::stderr(),
-            "\r{kind:<17} [{}{}] {done}/{total}",
-            "#".repeat(filled),
-            ".".repeat(width as usize - filled.min(width as usize))
-        );
+        self.0.draw(kind, done, total, "");
     }
 
     fn kind_finished(&mut self, kind: &str, c: &KindCounts) {
-        let line = format!(
+        self.0.finish(&format!(
             "{kind:<17} {} imported, {} already, {} skipped, {} fixed (of {})",
             c.imported, c.already, c.skipped, c.fixed, c.total
-        );
-        if self.terminal {
-            let _ = writeln!(std::io::stderr(), "\r{line}\x1b[K");
-        } else {
-            let _ = writeln!(std::io::stderr(), "{line}");
-        }
+        ));
     }
 }
 
@@ -83,9 +65,7 @@ pub async fn run(
         batch_size: args.batch_size.clamp(1, 10_000),
         stop_after_batches: None,
     };
-    let mut bar = Bar {
-        terminal: std::io::stderr().is_terminal(),
-    };
+    let mut bar = Bar(ProgressBar::new());
     let report = go_import::import(&go, &store, &options, &mut bar)
         .await
         .map_err(|e| CliError::Local(e.to_string()))?;

@@ -10,6 +10,7 @@ mod go_compat;
 mod import_go;
 mod llm_auth;
 mod output;
+mod progress;
 mod resources;
 mod spinner;
 mod yaml;

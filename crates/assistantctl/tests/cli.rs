@@ -1426,6 +1426,14 @@ async fn policy_impact_reports_what_a_candidate_changes() {
     assert!(last.contains("would change"), "{last}");
     assert!(last.contains("require_approval -> deny"), "{last}");
     assert!(last.contains("staging"), "{last}");
+    // It ran as a background job, followed to its end.
+    let (done,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM policy_impact_jobs WHERE status = 'done' AND requested_by = 'alice' AND evaluated > 0",
+    )
+    .fetch_one(env.db.store.pool())
+    .await
+    .unwrap();
+    assert!(done >= 1, "no finished impact job");
     env.shutdown.cancel();
     env.db.drop_now().await;
 }

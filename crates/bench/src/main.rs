@@ -224,7 +224,10 @@ fn bench_policy(iterations: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         anyhow::ensure!(out.error.is_none(), "policy error: {:?}", out.error);
     }
     for (label, samples) in [
-        ("compiled RVM, interleaved with the interpreter", &mut compiled),
+        (
+            "compiled RVM, interleaved with the interpreter",
+            &mut compiled,
+        ),
         ("interpreter, the playground's path", &mut interpreted),
     ] {
         samples.sort();

@@ -401,6 +401,63 @@ fn compiled_and_interpreted_decisions_agree_on_the_input_grid() {
     );
 }
 
+/// What-if explanations run on the compiled program; they must name the same rules and values
+/// as the interpreter, rule by rule, over a grid of inputs (smaller than the decision grid: the
+/// interpreter side is a query per rule).
+#[test]
+fn compiled_and_interpreted_explanations_agree() {
+    let engine = PolicyEngine::load_dir(policies(), "policy.assistant.v1").unwrap();
+    assert!(
+        engine.explains_compiled_path(),
+        "the explaining rules compile to RVM entry points"
+    );
+    let mut compared = 0usize;
+    let mut mismatches = Vec::new();
+    for roles in [&["viewer"][..], &["operator"], &[]] {
+        for action in ["read", "write", ""] {
+            for env in ["dev", "prod", "moon"] {
+                for level in ["low", "medium", "high", "weird"] {
+                    for blast in ["namespace", "account"] {
+                        for targets in [1, 11] {
+                            for break_glass in [false, true] {
+                                for verified in [None, Some(2)] {
+                                    let mut resources = json!({"break_glass": break_glass});
+                                    if let Some(n) = verified {
+                                        resources["verification"] =
+                                            json!({"verify_steps_with_expectations": n});
+                                    }
+                                    let input = json!({
+                                        "actor": {"id": "alice", "roles": roles, "tenant_id": "acme"},
+                                        "action": {"name": "plan.create", "type": action},
+                                        "context": {"tenant_id": "acme", "environment": env},
+                                        "resources": resources,
+                                        "risk": {"level": level, "blast_radius": blast, "targets": targets},
+                                    });
+                                    let compiled = engine.explain_json(&input).unwrap();
+                                    let interpreted =
+                                        engine.explain_interpreted_json(&input).unwrap();
+                                    compared += 1;
+                                    assert!(!compiled.is_empty(), "a decision is always named");
+                                    if compiled != interpreted {
+                                        mismatches.push((input, compiled, interpreted));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared >= 1_700, "grid too small: {compared}");
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} explanations differ; first: {:#?}",
+        mismatches.len(),
+        mismatches.first()
+    );
+}
+
 /// A package without the aggregate `outputs` rule still works, on the interpreter; a VM error
 /// denies.
 #[test]

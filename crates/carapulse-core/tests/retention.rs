@@ -62,6 +62,14 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
          SELECT gen_random_uuid(), 'acme', now() - interval '31 days', 'plan.create', 'allow', '{}' FROM generate_series(1, 9)",
         "INSERT INTO policy_decisions (decision_id, tenant_id, decided_at, action, decision, input_json) \
          SELECT gen_random_uuid(), 'acme', now() - interval '1 day', 'plan.create', 'allow', '{}' FROM generate_series(1, 3)",
+        // impact jobs: 2 last moved 31 days ago, 1 yesterday (without their change events, which
+        // would move the event counts above)
+        "ALTER TABLE policy_impact_jobs DISABLE TRIGGER policy_impact_jobs_event",
+        "INSERT INTO policy_impact_jobs (job_id, tenant_id, requested_by, status, window_json, updated_at) \
+         SELECT gen_random_uuid(), 'acme', 'alice', 'done', '{}', now() - interval '31 days' FROM generate_series(1, 2)",
+        "INSERT INTO policy_impact_jobs (job_id, tenant_id, requested_by, status, window_json, updated_at) \
+         VALUES (gen_random_uuid(), 'acme', 'alice', 'done', '{}', now() - interval '1 day')",
+        "ALTER TABLE policy_impact_jobs ENABLE TRIGGER policy_impact_jobs_event",
     ] {
         sqlx::query(sql).execute(&mut *conn).await.unwrap();
     }
@@ -76,7 +84,12 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
             resolved_alerts: 12,
             webhook_deliveries: 6,
             policy_decisions: 9,
+            impact_jobs: 2,
         }
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM policy_impact_jobs").await,
+        1
     );
     assert_eq!(count(&db, "SELECT count(*) FROM policy_decisions").await, 3);
     assert_eq!(count(&db, "SELECT count(*) FROM event_log").await, 15);

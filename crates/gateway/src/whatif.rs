@@ -236,7 +236,8 @@ pub(crate) struct Impact {
 }
 
 /// Re-evaluates `tenant`'s stored decisions of `[since, until)` (at most `limit`) under
-/// `candidate` and counts what would change against what was decided then.
+/// `candidate` and counts what would change against what was decided then. With a `job`, its row
+/// is moved after every page (and so announced on the event stream).
 pub(crate) async fn impact(
     state: &AppState,
     tenant: &carapulse_core::model::TenantId,
@@ -244,6 +245,7 @@ pub(crate) async fn impact(
     since: chrono::DateTime<chrono::Utc>,
     until: chrono::DateTime<chrono::Utc>,
     limit: i64,
+    job: Option<uuid::Uuid>,
 ) -> Result<Impact, ApiError> {
     let mut out = Impact::default();
     let mut after = None;
@@ -307,6 +309,16 @@ pub(crate) async fn impact(
                 }));
             }
         }
+        if let Some(job) = job {
+            // Progress is best effort: a failed update must not end the run.
+            if let Err(e) = state
+                .store
+                .impact_job_progress(job, out.evaluated as i64, out.changed as i64)
+                .await
+            {
+                tracing::warn!(error = %e, %job, "impact progress not recorded");
+            }
+        }
     }
     if remaining <= 0 {
         out.truncated = !state
@@ -345,4 +357,51 @@ pub(crate) fn parse_when(
         }
     };
     Ok(now - age)
+}
+
+/// Runs an impact job to its end on its own task, holding `permit` (the gateway's one impact run)
+/// until then; a gateway shutting down ends it as failed rather than leaving it running.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spawn_impact_job(
+    state: AppState,
+    tenant: carapulse_core::model::TenantId,
+    job: uuid::Uuid,
+    candidate: std::sync::Arc<PolicyEngine>,
+    since: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+    permit: tokio::sync::SemaphorePermit<'static>,
+) {
+    let span = tracing::info_span!("policy_impact_job", %job, tenant = %tenant);
+    let task = async move {
+        let _permit = permit;
+        let run = impact(&state, &tenant, candidate, since, until, limit, Some(job));
+        let result = tokio::select! {
+            result = run => result.map_err(|e| e.message),
+            () = state.shutdown.cancelled() => Err("the gateway stopped during the run".to_owned()),
+        };
+        let finished = match &result {
+            Ok(report) => {
+                let mut answer = serde_json::to_value(report).unwrap_or(Value::Null);
+                answer["window"] = json!({"since": since, "until": until, "limit": limit});
+                state
+                    .store
+                    .finish_impact_job(
+                        job,
+                        report.evaluated as i64,
+                        report.changed as i64,
+                        Ok(&answer),
+                    )
+                    .await
+            }
+            Err(message) => {
+                tracing::warn!(error = %message, "policy impact job failed");
+                state.store.finish_impact_job(job, 0, 0, Err(message)).await
+            }
+        };
+        if let Err(e) = finished {
+            tracing::error!(error = %e, "policy impact job end not recorded");
+        }
+    };
+    tokio::spawn(tracing::Instrument::instrument(task, span));
 }

@@ -56,6 +56,12 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
         ("post", "/v1/policy/whatif", [OK, OK, OK, OK]),
         // Impact re-runs the caller's tenant's own decisions: writers only.
         ("post", "/v1/policy/impact", [OK, DENIED, DENIED, OK]),
+        // Its background job, read by writers of its tenant only.
+        (
+            "get",
+            "/v1/policy/impact/{job_id}",
+            [GONE, DENIED, DENIED, OK],
+        ),
         // Only the creator (alice, not in the matrix) or an admin withdraws a plan.
         ("delete", "/v1/plans/{id}", [GONE, DENIED, DENIED, &[204]]),
         ("get", "/v1/plans/{id}", [GONE, OK, OK, OK]),
@@ -209,6 +215,8 @@ struct Fixtures {
     memory: String,
     playbook: String,
     runbook: String,
+    /// A background policy impact job (over no decisions: it ends at once).
+    impact_job: String,
 }
 
 async fn created(app: &TestApp, path: &str, tok: &str, body: Value, key: &str) -> String {
@@ -246,6 +254,16 @@ async fn fixtures(app: &TestApp, alice: &str) -> Fixtures {
     let memory = created(app, "/v1/memory", alice, memory_body(), "memory_id").await;
     let playbook = created(app, "/v1/playbooks", alice, playbook_body(), "id").await;
     let runbook = created(app, "/v1/runbooks", alice, runbook_body(), "id").await;
+    let impact_job = created(
+        app,
+        "/v1/policy/impact",
+        alice,
+        json!({"candidate": {"files": {
+            "matrix.rego": "package policy.assistant.v1\n\nimport rego.v1\n\nmatrix_marker := true\n"}},
+            "background": true}),
+        "job_id",
+    )
+    .await;
     Fixtures {
         pending_plan,
         revisable_plan,
@@ -257,6 +275,7 @@ async fn fixtures(app: &TestApp, alice: &str) -> Fixtures {
         memory,
         playbook,
         runbook,
+        impact_job,
     }
 }
 
@@ -298,6 +317,7 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         p if p.starts_with("/v1/memory/{id}") => item(&f.memory),
         p if p.starts_with("/v1/playbooks/{id}") => item(&f.playbook),
         p if p.starts_with("/v1/runbooks/{id}") => item(&f.runbook),
+        "/v1/policy/impact/{job_id}" => path.replace("{job_id}", &f.impact_job),
         "/v1/context/snapshots/{id}" => item("0196e0a4-1b2c-7d3e-8f40-123456789abc"),
         "/v1/context/snapshots/{id}/diff" => format!(
             "{}?base=0196e0a4-1b2c-7d3e-8f40-123456789abd",

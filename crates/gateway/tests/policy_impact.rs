@@ -118,6 +118,103 @@ async fn impact_over_ten_thousand_stored_decisions_matches_a_direct_re_evaluatio
         "{sample}"
     );
 
+    // The same run as a background job: 202 with its id at once, progress on the event stream
+    // page by page, the same report from its job once done.
+    let events = {
+        use futures::StreamExt;
+        let resp = app
+            .http
+            .get(format!("{}/v1/events?kinds=policy.impact", app.url))
+            .bearer_auth(&alice)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.bytes_stream();
+        tokio::spawn(async move {
+            let mut parser = carapulse_core::sse::SseParser::new();
+            let mut seen = Vec::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                for frame in parser.push(&chunk) {
+                    if frame.event != "policy.impact" {
+                        continue;
+                    }
+                    let event: Value = serde_json::from_str(&frame.data).unwrap();
+                    let done = event["data"]["status"] != "running";
+                    seen.push(event["data"].clone());
+                    if done {
+                        return seen;
+                    }
+                }
+            }
+            seen
+        })
+    };
+    let mut background = body.clone();
+    background["background"] = json!(true);
+    let (status, started) = app.post("/v1/policy/impact", &alice, &background).await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["status"], "running");
+    assert_eq!(started["total"], 10_000);
+    let job = started["job_id"].as_str().unwrap().to_owned();
+    let progress = tokio::time::timeout(std::time::Duration::from_secs(60), events)
+        .await
+        .expect("the job ends within a minute")
+        .unwrap();
+    let mine: Vec<&Value> = progress.iter().filter(|e| e["job_id"] == job).collect();
+    let evaluated: Vec<u64> = mine
+        .iter()
+        .map(|e| e["evaluated"].as_u64().unwrap())
+        .collect();
+    assert!(
+        mine.len() >= 10,
+        "a progress event per page of 1,000 and the end: {evaluated:?}"
+    );
+    assert!(evaluated.windows(2).all(|w| w[0] <= w[1]), "{evaluated:?}");
+    let last = mine.last().unwrap();
+    assert_eq!(
+        (
+            &last["status"],
+            &last["evaluated"],
+            &last["changed"],
+            &last["total"]
+        ),
+        (
+            &json!("done"),
+            &json!(10_000),
+            &json!(changed),
+            &json!(10_000)
+        )
+    );
+    let (status, finished) = app.get(&format!("/v1/policy/impact/{job}"), &alice).await;
+    assert_eq!(status, 200, "{finished}");
+    assert_eq!(finished["status"], "done");
+    assert_eq!(finished["report"]["by_transition"], json!(expected));
+    assert_eq!(finished["report"]["changed"], changed);
+    // Another tenant cannot see it; a viewer cannot read it; an unknown job is a 404.
+    let outsider = token("olga", "globex", &["admin"]);
+    assert_eq!(
+        app.get(&format!("/v1/policy/impact/{job}"), &outsider)
+            .await
+            .0,
+        404
+    );
+    let reader = token("vic", "acme", &["viewer"]);
+    assert_eq!(
+        app.get(&format!("/v1/policy/impact/{job}"), &reader)
+            .await
+            .0,
+        403
+    );
+    let unknown = uuid::Uuid::now_v7();
+    assert_eq!(
+        app.get(&format!("/v1/policy/impact/{unknown}"), &alice)
+            .await
+            .0,
+        404
+    );
+
     // Bounded: a limit truncates, another tenant has nothing, an old window is empty.
     let mut small = body.clone();
     small["limit"] = json!(100);

@@ -205,7 +205,9 @@ fn pool_thread(weak: &Weak<WarmPool>, path: &Path, jobs: &std::sync::mpsc::Recei
                 }
                 // A failed start is left to the next call, which starts its own helper and
                 // reports the error.
-                let Ok(mut child) = Helper::start(path) else { break };
+                let Ok(mut child) = Helper::start(path) else {
+                    break;
+                };
                 match weak.upgrade() {
                     Some(pool) => pool.lock().push(child),
                     None => {

@@ -131,3 +131,138 @@ impl Store {
         .await?)
     }
 }
+
+/// A background policy impact run (see migration 0018).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ImpactJob {
+    pub job_id: Uuid,
+    pub requested_by: String,
+    /// `running`, `done`, `failed`, or `abandoned` (running, but its row has not moved for
+    /// [`IMPACT_JOB_STALE_SECS`]: the gateway running it stopped).
+    pub status: String,
+    pub total: i64,
+    pub evaluated: i64,
+    pub changed: i64,
+    #[serde(rename = "window")]
+    pub window_json: serde_json::Value,
+    pub report: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A running impact job whose row has not moved for this long is reported as abandoned (a page
+/// of re-evaluations takes well under a second).
+pub const IMPACT_JOB_STALE_SECS: i64 = 120;
+
+impl Store {
+    /// How many of `tenant`'s decisions in `[since, until)` an impact run of at most `limit`
+    /// would re-evaluate (counted on the window index, stopping at `limit`).
+    pub async fn count_decisions(
+        &self,
+        tenant: &TenantId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM policy_decisions WHERE tenant_id = $1 \
+             AND decided_at >= $2 AND decided_at < $3 LIMIT $4) AS window_rows",
+        )
+        .bind(tenant.as_str())
+        .bind(since)
+        .bind(until)
+        .bind(limit)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Records a started impact job.
+    pub async fn start_impact_job(
+        &self,
+        tenant: &TenantId,
+        job_id: Uuid,
+        requested_by: &str,
+        total: i64,
+        window: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO policy_impact_jobs (job_id, tenant_id, requested_by, status, total, window_json) \
+             VALUES ($1, $2, $3, 'running', $4, $5)",
+        )
+        .bind(job_id)
+        .bind(tenant.as_str())
+        .bind(requested_by)
+        .bind(total)
+        .bind(window)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a running job's counters (and announces them on the event stream, by trigger).
+    pub async fn impact_job_progress(
+        &self,
+        job_id: Uuid,
+        evaluated: i64,
+        changed: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE policy_impact_jobs SET evaluated = $2, changed = $3, updated_at = now() \
+             WHERE job_id = $1 AND status = 'running'",
+        )
+        .bind(job_id)
+        .bind(evaluated)
+        .bind(changed)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a job: `Ok(report)` is done, `Err(message)` failed.
+    pub async fn finish_impact_job(
+        &self,
+        job_id: Uuid,
+        evaluated: i64,
+        changed: i64,
+        outcome: Result<&serde_json::Value, &str>,
+    ) -> Result<(), StoreError> {
+        let (status, report, error) = match outcome {
+            Ok(report) => ("done", Some(report), None),
+            Err(message) => ("failed", None, Some(message)),
+        };
+        sqlx::query(
+            "UPDATE policy_impact_jobs SET status = $2, evaluated = $3, changed = $4, report = $5, \
+             error = $6, updated_at = now() WHERE job_id = $1 AND status = 'running'",
+        )
+        .bind(job_id)
+        .bind(status)
+        .bind(evaluated)
+        .bind(changed)
+        .bind(report)
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// One of `tenant`'s impact jobs; `None` when it is not there (or is another tenant's).
+    pub async fn impact_job(
+        &self,
+        tenant: &TenantId,
+        job_id: Uuid,
+    ) -> Result<Option<ImpactJob>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT job_id, requested_by, \
+             CASE WHEN status = 'running' AND updated_at < now() - make_interval(secs => $3) \
+                  THEN 'abandoned' ELSE status END AS status, \
+             total, evaluated, changed, window_json, report, error, created_at, updated_at \
+             FROM policy_impact_jobs WHERE tenant_id = $1 AND job_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(job_id)
+        .bind(IMPACT_JOB_STALE_SECS as f64)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+}

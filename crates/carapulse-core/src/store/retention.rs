@@ -37,6 +37,8 @@ pub struct Pruned {
     pub resolved_alerts: u64,
     pub webhook_deliveries: u64,
     pub policy_decisions: u64,
+    /// Ended (or abandoned) policy impact jobs, kept as long as the decisions they re-ran.
+    pub impact_jobs: u64,
 }
 
 impl Store {
@@ -80,6 +82,14 @@ impl Store {
                     "policy_decisions",
                     "decision_id",
                     "decided_at < now() - make_interval(hours => $1::int)",
+                    policy.policy_decision_hours,
+                )
+                .await?,
+            impact_jobs: self
+                .prune_table(
+                    "policy_impact_jobs",
+                    "job_id",
+                    "updated_at < now() - make_interval(hours => $1::int)",
                     policy.policy_decision_hours,
                 )
                 .await?,

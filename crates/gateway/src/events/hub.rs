@@ -30,6 +30,7 @@ pub const KINDS: &[&str] = &[
     "approval.updated",
     "audit.created",
     "alert.received",
+    "policy.impact",
 ];
 
 /// Events buffered per process before a slow subscriber lags (and catches up from the log).

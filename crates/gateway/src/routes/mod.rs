@@ -113,6 +113,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(whatif::plan))
         .routes(routes!(whatif::draft))
         .routes(routes!(whatif::impact))
+        .routes(routes!(whatif::impact_job))
         .routes(routes!(approvals::create, approvals::list))
         .routes(routes!(executions::list))
         .routes(routes!(executions::get))

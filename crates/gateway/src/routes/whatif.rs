@@ -159,14 +159,18 @@ pub(crate) struct ImpactRequest {
     /// Most decisions to re-evaluate (1 to 100,000; default 10,000).
     #[serde(default)]
     limit: Option<i64>,
+    /// Run as a background job: answer 202 with its id at once; progress on the event stream
+    /// (`policy.impact`), the report from `GET /v1/policy/impact/{job_id}`.
+    #[serde(default)]
+    background: bool,
 }
 
-#[utoipa::path(post, path = "/policy/impact", tag = "policy", summary = "Re-evaluate the tenant's stored decisions of a window under a candidate policy: what would change (old -> new decision, by action and environment, samples)", request_body = ImpactRequest, responses((status = 200, description = "`{window, evaluated, changed, by_transition, by_action, by_environment, samples, truncated}`", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/policy/impact", tag = "policy", summary = "Re-evaluate the tenant's stored decisions of a window under a candidate policy: what would change (old -> new decision, by action and environment, samples)", request_body = ImpactRequest, responses((status = 200, description = "`{window, evaluated, changed, by_transition, by_action, by_environment, samples, truncated}`", body = Object), (status = 202, description = "`background`: the job started: `{job_id, status, total, window}`", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
 pub(crate) async fn impact(
     State(state): State<AppState>,
     ctx: RequestContext,
     ApiJson(body): ApiJson<ImpactRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
     // Writers (and admins) only: a run re-evaluates up to 100,000 decisions.
     super::library::require_writer(&state, &ctx, "policy.impact").await?;
     let now = chrono::Utc::now();
@@ -202,8 +206,42 @@ pub(crate) async fn impact(
         err.retry_after_secs = Some(5);
         return Err(err);
     };
+    if body.background {
+        let total = state
+            .store
+            .count_decisions(ctx.tenant(), since, until, limit)
+            .await?;
+        let job = uuid::Uuid::now_v7();
+        let window = json!({"since": since, "until": until, "limit": limit});
+        state
+            .store
+            .start_impact_job(ctx.tenant(), job, ctx.actor.id.as_str(), total, &window)
+            .await?;
+        state
+            .audit(
+                ctx.audit("policy.impact", AuditDecision::Info)
+                    .context(json!({
+                        "candidate_files": body.candidate.files.keys().collect::<Vec<_>>(),
+                        "since": since, "until": until, "job_id": job, "background": true,
+                        "total": total,
+                    })),
+            )
+            .await;
+        crate::whatif::spawn_impact_job(
+            state.clone(),
+            ctx.tenant().clone(),
+            job,
+            candidate,
+            since,
+            until,
+            limit,
+            _running,
+        );
+        let started = json!({"job_id": job, "status": "running", "total": total, "window": window});
+        return Ok((axum::http::StatusCode::ACCEPTED, Json(started)));
+    }
     let report =
-        crate::whatif::impact(&state, ctx.tenant(), candidate, since, until, limit).await?;
+        crate::whatif::impact(&state, ctx.tenant(), candidate, since, until, limit, None).await?;
     state
         .audit(
             ctx.audit("policy.impact", AuditDecision::Info)
@@ -216,5 +254,19 @@ pub(crate) async fn impact(
         .await;
     let mut answer = serde_json::to_value(&report).unwrap_or(Value::Null);
     answer["window"] = json!({"since": since, "until": until, "limit": limit});
-    Ok(Json(answer))
+    Ok((axum::http::StatusCode::OK, Json(answer)))
+}
+
+#[utoipa::path(get, path = "/policy/impact/{job_id}", tag = "policy", summary = "A background policy impact job: status (running, done, failed, abandoned), progress, and its report once done", params(("job_id" = uuid::Uuid, Path, description = "the job id `POST /v1/policy/impact` answered with")), responses((status = 200, description = "`{job_id, status, total, evaluated, changed, window, report, error, ...}`", body = Object), crate::openapi::CommonErrors), security(("bearer" = [])))]
+pub(crate) async fn impact_job(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    axum::extract::Path(job_id): axum::extract::Path<uuid::Uuid>,
+) -> ApiResult<Json<Value>> {
+    // The report carries decisions' plans and reasons: who may run impact may read it.
+    super::library::require_writer(&state, &ctx, "policy.impact.read").await?;
+    let Some(job) = state.store.impact_job(ctx.tenant(), job_id).await? else {
+        return Err(ApiError::not_found("impact job"));
+    };
+    Ok(Json(serde_json::to_value(job).unwrap_or(Value::Null)))
 }
