@@ -161,32 +161,11 @@ impl AppState {
         outcome
     }
 
-    /// Keeps a write or plan decision for policy impact, without the caller's e-mail address.
+    /// Keeps a write or plan decision for policy impact (see [`DecisionRecord::of`]).
     fn keep_decision(&self, input: &PolicyInput, action: &str, outcome: &PolicyOutcome) {
-        // Decided before any serialising: reads (every GET) are not kept.
-        let write = input.action["type"] == "write";
-        if !(write || action.starts_with("plan.") || action.starts_with("approval.")) {
-            return;
+        if let Some(record) = carapulse_core::store::DecisionRecord::of(input, action, outcome) {
+            self.decisions.record(record);
         }
-        let Ok(mut document) = serde_json::to_value(input) else {
-            return;
-        };
-        let Ok(tenant) = carapulse_core::model::TenantId::parse(&input.context.tenant_id) else {
-            return;
-        };
-        if let Some(actor) = document.get_mut("actor").and_then(|a| a.as_object_mut()) {
-            actor.remove("email");
-        }
-        self.decisions
-            .record(carapulse_core::store::DecisionRecord {
-                tenant_id: tenant,
-                action: action.to_owned(),
-                environment: input.context.environment.clone(),
-                plan_id: None,
-                decision: outcome.decision.as_str().to_owned(),
-                reasons: outcome.reasons.clone(),
-                input: document,
-            });
     }
 
     /// A read check: a context naming only the caller's tenant, read risk.

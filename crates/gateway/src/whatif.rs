@@ -11,7 +11,7 @@
 //! A candidate overlays the loaded files: a file of the same name replaces it, a new one is
 //! added, an empty one removes it; it must compile and keep the configured package.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,7 +28,7 @@ pub const MAX_CANDIDATE_FILES: usize = 20;
 pub const MAX_CANDIDATE_FILE_BYTES: usize = 128 * 1024;
 
 /// A candidate policy: file name -> Rego text, over the loaded files.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Candidate {
     /// `name.rego` -> text; an empty text removes the loaded file of that name.
@@ -137,7 +137,11 @@ pub(crate) fn judged_as(
     actor
 }
 
-/// The side-by-side answers for a plan (`context`, `intent`, `steps`) asked by `actor`.
+/// Plans with at least this many steps are judged on two threads.
+const PARALLEL_FROM: usize = 8;
+
+/// The side-by-side answers for a plan (`context`, `intent`, `steps`) asked by `actor`. CPU
+/// work (milliseconds for a long plan): call it off the async workers.
 pub(crate) fn whatif(
     state: &AppState,
     actor: &Actor,
@@ -147,6 +151,9 @@ pub(crate) fn whatif(
     candidate: Option<&PolicyEngine>,
 ) -> Value {
     let current = state.policy.current();
+    // One moment for the whole answer: every judgement asks about the same time, and identical
+    // questions (steps of the same shape) are answered once.
+    let now = chrono::Utc::now();
     let input_for = |subset: &[StepDraft]| {
         let risk = crate::routes::plans::score(
             subset
@@ -167,31 +174,72 @@ pub(crate) fn whatif(
             context,
             &risk,
             false,
-            chrono::Utc::now(),
+            now,
         )
         .with_steps(subset.iter().map(Into::into))
     };
+    let answered: std::sync::Mutex<HashMap<String, (Value, Option<Value>, bool)>> =
+        std::sync::Mutex::default();
     let both = |input: &PolicyInput| {
+        let key = serde_json::to_string(input).ok();
+        if let Some(known) = key.as_ref().and_then(|k| {
+            let answered = answered.lock().unwrap_or_else(|p| p.into_inner());
+            answered.get(k).cloned()
+        }) {
+            return known;
+        }
         let now = judge(&current, input);
         let then = candidate.map(|engine| judge(engine, input));
         let differs = then.as_ref().is_some_and(|t| changed(&now, t));
-        (now, then, differs)
+        let answer = (now, then, differs);
+        if let Some(key) = key {
+            let mut answered = answered.lock().unwrap_or_else(|p| p.into_inner());
+            answered.insert(key, answer.clone());
+        }
+        answer
     };
-    let (plan_now, plan_then, plan_changed) = both(&input_for(steps));
-    let per_step: Vec<Value> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            let (now, then, differs) = both(&input_for(std::slice::from_ref(step)));
-            json!({
-                "index": i,
-                "step": carapulse_core::plan_diff::step_identity(&json!(step)),
-                "current": now,
-                "candidate": then,
-                "changed": differs,
-            })
+    let judge_step = |i: usize, step: &StepDraft| {
+        let (now, then, differs) = both(&input_for(std::slice::from_ref(step)));
+        json!({
+            "index": i,
+            "step": carapulse_core::plan_diff::step_identity(&json!(step)),
+            "current": now,
+            "candidate": then,
+            "changed": differs,
         })
-        .collect();
+    };
+    // Each judgement is a few VM runs (the decision and each explaining rule): a long plan's
+    // steps are judged on two threads, the second half beside the plan and the first half.
+    let (plan_now, plan_then, plan_changed, per_step) = std::thread::scope(|scope| {
+        let split = if steps.len() >= PARALLEL_FROM {
+            steps.len() / 2
+        } else {
+            steps.len()
+        };
+        let judge_step = &judge_step;
+        let second = (split < steps.len()).then(|| {
+            scope.spawn(move || {
+                steps[split..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, step)| judge_step(split + i, step))
+                    .collect::<Vec<Value>>()
+            })
+        });
+        let (plan_now, plan_then, plan_changed) = both(&input_for(steps));
+        let mut per_step: Vec<Value> = steps[..split]
+            .iter()
+            .enumerate()
+            .map(|(i, step)| judge_step(i, step))
+            .collect();
+        if let Some(second) = second {
+            match second.join() {
+                Ok(rest) => per_step.extend(rest),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        (plan_now, plan_then, plan_changed, per_step)
+    });
     json!({
         "plan": {"current": plan_now, "candidate": plan_then, "changed": plan_changed},
         "steps": per_step,

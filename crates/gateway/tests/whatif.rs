@@ -191,9 +191,18 @@ async fn a_candidate_that_freezes_production_shows_the_exact_step_and_rule() {
         (plan["approval_state"].as_str(), plan["revision"].as_i64()),
         (Some("pending"), Some(1))
     );
-    let (_, events) = app
-        .get("/v1/audit/events?action=policy.whatif", &alice)
-        .await;
+    // The answers do not wait for their audit events to commit: give them a moment.
+    let mut events = Value::Null;
+    for _ in 0..50 {
+        events = app
+            .get("/v1/audit/events?action=policy.whatif", &alice)
+            .await
+            .1;
+        if events["data"].as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(events["data"].as_array().unwrap().len(), 3, "{events}");
     app.stop().await;
 }
@@ -256,5 +265,48 @@ async fn rules_follow_the_decision_whatever_the_file_order() {
         }
     }
     assert_eq!(answer["steps"][1]["candidate"]["decision"], "allow");
+    app.stop().await;
+}
+
+/// A long plan is judged on two threads: every step comes back once, in plan order, with the
+/// answer judging it alone gives (each step here judged as a one-step draft for comparison).
+#[tokio::test]
+async fn long_plans_keep_their_step_order() {
+    let app = spawn_app().await;
+    let viewer = token("vic", "acme", &["viewer"]);
+    let steps: Vec<Value> = (0..12)
+        .map(|i| {
+            let env_kind = if i % 3 == 0 { "get" } else { "scale" };
+            if env_kind == "get" {
+                json!({"tool": "kubectl", "action": "get", "input": {"resource": format!("deployment/svc{i}"), "namespace": "web"}})
+            } else {
+                json!({"tool": "kubectl", "action": "scale", "input": {"resource": format!("deployment/svc{i}"), "replicas": i, "namespace": "web"}})
+            }
+        })
+        .collect();
+    let context = json!({"environment": "production", "namespace": "web"});
+    let body = json!({"plan": {"context": context, "steps": steps},
+                      "candidate": {"files": {"freeze.rego": FREEZE}}});
+    let (status, answer) = app.post("/v1/policy/whatif", &viewer, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let judged = answer["steps"].as_array().unwrap();
+    assert_eq!(judged.len(), 12);
+    for (i, step) in judged.iter().enumerate() {
+        assert_eq!(step["index"], i, "{step}");
+        let alone = json!({"plan": {"context": context, "steps": [steps[i]]},
+                           "candidate": {"files": {"freeze.rego": FREEZE}}});
+        let (_, single) = app.post("/v1/policy/whatif", &viewer, &alone).await;
+        assert_eq!(step["step"], single["steps"][0]["step"], "step {i}");
+        assert_eq!(step["current"], single["steps"][0]["current"], "step {i}");
+        assert_eq!(
+            step["candidate"], single["steps"][0]["candidate"],
+            "step {i}"
+        );
+        assert!(
+            step["step"].to_string().contains(&format!("svc{i}")),
+            "step {i}: {}",
+            step["step"]
+        );
+    }
     app.stop().await;
 }

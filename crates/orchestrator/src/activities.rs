@@ -367,6 +367,14 @@ impl Activities {
                 return Err(anyhow::anyhow!(message).into());
             }
         };
+        // The router has no database: the decision it took on a write is kept here, for policy
+        // impact. Losing one is logged, never a reason to fail the step.
+        if let Some(mut decision) = reply.policy_decision() {
+            decision.plan_id = uuid::Uuid::parse_str(&req.plan_id).ok();
+            if let Err(e) = self.store.insert_decisions(&[decision]).await {
+                tracing::warn!(error = %e, %tool_call_id, "policy decision of the call not kept");
+            }
+        }
         let mut data: Option<serde_json::Value> = None;
         let mut result_ref: Option<String> = None;
         // Whether the call returned data (or ran with a substituted input) to record.
@@ -413,7 +421,9 @@ impl Activities {
                         .collect::<String>(),
                 )
             }
-            RouterReply::Refused { status, message } => (
+            RouterReply::Refused {
+                status, message, ..
+            } => (
                 StepResult::Failed {
                     reason: format!("tool router refused ({status}): {message}"),
                 },

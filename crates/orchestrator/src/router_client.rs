@@ -10,7 +10,25 @@ pub enum RouterReply {
     /// The tool ran (successfully or not).
     Ran(Value),
     /// The router refused the call for good (validation, policy): do not retry.
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+        /// The policy decision behind a policy refusal, when the router sent it.
+        policy_decision: Option<Value>,
+    },
+}
+
+impl RouterReply {
+    /// The router's policy decision for a write (ran or refused), for the decision log.
+    pub fn policy_decision(&self) -> Option<carapulse_core::store::DecisionRecord> {
+        let value = match self {
+            Self::Ran(value) => value.get("policy_decision"),
+            Self::Refused {
+                policy_decision, ..
+            } => policy_decision.as_ref(),
+        }?;
+        serde_json::from_value(value.clone()).ok()
+    }
 }
 
 /// Transient failure: retry with backoff.
@@ -75,6 +93,10 @@ impl RouterClient {
             200 => Ok(RouterReply::Ran(value)),
             400 | 403 | 404 | 422 => Ok(RouterReply::Refused {
                 status,
+                policy_decision: value
+                    .get("policy_decision")
+                    .filter(|d| !d.is_null())
+                    .cloned(),
                 message: value["error"]["message"]
                     .as_str()
                     .unwrap_or("refused")

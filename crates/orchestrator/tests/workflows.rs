@@ -110,6 +110,21 @@ async fn three_step_plan_succeeds_with_tool_calls_and_evidence() {
     assert!(lines
         .iter()
         .all(|l| l.level == "info" && l.stream == "stdout"));
+    // The router's decision on each write was kept with the plan (policy impact): the two
+    // upgrades, not the status read.
+    let kept: Vec<(String, String, Option<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT action, decision, plan_id FROM policy_decisions WHERE tenant_id = 'acme' \
+         AND action = 'tool.execute' AND plan_id = $1 ORDER BY decided_at",
+    )
+    .bind(plan.0)
+    .fetch_all(env.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.iter().all(|(_, decision, _)| !decision.is_empty()),
+        "{kept:?}"
+    );
     // Starting the same execution again is refused by Temporal and reported as started.
     dispatch(&env, plan, exec).await;
     env.finish().await;

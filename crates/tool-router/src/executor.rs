@@ -12,6 +12,7 @@ use tracing::Instrument;
 use carapulse_core::config::SandboxConfig;
 use carapulse_core::model::{ContextRef, Decision, ModelError, TenantId, ToolName};
 use carapulse_core::policy::{assess_steps, ActionType, PolicyInput, StepRef};
+use carapulse_core::store::DecisionRecord;
 use carapulse_core::tools::{find, ActionSpec, HttpMethod, ToolInput};
 use sandbox_exec::{isolation_available, LineSink, SandboxPolicy, StreamKind};
 
@@ -69,6 +70,10 @@ pub struct ExecuteResponse {
     /// route also sends them as `Deprecation`/`Warning` headers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deprecations: Vec<String>,
+    /// The policy decision of a write (redacted input and outcome): the router has no database,
+    /// so the orchestrator keeps it for policy impact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_decision: Option<DecisionRecord>,
 }
 
 /// Why a call was refused or could not run.
@@ -78,6 +83,12 @@ pub enum ExecError {
     Invalid(ModelError),
     #[error("{0}")]
     Forbidden(String),
+    /// Policy refused a write; the decision goes back to the caller to keep.
+    #[error("{message}")]
+    PolicyRefused {
+        message: String,
+        decision: Option<Box<DecisionRecord>>,
+    },
     #[error("{0}")]
     BreakGlass(String),
     #[error("{0}")]
@@ -261,6 +272,8 @@ struct Authorised {
     sensitive: bool,
     /// The tool call id, bound by the grant (gated calls) or minted here (plain reads).
     tool_call_id: String,
+    /// The policy decision of a write, for the caller to keep (policy impact).
+    decision: Option<DecisionRecord>,
 }
 
 /// Authorises one call of a service principal.
@@ -288,6 +301,7 @@ fn authorise(
         return Ok(Authorised {
             sensitive: false,
             tool_call_id: carapulse_core::model::ToolCallId::new().to_string(),
+            decision: None,
         });
     }
     let key = state
@@ -316,6 +330,7 @@ fn authorise(
         return Ok(Authorised {
             sensitive: false,
             tool_call_id: claims.tool_call_id,
+            decision: None,
         });
     }
     if spec.break_glass && !claims.break_glass {
@@ -345,11 +360,16 @@ fn authorise(
         chrono::Utc::now(),
     );
     let outcome = state.policy.evaluate(&policy_input);
+    let decision = DecisionRecord::of(&policy_input, "tool.execute", &outcome);
+    let refused = |message: String| ExecError::PolicyRefused {
+        message,
+        decision: decision.clone().map(Box::new),
+    };
     match outcome.decision {
         Decision::Allow => {}
         Decision::RequireApproval if claims.approved => {}
         Decision::RequireApproval => {
-            return Err(ExecError::Forbidden(format!(
+            return Err(refused(format!(
                 "policy requires approval for {}.{} ({}) and the plan was not approved",
                 spec.tool,
                 spec.action,
@@ -357,7 +377,7 @@ fn authorise(
             )))
         }
         Decision::Deny => {
-            return Err(ExecError::Forbidden(format!(
+            return Err(refused(format!(
                 "denied by policy: {}",
                 outcome.reasons.join(", ")
             )))
@@ -366,6 +386,7 @@ fn authorise(
     Ok(Authorised {
         sensitive,
         tool_call_id: claims.tool_call_id,
+        decision,
     })
 }
 
@@ -511,6 +532,7 @@ pub async fn execute(
     );
     state.hub.end(&id, outcome);
     let mut response = result?;
+    response.policy_decision = authorised.decision;
     response.duration_ms = elapsed.as_millis() as u64;
     response.deprecations = deprecations;
     if sensitive {
@@ -757,6 +779,7 @@ async fn run_cli(
         result_ref: None,
         demo: false,
         deprecations: Vec::new(),
+        policy_decision: None,
     })
 }
 
@@ -866,6 +889,7 @@ async fn run_api(
         result_ref: None,
         demo: false,
         deprecations: Vec::new(),
+        policy_decision: None,
     })
 }
 

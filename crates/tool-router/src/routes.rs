@@ -165,6 +165,14 @@ async fn execute_tool(
         }
         Err(ExecError::Invalid(e)) => Err(ApiError::bad_request("invalid_request", e.to_string())),
         Err(ExecError::Forbidden(m)) => Err(ApiError::forbidden("policy_denied", m)),
+        Err(ExecError::PolicyRefused { message, decision }) => {
+            // The usual error body, plus the decision for the caller to keep (policy impact).
+            let body = json!({
+                "error": {"code": "policy_denied", "message": message},
+                "policy_decision": decision,
+            });
+            Ok((axum::http::StatusCode::FORBIDDEN, Json(body)).into_response())
+        }
         Err(ExecError::BreakGlass(m)) => Err(ApiError::forbidden("break_glass_required", m)),
         Err(ExecError::Grant(m)) => Err(ApiError::forbidden("grant_required", m)),
         Err(ExecError::Conflict(m)) => Err(ApiError::conflict("tool_call_id_in_use", m)),

@@ -512,6 +512,21 @@ async fn writes_and_secret_reads_need_a_grant_and_people_are_refused() {
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["tool_call_id"], json!(g.tool_call_id));
+    // The write's policy decision comes back for the orchestrator to keep (policy impact):
+    // what was decided and on which input, without an e-mail address.
+    let kept = &b["policy_decision"];
+    assert_eq!(
+        (kept["action"].as_str(), kept["decision"].as_str()),
+        (Some("tool.execute"), Some("require_approval")),
+        "{b}"
+    );
+    assert_eq!(kept["tenant_id"], json!("acme"), "{kept}");
+    assert_eq!(kept["input"]["action"]["type"], json!("write"), "{kept}");
+    assert!(kept["input"]["actor"].get("email").is_none(), "{kept}");
+    assert!(
+        kept["reasons"].as_array().is_some_and(|r| !r.is_empty()),
+        "{kept}"
+    );
     let (s, b) = r
         .exec_with(granted, &[("x-carapulse-grant", &g.header)])
         .await;
@@ -538,6 +553,16 @@ async fn writes_and_secret_reads_need_a_grant_and_people_are_refused() {
             .as_str()
             .unwrap()
             .contains("not approved"),
+        "{b}"
+    );
+    assert_eq!(b["error"]["code"], json!("policy_denied"), "{b}");
+    // A refusal carries its decision too: refused writes are what policy impact most needs.
+    assert_eq!(
+        (
+            b["policy_decision"]["action"].as_str(),
+            b["policy_decision"]["decision"].as_str()
+        ),
+        (Some("tool.execute"), Some("require_approval")),
         "{b}"
     );
     // Break-glass comes from the grant: the header is ignored.

@@ -99,6 +99,38 @@ pub struct RuleHit {
     pub at: Option<String>,
 }
 
+/// A line of the sources that heads one of the explaining rules, kept to say where a hit comes
+/// from without scanning the sources on every explanation.
+#[derive(Debug, Clone)]
+struct RuleHead {
+    rule: String,
+    /// `file:line`.
+    at: String,
+    text: String,
+}
+
+/// Every line of `sources` heading one of `rules`, in file and line order.
+fn rule_heads(sources: &[(String, String)], rules: &[String]) -> Vec<RuleHead> {
+    let mut heads = Vec::new();
+    for (file, text) in sources {
+        for (i, line) in text.lines().enumerate() {
+            for rule in rules {
+                let is_head = line
+                    .strip_prefix(rule.as_str())
+                    .is_some_and(|rest| rest.starts_with([' ', '[', '(', ':', '=']));
+                if is_head {
+                    heads.push(RuleHead {
+                        rule: rule.clone(),
+                        at: format!("{file}:{}", i + 1),
+                        text: line.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    heads
+}
+
 /// The `*_reasons` rules heading a line of `sources`, then `constraint_entries` and `decision`.
 fn explaining_rules(sources: &[(String, String)]) -> Vec<String> {
     let mut names: Vec<String> = sources
@@ -139,6 +171,8 @@ pub struct PolicyEngine {
     /// Rules that explain a decision (`*_reasons` sets, `constraint_entries`, `decision`),
     /// found in the sources once per load.
     explaining_rules: Vec<String>,
+    /// Where each explaining rule is written (see [`RuleHead`]).
+    rule_heads: Vec<RuleHead>,
 }
 
 impl Clone for PolicyEngine {
@@ -152,6 +186,7 @@ impl Clone for PolicyEngine {
             files: self.files.clone(),
             sources: self.sources.clone(),
             explaining_rules: self.explaining_rules.clone(),
+            rule_heads: self.rule_heads.clone(),
         }
     }
 }
@@ -234,6 +269,7 @@ impl PolicyEngine {
         }
         let explaining_rules = explaining_rules(&sources);
         let program = compile_outputs(&engine, package, &explaining_rules);
+        let rule_heads = rule_heads(&sources, &explaining_rules);
         Ok(Self {
             template: engine,
             pool: Pool::default(),
@@ -243,6 +279,7 @@ impl PolicyEngine {
             files,
             sources,
             explaining_rules,
+            rule_heads,
         })
     }
 
@@ -477,17 +514,11 @@ impl PolicyEngine {
 
     /// `file:line` of the first head of `rule` whose line names `literal` (in quotes).
     fn locate(&self, rule: &str, literal: Option<&str>) -> Option<String> {
-        for (file, text) in &self.sources {
-            for (i, line) in text.lines().enumerate() {
-                let head = line.starts_with(rule)
-                    && line[rule.len()..].starts_with([' ', '[', '(', ':', '=']);
-                let names = literal.is_none_or(|l| line.contains(&format!("\"{l}\"")));
-                if head && names {
-                    return Some(format!("{file}:{}", i + 1));
-                }
-            }
-        }
-        None
+        let quoted = literal.map(|l| format!("\"{l}\""));
+        self.rule_heads
+            .iter()
+            .find(|h| h.rule == rule && quoted.as_deref().is_none_or(|q| h.text.contains(q)))
+            .map(|h| h.at.clone())
     }
 
     /// `decision`, `constraints`, `ttl`, `reasons`, each by its full path. One query fetches all

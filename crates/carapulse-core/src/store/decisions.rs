@@ -11,8 +11,9 @@ use crate::model::TenantId;
 
 use super::{Store, StoreError};
 
-/// One decision to keep.
-#[derive(Debug, Clone)]
+/// One decision to keep. It travels from the tool router (which has no database) to the
+/// orchestrator in the router's answer, hence serde.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DecisionRecord {
     pub tenant_id: TenantId,
     pub action: String,
@@ -22,6 +23,36 @@ pub struct DecisionRecord {
     pub reasons: Vec<String>,
     /// The policy input, already redacted.
     pub input: Value,
+}
+
+impl DecisionRecord {
+    /// The record of a decision worth keeping for policy impact — writes, and plan and approval
+    /// decisions; reads (every GET) are not — without the caller's e-mail address. Decided
+    /// before anything is serialised.
+    pub fn of(
+        input: &crate::policy::PolicyInput,
+        action: &str,
+        outcome: &crate::policy::PolicyOutcome,
+    ) -> Option<Self> {
+        let write = input.action["type"] == "write";
+        if !(write || action.starts_with("plan.") || action.starts_with("approval.")) {
+            return None;
+        }
+        let tenant_id = TenantId::parse(&input.context.tenant_id).ok()?;
+        let mut document = serde_json::to_value(input).ok()?;
+        if let Some(actor) = document.get_mut("actor").and_then(|a| a.as_object_mut()) {
+            actor.remove("email");
+        }
+        Some(Self {
+            tenant_id,
+            action: action.to_owned(),
+            environment: input.context.environment.clone(),
+            plan_id: None,
+            decision: outcome.decision.as_str().to_owned(),
+            reasons: outcome.reasons.clone(),
+            input: document,
+        })
+    }
 }
 
 /// A stored decision, as read back.
