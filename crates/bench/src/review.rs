@@ -47,27 +47,49 @@ pub async fn run(
     let http = reqwest::Client::new();
     let token = crate::lists::token_for("review", "operator")?;
     let result = async {
-        // A 20-step staging plan: one scale per deployment.
-        let steps: Vec<Value> = (0..20)
+        // Two 20-step staging plans. "same shape": one scale per deployment, so every step asks
+        // policy the same question (answered once per request). "distinct": no two steps ask the
+        // same question (three writes, a read, and sixteen verify steps with 1..=16 expectations),
+        // the worst case.
+        let same: Vec<Value> = (0..20)
             .map(|i| json!({"tool": "kubectl", "action": "scale",
                             "input": {"resource": format!("deployment/web-{i}"), "replicas": 3, "namespace": "web"}}))
             .collect();
-        let created: Value = http
-            .post(format!("{base}/v1/plans"))
-            .bearer_auth(&token)
-            .json(&json!({"summary": "scale twenty", "context": {"environment": "staging", "namespace": "web"}, "steps": steps}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = created["plan_id"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("plan not created: {created}"))?
-            .to_owned();
-        for (label, body) in [
-            ("loaded policy", json!({})),
-            ("loaded + candidate", json!({"candidate": {"files": {"freeze.rego": FREEZE}}})),
-        ] {
+        let mut distinct: Vec<Value> = vec![
+            json!({"tool": "kubectl", "action": "scale", "input": {"resource": "deployment/web", "replicas": 3, "namespace": "web"}}),
+            json!({"tool": "kubectl", "action": "rollout-restart", "input": {"resource": "deployment/web", "namespace": "web"}}),
+            json!({"tool": "kubectl", "action": "rollout-undo", "input": {"resource": "deployment/web", "namespace": "web"}}),
+            json!({"tool": "kubectl", "action": "get", "input": {"resource": "deployment/web", "namespace": "web"}}),
+        ];
+        distinct.extend((1..=16).map(|n| {
+            let expect: Vec<Value> = (0..n)
+                .map(|j| json!({"path": ".status", "op": "!=", "value": format!("failed-{j}")}))
+                .collect();
+            json!({"stage": "verify", "tool": "kubectl", "action": "rollout-status",
+                   "input": {"resource": "deployment/web", "namespace": "web"}, "expect": expect})
+        }));
+        let mut plans = Vec::new();
+        for (shape, steps) in [("same shape", same), ("distinct steps", distinct)] {
+            let created: Value = http
+                .post(format!("{base}/v1/plans"))
+                .bearer_auth(&token)
+                .json(&json!({"summary": "twenty steps", "context": {"environment": "staging", "namespace": "web"}, "steps": steps}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let id = created["plan_id"]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("plan not created: {created}"))?
+                .to_owned();
+            plans.push((shape, id));
+        }
+        for ((shape, id), (label, body)) in plans.iter().flat_map(|plan| {
+            [
+                (plan, ("loaded policy", json!({}))),
+                (plan, ("loaded + candidate", json!({"candidate": {"files": {"freeze.rego": FREEZE}}}))),
+            ]
+        }) {
             let mut lat: Vec<Duration> = Vec::with_capacity(samples);
             for i in 0..samples + 10 {
                 let t = Instant::now();
@@ -84,7 +106,7 @@ pub async fn run(
                 }
             }
             rows.push(crate::latency_row(
-                format!("what-if, 20-step plan, {label} ({samples} requests)"),
+                format!("what-if, 20-step plan ({shape}), {label} ({samples} requests)"),
                 lat,
             ));
         }
