@@ -137,6 +137,9 @@ pub(crate) fn judged_as(
     actor
 }
 
+/// One question's answers: the loaded policy's, the candidate's, whether they differ.
+type Judged = (Value, Option<Value>, bool);
+
 /// Plans with at least this many steps are judged on two threads.
 const PARALLEL_FROM: usize = 8;
 
@@ -178,8 +181,7 @@ pub(crate) fn whatif(
         )
         .with_steps(subset.iter().map(Into::into))
     };
-    let answered: std::sync::Mutex<HashMap<String, (Value, Option<Value>, bool)>> =
-        std::sync::Mutex::default();
+    let answered: std::sync::Mutex<HashMap<String, Judged>> = std::sync::Mutex::default();
     let both = |input: &PolicyInput| {
         let key = serde_json::to_string(input).ok();
         if let Some(known) = key.as_ref().and_then(|k| {
