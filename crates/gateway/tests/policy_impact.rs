@@ -214,6 +214,12 @@ async fn impact_over_ten_thousand_stored_decisions_matches_a_direct_re_evaluatio
             .0,
         404
     );
+    let (status, not_an_id) = app.get("/v1/policy/impact/not-a-job", &alice).await;
+    assert_eq!(
+        (status, error_code(&not_an_id)),
+        (404, "not_found"),
+        "{not_an_id}"
+    );
 
     // Bounded: a limit truncates, another tenant has nothing, an old window is empty.
     let mut small = body.clone();

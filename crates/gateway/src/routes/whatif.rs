@@ -269,14 +269,17 @@ pub(crate) async fn impact(
     Ok((axum::http::StatusCode::OK, Json(answer)))
 }
 
-#[utoipa::path(get, path = "/policy/impact/{job_id}", tag = "policy", summary = "A background policy impact job: status (running, done, failed, abandoned), progress, and its report once done", params(("job_id" = uuid::Uuid, Path, description = "the job id `POST /v1/policy/impact` answered with")), responses((status = 200, description = "`{job_id, status, total, evaluated, changed, window, report, error, ...}`", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/policy/impact/{job_id}", tag = "policy", summary = "A background policy impact job: status (running, done, failed, abandoned), progress, and its report once done", params(("job_id" = String, Path, description = "the job id (UUID) `POST /v1/policy/impact` answered with")), responses((status = 200, description = "`{job_id, status, total, evaluated, changed, window, report, error, ...}`", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
 pub(crate) async fn impact_job(
     State(state): State<AppState>,
     ctx: RequestContext,
-    axum::extract::Path(job_id): axum::extract::Path<uuid::Uuid>,
+    Path(job_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     // The report carries decisions' plans and reasons: who may run impact may read it.
     super::library::require_writer(&state, &ctx, "policy.impact.read").await?;
+    // Not a job id: no such job (the JSON error every route gives, not the extractor's text).
+    let job_id = uuid::Uuid::parse_str(job_id.trim())
+        .map_err(|_| ApiError::not_found("impact job"))?;
     let Some(job) = state.store.impact_job(ctx.tenant(), job_id).await? else {
         return Err(ApiError::not_found("impact job"));
     };
