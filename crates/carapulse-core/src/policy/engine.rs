@@ -321,6 +321,19 @@ impl PolicyEngine {
             .unwrap_or_else(PolicyOutcome::failed)
     }
 
+    /// A VM loaded with `program`: an idle one from the pool, else a new one.
+    fn vm(
+        &self,
+        program: &std::sync::Arc<regorus::rvm::program::Program>,
+    ) -> regorus::rvm::vm::RegoVM {
+        self.vms.take().unwrap_or_else(|| {
+            let mut vm = regorus::rvm::vm::RegoVM::new();
+            vm.set_strict_builtin_errors(true);
+            vm.load_program(program.clone());
+            vm
+        })
+    }
+
     /// Whether decisions run on the compiled program.
     pub fn is_compiled(&self) -> bool {
         self.program.is_some()
@@ -334,12 +347,7 @@ impl PolicyEngine {
         use serde::Deserialize;
         let input = regorus::Value::deserialize(input)
             .map_err(|err| format!("cannot load policy input: {err}"))?;
-        let mut vm = self.vms.take().unwrap_or_else(|| {
-            let mut vm = regorus::rvm::vm::RegoVM::new();
-            vm.set_strict_builtin_errors(true);
-            vm.load_program(program.clone());
-            vm
-        });
+        let mut vm = self.vm(program);
         vm.set_input(input);
         let value = vm
             .execute_entry_point_by_index(0)
@@ -416,12 +424,7 @@ impl PolicyEngine {
         use serde::Deserialize;
         let input = regorus::Value::deserialize(input)
             .map_err(|err| format!("cannot load policy input: {err}"))?;
-        let mut vm = self.vms.take().unwrap_or_else(|| {
-            let mut vm = regorus::rvm::vm::RegoVM::new();
-            vm.set_strict_builtin_errors(true);
-            vm.load_program(program.clone());
-            vm
-        });
+        let mut vm = self.vm(program);
         vm.set_input(input);
         let mut values = Vec::with_capacity(self.explaining_rules.len());
         for rule in &self.explaining_rules {
