@@ -278,8 +278,8 @@ pub(crate) async fn impact_job(
     // The report carries decisions' plans and reasons: who may run impact may read it.
     super::library::require_writer(&state, &ctx, "policy.impact.read").await?;
     // Not a job id: no such job (the JSON error every route gives, not the extractor's text).
-    let job_id = uuid::Uuid::parse_str(job_id.trim())
-        .map_err(|_| ApiError::not_found("impact job"))?;
+    let job_id =
+        uuid::Uuid::parse_str(job_id.trim()).map_err(|_| ApiError::not_found("impact job"))?;
     let Some(job) = state.store.impact_job(ctx.tenant(), job_id).await? else {
         return Err(ApiError::not_found("impact job"));
     };
