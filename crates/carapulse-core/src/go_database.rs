@@ -75,24 +75,6 @@ impl Drop for GoDatabase {
         if self.dropped {
             return;
         }
-        let name = self.name.clone();
-        // As TestDatabase: a private runtime on a thread, since Drop has no async context.
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(pool) = PgPool::connect(&admin_dsn()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
-                    pool.close().await;
-                }
-            });
-        });
-        let _ = handle.join();
+        super::drop_database_blocking(self.name.clone());
     }
 }

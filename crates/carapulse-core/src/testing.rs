@@ -142,27 +142,30 @@ impl Drop for TestDatabase {
             return;
         }
         let _ = std::fs::remove_dir_all(&self.objects_dir);
-        let name = self.name.clone();
-        // Drop runs outside any async context guarantee: use a private runtime on a thread.
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(pool) = sqlx::PgPool::connect(&admin_dsn()).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&pool)
-                            .await;
-                    pool.close().await;
-                }
-            });
-        });
-        let _ = handle.join();
+        drop_database_blocking(self.name.clone());
     }
+}
+
+/// Drops database `name` (lowercase letters, digits and `_`, as the test helpers make them)
+/// from a `Drop`: a private runtime on a thread, since a drop has no async context to use.
+fn drop_database_blocking(name: String) {
+    let handle = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Ok(pool) = sqlx::PgPool::connect(&admin_dsn()).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&pool)
+                    .await;
+                pool.close().await;
+            }
+        });
+    });
+    let _ = handle.join();
 }
 
 /// Absolute path of the repository's `policies/` directory.
