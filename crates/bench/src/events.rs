@@ -29,29 +29,25 @@ async fn gateway(
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<std::io::Result<()>>,
 )> {
-    let mut config = db.config();
-    config.gateway.rate_limit_per_second = 1e9;
-    config.gateway.rate_limit_burst = u32::MAX;
-    config.gateway.request_timeout_secs = 600;
-    // The fan-out figure opens every subscription as one actor; the per-actor cap (a defence
-    // against one person holding every slot) would stop it at 32.
-    config.gateway.max_streams_per_actor = 1_000_000;
-    // All subscribers come from 127.0.0.1: the per-peer connection cap would refuse the 257th.
-    config.gateway.max_connections_per_peer = 1_000_000;
-    config.webhooks.insert(
-        "alertmanager".into(),
-        WebhookSource {
-            tenant_id: "bench".into(),
-            bearer_token: Some(BEARER.into()),
-            environment: "staging".into(),
-            ..Default::default()
-        },
-    );
-    let app = gateway::Application::build(config).await?;
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let stop = app.shutdown_token();
-    let handle = tokio::spawn(app.run_until_stopped());
-    Ok((url, stop, handle))
+    crate::spawn_gateway_with(db, |config| {
+        config.gateway.request_timeout_secs = 600;
+        // The fan-out figure opens every subscription as one actor; the per-actor cap (a
+        // defence against one person holding every slot) would stop it at 32.
+        config.gateway.max_streams_per_actor = 1_000_000;
+        // All subscribers come from 127.0.0.1: the per-peer connection cap would refuse the
+        // 257th.
+        config.gateway.max_connections_per_peer = 1_000_000;
+        config.webhooks.insert(
+            "alertmanager".into(),
+            WebhookSource {
+                tenant_id: "bench".into(),
+                bearer_token: Some(BEARER.into()),
+                environment: "staging".into(),
+                ..Default::default()
+            },
+        );
+    })
+    .await
 }
 
 /// Alerts per second through the webhook, with deduplication.

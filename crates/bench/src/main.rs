@@ -137,9 +137,22 @@ async fn spawn_gateway(
     tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<std::io::Result<()>>,
 )> {
+    spawn_gateway_with(db, |_| {}).await
+}
+
+/// [`spawn_gateway`] with further settings of the bench's own.
+async fn spawn_gateway_with(
+    db: &TestDatabase,
+    tweak: impl FnOnce(&mut carapulse_core::config::Config),
+) -> anyhow::Result<(
+    String,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
     let mut config = db.config();
     config.gateway.rate_limit_per_second = 1e9;
     config.gateway.rate_limit_burst = u32::MAX;
+    tweak(&mut config);
     let app = gateway::Application::build(config).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
