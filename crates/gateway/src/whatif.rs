@@ -100,10 +100,15 @@ pub(crate) fn compile_candidate(
 
 /// One policy's answer with the rules behind it.
 fn judge(engine: &PolicyEngine, input: &PolicyInput) -> Value {
-    let outcome = engine.evaluate(input);
-    let rules = serde_json::to_value(input)
-        .ok()
-        .and_then(|value| engine.explain_json(&value).ok())
+    // Encoded once for the decision and its explanation (a failed encoding denies, as
+    // `evaluate` says).
+    let document = serde_json::to_value(input).ok();
+    let outcome = match &document {
+        Some(document) => engine.evaluate_json(document),
+        None => engine.evaluate(input),
+    };
+    let rules = document
+        .and_then(|document| engine.explain_json(&document).ok())
         .unwrap_or_default();
     json!({
         "decision": outcome.decision,

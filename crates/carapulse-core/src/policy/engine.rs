@@ -173,6 +173,9 @@ pub struct PolicyEngine {
     explaining_rules: Vec<String>,
     /// Where each explaining rule is written (see [`RuleHead`]).
     rule_heads: Vec<RuleHead>,
+    /// The program's entry point index of each explaining rule, found once per load; `None`
+    /// when they are not all compiled (explanations then run on the interpreter).
+    explaining_entries: Option<Vec<usize>>,
 }
 
 impl Clone for PolicyEngine {
@@ -187,6 +190,7 @@ impl Clone for PolicyEngine {
             sources: self.sources.clone(),
             explaining_rules: self.explaining_rules.clone(),
             rule_heads: self.rule_heads.clone(),
+            explaining_entries: self.explaining_entries.clone(),
         }
     }
 }
@@ -270,6 +274,16 @@ impl PolicyEngine {
         let explaining_rules = explaining_rules(&sources);
         let program = compile_outputs(&engine, package, &explaining_rules);
         let rule_heads = rule_heads(&sources, &explaining_rules);
+        let explaining_entries = program.as_deref().and_then(|program| {
+            explaining_rules
+                .iter()
+                .map(|rule| {
+                    program
+                        .entry_points
+                        .get_index_of(&format!("data.{package}.{rule}"))
+                })
+                .collect::<Option<Vec<usize>>>()
+        });
         Ok(Self {
             template: engine,
             pool: Pool::default(),
@@ -280,6 +294,7 @@ impl PolicyEngine {
             sources,
             explaining_rules,
             rule_heads,
+            explaining_entries,
         })
     }
 
@@ -392,33 +407,21 @@ impl PolicyEngine {
     /// rule one VM run, ~10 µs), else on the interpreter (a query per rule, ~0.5 ms each); the
     /// differential test holds the two to the same answers.
     pub fn explain_json(&self, input: &Value) -> Result<Vec<RuleHit>, String> {
-        match &self.program {
-            Some(program) if self.explains_compiled(program) => {
-                self.explain_compiled(program, input)
-            }
+        match (&self.program, &self.explaining_entries) {
+            (Some(program), Some(entries)) => self.explain_compiled(program, entries, input),
             _ => self.explain_interpreted_json(input),
         }
     }
 
     /// Whether explanations run on the compiled program.
     pub fn explains_compiled_path(&self) -> bool {
-        self.program
-            .as_deref()
-            .is_some_and(|program| self.explains_compiled(program))
-    }
-
-    /// Whether `program` has every explaining rule as an entry point.
-    fn explains_compiled(&self, program: &regorus::rvm::program::Program) -> bool {
-        self.explaining_rules.iter().all(|rule| {
-            program
-                .get_entry_point(&format!("data.{}.{rule}", self.package))
-                .is_some()
-        })
+        self.program.is_some() && self.explaining_entries.is_some()
     }
 
     fn explain_compiled(
         &self,
         program: &std::sync::Arc<regorus::rvm::program::Program>,
+        entries: &[usize],
         input: &Value,
     ) -> Result<Vec<RuleHit>, String> {
         use serde::Deserialize;
@@ -427,10 +430,10 @@ impl PolicyEngine {
         let mut vm = self.vm(program);
         vm.set_input(input);
         let mut values = Vec::with_capacity(self.explaining_rules.len());
-        for rule in &self.explaining_rules {
+        for (rule, &entry) in self.explaining_rules.iter().zip(entries) {
             // A VM that errored is dropped (returned early here) rather than reused.
             let value = vm
-                .execute_entry_point_by_name(&format!("data.{}.{rule}", self.package))
+                .execute_entry_point_by_index(entry)
                 .map_err(|err| format!("evaluating {rule}: {err}"))?;
             if value == regorus::Value::Undefined {
                 continue;
