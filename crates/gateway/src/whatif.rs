@@ -28,7 +28,7 @@ pub const MAX_CANDIDATE_FILES: usize = 20;
 pub const MAX_CANDIDATE_FILE_BYTES: usize = 128 * 1024;
 
 /// A candidate policy: file name -> Rego text, over the loaded files.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Candidate {
     /// `name.rego` -> text; an empty text removes the loaded file of that name.

@@ -69,6 +69,12 @@ async fn off_the_workers(
     .map_err(|_| ApiError::internal())?
 }
 
+/// The names of a candidate's files, for the audit event (the candidate itself moves to the
+/// blocking thread that compiles it).
+fn candidate_files(candidate: Option<&Candidate>) -> Option<Vec<String>> {
+    candidate.map(|c| c.files.keys().cloned().collect())
+}
+
 /// Records the question. A what-if changes nothing, so its answer does not wait for the event
 /// to commit (about half of an answer's time): the event goes through the same audit writer on
 /// its own task, and a failure is logged and counted like any other audit failure.
@@ -77,9 +83,8 @@ fn audited(
     ctx: &RequestContext,
     plan: Option<PlanId>,
     answer: &Value,
-    candidate: Option<&Candidate>,
+    files: Option<Vec<String>>,
 ) {
-    let files: Option<Vec<&String>> = candidate.map(|c| c.files.keys().collect());
     let entry = ctx
         .audit("policy.whatif", AuditDecision::Info)
         .context(json!({
@@ -105,7 +110,8 @@ pub(crate) async fn plan(
     super::sessions::require_visible(&state, &ctx, plan.session_id.as_deref(), "plan").await?;
     let steps: Vec<StepDraft> = plan.steps.iter().map(StepDraft::from).collect();
     let asker = judged_as(&state, &ctx, Some(&plan.created_by));
-    let answer = off_the_workers(&state, body.candidate.clone(), move |state, candidate| {
+    let files = candidate_files(body.candidate.as_ref());
+    let answer = off_the_workers(&state, body.candidate, move |state, candidate| {
         whatif(
             state,
             &asker,
@@ -116,13 +122,7 @@ pub(crate) async fn plan(
         )
     })
     .await?;
-    audited(
-        &state,
-        &ctx,
-        Some(plan_id),
-        &answer,
-        body.candidate.as_ref(),
-    );
+    audited(&state, &ctx, Some(plan_id), &answer, files);
     Ok(Json(answer))
 }
 
@@ -146,11 +146,12 @@ pub(crate) async fn draft(
     check_steps(&body.plan.steps)?;
     let asker = judged_as(&state, &ctx, None);
     let steps = body.plan.steps.clone();
-    let answer = off_the_workers(&state, body.candidate.clone(), move |state, candidate| {
+    let files = candidate_files(body.candidate.as_ref());
+    let answer = off_the_workers(&state, body.candidate, move |state, candidate| {
         whatif(state, &asker, &context, &intent, &steps, candidate)
     })
     .await?;
-    audited(&state, &ctx, None, &answer, body.candidate.as_ref());
+    audited(&state, &ctx, None, &answer, files);
     Ok(Json(answer))
 }
 
