@@ -4,6 +4,7 @@
 //! nothing else. See ARCHITECTURE.md for the code map.
 
 pub mod audit;
+pub mod blast_radius;
 pub mod auth;
 mod batching;
 pub mod canonical;

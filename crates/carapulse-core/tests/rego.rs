@@ -5,7 +5,7 @@ use std::path::Path;
 
 use carapulse_core::model::Decision;
 use carapulse_core::policy::PolicyEngine;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn policies() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies"))
@@ -399,6 +399,79 @@ fn compiled_and_interpreted_decisions_agree_on_the_input_grid() {
         mismatches.len(),
         mismatches.first()
     );
+}
+
+/// The blast-radius rules read `input.blast_radius`; compiled and interpreted paths agree on
+/// every shape of it (absent, unknown, small, over each threshold, malformed), decisions and
+/// explanations both.
+#[test]
+fn compiled_and_interpreted_agree_on_blast_radius_inputs() {
+    let engine = PolicyEngine::load_dir(policies(), "policy.assistant.v1").unwrap();
+    let small = json!({"unknown": false, "services": 3, "namespaces": 1, "teams": 1, "rps": 12.5, "tier": "medium", "targets": 1});
+    let with = |k: &str, v: Value| {
+        let mut e = small.clone();
+        e[k] = v;
+        Some(e)
+    };
+    let estimates = [
+        None,
+        Some(json!({"unknown": true, "services": 0, "rps": 0, "tier": ""})),
+        Some(small.clone()),
+        with("rps", json!(100)),
+        with("services", json!(10)),
+        with("tier", json!("critical")),
+        Some(json!({"services": 1})),
+        Some(json!("not an object")),
+    ];
+    let mut compared = 0usize;
+    let mut large_seen = 0usize;
+    for roles in [&["operator"][..], &["viewer"]] {
+        for action in ["write", "read"] {
+            for name in ["plan.create", "tool.execute"] {
+                for env in ["dev", "prod", ""] {
+                    for level in ["low", "medium", "high"] {
+                        for estimate in &estimates {
+                            for verified in [false, true] {
+                                let mut input = json!({
+                                    "actor": {"id": "alice", "roles": roles, "tenant_id": "acme"},
+                                    "action": {"name": name, "type": action},
+                                    "context": {"tenant_id": "acme", "environment": env},
+                                    "resources": {"break_glass": false, "verification": {"verify_steps_with_expectations": u8::from(verified)}},
+                                    "risk": {"level": level, "blast_radius": "namespace", "targets": 1},
+                                });
+                                if let Some(e) = estimate {
+                                    input["blast_radius"] = e.clone();
+                                }
+                                let compiled = engine.evaluate_json(&input);
+                                let interpreted = engine.evaluate_interpreted_json(&input);
+                                assert!(compiled.error.is_none(), "{input}: {:?}", compiled.error);
+                                let mut a = compiled.reasons.clone();
+                                let mut b = interpreted.reasons.clone();
+                                a.sort();
+                                b.sort();
+                                assert_eq!(
+                                    (&compiled.decision, compiled.ttl, &compiled.constraints, &a),
+                                    (&interpreted.decision, interpreted.ttl, &interpreted.constraints, &b),
+                                    "{input}"
+                                );
+                                assert_eq!(
+                                    engine.explain_json(&input).unwrap(),
+                                    engine.explain_interpreted_json(&input).unwrap(),
+                                    "{input}"
+                                );
+                                if a.iter().any(|r| r == "large_blast_radius") {
+                                    large_seen += 1;
+                                }
+                                compared += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 2 * 2 * 3 * 3 * 8 * 2);
+    assert!(large_seen > 0, "the grid reaches the large-blast-radius rule");
 }
 
 /// What-if explanations run on the compiled program; they must name the same rules and values

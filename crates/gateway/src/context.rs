@@ -110,6 +110,21 @@ pub async fn build(config: &Config, store: &Store) -> Option<Arc<ContextService>
                         queries: c.promql_queries.clone(),
                     });
                 }
+                // Service-to-service traffic: from Thanos when there is one (the global view),
+                // else Prometheus.
+                let graph_source = if conn.thanos.addr.is_some() {
+                    Some("thanos")
+                } else if conn.prometheus.addr.is_some() {
+                    Some("prometheus")
+                } else {
+                    None
+                };
+                if let Some(tool) = graph_source.filter(|_| !c.service_graph_queries.is_empty()) {
+                    kinds.push(PollKind::ServiceGraph {
+                        tool,
+                        queries: c.service_graph_queries.clone(),
+                    });
+                }
                 if conn.alertmanager.addr.is_some() {
                     kinds.push(PollKind::Alertmanager);
                 }

@@ -8,6 +8,7 @@
 pub use carapulse_http::{error, extract};
 pub mod audit_throttle;
 pub mod background;
+pub mod blast;
 pub mod context;
 pub mod decisions;
 pub mod events;

@@ -116,7 +116,8 @@ impl AppState {
         self.evaluate(Self::input(ctx, action, action_type, context, risk), action)
     }
 
-    /// Like [`decide`](Self::decide) for a plan: policy also sees what each step verifies.
+    /// Like [`decide`](Self::decide) for a plan: policy also sees what each step verifies and
+    /// the plan's blast radius.
     #[allow(clippy::too_many_arguments)]
     pub fn decide_plan<'a>(
         &self,
@@ -126,8 +127,11 @@ impl AppState {
         context: &ContextRef,
         risk: &RiskAssessment,
         steps: impl IntoIterator<Item = carapulse_core::policy::StepVerification<'a>>,
+        blast_radius: Option<&carapulse_core::blast_radius::BlastEstimate>,
     ) -> PolicyOutcome {
-        let input = Self::input(ctx, action, action_type, context, risk).with_steps(steps);
+        let input = Self::input(ctx, action, action_type, context, risk)
+            .with_steps(steps)
+            .with_blast_radius(blast_radius);
         self.evaluate(input, action)
     }
 

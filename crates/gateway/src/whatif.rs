@@ -156,6 +156,7 @@ pub(crate) fn whatif(
     context: &ContextRef,
     intent: &Intent,
     steps: &[StepDraft],
+    blast_radius: Option<&carapulse_core::blast_radius::BlastEstimate>,
     candidate: Option<&PolicyEngine>,
 ) -> Value {
     let current = state.policy.current();
@@ -233,7 +234,10 @@ pub(crate) fn whatif(
                     .collect::<Vec<Value>>()
             })
         });
-        let (plan_now, plan_then, plan_changed) = both(&input_for(steps));
+        // The plan as a whole carries its blast-radius estimate, as creation put it to policy;
+        // a step alone is asked without one.
+        let (plan_now, plan_then, plan_changed) =
+            both(&input_for(steps).with_blast_radius(blast_radius));
         let mut per_step: Vec<Value> = steps[..split]
             .iter()
             .enumerate()

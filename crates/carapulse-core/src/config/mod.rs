@@ -332,6 +332,33 @@ impl Config {
                 format!("folder ids are positive integers (got {bad})"),
             ));
         }
+        if !(1..=crate::blast_radius::MAX_DEPTH).contains(&self.context.blast_radius_depth) {
+            return Err(ConfigError::invalid(
+                "context.blast_radius_depth",
+                format!("between 1 and {}", crate::blast_radius::MAX_DEPTH),
+            ));
+        }
+        if self.context.service_graph_queries.len() > 10 {
+            return Err(ConfigError::invalid(
+                "context.service_graph_queries",
+                "at most 10 queries",
+            ));
+        }
+        for (i, q) in self.context.service_graph_queries.iter().enumerate() {
+            let blank = [
+                ("requests", &q.requests),
+                ("client_label", &q.client_label),
+                ("server_label", &q.server_label),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.trim().is_empty());
+            if let Some((field, _)) = blank {
+                return Err(ConfigError::invalid(
+                    &format!("context.service_graph_queries[{i}].{field}"),
+                    "must not be empty",
+                ));
+            }
+        }
         if self.context.watch_send_initial_events && !self.context.watch_allow_bookmarks {
             return Err(ConfigError::invalid(
                 "context.watch_allow_bookmarks",

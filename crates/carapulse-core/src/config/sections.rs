@@ -151,6 +151,47 @@ pub struct ServiceMapping {
     pub dashboards: Vec<String>,
 }
 
+/// One source of service-to-service traffic in `context.service_graph_queries`: a PromQL query
+/// giving requests per second per (client, server) pair, and optionally one giving failed
+/// requests per second for the same pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceGraphQuery {
+    /// Requests per second, one series per pair.
+    pub requests: String,
+    /// Failed requests per second, same labels (empty: error ratios are not read).
+    pub errors: String,
+    /// The label naming the calling service.
+    pub client_label: String,
+    /// The label naming the called service.
+    pub server_label: String,
+}
+
+impl ServiceGraphQuery {
+    /// The standard service-graph metrics: Tempo's metrics-generator and the OpenTelemetry
+    /// service-graph connector (`traces_service_graph_request_total{client,server}`), and
+    /// Istio (`istio_requests_total{source_workload,destination_workload}`) where present.
+    pub fn standard() -> Vec<Self> {
+        vec![
+            Self {
+                requests: "sum by (client, server) (rate(traces_service_graph_request_total[5m]))"
+                    .into(),
+                errors:
+                    "sum by (client, server) (rate(traces_service_graph_request_failed_total[5m]))"
+                        .into(),
+                client_label: "client".into(),
+                server_label: "server".into(),
+            },
+            Self {
+                requests: "sum by (source_workload, destination_workload) (rate(istio_requests_total{reporter=\"destination\"}[5m]))".into(),
+                errors: "sum by (source_workload, destination_workload) (rate(istio_requests_total{reporter=\"destination\",response_code=~\"5..\"}[5m]))".into(),
+                client_label: "source_workload".into(),
+                server_label: "destination_workload".into(),
+            },
+        ]
+    }
+}
+
 /// `context`: the collectors that build the service graph.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -169,6 +210,12 @@ pub struct ContextConfig {
     pub promql_queries: Vec<String>,
     pub traceql_queries: Vec<String>,
     pub grafana_folders: Vec<i64>,
+    /// Where `calls` edges (service to service, with request and error rates) come from,
+    /// queried on Thanos when configured, else Prometheus. Defaults to the standard
+    /// service-graph metrics ([`ServiceGraphQuery::standard`]); `[]` turns it off.
+    pub service_graph_queries: Vec<ServiceGraphQuery>,
+    /// How many caller hops a plan's blast-radius estimate follows (1..=8).
+    pub blast_radius_depth: u32,
     pub aws_resource_tags: BTreeMap<String, Vec<String>>,
     pub tenant_id: String,
     pub environment: String,
@@ -211,6 +258,8 @@ impl Default for ContextConfig {
             promql_queries: Vec::new(),
             traceql_queries: Vec::new(),
             grafana_folders: Vec::new(),
+            service_graph_queries: ServiceGraphQuery::standard(),
+            blast_radius_depth: crate::blast_radius::DEFAULT_DEPTH,
             aws_resource_tags: BTreeMap::new(),
             tenant_id: String::new(),
             environment: String::new(),

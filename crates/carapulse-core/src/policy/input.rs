@@ -1,9 +1,12 @@
-//! The JSON input handed to the Rego rules: `{actor, action, context, resources, risk, time}`.
+//! The JSON input handed to the Rego rules: `{actor, action, context, resources, risk, time}`,
+//! and for plans `blast_radius` (who depends on what the plan changes; see
+//! [`crate::blast_radius`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::blast_radius::BlastEstimate;
 use crate::model::{Actor, ContextRef};
 
 use super::RiskAssessment;
@@ -25,6 +28,10 @@ pub struct PolicyInput {
     pub resources: Value,
     pub risk: Value,
     pub time: DateTime<Utc>,
+    /// A plan's blast-radius estimate ([`BlastEstimate::policy_input`]); absent for single
+    /// tool calls and reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blast_radius: Option<Value>,
 }
 
 impl PolicyInput {
@@ -59,7 +66,14 @@ impl PolicyInput {
                 "tier": risk.level.tier().as_str(),
             }),
             time: now,
+            blast_radius: None,
         }
+    }
+
+    /// Adds the plan's blast-radius estimate as `blast_radius`.
+    pub fn with_blast_radius(mut self, estimate: Option<&BlastEstimate>) -> Self {
+        self.blast_radius = estimate.map(BlastEstimate::policy_input);
+        self
     }
 
     /// Adds what a plan's steps verify: `resources.steps` (one summary per step) and

@@ -37,6 +37,9 @@ pub struct ContextEdge {
     pub from_node_id: String,
     pub to_node_id: String,
     pub relation: String,
+    /// What flows along a `calls` edge (caller -> callee), as last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
 }
 
 impl ContextEdge {
@@ -46,9 +49,41 @@ impl ContextEdge {
             from_node_id: from.to_owned(),
             to_node_id: to.to_owned(),
             relation: relation.to_owned(),
+            traffic: None,
         }
     }
 }
+
+/// Requests from one service to another, from service-graph metrics.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Requests per second.
+    pub rps: f64,
+    /// Failed requests / all requests, 0..=1.
+    pub error_ratio: f64,
+    pub observed_at: DateTime<Utc>,
+}
+
+impl Traffic {
+    /// Measured traffic; `None` unless `rps` is a positive finite rate (an edge without
+    /// traffic is no edge). The error ratio is clamped to 0..=1 (0 when unreadable).
+    pub fn measured(rps: f64, error_ratio: f64, observed_at: DateTime<Utc>) -> Option<Self> {
+        (rps.is_finite() && rps > 0.0).then(|| Self {
+            rps,
+            error_ratio: if error_ratio.is_finite() {
+                error_ratio.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            observed_at,
+        })
+    }
+}
+
+// Every `Traffic` holds finite numbers (see `measured`; stored values are read back through
+// serde, which has no NaN in JSON), so equality is reflexive.
+impl Eq for Traffic {}
 
 /// What a collector saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +134,16 @@ impl Snapshot {
         let e = ContextEdge::new(from, to, relation);
         if !self.edges.iter().any(|x| x.edge_id == e.edge_id) {
             self.edges.push(e);
+        }
+    }
+
+    /// Adds (or updates) a `calls` edge from `caller` to `callee` carrying `traffic`.
+    pub fn call(&mut self, caller: &str, callee: &str, traffic: Traffic) {
+        let mut e = ContextEdge::new(caller, callee, "calls");
+        e.traffic = Some(traffic);
+        match self.edges.iter_mut().find(|x| x.edge_id == e.edge_id) {
+            Some(existing) => *existing = e,
+            None => self.edges.push(e),
         }
     }
 }
@@ -153,7 +198,7 @@ async fn upsert(
     }
     for chunk in snapshot.edges.chunks(500) {
         let mut qb = sqlx::QueryBuilder::new(
-            "INSERT INTO context_edges (tenant_id, edge_id, from_node_id, to_node_id, relation, source) ",
+            "INSERT INTO context_edges (tenant_id, edge_id, from_node_id, to_node_id, relation, source, traffic_json) ",
         );
         qb.push_values(chunk, |mut b, e| {
             b.push_bind(tenant.as_str())
@@ -161,9 +206,10 @@ async fn upsert(
                 .push_bind(&e.from_node_id)
                 .push_bind(&e.to_node_id)
                 .push_bind(&e.relation)
-                .push_bind(source);
+                .push_bind(source)
+                .push_bind(e.traffic.and_then(|t| serde_json::to_value(t).ok()));
         });
-        qb.push(" ON CONFLICT (tenant_id, edge_id) DO UPDATE SET source = EXCLUDED.source, updated_at = now()");
+        qb.push(" ON CONFLICT (tenant_id, edge_id) DO UPDATE SET source = EXCLUDED.source, traffic_json = EXCLUDED.traffic_json, updated_at = now()");
         qb.build().execute(&mut **tx).await?;
     }
     Ok(())
@@ -345,8 +391,8 @@ impl Store {
             if frontier.is_empty() {
                 break;
             }
-            let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-                "SELECT edge_id, from_node_id, to_node_id, relation FROM context_edges WHERE tenant_id = $1 \
+            let rows: Vec<EdgeRow> = sqlx::query_as(
+                "SELECT edge_id, from_node_id, to_node_id, relation, traffic_json FROM context_edges WHERE tenant_id = $1 \
                  AND (from_node_id = ANY($2) OR to_node_id = ANY($2)) LIMIT 5000",
             )
             .bind(tenant.as_str())
@@ -354,21 +400,14 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
             let mut next = Vec::new();
-            for (edge_id, from, to, relation) in rows {
-                for id in [&from, &to] {
+            for row in rows {
+                let edge = edge_from(row);
+                for id in [&edge.from_node_id, &edge.to_node_id] {
                     if seen.insert(id.clone()) {
                         next.push(id.clone());
                     }
                 }
-                edges.insert(
-                    edge_id.clone(),
-                    ContextEdge {
-                        edge_id,
-                        from_node_id: from,
-                        to_node_id: to,
-                        relation,
-                    },
-                );
+                edges.insert(edge.edge_id.clone(), edge);
             }
             frontier = next;
         }
@@ -401,8 +440,8 @@ impl Store {
         .bind(tenant.as_str())
         .fetch_all(self.pool())
         .await?;
-        let edges: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT edge_id, from_node_id, to_node_id, relation FROM context_edges WHERE tenant_id = $1 ORDER BY edge_id",
+        let edges: Vec<EdgeRow> = sqlx::query_as(
+            "SELECT edge_id, from_node_id, to_node_id, relation, traffic_json FROM context_edges WHERE tenant_id = $1 ORDER BY edge_id",
         )
         .bind(tenant.as_str())
         .fetch_all(self.pool())
@@ -412,17 +451,7 @@ impl Store {
                 .into_iter()
                 .map(|r| node_from(r.0, r.1, r.2, r.3, r.4))
                 .collect(),
-            edges: edges
-                .into_iter()
-                .map(
-                    |(edge_id, from_node_id, to_node_id, relation)| ContextEdge {
-                        edge_id,
-                        from_node_id,
-                        to_node_id,
-                        relation,
-                    },
-                )
-                .collect(),
+            edges: edges.into_iter().map(edge_from).collect(),
             refs: Vec::new(),
         })
     }
@@ -514,6 +543,19 @@ impl Store {
             },
             snapshot,
         ))
+    }
+}
+
+/// `edge_id, from_node_id, to_node_id, relation, traffic_json` of `context_edges`.
+type EdgeRow = (String, String, String, String, Option<Value>);
+
+fn edge_from((edge_id, from_node_id, to_node_id, relation, traffic): EdgeRow) -> ContextEdge {
+    ContextEdge {
+        edge_id,
+        from_node_id,
+        to_node_id,
+        relation,
+        traffic: traffic.and_then(|t| serde_json::from_value(t).ok()),
     }
 }
 

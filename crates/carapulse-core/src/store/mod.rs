@@ -23,6 +23,7 @@ mod plans;
 mod retention;
 mod revisions;
 mod schedules;
+mod service_graph;
 mod sessions;
 mod tool_logs;
 mod workflow_versions;
@@ -40,7 +41,7 @@ pub use approvals::{
 };
 pub use audit::AuditFilter;
 pub(crate) use audit::{insert_audit_events, lock_audit_heads, update_audit_heads};
-pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo};
+pub use context::{ContextEdge, ContextNode, ReplaceOutcome, Snapshot, SnapshotInfo, Traffic};
 pub use context_diff::{EdgeChange, NodeChange, SnapshotDiff};
 pub use decisions::{DecisionLog, DecisionRecord, StoredDecision};
 pub use error::StoreError;

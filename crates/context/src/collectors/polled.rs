@@ -9,7 +9,8 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use carapulse_core::store::Snapshot;
+use carapulse_core::config::ServiceGraphQuery;
+use carapulse_core::store::{Snapshot, Traffic};
 
 use crate::ids::{node, node_id, service_from_labels, service_id};
 use crate::tool_runner::ToolRunner;
@@ -28,6 +29,12 @@ pub enum PollKind {
     Metrics {
         tool: &'static str,
         queries: Vec<String>,
+    },
+    /// Service-to-service traffic (`calls` edges with rates) from service-graph metrics
+    /// (`context.service_graph_queries`); `tool` is `prometheus` or `thanos`.
+    ServiceGraph {
+        tool: &'static str,
+        queries: Vec<ServiceGraphQuery>,
     },
     Alertmanager,
     /// Dashboards, limited to these folders when any are named (`context.grafana_folders`).
@@ -181,6 +188,9 @@ impl Polled {
                         }
                     }
                 }
+            }
+            PollKind::ServiceGraph { tool, queries } => {
+                self.service_graph(tool, queries, &mut snap).await?;
             }
             PollKind::Alertmanager => {
                 let out = self
@@ -390,12 +400,103 @@ impl Polled {
     }
 }
 
+/// One instant-vector sample per (client, server) pair of a service-graph query: its value
+/// and sample time.
+fn pair_rates(
+    out: &Value,
+    query: &ServiceGraphQuery,
+) -> Result<BTreeMap<(String, String), (f64, Option<f64>)>, CollectError> {
+    let series = out
+        .pointer("/data/result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| CollectError::Parse("service graph: expected data.result".into()))?;
+    let mut rates = BTreeMap::new();
+    for r in series {
+        let label = |name: &str| {
+            r.pointer(&format!("/metric/{name}"))
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let (Some(client), Some(server)) = (label(&query.client_label), label(&query.server_label))
+        else {
+            continue;
+        };
+        let value = r
+            .pointer("/value/1")
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        let at = r.pointer("/value/0").and_then(Value::as_f64);
+        rates.insert((client, server), (value, at));
+    }
+    Ok(rates)
+}
+
+impl Polled {
+    /// `calls` edges from each query; a pair reported by two sources (Tempo and Istio) keeps
+    /// the larger rate — the same requests seen twice, not twice the requests. A pair without
+    /// traffic gets no edge, so an edge vanishes when its traffic stops.
+    async fn service_graph(
+        &self,
+        tool: &str,
+        queries: &[ServiceGraphQuery],
+        snap: &mut Snapshot,
+    ) -> Result<(), CollectError> {
+        let mut pairs: BTreeMap<(String, String), Traffic> = BTreeMap::new();
+        for query in queries {
+            let out = self
+                .runner
+                .run_json(tool, "query", json!({"query": query.requests}))
+                .await?;
+            let requests = pair_rates(&out, query)?;
+            let errors = if query.errors.trim().is_empty() {
+                BTreeMap::new()
+            } else {
+                let out = self
+                    .runner
+                    .run_json(tool, "query", json!({"query": query.errors}))
+                    .await?;
+                pair_rates(&out, query)?
+            };
+            for (pair, (rps, at)) in requests {
+                let failed = errors.get(&pair).map_or(0.0, |(v, _)| *v);
+                let observed_at = at
+                    .and_then(|secs| {
+                        chrono::DateTime::from_timestamp_millis((secs * 1000.0) as i64)
+                    })
+                    .unwrap_or_else(chrono::Utc::now);
+                let Some(traffic) = Traffic::measured(rps, failed / rps, observed_at) else {
+                    continue;
+                };
+                match pairs.get(&pair) {
+                    Some(known) if known.rps >= traffic.rps => {}
+                    _ => {
+                        pairs.insert(pair, traffic);
+                    }
+                }
+            }
+        }
+        for ((client, server), traffic) in pairs {
+            if client == server {
+                continue;
+            }
+            let caller = service_ref(snap, &client);
+            let callee = service_ref(snap, &server);
+            snap.call(&caller, &callee, traffic);
+        }
+        Ok(())
+    }
+}
+
 impl Collector for Polled {
     fn name(&self) -> String {
         match &self.kind {
             PollKind::Helm { .. } => "helm".into(),
             PollKind::Argocd { .. } => "argocd".into(),
             PollKind::Metrics { tool, .. } => (*tool).into(),
+            PollKind::ServiceGraph { .. } => "service_graph".into(),
             PollKind::Alertmanager => "alertmanager".into(),
             PollKind::Grafana { .. } => "grafana".into(),
             PollKind::Tempo { .. } => "tempo".into(),

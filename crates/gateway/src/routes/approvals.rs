@@ -98,6 +98,13 @@ pub(crate) async fn create(
             "the creator of a plan, or of its current revision, cannot approve or deny it",
         ));
     }
+    // An approval looks at the reach of the change again: refused when it grew past what
+    // policy decided for this revision, kept with the approval otherwise.
+    let blast_check = if status == ApprovalStatus::Approved {
+        Some(crate::blast::recheck_for_approval(&state, &ctx, &plan).await?)
+    } else {
+        None
+    };
     let decision = ApprovalDecision {
         status,
         approver: ctx.actor.id.clone(),
@@ -112,7 +119,11 @@ pub(crate) async fn create(
     let entry = ctx
         .audit(&format!("approval.{}", status.as_str()), audit_decision)
         .resource("plan", plan_id)
-        .context(json!({"source": source, "note": body.note}));
+        .context(json!({
+            "source": source,
+            "note": body.note,
+            "blast_radius": blast_check.as_ref().map(crate::blast::ApprovalCheck::summary),
+        }));
     let approval = state
         .record_approval(ctx.tenant(), plan_id, decision, entry)
         .await
@@ -122,6 +133,16 @@ pub(crate) async fn create(
             other => other.into(),
         })?;
     state.metrics.record_audit(true);
+    if let Some(check) = &blast_check {
+        if let Err(err) = state
+            .store
+            .record_approval_blast_radius(ctx.tenant(), plan_id, &check.estimate)
+            .await
+        {
+            // The approval and its audit event (which carries the estimate) are stored.
+            tracing::warn!(error = %err, %plan_id, "approval-time blast radius not kept on the plan");
+        }
+    }
     let tally = state.store.approval_tally(ctx.tenant(), plan_id).await?;
     // A run already started for this plan waits for the decision: deliver it once the plan is
     // settled (with several approvers required, an approval may leave it pending).
@@ -153,6 +174,7 @@ pub(crate) async fn create(
             "approvals_required": tally.approvals_required,
             "approved_by": tally.approved_by,
             "signalled_run": signalled,
+            "blast_radius": blast_check.as_ref().map(crate::blast::ApprovalCheck::summary),
         })),
     )
         .into_response())

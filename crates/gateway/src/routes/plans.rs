@@ -500,6 +500,7 @@ pub(crate) async fn prepare_plan(
     } else {
         ActionType::Read
     };
+    let blast_radius = crate::blast::estimate(&state, &tenant, &steps).await;
     let outcome = state.decide_plan(
         &ctx,
         "plan.create",
@@ -507,6 +508,7 @@ pub(crate) async fn prepare_plan(
         &context,
         &risk,
         steps.iter().map(Into::into),
+        Some(&blast_radius),
     );
     if outcome.decision == Decision::Deny {
         return Err(policy_denied(&state, &ctx, audit_action, &outcome, None).await);
@@ -551,6 +553,7 @@ pub(crate) async fn prepare_plan(
         plan_text: draft.as_ref().and_then(|d| d.plan_text.clone()),
         meta: json!({
             "risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons},
+            "blast_radius": blast_radius,
             "workflow": workflow.clone().or_else(|| draft.as_ref().and_then(|d| d.workflow.clone())),
             "alert": body.alert,
             "unplanned": unplanned,
@@ -787,6 +790,9 @@ pub(crate) async fn execute_plan(
     } else {
         ActionType::Write
     };
+    // The estimate the plan was decided (or approved) with: execute asks policy creation's
+    // question, so the answers agree unless policy itself changed.
+    let blast_radius = crate::blast::stored(&plan);
     let outcome = state.decide_plan(
         &ctx,
         "plan.execute",
@@ -794,6 +800,7 @@ pub(crate) async fn execute_plan(
         &plan.context,
         &risk,
         plan.steps.iter().map(Into::into),
+        blast_radius.as_ref(),
     );
     let resource = Some(("plan", plan_id.to_string()));
     if outcome.decision == Decision::Deny {

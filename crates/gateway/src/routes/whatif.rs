@@ -111,6 +111,7 @@ pub(crate) async fn plan(
     let steps: Vec<StepDraft> = plan.steps.iter().map(StepDraft::from).collect();
     let asker = judged_as(&state, &ctx, Some(&plan.created_by));
     let files = candidate_files(body.candidate.as_ref());
+    let blast_radius = crate::blast::stored(&plan);
     let answer = off_the_workers(&state, body.candidate, move |state, candidate| {
         whatif(
             state,
@@ -118,6 +119,7 @@ pub(crate) async fn plan(
             &plan.context,
             &plan.intent,
             &steps,
+            blast_radius.as_ref(),
             candidate,
         )
     })
@@ -147,8 +149,17 @@ pub(crate) async fn draft(
     let asker = judged_as(&state, &ctx, None);
     let steps = body.plan.steps.clone();
     let files = candidate_files(body.candidate.as_ref());
+    let blast_radius = crate::blast::estimate(&state, ctx.tenant(), &steps).await;
     let answer = off_the_workers(&state, body.candidate, move |state, candidate| {
-        whatif(state, &asker, &context, &intent, &steps, candidate)
+        whatif(
+            state,
+            &asker,
+            &context,
+            &intent,
+            &steps,
+            Some(&blast_radius),
+            candidate,
+        )
     })
     .await?;
     audited(&state, &ctx, None, &answer, files);

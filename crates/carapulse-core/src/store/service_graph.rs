@@ -1,0 +1,242 @@
+//! The service-to-service part of the context graph, read for a blast-radius estimate: which
+//! services a plan's targets belong to, and the `calls` edges upstream of them. Three queries
+//! whatever the graph's size — the upstream walk runs in Postgres as a depth-capped recursive
+//! query, so only the reachable part of a large graph is read — and the pure estimate of
+//! [`crate::blast_radius`] does the rest.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::blast_radius::{self, BlastEstimate, CallEdge, CallGraph, ServiceInfo, StepTarget};
+use crate::model::TenantId;
+
+use super::{Store, StoreError};
+
+use super::context::Traffic;
+
+impl Store {
+    /// The blast radius of changing `targets` in `tenant`'s graph, walking callers up to
+    /// `depth` hops.
+    pub async fn blast_radius(
+        &self,
+        tenant: &TenantId,
+        targets: Vec<StepTarget>,
+        depth: u32,
+        now: DateTime<Utc>,
+    ) -> Result<BlastEstimate, StoreError> {
+        if targets.is_empty() {
+            return Ok(blast_radius::estimate(
+                targets,
+                &CallGraph::default(),
+                depth,
+                now,
+            ));
+        }
+        let graph = self.call_graph(tenant, &targets, depth).await?;
+        Ok(blast_radius::estimate(targets, &graph, depth, now))
+    }
+
+    /// What an estimate of `targets` needs from the graph.
+    pub async fn call_graph(
+        &self,
+        tenant: &TenantId,
+        targets: &[StepTarget],
+        depth: u32,
+    ) -> Result<CallGraph, StoreError> {
+        let depth = depth.clamp(1, blast_radius::MAX_DEPTH);
+        let mut conn = self.pool().acquire().await?;
+        let newest: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT max(updated_at) FROM context_edges WHERE tenant_id = $1 AND relation = 'calls'",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        let resolved = self.resolve_targets(&mut conn, tenant, targets).await?;
+        let roots: Vec<String> = {
+            let mut r: Vec<String> = resolved.iter().flatten().cloned().collect();
+            r.sort();
+            r.dedup();
+            r
+        };
+        if newest.is_none() || roots.is_empty() {
+            return Ok(CallGraph {
+                resolved,
+                newest_observation: newest,
+                ..Default::default()
+            });
+        }
+        let root_ids: Vec<String> = roots.iter().map(|s| format!("service/{s}")).collect();
+        // Callers of callers, up to `depth` hops: UNION (not ALL) drops repeated (node, depth)
+        // pairs and the depth bound ends cycles. The edges returned are the ones into nodes
+        // reached below the bound, i.e. the ones the walk can follow.
+        let rows: Vec<(String, String, Option<Value>, DateTime<Utc>)> = sqlx::query_as(
+            "WITH RECURSIVE up(node_id, depth) AS ( \
+                SELECT unnest($2::text[]), 0 \
+                UNION \
+                SELECT e.from_node_id, up.depth + 1 FROM up \
+                JOIN context_edges e ON e.tenant_id = $1 AND e.relation = 'calls' AND e.to_node_id = up.node_id \
+                WHERE up.depth < $3 \
+             ), reached AS (SELECT node_id, min(depth) AS depth FROM up GROUP BY node_id) \
+             SELECT e.from_node_id, e.to_node_id, e.traffic_json, e.updated_at FROM reached r \
+             JOIN context_edges e ON e.tenant_id = $1 AND e.relation = 'calls' AND e.to_node_id = r.node_id \
+             WHERE r.depth <= $3",
+        )
+        .bind(tenant.as_str())
+        .bind(&root_ids)
+        .bind(i32::try_from(depth).unwrap_or(i32::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+        let service_name = |id: &str| id.strip_prefix("service/").unwrap_or(id).to_owned();
+        let edges: Vec<CallEdge> = rows
+            .into_iter()
+            .map(|(from, to, traffic, updated_at)| {
+                let traffic: Option<Traffic> = traffic.and_then(|t| serde_json::from_value(t).ok());
+                CallEdge {
+                    caller: service_name(&from),
+                    callee: service_name(&to),
+                    rps: traffic.map_or(0.0, |t| t.rps),
+                    error_ratio: traffic.map_or(0.0, |t| t.error_ratio),
+                    observed_at: traffic.map_or(updated_at, |t| t.observed_at),
+                }
+            })
+            .collect();
+        let mut names: Vec<String> = edges
+            .iter()
+            .flat_map(|e| [e.caller.clone(), e.callee.clone()])
+            .chain(roots)
+            .collect();
+        names.sort();
+        names.dedup();
+        let services = self.service_infos(&mut conn, tenant, &names).await?;
+        Ok(CallGraph {
+            resolved,
+            edges,
+            services,
+            newest_observation: newest,
+        })
+    }
+
+    /// For each target, the service nodes it is: a service of that name, or a service linked
+    /// (by any non-`calls` edge) to a node of that name in the target's namespace — a
+    /// Deployment, a Helm release, an Argo CD app. A secret path resolves to the services named
+    /// by its path segments, deepest first.
+    async fn resolve_targets(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        tenant: &TenantId,
+        targets: &[StepTarget],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        let mut index: Vec<i32> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut namespaces: Vec<String> = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            let i = i32::try_from(i).unwrap_or(i32::MAX);
+            if t.kind == "secret" {
+                for segment in t.name.split('/').filter(|s| !s.is_empty()).rev() {
+                    index.push(i);
+                    names.push(segment.to_owned());
+                    namespaces.push(String::new());
+                }
+            } else if !t.name.is_empty() {
+                index.push(i);
+                names.push(t.name.clone());
+                namespaces.push(t.namespace.clone().unwrap_or_default());
+            }
+        }
+        let rows: Vec<(i32, String)> = sqlx::query_as(
+            "WITH t AS (SELECT * FROM unnest($2::int[], $3::text[], $4::text[]) AS t(i, name, ns)), \
+             hit AS ( \
+                SELECT t.i, n.node_id, n.kind FROM t JOIN context_nodes n \
+                ON n.tenant_id = $1 AND n.name = t.name \
+                AND (t.ns = '' OR n.kind = 'service' OR COALESCE(n.labels_json->>'namespace', '') IN ('', t.ns)) \
+             ) \
+             SELECT DISTINCT hit.i, s.name FROM hit JOIN context_nodes s ON s.tenant_id = $1 AND s.kind = 'service' \
+             AND (s.node_id = hit.node_id OR EXISTS ( \
+                SELECT 1 FROM context_edges e WHERE e.tenant_id = $1 AND e.relation <> 'calls' \
+                AND ((e.from_node_id = s.node_id AND e.to_node_id = hit.node_id) \
+                  OR (e.to_node_id = s.node_id AND e.from_node_id = hit.node_id)))) \
+             ORDER BY 1, 2",
+        )
+        .bind(tenant.as_str())
+        .bind(&index)
+        .bind(&names)
+        .bind(&namespaces)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut resolved = vec![Vec::new(); targets.len()];
+        for (i, service) in rows {
+            if let Some(list) = usize::try_from(i).ok().and_then(|i| resolved.get_mut(i)) {
+                list.push(service);
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Namespace, team and tier of each named service: its own labels, else the namespace of
+    /// a Kubernetes object linked to it.
+    async fn service_infos(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        tenant: &TenantId,
+        names: &[String],
+    ) -> Result<BTreeMap<String, ServiceInfo>, StoreError> {
+        let ids: Vec<String> = names.iter().map(|n| format!("service/{n}")).collect();
+        let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT s.name, \
+               COALESCE(NULLIF(s.labels_json->>'namespace', ''), ( \
+                 SELECT n.labels_json->>'namespace' FROM context_edges e \
+                 JOIN context_nodes n ON n.tenant_id = e.tenant_id \
+                   AND n.node_id = CASE WHEN e.from_node_id = s.node_id THEN e.to_node_id ELSE e.from_node_id END \
+                 WHERE e.tenant_id = $1 AND e.relation <> 'calls' \
+                   AND (e.from_node_id = s.node_id OR e.to_node_id = s.node_id) \
+                   AND n.kind LIKE 'k8s.%' AND COALESCE(n.labels_json->>'namespace', '') <> '' \
+                 ORDER BY n.node_id LIMIT 1)), \
+               COALESCE(s.owner_team, NULLIF(s.labels_json->>'team', ''), NULLIF(s.labels_json->>'owner', '')), \
+               COALESCE(NULLIF(s.labels_json->>'tier', ''), NULLIF(s.labels_json->>'criticality', '')) \
+             FROM context_nodes s WHERE s.tenant_id = $1 AND s.node_id = ANY($2)",
+        )
+        .bind(tenant.as_str())
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, namespace, team, tier)| {
+                (
+                    name.clone(),
+                    ServiceInfo {
+                        name,
+                        namespace,
+                        team,
+                        tier,
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
+impl Store {
+    /// Keeps the blast-radius estimate made when `plan_id` was approved (`meta.blast_radius_at_approval`),
+    /// beside the one made when its revision was created. Meta is not part of the plan hash.
+    pub async fn record_approval_blast_radius(
+        &self,
+        tenant: &TenantId,
+        plan_id: crate::model::PlanId,
+        estimate: &BlastEstimate,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_value(estimate).map_err(|e| StoreError::InvalidValue(e.to_string()))?;
+        sqlx::query(
+            "UPDATE plans SET meta_json = jsonb_set(meta_json, '{blast_radius_at_approval}', $3) \
+             WHERE tenant_id = $1 AND plan_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(plan_id.0)
+        .bind(value)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Blast radius in the plan lifecycle: estimated when a revision is made (and put to policy as
+//! `input.blast_radius`), estimated again when someone approves, and read back for execute and
+//! what-if so they ask policy the same question creation did. Routes, the Slack agent (through
+//! the API) and background jobs all come through here.
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use carapulse_core::blast_radius::{step_targets, BlastEstimate};
+use carapulse_core::model::{Decision, Plan, StepDraft, TenantId};
+use carapulse_core::policy::{step_calls, ActionType, PolicyInput};
+
+use crate::error::ApiError;
+use crate::middleware::RequestContext;
+use crate::state::AppState;
+
+/// The estimate for `steps` in `tenant`'s graph now. A graph that cannot be read makes an
+/// unknown estimate (which policy treats as such), never a failed request.
+pub(crate) async fn estimate<'a>(
+    state: &AppState,
+    tenant: &TenantId,
+    steps: impl IntoIterator<Item = &'a StepDraft>,
+) -> BlastEstimate {
+    let targets = step_targets(steps.into_iter().map(|s| (s.tool, &s.action, &s.input)));
+    estimate_targets(state, tenant, targets).await
+}
+
+async fn estimate_targets(
+    state: &AppState,
+    tenant: &TenantId,
+    targets: Vec<carapulse_core::blast_radius::StepTarget>,
+) -> BlastEstimate {
+    let now = Utc::now();
+    match state
+        .store
+        .blast_radius(tenant, targets.clone(), state.config.context.blast_radius_depth, now)
+        .await
+    {
+        Ok(estimate) => estimate,
+        Err(err) => {
+            tracing::warn!(error = %err, "service graph unreadable; blast radius unknown");
+            BlastEstimate::unknown(targets, format!("service graph unreadable: {err}"), now)
+        }
+    }
+}
+
+/// The estimate a stored plan was last decided or approved with: the approval-time one when
+/// there is one, else the one made with its revision.
+pub(crate) fn stored(plan: &Plan) -> Option<BlastEstimate> {
+    ["blast_radius_at_approval", "blast_radius"]
+        .iter()
+        .find_map(|k| plan.meta.get(*k).filter(|v| !v.is_null()))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// What an approval found when it estimated the blast radius again.
+pub(crate) struct ApprovalCheck {
+    pub estimate: BlastEstimate,
+    /// How many approvers policy asks for with the fresh estimate.
+    pub approvals_required: usize,
+}
+
+impl ApprovalCheck {
+    pub fn summary(&self) -> Value {
+        json!({
+            "headline": self.estimate.headline(Utc::now()),
+            "unknown": self.estimate.unknown,
+            "services": self.estimate.service_count,
+            "rps": self.estimate.rps,
+            "tier": self.estimate.tier,
+            "computed_at": self.estimate.computed_at,
+            "approvals_required": self.approvals_required,
+        })
+    }
+}
+
+/// Estimates `plan`'s blast radius again for an approval and asks policy the creation question
+/// with it. When policy would now deny, or ask for more approvers than the plan records, the
+/// approval is refused (409 `blast_radius_changed`): the plan must be revised so policy decides
+/// it again — an approver never signs off on a reach nobody decided.
+pub(crate) async fn recheck_for_approval(
+    state: &AppState,
+    ctx: &RequestContext,
+    plan: &Plan,
+) -> Result<ApprovalCheck, ApiError> {
+    let drafts: Vec<StepDraft> = plan.steps.iter().map(StepDraft::from).collect();
+    let estimate = estimate(state, ctx.tenant(), &drafts).await;
+    let risk = crate::routes::plans::score(
+        plan.steps
+            .iter()
+            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
+        &plan.intent,
+        &plan.context,
+    );
+    let action_type = if risk.gated() {
+        ActionType::Write
+    } else {
+        ActionType::Read
+    };
+    // The creator's question (their roles decided the plan), not the approver's; this answer
+    // is not a decision of its own, so it is not recorded for policy impact.
+    let creator = crate::whatif::judged_as(state, ctx, Some(&plan.created_by));
+    let input = PolicyInput::new(
+        Some(&creator),
+        "plan.create",
+        action_type,
+        &plan.context,
+        &risk,
+        false,
+        Utc::now(),
+    )
+    .with_steps(plan.steps.iter().map(Into::into))
+    .with_blast_radius(Some(&estimate));
+    let outcome = state.policy.current().evaluate(&input);
+    let approvals_required = outcome
+        .constraints
+        .get("approvals_required")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1)
+        .max(1);
+    let check = ApprovalCheck {
+        estimate,
+        approvals_required,
+    };
+    let grew = outcome.decision == Decision::Deny || approvals_required > plan.approvals_required();
+    if grew {
+        let what = if outcome.decision == Decision::Deny {
+            format!("policy now denies it ({})", outcome.reasons.join(", "))
+        } else {
+            format!(
+                "policy now asks for {approvals_required} approvers, the plan records {}",
+                plan.approvals_required()
+            )
+        };
+        state
+            .audit(
+                ctx.audit("approval.create", carapulse_core::audit::AuditDecision::Deny)
+                    .resource("plan", plan.plan_id)
+                    .reason(format!("blast radius changed since the revision was decided: {what}"))
+                    .context(json!({"blast_radius": check.summary()})),
+            )
+            .await;
+        return Err(ApiError::conflict(
+            "blast_radius_changed",
+            format!(
+                "the blast radius changed since this revision was decided ({}): {what}. Revise the plan (POST /v1/plans/{}/revisions) so policy decides it again",
+                check.estimate.headline(Utc::now()),
+                plan.plan_id
+            ),
+        ));
+    }
+    Ok(check)
+}
