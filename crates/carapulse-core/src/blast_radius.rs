@@ -533,14 +533,21 @@ mod tests {
     }
 
     fn depths(e: &BlastEstimate) -> Vec<(String, u32)> {
-        e.services.iter().map(|s| (s.name.clone(), s.depth)).collect()
+        e.services
+            .iter()
+            .map(|s| (s.name.clone(), s.depth))
+            .collect()
     }
 
     #[test]
     fn a_chain_is_walked_to_its_entry_point_and_capped_by_depth() {
         let now = Utc::now();
         // edge -> api -> db: changing db reaches api then edge.
-        let g = graph(now, &[("edge", "api", 50.0), ("api", "db", 120.0)], &[&["db"]]);
+        let g = graph(
+            now,
+            &[("edge", "api", 50.0), ("api", "db", 120.0)],
+            &[&["db"]],
+        );
         let e = estimate(vec![t("db")], &g, 4, now);
         assert!(!e.unknown, "{:?}", e.unknown_reasons);
         assert_eq!(
@@ -601,9 +608,17 @@ mod tests {
         );
         assert_eq!(e.rps, 1.5, "a<->b is inside the change");
         assert_eq!(e.entry_points, vec!["c".to_owned()]);
-        let one = estimate(vec![t("a")], &graph(now, &[("a", "b", 3.0), ("b", "a", 4.0)], &[&["a"]]), 8, now);
+        let one = estimate(
+            vec![t("a")],
+            &graph(now, &[("a", "b", 3.0), ("b", "a", 4.0)], &[&["a"]]),
+            8,
+            now,
+        );
         assert_eq!(depths(&one), vec![("a".into(), 0), ("b".into(), 1)]);
-        assert!(one.entry_points.is_empty(), "in a cycle everyone has a caller");
+        assert!(
+            one.entry_points.is_empty(),
+            "in a cycle everyone has a caller"
+        );
     }
 
     #[test]
@@ -627,7 +642,10 @@ mod tests {
         let unresolved = graph(now, &[("api", "db", 1.0)], &[&[]]);
         let e = estimate(vec![t("ghost")], &unresolved, 4, now);
         assert!(e.unknown);
-        assert_eq!(e.unknown_reasons, vec!["no service found for workload ghost"]);
+        assert_eq!(
+            e.unknown_reasons,
+            vec!["no service found for workload ghost"]
+        );
 
         let silent = graph(now, &[("api", "db", 1.0)], &[&["lonely"]]);
         let e = estimate(vec![t("lonely")], &silent, 4, now);
@@ -657,7 +675,10 @@ mod tests {
         let mut g = graph(now, &[("edge", "api", 1.0)], &[&["api"]]);
         g.services.get_mut("api").unwrap().tier = Some("tier2".into());
         g.services.get_mut("edge").unwrap().tier = Some("tier0".into());
-        assert_eq!(estimate(vec![t("api")], &g, 4, now).tier.as_deref(), Some("critical"));
+        assert_eq!(
+            estimate(vec![t("api")], &g, 4, now).tier.as_deref(),
+            Some("critical")
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! nothing else. See ARCHITECTURE.md for the code map.
 
 pub mod audit;
-pub mod blast_radius;
 pub mod auth;
 mod batching;
+pub mod blast_radius;
 pub mod canonical;
 pub mod cli;
 pub mod config;

@@ -3,6 +3,8 @@
 
 #[path = "go_database.rs"]
 pub mod go;
+#[path = "prometheus_server.rs"]
+pub mod prometheus;
 #[path = "s3_server.rs"]
 pub mod s3;
 

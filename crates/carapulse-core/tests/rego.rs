@@ -451,7 +451,12 @@ fn compiled_and_interpreted_agree_on_blast_radius_inputs() {
                                 b.sort();
                                 assert_eq!(
                                     (&compiled.decision, compiled.ttl, &compiled.constraints, &a),
-                                    (&interpreted.decision, interpreted.ttl, &interpreted.constraints, &b),
+                                    (
+                                        &interpreted.decision,
+                                        interpreted.ttl,
+                                        &interpreted.constraints,
+                                        &b
+                                    ),
                                     "{input}"
                                 );
                                 assert_eq!(
@@ -471,7 +476,10 @@ fn compiled_and_interpreted_agree_on_blast_radius_inputs() {
         }
     }
     assert_eq!(compared, 2 * 2 * 2 * 3 * 3 * 8 * 2);
-    assert!(large_seen > 0, "the grid reaches the large-blast-radius rule");
+    assert!(
+        large_seen > 0,
+        "the grid reaches the large-blast-radius rule"
+    );
 }
 
 /// What-if explanations run on the compiled program; they must name the same rules and values

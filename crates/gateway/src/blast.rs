@@ -33,7 +33,12 @@ async fn estimate_targets(
     let now = Utc::now();
     match state
         .store
-        .blast_radius(tenant, targets.clone(), state.config.context.blast_radius_depth, now)
+        .blast_radius(
+            tenant,
+            targets.clone(),
+            state.config.context.blast_radius_depth,
+            now,
+        )
         .await
     {
         Ok(estimate) => estimate,
@@ -135,10 +140,15 @@ pub(crate) async fn recheck_for_approval(
         };
         state
             .audit(
-                ctx.audit("approval.create", carapulse_core::audit::AuditDecision::Deny)
-                    .resource("plan", plan.plan_id)
-                    .reason(format!("blast radius changed since the revision was decided: {what}"))
-                    .context(json!({"blast_radius": check.summary()})),
+                ctx.audit(
+                    "approval.create",
+                    carapulse_core::audit::AuditDecision::Deny,
+                )
+                .resource("plan", plan.plan_id)
+                .reason(format!(
+                    "blast radius changed since the revision was decided: {what}"
+                ))
+                .context(json!({"blast_radius": check.summary()})),
             )
             .await;
         return Err(ApiError::conflict(

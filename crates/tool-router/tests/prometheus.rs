@@ -5,82 +5,15 @@ mod common;
 
 use common::TOKEN;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tool_router::Application;
 
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_prometheus() -> Option<Prometheus> {
-    let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
-    )
-    .unwrap();
-    let child = Command::new(binary)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let prom = Prometheus {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{}/-/ready", prom.url)).send().await {
-            if r.status().is_success() {
-                return Some(prom);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("prometheus did not become ready");
-}
-
 #[tokio::test]
 async fn promql_through_the_router_against_real_prometheus() {
-    let Some(prom) = start_prometheus().await else {
-        if std::env::var("CARAPULSE_SKIP_PROMETHEUS").is_ok() {
-            eprintln!("skipping: prometheus not installed and CARAPULSE_SKIP_PROMETHEUS is set");
-            return;
-        }
-        panic!("prometheus is not installed: run ./scripts/test.sh (it installs it) or set CARAPULSE_SKIP_PROMETHEUS=1");
+    let Some(prom) = carapulse_core::testing::prometheus::RealPrometheus::start(&[]).await else {
+        return;
     };
     let objects = tempfile::tempdir().unwrap();
     let mut config = common::router_config(objects.path());

@@ -227,7 +227,8 @@ impl Store {
         plan_id: crate::model::PlanId,
         estimate: &BlastEstimate,
     ) -> Result<(), StoreError> {
-        let value = serde_json::to_value(estimate).map_err(|e| StoreError::InvalidValue(e.to_string()))?;
+        let value =
+            serde_json::to_value(estimate).map_err(|e| StoreError::InvalidValue(e.to_string()))?;
         sqlx::query(
             "UPDATE plans SET meta_json = jsonb_set(meta_json, '{blast_radius_at_approval}', $3) \
              WHERE tenant_id = $1 AND plan_id = $2",
