@@ -58,6 +58,31 @@ pub(crate) fn stored(plan: &Plan) -> Option<BlastEstimate> {
         .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
+/// `blast_radius` of a plan's JSON: the latest estimate (`stage` says whether it was made
+/// with the revision or at approval), a one-line `headline` and its age; `null` for plans made
+/// before estimates existed.
+pub(crate) fn view(plan: &Plan) -> Value {
+    let Some(estimate) = stored(plan) else {
+        return Value::Null;
+    };
+    let now = Utc::now();
+    let stage = if plan
+        .meta
+        .get("blast_radius_at_approval")
+        .is_some_and(|v| !v.is_null())
+    {
+        "approval"
+    } else {
+        "revision"
+    };
+    json!({
+        "stage": stage,
+        "headline": estimate.headline(now),
+        "age_secs": (now - estimate.computed_at).num_seconds().max(0),
+        "estimate": estimate,
+    })
+}
+
 /// What an approval found when it estimated the blast radius again.
 pub(crate) struct ApprovalCheck {
     pub estimate: BlastEstimate,

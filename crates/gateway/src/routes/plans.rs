@@ -104,6 +104,7 @@ pub(crate) fn plan_json(plan: &Plan) -> Value {
     let mut value = serde_json::to_value(plan).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.insert("plan_hash".into(), Value::String(plan_hash(plan)));
+        map.insert("blast_radius".into(), crate::blast::view(plan));
     }
     value
 }
