@@ -387,9 +387,19 @@ async fn plan(client: &Client, fmt: OutputFormat, cmd: PlanCommand) -> Result<()
                         ("environment", cell(&plan, &["context", "environment"])),
                         ("risk", cell(&plan, &["risk_level"])),
                         ("approval", cell(&plan, &["approval_state"])),
+                        (
+                            "approvers",
+                            format!(
+                                "{} required, approved by {}",
+                                cell(&plan, &["approvals", "required"]),
+                                cell(&plan, &["approvals", "approved_by"])
+                            ),
+                        ),
+                        ("blast radius", blast_radius_line(&plan["blast_radius"])),
                         ("hash", cell(&plan, &["plan_hash"])),
                     ])
                 );
+                print!("{}", affected_services(&plan["blast_radius"]));
                 let rows: Vec<Vec<String>> = plan["steps"]
                     .as_array()
                     .into_iter()
@@ -1744,4 +1754,69 @@ mod verification_text_tests {
         assert!(text.contains("exec decide"), "{text}");
         assert_eq!(verification_text(&json!(null)), "");
     }
+}
+
+/// `6 services, ... (at approval, 3m ago)` from a plan's `blast_radius`; `-` for plans made
+/// before estimates existed.
+fn blast_radius_line(blast: &Value) -> String {
+    if blast.is_null() {
+        return "-".into();
+    }
+    let stage = match blast["stage"].as_str() {
+        Some("approval") => "at approval",
+        _ => "with the revision",
+    };
+    let age = blast["age_secs"].as_i64().unwrap_or(0);
+    let age = if age < 120 {
+        format!("{age}s")
+    } else if age < 7200 {
+        format!("{}m", age / 60)
+    } else {
+        format!("{}h", age / 3600)
+    };
+    format!(
+        "{} (estimated {stage}, {age} ago)",
+        blast["headline"].as_str().unwrap_or("-")
+    )
+}
+
+/// The services a plan's change reaches, nearest first (at most 20 rows), as a table; empty
+/// when the estimate is unknown or reaches nothing.
+fn affected_services(blast: &Value) -> String {
+    const ROWS: usize = 20;
+    let services = blast["estimate"]["services"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if services.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .take(ROWS)
+        .map(|s| {
+            vec![
+                cell(s, &["name"]),
+                cell(s, &["depth"]),
+                cell(s, &["namespace"]),
+                cell(s, &["team"]),
+                cell(s, &["tier"]),
+                format!("{:.1}", s["rps_in"].as_f64().unwrap_or(0.0)),
+            ]
+        })
+        .collect();
+    let mut out = format!(
+        "\n{}",
+        table(
+            &["SERVICE", "HOPS", "NAMESPACE", "TEAM", "TIER", "REQ/S IN"],
+            &rows
+        )
+    );
+    let total = blast["estimate"]["service_count"]
+        .as_u64()
+        .unwrap_or(services.len() as u64);
+    if total as usize > ROWS {
+        out.push_str(&format!("... and {} more\n", total as usize - ROWS));
+    }
+    out
 }

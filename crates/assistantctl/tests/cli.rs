@@ -1446,6 +1446,87 @@ fn scale_step(replicas: u32) -> String {
 }
 
 /// Creates a one-step plan of namespace web in `environment` through the CLI; its id.
+/// `plan get` states the blast radius: unknown without graph data, then the numbers and the
+/// services reached once the tenant's graph has traffic.
+#[tokio::test]
+async fn plan_get_states_the_blast_radius() {
+    use carapulse_core::store::{ContextNode, Snapshot, Traffic};
+    let env = start().await;
+    let alice = dev_token(&env, "alice", "operator").await;
+    let step = r#"{"tool":"kubectl","action":"scale","input":{"resource":"deployment/web","replicas":3,"namespace":"web"}}"#;
+    let unknown = create_step_plan(&env, &alice, "staging", step).await;
+    let out = ctl(&env, Some(&alice), &["plan", "get", &unknown]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("blast radius  unknown: no service-graph data"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("approvers     1 required, approved by []"),
+        "{}",
+        out.stdout
+    );
+
+    let tenant = carapulse_core::model::TenantId::parse("acme").unwrap();
+    let service = |name: &str, team: &str| ContextNode {
+        node_id: format!("service/{name}"),
+        kind: "service".into(),
+        name: name.into(),
+        labels: [("namespace".to_owned(), "web".to_owned())].into(),
+        owner_team: Some(team.into()),
+    };
+    let mut snap = Snapshot::default();
+    snap.node(service("web", "storefront"));
+    snap.node(service("checkout", "payments"));
+    let now = chrono::Utc::now();
+    snap.call(
+        "service/checkout",
+        "service/web",
+        Traffic::measured(12.5, 0.0, now).unwrap(),
+    );
+    env.db
+        .store
+        .replace_context(&tenant, "service_graph", &snap)
+        .await
+        .unwrap();
+    let known = create_step_plan(&env, &alice, "staging", step).await;
+    let out = ctl(&env, Some(&alice), &["plan", "get", &known]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(
+            "blast radius  2 services, 1 namespaces, 2 teams, 12.5 req/s (traffic observed"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("estimated with the revision"),
+        "{}",
+        out.stdout
+    );
+    let table_rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("SERVICE"))
+        .take(3)
+        .collect();
+    assert_eq!(table_rows.len(), 3, "{}", out.stdout);
+    assert!(
+        table_rows[1].starts_with("web ")
+            && table_rows[1].contains("storefront")
+            && table_rows[1].ends_with("12.5"),
+        "{table_rows:?}"
+    );
+    assert!(
+        table_rows[2].starts_with("checkout ") && table_rows[2].contains("payments"),
+        "{table_rows:?}"
+    );
+    env.shutdown.cancel();
+}
+
 async fn create_step_plan(env: &Env, token: &str, environment: &str, step: &str) -> String {
     let out = ctl(
         env,
