@@ -105,6 +105,10 @@ pub fn plan_card(plan: &Value, headline: &str) -> Value {
             )),
         );
     }
+    // Who depends on what changes, before anyone approves it.
+    if let Some(blast) = plan.get("blast_radius").filter(|b| !b.is_null()) {
+        blocks.push(section(clip(blast_radius_text(plan, blast), 900)));
+    }
     if state == "pending" {
         let approve = SlackBlockButtonElement::new(pt!("Approve"))
             .with_action_id(SlackActionId::new(APPROVE_ACTION.into()))
@@ -117,6 +121,43 @@ pub fn plan_card(plan: &Value, headline: &str) -> Value {
         blocks.push(SlackActionsBlock::new(vec![approve.into(), deny.into()]).into());
     }
     message(format!("{headline}: {}", s(plan, "summary")), blocks, false)
+}
+
+/// `*Blast radius* — 3 services, ...` with the approvers required and the nearest services.
+fn blast_radius_text(plan: &Value, blast: &Value) -> String {
+    const SHOWN: usize = 6;
+    let mut text = format!(
+        "*Blast radius* — {}",
+        blast.get("headline").and_then(Value::as_str).unwrap_or("-")
+    );
+    if let Some(required) = plan.pointer("/approvals/required").and_then(Value::as_u64) {
+        text.push_str(&format!("\n*Approvers required:* {required}"));
+    }
+    let services: Vec<String> = blast
+        .pointer("/estimate/services")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .take(SHOWN)
+        .map(|svc| {
+            let mut line = format!("`{}`", s(svc, "name"));
+            if let Some(team) = svc.get("team").and_then(Value::as_str) {
+                line.push_str(&format!(" ({team})"));
+            }
+            line
+        })
+        .collect();
+    if !services.is_empty() {
+        text.push_str(&format!("\n*Reaches:* {}", services.join(", ")));
+        let total = blast
+            .pointer("/estimate/service_count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        if total > SHOWN {
+            text.push_str(&format!(" and {} more", total - SHOWN));
+        }
+    }
+    text
 }
 
 /// The answer to a decision.
@@ -232,6 +273,39 @@ mod verification_tests {
         assert!(!plan_card(&first, "Plan created")
             .to_string()
             .contains("Revision"));
+    }
+
+    #[test]
+    fn plan_cards_state_the_blast_radius_and_the_approvers_required() {
+        let plan = serde_json::json!({
+            "plan_id": "p1", "summary": "scale web", "approval_state": "pending", "steps": [],
+            "approvals": {"required": 2, "approved_by": []},
+            "blast_radius": {"stage": "revision", "headline": "8 services, 3 namespaces, 2 teams, 450.0 req/s, tier critical",
+                "estimate": {"service_count": 8, "services": [
+                    {"name": "web", "team": "shop"}, {"name": "api"}, {"name": "a"}, {"name": "b"},
+                    {"name": "c"}, {"name": "d"}, {"name": "e"}, {"name": "f"}]}}
+        });
+        let card = plan_card(&plan, "Plan created").to_string();
+        assert!(
+            card.contains(
+                "*Blast radius* — 8 services, 3 namespaces, 2 teams, 450.0 req/s, tier critical"
+            ),
+            "{card}"
+        );
+        assert!(card.contains("*Approvers required:* 2"), "{card}");
+        assert!(
+            card.contains("*Reaches:* `web` (shop), `api`, `a`, `b`, `c`, `d` and 2 more"),
+            "{card}"
+        );
+        let unknown = serde_json::json!({"plan_id": "p2", "summary": "s", "approval_state": "pending", "steps": [],
+            "blast_radius": {"headline": "unknown: no service-graph data for this tenant", "estimate": {"services": []}}});
+        assert!(plan_card(&unknown, "Plan created")
+            .to_string()
+            .contains("*Blast radius* — unknown: no service-graph data"));
+        let older = serde_json::json!({"plan_id": "p3", "summary": "s", "approval_state": "pending", "steps": [], "blast_radius": null});
+        assert!(!plan_card(&older, "Plan created")
+            .to_string()
+            .contains("Blast radius"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use carapulse_core::blast_radius::{step_targets, BlastEstimate};
-use carapulse_core::model::{Decision, Plan, StepDraft, TenantId};
+use carapulse_core::model::{Actor, Decision, Plan, StepDraft, TenantId};
 use carapulse_core::policy::{step_calls, ActionType, PolicyInput};
 
 use crate::error::ApiError;
@@ -88,6 +88,9 @@ pub(crate) struct ApprovalCheck {
     pub estimate: BlastEstimate,
     /// How many approvers policy asks for with the fresh estimate.
     pub approvals_required: usize,
+    /// Why the approval must wait for a revision: policy now denies the plan, or asks for more
+    /// approvers than it records. `None` when the approval may proceed.
+    pub grew: Option<String>,
 }
 
 impl ApprovalCheck {
@@ -102,19 +105,27 @@ impl ApprovalCheck {
             "approvals_required": self.approvals_required,
         })
     }
+
+    /// The refusal reason for people (API error, audit, Linear comment).
+    pub fn refusal(&self, plan: &Plan) -> Option<String> {
+        self.grew.as_ref().map(|what| {
+            format!(
+                "the blast radius changed since this revision was decided ({}): {what}. Revise the plan (POST /v1/plans/{}/revisions) so policy decides it again",
+                self.estimate.headline(Utc::now()),
+                plan.plan_id
+            )
+        })
+    }
 }
 
-/// Estimates `plan`'s blast radius again for an approval and asks policy the creation question
-/// with it. When policy would now deny, or ask for more approvers than the plan records, the
-/// approval is refused (409 `blast_radius_changed`): the plan must be revised so policy decides
-/// it again — an approver never signs off on a reach nobody decided.
-pub(crate) async fn recheck_for_approval(
-    state: &AppState,
-    ctx: &RequestContext,
-    plan: &Plan,
-) -> Result<ApprovalCheck, ApiError> {
+/// Estimates `plan`'s blast radius again for an approval — whichever channel it comes
+/// through (API, UI, Slack, Linear) — and asks policy the creation question with it. When
+/// policy would now deny, or ask for more approvers than the plan records, `grew` says so and
+/// the caller refuses the approval: the plan must be revised so policy decides it again; an
+/// approver never signs off on a reach nobody decided.
+pub(crate) async fn check_for_approval(state: &AppState, plan: &Plan) -> ApprovalCheck {
     let drafts: Vec<StepDraft> = plan.steps.iter().map(StepDraft::from).collect();
-    let estimate = estimate(state, ctx.tenant(), &drafts).await;
+    let estimate = estimate(state, &plan.tenant_id, &drafts).await;
     let risk = crate::routes::plans::score(
         plan.steps
             .iter()
@@ -127,9 +138,14 @@ pub(crate) async fn recheck_for_approval(
     } else {
         ActionType::Read
     };
-    // The creator's question (their roles decided the plan), not the approver's; this answer
-    // is not a decision of its own, so it is not recorded for policy impact.
-    let creator = crate::whatif::judged_as(state, ctx, Some(&plan.created_by));
+    // The creator's question (with the writer roles creating it took), not the approver's;
+    // this answer is not a decision of its own, so it is not recorded for policy impact.
+    let creator = Actor {
+        id: plan.created_by.clone(),
+        email: None,
+        roles: state.config.gateway.writer_roles.clone(),
+        tenant_id: plan.tenant_id.clone(),
+    };
     let input = PolicyInput::new(
         Some(&creator),
         "plan.create",
@@ -149,20 +165,35 @@ pub(crate) async fn recheck_for_approval(
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(1)
         .max(1);
-    let check = ApprovalCheck {
+    let grew = if outcome.decision == Decision::Deny {
+        Some(format!(
+            "policy now denies it ({})",
+            outcome.reasons.join(", ")
+        ))
+    } else if approvals_required > plan.approvals_required() {
+        Some(format!(
+            "policy now asks for {approvals_required} approvers, the plan records {}",
+            plan.approvals_required()
+        ))
+    } else {
+        None
+    };
+    ApprovalCheck {
         estimate,
         approvals_required,
-    };
-    let grew = outcome.decision == Decision::Deny || approvals_required > plan.approvals_required();
-    if grew {
-        let what = if outcome.decision == Decision::Deny {
-            format!("policy now denies it ({})", outcome.reasons.join(", "))
-        } else {
-            format!(
-                "policy now asks for {approvals_required} approvers, the plan records {}",
-                plan.approvals_required()
-            )
-        };
+        grew,
+    }
+}
+
+/// [`check_for_approval`] for an API approval: a grown reach is audited and answered 409
+/// `blast_radius_changed`.
+pub(crate) async fn recheck_for_approval(
+    state: &AppState,
+    ctx: &RequestContext,
+    plan: &Plan,
+) -> Result<ApprovalCheck, ApiError> {
+    let check = check_for_approval(state, plan).await;
+    if let Some(message) = check.refusal(plan) {
         state
             .audit(
                 ctx.audit(
@@ -170,20 +201,23 @@ pub(crate) async fn recheck_for_approval(
                     carapulse_core::audit::AuditDecision::Deny,
                 )
                 .resource("plan", plan.plan_id)
-                .reason(format!(
-                    "blast radius changed since the revision was decided: {what}"
-                ))
+                .reason(message.clone())
                 .context(json!({"blast_radius": check.summary()})),
             )
             .await;
-        return Err(ApiError::conflict(
-            "blast_radius_changed",
-            format!(
-                "the blast radius changed since this revision was decided ({}): {what}. Revise the plan (POST /v1/plans/{}/revisions) so policy decides it again",
-                check.estimate.headline(Utc::now()),
-                plan.plan_id
-            ),
-        ));
+        return Err(ApiError::conflict("blast_radius_changed", message));
     }
     Ok(check)
+}
+
+/// Keeps the approval-time estimate on the plan; a failure is logged (the approval and its
+/// audit event, which carries the estimate's summary, are already stored).
+pub(crate) async fn keep_approval_estimate(state: &AppState, plan: &Plan, check: &ApprovalCheck) {
+    if let Err(err) = state
+        .store
+        .record_approval_blast_radius(&plan.tenant_id, plan.plan_id, &check.estimate)
+        .await
+    {
+        tracing::warn!(error = %err, plan_id = %plan.plan_id, "approval-time blast radius not kept on the plan");
+    }
 }

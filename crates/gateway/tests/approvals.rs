@@ -215,7 +215,14 @@ async fn linear_issue_labels_become_attributed_decisions() {
             assert_eq!(input["teamId"], "team-1");
             assert_eq!(input["labelIds"], json!(["L-pending"]));
             assert!(input["title"].as_str().unwrap().starts_with("[Carapulse] Approve: Scale web"));
-            assert!(input["description"].as_str().unwrap().contains("kubectl scale"));
+            let description = input["description"].as_str().unwrap();
+            assert!(description.contains("kubectl scale"));
+            // Who depends on it and how many must approve, before anyone does.
+            assert!(description.contains("- Approvers required: 1\n"), "{description}");
+            assert!(
+                description.contains("- Blast radius: **unknown: no service-graph data for this tenant"),
+                "{description}"
+            );
             gql(json!({"issueCreate": {"success": true, "issue": {"id": format!("iss-{n}"), "identifier": format!("OPS-{n}"), "url": format!("https://linear.app/acme/issue/OPS-{n}")}}}))
         })
         .mount(&server)

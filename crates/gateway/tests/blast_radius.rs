@@ -269,7 +269,7 @@ async fn an_approval_is_refused_when_the_blast_radius_grew_until_the_plan_is_rev
     assert_eq!(plan["approvals"]["approved_by"], json!([]));
     let (denied,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM audit_events WHERE action = 'approval.create' AND decision = 'deny' \
-         AND reason LIKE 'blast radius changed%'",
+         AND reason LIKE 'the blast radius changed%'",
     )
     .fetch_one(app.db.store.pool())
     .await

@@ -431,6 +431,17 @@ impl LinearWatcher {
             .await;
             return;
         }
+        // The reach of the change is looked at again, as for an approval through the API.
+        let blast_check = if status == ApprovalStatus::Approved {
+            let check = crate::blast::check_for_approval(state, plan).await;
+            if let Some(reason) = check.refusal(plan) {
+                self.refuse(state, req, plan, issue, &actor, reason).await;
+                return;
+            }
+            Some(check)
+        } else {
+            None
+        };
         let note = format!(
             "Linear {} label {}",
             issue.identifier,
@@ -457,13 +468,20 @@ impl LinearWatcher {
             },
         )
         .resource("plan", plan.plan_id)
-        .context(json!({"source": "linear", "issue": issue.identifier}));
+        .context(json!({
+            "source": "linear",
+            "issue": issue.identifier,
+            "blast_radius": blast_check.as_ref().map(crate::blast::ApprovalCheck::summary),
+        }));
         match state
             .record_approval(&plan.tenant_id, plan.plan_id, decision, entry)
             .await
         {
             Ok(_) => {
                 state.metrics.record_audit(true);
+                if let Some(check) = &blast_check {
+                    crate::blast::keep_approval_estimate(state, plan, check).await;
+                }
                 tracing::info!(plan_id = %plan.plan_id, status = status.as_str(), approver = %approver, "linear approval recorded");
                 // Policy wants more approvers: the issue stays open and says how many.
                 if let Ok(tally) = state
@@ -535,6 +553,37 @@ impl LinearWatcher {
     }
 }
 
+/// `- Blast radius: ...` and `- Reaches: ...` (the nearest services) of the issue body, and
+/// how many approvers policy asks for.
+fn blast_radius_lines(plan: &Plan) -> String {
+    const SHOWN: usize = 10;
+    let mut out = format!("- Approvers required: {}\n", plan.approvals_required());
+    let Some(estimate) = crate::blast::stored(plan) else {
+        return out;
+    };
+    out.push_str(&format!(
+        "- Blast radius: **{}**\n",
+        estimate.headline(chrono::Utc::now())
+    ));
+    if !estimate.services.is_empty() {
+        let names: Vec<String> = estimate
+            .services
+            .iter()
+            .take(SHOWN)
+            .map(|s| match &s.team {
+                Some(team) => format!("`{}` ({team})", s.name),
+                None => format!("`{}`", s.name),
+            })
+            .collect();
+        out.push_str(&format!("- Reaches: {}", names.join(", ")));
+        if estimate.service_count > SHOWN {
+            out.push_str(&format!(" and {} more", estimate.service_count - SHOWN));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The issue body: what would run, how risky, until when, and how to decide.
 fn describe(plan: &Plan, public_url: Option<&str>) -> String {
     let mut out = format!(
@@ -558,6 +607,7 @@ fn describe(plan: &Plan, public_url: Option<&str>) -> String {
                 .unwrap_or("(see the plan's diff)")
         ));
     }
+    out.push_str(&blast_radius_lines(plan));
     out.push_str("\n**Steps**\n");
     for step in &plan.steps {
         out.push_str(&format!(

@@ -134,14 +134,7 @@ pub(crate) async fn create(
         })?;
     state.metrics.record_audit(true);
     if let Some(check) = &blast_check {
-        if let Err(err) = state
-            .store
-            .record_approval_blast_radius(ctx.tenant(), plan_id, &check.estimate)
-            .await
-        {
-            // The approval and its audit event (which carries the estimate) are stored.
-            tracing::warn!(error = %err, %plan_id, "approval-time blast radius not kept on the plan");
-        }
+        crate::blast::keep_approval_estimate(&state, &plan, check).await;
     }
     let tally = state.store.approval_tally(ctx.tenant(), plan_id).await?;
     // A run already started for this plan waits for the decision: deliver it once the plan is
