@@ -231,6 +231,18 @@ try {
   await main.locator('#plan-changes', { hasText: 'browser test' }).waitFor();
   await shot(main, '15-plan-revision-changes.png');
 
+  step('the plan page draws the blast radius: the changed service highlighted, edges by request rate');
+  await main.locator('#blast-headline', { hasText: '3 services' }).waitFor({ timeout: 15000 });
+  const targetsDrawn = await main.locator('#blast-graph g.node.target').count();
+  if (targetsDrawn !== 1) throw new Error(`expected one highlighted target, saw ${targetsDrawn}`);
+  const targetName = await main.getAttribute('#blast-graph g.node.target', 'data-service');
+  if (targetName !== 'web') throw new Error(`highlighted ${targetName}`);
+  const widthOf = (caller) => main.getAttribute(`#blast-graph line.edge[data-caller="${caller}"]`, 'stroke-width');
+  const [narrow, wide] = [Number(await widthOf('api')), Number(await widthOf('ingress'))];
+  if (!(wide > narrow)) throw new Error(`edge widths do not follow rates: api->web ${narrow}, ingress->api ${wide}`);
+  await main.locator('#blast-radius td', { hasText: 'ingress' }).waitFor();
+  await shot(main, '15b-plan-blast-radius.png');
+
   step('policy what-if on the plan page: a candidate freezing writes shows the step and the rule');
   await main.fill('#whatif-text', 'package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains "writes_frozen" if {\n\tis_write\n}\n');
   await main.click('#whatif-run');

@@ -12,6 +12,7 @@
 //! Run it in release mode: `cargo run --release -p carapulse-bench -- --help`.
 
 mod approvals;
+mod blast;
 mod events;
 mod lists;
 mod load;
@@ -91,7 +92,7 @@ struct Args {
     /// --list-rows rows; not part of all), or load (minutes of mixed traffic against the gateway
     /// binary; not part of all), or year (a year of data: lists, audit verify and export, SSE
     /// resume, then the load mix on two gateways and two workers; not part of all).
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load", "year", "review"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load", "year", "review", "blast"])]
     suite: String,
     /// Rows per table of the large tenant in the lists suite (the small one has 10,000).
     #[arg(long, default_value_t = 1_000_000)]
@@ -1051,6 +1052,12 @@ async fn main() -> anyhow::Result<()> {
     if args.suite == "review" {
         let db = TestDatabase::create().await;
         let result = review::run(&db, 200, 100_000, &mut rows).await;
+        db.drop_now().await;
+        result?;
+    }
+    if args.suite == "blast" {
+        let db = TestDatabase::create().await;
+        let result = blast::run(&db, 300, &mut rows).await;
         db.drop_now().await;
         result?;
     }

@@ -168,6 +168,9 @@ pub struct CallGraph {
     pub services: BTreeMap<String, ServiceInfo>,
     /// When the tenant's newest `calls` edge was observed (`None`: never).
     pub newest_observation: Option<DateTime<Utc>>,
+    /// Target services seen calling others: in the graph even when nobody calls them (an
+    /// upstream read does not return their outgoing edges).
+    pub calling: BTreeSet<String>,
 }
 
 /// Tiers from most to least critical. A label maps by number (`0`, `tier1`, `t-2`) or name.
@@ -390,7 +393,7 @@ pub fn estimate(
     }
     let mut reasons = unresolved;
     for root in &roots {
-        if !seen_in_graph.contains(root) {
+        if !seen_in_graph.contains(root) && !graph.calling.contains(*root) {
             reasons.push(format!("no traffic observed to or from service {root}"));
         }
     }
@@ -424,7 +427,9 @@ pub fn estimate(
         .iter()
         .filter(|e| roots.contains(e.callee.as_str()) && !roots.contains(e.caller.as_str()))
         .map(|e| e.rps)
-        .sum();
+        .sum::<f64>()
+        // An empty sum is -0.0; nobody wants to read "-0.0 req/s".
+        + 0.0;
     let mut services: Vec<AffectedService> = reached
         .iter()
         .map(|(name, d)| {
@@ -529,6 +534,7 @@ mod tests {
                 .collect(),
             services,
             newest_observation: Some(now),
+            calling: BTreeSet::new(),
         }
     }
 

@@ -624,6 +624,92 @@ function whatIf(planId, draft) {
     text, result);
 }
 
+// ---- blast radius ---------------------------------------------------------------------------
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v !== undefined && v !== null) el.setAttribute(k, String(v));
+  }
+  for (const c of children) {
+    if (c === undefined || c === null) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/// The services a change reaches, drawn left to right: callers on the left, the changed
+/// services (highlighted) on the right, one column per hop; an edge is as wide as its share of
+/// the largest request rate. Names are text nodes, never markup.
+function blastGraph(estimate) {
+  const services = estimate.services || [];
+  const edges = estimate.edges || [];
+  if (!services.length) return null;
+  const targets = new Set(estimate.target_services || []);
+  const depth = Math.max(...services.map((s) => s.depth));
+  const columns = new Map();
+  for (const s of services) {
+    if (!columns.has(s.depth)) columns.set(s.depth, []);
+    columns.get(s.depth).push(s);
+  }
+  const colWidth = 190;
+  const rowHeight = 48;
+  const boxW = 150;
+  const boxH = 30;
+  const tallest = Math.max(...[...columns.values()].map((c) => c.length));
+  const width = (depth + 1) * colWidth + 20;
+  const height = tallest * rowHeight + 20;
+  const at = new Map();
+  for (const [d, list] of columns) {
+    list.forEach((s, i) => at.set(s.name, { x: (depth - d) * colWidth + 10, y: i * rowHeight + 10 }));
+  }
+  const maxRps = Math.max(1e-9, ...edges.map((e) => e.rps));
+  const lines = edges.filter((e) => at.has(e.caller) && at.has(e.callee)).map((e) => {
+    const a = at.get(e.caller);
+    const b = at.get(e.callee);
+    const w = (1 + 7 * (e.rps / maxRps)).toFixed(1);
+    return svg('line', {
+      class: 'edge', x1: a.x + boxW, y1: a.y + boxH / 2, x2: b.x, y2: b.y + boxH / 2,
+      'stroke-width': w, 'data-caller': e.caller, 'data-callee': e.callee, 'data-rps': e.rps,
+    }, svg('title', {}, `${e.caller} -> ${e.callee}: ${e.rps.toFixed(1)} req/s, ${(100 * e.error_ratio).toFixed(1)}% errors`));
+  });
+  const nodes = services.map((s) => {
+    const p = at.get(s.name);
+    return svg('g', { class: targets.has(s.name) ? 'node target' : 'node', 'data-service': s.name },
+      svg('rect', { x: p.x, y: p.y, width: boxW, height: boxH, rx: 4 }),
+      svg('text', { x: p.x + 8, y: p.y + 19 }, s.name.length > 20 ? `${s.name.slice(0, 19)}…` : s.name),
+      svg('title', {}, `${s.name}: ${s.depth} hop(s) upstream; ${s.rps_in.toFixed(1)} req/s in`
+        + (s.namespace ? `; namespace ${s.namespace}` : '') + (s.team ? `; team ${s.team}` : '') + (s.tier ? `; tier ${s.tier}` : '')));
+  });
+  return svg('svg', { id: 'blast-graph', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
+    'aria-label': `services reached by this change: ${services.map((s) => s.name).join(', ')}` }, ...lines, ...nodes);
+}
+
+/// The plan page's blast-radius section: the estimate's headline and freshness, the affected
+/// subgraph, and the services with their teams and rates.
+function blastRadiusSection(plan) {
+  const blast = plan.blast_radius;
+  if (!blast) return null;
+  const e = blast.estimate || {};
+  const age = blast.age_secs < 120 ? `${blast.age_secs}s` : blast.age_secs < 7200 ? `${Math.floor(blast.age_secs / 60)}m` : `${Math.floor(blast.age_secs / 3600)}h`;
+  return h('section', { id: 'blast-radius' },
+    h('h2', {}, 'Blast radius'),
+    h('p', { id: 'blast-headline', class: e.unknown ? 'error' : '' }, blast.headline),
+    h('p', { class: 'muted' }, `estimated ${blast.stage === 'approval' ? 'at approval' : 'with this revision'}, ${age} ago`
+      + (e.depth_capped ? `; callers beyond ${e.depth} hops not shown` : '') + (e.truncated ? '; lists cut' : '')),
+    blastGraph(e),
+    (e.services || []).length ? table([
+      ['Service', (s) => s.name],
+      ['Hops', (s) => String(s.depth)],
+      ['Namespace', (s) => s.namespace || ''],
+      ['Team', (s) => s.team || ''],
+      ['Tier', (s) => s.tier || ''],
+      ['Req/s in', (s) => s.rps_in.toFixed(1)],
+    ], e.services) : null);
+}
+
 function planDetail(id) {
   const out = h('div', {});
   fill(view(), out);
@@ -688,6 +774,7 @@ function planDetail(id) {
           runnable ? h('button', { id: 'execute', onclick: execute }, 'Execute') : null),
         message),
       changes,
+      blastRadiusSection(plan),
       h('section', {}, h('h2', {}, 'Steps'), stepsTable(plan.steps || [])),
       planWhatIf,
       h('section', {}, h('h2', {}, 'Policy'), h('pre', {}, JSON.stringify({

@@ -1,10 +1,9 @@
 //! The service-to-service part of the context graph, read for a blast-radius estimate: which
-//! services a plan's targets belong to, and the `calls` edges upstream of them. Three queries
-//! whatever the graph's size — the upstream walk runs in Postgres as a depth-capped recursive
-//! query, so only the reachable part of a large graph is read — and the pure estimate of
-//! [`crate::blast_radius`] does the rest.
+//! services a plan's targets belong to, and the `calls` edges upstream of them, read hop by hop
+//! (one indexed query per hop, so only the reachable part of a large graph is read); the pure
+//! estimate of [`crate::blast_radius`] does the rest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -67,27 +66,32 @@ impl Store {
                 ..Default::default()
             });
         }
-        let root_ids: Vec<String> = roots.iter().map(|s| format!("service/{s}")).collect();
-        // Callers of callers, up to `depth` hops: UNION (not ALL) drops repeated (node, depth)
-        // pairs and the depth bound ends cycles. The edges returned are the ones into nodes
-        // reached below the bound, i.e. the ones the walk can follow.
-        let rows: Vec<(String, String, Option<Value>, DateTime<Utc>)> = sqlx::query_as(
-            "WITH RECURSIVE up(node_id, depth) AS ( \
-                SELECT unnest($2::text[]), 0 \
-                UNION \
-                SELECT e.from_node_id, up.depth + 1 FROM up \
-                JOIN context_edges e ON e.tenant_id = $1 AND e.relation = 'calls' AND e.to_node_id = up.node_id \
-                WHERE up.depth < $3 \
-             ), reached AS (SELECT node_id, min(depth) AS depth FROM up GROUP BY node_id) \
-             SELECT e.from_node_id, e.to_node_id, e.traffic_json, e.updated_at FROM reached r \
-             JOIN context_edges e ON e.tenant_id = $1 AND e.relation = 'calls' AND e.to_node_id = r.node_id \
-             WHERE r.depth <= $3",
-        )
-        .bind(tenant.as_str())
-        .bind(&root_ids)
-        .bind(i32::try_from(depth).unwrap_or(i32::MAX))
-        .fetch_all(&mut *conn)
-        .await?;
+        // Callers of callers, one indexed query per hop (`to_node_id = ANY(frontier)` on the
+        // partial index of `calls` edges), whatever the table's statistics say; each node is
+        // expanded once, so cycles end. The hop past `depth` is read too, to know whether
+        // callers were left beyond the cap.
+        let mut seen: BTreeSet<String> = roots.iter().map(|s| format!("service/{s}")).collect();
+        let mut frontier: Vec<String> = seen.iter().cloned().collect();
+        let mut rows: Vec<(String, String, Option<Value>, DateTime<Utc>)> = Vec::new();
+        for _ in 0..=depth {
+            if frontier.is_empty() {
+                break;
+            }
+            let hop: Vec<(String, String, Option<Value>, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT from_node_id, to_node_id, traffic_json, updated_at FROM context_edges \
+                 WHERE tenant_id = $1 AND relation = 'calls' AND to_node_id = ANY($2)",
+            )
+            .bind(tenant.as_str())
+            .bind(&frontier)
+            .fetch_all(&mut *conn)
+            .await?;
+            frontier = hop
+                .iter()
+                .filter(|(from, ..)| seen.insert(from.clone()))
+                .map(|(from, ..)| from.clone())
+                .collect();
+            rows.extend(hop);
+        }
         let service_name = |id: &str| id.strip_prefix("service/").unwrap_or(id).to_owned();
         let edges: Vec<CallEdge> = rows
             .into_iter()
@@ -102,6 +106,16 @@ impl Store {
                 }
             })
             .collect();
+        let root_ids: Vec<String> = roots.iter().map(|s| format!("service/{s}")).collect();
+        let calling: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT from_node_id FROM context_edges \
+             WHERE tenant_id = $1 AND relation = 'calls' AND from_node_id = ANY($2)",
+        )
+        .bind(tenant.as_str())
+        .bind(&root_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let calling = calling.into_iter().map(|(id,)| service_name(&id)).collect();
         let mut names: Vec<String> = edges
             .iter()
             .flat_map(|e| [e.caller.clone(), e.callee.clone()])
@@ -115,6 +129,7 @@ impl Store {
             edges,
             services,
             newest_observation: newest,
+            calling,
         })
     }
 
@@ -152,11 +167,16 @@ impl Store {
                 ON n.tenant_id = $1 AND n.name = t.name \
                 AND (t.ns = '' OR n.kind = 'service' OR COALESCE(n.labels_json->>'namespace', '') IN ('', t.ns)) \
              ) \
-             SELECT DISTINCT hit.i, s.name FROM hit JOIN context_nodes s ON s.tenant_id = $1 AND s.kind = 'service' \
-             AND (s.node_id = hit.node_id OR EXISTS ( \
-                SELECT 1 FROM context_edges e WHERE e.tenant_id = $1 AND e.relation <> 'calls' \
-                AND ((e.from_node_id = s.node_id AND e.to_node_id = hit.node_id) \
-                  OR (e.to_node_id = s.node_id AND e.from_node_id = hit.node_id)))) \
+             SELECT hit.i, n.name FROM hit JOIN context_nodes n \
+                ON n.tenant_id = $1 AND n.node_id = hit.node_id WHERE hit.kind = 'service' \
+             UNION \
+             SELECT hit.i, s.name FROM hit \
+                JOIN context_edges e ON e.tenant_id = $1 AND e.to_node_id = hit.node_id AND e.relation <> 'calls' \
+                JOIN context_nodes s ON s.tenant_id = $1 AND s.node_id = e.from_node_id AND s.kind = 'service' \
+             UNION \
+             SELECT hit.i, s.name FROM hit \
+                JOIN context_edges e ON e.tenant_id = $1 AND e.from_node_id = hit.node_id AND e.relation <> 'calls' \
+                JOIN context_nodes s ON s.tenant_id = $1 AND s.node_id = e.to_node_id AND s.kind = 'service' \
              ORDER BY 1, 2",
         )
         .bind(tenant.as_str())
