@@ -1,7 +1,7 @@
-# (Named to load after decision.rego: see vendor/regorus/CARAPULSE.md.)
 # Blast radius: who depends on what a plan changes and how much traffic flows through it
 # (`input.blast_radius`, estimated from the service graph before policy is asked). An estimate
-# that could not be made is `unknown`, never zero.
+# that could not be made is `unknown`, never zero. (Named to load after decision.rego: see
+# vendor/regorus/CARAPULSE.md.)
 package policy.assistant.v1
 
 import rego.v1
