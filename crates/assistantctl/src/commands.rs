@@ -1704,58 +1704,6 @@ async fn policy_whatif(
     Ok(())
 }
 
-#[cfg(test)]
-mod verification_text_tests {
-    use super::*;
-
-    #[test]
-    fn diagnostics_say_demo_mode_first_and_name_failures() {
-        let demo = serde_json::json!({
-            "demo": true, "version": "1.0.0",
-            "database": {"ok": true},
-            "orchestrator": {"temporal": {"ok": false, "error": "connection refused"}},
-            "tool_router": {"ok": true, "demo": {"cli_dir": "/src/e2e/fakes", "clis": ["helm", "kubectl"]}},
-            "policy": {"files": ["a.rego", "b.rego"]},
-        });
-        let text = diagnostics_text(&demo);
-        assert!(
-            text.starts_with("DEMO MODE: the tool router runs recording fakes (helm, kubectl) from /src/e2e/fakes"),
-            "{text}"
-        );
-        assert!(text.contains("FAILING: connection refused"), "{text}");
-        assert!(text.contains("policy_files  2\n"), "{text}");
-        let real = serde_json::json!({"demo": false, "tool_router": {"ok": true}});
-        assert!(
-            !diagnostics_text(&real).contains("DEMO"),
-            "no banner without demo mode"
-        );
-    }
-
-    #[test]
-    fn captures_preconditions_and_samples_are_printed() {
-        let v = json!({
-            "captures": {"revision": {"value": 4, "path": ".version"}},
-            "preconditions": [{"passed": true, "checks": [{"outcome": {"verdict": "passed", "reason": ".replicas >= 3 holds"}}]}],
-            "analyses": [{"ordinal": 2, "verdict": "failed", "reason": "0.31 <= 0.05 is false",
-                          "samples": [{"number": 1, "verdict": "failed", "measured": ["0.31"], "threshold": 0.05, "at": "t1"}]}],
-            "awaiting_decision": true
-        });
-        let text = verification_text(&v);
-        assert!(text.contains("revision = 4  (.version)"), "{text}");
-        assert!(text.contains("Preconditions: met"), "{text}");
-        assert!(
-            text.contains("Analysis of step 2: failed (0.31 <= 0.05 is false)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("[\"0.31\"]") && text.contains("0.05"),
-            "{text}"
-        );
-        assert!(text.contains("exec decide"), "{text}");
-        assert_eq!(verification_text(&json!(null)), "");
-    }
-}
-
 /// `6 services, ... (at approval, 3m ago)` from a plan's `blast_radius`; `-` for plans made
 /// before estimates existed.
 fn blast_radius_line(blast: &Value) -> String {
@@ -1819,4 +1767,56 @@ fn affected_services(blast: &Value) -> String {
         out.push_str(&format!("... and {} more\n", total as usize - ROWS));
     }
     out
+}
+
+#[cfg(test)]
+mod verification_text_tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_say_demo_mode_first_and_name_failures() {
+        let demo = serde_json::json!({
+            "demo": true, "version": "1.0.0",
+            "database": {"ok": true},
+            "orchestrator": {"temporal": {"ok": false, "error": "connection refused"}},
+            "tool_router": {"ok": true, "demo": {"cli_dir": "/src/e2e/fakes", "clis": ["helm", "kubectl"]}},
+            "policy": {"files": ["a.rego", "b.rego"]},
+        });
+        let text = diagnostics_text(&demo);
+        assert!(
+            text.starts_with("DEMO MODE: the tool router runs recording fakes (helm, kubectl) from /src/e2e/fakes"),
+            "{text}"
+        );
+        assert!(text.contains("FAILING: connection refused"), "{text}");
+        assert!(text.contains("policy_files  2\n"), "{text}");
+        let real = serde_json::json!({"demo": false, "tool_router": {"ok": true}});
+        assert!(
+            !diagnostics_text(&real).contains("DEMO"),
+            "no banner without demo mode"
+        );
+    }
+
+    #[test]
+    fn captures_preconditions_and_samples_are_printed() {
+        let v = json!({
+            "captures": {"revision": {"value": 4, "path": ".version"}},
+            "preconditions": [{"passed": true, "checks": [{"outcome": {"verdict": "passed", "reason": ".replicas >= 3 holds"}}]}],
+            "analyses": [{"ordinal": 2, "verdict": "failed", "reason": "0.31 <= 0.05 is false",
+                          "samples": [{"number": 1, "verdict": "failed", "measured": ["0.31"], "threshold": 0.05, "at": "t1"}]}],
+            "awaiting_decision": true
+        });
+        let text = verification_text(&v);
+        assert!(text.contains("revision = 4  (.version)"), "{text}");
+        assert!(text.contains("Preconditions: met"), "{text}");
+        assert!(
+            text.contains("Analysis of step 2: failed (0.31 <= 0.05 is false)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[\"0.31\"]") && text.contains("0.05"),
+            "{text}"
+        );
+        assert!(text.contains("exec decide"), "{text}");
+        assert_eq!(verification_text(&json!(null)), "");
+    }
 }

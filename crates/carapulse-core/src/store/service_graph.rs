@@ -15,6 +15,12 @@ use super::{Store, StoreError};
 
 use super::context::Traffic;
 
+/// `name, namespace, team, tier` of a service.
+type ServiceRow = (String, Option<String>, Option<String>, Option<String>);
+
+/// `from_node_id, to_node_id, traffic_json, updated_at` of a `calls` edge.
+type CallRow = (String, String, Option<Value>, DateTime<Utc>);
+
 impl Store {
     /// The blast radius of changing `targets` in `tenant`'s graph, walking callers up to
     /// `depth` hops.
@@ -72,12 +78,12 @@ impl Store {
         // callers were left beyond the cap.
         let mut seen: BTreeSet<String> = roots.iter().map(|s| format!("service/{s}")).collect();
         let mut frontier: Vec<String> = seen.iter().cloned().collect();
-        let mut rows: Vec<(String, String, Option<Value>, DateTime<Utc>)> = Vec::new();
+        let mut rows: Vec<CallRow> = Vec::new();
         for _ in 0..=depth {
             if frontier.is_empty() {
                 break;
             }
-            let hop: Vec<(String, String, Option<Value>, DateTime<Utc>)> = sqlx::query_as(
+            let hop: Vec<CallRow> = sqlx::query_as(
                 "SELECT from_node_id, to_node_id, traffic_json, updated_at FROM context_edges \
                  WHERE tenant_id = $1 AND relation = 'calls' AND to_node_id = ANY($2)",
             )
@@ -203,7 +209,7 @@ impl Store {
         names: &[String],
     ) -> Result<BTreeMap<String, ServiceInfo>, StoreError> {
         let ids: Vec<String> = names.iter().map(|n| format!("service/{n}")).collect();
-        let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<ServiceRow> = sqlx::query_as(
             "SELECT s.name, \
                COALESCE(NULLIF(s.labels_json->>'namespace', ''), ( \
                  SELECT n.labels_json->>'namespace' FROM context_edges e \

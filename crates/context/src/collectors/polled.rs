@@ -400,12 +400,12 @@ impl Polled {
     }
 }
 
+/// (client, server) -> (rate, sample time in Unix seconds).
+type PairRates = BTreeMap<(String, String), (f64, Option<f64>)>;
+
 /// One instant-vector sample per (client, server) pair of a service-graph query: its value
 /// and sample time.
-fn pair_rates(
-    out: &Value,
-    query: &ServiceGraphQuery,
-) -> Result<BTreeMap<(String, String), (f64, Option<f64>)>, CollectError> {
+fn pair_rates(out: &Value, query: &ServiceGraphQuery) -> Result<PairRates, CollectError> {
     let series = out
         .pointer("/data/result")
         .and_then(Value::as_array)
