@@ -29,6 +29,9 @@ pub const STALE_AFTER_SECS: i64 = 15 * 60;
 /// Most services and edges an estimate lists (its totals still count everything walked).
 pub const MAX_LISTED_SERVICES: usize = 300;
 pub const MAX_LISTED_EDGES: usize = 600;
+/// Most targets one estimate resolves (a step listing thousands of names is not walked: its
+/// estimate is unknown, and says why).
+pub const MAX_TARGETS: usize = 200;
 
 /// What one write step changes, as named by its input.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -342,6 +345,14 @@ pub fn estimate(
         none.unknown_reasons.clear();
         none.depth = depth;
         return none;
+    }
+    if targets.len() > MAX_TARGETS {
+        let count = targets.len();
+        return BlastEstimate::unknown(
+            targets,
+            format!("{count} targets: more than the {MAX_TARGETS} an estimate resolves"),
+            now,
+        );
     }
     let fresh_after = now - chrono::Duration::seconds(STALE_AFTER_SECS);
     match graph.newest_observation {
@@ -658,6 +669,21 @@ mod tests {
         assert_eq!(
             e.unknown_reasons,
             vec!["no traffic observed to or from service lonely"]
+        );
+    }
+
+    #[test]
+    fn too_many_targets_are_unknown_not_walked() {
+        let now = Utc::now();
+        let many: Vec<StepTarget> = (0..=MAX_TARGETS).map(|i| t(&format!("w{i}"))).collect();
+        let e = estimate(many, &CallGraph::default(), 4, now);
+        assert!(e.unknown);
+        assert_eq!(
+            e.unknown_reasons,
+            vec![format!(
+                "{} targets: more than the {MAX_TARGETS} an estimate resolves",
+                MAX_TARGETS + 1
+            )]
         );
     }
 

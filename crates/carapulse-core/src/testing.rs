@@ -277,6 +277,7 @@ pub fn sample_plan(
         plan_text: None,
         meta: serde_json::json!({}),
         steps,
+        planning_record: None,
     }
 }
 

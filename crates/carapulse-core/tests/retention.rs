@@ -70,6 +70,12 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
         "INSERT INTO policy_impact_jobs (job_id, tenant_id, requested_by, status, window_json, updated_at) \
          VALUES (gen_random_uuid(), 'acme', 'alice', 'done', '{}', now() - interval '1 day')",
         "ALTER TABLE policy_impact_jobs ENABLE TRIGGER policy_impact_jobs_event",
+        // planning records (replay's input): 4 from 31 days ago, 2 from yesterday (replica
+        // mode: no plans behind them)
+        "INSERT INTO planning_records (record_id, plan_id, revision, tenant_id, recorded_at, record_json) \
+         SELECT gen_random_uuid(), gen_random_uuid(), 1, 'acme', now() - interval '31 days', '{}' FROM generate_series(1, 4)",
+        "INSERT INTO planning_records (record_id, plan_id, revision, tenant_id, recorded_at, record_json) \
+         SELECT gen_random_uuid(), gen_random_uuid(), 1, 'acme', now() - interval '1 day', '{}' FROM generate_series(1, 2)",
     ] {
         sqlx::query(sql).execute(&mut *conn).await.unwrap();
     }
@@ -85,8 +91,10 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
             webhook_deliveries: 6,
             policy_decisions: 9,
             impact_jobs: 2,
+            planning_records: 4,
         }
     );
+    assert_eq!(count(&db, "SELECT count(*) FROM planning_records").await, 2);
     assert_eq!(
         count(&db, "SELECT count(*) FROM policy_impact_jobs").await,
         1

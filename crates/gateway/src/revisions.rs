@@ -126,6 +126,7 @@ pub(crate) async fn revise(
         map.insert("revision_summary".into(), json!(change_summary));
     }
     let change = NewRevision {
+        planning_record: new_plan.planning_record,
         summary: new_plan.summary,
         intent: new_plan.intent,
         constraints: new_plan.constraints,

@@ -117,7 +117,7 @@ impl AppState {
     }
 
     /// Like [`decide`](Self::decide) for a plan: policy also sees what each step verifies and
-    /// the plan's blast radius.
+    /// the plan's blast radius. Returns the input too (the planning record keeps it).
     #[allow(clippy::too_many_arguments)]
     pub fn decide_plan<'a>(
         &self,
@@ -128,11 +128,12 @@ impl AppState {
         risk: &RiskAssessment,
         steps: impl IntoIterator<Item = carapulse_core::policy::StepVerification<'a>>,
         blast_radius: Option<&carapulse_core::blast_radius::BlastEstimate>,
-    ) -> PolicyOutcome {
+    ) -> (PolicyOutcome, PolicyInput) {
         let input = Self::input(ctx, action, action_type, context, risk)
             .with_steps(steps)
             .with_blast_radius(blast_radius);
-        self.evaluate(input, action)
+        let outcome = self.evaluate_input(&input, action);
+        (outcome, input)
     }
 
     /// The policy input of `ctx`'s request, at this moment.
@@ -155,11 +156,15 @@ impl AppState {
     }
 
     fn evaluate(&self, input: PolicyInput, action: &str) -> PolicyOutcome {
-        let outcome = self.policy.current().evaluate(&input);
+        self.evaluate_input(&input, action)
+    }
+
+    fn evaluate_input(&self, input: &PolicyInput, action: &str) -> PolicyOutcome {
+        let outcome = self.policy.current().evaluate(input);
         if let Some(err) = &outcome.error {
             tracing::error!(error = %err, action, "policy evaluation failed; denying");
         }
-        self.keep_decision(&input, action, &outcome);
+        self.keep_decision(input, action, &outcome);
         self.metrics
             .record_decision(action, outcome.decision.as_str());
         outcome

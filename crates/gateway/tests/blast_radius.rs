@@ -125,6 +125,8 @@ async fn plans_carry_their_blast_radius_and_policy_reads_it() {
         reasons(&created).contains(&"unknown_blast_radius".to_owned()),
         "{created}"
     );
+    // acme has no graph: nothing to snapshot (other's graph is never taken).
+    assert_eq!(created["plan"]["meta"]["context_snapshot_id"], Value::Null);
     assert_eq!(
         created["plan"]["constraints"]["approvals_required"],
         Value::Null
@@ -170,6 +172,56 @@ async fn plans_carry_their_blast_radius_and_policy_reads_it() {
     let id = created["plan_id"].as_str().unwrap();
     let (_, got) = app.get(&format!("/v1/plans/{id}"), &alice).await;
     assert_eq!(got["blast_radius"]["estimate"]["rps"], 40.0);
+    // What planning saw is kept for replay: a snapshot of acme's graph taken for it, reused
+    // while fresh, replaced once stale.
+    let snapshot = got["meta"]["context_snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (source, nodes): (String, i64) = sqlx::query_as(
+        "SELECT source, jsonb_array_length(nodes_json)::bigint FROM context_snapshots \
+         WHERE snapshot_id = $1::uuid AND tenant_id = 'acme'",
+    )
+    .bind(&snapshot)
+    .fetch_one(app.db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!((source.as_str(), nodes), ("planning", 4));
+    // The plan's planning record holds what decided it: the policy input with the estimate,
+    // the outcome, the snapshot.
+    let plan_id = carapulse_core::model::PlanId::parse(id).unwrap();
+    let (_, record) = app
+        .db
+        .store
+        .planning_record(&TenantId::parse("acme").unwrap(), plan_id, 1)
+        .await
+        .unwrap()
+        .expect("planning record");
+    assert_eq!(record["version"], 1);
+    assert_eq!(record["trigger"], "manual");
+    assert_eq!(record["context_snapshot_id"], snapshot.as_str());
+    assert_eq!(record["policy"]["input"]["action"]["name"], "plan.create");
+    assert_eq!(record["policy"]["input"]["blast_radius"]["rps"], 40.0);
+    assert_eq!(record["policy"]["outcome"]["decision"], "require_approval");
+    assert_eq!(
+        record["policy"]["outcome"]["constraints"]["approvals_required"],
+        2
+    );
+    assert_eq!(record["llm_request"], Value::Null, "no model planned it");
+    let (_, again) = app.post("/v1/plans", &alice, &scale_plan()).await;
+    assert_eq!(
+        again["plan"]["meta"]["context_snapshot_id"],
+        snapshot.as_str()
+    );
+    sqlx::query("UPDATE context_snapshots SET collected_at = now() - interval '11 minutes'")
+        .execute(app.db.store.pool())
+        .await
+        .unwrap();
+    let (_, later) = app.post("/v1/plans", &alice, &scale_plan()).await;
+    let newer = later["plan"]["meta"]["context_snapshot_id"]
+        .as_str()
+        .unwrap();
+    assert_ne!(newer, snapshot, "a stale snapshot is replaced");
     // The estimate is what policy was asked: the kept decision input carries it (decisions
     // are written in the background).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -287,6 +339,18 @@ async fn an_approval_is_refused_when_the_blast_radius_grew_until_the_plan_is_rev
     assert_eq!(status, 201, "{revised}");
     let (_, plan) = app.get(&format!("/v1/plans/{id}"), &alice).await;
     assert_eq!(plan["constraints"]["approvals_required"], 2, "{plan}");
+    // Each revision has its own planning record.
+    let plan_id = carapulse_core::model::PlanId::parse(&id).unwrap();
+    for (revision, rps) in [(1, 20.0), (2, 450.0)] {
+        let (_, record) = app
+            .db
+            .store
+            .planning_record(&acme, plan_id, revision)
+            .await
+            .unwrap()
+            .expect("planning record");
+        assert_eq!(record["policy"]["input"]["blast_radius"]["rps"], rps);
+    }
     assert_eq!(plan["blast_radius"]["estimate"]["rps"], 450.0);
     let (status, first) = app.post("/v1/approvals", &bob, &approve).await;
     assert_eq!(status, 201, "{first}");

@@ -264,6 +264,33 @@ async fn the_llm_planner_redacts_and_risk_is_recomputed() {
         body.contains("WebLatencyHigh"),
         "firing alerts are evidence"
     );
+    // The planning record keeps what the model was asked and answered, redacted.
+    let plan_id =
+        carapulse_core::model::PlanId::parse(created["plan_id"].as_str().unwrap()).unwrap();
+    let (_, record) = store
+        .planning_record(
+            &carapulse_core::model::TenantId::parse("acme").unwrap(),
+            plan_id,
+            1,
+        )
+        .await
+        .unwrap()
+        .expect("planning record");
+    let asked = record["llm_request"]["user"].as_str().unwrap();
+    assert!(
+        asked.contains("web-canary") && asked.contains("WebLatencyHigh"),
+        "{asked}"
+    );
+    assert!(!record.to_string().contains("S3cretPassw0rd"));
+    assert!(record["llm_request"]["system"].as_str().is_some());
+    assert!(
+        record["llm_response"]
+            .as_str()
+            .is_some_and(|a| a.contains("\"rollout-restart\"")),
+        "{record}"
+    );
+    assert_eq!(record["planner"]["label"], "llm:openai");
+    assert_eq!(record["planner"]["model"], "gpt-test");
 
     let metrics = app
         .http

@@ -56,8 +56,12 @@ async fn broken_policy_at_reload_keeps_the_last_good_one() {
         good.replace("package policy.assistant.v1", "package somewhere.else"),
     )
     .expect("rename package");
-    for f in ["deny.rego", "helpers.rego", "write.rego"] {
-        let path = dir.path().join(f);
+    // Every other module too (whatever files the project ships), so the package is gone.
+    for entry in std::fs::read_dir(dir.path()).expect("policy dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rego") || path == decision {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).expect("read");
         std::fs::write(
             &path,

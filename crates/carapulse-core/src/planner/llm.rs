@@ -262,6 +262,9 @@ impl LlmPlanner {
                     notes,
                     neutralised: prompt.neutralised,
                     fallback_reason: None,
+                    request: Some(
+                        serde_json::json!({"system": prompt.system, "user": prompt.user}),
+                    ),
                 })
             }
             Err(error) => {

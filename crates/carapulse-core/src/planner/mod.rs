@@ -67,6 +67,8 @@ pub struct PlanDraft {
     pub neutralised: usize,
     /// Set when the rule planner ran because the model failed.
     pub fallback_reason: Option<String>,
+    /// What the model was asked (`{system, user}`, redacted), kept in the planning record.
+    pub request: Option<serde_json::Value>,
 }
 
 impl PlanDraft {

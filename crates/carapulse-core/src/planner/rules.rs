@@ -74,6 +74,7 @@ impl RulePlan {
             notes: vec![format!("rule: {}", self.rule)],
             neutralised: 0,
             fallback_reason: None,
+            request: None,
         })
     }
 }

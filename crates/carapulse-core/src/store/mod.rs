@@ -19,6 +19,7 @@ mod library;
 mod memory;
 mod page;
 mod plan_writer;
+mod planning_records;
 mod plans;
 mod retention;
 mod revisions;
@@ -52,6 +53,7 @@ pub use executions::{
 pub use library::{MemoryRecord, Shelf, Versioned};
 pub use page::{CountMode, Page, PageCursor, PageError, Paged, MAX_OFFSET, MAX_PAGE_SIZE};
 pub use plan_writer::PlanWriter;
+pub use planning_records::{capped as capped_planning_record, MAX_RECORD_BYTES};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
 pub use retention::{Pruned, RetentionPolicy};
 pub use revisions::{NewRevision, PlanRevision, Revised, MAX_REVISIONS};

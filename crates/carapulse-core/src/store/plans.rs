@@ -35,6 +35,8 @@ pub struct NewPlan {
     pub plan_text: Option<String>,
     pub meta: Value,
     pub steps: Vec<StepDraft>,
+    /// What planning saw (`planning_records`), stored with the plan as its revision 1.
+    pub planning_record: Option<Value>,
 }
 
 /// Filters of `GET /v1/plans`.
@@ -247,6 +249,15 @@ impl Store {
             .map(|p| (p.plan_id.0, p.tenant_id.as_str(), p.steps.as_slice()))
             .collect();
         insert_steps(&mut tx, &items).await?;
+        let records: Vec<(Uuid, i32, &str, &Value)> = plans
+            .iter()
+            .filter_map(|p| {
+                p.planning_record
+                    .as_ref()
+                    .map(|r| (p.plan_id.0, 1, p.tenant_id.as_str(), r))
+            })
+            .collect();
+        super::planning_records::insert_planning_records(&mut tx, &records).await?;
         let ids: Vec<Uuid> = plans.iter().map(|p| p.plan_id.0).collect();
         let stored = load_plans(&mut tx, &ids).await?;
         // Last before commit: the audit append locks each tenant's chain head until commit.

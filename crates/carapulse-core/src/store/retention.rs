@@ -39,6 +39,8 @@ pub struct Pruned {
     pub policy_decisions: u64,
     /// Ended (or abandoned) policy impact jobs, kept as long as the decisions they re-ran.
     pub impact_jobs: u64,
+    /// Planning records (what incident replay reads), kept as long as policy decisions.
+    pub planning_records: u64,
 }
 
 impl Store {
@@ -82,6 +84,14 @@ impl Store {
                     "policy_decisions",
                     "decision_id",
                     "decided_at < now() - make_interval(hours => $1::int)",
+                    policy.policy_decision_hours,
+                )
+                .await?,
+            planning_records: self
+                .prune_table(
+                    "planning_records",
+                    "record_id",
+                    "recorded_at < now() - make_interval(hours => $1::int)",
                     policy.policy_decision_hours,
                 )
                 .await?,

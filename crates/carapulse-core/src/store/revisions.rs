@@ -36,6 +36,8 @@ pub struct NewRevision {
     pub steps: Vec<StepDraft>,
     pub revised_by: String,
     pub note: Option<String>,
+    /// What planning saw for this revision (`planning_records`).
+    pub planning_record: Option<Value>,
 }
 
 /// One stored revision: the plan as it was, and who made it.
@@ -241,6 +243,13 @@ impl Store {
             snapshot: snapshot(&plan, Some(&change.policy_reasons)),
         };
         insert_revision(&mut tx, tenant, &revision).await?;
+        if let Some(record) = &change.planning_record {
+            super::planning_records::insert_planning_records(
+                &mut tx,
+                &[(plan_id.0, next, tenant.as_str(), record)],
+            )
+            .await?;
+        }
         let mut audit = audit.resource("plan", plan_id);
         if let Value::Object(map) = &mut audit.context {
             map.insert("from_revision".into(), json!(current.revision));

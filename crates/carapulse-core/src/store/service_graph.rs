@@ -31,7 +31,8 @@ impl Store {
         depth: u32,
         now: DateTime<Utc>,
     ) -> Result<BlastEstimate, StoreError> {
-        if targets.is_empty() {
+        // Nothing to read for no targets, or for more than an estimate resolves.
+        if targets.is_empty() || targets.len() > blast_radius::MAX_TARGETS {
             return Ok(blast_radius::estimate(
                 targets,
                 &CallGraph::default(),
@@ -265,5 +266,21 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// The newest context snapshot of `tenant`: its id and when it was collected.
+    pub async fn latest_context_snapshot(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<(uuid::Uuid, DateTime<Utc>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT snapshot_id, collected_at FROM context_snapshots WHERE tenant_id = $1 \
+             ORDER BY collected_at DESC, snapshot_id DESC LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(self.pool())
+        .await?)
     }
 }

@@ -502,7 +502,8 @@ pub(crate) async fn prepare_plan(
         ActionType::Read
     };
     let blast_radius = crate::blast::estimate(&state, &tenant, &steps).await;
-    let outcome = state.decide_plan(
+    let context_snapshot_id = crate::replay_record::planning_snapshot(&state, &tenant).await;
+    let (outcome, policy_input) = state.decide_plan(
         &ctx,
         "plan.create",
         action_type,
@@ -552,9 +553,19 @@ pub(crate) async fn prepare_plan(
             (None, None) => "caller".to_owned(),
         }),
         plan_text: draft.as_ref().and_then(|d| d.plan_text.clone()),
+        planning_record: Some(crate::replay_record::record(
+            &body.trigger,
+            body.alert.as_ref(),
+            draft.as_ref(),
+            unplanned.as_deref(),
+            context_snapshot_id,
+            &policy_input,
+            &outcome,
+        )),
         meta: json!({
             "risk": {"targets": risk.targets, "blast_radius": risk.blast_radius, "reasons": risk.reasons},
             "blast_radius": blast_radius,
+            "context_snapshot_id": context_snapshot_id,
             "workflow": workflow.clone().or_else(|| draft.as_ref().and_then(|d| d.workflow.clone())),
             "alert": body.alert,
             "unplanned": unplanned,
@@ -794,7 +805,7 @@ pub(crate) async fn execute_plan(
     // The estimate the plan was decided (or approved) with: execute asks policy creation's
     // question, so the answers agree unless policy itself changed.
     let blast_radius = crate::blast::stored(&plan);
-    let outcome = state.decide_plan(
+    let (outcome, _) = state.decide_plan(
         &ctx,
         "plan.execute",
         action_type,

@@ -163,6 +163,7 @@ impl Env {
             plan_text: None,
             meta: json!({}),
             steps,
+            planning_record: None,
         };
         let audit = AuditEntry::new(
             tenant.clone(),
