@@ -459,11 +459,15 @@ fn compiled_and_interpreted_agree_on_blast_radius_inputs() {
                                     ),
                                     "{input}"
                                 );
+                                let explained = engine.explain_interpreted_json(&input).unwrap();
                                 assert_eq!(
                                     engine.explain_json(&input).unwrap(),
-                                    engine.explain_interpreted_json(&input).unwrap(),
+                                    explained,
                                     "{input}"
                                 );
+                                let (judged, judged_rules) = engine.judge_json(&input);
+                                assert_eq!(judged.decision, interpreted.decision, "{input}");
+                                assert_eq!(judged_rules.unwrap(), explained, "{input}");
                                 if a.iter().any(|r| r == "large_blast_radius") {
                                     large_seen += 1;
                                 }
@@ -492,6 +496,10 @@ fn compiled_and_interpreted_explanations_agree() {
         engine.explains_compiled_path(),
         "the explaining rules compile to RVM entry points"
     );
+    assert!(
+        engine.judges_in_one_run(),
+        "the judgement rule compiles with the project policies"
+    );
     let mut compared = 0usize;
     let mut mismatches = Vec::new();
     for roles in [&["viewer"][..], &["operator"], &[]] {
@@ -517,6 +525,31 @@ fn compiled_and_interpreted_explanations_agree() {
                                     let compiled = engine.explain_json(&input).unwrap();
                                     let interpreted =
                                         engine.explain_interpreted_json(&input).unwrap();
+                                    // The one-run judgement gives both answers the same way.
+                                    let (judged, judged_rules) = engine.judge_json(&input);
+                                    let decided = engine.evaluate_interpreted_json(&input);
+                                    let mut a = judged.reasons.clone();
+                                    let mut b = decided.reasons.clone();
+                                    a.sort();
+                                    b.sort();
+                                    assert_eq!(
+                                        (
+                                            &judged.decision,
+                                            judged.ttl,
+                                            &judged.constraints,
+                                            &a,
+                                            &judged.error
+                                        ),
+                                        (
+                                            &decided.decision,
+                                            decided.ttl,
+                                            &decided.constraints,
+                                            &b,
+                                            &decided.error
+                                        ),
+                                        "{input}"
+                                    );
+                                    assert_eq!(judged_rules.unwrap(), interpreted, "{input}");
                                     compared += 1;
                                     assert!(!compiled.is_empty(), "a decision is always named");
                                     if compiled != interpreted {

@@ -100,16 +100,13 @@ pub(crate) fn compile_candidate(
 
 /// One policy's answer with the rules behind it.
 fn judge(engine: &PolicyEngine, input: &PolicyInput) -> Value {
-    // Encoded once for the decision and its explanation (a failed encoding denies, as
-    // `evaluate` says).
-    let document = serde_json::to_value(input).ok();
-    let outcome = match &document {
-        Some(document) => engine.evaluate_json(document),
-        None => engine.evaluate(input),
+    // Encoded once, decided and explained in one VM run where the policy compiled (a failed
+    // encoding denies, as `evaluate` says).
+    let (outcome, rules) = match serde_json::to_value(input) {
+        Ok(document) => engine.judge_json(&document),
+        Err(_) => (engine.evaluate(input), Ok(Vec::new())),
     };
-    let rules = document
-        .and_then(|document| engine.explain_json(&document).ok())
-        .unwrap_or_default();
+    let rules = rules.unwrap_or_default();
     json!({
         "decision": outcome.decision,
         "reasons": outcome.reasons,

@@ -176,7 +176,15 @@ pub struct PolicyEngine {
     /// The program's entry point index of each explaining rule, found once per load; `None`
     /// when they are not all compiled (explanations then run on the interpreter).
     explaining_entries: Option<Vec<usize>>,
+    /// The entry point of [`JUDGEMENT_RULE`]: `outputs` and every explaining rule in one VM
+    /// run (what-if asks for both), when it compiled.
+    judgement_entry: Option<usize>,
 }
+
+/// A rule the engine adds to the compiled program only (never to the interpreter or the files
+/// operators see): `{"outputs": outputs, "<explaining rule>": <its value>, ...}`, so one VM run
+/// answers a decision and its explanation, sharing every rule they both use.
+const JUDGEMENT_RULE: &str = "carapulse_judgement";
 
 impl Clone for PolicyEngine {
     fn clone(&self) -> Self {
@@ -191,6 +199,7 @@ impl Clone for PolicyEngine {
             explaining_rules: self.explaining_rules.clone(),
             rule_heads: self.rule_heads.clone(),
             explaining_entries: self.explaining_entries.clone(),
+            judgement_entry: self.judgement_entry,
         }
     }
 }
@@ -284,6 +293,11 @@ impl PolicyEngine {
                 })
                 .collect::<Option<Vec<usize>>>()
         });
+        let judgement_entry = program.as_deref().and_then(|program| {
+            program
+                .entry_points
+                .get_index_of(&format!("data.{package}.{JUDGEMENT_RULE}"))
+        });
         Ok(Self {
             template: engine,
             pool: Pool::default(),
@@ -295,6 +309,7 @@ impl PolicyEngine {
             explaining_rules,
             rule_heads,
             explaining_entries,
+            judgement_entry,
         })
     }
 
@@ -413,6 +428,11 @@ impl PolicyEngine {
         }
     }
 
+    /// Whether a what-if judgement (decision and explanation) is one VM run.
+    pub fn judges_in_one_run(&self) -> bool {
+        self.program.is_some() && self.judgement_entry.is_some()
+    }
+
     /// Whether explanations run on the compiled program.
     pub fn explains_compiled_path(&self) -> bool {
         self.program.is_some() && self.explaining_entries.is_some()
@@ -444,6 +464,64 @@ impl PolicyEngine {
         }
         self.vms.give(vm);
         Ok(self.hits(values))
+    }
+
+    /// A decision and its explanation together (what-if): one VM run of the judgement rule
+    /// when it compiled and is defined for `input`, else [`Self::evaluate_json`] and
+    /// [`Self::explain_json`]. The differential test holds both ways to the same answers.
+    pub fn judge_json(&self, input: &Value) -> (PolicyOutcome, Result<Vec<RuleHit>, String>) {
+        if let (Some(program), Some(entry)) = (&self.program, self.judgement_entry) {
+            match self.judge_compiled(program, entry, input) {
+                Ok(Some(answer)) => return answer,
+                Ok(None) => {}
+                Err(err) => return (PolicyOutcome::failed(err.clone()), Err(err)),
+            }
+        }
+        (self.evaluate_json(input), self.explain_json(input))
+    }
+
+    /// `None` when the judgement is undefined for this input (a member rule is undefined).
+    #[allow(clippy::type_complexity)]
+    fn judge_compiled(
+        &self,
+        program: &std::sync::Arc<regorus::rvm::program::Program>,
+        entry: usize,
+        input: &Value,
+    ) -> Result<Option<(PolicyOutcome, Result<Vec<RuleHit>, String>)>, String> {
+        use serde::Deserialize;
+        let input = regorus::Value::deserialize(input)
+            .map_err(|err| format!("cannot load policy input: {err}"))?;
+        let mut vm = self.vm(program);
+        vm.set_input(input);
+        let value = vm
+            .execute_entry_point_by_index(entry)
+            .map_err(|err| format!("evaluating {JUDGEMENT_RULE}: {err}"))?;
+        self.vms.give(vm);
+        if value == regorus::Value::Undefined {
+            return Ok(None);
+        }
+        let Ok(Value::Object(mut members)) = serde_json::to_value(&value) else {
+            return Err(format!("{JUDGEMENT_RULE} is not an object"));
+        };
+        let outcome = match members.remove("outputs") {
+            Some(Value::Object(mut map)) => {
+                let mut take = |k: &str| map.remove(k).filter(|v| !v.is_null());
+                outcome_from([
+                    take("decision"),
+                    take("constraints"),
+                    take("ttl"),
+                    take("reasons"),
+                ])
+                .unwrap_or_else(PolicyOutcome::failed)
+            }
+            _ => PolicyOutcome::failed("outputs is not an object".into()),
+        };
+        let values: Vec<(&String, Value)> = self
+            .explaining_rules
+            .iter()
+            .filter_map(|rule| members.remove(rule.as_str()).map(|v| (rule, v)))
+            .collect();
+        Ok(Some((outcome, Ok(self.hits(values)))))
     }
 
     /// [`Self::explain_json`] on the interpreter, whatever is compiled (the differential test).
@@ -685,6 +763,41 @@ fn compile_outputs(
     explaining: &[String],
 ) -> Option<std::sync::Arc<regorus::rvm::program::Program>> {
     let entry = format!("data.{package}.outputs");
+    let judgement = format!("data.{package}.{JUDGEMENT_RULE}");
+    let explaining_paths: Vec<String> = explaining
+        .iter()
+        .map(|rule| format!("data.{package}.{rule}"))
+        .collect();
+    // First choice: the judgement rule as the root (it reaches `outputs` and every explaining
+    // rule), with each of them also an entry point of its own.
+    let members: Vec<String> = std::iter::once("\"outputs\": outputs".to_owned())
+        .chain(explaining.iter().map(|rule| format!("\"{rule}\": {rule}")))
+        .collect();
+    let module = format!(
+        "package {package}\n\nimport rego.v1\n\n{JUDGEMENT_RULE} := {{{}}}\n",
+        members.join(", ")
+    );
+    let mut with_judgement = engine.clone();
+    if with_judgement
+        .add_policy(format!("{JUDGEMENT_RULE}.rego"), module)
+        .is_ok()
+    {
+        if let Ok(compiled) =
+            with_judgement.compile_with_entrypoint(&regorus::Rc::from(judgement.as_str()))
+        {
+            let mut entries: Vec<&str> = vec![&entry];
+            entries.extend(explaining_paths.iter().map(String::as_str));
+            entries.push(&judgement);
+            match regorus::languages::rego::compiler::Compiler::compile_from_policy(
+                &compiled, &entries,
+            ) {
+                Ok(program) => return Some(program),
+                Err(err) => {
+                    tracing::debug!(error = %err, "judgement rule not compiled; separate entry points");
+                }
+            }
+        }
+    }
     let mut engine = engine.clone();
     let compiled = match engine.compile_with_entrypoint(&regorus::Rc::from(entry.as_str())) {
         Ok(compiled) => compiled,
@@ -693,12 +806,8 @@ fn compile_outputs(
             return None;
         }
     };
-    let explaining: Vec<String> = explaining
-        .iter()
-        .map(|rule| format!("data.{package}.{rule}"))
-        .collect();
     let mut entries: Vec<&str> = vec![&entry];
-    entries.extend(explaining.iter().map(String::as_str));
+    entries.extend(explaining_paths.iter().map(String::as_str));
     let compiler = regorus::languages::rego::compiler::Compiler::compile_from_policy;
     match compiler(&compiled, &entries) {
         Ok(program) => return Some(program),
