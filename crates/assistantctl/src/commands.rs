@@ -1714,14 +1714,7 @@ fn blast_radius_line(blast: &Value) -> String {
         Some("approval") => "at approval",
         _ => "with the revision",
     };
-    let age = blast["age_secs"].as_i64().unwrap_or(0);
-    let age = if age < 120 {
-        format!("{age}s")
-    } else if age < 7200 {
-        format!("{}m", age / 60)
-    } else {
-        format!("{}h", age / 3600)
-    };
+    let age = carapulse_core::blast_radius::age(blast["age_secs"].as_i64().unwrap_or(0));
     format!(
         "{} (estimated {stage}, {age} ago)",
         blast["headline"].as_str().unwrap_or("-")

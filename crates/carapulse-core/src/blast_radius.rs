@@ -323,7 +323,8 @@ impl BlastEstimate {
     }
 }
 
-fn age(secs: i64) -> String {
+/// `42s`, `7m`, `3h`: how long ago, for people.
+pub fn age(secs: i64) -> String {
     match secs.max(0) {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),

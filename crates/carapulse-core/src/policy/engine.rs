@@ -388,16 +388,7 @@ impl PolicyEngine {
             return Err("outputs is undefined".into());
         }
         // Straight to a JSON value: no string in between.
-        let Ok(Value::Object(mut map)) = serde_json::to_value(&value) else {
-            return Err("outputs is not an object".into());
-        };
-        let mut take = |k: &str| map.remove(k).filter(|v| !v.is_null());
-        outcome_from([
-            take("decision"),
-            take("constraints"),
-            take("ttl"),
-            take("reasons"),
-        ])
+        outcome_from_outputs(serde_json::to_value(&value).ok())
     }
 
     fn try_evaluate(&self, input: &Value) -> Result<PolicyOutcome, String> {
@@ -503,19 +494,8 @@ impl PolicyEngine {
         let Ok(Value::Object(mut members)) = serde_json::to_value(&value) else {
             return Err(format!("{JUDGEMENT_RULE} is not an object"));
         };
-        let outcome = match members.remove("outputs") {
-            Some(Value::Object(mut map)) => {
-                let mut take = |k: &str| map.remove(k).filter(|v| !v.is_null());
-                outcome_from([
-                    take("decision"),
-                    take("constraints"),
-                    take("ttl"),
-                    take("reasons"),
-                ])
-                .unwrap_or_else(PolicyOutcome::failed)
-            }
-            _ => PolicyOutcome::failed("outputs is not an object".into()),
-        };
+        let outcome =
+            outcome_from_outputs(members.remove("outputs")).unwrap_or_else(PolicyOutcome::failed);
         let values: Vec<(&String, Value)> = self
             .explaining_rules
             .iter()
@@ -714,6 +694,20 @@ impl PolicyEngine {
         }
         Ok(results)
     }
+}
+
+/// The outcome from the value of the aggregate `outputs` rule (an object of the four outputs).
+fn outcome_from_outputs(outputs: Option<Value>) -> Result<PolicyOutcome, String> {
+    let Some(Value::Object(mut map)) = outputs else {
+        return Err("outputs is not an object".into());
+    };
+    let mut take = |k: &str| map.remove(k).filter(|v| !v.is_null());
+    outcome_from([
+        take("decision"),
+        take("constraints"),
+        take("ttl"),
+        take("reasons"),
+    ])
 }
 
 /// The outcome from the four outputs (each `None` when undefined); a wrong shape is an error, so
