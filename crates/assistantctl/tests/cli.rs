@@ -1497,7 +1497,7 @@ async fn plan_get_states_the_blast_radius() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout.contains(
-            "blast radius  2 services, 1 namespaces, 2 teams, 12.5 req/s (traffic observed"
+            "blast radius  2 services, 1 namespace, 2 teams, 12.5 req/s (traffic observed"
         ),
         "{}",
         out.stdout

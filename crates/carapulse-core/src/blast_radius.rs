@@ -294,8 +294,9 @@ impl BlastEstimate {
         })
     }
 
-    /// One line for cards and the CLI: `6 services, 3 namespaces, 2 teams, 840.5 req/s,
-    /// tier critical (observed 2m ago)`, or `unknown: ...`.
+    /// One line for cards and the CLI: `6 services, 3 namespaces, 1 team, 840.5 req/s, tier
+    /// critical (traffic observed 2m ago)` (`namespaces not labelled` when no service has one),
+    /// or `unknown: ...`.
     pub fn headline(&self, now: DateTime<Utc>) -> String {
         if self.unknown {
             return format!("unknown: {}", self.unknown_reasons.join("; "));
@@ -303,11 +304,17 @@ impl BlastEstimate {
         if self.targets.is_empty() {
             return "none: the plan changes nothing".to_owned();
         }
+        // Services without namespace or team labels leave those unknown, not zero.
+        let labelled = |n: usize, what: &str| match n {
+            0 => format!("{what}s not labelled"),
+            1 => format!("1 {what}"),
+            n => format!("{n} {what}s"),
+        };
         let mut line = format!(
-            "{} services, {} namespaces, {} teams, {:.1} req/s",
-            self.service_count,
-            self.namespaces.len(),
-            self.teams.len(),
+            "{}, {}, {}, {:.1} req/s",
+            labelled(self.service_count, "service"),
+            labelled(self.namespaces.len(), "namespace"),
+            labelled(self.teams.len(), "team"),
             self.rps
         );
         if let Some(tier) = &self.tier {
@@ -694,6 +701,36 @@ mod tests {
         assert!(!e.unknown);
         assert_eq!(e.service_count, 0);
         assert_eq!(e.headline(Utc::now()), "none: the plan changes nothing");
+    }
+
+    #[test]
+    fn headlines_count_in_words_and_never_call_missing_labels_zero() {
+        let now = Utc::now();
+        let g = graph(
+            now,
+            &[("edge", "api", 50.0), ("api", "db", 120.0)],
+            &[&["db"]],
+        );
+        let e = estimate(vec![t("db")], &g, 4, now);
+        assert!(
+            e.headline(now)
+                .starts_with("3 services, 3 namespaces, 3 teams, 120.0 req/s (traffic observed"),
+            "{}",
+            e.headline(now)
+        );
+        let mut bare = g.clone();
+        for info in bare.services.values_mut() {
+            info.namespace = None;
+            info.team = None;
+        }
+        bare.services.get_mut("db").unwrap().team = Some("data".into());
+        let e = estimate(vec![t("db")], &bare, 1, now);
+        assert!(
+            e.headline(now)
+                .starts_with("2 services, namespaces not labelled, 1 team, 120.0 req/s"),
+            "{}",
+            e.headline(now)
+        );
     }
 
     #[test]
