@@ -7,8 +7,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use carapulse_core::blast_radius::{step_targets, BlastEstimate};
-use carapulse_core::model::{Actor, Decision, Plan, StepDraft, TenantId};
-use carapulse_core::policy::{step_calls, ActionType, PolicyInput};
+use carapulse_core::model::{Decision, Plan, StepDraft, TenantId};
 
 use crate::error::ApiError;
 use crate::middleware::RequestContext;
@@ -22,14 +21,6 @@ pub(crate) async fn estimate<'a>(
     steps: impl IntoIterator<Item = &'a StepDraft>,
 ) -> BlastEstimate {
     let targets = step_targets(steps.into_iter().map(|s| (s.tool, &s.action, &s.input)));
-    estimate_targets(state, tenant, targets).await
-}
-
-async fn estimate_targets(
-    state: &AppState,
-    tenant: &TenantId,
-    targets: Vec<carapulse_core::blast_radius::StepTarget>,
-) -> BlastEstimate {
     let now = Utc::now();
     match state
         .store
@@ -52,10 +43,23 @@ async fn estimate_targets(
 /// The estimate a stored plan was last decided or approved with: the approval-time one when
 /// there is one, else the one made with its revision.
 pub(crate) fn stored(plan: &Plan) -> Option<BlastEstimate> {
-    ["blast_radius_at_approval", "blast_radius"]
-        .iter()
-        .find_map(|k| plan.meta.get(*k).filter(|v| !v.is_null()))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    latest(plan).map(|(_, estimate)| estimate)
+}
+
+/// The latest stored estimate and the stage it was made at (`approval` or `revision`).
+fn latest(plan: &Plan) -> Option<(&'static str, BlastEstimate)> {
+    [
+        ("approval", "blast_radius_at_approval"),
+        ("revision", "blast_radius"),
+    ]
+    .iter()
+    .find_map(|(stage, key)| {
+        plan.meta
+            .get(*key)
+            .filter(|v| !v.is_null())
+            .map(|v| (*stage, v))
+    })
+    .and_then(|(stage, v)| serde_json::from_value(v.clone()).ok().map(|e| (stage, e)))
 }
 
 /// `blast_radius` of a plan's JSON: the latest estimate (`stage` says whether it was made
@@ -126,37 +130,12 @@ impl ApprovalCheck {
 pub(crate) async fn check_for_approval(state: &AppState, plan: &Plan) -> ApprovalCheck {
     let drafts: Vec<StepDraft> = plan.steps.iter().map(StepDraft::from).collect();
     let estimate = estimate(state, &plan.tenant_id, &drafts).await;
-    let risk = crate::routes::plans::score(
-        plan.steps
-            .iter()
-            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
-        &plan.intent,
-        &plan.context,
-    );
-    let action_type = if risk.gated() {
-        ActionType::Write
-    } else {
-        ActionType::Read
-    };
     // The creator's question (with the writer roles creating it took), not the approver's;
     // this answer is not a decision of its own, so it is not recorded for policy impact.
-    let creator = Actor {
-        id: plan.created_by.clone(),
-        email: None,
-        roles: state.config.gateway.writer_roles.clone(),
-        tenant_id: plan.tenant_id.clone(),
-    };
-    let input = PolicyInput::new(
-        Some(&creator),
-        "plan.create",
-        action_type,
-        &plan.context,
-        &risk,
-        false,
-        Utc::now(),
-    )
-    .with_steps(plan.steps.iter().map(Into::into))
-    .with_blast_radius(Some(&estimate));
+    let creator = crate::whatif::as_creator(state, plan.tenant_id.clone(), &plan.created_by);
+    let input =
+        crate::whatif::creation_input(&creator, &plan.context, &plan.intent, &drafts, Utc::now())
+            .with_blast_radius(Some(&estimate));
     let outcome = state.policy.current().evaluate(&input);
     let approvals_required = outcome
         .constraints

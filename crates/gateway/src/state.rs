@@ -113,7 +113,10 @@ impl AppState {
         context: &ContextRef,
         risk: &RiskAssessment,
     ) -> PolicyOutcome {
-        self.evaluate(Self::input(ctx, action, action_type, context, risk), action)
+        self.evaluate_input(
+            &Self::input(ctx, action, action_type, context, risk),
+            action,
+        )
     }
 
     /// Like [`decide`](Self::decide) for a plan: policy also sees what each step verifies and
@@ -153,10 +156,6 @@ impl AppState {
             ctx.break_glass,
             chrono::Utc::now(),
         )
-    }
-
-    fn evaluate(&self, input: PolicyInput, action: &str) -> PolicyOutcome {
-        self.evaluate_input(&input, action)
     }
 
     fn evaluate_input(&self, input: &PolicyInput, action: &str) -> PolicyOutcome {

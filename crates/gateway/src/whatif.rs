@@ -130,13 +130,57 @@ pub(crate) fn judged_as(
     ctx: &RequestContext,
     creator: Option<&ActorId>,
 ) -> Actor {
-    let mut actor = ctx.actor.clone();
-    if let Some(creator) = creator {
-        actor.id = creator.clone();
-        actor.email = None;
-        actor.roles = state.config.gateway.writer_roles.clone();
+    match creator {
+        Some(creator) => as_creator(state, ctx.actor.tenant_id.clone(), creator),
+        None => ctx.actor.clone(),
     }
-    actor
+}
+
+/// `creator` of a stored plan of `tenant`, with the writer roles creating it took.
+pub(crate) fn as_creator(
+    state: &AppState,
+    tenant_id: carapulse_core::model::TenantId,
+    creator: &ActorId,
+) -> Actor {
+    Actor {
+        id: creator.clone(),
+        email: None,
+        roles: state.config.gateway.writer_roles.clone(),
+        tenant_id,
+    }
+}
+
+/// The question plan creation puts to policy for `steps` asked by `actor` at `now`: risk
+/// scored from the steps (from the intent when there are none), what each step verifies.
+pub(crate) fn creation_input(
+    actor: &Actor,
+    context: &ContextRef,
+    intent: &Intent,
+    steps: &[StepDraft],
+    now: chrono::DateTime<chrono::Utc>,
+) -> PolicyInput {
+    let risk = crate::routes::plans::score(
+        steps
+            .iter()
+            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
+        intent,
+        context,
+    );
+    let action_type = if risk.gated() {
+        ActionType::Write
+    } else {
+        ActionType::Read
+    };
+    PolicyInput::new(
+        Some(actor),
+        "plan.create",
+        action_type,
+        context,
+        &risk,
+        false,
+        now,
+    )
+    .with_steps(steps.iter().map(Into::into))
 }
 
 /// One question's answers: the loaded policy's, the candidate's, whether they differ.
@@ -160,30 +204,7 @@ pub(crate) fn whatif(
     // One moment for the whole answer: every judgement asks about the same time, and identical
     // questions (steps of the same shape) are answered once.
     let now = chrono::Utc::now();
-    let input_for = |subset: &[StepDraft]| {
-        let risk = crate::routes::plans::score(
-            subset
-                .iter()
-                .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
-            intent,
-            context,
-        );
-        let action_type = if risk.gated() {
-            ActionType::Write
-        } else {
-            ActionType::Read
-        };
-        PolicyInput::new(
-            Some(actor),
-            "plan.create",
-            action_type,
-            context,
-            &risk,
-            false,
-            now,
-        )
-        .with_steps(subset.iter().map(Into::into))
-    };
+    let input_for = |subset: &[StepDraft]| creation_input(actor, context, intent, subset, now);
     let answered: std::sync::Mutex<HashMap<String, Judged>> = std::sync::Mutex::default();
     let both = |input: &PolicyInput| {
         let key = serde_json::to_string(input).ok();

@@ -363,6 +363,5 @@ async fn an_approval_is_refused_when_the_blast_radius_grew_until_the_plan_is_rev
     let (_, plan) = app.get(&format!("/v1/plans/{id}"), &alice).await;
     assert_eq!(plan["blast_radius"]["stage"], "approval", "{plan}");
     assert!(plan["blast_radius"]["age_secs"].as_i64().unwrap() < 60);
-    // A denial does not estimate anything (nothing to approve).
     app.stop().await;
 }

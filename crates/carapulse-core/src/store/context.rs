@@ -574,3 +574,19 @@ fn node_from(
         owner_team,
     }
 }
+
+impl Store {
+    /// The newest context snapshot of `tenant`: its id and when it was collected.
+    pub async fn latest_context_snapshot(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<(Uuid, DateTime<Utc>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT snapshot_id, collected_at FROM context_snapshots WHERE tenant_id = $1 \
+             ORDER BY collected_at DESC, snapshot_id DESC LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+}

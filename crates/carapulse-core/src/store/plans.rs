@@ -512,3 +512,27 @@ pub(crate) async fn load_plan(
         .collect::<Result<Vec<_>, _>>()?;
     row.into_plan(steps)
 }
+
+impl Store {
+    /// Keeps the blast-radius estimate made when `plan_id` was approved (`meta.blast_radius_at_approval`),
+    /// beside the one made when its revision was created. Meta is not part of the plan hash.
+    pub async fn record_approval_blast_radius(
+        &self,
+        tenant: &TenantId,
+        plan_id: PlanId,
+        estimate: &crate::blast_radius::BlastEstimate,
+    ) -> Result<(), StoreError> {
+        let value =
+            serde_json::to_value(estimate).map_err(|e| StoreError::InvalidValue(e.to_string()))?;
+        sqlx::query(
+            "UPDATE plans SET meta_json = jsonb_set(meta_json, '{blast_radius_at_approval}', $3) \
+             WHERE tenant_id = $1 AND plan_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(plan_id.0)
+        .bind(value)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

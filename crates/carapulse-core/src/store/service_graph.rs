@@ -59,6 +59,14 @@ impl Store {
         .bind(tenant.as_str())
         .fetch_one(&mut *conn)
         .await?;
+        // Without traffic data the estimate is unknown whatever the targets are: a plan of a
+        // tenant with no service graph costs this one query, not a resolution as well.
+        if newest.is_none() {
+            return Ok(CallGraph {
+                resolved: vec![Vec::new(); targets.len()],
+                ..Default::default()
+            });
+        }
         let resolved = self.resolve_targets(&mut conn, tenant, targets).await?;
         let roots: Vec<String> = {
             let mut r: Vec<String> = resolved.iter().flatten().cloned().collect();
@@ -66,7 +74,7 @@ impl Store {
             r.dedup();
             r
         };
-        if newest.is_none() || roots.is_empty() {
+        if roots.is_empty() {
             return Ok(CallGraph {
                 resolved,
                 newest_observation: newest,
@@ -242,45 +250,5 @@ impl Store {
                 )
             })
             .collect())
-    }
-}
-
-impl Store {
-    /// Keeps the blast-radius estimate made when `plan_id` was approved (`meta.blast_radius_at_approval`),
-    /// beside the one made when its revision was created. Meta is not part of the plan hash.
-    pub async fn record_approval_blast_radius(
-        &self,
-        tenant: &TenantId,
-        plan_id: crate::model::PlanId,
-        estimate: &BlastEstimate,
-    ) -> Result<(), StoreError> {
-        let value =
-            serde_json::to_value(estimate).map_err(|e| StoreError::InvalidValue(e.to_string()))?;
-        sqlx::query(
-            "UPDATE plans SET meta_json = jsonb_set(meta_json, '{blast_radius_at_approval}', $3) \
-             WHERE tenant_id = $1 AND plan_id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(plan_id.0)
-        .bind(value)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-}
-
-impl Store {
-    /// The newest context snapshot of `tenant`: its id and when it was collected.
-    pub async fn latest_context_snapshot(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Option<(uuid::Uuid, DateTime<Utc>)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT snapshot_id, collected_at FROM context_snapshots WHERE tenant_id = $1 \
-             ORDER BY collected_at DESC, snapshot_id DESC LIMIT 1",
-        )
-        .bind(tenant.as_str())
-        .fetch_optional(self.pool())
-        .await?)
     }
 }
