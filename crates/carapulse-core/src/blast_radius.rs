@@ -508,6 +508,153 @@ pub fn estimate(
     }
 }
 
+/// What an estimate of `targets` needs, read from a stored context snapshot instead of the live
+/// graph (incident replay estimates against the context planning saw). Resolves targets by the
+/// same rules as the store (a service by name; a node of that name in the target's namespace
+/// linked to a service; a secret path by its segments) and keeps every `calls` edge (the walk
+/// follows only what it reaches).
+pub fn snapshot_graph(snapshot: &crate::store::Snapshot, targets: &[StepTarget]) -> CallGraph {
+    let nodes: BTreeMap<&str, &crate::store::ContextNode> = snapshot
+        .nodes
+        .iter()
+        .map(|n| (n.node_id.as_str(), n))
+        .collect();
+    let links: Vec<&crate::store::ContextEdge> = snapshot
+        .edges
+        .iter()
+        .filter(|e| e.relation != "calls")
+        .collect();
+    let service = |id: &str| {
+        nodes
+            .get(id)
+            .filter(|n| n.kind == "service")
+            .map(|n| n.name.clone())
+    };
+    let resolved: Vec<Vec<String>> = targets
+        .iter()
+        .map(|t| {
+            let wanted: Vec<(&str, &str)> = if t.kind == "secret" {
+                t.name
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| (s, ""))
+                    .collect()
+            } else if t.name.is_empty() {
+                Vec::new()
+            } else {
+                vec![(t.name.as_str(), t.namespace.as_deref().unwrap_or(""))]
+            };
+            let mut found = BTreeSet::new();
+            for (name, ns) in wanted {
+                for hit in snapshot.nodes.iter().filter(|n| {
+                    n.name == name
+                        && (ns.is_empty()
+                            || n.kind == "service"
+                            || matches!(n.labels.get("namespace").map(String::as_str), None | Some("")) 
+                            || n.labels.get("namespace").map(String::as_str) == Some(ns))
+                }) {
+                    if hit.kind == "service" {
+                        found.insert(hit.name.clone());
+                    }
+                    for e in &links {
+                        let other = if e.to_node_id == hit.node_id {
+                            &e.from_node_id
+                        } else if e.from_node_id == hit.node_id {
+                            &e.to_node_id
+                        } else {
+                            continue;
+                        };
+                        if let Some(name) = service(other) {
+                            found.insert(name);
+                        }
+                    }
+                }
+            }
+            found.into_iter().collect()
+        })
+        .collect();
+    let service_name = |id: &str| id.strip_prefix("service/").unwrap_or(id).to_owned();
+    let calls: Vec<&crate::store::ContextEdge> = snapshot
+        .edges
+        .iter()
+        .filter(|e| e.relation == "calls")
+        .collect();
+    let newest_observation = calls
+        .iter()
+        .filter_map(|e| e.traffic.map(|t| t.observed_at))
+        .max();
+    let edges: Vec<CallEdge> = calls
+        .iter()
+        .filter_map(|e| {
+            let observed_at = e.traffic.map(|t| t.observed_at).or(newest_observation)?;
+            Some(CallEdge {
+                caller: service_name(&e.from_node_id),
+                callee: service_name(&e.to_node_id),
+                rps: e.traffic.map_or(0.0, |t| t.rps),
+                error_ratio: e.traffic.map_or(0.0, |t| t.error_ratio),
+                observed_at,
+            })
+        })
+        .collect();
+    let roots: BTreeSet<&String> = resolved.iter().flatten().collect();
+    let calling = edges
+        .iter()
+        .filter(|e| roots.contains(&e.caller))
+        .map(|e| e.caller.clone())
+        .collect();
+    let services = snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "service")
+        .map(|s| {
+            let label = |key: &str| s.labels.get(key).filter(|v| !v.is_empty()).cloned();
+            let namespace = label("namespace").or_else(|| {
+                let mut linked: Vec<&crate::store::ContextNode> = links
+                    .iter()
+                    .filter_map(|e| {
+                        let other = if e.from_node_id == s.node_id {
+                            &e.to_node_id
+                        } else if e.to_node_id == s.node_id {
+                            &e.from_node_id
+                        } else {
+                            return None;
+                        };
+                        nodes.get(other.as_str()).copied()
+                    })
+                    .filter(|n| {
+                        n.kind.starts_with("k8s.")
+                            && n.labels.get("namespace").is_some_and(|v| !v.is_empty())
+                    })
+                    .collect();
+                linked.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+                linked
+                    .first()
+                    .and_then(|n| n.labels.get("namespace").cloned())
+            });
+            (
+                s.name.clone(),
+                ServiceInfo {
+                    name: s.name.clone(),
+                    namespace,
+                    team: s
+                        .owner_team
+                        .clone()
+                        .or_else(|| label("team"))
+                        .or_else(|| label("owner")),
+                    tier: label("tier").or_else(|| label("criticality")),
+                },
+            )
+        })
+        .collect();
+    CallGraph {
+        resolved,
+        edges,
+        services,
+        newest_observation,
+        calling,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod planning;
 pub mod policy_store;
 pub mod rate_limit;
+pub mod replay;
 pub mod replay_record;
 pub mod revisions;
 pub mod routes;

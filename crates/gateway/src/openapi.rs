@@ -47,6 +47,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         (name = "schedules", description = "Cron schedules that start plans"),
         (name = "library", description = "Operator memory, playbooks and runbooks"),
         (name = "policy", description = "The loaded policy and its playground"),
+        (name = "replays", description = "Incident replay: recorded incidents re-run under current or candidate policy, playbooks and planner, without side effects"),
         (name = "system", description = "Health, readiness, metrics, diagnostics, webhooks"),
     )
 )]

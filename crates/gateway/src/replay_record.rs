@@ -9,15 +9,21 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use carapulse_core::model::{TenantId, Trigger};
+use carapulse_core::planner::rules::{AlertFacts, PlaybookRule};
 use carapulse_core::planner::PlanDraft;
 use carapulse_core::policy::{PolicyInput, PolicyOutcome};
 
 use crate::state::AppState;
 
 /// The record of one revision's planning. Versioned so a replay can tell what it holds.
+/// `alert_planning` is what the event loop planned an alert with ([`alert_planning`]);
+/// `policy_digest` names the policy that decided.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn record(
     trigger: &Trigger,
     alert: Option<&Value>,
+    alert_planning: Option<&Value>,
+    policy_digest: &str,
     draft: Option<&PlanDraft>,
     unplanned: Option<&str>,
     context_snapshot_id: Option<uuid::Uuid>,
@@ -33,6 +39,7 @@ pub(crate) fn record(
         "version": 1,
         "trigger": trigger,
         "alert": alert,
+        "alert_planning": alert_planning,
         "planner": draft.map(|d| json!({
             "label": d.label(),
             "provider": d.provider,
@@ -46,6 +53,7 @@ pub(crate) fn record(
         "llm_response": draft.and_then(|d| d.plan_text.clone()),
         "context_snapshot_id": context_snapshot_id,
         "policy": {
+            "digest": policy_digest,
             "input": input,
             "outcome": {
                 "decision": outcome.decision,
@@ -55,6 +63,43 @@ pub(crate) fn record(
             },
         },
     }))
+}
+
+/// What the event loop planned an alert with, for its plan's record: the alert itself (the
+/// stored event changes as the alert does), the gates it passed as configured then, the
+/// digest of the tenant's playbooks and the one that matched.
+pub(crate) fn alert_planning(
+    state: &AppState,
+    alert: &AlertFacts,
+    playbooks: &[PlaybookRule],
+) -> Value {
+    let matched = carapulse_core::planner::rules::matching_playbook(alert, playbooks);
+    json!({
+        "facts": alert,
+        "gates": gate_settings(&state.config.gateway),
+        "playbooks_digest": playbooks_digest(playbooks),
+        "playbook": matched.map(|pb| json!({"name": pb.name, "digest": playbooks_digest(std::slice::from_ref(pb))})),
+    })
+}
+
+/// The event-loop gate settings a replay compares with.
+pub(crate) fn gate_settings(gw: &carapulse_core::config::GatewayConfig) -> Value {
+    json!({
+        "severities": gw.event_gate_severities,
+        "window_secs": gw.event_gate_window_secs,
+        "backoff_secs": gw.event_gate_backoff_secs,
+        "min_count": gw.event_gate_min_count,
+        "service_per_hour": gw.event_gate_service_per_hour,
+    })
+}
+
+/// `sha256:<hex>` of playbooks in their order (the first match wins, so order matters).
+pub(crate) fn playbooks_digest(playbooks: &[PlaybookRule]) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = carapulse_core::canonical::canonical_json(
+        &serde_json::to_value(playbooks).unwrap_or(Value::Null),
+    );
+    format!("sha256:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
 }
 
 /// A context snapshot no older than this serves a new plan's record; an older one is replaced.

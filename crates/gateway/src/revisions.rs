@@ -91,6 +91,7 @@ pub(crate) async fn revise(
         steps,
         preview: false,
         alert: plan.meta.get("alert").filter(|v| !v.is_null()).cloned(),
+        alert_planning: None,
         draft: None,
         schedule: plan.meta.get("schedule").filter(|v| !v.is_null()).cloned(),
     };

@@ -195,7 +195,8 @@ const FREE: Pair = Pair {
     upstream_eof: false,
 };
 
-/// Relays until `tool` exits; then exits this process with the tool's status.
+/// Relays until `tool` exits; then reports its end on `status_fd` and exits this process with
+/// the tool's status.
 ///
 /// # Safety
 /// Between fork and exec, in the sandbox's first process; never returns.
@@ -203,6 +204,7 @@ pub(crate) unsafe fn run(
     plan: &ForwardPlan,
     listeners: &[libc::c_int; MAX_LISTENERS],
     tool: libc::pid_t,
+    status_fd: libc::c_int,
 ) -> ! {
     let nl = plan.listeners.len();
     let mut pairs = [FREE; MAX_CONNECTIONS];
@@ -210,8 +212,9 @@ pub(crate) unsafe fn run(
     let mut buf = [0u8; 16 * 1024];
     loop {
         let mut status: libc::c_int = 0;
-        if libc::waitpid(tool, &mut status, libc::WNOHANG) == tool {
-            crate::run::exit_like(status);
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::wait4(tool, &mut status, libc::WNOHANG, &mut usage) == tool {
+            crate::run::report_and_exit(status_fd, status, usage.ru_maxrss);
         }
         let mut n = 0;
         for l in listeners.iter().take(nl) {

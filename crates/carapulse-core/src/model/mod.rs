@@ -25,7 +25,7 @@ pub use ids::{
 };
 pub use plan::{
     check_step_references, EvidenceRequirement, Intent, Plan, PlanApprovalState, PlanStep,
-    RollbackSpec, Stage, StepDraft, Summary, Trigger, MAX_STEPS,
+    RollbackSpec, Stage, StepDraft, Summary, Trigger, MAX_APPROVERS, MAX_STEPS,
 };
 pub use risk::{BlastRadius, Decision, RiskLevel, Tier};
 pub use tool::{ActionName, ToolName};

@@ -179,6 +179,22 @@ pub struct PolicyEngine {
     /// The entry point of [`JUDGEMENT_RULE`]: `outputs` and every explaining rule in one VM
     /// run (what-if asks for both), when it compiled.
     judgement_entry: Option<usize>,
+    /// See [`PolicyEngine::digest`].
+    digest: String,
+}
+
+/// `sha256:<hex>` of a package and its `(file name, text)` pairs.
+fn policy_digest(package: &str, sources: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(package.as_bytes());
+    for (name, text) in sources {
+        hash.update([0u8]);
+        hash.update(name.as_bytes());
+        hash.update([0u8]);
+        hash.update(text.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
 /// A rule the engine adds to the compiled program only (never to the interpreter or the files
@@ -200,6 +216,7 @@ impl Clone for PolicyEngine {
             rule_heads: self.rule_heads.clone(),
             explaining_entries: self.explaining_entries.clone(),
             judgement_entry: self.judgement_entry,
+            digest: self.digest.clone(),
         }
     }
 }
@@ -298,7 +315,9 @@ impl PolicyEngine {
                 .entry_points
                 .get_index_of(&format!("data.{package}.{JUDGEMENT_RULE}"))
         });
+        let digest = policy_digest(package, &sources);
         Ok(Self {
+            digest,
             template: engine,
             pool: Pool::default(),
             program,
@@ -324,6 +343,13 @@ impl PolicyEngine {
     /// `(file name, text)` of every loaded file.
     pub fn sources(&self) -> &[(String, String)] {
         &self.sources
+    }
+
+    /// `sha256:<hex>` of the package and every loaded file (name and text): the same for the
+    /// same policy wherever it was loaded. Planning records keep it, so a replay can say that
+    /// policy changed since an incident was decided.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Evaluates a typed input.

@@ -23,6 +23,50 @@ pub struct GateRule {
     pub min_count: i32,
 }
 
+/// A key's count as the gate keeps it (`event_gates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateState {
+    pub first_seen: DateTime<Utc>,
+    pub count: i32,
+    pub suppressed_until: Option<DateTime<Utc>>,
+}
+
+impl GateRule {
+    /// One occurrence of a key at `now`, given what the gate knew of it (`None`: never seen):
+    /// whether it passes, and what the gate knows after. It passes when at least `min_count`
+    /// occurrences fell within `window` and the key is not suppressed; a pass suppresses the
+    /// key for `backoff`. The event loop (through `event_gates`) and incident replay (in
+    /// memory) both count with this.
+    pub fn count(&self, known: Option<GateState>, now: DateTime<Utc>) -> (bool, GateState) {
+        let (first_seen, count, suppressed) = match known {
+            Some(k) => {
+                let expired = self.window > Duration::zero() && now - k.first_seen > self.window;
+                if expired {
+                    (now, 1, k.suppressed_until)
+                } else {
+                    (k.first_seen, k.count.saturating_add(1), k.suppressed_until)
+                }
+            }
+            None => (now, 1, None),
+        };
+        let suppressed_now = suppressed.is_some_and(|u| now < u);
+        let pass = !suppressed_now && count >= self.min_count.max(1);
+        let suppressed_until = if pass && self.backoff > Duration::zero() {
+            Some(now + self.backoff)
+        } else {
+            suppressed.filter(|u| now < *u)
+        };
+        (
+            pass,
+            GateState {
+                first_seen,
+                count,
+                suppressed_until,
+            },
+        )
+    }
+}
+
 /// What storing an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -106,11 +150,6 @@ impl Store {
         now: DateTime<Utc>,
         rule: GateRule,
     ) -> Result<bool, StoreError> {
-        let GateRule {
-            window,
-            backoff,
-            min_count,
-        } = rule;
         let mut tx = self.pool().begin().await?;
         let row: Option<(DateTime<Utc>, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
             "SELECT first_seen, count, suppressed_until FROM event_gates \
@@ -121,24 +160,12 @@ impl Store {
         .bind(key)
         .fetch_optional(&mut *tx)
         .await?;
-        let (first_seen, count, suppressed) = match row {
-            Some((first, count, until)) => {
-                let expired = window > Duration::zero() && now - first > window;
-                if expired {
-                    (now, 1, until)
-                } else {
-                    (first, count.saturating_add(1), until)
-                }
-            }
-            None => (now, 1, None),
-        };
-        let suppressed_now = suppressed.is_some_and(|u| now < u);
-        let pass = !suppressed_now && count >= min_count.max(1);
-        let until = if pass && backoff > Duration::zero() {
-            Some(now + backoff)
-        } else {
-            suppressed.filter(|u| now < *u)
-        };
+        let seen = rule.count(row.map(|(first_seen, count, suppressed_until)| GateState {
+            first_seen,
+            count,
+            suppressed_until,
+        }), now);
+        let (pass, GateState { first_seen, count, suppressed_until: until }) = seen;
         sqlx::query(
             "INSERT INTO event_gates (tenant_id, source, fingerprint, first_seen, last_seen, count, suppressed_until) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, source, fingerprint) DO UPDATE SET \

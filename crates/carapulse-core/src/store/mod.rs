@@ -21,6 +21,7 @@ mod page;
 mod plan_writer;
 mod planning_records;
 mod plans;
+mod replays;
 mod retention;
 mod revisions;
 mod schedules;
@@ -34,7 +35,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use alerts::{AlertRecord, GateRule, NewAlertEvent, Stored};
+pub use alerts::{AlertRecord, GateRule, GateState, NewAlertEvent, Stored};
 pub use approval_requests::{ApprovalRequest, RequestStatus};
 pub use approval_writer::{ApprovalWriter, ApprovalWriterStats};
 pub use approvals::{
@@ -55,6 +56,9 @@ pub use page::{CountMode, Page, PageCursor, PageError, Paged, MAX_OFFSET, MAX_PA
 pub use plan_writer::PlanWriter;
 pub use planning_records::{capped as capped_planning_record, MAX_RECORD_BYTES};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
+pub use replays::{
+    AlertEventRow, AlertPlanRecord, ReplayIncident, ReplayRun, REPLAY_STALE_SECS,
+};
 pub use retention::{Pruned, RetentionPolicy};
 pub use revisions::{NewRevision, PlanRevision, Revised, MAX_REVISIONS};
 pub use schedules::{NewSchedule, ScheduleRecord};

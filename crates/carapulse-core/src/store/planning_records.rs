@@ -33,6 +33,13 @@ pub fn capped(mut record: Value) -> Value {
     record
 }
 
+/// The alert event a record's plan was born from (`alert.alert_id`), indexed for replays.
+fn alert_of(record: &Value) -> Option<Uuid> {
+    record["alert"]["alert_id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
 /// Inserts the records of `rows` (plan, revision, tenant, record) in `tx`.
 pub(crate) async fn insert_planning_records(
     tx: &mut sqlx::PgConnection,
@@ -42,14 +49,15 @@ pub(crate) async fn insert_planning_records(
         return Ok(());
     }
     let mut qb = sqlx::QueryBuilder::new(
-        "INSERT INTO planning_records (record_id, plan_id, revision, tenant_id, record_json) ",
+        "INSERT INTO planning_records (record_id, plan_id, revision, tenant_id, record_json, alert_id) ",
     );
     qb.push_values(rows, |mut b, (plan, revision, tenant, record)| {
         b.push_bind(Uuid::now_v7())
             .push_bind(*plan)
             .push_bind(*revision)
             .push_bind(*tenant)
-            .push_bind(*record);
+            .push_bind(*record)
+            .push_bind(alert_of(record));
     });
     qb.build().execute(&mut *tx).await?;
     Ok(())

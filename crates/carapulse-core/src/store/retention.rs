@@ -41,6 +41,8 @@ pub struct Pruned {
     pub impact_jobs: u64,
     /// Planning records (what incident replay reads), kept as long as policy decisions.
     pub planning_records: u64,
+    /// Incident replays and their results, kept as long as the records they replayed.
+    pub replay_runs: u64,
 }
 
 impl Store {
@@ -99,6 +101,14 @@ impl Store {
                 .prune_table(
                     "policy_impact_jobs",
                     "job_id",
+                    "updated_at < now() - make_interval(hours => $1::int)",
+                    policy.policy_decision_hours,
+                )
+                .await?,
+            replay_runs: self
+                .prune_table(
+                    "replay_runs",
+                    "replay_id",
                     "updated_at < now() - make_interval(hours => $1::int)",
                     policy.policy_decision_hours,
                 )

@@ -32,8 +32,103 @@ pub struct AlertWork {
     pub alert: AlertFacts,
 }
 
+/// A gate that stopped an alert before planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GateStop {
+    /// The event loop is off, or does not plan this source's alerts.
+    Off,
+    /// The alert's severity is not in `gateway.event_gate_severities`.
+    Severity,
+    /// Planned recently (the per-fingerprint gate).
+    Duplicate,
+    /// Too many plans for its service in the last hour.
+    ServiceRate,
+}
+
+impl GateStop {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "event_loop_off",
+            Self::Severity => "severity",
+            Self::Duplicate => "duplicate",
+            Self::ServiceRate => "service_rate",
+        }
+    }
+
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::Off => "the event loop is off or does not plan this source",
+            Self::Severity => "severity not in gateway.event_gate_severities",
+            Self::Duplicate => "duplicate suppressed: this alert was planned recently",
+            Self::ServiceRate => "rate limit: too many plans for this service in the last hour",
+        }
+    }
+}
+
+/// The gates that need no history: the event loop on for `source`, the severity allow-list.
+pub(crate) fn settings_gate(
+    gw: &carapulse_core::config::GatewayConfig,
+    source: &str,
+    alert: &AlertFacts,
+) -> Option<GateStop> {
+    if !gw.enable_event_loop || !gw.event_loop_sources.iter().any(|s| s == source) {
+        return Some(GateStop::Off);
+    }
+    if !gw.event_gate_severities.is_empty() {
+        let severity = alert.labels.get("severity").map(|s| s.to_lowercase());
+        if !severity.is_some_and(|s| {
+            gw.event_gate_severities
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&s))
+        }) {
+            return Some(GateStop::Severity);
+        }
+    }
+    None
+}
+
+/// The per-fingerprint gate's rule as configured.
+pub(crate) fn gate_rule(gw: &carapulse_core::config::GatewayConfig) -> GateRule {
+    GateRule {
+        window: Duration::seconds(i64::try_from(gw.event_gate_window_secs).unwrap_or(0)),
+        backoff: Duration::seconds(i64::try_from(gw.event_gate_backoff_secs).unwrap_or(0)),
+        min_count: i32::try_from(gw.event_gate_min_count).unwrap_or(0),
+    }
+}
+
+/// The context an alert's plan acts in: the source's configured environment, cluster and
+/// namespace, the alert's own `cluster` and `namespace` labels first.
+pub(crate) fn alert_context(
+    state: &AppState,
+    tenant: &TenantId,
+    source: &str,
+    alert: &AlertFacts,
+) -> ContextRef {
+    let source_cfg = state
+        .config
+        .webhooks
+        .get(source)
+        .cloned()
+        .unwrap_or_default();
+    ContextRef {
+        tenant_id: tenant.to_string(),
+        environment: source_cfg.environment.clone(),
+        cluster_id: alert
+            .labels
+            .get("cluster")
+            .cloned()
+            .unwrap_or(source_cfg.cluster_id.clone()),
+        namespace: alert
+            .labels
+            .get("namespace")
+            .cloned()
+            .unwrap_or(source_cfg.namespace.clone()),
+        ..Default::default()
+    }
+}
+
 /// The service an alert is about (for the per-service gate and the plan's meta).
-fn service_of(alert: &AlertFacts) -> String {
+pub(crate) fn service_of(alert: &AlertFacts) -> String {
     [
         "service",
         "app",
@@ -116,30 +211,16 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
             .reason(reason)
             .context(json!({"alertname": alertname, "fingerprint": work.alert.fingerprint, "service": service}))
     };
-    if !gw.enable_event_loop || !gw.event_loop_sources.iter().any(|s| s == &work.source) {
-        return Ok(());
-    }
-    if !gw.event_gate_severities.is_empty() {
-        let severity = work.alert.labels.get("severity").map(|s| s.to_lowercase());
-        if !severity.is_some_and(|s| {
-            gw.event_gate_severities
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(&s))
-        }) {
-            state
-                .audit(gate_deny(
-                    "severity not in gateway.event_gate_severities".into(),
-                ))
-                .await;
+    match settings_gate(gw, &work.source, &work.alert) {
+        None => {}
+        Some(GateStop::Off) => return Ok(()),
+        Some(stop) => {
+            state.audit(gate_deny(stop.reason().into())).await;
             return Ok(());
         }
     }
     let now = Utc::now();
-    let rule = GateRule {
-        window: Duration::seconds(i64::try_from(gw.event_gate_window_secs).unwrap_or(0)),
-        backoff: Duration::seconds(i64::try_from(gw.event_gate_backoff_secs).unwrap_or(0)),
-        min_count: i32::try_from(gw.event_gate_min_count).unwrap_or(0),
-    };
+    let rule = gate_rule(gw);
     let key = format!("alert:{}", work.alert.fingerprint);
     let pass = state
         .store
@@ -149,9 +230,7 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
     if !pass {
         state.metrics.record_hook(&work.source, "gated");
         state
-            .audit(gate_deny(
-                "duplicate suppressed: this alert was planned recently".into(),
-            ))
+            .audit(gate_deny(GateStop::Duplicate.reason().into()))
             .await;
         return Ok(());
     }
@@ -171,29 +250,7 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
             return Ok(());
         }
     }
-    let source_cfg = state
-        .config
-        .webhooks
-        .get(&work.source)
-        .cloned()
-        .unwrap_or_default();
-    let context = ContextRef {
-        tenant_id: work.tenant.to_string(),
-        environment: source_cfg.environment.clone(),
-        cluster_id: work
-            .alert
-            .labels
-            .get("cluster")
-            .cloned()
-            .unwrap_or(source_cfg.cluster_id.clone()),
-        namespace: work
-            .alert
-            .labels
-            .get("namespace")
-            .cloned()
-            .unwrap_or(source_cfg.namespace.clone()),
-        ..Default::default()
-    };
+    let context = alert_context(state, &work.tenant, &work.source, &work.alert);
     let playbooks = state
         .store
         .playbook_rules(&work.tenant)
@@ -238,6 +295,11 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
             "alert_id": work.alert_id, "fingerprint": work.alert.fingerprint, "alertname": alertname,
             "service": service, "source": work.source,
         })),
+        alert_planning: Some(crate::replay_record::alert_planning(
+            state,
+            &work.alert,
+            &playbooks,
+        )),
         draft: Some(draft),
         schedule: None,
         preview: false,

@@ -141,6 +141,7 @@ async fn run_one(
         session_id: None,
         steps,
         alert: None,
+        alert_planning: None,
         draft: None,
         schedule: Some(
             json!({"schedule_id": s.schedule_id.to_string(), "scheduled_for": scheduled_for.to_rfc3339()}),

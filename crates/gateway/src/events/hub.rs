@@ -31,6 +31,7 @@ pub const KINDS: &[&str] = &[
     "audit.created",
     "alert.received",
     "policy.impact",
+    "replay.progress",
 ];
 
 /// Events buffered per process before a slow subscriber lags (and catches up from the log).

@@ -252,30 +252,47 @@ fn shelf_name(shelf: Shelf) -> &'static str {
 
 /// Playbook specs must be alert rules naming a catalogue workflow.
 fn check_spec(shelf: Shelf, name: &str, spec: &Value) -> Result<(), ApiError> {
+    if shelf == Shelf::Playbooks {
+        parse_playbook(name, spec, "spec")?;
+        return Ok(());
+    }
+    check_spec_size(spec, "spec")
+}
+
+fn check_spec_size(spec: &Value, field: &str) -> Result<(), ApiError> {
     if !spec.is_object() {
-        return Err(ModelError::new("spec", "must be a JSON object").into());
+        return Err(ModelError::new(field, "must be a JSON object").into());
     }
     if serde_json::to_vec(spec)
         .map(|v| v.len())
         .unwrap_or(usize::MAX)
         > 64 * 1024
     {
-        return Err(ModelError::new("spec", "is larger than 64 KiB").into());
-    }
-    if shelf == Shelf::Playbooks {
-        let mut with_name = spec.clone();
-        with_name["name"] = json!(name);
-        let rule: PlaybookRule = serde_json::from_value(with_name)
-            .map_err(|e| ModelError::new("spec", format!("not a playbook rule: {e}")))?;
-        if carapulse_core::workflows::find(&rule.workflow).is_none() {
-            return Err(ModelError::new(
-                "spec.workflow",
-                format!("{:?} is not in the workflow catalogue", rule.workflow),
-            )
-            .into());
-        }
+        return Err(ModelError::new(field, "is larger than 64 KiB").into());
     }
     Ok(())
+}
+
+/// A playbook spec named `name` as the event loop matches it: a JSON object of at most 64 KiB
+/// that is an alert rule naming a catalogue workflow. `field` names it in refusals.
+pub(crate) fn parse_playbook(
+    name: &str,
+    spec: &Value,
+    field: &str,
+) -> Result<PlaybookRule, ApiError> {
+    check_spec_size(spec, field)?;
+    let mut with_name = spec.clone();
+    with_name["name"] = json!(name);
+    let rule: PlaybookRule = serde_json::from_value(with_name)
+        .map_err(|e| ModelError::new(field, format!("not a playbook rule: {e}")))?;
+    if carapulse_core::workflows::find(&rule.workflow).is_none() {
+        return Err(ModelError::new(
+            format!("{field}.workflow"),
+            format!("{:?} is not in the workflow catalogue", rule.workflow),
+        )
+        .into());
+    }
+    Ok(rule)
 }
 
 async fn doc_create(

@@ -14,6 +14,7 @@ pub(crate) mod library;
 mod logs;
 pub(crate) mod plans;
 mod policy;
+mod replays;
 mod revisions;
 mod schedules;
 pub(crate) mod sessions;
@@ -114,6 +115,8 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(whatif::draft))
         .routes(routes!(whatif::impact))
         .routes(routes!(whatif::impact_job))
+        .routes(routes!(replays::create, replays::list))
+        .routes(routes!(replays::get))
         .routes(routes!(approvals::create, approvals::list))
         .routes(routes!(executions::list))
         .routes(routes!(executions::get))

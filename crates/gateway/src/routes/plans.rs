@@ -61,6 +61,9 @@ pub(crate) struct PlanCreateRequest {
     /// Set by the event loop: the alert a plan was born from (kept in `meta.alert`).
     #[serde(skip)]
     pub(crate) alert: Option<Value>,
+    /// Set by the event loop: what it planned the alert with (kept in the planning record).
+    #[serde(skip)]
+    pub(crate) alert_planning: Option<Value>,
     /// Set when the caller already planned (the event loop): who planned it.
     #[serde(skip)]
     pub(crate) draft: Option<carapulse_core::planner::PlanDraft>,
@@ -556,6 +559,8 @@ pub(crate) async fn prepare_plan(
         planning_record: Some(crate::replay_record::record(
             &body.trigger,
             body.alert.as_ref(),
+            body.alert_planning.as_ref(),
+            state.policy.current().digest(),
             draft.as_ref(),
             unplanned.as_deref(),
             context_snapshot_id,

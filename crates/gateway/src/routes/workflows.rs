@@ -148,6 +148,7 @@ pub(crate) async fn start(
         session_id: None,
         steps,
         alert: None,
+        alert_planning: None,
         draft: None,
         schedule: None,
         preview: false,
