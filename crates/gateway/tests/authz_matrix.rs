@@ -62,6 +62,10 @@ fn table() -> BTreeMap<(&'static str, &'static str), [&'static [u16]; 4]> {
             "/v1/policy/impact/{job_id}",
             [GONE, DENIED, DENIED, OK],
         ),
+        // Replays re-run the caller's tenant's own incidents: writers start and read them.
+        ("post", "/v1/replays", [OK, DENIED, DENIED, OK]),
+        ("get", "/v1/replays", [OK, DENIED, DENIED, OK]),
+        ("get", "/v1/replays/{id}", [GONE, DENIED, DENIED, OK]),
         // Only the creator (alice, not in the matrix) or an admin withdraws a plan.
         ("delete", "/v1/plans/{id}", [GONE, DENIED, DENIED, &[204]]),
         ("get", "/v1/plans/{id}", [GONE, OK, OK, OK]),
@@ -217,6 +221,8 @@ struct Fixtures {
     runbook: String,
     /// A background policy impact job (over no decisions: it ends at once).
     impact_job: String,
+    /// A replay (of a window without incidents).
+    replay: String,
 }
 
 async fn created(app: &TestApp, path: &str, tok: &str, body: Value, key: &str) -> String {
@@ -264,7 +270,13 @@ async fn fixtures(app: &TestApp, alice: &str) -> Fixtures {
         "job_id",
     )
     .await;
+    let (status, out) = app
+        .post("/v1/replays", alice, &json!({"source": {"since": "1h"}}))
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let replay = out["replay_id"].as_str().expect("replay_id").to_owned();
     Fixtures {
+        replay,
         pending_plan,
         revisable_plan,
         runnable_plan,
@@ -318,6 +330,7 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
         p if p.starts_with("/v1/playbooks/{id}") => item(&f.playbook),
         p if p.starts_with("/v1/runbooks/{id}") => item(&f.runbook),
         "/v1/policy/impact/{job_id}" => path.replace("{job_id}", &f.impact_job),
+        "/v1/replays/{id}" => item(&f.replay),
         "/v1/context/snapshots/{id}" => item("0196e0a4-1b2c-7d3e-8f40-123456789abc"),
         "/v1/context/snapshots/{id}/diff" => format!(
             "{}?base=0196e0a4-1b2c-7d3e-8f40-123456789abd",
@@ -331,6 +344,7 @@ fn request(method: &str, path: &str, f: &Fixtures) -> (String, Option<Value>) {
     };
     let body = match (method, path) {
         ("post", "/v1/plans") => Some(scale_plan_body()),
+        ("post", "/v1/replays") => Some(json!({"source": {"since": "1h"}})),
         ("post", "/v1/policy/impact") => Some(json!({"candidate": {"files": {
             "matrix.rego": "package policy.assistant.v1\n\nimport rego.v1\n\nmatrix_marker := true\n"}}})),
         ("post", "/v1/policy/whatif") => Some(json!({"plan": {
