@@ -825,7 +825,18 @@ pub(crate) fn run_keeping(
                 return Ok(());
             }
             // The first process: drops every descriptor (so the parent's spawn returns once the
-            // tool execs), relays egress if any, and ends like the tool.
+            // tool execs), relays egress if any, and ends like the tool. Its standard streams
+            // go to /dev/null now: the caller's output pipes then end with the tool, not with
+            // this process's exit after the namespaces' teardown.
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if null >= 0 {
+                for fd in 0..3 {
+                    libc::dup2(null, fd);
+                }
+            } else {
+                libc::close(1);
+                libc::close(2);
+            }
             match forward {
                 None => {
                     close_from_3_except([status_fd, -1]);
