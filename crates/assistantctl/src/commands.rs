@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate(args) => migrate(g.config.as_deref(), args.dsn).await,
         Command::Config(crate::ConfigCommand::Convert(args)) => crate::config_convert::run(&args),
         Command::ImportGo(args) => crate::import_go::run(g.config.as_deref(), fmt, &args).await,
+        Command::Replay(args) => crate::replay::run(&client()?, fmt, args).await,
         Command::Health => health(&client()?, fmt).await,
         Command::Diagnostics => diagnostics(&client()?, fmt).await,
         Command::Completions { .. } => Ok(()),
@@ -1494,7 +1495,7 @@ fn verification_text(v: &Value) -> String {
 }
 
 /// The `.rego` files of `dir` (not its subdirectories), by file name.
-fn candidate_files(dir: &Path) -> Result<serde_json::Map<String, Value>, CliError> {
+pub(crate) fn candidate_files(dir: &Path) -> Result<serde_json::Map<String, Value>, CliError> {
     let mut files = serde_json::Map::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| CliError::Local(format!("{}: {e}", dir.display())))?;
@@ -1574,60 +1575,22 @@ async fn policy_impact(
     Ok(())
 }
 
-/// Follows a background impact job to its end: a progress bar from its `policy.impact` events,
-/// and its status read every few seconds as well (events sent before the stream was open are
-/// not replayed, and the stream may drop); the job's final state, or an error when it failed.
+/// Follows a background impact job to its end (see [`crate::jobs::follow`]).
 async fn follow_impact_job(client: &Client, job: &str, total: u64) -> Result<Value, CliError> {
-    let mut bar = crate::progress::ProgressBar::new();
-    bar.draw("re-evaluating", 0, total, "");
-    let events = client.stream_sse("/v1/events?kinds=policy.impact", |_, data| {
-        let Ok(event) = serde_json::from_str::<Value>(data) else {
-            return true;
-        };
-        let progress = &event["data"];
-        if progress["job_id"] != job {
-            return true;
-        }
-        bar.draw(
-            "re-evaluating",
-            progress["evaluated"].as_u64().unwrap_or(0),
-            progress["total"].as_u64().unwrap_or(total),
-            &format!(", {} would change", progress["changed"]),
-        );
-        progress["status"] == "running"
-    });
-    let path = format!("/v1/policy/impact/{job}");
-    let polled = async {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            let state = client.get(&path).await?;
-            if state["status"] != "running" {
-                return Ok::<Value, CliError>(state);
-            }
-        }
-    };
-    let ended = tokio::select! {
-        streamed = events => { streamed?; client.get(&path).await? }
-        polled = polled => polled?,
-    };
-    // The stream ends at the job's last event; the row may lag it by a moment.
-    let mut ended = ended;
-    for _ in 0..20 {
-        if ended["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        ended = client.get(&path).await?;
-    }
-    bar.clear();
-    match ended["status"].as_str() {
-        Some("done") => Ok(ended),
-        Some(status) => Err(CliError::Local(format!(
-            "policy impact job {job} {status}: {}",
-            ended["error"].as_str().unwrap_or("no report")
-        ))),
-        None => Err(CliError::Local(format!("unexpected job state: {ended}"))),
-    }
+    crate::jobs::follow(
+        client,
+        &crate::jobs::Job {
+            what: "policy impact job",
+            kind: "policy.impact",
+            id_field: "job_id",
+            id: job,
+            path: format!("/v1/policy/impact/{job}"),
+            verb: "re-evaluating",
+            done_field: "evaluated",
+        },
+        total,
+    )
+    .await
 }
 
 async fn policy_whatif(

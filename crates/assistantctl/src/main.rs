@@ -8,9 +8,11 @@ mod commands;
 mod config_convert;
 mod go_compat;
 mod import_go;
+mod jobs;
 mod llm_auth;
 mod output;
 mod progress;
+mod replay;
 mod resources;
 mod spinner;
 mod yaml;
@@ -128,6 +130,10 @@ pub enum Command {
     /// evidence, sessions, schedules, playbooks, runbooks, memory, context, audit events) into
     /// storage.postgres_dsn (or --dsn). Idempotent and resumable; prints what it skipped.
     ImportGo(ImportGoArgs),
+    /// Replay recorded incidents under the current or a candidate policy, playbooks and
+    /// planner, without side effects; a progress bar, then a summary table.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
     /// Check the gateway's liveness and readiness.
     Health,
     /// Versions and the state of every dependency (database, Temporal, tool router, policy,
@@ -743,6 +749,49 @@ pub enum PolicyCommand {
         #[arg(long, default_value_t = 10_000)]
         limit: i64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// Replay a plan, an alert event, or the alert events of a window (at most 500).
+    Run(ReplayRunArgs),
+    /// A replay's summary and incidents.
+    Get {
+        replay_id: String,
+        /// Only the incidents whose outcome changed.
+        #[arg(long)]
+        changed: bool,
+    },
+    /// The tenant's replays, newest first.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayRunArgs {
+    /// A plan to replay.
+    #[arg(long, conflicts_with_all = ["alert", "since"])]
+    pub plan: Option<String>,
+    /// An alert event to replay (each plan born from it).
+    #[arg(long, conflicts_with = "since")]
+    pub alert: Option<String>,
+    /// Start of a window of alert events: RFC 3339 or an age (7d, 24h, 30m).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, requires = "since")]
+    pub until: Option<String>,
+    /// recorded (the recorded answer), rules, or current.
+    #[arg(long, default_value = "recorded")]
+    pub planner: String,
+    /// A directory of candidate .rego files (over the loaded policy).
+    #[arg(long)]
+    pub policy_dir: Option<PathBuf>,
+    /// A JSON file with an array of candidate playbooks (`{name, alertname, match_labels,
+    /// workflow, input}`), in matching order.
+    #[arg(long)]
+    pub playbooks: Option<PathBuf>,
+    /// List only the incidents whose outcome changed.
+    #[arg(long)]
+    pub changed: bool,
 }
 
 #[derive(Debug, Args)]
