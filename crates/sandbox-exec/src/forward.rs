@@ -195,8 +195,7 @@ const FREE: Pair = Pair {
     upstream_eof: false,
 };
 
-/// Relays until `tool` exits; then reports its end on `status_fd` and exits this process with
-/// the tool's status.
+/// Relays until `tool` exits; then exits this process with the tool's status.
 ///
 /// # Safety
 /// Between fork and exec, in the sandbox's first process; never returns.
@@ -204,7 +203,6 @@ pub(crate) unsafe fn run(
     plan: &ForwardPlan,
     listeners: &[libc::c_int; MAX_LISTENERS],
     tool: libc::pid_t,
-    status_fd: libc::c_int,
 ) -> ! {
     let nl = plan.listeners.len();
     let mut pairs = [FREE; MAX_CONNECTIONS];
@@ -212,9 +210,8 @@ pub(crate) unsafe fn run(
     let mut buf = [0u8; 16 * 1024];
     loop {
         let mut status: libc::c_int = 0;
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::wait4(tool, &mut status, libc::WNOHANG, &mut usage) == tool {
-            crate::run::report_and_exit(status_fd, status, usage.ru_maxrss);
+        if libc::waitpid(tool, &mut status, libc::WNOHANG) == tool {
+            crate::run::exit_like(status);
         }
         let mut n = 0;
         for l in listeners.iter().take(nl) {

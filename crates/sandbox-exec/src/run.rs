@@ -224,91 +224,20 @@ pub(crate) unsafe fn exit_like(status: libc::c_int) -> ! {
     libc::_exit(125)
 }
 
-/// The tool's end as the sandbox's first process saw it: its wait status and peak RSS, sent
-/// through the status pipe before the first process exits. Why: that exit tears down the run's
-/// mount, network, IPC and UTS namespaces, a fair part of a short run's time (unmounting the
-/// minimal root waits for an RCU grace period); the caller needs none of it to answer.
-const STATUS_RECORD: usize = 12;
-
-/// Sends `status` and `maxrss_kb` on `status_fd` (when there is one) and ends like `status`.
-///
-/// # Safety
-/// Between fork and exec: only async-signal-safe calls.
-pub(crate) unsafe fn report_and_exit(
-    status_fd: libc::c_int,
-    status: libc::c_int,
-    maxrss_kb: libc::c_long,
-) -> ! {
-    if status_fd >= 0 {
-        let mut record = [0u8; STATUS_RECORD];
-        record[..4].copy_from_slice(&status.to_ne_bytes());
-        record[4..].copy_from_slice(&(maxrss_kb as i64).to_ne_bytes());
-        libc::write(status_fd, record.as_ptr().cast(), STATUS_RECORD);
-        libc::close(status_fd);
-    }
-    exit_like(status)
-}
-
-/// Waits for `pid`, reports its end on `status_fd` and ends like it.
+/// Waits for `pid` and ends like it.
 ///
 /// # Safety
 /// Between fork and exec.
-unsafe fn wait_and_exit_like(pid: libc::pid_t, status_fd: libc::c_int) -> ! {
+unsafe fn wait_and_exit_like(pid: libc::pid_t) -> ! {
     let mut status: libc::c_int = 0;
-    let mut usage: libc::rusage = std::mem::zeroed();
     loop {
-        let r = libc::wait4(pid, &mut status, 0, &mut usage);
+        let r = libc::waitpid(pid, &mut status, 0);
         if r == pid {
-            report_and_exit(status_fd, status, usage.ru_maxrss);
+            exit_like(status);
         }
         if r < 0 && *libc::__errno_location() != libc::EINTR {
             libc::_exit(125);
         }
-    }
-}
-
-/// Closes every descriptor from 3 up except the (up to two, `-1` for none) in `keep`.
-///
-/// # Safety
-/// Between fork and exec.
-unsafe fn close_from_3_except(keep: [libc::c_int; 2]) {
-    let mut kept = keep;
-    kept.sort_unstable();
-    let mut from: libc::c_int = 3;
-    for fd in kept {
-        if fd < from {
-            continue;
-        }
-        if fd > from {
-            libc::syscall(libc::SYS_close_range, from as u32, (fd - 1) as u32, 0u32);
-        }
-        from = fd + 1;
-    }
-    libc::syscall(libc::SYS_close_range, from as u32, u32::MAX, 0u32);
-}
-
-/// Reads the first process's [`report_and_exit`] record: `None` when it ended without one
-/// (killed at the deadline, or setup failed), and the caller waits for it instead.
-fn read_status(pipe: std::fs::File) -> Option<(libc::c_int, i64)> {
-    let mut record = [0u8; STATUS_RECORD];
-    let mut pipe = pipe;
-    pipe.read_exact(&mut record).ok()?;
-    let status = libc::c_int::from_ne_bytes(record[..4].try_into().ok()?);
-    let maxrss = i64::from_ne_bytes(record[4..].try_into().ok()?);
-    Some((status, maxrss))
-}
-
-/// The first process of a run that reported its tool's end and is still tearing its
-/// namespaces down: reaped when the run's leftovers go, after the caller has its answer.
-struct Unreaped(libc::pid_t);
-
-impl Drop for Unreaped {
-    fn drop(&mut self) {
-        let mut status = 0;
-        // SAFETY: waiting for our own child; EINTR retried, anything else gives up.
-        while unsafe { libc::waitpid(self.0, &mut status, 0) } < 0
-            && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-        {}
     }
 }
 
@@ -744,18 +673,6 @@ pub(crate) fn run_keeping(
             }));
         }
     }
-    // The first process reports the tool's end here before tearing its namespaces down.
-    let mut status_pipe = None;
-    let mut status_fd: libc::c_int = -1;
-    if isolation.is_some() {
-        let (read, write) = pipe().map_err(|e| SandboxError::Setup(format!("pipe: {e}")))?;
-        {
-            use std::os::fd::AsRawFd;
-            status_fd = write.as_raw_fd();
-        }
-        child_ends.push(write);
-        status_pipe = Some(read);
-    }
     let iso_ref: Option<&Isolation> = isolation.as_ref().map(|(i, _)| i);
     // Pointers into data that lives until `spawn` returns; the closure runs in the forked child,
     // which has its own copy of this memory.
@@ -825,26 +742,18 @@ pub(crate) fn run_keeping(
                 return Ok(());
             }
             // The first process: drops every descriptor (so the parent's spawn returns once the
-            // tool execs), relays egress if any, and ends like the tool. Its standard streams
-            // go to /dev/null now: the caller's output pipes then end with the tool, not with
-            // this process's exit after the namespaces' teardown.
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-            if null >= 0 {
-                for fd in 0..3 {
-                    libc::dup2(null, fd);
-                }
-            } else {
-                libc::close(1);
-                libc::close(2);
-            }
+            // tool execs), relays egress if any, and ends like the tool.
             match forward {
                 None => {
-                    close_from_3_except([status_fd, -1]);
-                    wait_and_exit_like(tool, status_fd)
+                    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                    wait_and_exit_like(tool)
                 }
                 Some(forward) => {
                     let keep = ready[1];
-                    close_from_3_except([keep, status_fd]);
+                    if keep > 3 {
+                        libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+                    }
+                    libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
                     let mut fds = [-1 as libc::c_int; MAX_LISTENERS];
                     let ok = crate::forward::open_listeners(forward, &mut fds).is_ok();
                     let byte = [u8::from(ok)];
@@ -852,9 +761,9 @@ pub(crate) fn run_keeping(
                     libc::close(keep);
                     if !ok {
                         libc::kill(tool, libc::SIGKILL);
-                        wait_and_exit_like(tool, status_fd)
+                        wait_and_exit_like(tool)
                     }
-                    crate::forward::run(forward, &fds, tool, status_fd)
+                    crate::forward::run(forward, &fds, tool)
                 }
             }
         });
@@ -915,29 +824,21 @@ pub(crate) fn run_keeping(
             }
         })
     };
-    // An isolated run's first process says how the tool ended before it exits; one that ends
-    // without saying (killed at the deadline, setup failed) is waited for.
-    let (status, max_rss_kb, unreaped) = match status_pipe.and_then(read_status) {
-        Some((status, rss)) => (status, rss, Some(Unreaped(pid))),
-        None => {
-            let mut status: libc::c_int = 0;
-            // SAFETY: zeroed rusage is a valid value for wait4 to fill.
-            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-            loop {
-                // SAFETY: blocking wait on our own child pid.
-                let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-                if r == pid {
-                    break;
-                }
-                let err = std::io::Error::last_os_error();
-                if err.kind() != std::io::ErrorKind::Interrupted {
-                    let _ = done_tx.send(());
-                    return Err(SandboxError::Setup(format!("wait4: {err}")));
-                }
-            }
-            (status, usage.ru_maxrss, None)
+    let mut status: libc::c_int = 0;
+    // SAFETY: zeroed rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: blocking wait on our own child pid.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
         }
-    };
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            let _ = done_tx.send(());
+            return Err(SandboxError::Setup(format!("wait4: {err}")));
+        }
+    }
     let _ = done_tx.send(());
     let _ = watchdog.join();
     let timed_out = timed_out_flag.load(Ordering::SeqCst);
@@ -973,7 +874,7 @@ pub(crate) fn run_keeping(
         signal: signaled.then(|| libc::WTERMSIG(status)),
         timed_out,
         duration_ms: started.elapsed().as_millis() as u64,
-        max_rss_kb,
+        max_rss_kb: usage.ru_maxrss,
         stdout: redactor.redact_bytes(&stdout),
         stderr: redactor.redact_bytes(&stderr),
         stdout_truncated,
@@ -1015,8 +916,6 @@ pub(crate) fn run_keeping(
             "max_output_bytes": policy.max_output_bytes,
         }),
     };
-    // The first process is reaped before the run's directories go (it may still hold them).
-    leftovers.0.push(Box::new(unreaped));
     leftovers.0.push(Box::new(proxy));
     leftovers.0.push(Box::new(isolation));
     leftovers.0.push(Box::new(temp));
