@@ -251,6 +251,22 @@ try {
   if (changedRows < 2) throw new Error(`expected the plan and its write step to change, saw ${changedRows}`);
   await shot(main, '16-plan-whatif.png');
 
+  step('the operator replays the revised plan under a candidate that freezes writes: the report shows the change');
+  await creator.evaluate(() => { location.hash = '#/replays'; });
+  await creator.selectOption('#replay-source', 'plan');
+  await creator.fill('#replay-value', REVISED);
+  await creator.fill('#replay-candidate', 'package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains "writes_frozen" if {\n\tis_write\n}\n');
+  await creator.click('#replay-run');
+  await creator.locator('#replay-hash', { hasText: 'sha256:' }).waitFor({ timeout: 15000 });
+  await creator.locator('#replay-progress', { hasText: '1 of 1 incidents replayed, 1 changed' }).waitFor();
+  const changedReplayRows = await creator.locator('#replay-incidents tr.changed').count();
+  if (changedReplayRows !== 1) throw new Error(`expected one changed incident, saw ${changedReplayRows}`);
+  await creator.locator('#replay-incidents tr.changed [data-status="deny"]').waitFor();
+  await creator.locator('#replay-incidents tr.changed td', { hasText: /^decision, reasons, approvals_required$/ }).waitFor();
+  await shot(creator, '17-replay-report.png');
+  await creator.evaluate(() => { location.hash = '#/replays'; });
+  await creator.locator('#replay-list td', { hasText: 'plan' }).waitFor({ timeout: 15000 });
+
   if (problems.length) throw new Error(`browser reported problems:\n${problems.join('\n')}`);
   step('all checks passed');
 } catch (err) {

@@ -146,7 +146,7 @@ function connectEvents() {
   events = new EventSource(`/v1/events?access_token=${encodeURIComponent(token)}`);
   events.onopen = () => setLive(true);
   events.onerror = () => setLive(false);  // EventSource reconnects with Last-Event-ID itself
-  for (const kind of ['plan.updated', 'execution.updated', 'approval.updated', 'audit.created', 'alert.received']) {
+  for (const kind of ['plan.updated', 'execution.updated', 'approval.updated', 'audit.created', 'alert.received', 'replay.progress']) {
     events.addEventListener(kind, (msg) => {
       let body = {};
       try { body = JSON.parse(msg.data); } catch (_) { return; }
@@ -276,6 +276,8 @@ const routes = [
   [/^#\/context(?:\?service=(.*))?$/, contextGraph],
   [/^#\/audit$/, auditLog],
   [/^#\/policies$/, policies],
+  [/^#\/replays$/, replays],
+  [/^#\/replays\/([\w-]+)$/, replayReport],
   [/^#\/integrations$/, integrations],
 ];
 
@@ -1129,6 +1131,100 @@ function policies() {
       ...p.files.map((f) => h('details', {}, h('summary', {}, `${f.name} (${f.bytes} bytes)`), h('pre', {}, f.text))));
   }).catch((err) => showError(files, err));
   return null;
+}
+
+// ---- incident replay ----------------------------------------------------------------------
+
+/// One side of a replayed incident: the decision and approvers, or the gate that stopped it.
+function replaySide(side) {
+  if (!side) return '';
+  if (!side.decision) return badge(side.gate || 'none');
+  const who = side.approvals_required ? ` (${side.approvals_required} approver${side.approvals_required === 1 ? '' : 's'})` : '';
+  return h('span', {}, badge(side.decision), who);
+}
+
+function replays() {
+  const form = h('section', { id: 'replay-start' }, h('h2', {}, 'Replay incidents'));
+  const list = h('section', { id: 'replay-list' }, h('h2', {}, 'Replays'));
+  const kind = h('select', { id: 'replay-source' },
+    h('option', { value: 'window' }, 'alert events since'), h('option', { value: 'plan' }, 'plan id'),
+    h('option', { value: 'alert' }, 'alert event id'));
+  const value = h('input', { id: 'replay-value', value: '24h', size: 40, 'aria-label': 'since, plan id or alert event id' });
+  const planner = h('select', { id: 'replay-planner' }, ['recorded', 'rules', 'current'].map((p) => h('option', { value: p }, p)));
+  const candidate = h('textarea', { id: 'replay-candidate', rows: 6, cols: 80, placeholder: 'candidate policy file (Rego, package policy.assistant.v1); empty: the loaded policy' });
+  const message = h('p', { id: 'replay-message' });
+  const start = async (e) => {
+    e.preventDefault();
+    const source = kind.value === 'window' ? { since: value.value.trim() }
+      : kind.value === 'plan' ? { plan_id: value.value.trim() } : { alert_event_id: value.value.trim() };
+    const body = { source, planner: planner.value, background: true };
+    if (candidate.value.trim()) {
+      body.policy = 'candidate';
+      body.candidate = { files: { 'candidate.rego': candidate.value } };
+    }
+    try {
+      const started = await api('/v1/replays', { method: 'POST', body });
+      location.hash = `#/replays/${started.replay_id}`;
+    } catch (err) { showError(message, err); }
+  };
+  fill(form, h('h2', {}, 'Replay incidents'),
+    h('p', { class: 'muted' }, 'Re-run recorded incidents through gates, planner, risk, blast radius and policy. Nothing executes and nothing is notified.'),
+    h('form', { onsubmit: start }, h('div', { class: 'row' }, kind, value, planner), candidate,
+      h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit', id: 'replay-run' }, 'Replay'))), message);
+  fill(view(), form, list);
+  const load = () => api('/v1/replays?limit=50').then((r) => {
+    fill(list, h('h2', {}, `Replays (${r.items.length}${r.next_cursor ? '+' : ''})`), table([
+      ['Replay', (x) => h('a', { href: `#/replays/${x.replay_id}` }, short(x.replay_id))],
+      ['Status', (x) => badge(x.status)],
+      ['Source', (x) => x.request.source.kind],
+      ['Planner', (x) => x.request.planner],
+      ['Policy', (x) => x.request.policy.choice],
+      ['Incidents', (x) => `${x.replayed}/${x.total}`],
+      ['Changed', (x) => x.changed],
+      ['Started', (x) => when(x.created_at)],
+    ], r.items, 'No replays yet.'));
+  }).catch((err) => showError(list, err));
+  load();
+  return { onEvent: (ev) => { if (ev.kind === 'replay.progress') debounced(load)(); } };
+}
+
+function replayReport(id) {
+  const head = h('section', { id: 'replay-summary' }, h('h2', {}, 'Replay'));
+  const body = h('section', { id: 'replay-incidents' });
+  fill(view(), head, body);
+  const load = async () => {
+    try {
+      const r = await api(`/v1/replays/${encodeURIComponent(id)}?limit=500`);
+      const s = r.summary || {};
+      const transitions = Object.entries(s.by_transition || {});
+      fill(head, h('h2', {}, `Replay ${short(r.replay_id)} `, badge(r.status)),
+        h('p', { id: 'replay-progress' }, `${r.replayed} of ${r.total} incidents replayed, ${r.changed} changed`),
+        h('p', { class: 'muted' }, `planner ${r.request.planner}, policy ${r.request.policy.choice}, playbooks ${r.request.playbooks.choice}`),
+        r.report_hash ? h('p', {}, 'Report ', h('code', { id: 'replay-hash' }, r.report_hash)) : null,
+        r.error ? h('p', { class: 'error' }, r.error) : null,
+        transitions.length ? table([['Change', (t) => t[0]], ['Incidents', (t) => t[1]]], transitions) : null);
+      fill(body, h('h2', {}, 'Incidents'), table([
+        ['#', (x) => x.result.seq],
+        ['Incident', (x) => x.result.alertname || (x.plan_id ? h('a', { href: `#/plans/${x.plan_id}` }, short(x.plan_id)) : '')],
+        ['Service', (x) => x.result.service || ''],
+        ['Original', (x) => replaySide(x.result.original)],
+        ['Replayed', (x) => replaySide(x.result.replayed)],
+        ['Changes', (x) => (x.result.changes.length ? x.result.changes.join(', ') : '—')],
+        ['Details', (x) => {
+          const notes = [...(x.result.drift || []), ...(x.result.missing || [])];
+          const lines = [...((x.result.diff && x.result.diff.text) || []), ...(x.result.replayed.reasons || []).map((r) => `reason: ${r}`)];
+          if (!notes.length && !lines.length) return '';
+          return h('details', {}, h('summary', {}, notes.length ? notes[0] : (x.result.diff ? x.result.diff.summary : 'reasons')),
+            h('pre', {}, [...notes, ...lines].join('\n')));
+        }],
+      ], r.incidents || [], 'No incidents in this replay.'));
+      for (const [i, tr] of [...body.querySelectorAll('tbody tr')].entries()) {
+        if (r.incidents[i] && r.incidents[i].changed) tr.classList.add('changed');
+      }
+    } catch (err) { showError(body, err); }
+  };
+  load();
+  return { onEvent: (ev) => { if (ev.kind === 'replay.progress' && ev.data.replay_id === id) debounced(load)(); } };
 }
 
 function integrations() {
