@@ -79,32 +79,29 @@ async fn targets_resolve_through_the_graph_links() {
         .await
         .unwrap();
 
-    let graph = db
-        .store
-        .call_graph(
-            &tenant,
-            &[
-                target("workload", "web-v2", Some("shop")),
-                target("workload", "web-v2", Some("other")),
-                target("release", "cart-chart", Some("shop")),
-                target("secret", "secret/data/payments/db", None),
-                target("service", "cart", None),
-                target("workload", "ghost", None),
-            ],
-            4,
-        )
-        .await
-        .unwrap();
+    let targets = [
+        target("workload", "web-v2", Some("shop")),
+        target("workload", "web-v2", Some("other")),
+        target("release", "cart-chart", Some("shop")),
+        target("secret", "secret/data/payments/db", None),
+        target("service", "cart", None),
+        target("workload", "ghost", None),
+    ];
+    let graph = db.store.call_graph(&tenant, &targets, 4).await.unwrap();
+    let expected = vec![
+        vec!["web".to_owned()],
+        vec![],
+        vec!["cart".to_owned()],
+        vec!["payments".to_owned()],
+        vec!["cart".to_owned()],
+        vec![],
+    ];
+    assert_eq!(graph.resolved, expected);
+    // A snapshot of the same graph (what incident replay reads) resolves the same way.
+    let whole = db.store.context_all(&tenant).await.unwrap();
     assert_eq!(
-        graph.resolved,
-        vec![
-            vec!["web".to_owned()],
-            vec![],
-            vec!["cart".to_owned()],
-            vec!["payments".to_owned()],
-            vec!["cart".to_owned()],
-            vec![],
-        ]
+        blast_radius::snapshot_graph(&whole, &targets).resolved,
+        expected
     );
     // Another tenant sees none of it.
     let other = db
@@ -195,6 +192,7 @@ async fn the_stored_walk_equals_the_pure_walk_on_random_graphs() {
             .replace_context(&tenant, "service_graph", &calls)
             .await
             .unwrap();
+        let snapshot = db.store.context_all(&tenant).await.unwrap();
         for depth in 1..=5 {
             for pick in 0..5 {
                 let name = format!("s{}", rng.next(n));
@@ -246,6 +244,41 @@ async fn the_stored_walk_equals_the_pure_walk_on_random_graphs() {
                     stored.edges.iter().map(key).collect::<Vec<_>>(),
                     pure.edges.iter().map(key).collect::<Vec<_>>(),
                     "round {round} depth {depth} target {name}"
+                );
+                // The estimate from a snapshot of the whole graph (incident replay) is the same.
+                let targets = vec![target("service", &name, None)];
+                let snapped = blast_radius::estimate(
+                    targets.clone(),
+                    &blast_radius::snapshot_graph(&snapshot, &targets),
+                    depth,
+                    now,
+                );
+                assert_eq!(
+                    (
+                        &snapped.services,
+                        snapped.service_count,
+                        &snapped.namespaces,
+                        &snapped.teams,
+                        snapped.rps,
+                        &snapped.entry_points,
+                        snapped.depth_capped,
+                        snapped.unknown,
+                    ),
+                    (
+                        &stored.services,
+                        stored.service_count,
+                        &stored.namespaces,
+                        &stored.teams,
+                        stored.rps,
+                        &stored.entry_points,
+                        stored.depth_capped,
+                        stored.unknown,
+                    ),
+                    "snapshot: round {round} depth {depth} target {name}"
+                );
+                assert_eq!(
+                    snapped.edges.iter().map(key).collect::<Vec<_>>(),
+                    stored.edges.iter().map(key).collect::<Vec<_>>(),
                 );
             }
         }

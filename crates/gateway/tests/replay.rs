@@ -393,3 +393,100 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
     assert_eq!(s, 422, "{b}");
     app.stop().await;
 }
+
+/// A replay in the background reports its progress on the event stream; a candidate playbook
+/// that moves the remediation to another workload gets a blast radius estimated from the
+/// context snapshot recorded at planning, not from today's graph.
+#[tokio::test]
+async fn background_replay_reports_progress_and_estimates_new_targets_from_the_snapshot() {
+    let app = spawn_app_with(configure).await;
+    let alice = token("alice", "acme", &["operator"]);
+    let tenant = carapulse_core::model::TenantId::parse("acme").unwrap();
+    // ingress -> api -> {web, checkout}: the graph planning sees (and snapshots).
+    let mut traffic = carapulse_core::store::Snapshot::default();
+    for name in ["web", "api", "ingress", "checkout"] {
+        traffic.reference(carapulse_core::store::ContextNode {
+            node_id: format!("service/{name}"),
+            kind: "service".into(),
+            name: name.into(),
+            labels: Default::default(),
+            owner_team: None,
+        });
+    }
+    let now = chrono::Utc::now();
+    for (caller, callee, rps) in [("api", "web", 30.0), ("ingress", "api", 120.0), ("api", "checkout", 8.0)] {
+        traffic.call(
+            &format!("service/{caller}"),
+            &format!("service/{callee}"),
+            carapulse_core::store::Traffic::measured(rps, 0.0, now).unwrap(),
+        );
+    }
+    app.db
+        .store
+        .replace_context(&tenant, "service_graph", &traffic)
+        .await
+        .unwrap();
+    deliver(&app, vec![alert("HighLatency", "fp-snap", "shop", "web")]).await;
+    wait_for_plans(&app, 1).await;
+    let snapshot: Option<String> = sqlx::query_scalar(
+        "SELECT record_json->>'context_snapshot_id' FROM planning_records WHERE alert_id IS NOT NULL",
+    )
+    .fetch_one(app.db.store.pool())
+    .await
+    .unwrap();
+    assert!(snapshot.is_some(), "planning recorded no context snapshot");
+    // Today's graph loses checkout's callers: the replay must not read it.
+    let mut today = carapulse_core::store::Snapshot::default();
+    today.call(
+        "service/ingress",
+        "service/api",
+        carapulse_core::store::Traffic::measured(120.0, 0.0, now).unwrap(),
+    );
+    app.db
+        .store
+        .replace_context(&tenant, "service_graph", &today)
+        .await
+        .unwrap();
+
+    let (status, started) = app
+        .post(
+            "/v1/replays",
+            &alice,
+            &json!({"source": {"since": "1h"}, "planner": "rules", "playbooks": "candidate", "background": true,
+                    "candidate_playbooks": [{"name": "restart-checkout", "alertname": "HighLatency",
+                                             "workflow": "service_restart",
+                                             "input": {"resource": "deployment/checkout", "namespace": "shop"}}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["replay_id"].as_str().unwrap().to_owned();
+    let mut run = Value::Null;
+    for _ in 0..100 {
+        let (_, r) = app.get(&format!("/v1/replays/{id}"), &alice).await;
+        run = r;
+        if run["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(run["status"], "done", "{run}");
+    let r = &run["incidents"][0]["result"];
+    assert_eq!(r["replayed"]["blast_radius_source"], "snapshot", "{r}");
+    assert_eq!(r["replayed"]["blast_radius"]["unknown"], false, "{r}");
+    // checkout, api and ingress, as the snapshot had them.
+    assert_eq!(r["replayed"]["blast_radius"]["services"], 3, "{r}");
+    assert_eq!(r["replayed"]["blast_radius"]["rps"], 8.0, "{r}");
+    assert!(r["changes"].as_array().unwrap().contains(&json!("steps")), "{r}");
+    // Progress went out on the event stream, ending with the run.
+    let statuses: Vec<String> = sqlx::query_scalar(
+        "SELECT data->>'status' FROM event_log WHERE kind = 'replay.progress' AND data->>'replay_id' = $1 \
+         ORDER BY event_id",
+    )
+    .bind(&id)
+    .fetch_all(app.db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(statuses.first().map(String::as_str), Some("running"), "{statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some("done"), "{statuses:?}");
+    app.stop().await;
+}
