@@ -16,6 +16,7 @@ mod blast;
 mod events;
 mod lists;
 mod load;
+mod replay;
 mod review;
 mod stack;
 mod year;
@@ -91,8 +92,10 @@ struct Args {
     /// events (alert ingestion, SSE fan-out), all of those, lists (list pages at 10k and
     /// --list-rows rows; not part of all), or load (minutes of mixed traffic against the gateway
     /// binary; not part of all), or year (a year of data: lists, audit verify and export, SSE
-    /// resume, then the load mix on two gateways and two workers; not part of all).
-    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load", "year", "review", "blast"])]
+    /// resume, then the load mix on two gateways and two workers; not part of all), review
+    /// (what-if and policy impact), blast (blast radius on a 1,000-service graph) or replay
+    /// (incident replay of 500 alert events); the last three not part of all.
+    #[arg(long, default_value = "all", value_parser = ["all", "core", "verify", "policy", "tools", "sandbox", "orchestrator", "events", "lists", "load", "year", "review", "blast", "replay"])]
     suite: String,
     /// Rows per table of the large tenant in the lists suite (the small one has 10,000).
     #[arg(long, default_value_t = 1_000_000)]
@@ -1052,6 +1055,12 @@ async fn main() -> anyhow::Result<()> {
     if args.suite == "review" {
         let db = TestDatabase::create().await;
         let result = review::run(&db, 200, 100_000, &mut rows).await;
+        db.drop_now().await;
+        result?;
+    }
+    if args.suite == "replay" {
+        let db = TestDatabase::create().await;
+        let result = replay::run(&db, 500, 5, &mut rows).await;
         db.drop_now().await;
         result?;
     }
