@@ -13,7 +13,9 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ReplayCommand) -> Resu
         ReplayCommand::Run(args) => start(client, fmt, &args).await,
         ReplayCommand::Get { replay_id, changed } => {
             let run = client
-                .get(&format!("/v1/replays/{replay_id}?limit=500&changed={changed}"))
+                .get(&format!(
+                    "/v1/replays/{replay_id}?limit=500&changed={changed}"
+                ))
                 .await?;
             show(fmt, &run);
             Ok(())
@@ -44,7 +46,10 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ReplayCommand) -> Resu
             print!(
                 "{}",
                 table(
-                    &["REPLAY", "STATUS", "SOURCE", "PLANNER", "POLICY", "DONE", "CHANGED", "CREATED"],
+                    &[
+                        "REPLAY", "STATUS", "SOURCE", "PLANNER", "POLICY", "DONE", "CHANGED",
+                        "CREATED"
+                    ],
                     &rows
                 )
             );
@@ -129,7 +134,10 @@ fn side(s: &Value) -> String {
         Some(decision) => {
             let approvers = s["approvals_required"].as_u64().unwrap_or(0);
             if approvers > 0 {
-                format!("{decision} ({approvers} approver{})", if approvers == 1 { "" } else { "s" })
+                format!(
+                    "{decision} ({approvers} approver{})",
+                    if approvers == 1 { "" } else { "s" }
+                )
             } else {
                 decision.to_owned()
             }
@@ -203,7 +211,11 @@ fn show(fmt: OutputFormat, run: &Value) {
                     })
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "-".into()),
-                if notes.is_empty() { "-".into() } else { notes.join("; ") },
+                if notes.is_empty() {
+                    "-".into()
+                } else {
+                    notes.join("; ")
+                },
             ]
         })
         .collect();
@@ -218,6 +230,9 @@ fn show(fmt: OutputFormat, run: &Value) {
         );
     }
     if !run["next_after"].is_null() {
-        println!("(more incidents: assistantctl replay get {} -o json)", cell(run, &["replay_id"]));
+        println!(
+            "(more incidents: assistantctl replay get {} -o json)",
+            cell(run, &["replay_id"])
+        );
     }
 }

@@ -1571,7 +1571,11 @@ async fn replay_runs_in_the_background_and_prints_a_summary_table() {
     // The current everything: unchanged.
     let out = ctl(&env, Some(&alice), &["replay", "run", "--plan", &plan_id]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("1 incidents, 0 changed, 1 unchanged"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 incidents, 0 changed, 1 unchanged"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("report sha256:"), "{}", out.stdout);
     // A candidate that denies writes: the plan's approval becomes a denial.
     let dir = candidate_dir(&env, "replay-candidate", &[("freeze.rego", "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"writes_frozen\" if is_write\n")]);
@@ -1582,10 +1586,26 @@ async fn replay_runs_in_the_background_and_prints_a_summary_table() {
     )
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("1 incidents, 1 changed"), "{}", out.stdout);
-    assert!(out.stdout.contains("require_approval -> deny"), "{}", out.stdout);
-    assert!(out.stdout.contains("require_approval (1 approver)"), "{}", out.stdout);
-    assert!(out.stdout.contains("decision,reasons,approvals_required"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 incidents, 1 changed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("require_approval -> deny"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("require_approval (1 approver)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("decision,reasons,approvals_required"),
+        "{}",
+        out.stdout
+    );
     let (done,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM replay_runs WHERE status = 'done' AND requested_by = 'alice' \
          AND (request_json->>'planner') = 'recorded'",
@@ -1596,12 +1616,28 @@ async fn replay_runs_in_the_background_and_prints_a_summary_table() {
     assert_eq!(done, 2);
     let out = ctl(&env, Some(&alice), &["replay", "list"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout.lines().filter(|l| l.contains(" done ")).count(), 2, "{}", out.stdout);
+    assert_eq!(
+        out.stdout.lines().filter(|l| l.contains(" done ")).count(),
+        2,
+        "{}",
+        out.stdout
+    );
     let out = ctl(&env, Some(&alice), &["replay", "list", "-o", "json"]).await;
-    let newest = out.json()["items"][0]["replay_id"].as_str().unwrap().to_owned();
-    let out = ctl(&env, Some(&alice), &["replay", "get", &newest, "--changed", "-o", "json"]).await;
+    let newest = out.json()["items"][0]["replay_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = ctl(
+        &env,
+        Some(&alice),
+        &["replay", "get", &newest, "--changed", "-o", "json"],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.json()["incidents"][0]["result"]["replayed"]["decision"], "deny");
+    assert_eq!(
+        out.json()["incidents"][0]["result"]["replayed"]["decision"],
+        "deny"
+    );
     // No source is a usage error before any request.
     let out = ctl(&env, Some(&alice), &["replay", "run"]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);

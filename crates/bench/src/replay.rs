@@ -16,7 +16,12 @@ use crate::Row;
 const BEARER: &str = "bench-replay-bearer-0123456789abcdef";
 const FREEZE: &str = "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"prod_writes_frozen\" if {\n\tis_write\n\tprod_env\n}\n";
 
-pub async fn run(db: &TestDatabase, alerts: usize, rounds: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+pub async fn run(
+    db: &TestDatabase,
+    alerts: usize,
+    rounds: usize,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
     let (base, shutdown, server) = crate::spawn_gateway_with(db, |c| {
         c.webhooks.insert(
             "alertmanager".into(),

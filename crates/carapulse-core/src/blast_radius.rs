@@ -550,7 +550,10 @@ pub fn snapshot_graph(snapshot: &crate::store::Snapshot, targets: &[StepTarget])
                     n.name == name
                         && (ns.is_empty()
                             || n.kind == "service"
-                            || matches!(n.labels.get("namespace").map(String::as_str), None | Some("")) 
+                            || matches!(
+                                n.labels.get("namespace").map(String::as_str),
+                                None | Some("")
+                            )
                             || n.labels.get("namespace").map(String::as_str) == Some(ns))
                 }) {
                     if hit.kind == "service" {

@@ -76,9 +76,24 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
          SELECT gen_random_uuid(), gen_random_uuid(), 1, 'acme', now() - interval '31 days', '{}' FROM generate_series(1, 4)",
         "INSERT INTO planning_records (record_id, plan_id, revision, tenant_id, recorded_at, record_json) \
          SELECT gen_random_uuid(), gen_random_uuid(), 1, 'acme', now() - interval '1 day', '{}' FROM generate_series(1, 2)",
+        // replays: 3 last moved 31 days ago (one with an incident, which goes with it), 1 yesterday
+        "ALTER TABLE replay_runs DISABLE TRIGGER replay_runs_event",
+        "INSERT INTO replay_runs (replay_id, tenant_id, requested_by, status, request_json, updated_at) \
+         SELECT gen_random_uuid(), 'acme', 'alice', 'done', '{}', now() - interval '31 days' FROM generate_series(1, 3)",
+        "INSERT INTO replay_incidents (replay_id, seq, changed, result_json) \
+         SELECT replay_id, 0, false, '{}' FROM replay_runs WHERE updated_at < now() - interval '30 days' LIMIT 1",
+        "INSERT INTO replay_runs (replay_id, tenant_id, requested_by, status, request_json, updated_at) \
+         VALUES (gen_random_uuid(), 'acme', 'alice', 'done', '{}', now() - interval '1 day')",
+        "ALTER TABLE replay_runs ENABLE TRIGGER replay_runs_event",
     ] {
         sqlx::query(sql).execute(&mut *conn).await.unwrap();
     }
+    // Back to normal before the connection returns to the pool the prune takes from (a replay's
+    // incidents go with it through the foreign key's cascade, a trigger replica mode skips).
+    sqlx::query("SET session_replication_role = DEFAULT")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     drop(conn);
 
     let pruned = db.store.prune(&POLICY).await.unwrap();
@@ -92,8 +107,11 @@ async fn prune_takes_exactly_what_the_policy_no_longer_keeps() {
             policy_decisions: 9,
             impact_jobs: 2,
             planning_records: 4,
+            replay_runs: 3,
         }
     );
+    assert_eq!(count(&db, "SELECT count(*) FROM replay_runs").await, 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM replay_incidents").await, 0);
     assert_eq!(count(&db, "SELECT count(*) FROM planning_records").await, 2);
     assert_eq!(
         count(&db, "SELECT count(*) FROM policy_impact_jobs").await,

@@ -99,7 +99,10 @@ pub(crate) fn playbooks_digest(playbooks: &[PlaybookRule]) -> String {
     let canonical = carapulse_core::canonical::canonical_json(
         &serde_json::to_value(playbooks).unwrap_or(Value::Null),
     );
-    format!("sha256:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    )
 }
 
 /// A context snapshot no older than this serves a new plan's record; an older one is replaced.

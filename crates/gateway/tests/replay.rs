@@ -91,7 +91,13 @@ async fn live_tables(app: &TestApp) -> BTreeMap<&'static str, i64> {
 
 async fn wait_for_plans(app: &TestApp, n: i64) {
     for _ in 0..200 {
-        if count(app, "SELECT count(*) FROM planning_records WHERE alert_id IS NOT NULL").await >= n {
+        if count(
+            app,
+            "SELECT count(*) FROM planning_records WHERE alert_id IS NOT NULL",
+        )
+        .await
+            >= n
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -103,8 +109,18 @@ async fn wait_for_plans(app: &TestApp, n: i64) {
 async fn incidents(app: &TestApp) {
     let mut alerts = Vec::new();
     for (i, ns) in ["shop", "payments", "search"].iter().enumerate() {
-        alerts.push(alert("HighLatency", &format!("fp-lat-{i}"), ns, &format!("web-{ns}")));
-        alerts.push(alert("PodCrashLooping", &format!("fp-crash-{i}"), ns, &format!("api-{ns}")));
+        alerts.push(alert(
+            "HighLatency",
+            &format!("fp-lat-{i}"),
+            ns,
+            &format!("web-{ns}"),
+        ));
+        alerts.push(alert(
+            "PodCrashLooping",
+            &format!("fp-crash-{i}"),
+            ns,
+            &format!("api-{ns}"),
+        ));
     }
     deliver(app, alerts).await;
     wait_for_plans(app, 6).await;
@@ -137,14 +153,26 @@ async fn replays_reproduce_the_record_and_a_stricter_candidate_matches_direct_ev
     for incident in first["incidents"].as_array().unwrap() {
         let r = &incident["result"];
         assert_eq!(r["original"]["decision"], r["replayed"]["decision"], "{r}");
-        assert_eq!(r["original"]["approvals_required"], r["replayed"]["approvals_required"], "{r}");
+        assert_eq!(
+            r["original"]["approvals_required"], r["replayed"]["approvals_required"],
+            "{r}"
+        );
         assert_eq!(r["replayed"]["planned"], true, "{r}");
-        assert!(r["replayed"]["planner"].as_str().unwrap().starts_with("recorded"), "{r}");
+        assert!(
+            r["replayed"]["planner"]
+                .as_str()
+                .unwrap()
+                .starts_with("recorded"),
+            "{r}"
+        );
     }
     // Twice: the same report, hash for hash.
     let second = replay(&app, &alice, window.clone()).await;
     assert_eq!(first["report_hash"], second["report_hash"]);
-    assert!(first["report_hash"].as_str().unwrap().starts_with("sha256:"));
+    assert!(first["report_hash"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
     assert_ne!(first["replay_id"], second["replay_id"]);
 
     // A stricter candidate: each replayed decision is the one a direct evaluation of the
@@ -186,7 +214,13 @@ async fn replays_reproduce_the_record_and_a_stricter_candidate_matches_direct_ev
             changed += 1;
             assert_eq!(r["replayed"]["decision"], "deny");
             assert_eq!(r["replayed"]["approvals_required"], 0);
-            assert!(r["changes"].as_array().unwrap().contains(&json!("decision")), "{r}");
+            assert!(
+                r["changes"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("decision")),
+                "{r}"
+            );
         }
     }
     assert_eq!(changed, 2);
@@ -206,7 +240,10 @@ async fn replays_reproduce_the_record_and_a_stricter_candidate_matches_direct_ev
     assert_eq!(page["incidents"].as_array().unwrap().len(), 1);
     let after = page["next_after"].as_i64().expect("a second page");
     let (_, rest) = app
-        .get(&format!("/v1/replays/{id}?changed=true&after={after}"), &alice)
+        .get(
+            &format!("/v1/replays/{id}?changed=true&after={after}"),
+            &alice,
+        )
         .await;
     assert_eq!(rest["incidents"].as_array().unwrap().len(), 1);
     assert!(rest["next_after"].is_null());
@@ -215,7 +252,10 @@ async fn replays_reproduce_the_record_and_a_stricter_candidate_matches_direct_ev
     assert_eq!(list["items"][0]["replay_id"], strict["replay_id"]);
     let cursor = list["next_cursor"].as_str().unwrap().to_owned();
     let (_, older) = app
-        .get(&format!("/v1/replays?cursor={}", urlencode(&cursor)), &alice)
+        .get(
+            &format!("/v1/replays?cursor={}", urlencode(&cursor)),
+            &alice,
+        )
         .await;
     assert_eq!(older["items"].as_array().unwrap().len(), 1);
     assert_eq!(older["items"][0]["replay_id"], first["replay_id"]);
@@ -233,7 +273,11 @@ async fn replays_reproduce_the_record_and_a_stricter_candidate_matches_direct_ev
     for incident in playbooks["incidents"].as_array().unwrap() {
         let r = &incident["result"];
         let latency = r["alertname"] == "HighLatency";
-        assert_eq!(r["changes"].as_array().unwrap().contains(&json!("steps")), latency, "{r}");
+        assert_eq!(
+            r["changes"].as_array().unwrap().contains(&json!("steps")),
+            latency,
+            "{r}"
+        );
         if latency {
             assert!(!r["diff"]["text"].as_array().unwrap().is_empty(), "{r}");
         }
@@ -242,7 +286,11 @@ async fn replays_reproduce_the_record_and_a_stricter_candidate_matches_direct_ev
     // Nothing live was written; one audit event per replay.
     assert_eq!(live_tables(&app).await, before);
     assert_eq!(
-        count(&app, "SELECT count(*) FROM audit_events WHERE action = 'replay.start'").await,
+        count(
+            &app,
+            "SELECT count(*) FROM audit_events WHERE action = 'replay.start'"
+        )
+        .await,
         4
     );
     assert_eq!(count(&app, "SELECT count(*) FROM replay_runs").await, 4);
@@ -284,20 +332,27 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
     .fetch_one(app.db.store.pool())
     .await
     .unwrap();
-    let alert_id: String = sqlx::query_scalar(
-        "SELECT alert_id::text FROM planning_records WHERE plan_id = $1::uuid",
-    )
-    .bind(&plan_id)
-    .fetch_one(app.db.store.pool())
-    .await
-    .unwrap();
+    let alert_id: String =
+        sqlx::query_scalar("SELECT alert_id::text FROM planning_records WHERE plan_id = $1::uuid")
+            .bind(&plan_id)
+            .fetch_one(app.db.store.pool())
+            .await
+            .unwrap();
 
     // One plan, one alert event: the same incident, unchanged.
     let by_plan = replay(&app, &alice, json!({"source": {"plan_id": plan_id}})).await;
     assert_eq!(by_plan["total"], 1);
     assert_eq!(by_plan["summary"]["changed"], 0, "{by_plan}");
-    let by_alert = replay(&app, &alice, json!({"source": {"alert_event_id": alert_id}})).await;
-    assert_eq!(by_alert["incidents"][0]["result"]["plan_id"], json!(plan_id));
+    let by_alert = replay(
+        &app,
+        &alice,
+        json!({"source": {"alert_event_id": alert_id}}),
+    )
+    .await;
+    assert_eq!(
+        by_alert["incidents"][0]["result"]["plan_id"],
+        json!(plan_id)
+    );
 
     // Policy changed since: the replay under the current policy says so.
     std::fs::write(dir.path().join("zz_strict.rego"), STRICT).unwrap();
@@ -305,25 +360,44 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
     assert_eq!(status, 200, "{body}");
     let drifted = replay(&app, &alice, json!({"source": {"since": "1h"}})).await;
     assert_eq!(drifted["summary"]["with_drift"], 6, "{drifted}");
-    let drift = drifted["incidents"][0]["result"]["drift"][0].as_str().unwrap();
-    assert!(drift.starts_with("policy changed since: recorded sha256:"), "{drift}");
+    let drift = drifted["incidents"][0]["result"]["drift"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        drift.starts_with("policy changed since: recorded sha256:"),
+        "{drift}"
+    );
     assert_eq!(drifted["summary"]["changed"], 2, "{drifted}");
 
     let runs_before = count(&app, "SELECT count(*) FROM replay_runs").await;
     let live = live_tables(&app).await;
     let refused = |status: u16, code: &str, body: &Value| {
         assert_eq!(error_code(body), code, "{body}");
-        assert!(status >= 400 && status < 500, "{status} {body}");
+        assert!((400..500).contains(&status), "{status} {body}");
     };
     // Another tenant's ids are not found.
     let mallory = token("mallory", "globex", &["operator"]);
-    let (s, b) = app.post("/v1/replays", &mallory, &json!({"source": {"plan_id": plan_id}})).await;
+    let (s, b) = app
+        .post(
+            "/v1/replays",
+            &mallory,
+            &json!({"source": {"plan_id": plan_id}}),
+        )
+        .await;
     assert_eq!(s, 404, "{b}");
-    let (s, b) = app.post("/v1/replays", &mallory, &json!({"source": {"alert_event_id": alert_id}})).await;
+    let (s, b) = app
+        .post(
+            "/v1/replays",
+            &mallory,
+            &json!({"source": {"alert_event_id": alert_id}}),
+        )
+        .await;
     assert_eq!(s, 404, "{b}");
     // Readers may not replay.
     let viewer = token("vic", "acme", &["viewer"]);
-    let (s, b) = app.post("/v1/replays", &viewer, &json!({"source": {"since": "1h"}})).await;
+    let (s, b) = app
+        .post("/v1/replays", &viewer, &json!({"source": {"since": "1h"}}))
+        .await;
     assert_eq!(s, 403, "{b}");
     // A candidate that does not compile names its file.
     let (s, b) = app
@@ -334,7 +408,10 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
         )
         .await;
     refused(s, "invalid_policy", &b);
-    assert!(b["error"]["message"].as_str().unwrap().contains("bad.rego"), "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("bad.rego"),
+        "{b}"
+    );
     // Candidate without asking for it; two sources; a bad window; a bad playbook.
     for body in [
         json!({"source": {"since": "1h"}, "candidate": {"files": {"x.rego": STRICT}}}),
@@ -348,7 +425,11 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
     }
     // A body that is not a replay request at all.
     let (s, b) = app
-        .post("/v1/replays", &alice, &json!({"source": {"since": "1h"}, "planner": "oracle"}))
+        .post(
+            "/v1/replays",
+            &alice,
+            &json!({"source": {"since": "1h"}, "planner": "oracle"}),
+        )
         .await;
     assert_eq!(s, 400, "{b}");
     // A plan whose record was purged: gone, and said why.
@@ -357,10 +438,22 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
         .execute(app.db.store.pool())
         .await
         .unwrap();
-    let (s, b) = app.post("/v1/replays", &alice, &json!({"source": {"plan_id": plan_id}})).await;
+    let (s, b) = app
+        .post(
+            "/v1/replays",
+            &alice,
+            &json!({"source": {"plan_id": plan_id}}),
+        )
+        .await;
     assert_eq!(s, 410, "{b}");
     refused(s, "planning_record_missing", &b);
-    let (s, b) = app.post("/v1/replays", &alice, &json!({"source": {"alert_event_id": alert_id}})).await;
+    let (s, b) = app
+        .post(
+            "/v1/replays",
+            &alice,
+            &json!({"source": {"alert_event_id": alert_id}}),
+        )
+        .await;
     assert_eq!(s, 410, "{b}");
     // A window over 500 alert events.
     sqlx::query(
@@ -371,7 +464,9 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
     .execute(app.db.store.pool())
     .await
     .unwrap();
-    let (s, b) = app.post("/v1/replays", &alice, &json!({"source": {"since": "1h"}})).await;
+    let (s, b) = app
+        .post("/v1/replays", &alice, &json!({"source": {"since": "1h"}}))
+        .await;
     assert_eq!(s, 422, "{b}");
     refused(s, "window_too_large", &b);
     sqlx::query("DELETE FROM alert_events WHERE fingerprint LIKE 'bulk-%'")
@@ -379,7 +474,10 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
         .await
         .unwrap();
     // Nothing was written by any refusal (the purge above is the test's own).
-    assert_eq!(count(&app, "SELECT count(*) FROM replay_runs").await, runs_before);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM replay_runs").await,
+        runs_before
+    );
     let mut live_after = live_tables(&app).await;
     live_after.insert("planning_records", live["planning_records"]);
     assert_eq!(live_after, live);
@@ -389,7 +487,9 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
     let id = drifted["replay_id"].as_str().unwrap();
     let (s, _) = app.get(&format!("/v1/replays/{id}"), &mallory).await;
     assert_eq!(s, 404);
-    let (s, b) = app.get(&format!("/v1/replays/{id}?limit=501"), &alice).await;
+    let (s, b) = app
+        .get(&format!("/v1/replays/{id}?limit=501"), &alice)
+        .await;
     assert_eq!(s, 422, "{b}");
     app.stop().await;
 }
@@ -414,7 +514,11 @@ async fn background_replay_reports_progress_and_estimates_new_targets_from_the_s
         });
     }
     let now = chrono::Utc::now();
-    for (caller, callee, rps) in [("api", "web", 30.0), ("ingress", "api", 120.0), ("api", "checkout", 8.0)] {
+    for (caller, callee, rps) in [
+        ("api", "web", 30.0),
+        ("ingress", "api", 120.0),
+        ("api", "checkout", 8.0),
+    ] {
         traffic.call(
             &format!("service/{caller}"),
             &format!("service/{callee}"),
@@ -476,7 +580,10 @@ async fn background_replay_reports_progress_and_estimates_new_targets_from_the_s
     // checkout, api and ingress, as the snapshot had them.
     assert_eq!(r["replayed"]["blast_radius"]["services"], 3, "{r}");
     assert_eq!(r["replayed"]["blast_radius"]["rps"], 8.0, "{r}");
-    assert!(r["changes"].as_array().unwrap().contains(&json!("steps")), "{r}");
+    assert!(
+        r["changes"].as_array().unwrap().contains(&json!("steps")),
+        "{r}"
+    );
     // Progress went out on the event stream, ending with the run.
     let statuses: Vec<String> = sqlx::query_scalar(
         "SELECT data->>'status' FROM event_log WHERE kind = 'replay.progress' AND data->>'replay_id' = $1 \
@@ -486,7 +593,15 @@ async fn background_replay_reports_progress_and_estimates_new_targets_from_the_s
     .fetch_all(app.db.store.pool())
     .await
     .unwrap();
-    assert_eq!(statuses.first().map(String::as_str), Some("running"), "{statuses:?}");
-    assert_eq!(statuses.last().map(String::as_str), Some("done"), "{statuses:?}");
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("running"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("done"),
+        "{statuses:?}"
+    );
     app.stop().await;
 }

@@ -160,12 +160,22 @@ impl Store {
         .bind(key)
         .fetch_optional(&mut *tx)
         .await?;
-        let seen = rule.count(row.map(|(first_seen, count, suppressed_until)| GateState {
-            first_seen,
-            count,
-            suppressed_until,
-        }), now);
-        let (pass, GateState { first_seen, count, suppressed_until: until }) = seen;
+        let seen = rule.count(
+            row.map(|(first_seen, count, suppressed_until)| GateState {
+                first_seen,
+                count,
+                suppressed_until,
+            }),
+            now,
+        );
+        let (
+            pass,
+            GateState {
+                first_seen,
+                count,
+                suppressed_until: until,
+            },
+        ) = seen;
         sqlx::query(
             "INSERT INTO event_gates (tenant_id, source, fingerprint, first_seen, last_seen, count, suppressed_until) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, source, fingerprint) DO UPDATE SET \

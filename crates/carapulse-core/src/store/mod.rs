@@ -56,9 +56,7 @@ pub use page::{CountMode, Page, PageCursor, PageError, Paged, MAX_OFFSET, MAX_PA
 pub use plan_writer::PlanWriter;
 pub use planning_records::{capped as capped_planning_record, MAX_RECORD_BYTES};
 pub use plans::{NewPlan, PlanFilter, PlanSummary};
-pub use replays::{
-    AlertEventRow, AlertPlanRecord, ReplayIncident, ReplayRun, REPLAY_STALE_SECS,
-};
+pub use replays::{AlertEventRow, AlertPlanRecord, ReplayIncident, ReplayRun, REPLAY_STALE_SECS};
 pub use retention::{Pruned, RetentionPolicy};
 pub use revisions::{NewRevision, PlanRevision, Revised, MAX_REVISIONS};
 pub use schedules::{NewSchedule, ScheduleRecord};

@@ -248,7 +248,12 @@ fn original_side(incident: &Incident, missing: &mut Vec<String>) -> (Side, Optio
 fn strings(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = v
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -270,11 +275,11 @@ fn plan_steps(
     incident: &Incident,
     original: &Side,
     facts: Option<&AlertFacts>,
-    context: &ContextRef,
-    intent: &str,
+    judged: &Judged,
     current: Option<Result<(Vec<StepDraft>, String), String>>,
     missing: &mut Vec<String>,
 ) -> Planned {
+    let (context, intent) = (&judged.context, judged.intent.as_str());
     if let Some(current) = current {
         return match current {
             Ok((steps, label)) => Planned::Steps(steps, label),
@@ -303,7 +308,8 @@ fn plan_steps(
             return Planned::Steps(original.steps.clone(), "recorded (first revision)".into());
         }
         // Never planned: nothing was recorded to read, so the rules plan it.
-        missing.push("nothing recorded to replay (never planned): the rule planner planned it".into());
+        missing
+            .push("nothing recorded to replay (never planned): the rule planner planned it".into());
         return rules_plan(facts);
     };
     match &record["llm_response"] {
@@ -364,8 +370,9 @@ fn judged(env: &Env<'_>, incident: &Incident, facts: Option<&AlertFacts>) -> Jud
         .map(str::to_owned)
         .or(alert_intent)
         .unwrap_or_default();
-    let recorded_context = record
-        .and_then(|r| serde_json::from_value::<ContextRef>(r["policy"]["input"]["context"].clone()).ok());
+    let recorded_context = record.and_then(|r| {
+        serde_json::from_value::<ContextRef>(r["policy"]["input"]["context"].clone()).ok()
+    });
     let context = recorded_context.unwrap_or_else(|| match (facts, &incident.alert) {
         (Some(alert), Some(event)) => (env.alert_context)(&event.source, alert),
         _ => ContextRef {
@@ -421,9 +428,9 @@ fn replayed_input(
         .input
         .as_ref()
         .map(|i| i["actor"].clone())
-        .unwrap_or_else(|| {
-            json!({"id": "carapulse:event-loop", "roles": ["operator"], "tenant_id": tenant})
-        });
+        .unwrap_or_else(
+            || json!({"id": "carapulse:event-loop", "roles": ["operator"], "tenant_id": tenant}),
+        );
     input["actor"] = actor;
     if let Some(recorded) = &judged.input {
         input["time"] = recorded["time"].clone();
@@ -457,7 +464,11 @@ fn differing_paths(a: &Value, b: &Value, prefix: &str, out: &mut Vec<String>) {
                 );
             }
         }
-        _ => out.push(if prefix.is_empty() { "(root)".into() } else { prefix.to_owned() }),
+        _ => out.push(if prefix.is_empty() {
+            "(root)".into()
+        } else {
+            prefix.to_owned()
+        }),
     }
 }
 
@@ -484,9 +495,9 @@ pub(crate) fn replay(
                 "policy changed since: recorded {d}, now {}",
                 env.policy_digest
             )),
-            None if env.policy_is_current => {
-                drift.push("the record names no policy digest (recorded before digests were kept)".into())
-            }
+            None if env.policy_is_current => drift.push(
+                "the record names no policy digest (recorded before digests were kept)".into(),
+            ),
             _ => {}
         }
         let planning = &record["alert_planning"];
@@ -515,7 +526,13 @@ pub(crate) fn replay(
     let mut replayed = Side::default();
     if let (Some(alert), Some(event)) = (&facts, &incident.alert) {
         replayed.gate = gates
-            .pass(env.gateway, gate_rule(env.gateway), &event.source, alert, incident.at)
+            .pass(
+                env.gateway,
+                gate_rule(env.gateway),
+                &event.source,
+                alert,
+                incident.at,
+            )
             .map(GateStop::as_str);
     }
     if replayed.gate.is_none() {
@@ -524,8 +541,7 @@ pub(crate) fn replay(
             incident,
             &original,
             facts.as_ref(),
-            &judged.context,
-            &judged.intent,
+            &judged,
             current,
             &mut missing,
         ) {
@@ -643,7 +659,10 @@ pub(crate) fn replay(
     }) {
         changes.push("steps");
     }
-    let alertname = facts.as_ref().and_then(|a| a.alertname()).map(str::to_owned);
+    let alertname = facts
+        .as_ref()
+        .and_then(|a| a.alertname())
+        .map(str::to_owned);
     json!({
         "seq": incident.seq,
         "kind": if incident.alert.is_some() { "alert" } else { "plan" },

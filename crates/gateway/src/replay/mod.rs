@@ -157,7 +157,8 @@ impl SourceRequest {
             let id = Uuid::parse_str(id.trim()).map_err(|_| ApiError::not_found("alert event"))?;
             return Ok(Source::AlertEvent { alert_event_id: id });
         }
-        let since = crate::whatif::parse_when("source.since", self.since.as_deref().unwrap_or(""), now)?;
+        let since =
+            crate::whatif::parse_when("source.since", self.since.as_deref().unwrap_or(""), now)?;
         let until = match self.until.as_deref() {
             Some(raw) => crate::whatif::parse_when("source.until", raw, now)?,
             None => now,
@@ -214,7 +215,10 @@ pub(crate) async fn prepare(
             return Err(invalid("candidate", "only with \"policy\": \"candidate\""))
         }
         (Choice::Candidate, None) => {
-            return Err(invalid("candidate", "required with \"policy\": \"candidate\""))
+            return Err(invalid(
+                "candidate",
+                "required with \"policy\": \"candidate\"",
+            ))
         }
     };
     let playbooks = match (body.playbooks, &body.candidate_playbooks) {
@@ -440,8 +444,18 @@ async fn alert_incidents(
     }
     incidents.sort_by(|a, b| {
         a.at.cmp(&b.at)
-            .then_with(|| a.alert.as_ref().map(|e| e.alert_id).cmp(&b.alert.as_ref().map(|e| e.alert_id)))
-            .then_with(|| a.plan.as_ref().map(|p| p.plan_id).cmp(&b.plan.as_ref().map(|p| p.plan_id)))
+            .then_with(|| {
+                a.alert
+                    .as_ref()
+                    .map(|e| e.alert_id)
+                    .cmp(&b.alert.as_ref().map(|e| e.alert_id))
+            })
+            .then_with(|| {
+                a.plan
+                    .as_ref()
+                    .map(|p| p.plan_id)
+                    .cmp(&b.plan.as_ref().map(|p| p.plan_id))
+            })
     });
     for (seq, incident) in incidents.iter_mut().enumerate() {
         incident.seq = i32::try_from(seq).unwrap_or(i32::MAX);
@@ -454,7 +468,10 @@ pub(crate) fn report_hash(request: &Value, results: &[Value]) -> String {
     use sha2::{Digest, Sha256};
     let report = json!({"request": request, "incidents": results});
     let canonical = carapulse_core::canonical::canonical_json(&report);
-    format!("sha256:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    )
 }
 
 /// Runs `prepared` for `tenant` to its end, storing results as it goes (progress on the event
@@ -547,17 +564,17 @@ async fn current_plan(
     incident: &Incident,
 ) -> Result<(Vec<carapulse_core::model::StepDraft>, String), String> {
     let record = incident.plan.as_ref().and_then(|p| p.record.as_ref());
-    let context = record
-        .and_then(|r| serde_json::from_value(r["policy"]["input"]["context"].clone()).ok());
+    let context =
+        record.and_then(|r| serde_json::from_value(r["policy"]["input"]["context"].clone()).ok());
     if let Some(event) = &incident.alert {
         let alert = carapulse_core::planner::rules::AlertFacts {
             fingerprint: event.fingerprint.clone(),
-            labels: serde_json::from_value(event.payload_json["labels"].clone()).unwrap_or_default(),
+            labels: serde_json::from_value(event.payload_json["labels"].clone())
+                .unwrap_or_default(),
             annotations: serde_json::from_value(event.payload_json["annotations"].clone())
                 .unwrap_or_default(),
         };
-        let context =
-            context.unwrap_or_else(|| (env.alert_context)(&event.source, &alert));
+        let context = context.unwrap_or_else(|| (env.alert_context)(&event.source, &alert));
         return state
             .planning
             .plan_alert(tenant.as_str(), &alert, env.playbooks, &context)
@@ -627,7 +644,9 @@ pub(crate) async fn start(
         .audit(
             ctx.audit("replay.start", AuditDecision::Info)
                 .resource("replay", replay_id)
-                .context(json!({"request": request, "incidents": total, "background": body.background})),
+                .context(
+                    json!({"request": request, "incidents": total, "background": body.background}),
+                ),
         )
         .await;
     let span = tracing::info_span!("replay", %replay_id, tenant = %tenant);
@@ -640,7 +659,12 @@ pub(crate) async fn start(
                 () = state.shutdown.cancelled() => Err("the gateway stopped during the replay".to_owned()),
             };
             let finished = match &outcome {
-                Ok((summary, hash)) => state.store.finish_replay(replay_id, Ok((summary, hash))).await,
+                Ok((summary, hash)) => {
+                    state
+                        .store
+                        .finish_replay(replay_id, Ok((summary, hash)))
+                        .await
+                }
                 Err(message) => {
                     tracing::warn!(error = %message, "replay failed");
                     state.store.finish_replay(replay_id, Err(message)).await

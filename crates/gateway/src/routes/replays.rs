@@ -110,7 +110,15 @@ pub(crate) async fn get(
         return Err(ModelError::new("after", "a sequence number (0 or more)").into());
     }
     Ok(Json(
-        view(&state, &ctx, replay_id, after, limit, q.changed.unwrap_or(false)).await?,
+        view(
+            &state,
+            &ctx,
+            replay_id,
+            after,
+            limit,
+            q.changed.unwrap_or(false),
+        )
+        .await?,
     ))
 }
 
