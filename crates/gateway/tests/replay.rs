@@ -501,35 +501,17 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
 async fn background_replay_reports_progress_and_estimates_new_targets_from_the_snapshot() {
     let app = spawn_app_with(configure).await;
     let alice = token("alice", "acme", &["operator"]);
-    let tenant = carapulse_core::model::TenantId::parse("acme").unwrap();
     // ingress -> api -> {web, checkout}: the graph planning sees (and snapshots).
-    let mut traffic = carapulse_core::store::Snapshot::default();
-    for name in ["web", "api", "ingress", "checkout"] {
-        traffic.reference(carapulse_core::store::ContextNode {
-            node_id: format!("service/{name}"),
-            kind: "service".into(),
-            name: name.into(),
-            labels: Default::default(),
-            owner_team: None,
-        });
-    }
-    let now = chrono::Utc::now();
-    for (caller, callee, rps) in [
-        ("api", "web", 30.0),
-        ("ingress", "api", 120.0),
-        ("api", "checkout", 8.0),
-    ] {
-        traffic.call(
-            &format!("service/{caller}"),
-            &format!("service/{callee}"),
-            carapulse_core::store::Traffic::measured(rps, 0.0, now).unwrap(),
-        );
-    }
-    app.db
-        .store
-        .replace_context(&tenant, "service_graph", &traffic)
-        .await
-        .unwrap();
+    seed_traffic(
+        &app,
+        "acme",
+        &[
+            ("api", "web", 30.0),
+            ("ingress", "api", 120.0),
+            ("api", "checkout", 8.0),
+        ],
+    )
+    .await;
     deliver(&app, vec![alert("HighLatency", "fp-snap", "shop", "web")]).await;
     wait_for_plans(&app, 1).await;
     let snapshot: Option<String> = sqlx::query_scalar(
@@ -540,17 +522,7 @@ async fn background_replay_reports_progress_and_estimates_new_targets_from_the_s
     .unwrap();
     assert!(snapshot.is_some(), "planning recorded no context snapshot");
     // Today's graph loses checkout's callers: the replay must not read it.
-    let mut today = carapulse_core::store::Snapshot::default();
-    today.call(
-        "service/ingress",
-        "service/api",
-        carapulse_core::store::Traffic::measured(120.0, 0.0, now).unwrap(),
-    );
-    app.db
-        .store
-        .replace_context(&tenant, "service_graph", &today)
-        .await
-        .unwrap();
+    seed_traffic(&app, "acme", &[("ingress", "api", 120.0)]).await;
 
     let (status, started) = app
         .post(

@@ -98,30 +98,12 @@ async fn approve_in_the_browser_and_watch_the_execution_live() {
         .to_owned();
     // Traffic into web (the scaled deployment's service) for the plan page's blast radius:
     // ingress -> api -> web.
-    let acme_graph = carapulse_core::model::TenantId::parse("acme").expect("tenant");
-    let mut traffic = carapulse_core::store::Snapshot::default();
-    for name in ["web", "api", "ingress"] {
-        traffic.reference(carapulse_core::store::ContextNode {
-            node_id: format!("service/{name}"),
-            kind: "service".into(),
-            name: name.into(),
-            labels: Default::default(),
-            owner_team: None,
-        });
-    }
-    let now = chrono::Utc::now();
-    for (caller, callee, rps) in [("api", "web", 30.0), ("ingress", "api", 120.0)] {
-        traffic.call(
-            &format!("service/{caller}"),
-            &format!("service/{callee}"),
-            carapulse_core::store::Traffic::measured(rps, 0.02, now).expect("traffic"),
-        );
-    }
-    app.db
-        .store
-        .replace_context(&acme_graph, "service_graph", &traffic)
-        .await
-        .expect("service graph");
+    seed_traffic(
+        &app,
+        "acme",
+        &[("api", "web", 30.0), ("ingress", "api", 120.0)],
+    )
+    .await;
     // A revised plan for the plan page's changes section.
     let (status, revisable) = app.create_scale_plan(&alice).await;
     assert_eq!(status, 201, "{revisable}");

@@ -235,3 +235,32 @@ impl ExecutionStack {
         }
     }
 }
+
+/// Replaces `tenant`'s service-graph traffic with `calls` (`caller, callee, req/s`, observed
+/// now; each service a plain service node), as the `service_graph` collector would.
+pub async fn seed_traffic(app: &TestApp, tenant: &str, calls: &[(&str, &str, f64)]) {
+    let tenant = carapulse_core::model::TenantId::parse(tenant).expect("tenant");
+    let mut traffic = carapulse_core::store::Snapshot::default();
+    let now = chrono::Utc::now();
+    for (caller, callee, rps) in calls {
+        for name in [caller, callee] {
+            traffic.reference(carapulse_core::store::ContextNode {
+                node_id: format!("service/{name}"),
+                kind: "service".into(),
+                name: (*name).to_owned(),
+                labels: Default::default(),
+                owner_team: None,
+            });
+        }
+        traffic.call(
+            &format!("service/{caller}"),
+            &format!("service/{callee}"),
+            carapulse_core::store::Traffic::measured(*rps, 0.0, now).expect("traffic"),
+        );
+    }
+    app.db
+        .store
+        .replace_context(&tenant, "service_graph", &traffic)
+        .await
+        .expect("service graph");
+}
