@@ -736,3 +736,67 @@ async fn go_spellings_are_accepted_and_marked_deprecated() {
     );
     app.stop().await;
 }
+
+/// Replaying a plan a model made: `recorded` parses the recorded answer again (the model is not
+/// called; the same steps, the same report hash twice), `current` asks the model now.
+#[tokio::test]
+async fn replay_reads_the_recorded_model_answer_and_current_asks_again() {
+    const SCALE: &str = r#"{"summary":"scale web","steps":[{"tool":"kubectl","action":"scale","input":{"resource":"deployment/web","replicas":4,"namespace":"web"}}]}"#;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(answer(PLAN))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let app = llm_app(&server, false).await;
+    let alice = token("alice", "acme", &["operator"]);
+    let (status, created) = app
+        .post("/v1/plans", &alice, &intent_body("web is slow, restart it"))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let plan_id = created["plan_id"].as_str().unwrap().to_owned();
+
+    let recorded = json!({"source": {"plan_id": plan_id}, "planner": "recorded"});
+    let (status, first) = app.post("/v1/replays", &alice, &recorded).await;
+    assert_eq!(status, 200, "{first}");
+    let r = &first["incidents"][0]["result"];
+    assert_eq!(r["replayed"]["planner"], "recorded llm:openai", "{r}");
+    assert_eq!(r["changed"], false, "{r}");
+    assert_eq!(r["replayed"]["steps"], 2, "{r}");
+    assert!(r["drift"].as_array().unwrap().is_empty(), "{r}");
+    let (_, second) = app.post("/v1/replays", &alice, &recorded).await;
+    assert_eq!(first["report_hash"], second["report_hash"]);
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        1,
+        "recorded called the model"
+    );
+
+    // The model now answers differently: `current` asks it and the steps change.
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(answer(SCALE))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (status, now) = app
+        .post(
+            "/v1/replays",
+            &alice,
+            &json!({"source": {"plan_id": plan_id}, "planner": "current"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{now}");
+    let r = &now["incidents"][0]["result"];
+    assert_eq!(r["replayed"]["planner"], "llm:openai", "{r}");
+    assert!(
+        r["changes"].as_array().unwrap().contains(&json!("steps")),
+        "{r}"
+    );
+    assert_eq!(r["diff"]["added"], 1, "{r}");
+    assert_eq!(r["diff"]["removed"], 2, "{r}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    app.stop().await;
+}

@@ -79,6 +79,7 @@ pub(crate) async fn create(
 
 /// Query of `GET /v1/replays/{id}`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IncidentQuery {
     /// Incidents after this sequence number (`next_after` of the previous page).
@@ -124,6 +125,7 @@ pub(crate) async fn get(
 
 /// Query of `GET /v1/replays`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     /// Replays per page (1 to 100; default 20).
@@ -131,6 +133,7 @@ pub(crate) struct ListQuery {
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     #[serde(default)]
+    #[param(max_length = 512)]
     cursor: Option<String>,
 }
 
