@@ -436,8 +436,10 @@ pub fn serve_one() -> u8 {
             let _ = out.flush();
         }
     };
-    // Work that does not depend on the request, done while waiting for it (see "warm helpers").
+    // Work that does not depend on the request, done while waiting for it (see "warm helpers"):
+    // the seccomp filter, and the run's directories for the default ids (staging.rs).
     crate::run::prepare();
+    crate::staging::stage_ahead();
     let request: HelperRequest = match serde_json::from_reader(std::io::stdin().lock()) {
         Ok(r) => r,
         Err(e) => {

@@ -74,7 +74,7 @@ pub(crate) struct Plan {
 }
 
 /// Generated `/etc` files: enough for tools that look up their user or `localhost`.
-fn etc_files(uid: libc::uid_t, gid: libc::gid_t) -> [(&'static str, String); 5] {
+pub(crate) fn etc_files(uid: libc::uid_t, gid: libc::gid_t) -> [(&'static str, String); 5] {
     [
         (
             "passwd",
@@ -191,20 +191,21 @@ const DEVICES: &[&str] = &[
 ];
 
 impl RootPlan {
+    /// `staging`: the staging directory made ahead for `uid`/`gid`
+    /// ([`crate::staging::root_staging`]), or `None` to make it now.
     pub(crate) fn prepare(
         spec: &RootSpec<'_>,
         uid: libc::uid_t,
         gid: libc::gid_t,
+        staging: Option<tempfile::TempDir>,
     ) -> Result<Self, SandboxError> {
-        let staging = tempfile::Builder::new()
-            .prefix("sandbox-root-")
-            .tempdir()
-            .map_err(|e| SandboxError::Setup(format!("staging dir: {e}")))?;
+        let staging = match staging {
+            Some(staged) => staged,
+            None => crate::staging::root_staging(uid, gid)?,
+        };
         let setup = |what: &str, e: io::Error| SandboxError::Setup(format!("{what}: {e}"));
         let newroot = staging.path().join("root");
-        std::fs::create_dir(&newroot).map_err(|e| setup("new root", e))?;
         let etc = staging.path().join("etc");
-        std::fs::create_dir(&etc).map_err(|e| setup("etc", e))?;
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut files: Vec<PathBuf> = Vec::new();
         let mut symlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -238,9 +239,8 @@ impl RootPlan {
                 _ => {}
             }
         }
-        for (name, content) in etc_files(uid, gid) {
+        for (name, _) in etc_files(uid, gid) {
             let host = etc.join(name);
-            std::fs::write(&host, content).map_err(|e| setup(name, e))?;
             let inside = Path::new("/etc").join(name);
             files.push(inside.clone());
             binds.push((host, inside, false));

@@ -27,6 +27,7 @@ mod policy;
 mod proxy;
 mod reap;
 mod run;
+mod staging;
 
 pub use helper::{serve_one, Helper, HelperRequest, Runner, SERVE_ONE, WARM_HELPERS};
 pub use policy::{SandboxPolicy, DEFAULT_TIMEOUT};

@@ -424,21 +424,29 @@ pub(crate) fn run_keeping(
     }
     // SAFETY: plain getter.
     let root_parent = unsafe { libc::geteuid() } == 0;
+    // Directories a warm helper made ahead for these ids (see staging.rs), else made now.
+    let (staged_work, staged_creds, staged_egress, staged_root) =
+        match use_ns.then(|| crate::staging::take(uid, gid)).flatten() {
+            Some(s) => (Some(s.workdir), Some(s.creds), Some(s.egress), Some(s.root)),
+            None => (None, None, None, None),
+        };
+    let pre_owned = staged_work.is_some() && policy.working_dir.is_none();
     let temp = match &policy.working_dir {
         Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
+        None => Some(match staged_work {
+            Some(staged) => staged,
+            None => tempfile::Builder::new()
                 .prefix("sandbox-exec-")
                 .tempdir()
                 .map_err(|e| SandboxError::Setup(format!("temp dir: {e}")))?,
-        ),
+        }),
     };
     let cwd = match (&policy.working_dir, &temp) {
         (Some(dir), _) => std::path::PathBuf::from(dir),
         (None, Some(t)) => t.path().to_path_buf(),
         (None, None) => return Err(SandboxError::Setup("no working directory".into())),
     };
-    if use_ns && root_parent && (temp.is_some() || policy.own_working_dir) {
+    if use_ns && root_parent && ((temp.is_some() && !pre_owned) || policy.own_working_dir) {
         // The tool runs as an unprivileged uid: its private directory must be its own.
         let chown = |p: &std::path::Path| {
             std::os::unix::fs::chown(p, Some(uid), Some(gid))
@@ -473,10 +481,13 @@ pub(crate) fn run_keeping(
             extra.push(isolate::parse_mount(spec)?);
         }
         // Credential files: copied for the tool's uid, bound at /run/credentials.
-        let creds = tempfile::Builder::new()
-            .prefix("sandbox-creds-")
-            .tempdir()
-            .map_err(|e| SandboxError::Setup(format!("credentials dir: {e}")))?;
+        let creds = match staged_creds {
+            Some(staged) => staged,
+            None => tempfile::Builder::new()
+                .prefix("sandbox-creds-")
+                .tempdir()
+                .map_err(|e| SandboxError::Setup(format!("credentials dir: {e}")))?,
+        };
         let mut copied = false;
         if policy.minimal_root {
             for var in CREDENTIAL_FILE_VARS {
@@ -510,10 +521,13 @@ pub(crate) fn run_keeping(
             ));
         }
         // Egress: a proxy on a Unix socket in a directory bound at /run/egress.
-        let egress_dir = tempfile::Builder::new()
-            .prefix("sandbox-egress-")
-            .tempdir()
-            .map_err(|e| SandboxError::Setup(format!("egress dir: {e}")))?;
+        let egress_dir = match staged_egress {
+            Some(staged) => staged,
+            None => tempfile::Builder::new()
+                .prefix("sandbox-egress-")
+                .tempdir()
+                .map_err(|e| SandboxError::Setup(format!("egress dir: {e}")))?,
+        };
         let mut forward = None;
         if !policy.allow_egress.is_empty() {
             {
@@ -600,7 +614,7 @@ pub(crate) fn run_keeping(
                 extra: &extra,
                 read_only: policy.read_only_root,
             };
-            Some(RootPlan::prepare(&spec, uid, gid)?)
+            Some(RootPlan::prepare(&spec, uid, gid, staged_root)?)
         } else {
             None
         };

@@ -378,3 +378,26 @@ fn extra_mounts_and_credential_files_are_visible_as_configured() {
     );
     assert!(r.stdout.contains("apiVersion: v1"), "{r:?}");
 }
+
+/// A warm helper makes a run's directories ahead for the default uid; a run under another uid
+/// makes its own: either way the tool is that uid, its generated `/etc/passwd` names it, and
+/// its working directory is its own to write.
+#[test]
+fn staged_and_fresh_directories_serve_the_uid_the_run_asks_for() {
+    isolated();
+    let script = "id -u; grep -c \"^sandbox:x:$(id -u):\" /etc/passwd; touch \"$HOME/mine\" && ls -n \"$HOME/mine\" | awk '{print $3}'";
+    for (user, uid) in [
+        (None, "65534"),
+        (Some("4242:4243"), "4242"),
+        (None, "65534"),
+    ] {
+        let p = SandboxPolicy {
+            user: user.map(str::to_owned),
+            ..policy()
+        };
+        let r = run(&sh(script), &p, &Redactor::default(), None).unwrap();
+        assert!(r.succeeded(), "{user:?}: {r:?}");
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(lines, vec![uid, "1", uid], "{user:?}: {r:?}");
+    }
+}
