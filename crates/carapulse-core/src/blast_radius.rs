@@ -514,22 +514,30 @@ pub fn estimate(
 /// linked to a service; a secret path by its segments) and keeps every `calls` edge (the walk
 /// follows only what it reaches).
 pub fn snapshot_graph(snapshot: &crate::store::Snapshot, targets: &[StepTarget]) -> CallGraph {
-    let nodes: BTreeMap<&str, &crate::store::ContextNode> = snapshot
+    use crate::store::ContextNode;
+    // Indexed once: node by id, nodes by name, and each node's neighbours over non-`calls`
+    // links (either direction), so resolution and service details read no more than they need.
+    let nodes: BTreeMap<&str, &ContextNode> = snapshot
         .nodes
         .iter()
         .map(|n| (n.node_id.as_str(), n))
         .collect();
-    let links: Vec<&crate::store::ContextEdge> = snapshot
-        .edges
-        .iter()
-        .filter(|e| e.relation != "calls")
-        .collect();
-    let service = |id: &str| {
-        nodes
-            .get(id)
-            .filter(|n| n.kind == "service")
-            .map(|n| n.name.clone())
-    };
+    let mut by_name: BTreeMap<&str, Vec<&ContextNode>> = BTreeMap::new();
+    for n in &snapshot.nodes {
+        by_name.entry(n.name.as_str()).or_default().push(n);
+    }
+    let mut linked: BTreeMap<&str, Vec<&ContextNode>> = BTreeMap::new();
+    for e in snapshot.edges.iter().filter(|e| e.relation != "calls") {
+        for (from, to) in [
+            (&e.from_node_id, &e.to_node_id),
+            (&e.to_node_id, &e.from_node_id),
+        ] {
+            if let Some(other) = nodes.get(to.as_str()) {
+                linked.entry(from.as_str()).or_default().push(other);
+            }
+        }
+    }
+    let neighbours = |id: &str| linked.get(id).map(Vec::as_slice).unwrap_or_default();
     let resolved: Vec<Vec<String>> = targets
         .iter()
         .map(|t| {
@@ -546,30 +554,22 @@ pub fn snapshot_graph(snapshot: &crate::store::Snapshot, targets: &[StepTarget])
             };
             let mut found = BTreeSet::new();
             for (name, ns) in wanted {
-                for hit in snapshot.nodes.iter().filter(|n| {
-                    n.name == name
-                        && (ns.is_empty()
-                            || n.kind == "service"
-                            || matches!(
-                                n.labels.get("namespace").map(String::as_str),
-                                None | Some("")
-                            )
-                            || n.labels.get("namespace").map(String::as_str) == Some(ns))
+                let hits = by_name.get(name).map(Vec::as_slice).unwrap_or_default();
+                for hit in hits.iter().filter(|n| {
+                    ns.is_empty()
+                        || n.kind == "service"
+                        || n.labels
+                            .get("namespace")
+                            .is_none_or(|label| label.is_empty() || label == ns)
                 }) {
-                    if hit.kind == "service" {
-                        found.insert(hit.name.clone());
-                    }
-                    for e in &links {
-                        let other = if e.to_node_id == hit.node_id {
-                            &e.from_node_id
-                        } else if e.from_node_id == hit.node_id {
-                            &e.to_node_id
-                        } else {
-                            continue;
-                        };
-                        if let Some(name) = service(other) {
-                            found.insert(name);
-                        }
+                    let linked_services = neighbours(&hit.node_id)
+                        .iter()
+                        .filter(|n| n.kind == "service");
+                    for service in std::iter::once(*hit)
+                        .filter(|n| n.kind == "service")
+                        .chain(linked_services.copied())
+                    {
+                        found.insert(service.name.clone());
                     }
                 }
             }
@@ -611,27 +611,15 @@ pub fn snapshot_graph(snapshot: &crate::store::Snapshot, targets: &[StepTarget])
         .filter(|n| n.kind == "service")
         .map(|s| {
             let label = |key: &str| s.labels.get(key).filter(|v| !v.is_empty()).cloned();
+            // Else the namespace of the first (by id) Kubernetes object linked to it.
             let namespace = label("namespace").or_else(|| {
-                let mut linked: Vec<&crate::store::ContextNode> = links
+                neighbours(&s.node_id)
                     .iter()
-                    .filter_map(|e| {
-                        let other = if e.from_node_id == s.node_id {
-                            &e.to_node_id
-                        } else if e.to_node_id == s.node_id {
-                            &e.from_node_id
-                        } else {
-                            return None;
-                        };
-                        nodes.get(other.as_str()).copied()
-                    })
                     .filter(|n| {
                         n.kind.starts_with("k8s.")
                             && n.labels.get("namespace").is_some_and(|v| !v.is_empty())
                     })
-                    .collect();
-                linked.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-                linked
-                    .first()
+                    .min_by(|a, b| a.node_id.cmp(&b.node_id))
                     .and_then(|n| n.labels.get("namespace").cloned())
             });
             (

@@ -101,12 +101,16 @@ pub struct PlanDiff {
 }
 
 impl PlanDiff {
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty()
+    /// Whether any step was added, removed, moved or changed (plan-level fields aside).
+    pub fn steps_changed(&self) -> bool {
+        !(self.added.is_empty()
             && self.removed.is_empty()
             && self.moved.is_empty()
-            && self.changed.is_empty()
-            && self.plan.is_empty()
+            && self.changed.is_empty())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.steps_changed() && self.plan.is_empty()
     }
 }
 

@@ -137,13 +137,8 @@ pub(crate) async fn check_for_approval(state: &AppState, plan: &Plan) -> Approva
         crate::whatif::creation_input(&creator, &plan.context, &plan.intent, &drafts, Utc::now())
             .with_blast_radius(Some(&estimate));
     let outcome = state.policy.current().evaluate(&input);
-    let approvals_required = outcome
-        .constraints
-        .get("approvals_required")
-        .and_then(Value::as_u64)
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(1)
-        .max(1);
+    let approvals_required =
+        carapulse_core::model::approvals_required_by(outcome.constraints.get("approvals_required"));
     let grew = if outcome.decision == Decision::Deny {
         Some(format!(
             "policy now denies it ({})",

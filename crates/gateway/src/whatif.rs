@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use carapulse_core::model::{Actor, ActorId, ContextRef, Intent, ModelError, StepDraft, MAX_STEPS};
-use carapulse_core::policy::{step_calls, ActionType, PolicyEngine, PolicyError, PolicyInput};
+use carapulse_core::policy::{PolicyEngine, PolicyError, PolicyInput};
 
 use crate::error::ApiError;
 use crate::middleware::RequestContext;
@@ -159,22 +159,11 @@ pub(crate) fn creation_input(
     steps: &[StepDraft],
     now: chrono::DateTime<chrono::Utc>,
 ) -> PolicyInput {
-    let risk = crate::routes::plans::score(
-        steps
-            .iter()
-            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
-        intent,
-        context,
-    );
-    let action_type = if risk.gated() {
-        ActionType::Write
-    } else {
-        ActionType::Read
-    };
+    let risk = crate::routes::plans::score_drafts(steps, intent, context);
     PolicyInput::new(
         Some(actor),
         "plan.create",
-        action_type,
+        risk.action_type(),
         context,
         &risk,
         false,

@@ -24,8 +24,9 @@ pub use ids::{
     ApprovalId, AuditEventId, EvidenceId, ExecutionId, PlanId, StepId, TenantId, ToolCallId,
 };
 pub use plan::{
-    check_step_references, EvidenceRequirement, Intent, Plan, PlanApprovalState, PlanStep,
-    RollbackSpec, Stage, StepDraft, Summary, Trigger, MAX_APPROVERS, MAX_STEPS,
+    approvals_required_by, check_step_references, EvidenceRequirement, Intent, Plan,
+    PlanApprovalState, PlanStep, RollbackSpec, Stage, StepDraft, Summary, Trigger, MAX_APPROVERS,
+    MAX_STEPS,
 };
 pub use risk::{BlastRadius, Decision, RiskLevel, Tier};
 pub use tool::{ActionName, ToolName};

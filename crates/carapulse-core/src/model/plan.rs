@@ -485,15 +485,24 @@ pub struct Plan {
 /// Most approvers policy may require for one plan.
 pub const MAX_APPROVERS: usize = 5;
 
+/// How many different people a `constraints.approvals_required` value (set by policy) asks to
+/// approve a plan: 1 unless it says more, at most [`MAX_APPROVERS`].
+pub fn approvals_required_by(value: Option<&Value>) -> usize {
+    value
+        .and_then(Value::as_u64)
+        .map(|n| {
+            usize::try_from(n)
+                .unwrap_or(MAX_APPROVERS)
+                .clamp(1, MAX_APPROVERS)
+        })
+        .unwrap_or(1)
+}
+
 impl Plan {
     /// How many different people must approve this plan (`constraints.approvals_required`,
     /// set by policy): 1 unless policy says more, at most [`MAX_APPROVERS`].
     pub fn approvals_required(&self) -> usize {
-        self.constraints
-            .get("approvals_required")
-            .and_then(Value::as_u64)
-            .map(|n| (n as usize).clamp(1, MAX_APPROVERS))
-            .unwrap_or(1)
+        approvals_required_by(self.constraints.get("approvals_required"))
     }
 
     /// Whether `actor` wrote this plan: its creator, or the author of its current revision

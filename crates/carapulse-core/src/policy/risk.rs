@@ -33,6 +33,15 @@ impl RiskAssessment {
     pub fn gated(&self) -> bool {
         self.writes || self.sensitive_reads
     }
+
+    /// How policy is asked about it: a write when [`gated`](Self::gated), else a read.
+    pub fn action_type(&self) -> super::ActionType {
+        if self.gated() {
+            super::ActionType::Write
+        } else {
+            super::ActionType::Read
+        }
+    }
 }
 
 /// The parts of a call risk scoring reads.

@@ -127,6 +127,15 @@ pub(crate) fn alert_context(
     }
 }
 
+/// The intent of an alert's plan.
+pub(crate) fn alert_intent(alert: &AlertFacts) -> String {
+    format!(
+        "remediate alert {} on {}",
+        alert.alertname().unwrap_or("unnamed"),
+        service_of(alert)
+    )
+}
+
 /// The service an alert is about (for the per-service gate and the plan's meta).
 pub(crate) fn service_of(alert: &AlertFacts) -> String {
     [
@@ -286,7 +295,7 @@ async fn handle(state: &AppState, work: &AlertWork) -> Result<(), String> {
     let request = PlanCreateRequest {
         summary: summary.chars().take(480).collect(),
         trigger: Trigger::Alert,
-        intent: format!("remediate alert {alertname} on {service}"),
+        intent: alert_intent(&work.alert),
         context,
         constraints: None,
         session_id: None,

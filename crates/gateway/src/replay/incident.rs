@@ -16,10 +16,10 @@ use carapulse_core::blast_radius::{self, CallGraph};
 use carapulse_core::model::{ContextRef, Decision, Intent, PlanStep, StepDraft, Trigger};
 use carapulse_core::plan_diff;
 use carapulse_core::planner::rules::{self, AlertFacts, PlaybookRule};
-use carapulse_core::policy::{step_calls, ActionType, PolicyEngine, PolicyInput};
-use carapulse_core::store::{AlertEventRow, GateRule, GateState, Snapshot};
+use carapulse_core::policy::{ActionType, PolicyEngine, PolicyInput};
+use carapulse_core::store::{AlertEventRow, GateState, Snapshot};
 
-use crate::background::event_loop::{gate_rule, service_of, settings_gate, GateStop};
+use crate::background::event_loop::{alert_intent, gate_rule, service_of, settings_gate, GateStop};
 
 use super::PlannerChoice;
 
@@ -41,6 +41,17 @@ pub(crate) struct Incident {
     pub at: DateTime<Utc>,
     pub alert: Option<AlertEventRow>,
     pub plan: Option<RecordedPlan>,
+}
+
+impl Incident {
+    /// The context snapshot its planning record names.
+    pub(crate) fn snapshot_id(&self) -> Option<uuid::Uuid> {
+        self.plan
+            .as_ref()
+            .and_then(|p| p.record.as_ref())
+            .and_then(|r| r["context_snapshot_id"].as_str())
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+    }
 }
 
 /// What a replay runs with (the same for every incident of a run).
@@ -75,7 +86,6 @@ impl Gates {
     fn pass(
         &mut self,
         gw: &carapulse_core::config::GatewayConfig,
-        rule: GateRule,
         source: &str,
         alert: &AlertFacts,
         at: DateTime<Utc>,
@@ -84,7 +94,7 @@ impl Gates {
             return Some(stop);
         }
         let key = format!("{source}\u{0}{}", alert.fingerprint);
-        let (pass, state) = rule.count(self.seen.get(&key).copied(), at);
+        let (pass, state) = gate_rule(gw).count(self.seen.get(&key).copied(), at);
         self.seen.insert(key, state);
         if !pass {
             return Some(GateStop::Duplicate);
@@ -111,7 +121,7 @@ impl Gates {
 }
 
 /// The alert as planning saw it: the record's copy, else the stored event's payload.
-fn facts_of(incident: &Incident) -> Option<AlertFacts> {
+pub(crate) fn facts_of(incident: &Incident) -> Option<AlertFacts> {
     let recorded = incident
         .plan
         .as_ref()
@@ -192,23 +202,18 @@ fn approvals_needed(
     if !(writes && asks) || decision == Decision::Deny.as_str() {
         return 0;
     }
-    constraints
-        .and_then(|c| c.get("approvals_required"))
-        .and_then(Value::as_u64)
-        .map(|n| n.clamp(1, carapulse_core::model::MAX_APPROVERS as u64))
-        .unwrap_or(1)
+    carapulse_core::model::approvals_required_by(
+        constraints.and_then(|c| c.get("approvals_required")),
+    ) as u64
 }
 
 /// The original side, from the record and the first revision.
-fn original_side(incident: &Incident, missing: &mut Vec<String>) -> (Side, Option<Trigger>) {
+fn original_side(incident: &Incident, missing: &mut Vec<String>) -> Side {
     let Some(plan) = &incident.plan else {
-        return (
-            Side {
-                gate: Some("not_planned"),
-                ..Side::default()
-            },
-            None,
-        );
+        return Side {
+            gate: Some("not_planned"),
+            ..Side::default()
+        };
     };
     let mut side = Side {
         planned: true,
@@ -225,9 +230,9 @@ fn original_side(incident: &Incident, missing: &mut Vec<String>) -> (Side, Optio
         missing.push(
             "no planning record (made before records were kept, or purged by retention)".into(),
         );
-        return (side, None);
+        return side;
     };
-    let trigger = serde_json::from_value(record["trigger"].clone()).ok();
+    let trigger: Option<Trigger> = serde_json::from_value(record["trigger"].clone()).ok();
     side.planner = record["planner"]["label"].as_str().map(str::to_owned);
     let input = &record["policy"]["input"];
     let outcome = &record["policy"]["outcome"];
@@ -242,7 +247,7 @@ fn original_side(incident: &Incident, missing: &mut Vec<String>) -> (Side, Optio
         trigger.unwrap_or(Trigger::Alert),
         outcome["constraints"].as_object(),
     );
-    (side, trigger)
+    side
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -358,13 +363,7 @@ struct Judged {
 fn judged(env: &Env<'_>, incident: &Incident, facts: Option<&AlertFacts>) -> Judged {
     let record = incident.plan.as_ref().and_then(|p| p.record.as_ref());
     let original = incident.plan.as_ref().and_then(|p| p.original.as_ref());
-    let alert_intent = facts.map(|a| {
-        format!(
-            "remediate alert {} on {}",
-            a.alertname().unwrap_or("unnamed"),
-            service_of(a)
-        )
-    });
+    let alert_intent = facts.map(alert_intent);
     let intent = original
         .and_then(|o| o["intent"].as_str())
         .map(str::to_owned)
@@ -484,7 +483,7 @@ pub(crate) fn replay(
     let mut missing = Vec::new();
     let mut drift = Vec::new();
     let facts = facts_of(incident);
-    let (original, _) = original_side(incident, &mut missing);
+    let original = original_side(incident, &mut missing);
     let record = incident.plan.as_ref().and_then(|p| p.record.as_ref());
     let judged = judged(env, incident, facts.as_ref());
 
@@ -526,13 +525,7 @@ pub(crate) fn replay(
     let mut replayed = Side::default();
     if let (Some(alert), Some(event)) = (&facts, &incident.alert) {
         replayed.gate = gates
-            .pass(
-                env.gateway,
-                gate_rule(env.gateway),
-                &event.source,
-                alert,
-                incident.at,
-            )
+            .pass(env.gateway, &event.source, alert, incident.at)
             .map(GateStop::as_str);
     }
     if replayed.gate.is_none() {
@@ -560,20 +553,13 @@ pub(crate) fn replay(
 
     let mut input_drift = None;
     if replayed.planned {
-        let risk = crate::routes::plans::score(
-            replayed
-                .steps
-                .iter()
-                .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
+        let risk = crate::routes::plans::score_drafts(
+            &replayed.steps,
             &Intent::parse(&judged.intent).unwrap_or_default(),
             &judged.context,
         );
         let writes = risk.gated();
-        let action_type = if writes {
-            ActionType::Write
-        } else {
-            ActionType::Read
-        };
+        let action_type = risk.action_type();
         let targets = |steps: &[StepDraft]| {
             blast_radius::step_targets(steps.iter().map(|s| (s.tool, &s.action, &s.input)))
         };
@@ -585,20 +571,20 @@ pub(crate) fn replay(
             let estimate = blast_radius::estimate(replayed_targets, &graph, env.depth, *taken);
             (Some(estimate.policy_input()), "snapshot")
         } else {
-            if replayed_targets.is_empty() {
-                let estimate =
-                    blast_radius::estimate(Vec::new(), &CallGraph::default(), env.depth, judged.at);
-                (Some(estimate.policy_input()), "no_targets")
+            // No graph to read: "nothing" for a plan that writes nothing, unknown otherwise.
+            let source = if replayed_targets.is_empty() {
+                "no_targets"
             } else {
                 missing.push("no recorded context snapshot to estimate new targets against: blast radius unknown".into());
-                let estimate = blast_radius::estimate(
-                    replayed_targets,
-                    &CallGraph::default(),
-                    env.depth,
-                    judged.at,
-                );
-                (Some(estimate.policy_input()), "unknown")
-            }
+                "unknown"
+            };
+            let estimate = blast_radius::estimate(
+                replayed_targets,
+                &CallGraph::default(),
+                env.depth,
+                judged.at,
+            );
+            (Some(estimate.policy_input()), source)
         };
         let input = replayed_input(
             &judged,
@@ -654,9 +640,10 @@ pub(crate) fn replay(
     }
     let diff = (original.planned || replayed.planned)
         .then(|| plan_diff::diff(1, &original.snapshot(), 2, &replayed.snapshot()));
-    if diff.as_ref().is_some_and(|d| {
-        !(d.added.is_empty() && d.removed.is_empty() && d.moved.is_empty() && d.changed.is_empty())
-    }) {
+    if diff
+        .as_ref()
+        .is_some_and(plan_diff::PlanDiff::steps_changed)
+    {
         changes.push("steps");
     }
     let alertname = facts

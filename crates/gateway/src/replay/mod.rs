@@ -178,6 +178,8 @@ pub(crate) struct Prepared {
     pub policy_choice: Choice,
     pub playbooks: Vec<PlaybookRule>,
     pub playbooks_choice: Choice,
+    /// [`crate::replay_record::playbooks_digest`] of `playbooks`.
+    pub playbooks_digest: String,
     pub incidents: Vec<Incident>,
     /// Snapshot id -> the snapshot (when still stored).
     pub snapshots: HashMap<Uuid, (DateTime<Utc>, Snapshot)>,
@@ -191,7 +193,7 @@ impl Prepared {
             "source": self.source,
             "planner": self.planner,
             "policy": {"choice": self.policy_choice, "digest": self.policy.digest(), "candidate_files": self.candidate_files},
-            "playbooks": {"choice": self.playbooks_choice, "digest": crate::replay_record::playbooks_digest(&self.playbooks)},
+            "playbooks": {"choice": self.playbooks_choice, "digest": self.playbooks_digest},
         })
     }
 }
@@ -265,13 +267,7 @@ pub(crate) async fn prepare(
     let incidents = load_incidents(state, tenant, &source).await?;
     let mut snapshots = HashMap::new();
     for incident in &incidents {
-        let id = incident
-            .plan
-            .as_ref()
-            .and_then(|p| p.record.as_ref())
-            .and_then(|r| r["context_snapshot_id"].as_str())
-            .and_then(|s| Uuid::parse_str(s).ok());
-        if let Some(id) = id {
+        if let Some(id) = incident.snapshot_id() {
             if snapshots.contains_key(&id) {
                 continue;
             }
@@ -289,6 +285,7 @@ pub(crate) async fn prepare(
         planner: body.planner,
         policy,
         policy_choice: body.policy,
+        playbooks_digest: crate::replay_record::playbooks_digest(&playbooks),
         playbooks,
         playbooks_choice: body.playbooks,
         incidents,
@@ -484,9 +481,14 @@ pub(crate) async fn run(
 ) -> Result<(Value, String), ApiError> {
     let gateway = &state.config.gateway;
     let gate_settings = crate::replay_record::gate_settings(gateway);
-    let current_playbooks = state.store.playbook_rules(tenant).await?;
-    let current_digest = crate::replay_record::playbooks_digest(&current_playbooks);
-    let playbooks_digest = crate::replay_record::playbooks_digest(&prepared.playbooks);
+    // Drift is said against the current playbooks: the run's own when it uses them (loaded
+    // once, in `prepare`), else read here.
+    let playbooks_digest = match prepared.playbooks_choice {
+        Choice::Current => prepared.playbooks_digest.clone(),
+        Choice::Candidate => {
+            crate::replay_record::playbooks_digest(&state.store.playbook_rules(tenant).await?)
+        }
+    };
     let current_policy = state.policy.current();
     let alert_context = |source: &str, alert: &carapulse_core::planner::rules::AlertFacts| {
         crate::background::event_loop::alert_context(state, tenant, source, alert)
@@ -500,11 +502,7 @@ pub(crate) async fn run(
         alert_context: &alert_context,
         depth: state.config.context.blast_radius_depth,
         policy_digest: current_policy.digest(),
-        playbooks_digest: if prepared.playbooks_choice == Choice::Current {
-            &current_digest
-        } else {
-            &playbooks_digest
-        },
+        playbooks_digest: &playbooks_digest,
         gate_settings: &gate_settings,
         policy_is_current: prepared.policy_choice == Choice::Current,
         playbooks_are_current: prepared.playbooks_choice == Choice::Current,
@@ -515,11 +513,7 @@ pub(crate) async fn run(
     let mut changed = 0;
     for incident in &prepared.incidents {
         let snapshot = incident
-            .plan
-            .as_ref()
-            .and_then(|p| p.record.as_ref())
-            .and_then(|r| r["context_snapshot_id"].as_str())
-            .and_then(|s| Uuid::parse_str(s).ok())
+            .snapshot_id()
             .and_then(|id| prepared.snapshots.get(&id));
         let current = match prepared.planner {
             PlannerChoice::Current => Some(current_plan(state, tenant, &env, incident).await),
@@ -566,14 +560,7 @@ async fn current_plan(
     let record = incident.plan.as_ref().and_then(|p| p.record.as_ref());
     let context =
         record.and_then(|r| serde_json::from_value(r["policy"]["input"]["context"].clone()).ok());
-    if let Some(event) = &incident.alert {
-        let alert = carapulse_core::planner::rules::AlertFacts {
-            fingerprint: event.fingerprint.clone(),
-            labels: serde_json::from_value(event.payload_json["labels"].clone())
-                .unwrap_or_default(),
-            annotations: serde_json::from_value(event.payload_json["annotations"].clone())
-                .unwrap_or_default(),
-        };
+    if let (Some(event), Some(alert)) = (&incident.alert, incident::facts_of(incident)) {
         let context = context.unwrap_or_else(|| (env.alert_context)(&event.source, &alert));
         return state
             .planning
@@ -623,7 +610,7 @@ pub(crate) async fn start(
     body: ReplayRequest,
 ) -> Result<(Uuid, bool), ApiError> {
     let tenant = ctx.tenant().clone();
-    let prepared = prepare(state, &tenant, &body).await?;
+    // Taken before any loading: a busy gateway refuses at once instead of reading first.
     let Ok(permit) = REPLAY_RUNS.try_acquire() else {
         let mut err = ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -633,6 +620,7 @@ pub(crate) async fn start(
         err.retry_after_secs = Some(5);
         return Err(err);
     };
+    let prepared = prepare(state, &tenant, &body).await?;
     let replay_id = Uuid::now_v7();
     let request = prepared.request_json();
     let total = i32::try_from(prepared.incidents.len()).unwrap_or(i32::MAX);

@@ -86,6 +86,21 @@ pub(crate) fn score<'a>(
     }
 }
 
+/// [`score`] of a plan's (or draft's) steps.
+pub(crate) fn score_drafts(
+    steps: &[StepDraft],
+    intent: &Intent,
+    context: &ContextRef,
+) -> carapulse_core::policy::RiskAssessment {
+    score(
+        steps
+            .iter()
+            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
+        intent,
+        context,
+    )
+}
+
 /// Loads a plan of the caller's tenant; absent (or another tenant's) is a 404.
 pub(crate) async fn load_plan(
     state: &AppState,
@@ -492,18 +507,8 @@ pub(crate) async fn prepare_plan(
     // What steps say about each other: captures named once, read only after they are taken.
     carapulse_core::model::check_step_references(&steps)?;
 
-    let risk = score(
-        steps
-            .iter()
-            .flat_map(|s| step_calls(s.tool, &s.action, &s.input, s.rollback.as_ref())),
-        &intent,
-        &context,
-    );
-    let action_type = if risk.gated() {
-        ActionType::Write
-    } else {
-        ActionType::Read
-    };
+    let risk = score_drafts(&steps, &intent, &context);
+    let action_type = risk.action_type();
     let blast_radius = crate::blast::estimate(&state, &tenant, &steps).await;
     let context_snapshot_id = crate::replay_record::planning_snapshot(&state, &tenant).await;
     let (outcome, policy_input) = state.decide_plan(
