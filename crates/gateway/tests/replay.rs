@@ -423,6 +423,43 @@ async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
         let (s, b) = app.post("/v1/replays", &alice, &body).await;
         assert_eq!(s, 422, "{body} -> {b}");
     }
+    // A candidate playbook named with a control character is refused at the edge (as every
+    // body is), naming the field.
+    let (s, b) = app
+        .post(
+            "/v1/replays",
+            &alice,
+            &json!({"source": {"since": "1h"}, "playbooks": "candidate",
+                    "candidate_playbooks": [{"name": "restart\u{7}web", "workflow": "service_restart",
+                                             "input": {"resource": "deployment/web", "namespace": "shop"}}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(error_code(&b), "invalid_text", "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("candidate_playbooks[0].name"),
+        "{b}"
+    );
+    // An empty name is refused like one sent to /v1/playbooks.
+    let (s, b) = app
+        .post(
+            "/v1/replays",
+            &alice,
+            &json!({"source": {"since": "1h"}, "playbooks": "candidate",
+                    "candidate_playbooks": [{"name": "  ", "workflow": "service_restart", "input": {}}]}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1-128 characters"),
+        "{b}"
+    );
     // A body that is not a replay request at all.
     let (s, b) = app
         .post(

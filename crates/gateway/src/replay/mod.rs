@@ -236,13 +236,12 @@ pub(crate) async fn prepare(
                 .iter()
                 .enumerate()
                 .map(|(i, spec)| {
-                    let name = spec["name"].as_str().unwrap_or("").trim().to_owned();
-                    if name.is_empty() || name.len() > 128 {
-                        return Err(invalid(
-                            &format!("candidate_playbooks[{i}].name"),
-                            "1-128 characters",
-                        ));
-                    }
+                    // Named as `/v1/playbooks` names them: 1-128 characters, no control ones.
+                    let name = crate::routes::library::text(
+                        &format!("candidate_playbooks[{i}].name"),
+                        spec["name"].as_str().unwrap_or(""),
+                        128,
+                    )?;
                     crate::routes::library::parse_playbook(
                         &name,
                         spec,

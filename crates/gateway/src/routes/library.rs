@@ -58,7 +58,7 @@ fn parse_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
 }
 
-fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() || v.chars().count() > max {
         return Err(ModelError::new(field, format!("must be 1-{max} characters")).into());
