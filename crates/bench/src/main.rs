@@ -503,6 +503,25 @@ fn time_runs_paced(
     Ok(samples)
 }
 
+/// Busy time of all cores since boot, in milliseconds (`/proc/stat`: user, nice, system, irq,
+/// softirq and steal ticks; 100 ticks a second).
+fn busy_cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|line| {
+                line.split_whitespace()
+                    .skip(1)
+                    .enumerate()
+                    .filter(|(i, _)| ![3, 4].contains(i))
+                    .take(6)
+                    .filter_map(|(_, v)| v.parse::<f64>().ok())
+                    .sum::<f64>()
+            })
+        })
+        .map_or(0.0, |ticks| ticks * 10.0)
+}
+
 /// This process's resident memory, in MiB.
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -551,17 +570,24 @@ fn bench_sandbox(runs: usize, helper: Option<&Path>, rows: &mut Vec<Row>) -> any
             anyhow::ensure!(report.succeeded(), "{report:?}");
             Ok(())
         })?;
+        let busy_before = busy_cpu_ms();
+        let mut built_ahead = 0usize;
         let helped = time_runs(runs, || {
             let report = helper.run(&true_argv, &policy, &redactor, None)?;
             anyhow::ensure!(report.succeeded(), "{report:?}");
+            built_ahead += usize::from(report.built_ahead);
             Ok(())
         })?;
+        // All cores' busy time over the helper runs (the helpers' preparation, the kernel's
+        // teardown of namespaces, this process): what a call costs the machine, beside its
+        // latency.
+        let cpu_per_call = (busy_cpu_ms() - busy_before) / runs as f64;
         let overhead =
             |d: &[Duration]| millis(percentile(d, 0.5).saturating_sub(percentile(&bare, 0.5)));
         rows.push(Row {
             what: format!("spawn /bin/true sandboxed, parent RSS {rss:.0} MiB ({runs} runs)"),
             figure: format!(
-                "bare median {}; in-process sandbox median {} (overhead {}); helper median {} p99 {} (overhead {})",
+                "bare median {}; in-process sandbox median {} (overhead {}); helper median {} p99 {} (overhead {}; {built_ahead}/{runs} built ahead; {cpu_per_call:.2} ms of CPU per call, all cores)",
                 millis(percentile(&bare, 0.5)),
                 millis(percentile(&in_process, 0.5)),
                 overhead(&in_process),

@@ -19,6 +19,7 @@ const MAX_CONNECTIONS: usize = 32;
 pub(crate) const MAX_LISTENERS: usize = 8;
 
 /// One listener inside the namespace, prepared in the parent.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ListenerPlan {
     pub port: u16,
     /// `CONNECT host:port` preamble for loopback destinations; `None` for the proxy port.

@@ -17,9 +17,10 @@
 //! started ahead of need, each blocked reading its request with its filter already compiled; a
 //! call takes one and a background thread starts its replacement. Each helper still serves
 //! exactly one request and builds that request's sandbox from nothing, so nothing is shared
-//! between calls: only the start-up work moves off the caller's path. Idle helpers are killed when
-//! the last clone of their `Helper` goes away, and die with the caller (parent-death signal, and
-//! their request pipe closes).
+//! between calls: only the start-up work moves off the caller's path. A waiting helper has built
+//! its sandbox already (`ahead.rs`). Idle helpers are told to go (their request pipe closes: they
+//! kill their sandbox, remove its directories and exit) when the last clone of their `Helper`
+//! goes away, and die with the caller (parent-death signal).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -237,11 +238,32 @@ fn pool_thread(weak: &Weak<WarmPool>, path: &Path, jobs: &std::sync::mpsc::Recei
     }
 }
 
+/// Longest the waiting helpers get to clean up and exit once their pool goes away.
+const IDLE_EXIT_GRACE: Duration = Duration::from_secs(1);
+
 impl Drop for WarmPool {
+    /// Closes each waiting helper's request pipe: it then kills the sandbox it built, removes
+    /// its directories and exits. Helpers still there after [`IDLE_EXIT_GRACE`] are killed.
     fn drop(&mut self) {
-        for mut child in self.lock().drain(..) {
-            let _ = child.kill();
-            let _ = child.wait();
+        let mut waiting: Vec<Child> = self.lock().drain(..).collect();
+        for child in &mut waiting {
+            drop(child.stdin.take());
+        }
+        let deadline = std::time::Instant::now() + IDLE_EXIT_GRACE;
+        for mut child in waiting {
+            loop {
+                match child.try_wait() {
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    _ => break,
+                }
+            }
         }
     }
 }
@@ -437,15 +459,19 @@ pub fn serve_one() -> u8 {
         }
     };
     // Work that does not depend on the request, done while waiting for it (see "warm helpers"):
-    // the seccomp filter, and the run's directories for the default ids (staging.rs).
+    // the seccomp filter, the run's directories for the default ids (staging.rs) and the
+    // sandbox itself on them (ahead.rs). This process is still single-threaded here, which
+    // building the sandbox ahead relies on.
     crate::run::prepare();
-    crate::staging::stage_ahead();
+    crate::staging::stage_ahead(true);
     let request: HelperRequest = match serde_json::from_reader(std::io::stdin().lock()) {
         Ok(r) => r,
         Err(e) => {
+            // No request (the caller closed the pipe: it is going away) or a broken one.
             write(&to_wire(&SandboxError::Setup(format!(
                 "unreadable helper request: {e}"
             ))));
+            crate::staging::discard();
             return 0;
         }
     };
@@ -484,6 +510,7 @@ pub fn serve_one() -> u8 {
     // SAFETY: nothing writes to stdout after this point; the descriptor is ours.
     unsafe { libc::close(libc::STDOUT_FILENO) };
     drop(leftovers);
+    crate::staging::discard();
     0
 }
 

@@ -10,9 +10,10 @@
 //! `forward.rs`).
 //!
 //! Everything the child needs is prepared here in the parent ([`Plan`]): paths as C strings,
-//! file contents written to a staging directory, the seccomp program compiled. Between `fork`
-//! and `exec` only async-signal-safe system calls run (no allocation, no locks), because the
-//! router forks from a multi-threaded process.
+//! the generated files' contents, the seccomp program compiled. Between `fork` and `exec` only
+//! async-signal-safe system calls run (no allocation, no locks), because the caller may fork
+//! from a multi-threaded process. (A sandbox built ahead, `ahead.rs`, runs the same steps in
+//! processes forked from a single-threaded helper.)
 
 use std::ffi::CString;
 use std::io;
@@ -39,21 +40,90 @@ pub(crate) struct Bind {
     locked: libc::c_ulong,
 }
 
-/// The new root, prepared in the parent.
+/// Mount points to make under the new root, and what to mount on them.
+#[derive(Default)]
+pub(crate) struct MountSet {
+    dirs: Vec<CString>,
+    /// Files written into the new root's tmpfs (the generated `/etc` files): no mount needed,
+    /// read-only with the root.
+    written: Vec<(CString, Vec<u8>)>,
+    files: Vec<CString>,
+    symlinks: Vec<(CString, CString)>,
+    binds: Vec<Bind>,
+}
+
+/// The new root, prepared in the parent: a fixed part every run gets the same way (system
+/// directories, generated `/etc`, devices, private `/tmp`) and the part a request adds (the
+/// program's directory outside the system ones, extra mounts, the working directory). A sandbox
+/// built ahead mounts the fixed part before its request arrives (see `ahead.rs`).
 pub(crate) struct RootPlan {
     /// Holds `root/` (the tmpfs mount point) and the generated `etc/` files; removed with the
     /// plan.
     _staging: tempfile::TempDir,
+    newroot_path: PathBuf,
     newroot: CString,
     tmp: CString,
     proc_dir: CString,
-    dirs: Vec<CString>,
-    files: Vec<CString>,
-    symlinks: Vec<(CString, CString)>,
-    binds: Vec<Bind>,
+    fixed: MountSet,
+    /// Inside paths the fixed binds cover: a program under one needs no bind of its own.
+    covered: Vec<PathBuf>,
+    request: MountSet,
     read_only: bool,
     /// `.` relative to the new root after `pivot_root`, then the working directory.
     workdir: CString,
+}
+
+/// Paths of a [`MountSet`] while it is being planned.
+#[derive(Default)]
+struct Layout {
+    dirs: Vec<PathBuf>,
+    written: Vec<(PathBuf, Vec<u8>)>,
+    files: Vec<PathBuf>,
+    symlinks: Vec<(PathBuf, PathBuf)>,
+    binds: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+impl Layout {
+    /// `inside` and each of its parents, as directories to make (once each, parents first).
+    fn add_dir(&mut self, inside: &Path) {
+        let mut acc = PathBuf::from("/");
+        for comp in inside.components().skip(1) {
+            acc.push(comp);
+            if !self.dirs.contains(&acc) {
+                self.dirs.push(acc.clone());
+            }
+        }
+    }
+
+    fn into_set(self, newroot: &Path) -> Result<MountSet, SandboxError> {
+        let mut binds = Vec::with_capacity(self.binds.len());
+        for (host, inside, rw) in &self.binds {
+            binds.push(Bind {
+                src: cstr(host)?,
+                dst: cstr(&under(newroot, inside))?,
+                read_only: !rw,
+                locked: locked_flags(host),
+            });
+        }
+        let to_c = |list: &[PathBuf]| -> Result<Vec<CString>, SandboxError> {
+            list.iter().map(|p| cstr(&under(newroot, p))).collect()
+        };
+        Ok(MountSet {
+            dirs: to_c(&self.dirs)?,
+            written: self
+                .written
+                .into_iter()
+                .map(|(inside, content)| Ok((cstr(&under(newroot, &inside))?, content)))
+                .collect::<Result<_, SandboxError>>()?,
+            files: to_c(&self.files)?,
+            symlinks: self
+                .symlinks
+                .iter()
+                .map(|(target, link)| Ok((cstr(target)?, cstr(&under(newroot, link))?)))
+                .collect::<Result<_, SandboxError>>()?,
+            binds,
+        })
+    }
 }
 
 /// Everything the child does, prepared in the parent.
@@ -191,36 +261,37 @@ const DEVICES: &[&str] = &[
 ];
 
 impl RootPlan {
-    /// `staging`: the staging directory made ahead for `uid`/`gid`
-    /// ([`crate::staging::root_staging`]), or `None` to make it now.
+    /// The whole root of one run: [`RootPlan::fixed`] plus [`RootPlan::add_request`].
+    /// `staging`: the staging directory made ahead ([`crate::staging::root_staging`]), or
+    /// `None` to make it now.
     pub(crate) fn prepare(
         spec: &RootSpec<'_>,
         uid: libc::uid_t,
         gid: libc::gid_t,
         staging: Option<tempfile::TempDir>,
     ) -> Result<Self, SandboxError> {
+        let mut root = Self::fixed(uid, gid, staging)?;
+        root.add_request(spec)?;
+        Ok(root)
+    }
+
+    /// The part of the root that does not depend on the request: system directories, the
+    /// generated `/etc` files for `uid`/`gid`, devices, `/dev/fd`, the mount points of `/proc`,
+    /// `/tmp` and `/run`.
+    pub(crate) fn fixed(
+        uid: libc::uid_t,
+        gid: libc::gid_t,
+        staging: Option<tempfile::TempDir>,
+    ) -> Result<Self, SandboxError> {
         let staging = match staging {
             Some(staged) => staged,
-            None => crate::staging::root_staging(uid, gid)?,
+            None => crate::staging::root_staging()?,
         };
         let setup = |what: &str, e: io::Error| SandboxError::Setup(format!("{what}: {e}"));
         let newroot = staging.path().join("root");
-        let etc = staging.path().join("etc");
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        let mut files: Vec<PathBuf> = Vec::new();
-        let mut symlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
-        let mut binds: Vec<(PathBuf, PathBuf, bool)> = Vec::new();
-        let add_dir = |dirs: &mut Vec<PathBuf>, inside: &Path| {
-            let mut acc = PathBuf::from("/");
-            for comp in inside.components().skip(1) {
-                acc.push(comp);
-                if !dirs.contains(&acc) {
-                    dirs.push(acc.clone());
-                }
-            }
-        };
+        let mut layout = Layout::default();
         for d in ["/etc", "/dev", "/proc", "/tmp", "/run"] {
-            add_dir(&mut dirs, Path::new(d));
+            layout.add_dir(Path::new(d));
         }
         for d in SYSTEM_DIRS {
             let p = Path::new(d);
@@ -228,34 +299,58 @@ impl RootPlan {
                 Ok(m) if m.file_type().is_symlink() => {
                     let target = std::fs::read_link(p).map_err(|e| setup(d, e))?;
                     if let Some(parent) = p.parent() {
-                        add_dir(&mut dirs, parent);
+                        layout.add_dir(parent);
                     }
-                    symlinks.push((target, p.to_path_buf()));
+                    layout.symlinks.push((target, p.to_path_buf()));
                 }
                 Ok(m) if m.is_dir() => {
-                    add_dir(&mut dirs, p);
-                    binds.push((p.to_path_buf(), p.to_path_buf(), false));
+                    layout.add_dir(p);
+                    layout.binds.push((p.to_path_buf(), p.to_path_buf(), false));
                 }
                 _ => {}
             }
         }
-        for (name, _) in etc_files(uid, gid) {
-            let host = etc.join(name);
-            let inside = Path::new("/etc").join(name);
-            files.push(inside.clone());
-            binds.push((host, inside, false));
+        for (name, content) in etc_files(uid, gid) {
+            layout
+                .written
+                .push((Path::new("/etc").join(name), content.into_bytes()));
         }
         for dev in DEVICES {
             if Path::new(dev).exists() {
-                files.push(PathBuf::from(dev));
-                binds.push((PathBuf::from(dev), PathBuf::from(dev), false));
+                layout.files.push(PathBuf::from(dev));
+                layout
+                    .binds
+                    .push((PathBuf::from(dev), PathBuf::from(dev), false));
             }
         }
-        symlinks.push((PathBuf::from("/proc/self/fd"), PathBuf::from("/dev/fd")));
-        // The program (and a script's interpreter) when it lives outside the system dirs.
-        let covered = |p: &Path, binds: &[(PathBuf, PathBuf, bool)]| {
-            binds.iter().any(|(_, inside, _)| p.starts_with(inside))
-        };
+        layout
+            .symlinks
+            .push((PathBuf::from("/proc/self/fd"), PathBuf::from("/dev/fd")));
+        let covered = layout
+            .binds
+            .iter()
+            .map(|(_, inside, _)| inside.clone())
+            .collect();
+        Ok(Self {
+            newroot: cstr(&newroot)?,
+            tmp: cstr(&newroot.join("tmp"))?,
+            proc_dir: cstr(&newroot.join("proc"))?,
+            fixed: layout.into_set(&newroot)?,
+            covered,
+            request: MountSet::default(),
+            read_only: true,
+            workdir: cstr(Path::new("/"))?,
+            newroot_path: newroot,
+            _staging: staging,
+        })
+    }
+
+    /// Adds what `spec` needs beyond the fixed part: the program's directory (and a script's
+    /// interpreter's) when no system directory covers it, the extra mounts, the working
+    /// directory (writable, at the same path).
+    pub(crate) fn add_request(&mut self, spec: &RootSpec<'_>) -> Result<(), SandboxError> {
+        let setup = |what: &str, e: io::Error| SandboxError::Setup(format!("{what}: {e}"));
+        let mut layout = Layout::default();
         let mut wanted: Vec<PathBuf> = Vec::new();
         if let Ok(program) = std::fs::canonicalize(spec.program) {
             if let Some(parent) = program.parent() {
@@ -268,54 +363,37 @@ impl RootPlan {
             }
         }
         for dir in wanted {
-            if !covered(&dir, &binds) && dir.is_dir() {
-                add_dir(&mut dirs, &dir);
-                binds.push((dir.clone(), dir, false));
+            let covered = self.covered.iter().any(|inside| dir.starts_with(inside))
+                || layout
+                    .binds
+                    .iter()
+                    .any(|(_, inside, _)| dir.starts_with(inside));
+            if !covered && dir.is_dir() {
+                layout.add_dir(&dir);
+                layout.binds.push((dir.clone(), dir, false));
             }
         }
         for (host, inside, rw) in spec.extra {
             let meta = std::fs::metadata(host)
                 .map_err(|e| setup(&format!("mount {}", host.display()), e))?;
             if meta.is_dir() {
-                add_dir(&mut dirs, inside);
+                layout.add_dir(inside);
             } else {
                 if let Some(parent) = inside.parent() {
-                    add_dir(&mut dirs, parent);
+                    layout.add_dir(parent);
                 }
-                files.push(inside.clone());
+                layout.files.push(inside.clone());
             }
-            binds.push((host.clone(), inside.clone(), *rw));
+            layout.binds.push((host.clone(), inside.clone(), *rw));
         }
-        // The working directory, writable, at the same path.
-        add_dir(&mut dirs, spec.workdir);
-        binds.push((spec.workdir.to_path_buf(), spec.workdir.to_path_buf(), true));
-        let mut plan_binds = Vec::with_capacity(binds.len());
-        for (host, inside, rw) in &binds {
-            plan_binds.push(Bind {
-                src: cstr(host)?,
-                dst: cstr(&under(&newroot, inside))?,
-                read_only: !rw,
-                locked: locked_flags(host),
-            });
-        }
-        let to_c = |list: &[PathBuf]| -> Result<Vec<CString>, SandboxError> {
-            list.iter().map(|p| cstr(&under(&newroot, p))).collect()
-        };
-        Ok(Self {
-            newroot: cstr(&newroot)?,
-            tmp: cstr(&newroot.join("tmp"))?,
-            proc_dir: cstr(&newroot.join("proc"))?,
-            dirs: to_c(&dirs)?,
-            files: to_c(&files)?,
-            symlinks: symlinks
-                .iter()
-                .map(|(target, link)| Ok((cstr(target)?, cstr(&under(&newroot, link))?)))
-                .collect::<Result<_, SandboxError>>()?,
-            binds: plan_binds,
-            read_only: spec.read_only,
-            workdir: cstr(spec.workdir)?,
-            _staging: staging,
-        })
+        layout.add_dir(spec.workdir);
+        layout
+            .binds
+            .push((spec.workdir.to_path_buf(), spec.workdir.to_path_buf(), true));
+        self.request = layout.into_set(&self.newroot_path)?;
+        self.read_only = spec.read_only;
+        self.workdir = cstr(spec.workdir)?;
+        Ok(())
     }
 }
 
@@ -397,7 +475,12 @@ fn last_err() -> io::Error {
 }
 
 unsafe fn write_file(path: &std::ffi::CStr, content: &[u8]) -> io::Result<()> {
-    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    write_open(path, libc::O_WRONLY | libc::O_CLOEXEC, content)
+}
+
+/// Opens `path` with `flags` (mode 0644 when created) and writes `content` to it whole.
+unsafe fn write_open(path: &std::ffi::CStr, flags: libc::c_int, content: &[u8]) -> io::Result<()> {
+    let fd = libc::open(path.as_ptr(), flags, 0o644);
     if fd < 0 {
         return Err(last_err());
     }
@@ -429,6 +512,20 @@ unsafe fn mount(
 /// # Safety
 /// Between fork and exec; `plan` was built in the parent.
 pub(crate) unsafe fn setup_child(plan: &Plan) -> io::Result<()> {
+    unshare_and_map(plan)?;
+    if let Some(root) = &plan.root {
+        mount_fixed(root)?;
+        mount_set(&root.request, None)?;
+    }
+    Ok(())
+}
+
+/// New namespaces for this process, and its uid/gid map: written by itself (unprivileged
+/// parents) or by the parent, which this process hands its pid over `plan.sync` and waits for.
+///
+/// # Safety
+/// Between fork and exec; `plan` was built in the parent.
+pub(crate) unsafe fn unshare_and_map(plan: &Plan) -> io::Result<()> {
     if libc::unshare(NS_FLAGS) != 0 {
         return Err(last_err());
     }
@@ -450,10 +547,15 @@ pub(crate) unsafe fn setup_child(plan: &Plan) -> io::Result<()> {
         }
         _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
     }
-    let Some(root) = &plan.root else {
-        return Ok(());
-    };
-    // Nothing mounted here propagates back to the host.
+    Ok(())
+}
+
+/// The new root's tmpfs with the fixed part of the tree (and the private `/tmp`), in a mount
+/// namespace made private first so nothing propagates back to the host.
+///
+/// # Safety
+/// Between fork and exec, in the new mount namespace.
+pub(crate) unsafe fn mount_fixed(root: &RootPlan) -> io::Result<()> {
     mount(
         std::ptr::null(),
         c"/".as_ptr(),
@@ -468,22 +570,42 @@ pub(crate) unsafe fn setup_child(plan: &Plan) -> io::Result<()> {
         libc::MS_NOSUID | libc::MS_NODEV,
         c"mode=0755,size=16m".as_ptr(),
     )?;
-    // Create every mount point, then the private /tmp (dirs under it come after it).
-    for dir in &root.dirs {
+    mount_set(&root.fixed, Some(&root.tmp))
+}
+
+/// The request's part of the tree (see [`RootPlan::add_request`]), on top of the fixed part.
+///
+/// # Safety
+/// Between fork and exec, after [`mount_fixed`].
+pub(crate) unsafe fn mount_request(root: &RootPlan) -> io::Result<()> {
+    mount_set(&root.request, None)
+}
+
+/// Makes every mount point of `set` (mounting the private `/tmp` when its directory is made,
+/// so directories under it come after it), then the symlinks and binds.
+unsafe fn mount_set(set: &MountSet, private_tmp: Option<&std::ffi::CStr>) -> io::Result<()> {
+    for dir in &set.dirs {
         if libc::mkdir(dir.as_ptr(), 0o755) != 0 && *libc::__errno_location() != libc::EEXIST {
             return Err(last_err());
         }
-        if dir.as_bytes() == root.tmp.as_bytes() {
+        if let Some(tmp) = private_tmp.filter(|tmp| dir.as_bytes() == tmp.to_bytes()) {
             mount(
                 c"tmpfs".as_ptr(),
-                root.tmp.as_ptr(),
+                tmp.as_ptr(),
                 c"tmpfs".as_ptr(),
                 libc::MS_NOSUID | libc::MS_NODEV,
                 c"mode=1777,size=64m".as_ptr(),
             )?;
         }
     }
-    for file in &root.files {
+    for (file, content) in &set.written {
+        write_open(
+            file,
+            libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+            content,
+        )?;
+    }
+    for file in &set.files {
         let fd = libc::open(
             file.as_ptr(),
             libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
@@ -494,12 +616,12 @@ pub(crate) unsafe fn setup_child(plan: &Plan) -> io::Result<()> {
         }
         libc::close(fd);
     }
-    for (target, link) in &root.symlinks {
+    for (target, link) in &set.symlinks {
         if libc::symlink(target.as_ptr(), link.as_ptr()) != 0 {
             return Err(last_err());
         }
     }
-    for bind in &root.binds {
+    for bind in &set.binds {
         mount(
             bind.src.as_ptr(),
             bind.dst.as_ptr(),
@@ -527,45 +649,68 @@ pub(crate) unsafe fn setup_child(plan: &Plan) -> io::Result<()> {
 /// Between fork and exec; `plan` was built in the parent.
 pub(crate) unsafe fn setup_tool(plan: &Plan) -> io::Result<()> {
     if let Some(root) = &plan.root {
+        mount_proc(root)?;
+        enter_root(root)?;
+    }
+    drop_privileges(plan)
+}
+
+/// A fresh `/proc` for the new PID namespace; mounted by a process inside it.
+///
+/// # Safety
+/// Between fork and exec, in the new mount and PID namespaces.
+pub(crate) unsafe fn mount_proc(root: &RootPlan) -> io::Result<()> {
+    mount(
+        c"proc".as_ptr(),
+        root.proc_dir.as_ptr(),
+        c"proc".as_ptr(),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        std::ptr::null(),
+    )
+}
+
+/// `pivot_root` into the new root, the host's tree detached, the root made read-only when asked,
+/// then into the working directory.
+///
+/// # Safety
+/// Between fork and exec, after the whole tree is mounted.
+pub(crate) unsafe fn enter_root(root: &RootPlan) -> io::Result<()> {
+    if libc::chdir(root.newroot.as_ptr()) != 0 {
+        return Err(last_err());
+    }
+    // pivot_root(".", "."): the old root ends up stacked under the new one and is
+    // detached right away, so nothing of the host stays reachable.
+    let dot = c".".as_ptr();
+    if libc::syscall(libc::SYS_pivot_root, dot, dot) != 0 {
+        return Err(last_err());
+    }
+    if libc::umount2(dot, libc::MNT_DETACH) != 0 {
+        return Err(last_err());
+    }
+    if libc::chdir(c"/".as_ptr()) != 0 {
+        return Err(last_err());
+    }
+    if root.read_only {
         mount(
-            c"proc".as_ptr(),
-            root.proc_dir.as_ptr(),
-            c"proc".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
             std::ptr::null(),
         )?;
-        if libc::chdir(root.newroot.as_ptr()) != 0 {
-            return Err(last_err());
-        }
-        // pivot_root(".", "."): the old root ends up stacked under the new one and is
-        // detached right away, so nothing of the host stays reachable.
-        let dot = c".".as_ptr();
-        if libc::syscall(libc::SYS_pivot_root, dot, dot) != 0 {
-            return Err(last_err());
-        }
-        if libc::umount2(dot, libc::MNT_DETACH) != 0 {
-            return Err(last_err());
-        }
-        if libc::chdir(c"/".as_ptr()) != 0 {
-            return Err(last_err());
-        }
-        if root.read_only {
-            mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND
-                    | libc::MS_REMOUNT
-                    | libc::MS_RDONLY
-                    | libc::MS_NOSUID
-                    | libc::MS_NODEV,
-                std::ptr::null(),
-            )?;
-        }
-        if libc::chdir(root.workdir.as_ptr()) != 0 {
-            return Err(last_err());
-        }
     }
+    if libc::chdir(root.workdir.as_ptr()) != 0 {
+        return Err(last_err());
+    }
+    Ok(())
+}
+
+/// Hostname, an empty capability bounding set, the unprivileged ids, the parent-death signal
+/// (changing ids clears it), the seccomp filters.
+///
+/// # Safety
+/// Between fork and exec.
+pub(crate) unsafe fn drop_privileges(plan: &Plan) -> io::Result<()> {
     libc::sethostname(b"sandbox".as_ptr().cast(), 7);
     if plan.drop_caps {
         for cap in 0..=63 {
@@ -586,6 +731,9 @@ pub(crate) unsafe fn setup_tool(plan: &Plan) -> io::Result<()> {
     if libc::setresuid(plan.inside_uid, plan.inside_uid, plan.inside_uid) != 0 {
         return Err(last_err());
     }
+    // The tool dies with the sandbox's first process even if it left its process group (the
+    // timeout's group kill would miss it): as PID 1, its death ends its whole namespace.
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
     for filter in &plan.seccomp {
         seccompiler::apply_filter(filter).map_err(|_| io::Error::from_raw_os_error(libc::EPERM))?;
     }

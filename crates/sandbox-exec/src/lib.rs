@@ -20,6 +20,7 @@
 //! deadline. When isolation is required (`require_isolation`, `require_seccomp`) and the host
 //! cannot provide it, the run is refused instead of weakened.
 
+mod ahead;
 mod forward;
 mod helper;
 mod isolate;

@@ -75,6 +75,9 @@ pub struct Report {
     pub egress_proxy: Option<String>,
     pub egress_denied: Vec<String>,
     pub limits: serde_json::Value,
+    /// The sandbox was built before the request arrived (a warm helper's; see `ahead.rs`).
+    #[serde(default)]
+    pub built_ahead: bool,
 }
 
 impl Report {
@@ -122,7 +125,7 @@ pub fn namespaces_available() -> Result<(), String> {
         .clone()
 }
 
-fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+pub(crate) fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
     let lim = libc::rlimit {
         rlim_cur: value as libc::rlim_t,
         rlim_max: value as libc::rlim_t,
@@ -228,7 +231,7 @@ pub(crate) unsafe fn exit_like(status: libc::c_int) -> ! {
 ///
 /// # Safety
 /// Between fork and exec.
-unsafe fn wait_and_exit_like(pid: libc::pid_t) -> ! {
+pub(crate) unsafe fn wait_and_exit_like(pid: libc::pid_t) -> ! {
     let mut status: libc::c_int = 0;
     loop {
         let r = libc::waitpid(pid, &mut status, 0);
@@ -287,7 +290,7 @@ fn default_seccomp() -> Result<Vec<seccompiler::BpfProgram>, String> {
 }
 
 /// The seccomp programs `policy` asks for, and how the report names them.
-fn seccomp_for(
+pub(crate) fn seccomp_for(
     policy: &SandboxPolicy,
 ) -> Result<(Vec<seccompiler::BpfProgram>, String), SandboxError> {
     match policy.seccomp.as_deref().map(str::trim) {
@@ -365,6 +368,12 @@ pub fn isolation_available() -> Result<(), String> {
 struct Isolation {
     plan: Plan,
     forward: Option<ForwardPlan>,
+    /// The forwarder's socket and listeners, for a sandbox built ahead (its first process
+    /// builds the [`ForwardPlan`] itself).
+    forward_order: Option<(Vec<u8>, Vec<ListenerPlan>)>,
+    /// Extra binds of the request (a sandbox built ahead mounts them when the order comes).
+    extra: Vec<(std::path::PathBuf, std::path::PathBuf, bool)>,
+    minimal_root: bool,
     /// Keeps the staging directory when there is no minimal root (the egress socket lives there).
     _staging: Option<tempfile::TempDir>,
     seccomp_name: String,
@@ -424,11 +433,19 @@ pub(crate) fn run_keeping(
     }
     // SAFETY: plain getter.
     let root_parent = unsafe { libc::geteuid() } == 0;
-    // Directories a warm helper made ahead for these ids (see staging.rs), else made now.
-    let (staged_work, staged_creds, staged_egress, staged_root) =
-        match use_ns.then(|| crate::staging::take(uid, gid)).flatten() {
-            Some(s) => (Some(s.workdir), Some(s.creds), Some(s.egress), Some(s.root)),
-            None => (None, None, None, None),
+    // Directories a warm helper made ahead for these ids (see staging.rs), else made now; and
+    // the sandbox it built ahead (see ahead.rs), which an isolated run with a minimal root takes.
+    // Taken whatever the run: what it does not use is removed (a built sandbox is killed).
+    let (staged_work, staged_creds, staged_egress, staged_root, ahead) =
+        match crate::staging::take(uid, gid).filter(|_| use_ns) {
+            Some(s) => (
+                Some(s.workdir),
+                Some(s.creds),
+                Some(s.egress),
+                s.root,
+                s.ahead.filter(|_| policy.minimal_root),
+            ),
+            None => (None, None, None, None, None),
         };
     let pre_owned = staged_work.is_some() && policy.working_dir.is_none();
     let temp = match &policy.working_dir {
@@ -483,10 +500,7 @@ pub(crate) fn run_keeping(
         // Credential files: copied for the tool's uid, bound at /run/credentials.
         let creds = match staged_creds {
             Some(staged) => staged,
-            None => tempfile::Builder::new()
-                .prefix("sandbox-creds-")
-                .tempdir()
-                .map_err(|e| SandboxError::Setup(format!("credentials dir: {e}")))?,
+            None => crate::staging::scratch_dir("sandbox-creds-")?,
         };
         let mut copied = false;
         if policy.minimal_root {
@@ -523,12 +537,10 @@ pub(crate) fn run_keeping(
         // Egress: a proxy on a Unix socket in a directory bound at /run/egress.
         let egress_dir = match staged_egress {
             Some(staged) => staged,
-            None => tempfile::Builder::new()
-                .prefix("sandbox-egress-")
-                .tempdir()
-                .map_err(|e| SandboxError::Setup(format!("egress dir: {e}")))?,
+            None => crate::staging::scratch_dir("sandbox-egress-")?,
         };
         let mut forward = None;
+        let mut forward_order = None;
         if !policy.allow_egress.is_empty() {
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -583,9 +595,10 @@ pub(crate) fn run_keeping(
                 socket.as_os_str().as_bytes().to_vec()
             };
             forward = Some(
-                ForwardPlan::new(&inside_socket, listeners)
+                ForwardPlan::new(&inside_socket, listeners.clone())
                     .map_err(|e| SandboxError::Setup(e.to_string()))?,
             );
+            forward_order = Some((inside_socket, listeners));
             if policy.minimal_root {
                 extra.push((
                     egress_dir.path().to_path_buf(),
@@ -607,16 +620,19 @@ pub(crate) fn run_keeping(
             env.insert("NO_PROXY".into(), String::new());
             env.insert("no_proxy".into(), String::new());
         }
-        let root = if policy.minimal_root {
-            let spec = RootSpec {
-                program: &resolved,
-                workdir: &cwd,
-                extra: &extra,
-                read_only: policy.read_only_root,
-            };
-            Some(RootPlan::prepare(&spec, uid, gid, staged_root)?)
-        } else {
-            None
+        // Built ahead: the root's fixed part is mounted already and the request's part goes
+        // with the order; otherwise the whole root is planned here.
+        let root = match (&ahead, policy.minimal_root) {
+            (None, true) => {
+                let spec = RootSpec {
+                    program: &resolved,
+                    workdir: &cwd,
+                    extra: &extra,
+                    read_only: policy.read_only_root,
+                };
+                Some(RootPlan::prepare(&spec, uid, gid, staged_root)?)
+            }
+            _ => None,
         };
         let plan = Plan::new(root, uid, gid, seccomp, policy.drop_caps);
         // The credentials and egress directories must outlive the run: keep them with it.
@@ -624,6 +640,9 @@ pub(crate) fn run_keeping(
             Isolation {
                 plan,
                 forward,
+                forward_order,
+                extra,
+                minimal_root: policy.minimal_root,
                 _staging: Some(egress_dir),
                 seccomp_name,
             },
@@ -648,29 +667,211 @@ pub(crate) fn run_keeping(
         proxy = Some(p);
     }
 
-    let mut cmd = Command::new(&resolved);
+    let built_ahead = ahead.is_some();
+    let launched = match ahead {
+        Some(ahead) => {
+            let iso = isolation.as_ref().map(|(i, _)| i);
+            let order = crate::ahead::Order {
+                program: resolved.clone(),
+                argv: argv.to_vec(),
+                env: env.into_iter().collect(),
+                workdir: cwd.clone(),
+                extra: iso.map(|i| i.extra.clone()).unwrap_or_default(),
+                forward: iso.and_then(|i| i.forward_order.clone()),
+                policy: policy.clone(),
+            };
+            let (launched, root) = ahead.launch(&order)?;
+            leftovers.0.push(Box::new(root));
+            launched
+        }
+        None => launch_cold(
+            program,
+            &resolved,
+            argv,
+            &cwd,
+            &env,
+            policy,
+            &mut isolation,
+            uid,
+            gid,
+        )?,
+    };
+    let Launched {
+        pid,
+        stdout,
+        stderr,
+    } = launched;
+    let redactor = Arc::new(redactor.clone());
+    let cap = policy.max_output_bytes;
+    let give_up = Arc::new(AtomicU64::new(u64::MAX));
+    let out = Some(stdout).map(|s| {
+        let (sink, red, stop) = (sink.clone(), redactor.clone(), give_up.clone());
+        std::thread::spawn(move || drain(s, cap, StreamKind::Stdout, sink, red, stop))
+    });
+    let err = Some(stderr).map(|s| {
+        let (sink, red, stop) = (sink.clone(), redactor.clone(), give_up.clone());
+        std::thread::spawn(move || drain(s, cap, StreamKind::Stderr, sink, red, stop))
+    });
+
+    // A watchdog kills the whole group at the deadline; this thread blocks in wait4, which also
+    // gives the child's own resource usage.
+    let timed_out_flag = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let reaper = isolation.is_none();
+    let watchdog = {
+        let flag = timed_out_flag.clone();
+        let timeout = deadline_from(started, policy.timeout());
+        std::thread::spawn(move || {
+            if done_rx.recv_timeout(timeout).is_err() {
+                flag.store(true, Ordering::SeqCst);
+                if reaper {
+                    // The subreaper kills the tool and everything it left, then ends; the group
+                    // kill below is the backstop if it does not within a second.
+                    // SAFETY: signalling the child we spawned.
+                    unsafe { libc::kill(pid, crate::reap::DEADLINE_SIGNAL) };
+                    if done_rx.recv_timeout(Duration::from_secs(1)).is_ok() {
+                        return;
+                    }
+                }
+                // SAFETY: signalling the process group we created.
+                unsafe { libc::killpg(pid, libc::SIGKILL) };
+            }
+        })
+    };
+    let mut status: libc::c_int = 0;
+    // SAFETY: zeroed rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: blocking wait on our own child pid.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            let _ = done_tx.send(());
+            return Err(SandboxError::Setup(format!("wait4: {err}")));
+        }
+    }
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    let timed_out = timed_out_flag.load(Ordering::SeqCst);
+    // Whatever the child left behind in its group goes too, so pipes close and nothing lingers.
+    // SAFETY: signalling the (possibly empty) process group we created.
+    unsafe { libc::killpg(pid, libc::SIGKILL) };
+    // Output still buffered arrives within moments; a descendant that escaped the group and
+    // holds the pipes gets one second, never the rest of the run.
+    give_up.store(now_ms() + 1000, Ordering::SeqCst);
+    let (stdout, stdout_bytes, stdout_truncated) =
+        out.and_then(|h| h.join().ok()).unwrap_or_default();
+    let (stderr, stderr_bytes, stderr_truncated) =
+        err.and_then(|h| h.join().ok()).unwrap_or_default();
+    let exited = libc::WIFEXITED(status);
+    let signaled = libc::WIFSIGNALED(status);
+    let egress_denied = proxy.as_ref().map(EgressProxy::denied).unwrap_or_default();
+    let iso = isolation.as_ref().map(|(i, _)| i);
+    let namespaces = if iso.is_some() {
+        ["user", "mount", "pid", "net", "ipc", "uts"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let report = Report {
+        argv: argv
+            .iter()
+            .map(|a| redactor.redact(a).into_owned())
+            .collect(),
+        exit_code: exited.then(|| libc::WEXITSTATUS(status)),
+        signal: signaled.then(|| libc::WTERMSIG(status)),
+        timed_out,
+        duration_ms: started.elapsed().as_millis() as u64,
+        max_rss_kb: usage.ru_maxrss,
+        stdout: redactor.redact_bytes(&stdout),
+        stderr: redactor.redact_bytes(&stderr),
+        stdout_truncated,
+        stderr_truncated,
+        stdout_bytes,
+        stderr_bytes,
+        namespaces,
+        root: if iso.is_some_and(|i| i.minimal_root) {
+            "minimal".into()
+        } else {
+            "host".into()
+        },
+        read_only_root: iso.is_some_and(|i| i.minimal_root) && policy.read_only_root,
+        seccomp: iso
+            .map(|i| i.seccomp_name.clone())
+            .unwrap_or_else(|| "none".into()),
+        capabilities_dropped: iso.is_some() && policy.drop_caps,
+        uid: if iso.is_some() {
+            uid
+        } else {
+            // SAFETY: plain getter.
+            unsafe { libc::geteuid() }
+        },
+        namespaces_unavailable: if use_ns {
+            None
+        } else if policy.namespaces {
+            namespaces_available().err()
+        } else {
+            Some("disabled by policy".to_owned())
+        },
+        egress_proxy: proxy.as_ref().map(EgressProxy::url),
+        egress_denied,
+        limits: serde_json::json!({
+            "timeout_ms": policy.timeout_ms,
+            "cpu_seconds": policy.cpu_seconds,
+            "memory_mb": policy.memory_mb,
+            "max_processes": policy.max_processes,
+            "max_file_mb": policy.max_file_mb,
+            "max_output_bytes": policy.max_output_bytes,
+        }),
+        built_ahead,
+    };
+    leftovers.0.push(Box::new(proxy));
+    leftovers.0.push(Box::new(isolation));
+    leftovers.0.push(Box::new(temp));
+    Ok(report)
+}
+
+/// A started sandbox: its first process (what the run waits for) and the tool's output.
+pub(crate) struct Launched {
+    pub pid: libc::pid_t,
+    pub stdout: std::fs::File,
+    pub stderr: std::fs::File,
+}
+
+/// Starts the sandbox from nothing: the first process is forked with `pre_exec` building the
+/// namespaces and the root, then forks the tool.
+#[allow(clippy::too_many_arguments)]
+fn launch_cold(
+    program: &str,
+    resolved: &std::path::Path,
+    argv: &[String],
+    cwd: &std::path::Path,
+    env: &std::collections::BTreeMap<String, String>,
+    policy: &SandboxPolicy,
+    isolation: &mut Option<(Isolation, tempfile::TempDir)>,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+) -> Result<Launched, SandboxError> {
+    let mut cmd = Command::new(resolved);
     cmd.arg0(program)
         .args(&argv[1..])
-        .current_dir(&cwd)
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_clear()
-        .envs(&env)
+        .envs(env)
         .process_group(0);
-    let limits: [(libc::__rlimit_resource_t, Option<u64>); 4] = [
-        (libc::RLIMIT_CPU, policy.cpu_seconds),
-        (libc::RLIMIT_AS, policy.memory_mb.map(|m| m * 1024 * 1024)),
-        (libc::RLIMIT_NPROC, policy.max_processes),
-        (
-            libc::RLIMIT_FSIZE,
-            policy.max_file_mb.map(|m| m * 1024 * 1024),
-        ),
-    ];
+    let limits = limits_of(policy);
     // Root parents map the tool's uid from outside: two pipes to hand over the child's pid.
     let mut helper = None;
     let mut child_ends: Vec<std::fs::File> = Vec::new();
-    if let Some((iso, _)) = &mut isolation {
+    if let Some((iso, _)) = isolation {
         if iso.plan.parent_maps() {
             let (notify_r, notify_w) =
                 pipe().map_err(|e| SandboxError::Setup(format!("pipe: {e}")))?;
@@ -795,149 +996,38 @@ pub(crate) fn run_keeping(
         }
         (Err(source), _) => {
             return Err(SandboxError::Spawn {
-                program: program.clone(),
+                program: program.to_owned(),
                 source,
             })
         }
     };
-    let pid = child.id() as libc::pid_t;
-    let redactor = Arc::new(redactor.clone());
-    let cap = policy.max_output_bytes;
-    let give_up = Arc::new(AtomicU64::new(u64::MAX));
-    let out = child.stdout.take().map(|s| {
-        let (sink, red, stop) = (sink.clone(), redactor.clone(), give_up.clone());
-        std::thread::spawn(move || drain(s, cap, StreamKind::Stdout, sink, red, stop))
-    });
-    let err = child.stderr.take().map(|s| {
-        let (sink, red, stop) = (sink.clone(), redactor.clone(), give_up.clone());
-        std::thread::spawn(move || drain(s, cap, StreamKind::Stderr, sink, red, stop))
-    });
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(SandboxError::Setup(
+            "the sandbox's output pipes are missing".into(),
+        ));
+    };
+    Ok(Launched {
+        pid: child.id() as libc::pid_t,
+        stdout: std::fs::File::from(std::os::fd::OwnedFd::from(stdout)),
+        stderr: std::fs::File::from(std::os::fd::OwnedFd::from(stderr)),
+    })
+}
 
-    // A watchdog kills the whole group at the deadline; this thread blocks in wait4, which also
-    // gives the child's own resource usage.
-    let timed_out_flag = Arc::new(AtomicBool::new(false));
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let reaper = isolation.is_none();
-    let watchdog = {
-        let flag = timed_out_flag.clone();
-        let timeout = deadline_from(started, policy.timeout());
-        std::thread::spawn(move || {
-            if done_rx.recv_timeout(timeout).is_err() {
-                flag.store(true, Ordering::SeqCst);
-                if reaper {
-                    // The subreaper kills the tool and everything it left, then ends; the group
-                    // kill below is the backstop if it does not within a second.
-                    // SAFETY: signalling the child we spawned.
-                    unsafe { libc::kill(pid, crate::reap::DEADLINE_SIGNAL) };
-                    if done_rx.recv_timeout(Duration::from_secs(1)).is_ok() {
-                        return;
-                    }
-                }
-                // SAFETY: signalling the process group we created.
-                unsafe { libc::killpg(pid, libc::SIGKILL) };
-            }
-        })
-    };
-    let mut status: libc::c_int = 0;
-    // SAFETY: zeroed rusage is a valid value for wait4 to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: blocking wait on our own child pid.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            let _ = done_tx.send(());
-            return Err(SandboxError::Setup(format!("wait4: {err}")));
-        }
-    }
-    let _ = done_tx.send(());
-    let _ = watchdog.join();
-    let timed_out = timed_out_flag.load(Ordering::SeqCst);
-    // Whatever the child left behind in its group goes too, so pipes close and nothing lingers.
-    // SAFETY: signalling the (possibly empty) process group we created.
-    unsafe { libc::killpg(pid, libc::SIGKILL) };
-    std::mem::forget(child);
-    // Output still buffered arrives within moments; a descendant that escaped the group and
-    // holds the pipes gets one second, never the rest of the run.
-    give_up.store(now_ms() + 1000, Ordering::SeqCst);
-    let (stdout, stdout_bytes, stdout_truncated) =
-        out.and_then(|h| h.join().ok()).unwrap_or_default();
-    let (stderr, stderr_bytes, stderr_truncated) =
-        err.and_then(|h| h.join().ok()).unwrap_or_default();
-    let exited = libc::WIFEXITED(status);
-    let signaled = libc::WIFSIGNALED(status);
-    let egress_denied = proxy.as_ref().map(EgressProxy::denied).unwrap_or_default();
-    let iso = isolation.as_ref().map(|(i, _)| i);
-    let namespaces = if iso.is_some() {
-        ["user", "mount", "pid", "net", "ipc", "uts"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let report = Report {
-        argv: argv
-            .iter()
-            .map(|a| redactor.redact(a).into_owned())
-            .collect(),
-        exit_code: exited.then(|| libc::WEXITSTATUS(status)),
-        signal: signaled.then(|| libc::WTERMSIG(status)),
-        timed_out,
-        duration_ms: started.elapsed().as_millis() as u64,
-        max_rss_kb: usage.ru_maxrss,
-        stdout: redactor.redact_bytes(&stdout),
-        stderr: redactor.redact_bytes(&stderr),
-        stdout_truncated,
-        stderr_truncated,
-        stdout_bytes,
-        stderr_bytes,
-        namespaces,
-        root: if iso.is_some_and(|i| i.plan.root.is_some()) {
-            "minimal".into()
-        } else {
-            "host".into()
-        },
-        read_only_root: iso.is_some_and(|i| i.plan.root.is_some()) && policy.read_only_root,
-        seccomp: iso
-            .map(|i| i.seccomp_name.clone())
-            .unwrap_or_else(|| "none".into()),
-        capabilities_dropped: iso.is_some() && policy.drop_caps,
-        uid: if iso.is_some() {
-            uid
-        } else {
-            // SAFETY: plain getter.
-            unsafe { libc::geteuid() }
-        },
-        namespaces_unavailable: if use_ns {
-            None
-        } else if policy.namespaces {
-            namespaces_available().err()
-        } else {
-            Some("disabled by policy".to_owned())
-        },
-        egress_proxy: proxy.as_ref().map(EgressProxy::url),
-        egress_denied,
-        limits: serde_json::json!({
-            "timeout_ms": policy.timeout_ms,
-            "cpu_seconds": policy.cpu_seconds,
-            "memory_mb": policy.memory_mb,
-            "max_processes": policy.max_processes,
-            "max_file_mb": policy.max_file_mb,
-            "max_output_bytes": policy.max_output_bytes,
-        }),
-    };
-    leftovers.0.push(Box::new(proxy));
-    leftovers.0.push(Box::new(isolation));
-    leftovers.0.push(Box::new(temp));
-    Ok(report)
+/// The resource limits `policy` sets, as `setrlimit` takes them.
+pub(crate) fn limits_of(policy: &SandboxPolicy) -> [(libc::__rlimit_resource_t, Option<u64>); 4] {
+    [
+        (libc::RLIMIT_CPU, policy.cpu_seconds),
+        (libc::RLIMIT_AS, policy.memory_mb.map(|m| m * 1024 * 1024)),
+        (libc::RLIMIT_NPROC, policy.max_processes),
+        (
+            libc::RLIMIT_FSIZE,
+            policy.max_file_mb.map(|m| m * 1024 * 1024),
+        ),
+    ]
 }
 
 /// A pipe whose ends close on exec.
-fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+pub(crate) fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: pipe2 fills two descriptors we then own.

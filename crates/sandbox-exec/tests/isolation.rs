@@ -11,7 +11,7 @@ use carapulse_core::redact::Redactor;
 use sandbox_exec::{isolation_available, SandboxError, SandboxPolicy};
 
 mod common;
-use common::run;
+use common::{run, Via};
 
 fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
@@ -54,8 +54,7 @@ fn host_service() -> u16 {
     port
 }
 
-#[test]
-fn with_egress_allowed_the_host_network_is_still_out_of_reach() {
+fn with_egress_allowed_the_host_network_is_still_out_of_reach(via: Via) {
     isolated();
     let allowed = host_service();
     let forbidden = host_service();
@@ -64,48 +63,50 @@ fn with_egress_allowed_the_host_network_is_still_out_of_reach() {
     // Direct connections (no proxy) to a host port that is not allow-listed, and to Postgres:
     // the namespace has no route to the host.
     for port in [forbidden, 5432] {
-        let r = run(
+        let r = via
+            .run(
+                &sh(&format!(
+                    "curl -sS --noproxy '*' --max-time 3 http://127.0.0.1:{port}/; echo rc=$?"
+                )),
+                &p,
+                &Redactor::default(),
+                None,
+            )
+            .unwrap();
+        assert!(!r.stdout.contains("reached"), "port {port}: {r:?}");
+        assert!(!r.stdout.contains("rc=0"), "port {port}: {r:?}");
+    }
+    // Through the proxy, the forbidden port is refused and recorded.
+    let r = via
+        .run(
             &sh(&format!(
-                "curl -sS --noproxy '*' --max-time 3 http://127.0.0.1:{port}/; echo rc=$?"
+                "curl -sS -f --max-time 3 http://127.0.0.1:{forbidden}/"
             )),
             &p,
             &Redactor::default(),
             None,
         )
         .unwrap();
-        assert!(!r.stdout.contains("reached"), "port {port}: {r:?}");
-        assert!(!r.stdout.contains("rc=0"), "port {port}: {r:?}");
-    }
-    // Through the proxy, the forbidden port is refused and recorded.
-    let r = run(
-        &sh(&format!(
-            "curl -sS -f --max-time 3 http://127.0.0.1:{forbidden}/"
-        )),
-        &p,
-        &Redactor::default(),
-        None,
-    )
-    .unwrap();
     assert!(!r.succeeded(), "{r:?}");
     assert_eq!(r.egress_denied, vec![format!("127.0.0.1:{forbidden}")]);
     // The allow-listed destination works both through the proxy and directly (programs that
     // never proxy loopback, like Go's HTTP client, reach it through the in-namespace forwarder).
     for flags in ["", "--noproxy '*'"] {
-        let r = run(
-            &sh(&format!(
-                "curl -sS -f --max-time 5 {flags} http://127.0.0.1:{allowed}/"
-            )),
-            &p,
-            &Redactor::default(),
-            None,
-        )
-        .unwrap();
+        let r = via
+            .run(
+                &sh(&format!(
+                    "curl -sS -f --max-time 5 {flags} http://127.0.0.1:{allowed}/"
+                )),
+                &p,
+                &Redactor::default(),
+                None,
+            )
+            .unwrap();
         assert_eq!(r.stdout, "reached", "flags {flags:?}: {r:?}");
     }
 }
 
-#[test]
-fn the_host_filesystem_and_processes_are_invisible() {
+fn the_host_filesystem_and_processes_are_invisible(via: Via) {
     isolated();
     // A file standing in for the router's config (JWT secret, DSN).
     let secret_dir = tempfile::tempdir().unwrap();
@@ -118,7 +119,9 @@ fn the_host_filesystem_and_processes_are_invisible() {
          echo procs=$(ls /proc | grep -c '^[0-9]'); cat /proc/1/cmdline | tr '\\0' ' '; echo",
         secret.display()
     );
-    let r = run(&sh(&script), &policy(), &Redactor::default(), None).unwrap();
+    let r = via
+        .run(&sh(&script), &policy(), &Redactor::default(), None)
+        .unwrap();
     let out = &r.stdout;
     assert_eq!(r.root, "minimal");
     for failed in [
@@ -150,12 +153,13 @@ fn the_host_filesystem_and_processes_are_invisible() {
     );
 }
 
-#[test]
-fn the_tool_is_unprivileged_without_capabilities_and_filtered() {
+fn the_tool_is_unprivileged_without_capabilities_and_filtered(via: Via) {
     isolated();
     let script = "id -u; id -g; grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status; \
                   unshare -U true; echo unshare=$?; unshare -rn true; echo unshare_r=$?";
-    let r = run(&sh(script), &policy(), &Redactor::default(), None).unwrap();
+    let r = via
+        .run(&sh(script), &policy(), &Redactor::default(), None)
+        .unwrap();
     let out = &r.stdout;
     assert!(out.starts_with("65534\n65534\n"), "{r:?}");
     for line in [
@@ -196,19 +200,26 @@ fn processes_with(needle: &str) -> Vec<String> {
     found
 }
 
-#[test]
-fn a_daemon_holding_stdout_neither_outlives_nor_delays_the_run() {
+fn a_daemon_holding_stdout_neither_outlives_nor_delays_the_run(via: Via) {
     isolated();
     let mut p = policy();
     p.timeout_ms = 1500;
+    // Each way has its own sleeps, so the two runs of this test never see each other's.
+    let (daemon, tool) = match via {
+        Via::Ahead => ("sleep 47.5", "sleep 48.5"),
+        Via::InProcess => ("sleep 47.25", "sleep 48.25"),
+    };
     let started = Instant::now();
-    let r = run(
-        &sh("setsid sh -c 'sleep 47.5; echo late' & echo started; sleep 48.5"),
-        &p,
-        &Redactor::default(),
-        None,
-    )
-    .unwrap();
+    let r = via
+        .run(
+            &sh(&format!(
+                "setsid sh -c '{daemon}; echo late' & echo started; {tool}"
+            )),
+            &p,
+            &Redactor::default(),
+            None,
+        )
+        .unwrap();
     assert!(r.timed_out, "{r:?}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -217,11 +228,8 @@ fn a_daemon_holding_stdout_neither_outlives_nor_delays_the_run() {
     );
     assert!(r.stdout.contains("started"), "{r:?}");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        processes_with("sleep 47.5").is_empty(),
-        "the daemon survived"
-    );
-    assert!(processes_with("sleep 48.5").is_empty(), "the tool survived");
+    assert!(processes_with(daemon).is_empty(), "the daemon survived");
+    assert!(processes_with(tool).is_empty(), "the tool survived");
 }
 
 #[test]
@@ -280,15 +288,16 @@ fn without_namespaces_daemons_still_die_with_the_run() {
     assert!(survivors.is_empty(), "the daemon survived: {survivors:?}");
 }
 
-#[test]
-fn process_limits_hold_for_the_mapped_uid() {
+fn process_limits_hold_for_the_mapped_uid(via: Via) {
     isolated();
     // As root RLIMIT_NPROC is void; the tool runs as an unprivileged uid, so it holds.
     let script =
         "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do sleep 1 & done; wait; echo all-forked";
     let mut p = policy();
     p.max_processes = Some(8);
-    let limited = run(&sh(script), &p, &Redactor::default(), None).unwrap();
+    let limited = via
+        .run(&sh(script), &p, &Redactor::default(), None)
+        .unwrap();
     assert!(
         !limited.stdout.contains("all-forked"),
         "RLIMIT_NPROC did not hold: {limited:?}"
@@ -298,7 +307,9 @@ fn process_limits_hold_for_the_mapped_uid() {
         "{limited:?}"
     );
     p.max_processes = Some(256);
-    let control = run(&sh(script), &p, &Redactor::default(), None).unwrap();
+    let control = via
+        .run(&sh(script), &p, &Redactor::default(), None)
+        .unwrap();
     assert!(control.stdout.contains("all-forked"), "{control:?}");
 }
 
@@ -328,8 +339,7 @@ fn requirements_refuse_to_run_instead_of_degrading() {
     );
 }
 
-#[test]
-fn extra_mounts_and_credential_files_are_visible_as_configured() {
+fn extra_mounts_and_credential_files_are_visible_as_configured(via: Via) {
     isolated();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -354,7 +364,7 @@ fn extra_mounts_and_credential_files_are_visible_as_configured() {
     ];
     p.env
         .insert("KUBECONFIG".into(), kubeconfig.display().to_string());
-    let r = run(
+    let r = via.run(
         &sh("cat /data/in.txt; echo; touch /data/x; echo ro=$?; echo done > /out/result; echo rw=$?; \
              echo kube=$KUBECONFIG; cat \"$KUBECONFIG\""),
         &p,
@@ -401,3 +411,25 @@ fn staged_and_fresh_directories_serve_the_uid_the_run_asks_for() {
         assert_eq!(lines, vec![uid, "1", uid], "{user:?}: {r:?}");
     }
 }
+
+/// Each escape test above, both ways a sandbox is built: ahead, in a warm helper (what the
+/// router's default-uid runs get), and from nothing in this process (what every other run gets).
+macro_rules! both_ways {
+    ($($name:ident),* $(,)?) => {
+        mod built_ahead {
+            $(#[test] fn $name() { super::$name(super::Via::Ahead) })*
+        }
+        mod built_in_process {
+            $(#[test] fn $name() { super::$name(super::Via::InProcess) })*
+        }
+    };
+}
+
+both_ways!(
+    with_egress_allowed_the_host_network_is_still_out_of_reach,
+    the_host_filesystem_and_processes_are_invisible,
+    the_tool_is_unprivileged_without_capabilities_and_filtered,
+    a_daemon_holding_stdout_neither_outlives_nor_delays_the_run,
+    process_limits_hold_for_the_mapped_uid,
+    extra_mounts_and_credential_files_are_visible_as_configured,
+);

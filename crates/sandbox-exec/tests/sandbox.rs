@@ -478,13 +478,67 @@ fn warm_helpers_serve_one_request_each_and_go_with_their_helper() {
     let after_kill = helper.run(&argv(&["true"]), &policy(), &red, None).unwrap();
     assert!(after_kill.succeeded(), "{after_kill:?}");
 
-    // The waiting helpers go with the last clone of their Helper.
+    // The waiting helpers go with the last clone of their Helper, and so do the sandboxes they
+    // built ahead (both processes) and those sandboxes' directories.
     let warm = wait_for_warm(&helper, sandbox_exec::WARM_HELPERS);
+    let mut built = Vec::new();
+    for pid in &warm {
+        built.push(built_sandbox(*pid));
+    }
     let clone = helper.clone();
     drop(helper);
     assert!(warm.iter().all(|pid| alive(*pid)), "a clone keeps them");
     drop(clone);
     for pid in &warm {
         assert!(!alive(*pid), "warm helper {pid} outlived its Helper");
+    }
+    for (first, tool, staging) in built {
+        assert!(
+            !alive(first),
+            "the built sandbox's first process {first} outlived it"
+        );
+        assert!(
+            !alive(tool),
+            "the built sandbox's tool process {tool} outlived it"
+        );
+        assert!(!staging.exists(), "{} was left behind", staging.display());
+    }
+}
+
+/// Children of `pid` (its main thread's).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect()
+}
+
+/// The sandbox a waiting helper built ahead: its first process, the tool's process waiting
+/// for the order, and the root's staging directory (where the first process mounted the new
+/// root's tmpfs, read from its mount table).
+fn built_sandbox(helper: u32) -> (u32, u32, std::path::PathBuf) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let first = children(helper);
+        if let [first] = first.as_slice() {
+            let tool = children(*first);
+            let mounts =
+                std::fs::read_to_string(format!("/proc/{first}/mountinfo")).unwrap_or_default();
+            let root = mounts
+                .lines()
+                .filter_map(|line| line.split_whitespace().nth(4))
+                .find(|point| point.contains("/sandbox-root-") && point.ends_with("/root"));
+            if let ([tool], Some(root)) = (tool.as_slice(), root) {
+                let staging = std::path::Path::new(root).parent().unwrap().to_path_buf();
+                assert!(staging.exists(), "{}", staging.display());
+                return (*first, *tool, staging);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "helper {helper} has no built sandbox after 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
