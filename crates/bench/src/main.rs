@@ -64,6 +64,12 @@ struct Args {
     /// Runs per sandbox measurement.
     #[arg(long, default_value_t = 300)]
     sandbox_runs: usize,
+    /// Requests per what-if row of the `review` suite.
+    #[arg(long, default_value_t = 1_000)]
+    whatif_requests: usize,
+    /// Stored decisions the `review` suite's policy impact row re-evaluates (0: no impact row).
+    #[arg(long, default_value_t = 100_000)]
+    impact_decisions: usize,
     /// The sandbox-exec binary for the helper rows (default: beside this binary or on PATH).
     #[arg(long)]
     sandbox_helper: Option<std::path::PathBuf>,
@@ -1113,7 +1119,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == "review" {
         let db = TestDatabase::create().await;
-        let result = review::run(&db, 200, 100_000, &mut rows).await;
+        let result = review::run(&db, args.whatif_requests, args.impact_decisions, &mut rows).await;
         db.drop_now().await;
         result?;
     }

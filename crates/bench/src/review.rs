@@ -84,14 +84,46 @@ pub async fn run(
                 .to_owned();
             plans.push((shape, id));
         }
+        // The request path alone, for scale: reading the same stored plan (auth, the read
+        // decision, the plan's select, the answer), no what-if.
+        if let Some((_, id)) = plans.first() {
+            let mut lat: Vec<Duration> = Vec::with_capacity(samples);
+            for i in 0..samples + 10 {
+                let t = Instant::now();
+                let r = http
+                    .get(format!("{base}/v1/plans/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().as_u16() == 200, "plan get got {}", r.status());
+                let _ = r.bytes().await?;
+                if i >= 10 {
+                    lat.push(t.elapsed());
+                }
+            }
+            rows.push(crate::latency_row(
+                format!("for scale: GET the same 20-step plan ({samples} requests)"),
+                lat,
+            ));
+        }
+        // "candidate": the same candidate each time, as a reviewer asks about one candidate
+        // across plans (compiled once, then kept); "new candidate": a different text each
+        // request, so each is compiled.
         for ((shape, id), (label, body)) in plans.iter().flat_map(|plan| {
             [
                 (plan, ("loaded policy", json!({}))),
                 (plan, ("loaded + candidate", json!({"candidate": {"files": {"freeze.rego": FREEZE}}}))),
+                (plan, ("loaded + new candidate each request", Value::Null)),
             ]
         }) {
             let mut lat: Vec<Duration> = Vec::with_capacity(samples);
             for i in 0..samples + 10 {
+                let body = if body.is_null() {
+                    let text = format!("{FREEZE}\n# revision {i} {shape}\n");
+                    json!({"candidate": {"files": {"freeze.rego": text}}})
+                } else {
+                    body.clone()
+                };
                 let t = Instant::now();
                 let r = http
                     .post(format!("{base}/v1/plans/{id}/whatif"))
@@ -111,6 +143,9 @@ pub async fn run(
             ));
         }
 
+        if decisions == 0 {
+            return Ok(());
+        }
         // Stored decisions, as the loaded policy took them.
         let engine = PolicyEngine::load_dir(std::path::Path::new(&policies_dir()), "policy.assistant.v1")?;
         let grid = grid();

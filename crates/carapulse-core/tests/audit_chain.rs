@@ -169,3 +169,43 @@ async fn a_poisoned_entry_costs_no_other_entry_its_event() {
     assert!(report.ok, "{report:?}");
     db.drop_now().await;
 }
+
+/// Events appended "soon" are committed in few transactions (they linger for each other),
+/// each caller hears the outcome, a flush waits for all of them, and they chain like any
+/// other: interleaved with waited-for appends, the chain verifies and every event is there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_appended_soon_are_batched_flushed_and_chained() {
+    let db = TestDatabase::create().await;
+    let writer = AuditWriter::spawn(db.store.clone());
+    let tenant = TenantId::parse("soon").unwrap();
+    let committed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for i in 0..200 {
+        let counter = committed.clone();
+        let done: carapulse_core::audit::SoonDone = Box::new(move |ok| {
+            if ok {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        assert!(writer.append_soon(entry(&tenant, i), done).is_ok());
+        if i % 50 == 0 {
+            writer.append(entry(&tenant, 1_000 + i)).await.unwrap();
+        }
+    }
+    writer.flush_soon().await;
+    assert_eq!(committed.load(std::sync::atomic::Ordering::SeqCst), 200);
+    let (events, transactions): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT xmin::text) FROM audit_events WHERE tenant_id = 'soon'",
+    )
+    .fetch_one(db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(events, 204);
+    // 200 lingering events and 4 waited-for ones: far fewer transactions than events.
+    assert!(
+        transactions <= 40,
+        "{transactions} transactions for {events} events"
+    );
+    let report = verify_chain(&db.store, &tenant).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    db.drop_now().await;
+}

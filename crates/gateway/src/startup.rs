@@ -298,6 +298,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.config.gateway.shutdown_grace_secs);
         let store = self.state.store.clone();
+        let audit = self.state.audit.clone();
         let background = self.spawn_background();
         let gw = &self.state.config.gateway;
         let limits = carapulse_http::serve::ConnectionLimits {
@@ -339,6 +340,8 @@ impl Application {
         for task in background {
             let _ = task.await;
         }
+        // Audit events of answered requests that were waiting to be batched commit now.
+        audit.flush_soon().await;
         store.close().await;
         tracing::info!("gateway stopped");
         result

@@ -85,6 +85,19 @@ impl AppState {
         }
     }
 
+    /// Appends a standalone audit event the answer does not wait for (read-only questions such
+    /// as a policy what-if), batched with others arriving within
+    /// [`carapulse_core::audit::SOON_LINGER`] (see `AuditWriter::append_soon`); counted like
+    /// [`AppState::audit`] once it commits or fails. A full queue appends it on its own task.
+    pub fn audit_soon(&self, entry: AuditEntry) {
+        let metrics = self.metrics.clone();
+        let done: carapulse_core::audit::SoonDone = Box::new(move |ok| metrics.record_audit(ok));
+        if let Err(entry) = self.audit.append_soon(entry, done) {
+            let state = self.clone();
+            tokio::spawn(async move { state.audit(*entry).await });
+        }
+    }
+
     /// Takes one of the caller's stream slots; 429 when they hold `max_streams_per_actor`.
     pub fn stream_slot(
         &self,

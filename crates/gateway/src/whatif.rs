@@ -43,11 +43,23 @@ fn invalid_policy(message: impl Into<String>) -> ApiError {
     )
 }
 
-/// Compiles `candidate` over the loaded policy; every refusal is a 422 naming the file.
+/// Compiled candidates kept, most recently compiled last.
+const CANDIDATES_KEPT: usize = 8;
+
+/// Candidates compiled lately, by the digest of their merged files: a reviewer asks about the
+/// same candidate again and again (each plan of a review, each page of a replay, the UI as it
+/// reloads), and compiling it is most of a what-if's time. The key is the content (package and
+/// every merged file), so a reload of the loaded policy or an edited candidate is a new entry;
+/// the engines are immutable and shared.
+static COMPILED: std::sync::Mutex<Vec<(String, std::sync::Arc<PolicyEngine>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Compiles `candidate` over the loaded policy (or takes it compiled from the last few); every
+/// refusal is a 422 naming the file.
 pub(crate) fn compile_candidate(
     state: &AppState,
     candidate: &Candidate,
-) -> Result<PolicyEngine, ApiError> {
+) -> Result<std::sync::Arc<PolicyEngine>, ApiError> {
     if candidate.files.is_empty() {
         return Err(invalid_policy("candidate.files: give at least one file"));
     }
@@ -92,10 +104,24 @@ pub(crate) fn compile_candidate(
         }
         files.insert(name.clone(), text.clone());
     }
-    PolicyEngine::from_sources(&package, files.into_iter().collect()).map_err(|e| match e {
+    let sources: Vec<(String, String)> = files.into_iter().collect();
+    let key = PolicyEngine::digest_of(&package, &sources);
+    let compiled = || COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, engine)) = compiled().iter().find(|(k, _)| *k == key) {
+        return Ok(engine.clone());
+    }
+    let engine = PolicyEngine::from_sources(&package, sources).map_err(|e| match e {
         PolicyError::Parse { file, message } => invalid_policy(format!("{file}: {message}")),
         other => invalid_policy(other.to_string()),
-    })
+    })?;
+    let engine = std::sync::Arc::new(engine);
+    let mut kept = compiled();
+    kept.retain(|(k, _)| *k != key);
+    if kept.len() >= CANDIDATES_KEPT {
+        kept.remove(0);
+    }
+    kept.push((key, engine.clone()));
+    Ok(engine)
 }
 
 /// One policy's answer with the rules behind it.

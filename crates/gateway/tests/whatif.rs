@@ -310,3 +310,49 @@ async fn long_plans_keep_their_step_order() {
     }
     app.stop().await;
 }
+
+/// Compiled candidates are kept by their content: the same file name with another text is
+/// judged by that text, the first text again by the first, and a reload of the loaded policy
+/// (other merged files) is not answered from an engine compiled over the old ones.
+#[tokio::test]
+async fn kept_candidates_answer_for_their_own_text() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(carapulse_core::testing::policies_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rego") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let policy_dir = dir.path().to_string_lossy().into_owned();
+    let app = spawn_app_with(move |c| c.policy.policy_dir = policy_dir).await;
+    let alice = token("alice", "acme", &["operator"]);
+    let (status, created) = app.post("/v1/plans", &alice, &prod_plan()).await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/v1/plans/{}/whatif", created["plan_id"].as_str().unwrap());
+    let never = "package policy.assistant.v1\n\nimport rego.v1\n\ndeny_reasons contains \"never\" if {\n\tinput.no_such_field == \"x\"\n}\n";
+    let decide = |text: &str| json!({"candidate": {"files": {"freeze.rego": text}}});
+    for (text, expected, changed) in [
+        (FREEZE, "deny", true),
+        (never, "require_approval", false),
+        (FREEZE, "deny", true),
+        (never, "require_approval", false),
+    ] {
+        let (status, answer) = app.post(&path, &alice, &decide(text)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["plan"]["candidate"]["decision"], expected,
+            "{answer}"
+        );
+        assert_eq!(answer["plan"]["changed"], changed, "{answer}");
+    }
+    // The loaded policy changes under the kept candidate: a file that freezes production too.
+    std::fs::write(dir.path().join("zz_freeze.rego"), FREEZE).unwrap();
+    let admin = token("ada", "acme", &["admin"]);
+    let (status, reloaded) = app.post("/v1/policy/reload", &admin, &json!({})).await;
+    assert_eq!(status, 200, "{reloaded}");
+    let (status, answer) = app.post(&path, &alice, &decide(never)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["plan"]["current"]["decision"], "deny", "{answer}");
+    assert_eq!(answer["plan"]["candidate"]["decision"], "deny", "{answer}");
+    app.stop().await;
+}

@@ -19,4 +19,4 @@ pub use event::{AuditActor, AuditDecision, AuditEntry, AuditEvent, GENESIS_HASH}
 pub use verify::{
     verify_chain, verify_chain_with_progress, ChainBreak, VerifyProgress, VerifyReport,
 };
-pub use writer::{append_in_tx, append_many_in_tx, AuditError, AuditWriter};
+pub use writer::{append_in_tx, append_many_in_tx, AuditError, AuditWriter, SoonDone, SOON_LINGER};

@@ -14,6 +14,16 @@ use super::{AuditEntry, AuditEvent, GENESIS_HASH};
 /// Largest number of events written in one batch transaction.
 const MAX_BATCH: usize = 512;
 
+/// How long an event appended "soon" may wait for others to share its transaction (see
+/// [`AuditWriter::append_soon`]).
+pub const SOON_LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Events queued "soon" and not yet handed to the writer, at most.
+const SOON_QUEUE: usize = 4096;
+
+/// Told whether an event appended "soon" was committed.
+pub type SoonDone = Box<dyn FnOnce(bool) + Send + 'static>;
+
 /// Appending failed; the event is not in the log.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -99,6 +109,20 @@ struct Request {
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
     sender: mpsc::Sender<Request>,
+    soon: mpsc::Sender<Soon>,
+}
+
+/// What the "soon" lane carries.
+enum Soon {
+    Entry(Box<AuditEntry>, SoonDone),
+    /// Answered once everything queued before it is committed (or failed).
+    Flush(oneshot::Sender<()>),
+}
+
+/// The writer's own lane, without the "soon" queue (which the lane itself drains).
+#[derive(Clone)]
+struct Lane {
+    sender: mpsc::Sender<Request>,
 }
 
 impl std::fmt::Debug for Request {
@@ -114,11 +138,53 @@ impl AuditWriter {
     pub fn spawn(store: Store) -> Self {
         let (sender, receiver) = mpsc::channel(4096);
         tokio::spawn(run_writer(store, receiver));
-        Self { sender }
+        let (soon, soon_queue) = mpsc::channel(SOON_QUEUE);
+        tokio::spawn(run_soon(
+            Lane {
+                sender: sender.clone(),
+            },
+            soon_queue,
+        ));
+        Self { sender, soon }
     }
 
     /// Appends one event, waiting until it is committed.
     pub async fn append(&self, entry: AuditEntry) -> Result<AuditEvent, AuditError> {
+        Lane {
+            sender: self.sender.clone(),
+        }
+        .append(entry)
+        .await
+    }
+
+    /// Appends one event without waiting for it, for a caller whose answer does not depend on
+    /// it (a read-only question such as a policy what-if): the event waits up to
+    /// [`SOON_LINGER`] for others and they commit in one transaction, instead of one commit per
+    /// request competing with the next requests for the database. `done` hears whether it was
+    /// committed. The entry comes back when the queue is full (the caller then appends it the
+    /// usual way).
+    pub fn append_soon(&self, entry: AuditEntry, done: SoonDone) -> Result<(), Box<AuditEntry>> {
+        match self.soon.try_reserve() {
+            Ok(slot) => {
+                slot.send(Soon::Entry(Box::new(entry), done));
+                Ok(())
+            }
+            Err(_) => Err(Box::new(entry)),
+        }
+    }
+
+    /// Waits until every event appended "soon" before this call is committed (or has failed):
+    /// a service shutting down calls it before it closes the database pool.
+    pub async fn flush_soon(&self) {
+        let (reply, wait) = oneshot::channel();
+        if self.soon.send(Soon::Flush(reply)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+impl Lane {
+    async fn append(&self, entry: AuditEntry) -> Result<AuditEvent, AuditError> {
         let (reply, wait) = oneshot::channel();
         self.sender
             .send(Request { entry, reply })
@@ -128,6 +194,38 @@ impl AuditWriter {
             Ok(Ok(event)) => Ok(event),
             Ok(Err(message)) => Err(AuditError::Store(StoreError::Unavailable(message))),
             Err(_) => Err(AuditError::WriterStopped),
+        }
+    }
+}
+
+/// The "soon" lane: lingers after the first event, then hands everything it holds to the writer
+/// at once, so the writer takes them as one batch (one transaction, one chain-head lock).
+async fn run_soon(lane: Lane, mut queue: mpsc::Receiver<Soon>) {
+    while let Some(batch) =
+        crate::batching::next_batch_lingering(&mut queue, MAX_BATCH, SOON_LINGER).await
+    {
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut flushes = Vec::new();
+        for item in batch {
+            match item {
+                Soon::Entry(entry, done) => entries.push((entry, done)),
+                Soon::Flush(reply) => flushes.push(reply),
+            }
+        }
+        futures::future::join_all(entries.into_iter().map(|(entry, done)| {
+            let lane = lane.clone();
+            async move {
+                let action = entry.action.clone();
+                let result = lane.append(*entry).await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, %action, "audit append failed");
+                }
+                done(result.is_ok());
+            }
+        }))
+        .await;
+        for reply in flushes {
+            let _ = reply.send(());
         }
     }
 }

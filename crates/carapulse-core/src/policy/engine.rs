@@ -352,6 +352,12 @@ impl PolicyEngine {
         &self.digest
     }
 
+    /// The [`PolicyEngine::digest`] an engine loaded from `package` and `sources` would have,
+    /// without compiling them (a cache key for compiled candidates).
+    pub fn digest_of(package: &str, sources: &[(String, String)]) -> String {
+        policy_digest(package, sources)
+    }
+
     /// Evaluates a typed input.
     pub fn evaluate(&self, input: &PolicyInput) -> PolicyOutcome {
         match serde_json::to_value(input) {

@@ -210,7 +210,7 @@ pub(crate) async fn prepare(
     let (policy, candidate_files) = match (body.policy, &body.candidate) {
         (Choice::Current, None) => (state.policy.current(), Vec::new()),
         (Choice::Candidate, Some(candidate)) => (
-            Arc::new(crate::whatif::compile_candidate(state, candidate)?),
+            crate::whatif::compile_candidate(state, candidate)?,
             candidate.files.keys().cloned().collect(),
         ),
         (Choice::Current, Some(_)) => {

@@ -63,7 +63,7 @@ async fn off_the_workers(
             .as_ref()
             .map(|c| compile_candidate(&state, c))
             .transpose()?;
-        Ok(judge(&state, candidate.as_ref()))
+        Ok(judge(&state, candidate.as_deref()))
     })
     .await
     .map_err(|_| ApiError::internal())?
@@ -76,8 +76,10 @@ fn candidate_files(candidate: Option<&Candidate>) -> Option<Vec<String>> {
 }
 
 /// Records the question. A what-if changes nothing, so its answer does not wait for the event
-/// to commit (about half of an answer's time): the event goes through the same audit writer on
-/// its own task, and a failure is logged and counted like any other audit failure.
+/// to commit (about half of an answer's time), and the event is batched with others asked
+/// within a few milliseconds (`AppState::audit_soon`): one commit per request competed with the
+/// next requests and was most of the answer's tail. A failure is logged and counted like any
+/// other audit failure.
 fn audited(
     state: &AppState,
     ctx: &RequestContext,
@@ -93,8 +95,7 @@ fn audited(
             "plan_changed": answer["plan"]["changed"],
             "steps": answer["steps"].as_array().map(Vec::len),
         }));
-    let state = state.clone();
-    tokio::spawn(async move { state.audit(entry).await });
+    state.audit_soon(entry);
 }
 
 #[utoipa::path(post, path = "/plans/{id}/whatif", tag = "policy", summary = "What the loaded policy (and a candidate, side by side) decides about this plan and each of its steps, with the rules behind each answer; nothing is stored but an audit event", params(("id" = String, Path, description = "Plan id (UUID)")), request_body = PlanWhatIf, responses((status = 200, description = "`{plan: {current, candidate, changed}, steps: [{index, step, current, candidate, changed}], candidate_files}`", body = Object), crate::openapi::CommonErrors, crate::openapi::NotFound), security(("bearer" = [])))]
@@ -219,7 +220,7 @@ pub(crate) async fn impact(
         )
         .into());
     }
-    let candidate = std::sync::Arc::new(compile_candidate(&state, &body.candidate)?);
+    let candidate = compile_candidate(&state, &body.candidate)?;
     // One run at a time per gateway: a second caller is told to retry rather than queue CPU.
     let Ok(_running) = IMPACT_RUNS.try_acquire() else {
         let mut err = ApiError::new(
