@@ -87,20 +87,10 @@ pub async fn run(
         // The request path alone, for scale: reading the same stored plan (auth, the read
         // decision, the plan's select, the answer), no what-if.
         if let Some((_, id)) = plans.first() {
-            let mut lat: Vec<Duration> = Vec::with_capacity(samples);
-            for i in 0..samples + 10 {
-                let t = Instant::now();
-                let r = http
-                    .get(format!("{base}/v1/plans/{id}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status().as_u16() == 200, "plan get got {}", r.status());
-                let _ = r.bytes().await?;
-                if i >= 10 {
-                    lat.push(t.elapsed());
-                }
-            }
+            let lat = timed_requests(samples, |_| {
+                http.get(format!("{base}/v1/plans/{id}")).bearer_auth(&token)
+            })
+            .await?;
             rows.push(crate::latency_row(
                 format!("for scale: GET the same 20-step plan ({samples} requests)"),
                 lat,
@@ -116,27 +106,18 @@ pub async fn run(
                 (plan, ("loaded + new candidate each request", Value::Null)),
             ]
         }) {
-            let mut lat: Vec<Duration> = Vec::with_capacity(samples);
-            for i in 0..samples + 10 {
+            let lat = timed_requests(samples, |i| {
                 let body = if body.is_null() {
                     let text = format!("{FREEZE}\n# revision {i} {shape}\n");
                     json!({"candidate": {"files": {"freeze.rego": text}}})
                 } else {
                     body.clone()
                 };
-                let t = Instant::now();
-                let r = http
-                    .post(format!("{base}/v1/plans/{id}/whatif"))
+                http.post(format!("{base}/v1/plans/{id}/whatif"))
                     .bearer_auth(&token)
                     .json(&body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status().as_u16() == 200, "what-if got {}", r.status());
-                let _ = r.bytes().await?;
-                if i >= 10 {
-                    lat.push(t.elapsed());
-                }
-            }
+            })
+            .await?;
             rows.push(crate::latency_row(
                 format!("what-if, 20-step plan ({shape}), {label} ({samples} requests)"),
                 lat,
@@ -205,4 +186,23 @@ pub async fn run(
     shutdown.cancel();
     let _ = server.await;
     result
+}
+
+/// Latencies of `samples` requests made by `request(i)`, each answered 200 and read whole,
+/// after 10 untimed warm-up requests.
+async fn timed_requests(
+    samples: usize,
+    mut request: impl FnMut(usize) -> reqwest::RequestBuilder,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut lat: Vec<Duration> = Vec::with_capacity(samples);
+    for i in 0..samples + 10 {
+        let t = Instant::now();
+        let r = request(i).send().await?;
+        anyhow::ensure!(r.status().as_u16() == 200, "got {}", r.status());
+        let _ = r.bytes().await?;
+        if i >= 10 {
+            lat.push(t.elapsed());
+        }
+    }
+    Ok(lat)
 }

@@ -4,20 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use carapulse_core::testing::policies_dir;
 use common::*;
 use serde_json::json;
-
-fn copy_policies(to: &Path) {
-    for entry in std::fs::read_dir(policies_dir()).expect("policies") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "rego") {
-            std::fs::copy(&path, to.join(path.file_name().expect("name"))).expect("copy");
-        }
-    }
-}
 
 #[tokio::test]
 async fn broken_policy_at_reload_keeps_the_last_good_one() {

@@ -310,13 +310,7 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test]
 async fn drift_and_missing_data_are_said_and_bad_requests_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(carapulse_core::testing::policies_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rego") {
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let dir = copied_policies();
     let policy_dir = dir.path().to_string_lossy().into_owned();
     let app = spawn_app_with(move |c| {
         configure(c);

@@ -316,13 +316,7 @@ async fn long_plans_keep_their_step_order() {
 /// (other merged files) is not answered from an engine compiled over the old ones.
 #[tokio::test]
 async fn kept_candidates_answer_for_their_own_text() {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(carapulse_core::testing::policies_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rego") {
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let dir = copied_policies();
     let policy_dir = dir.path().to_string_lossy().into_owned();
     let app = spawn_app_with(move |c| c.policy.policy_dir = policy_dir).await;
     let alice = token("alice", "acme", &["operator"]);

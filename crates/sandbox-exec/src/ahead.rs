@@ -305,29 +305,30 @@ unsafe fn first_process_inner(plan: &mut Plan, ends: &FirstEnds) {
     let mut keep = vec![0, 1, 2, ends.order, ends.built, ends.status];
     keep.extend(ends.proceed);
     close_except(&mut keep);
-    let fail = |ok: u8| {
+    // Tells the helper the sandbox could not be built (it waits for a 1).
+    let fail = || {
         // SAFETY: writing one byte to our own pipe.
-        unsafe { libc::write(ends.built, [ok].as_ptr().cast(), 1) };
+        unsafe { libc::write(ends.built, [0u8].as_ptr().cast(), 1) };
     };
     if isolate::unshare_and_map(plan).is_err() {
-        return fail(0);
+        return fail();
     }
     if let Some(fd) = ends.proceed {
         libc::close(fd);
     }
     let Some(root) = plan.root.as_ref() else {
-        return fail(0);
+        return fail();
     };
     if isolate::mount_fixed(root).is_err() {
-        return fail(0);
+        return fail();
     }
     let mut to_tool = [-1 as libc::c_int; 2];
     if libc::pipe2(to_tool.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-        return fail(0);
+        return fail();
     }
     let tool = libc::fork();
     if tool < 0 {
-        return fail(0);
+        return fail();
     }
     if tool == 0 {
         libc::close(to_tool[1]);

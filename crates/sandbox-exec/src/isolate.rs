@@ -515,7 +515,7 @@ pub(crate) unsafe fn setup_child(plan: &Plan) -> io::Result<()> {
     unshare_and_map(plan)?;
     if let Some(root) = &plan.root {
         mount_fixed(root)?;
-        mount_set(&root.request, None)?;
+        mount_request(root)?;
     }
     Ok(())
 }

@@ -367,10 +367,9 @@ pub fn isolation_available() -> Result<(), String> {
 /// The isolated half of a run, prepared in the parent.
 struct Isolation {
     plan: Plan,
-    forward: Option<ForwardPlan>,
-    /// The forwarder's socket and listeners, for a sandbox built ahead (its first process
-    /// builds the [`ForwardPlan`] itself).
-    forward_order: Option<(Vec<u8>, Vec<ListenerPlan>)>,
+    /// The forwarder's socket (as seen inside) and listeners; the process that runs the
+    /// forwarder builds its [`ForwardPlan`] from them (checked here first).
+    forward: Option<(Vec<u8>, Vec<ListenerPlan>)>,
     /// Extra binds of the request (a sandbox built ahead mounts them when the order comes).
     extra: Vec<(std::path::PathBuf, std::path::PathBuf, bool)>,
     minimal_root: bool,
@@ -540,7 +539,6 @@ pub(crate) fn run_keeping(
             None => crate::staging::scratch_dir("sandbox-egress-")?,
         };
         let mut forward = None;
-        let mut forward_order = None;
         if !policy.allow_egress.is_empty() {
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -594,11 +592,9 @@ pub(crate) fn run_keeping(
                 use std::os::unix::ffi::OsStrExt;
                 socket.as_os_str().as_bytes().to_vec()
             };
-            forward = Some(
-                ForwardPlan::new(&inside_socket, listeners.clone())
-                    .map_err(|e| SandboxError::Setup(e.to_string()))?,
-            );
-            forward_order = Some((inside_socket, listeners));
+            // Refused here, before anything starts, rather than in the sandbox.
+            forward_plan(&inside_socket, &listeners)?;
+            forward = Some((inside_socket, listeners));
             if policy.minimal_root {
                 extra.push((
                     egress_dir.path().to_path_buf(),
@@ -640,7 +636,6 @@ pub(crate) fn run_keeping(
             Isolation {
                 plan,
                 forward,
-                forward_order,
                 extra,
                 minimal_root: policy.minimal_root,
                 _staging: Some(egress_dir),
@@ -677,7 +672,7 @@ pub(crate) fn run_keeping(
                 env: env.into_iter().collect(),
                 workdir: cwd.clone(),
                 extra: iso.map(|i| i.extra.clone()).unwrap_or_default(),
-                forward: iso.and_then(|i| i.forward_order.clone()),
+                forward: iso.and_then(|i| i.forward.clone()),
                 policy: policy.clone(),
             };
             let (launched, root) = ahead.launch(&order)?;
@@ -892,9 +887,12 @@ fn launch_cold(
     // Pointers into data that lives until `spawn` returns; the closure runs in the forked child,
     // which has its own copy of this memory.
     let plan_ptr = iso_ref.map(|i| &i.plan as *const Plan as usize);
-    let forward_ptr = iso_ref
+    // Built before the fork (the child must not allocate); lives until `spawn` returns.
+    let forward = iso_ref
         .and_then(|i| i.forward.as_ref())
-        .map(|f| f as *const ForwardPlan as usize);
+        .map(|(socket, listeners)| forward_plan(socket, listeners))
+        .transpose()?;
+    let forward_ptr = forward.as_ref().map(|f| f as *const ForwardPlan as usize);
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
     // system calls; the plans it reads were fully built before the fork.
     unsafe {
@@ -1011,6 +1009,14 @@ fn launch_cold(
         stdout: std::fs::File::from(std::os::fd::OwnedFd::from(stdout)),
         stderr: std::fs::File::from(std::os::fd::OwnedFd::from(stderr)),
     })
+}
+
+/// The forwarder's plan for the proxy socket `socket` (as seen inside) and `listeners`.
+pub(crate) fn forward_plan(
+    socket: &[u8],
+    listeners: &[ListenerPlan],
+) -> Result<ForwardPlan, SandboxError> {
+    ForwardPlan::new(socket, listeners.to_vec()).map_err(|e| SandboxError::Setup(e.to_string()))
 }
 
 /// The resource limits `policy` sets, as `setrlimit` takes them.

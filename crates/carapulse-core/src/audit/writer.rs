@@ -108,7 +108,7 @@ struct Request {
 /// Handle to the batching writer task; clone freely. The task stops when every handle is gone.
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
-    sender: mpsc::Sender<Request>,
+    lane: Lane,
     soon: mpsc::Sender<Soon>,
 }
 
@@ -120,7 +120,7 @@ enum Soon {
 }
 
 /// The writer's own lane, without the "soon" queue (which the lane itself drains).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Lane {
     sender: mpsc::Sender<Request>,
 }
@@ -145,16 +145,15 @@ impl AuditWriter {
             },
             soon_queue,
         ));
-        Self { sender, soon }
+        Self {
+            lane: Lane { sender },
+            soon,
+        }
     }
 
     /// Appends one event, waiting until it is committed.
     pub async fn append(&self, entry: AuditEntry) -> Result<AuditEvent, AuditError> {
-        Lane {
-            sender: self.sender.clone(),
-        }
-        .append(entry)
-        .await
+        self.lane.append(entry).await
     }
 
     /// Appends one event without waiting for it, for a caller whose answer does not depend on

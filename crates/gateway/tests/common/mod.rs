@@ -137,6 +137,23 @@ pub fn scale_plan_body() -> Value {
     })
 }
 
+/// A writable copy of the project's policy files (for tests that change the loaded policy).
+pub fn copied_policies() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_policies(dir.path());
+    dir
+}
+
+/// Copies the project's `.rego` files into `to`.
+pub fn copy_policies(to: &std::path::Path) {
+    for entry in std::fs::read_dir(carapulse_core::testing::policies_dir()).expect("policies") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "rego") {
+            std::fs::copy(&path, to.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+}
+
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
