@@ -16,11 +16,11 @@
 //! about a millisecond of every call. A [`Helper`] therefore keeps [`WARM_HELPERS`] helpers
 //! started ahead of need, each blocked reading its request with its filter already compiled; a
 //! call takes one and a background thread starts its replacement. Each helper still serves
-//! exactly one request and builds that request's sandbox from nothing, so nothing is shared
-//! between calls: only the start-up work moves off the caller's path. A waiting helper has built
-//! its sandbox already (`ahead.rs`). Idle helpers are told to go (their request pipe closes: they
-//! kill their sandbox, remove its directories and exit) when the last clone of their `Helper`
-//! goes away, and die with the caller (parent-death signal).
+//! exactly one request in a sandbox of its own, so nothing is shared between calls: only the
+//! start-up work moves off the caller's path. A waiting helper has built its sandbox already
+//! (`ahead.rs`). Idle helpers go when their request pipe closes — the last clone of their
+//! `Helper` dropped, or the caller died — after killing their sandbox and removing its
+//! directories; a helper that has its request dies with the caller (parent-death signal).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -147,10 +147,10 @@ impl WarmPool {
     fn take(&self) -> Option<Child> {
         let mut idle = self.lock();
         while let Some(mut child) = idle.pop() {
-            if matches!(child.try_wait(), Ok(None)) {
+            if !reaped(&mut child, false) {
                 return Some(child);
             }
-            // It died while waiting (killed from outside): reaped by try_wait, dropped here.
+            // It died while waiting (killed from outside): reaped, its directories removed.
         }
         None
     }
@@ -175,8 +175,7 @@ impl WarmPool {
         match (started, tx.send(job)) {
             (Ok(_), Ok(())) => *jobs = Some(tx),
             (_, Err(std::sync::mpsc::SendError(PoolJob::Reap(mut child)))) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_and_reap(&mut child);
             }
             _ => {}
         }
@@ -212,8 +211,7 @@ fn pool_thread(weak: &Weak<WarmPool>, path: &Path, jobs: &std::sync::mpsc::Recei
                 match weak.upgrade() {
                     Some(pool) => pool.lock().push(child),
                     None => {
-                        let _ = child.kill();
-                        let _ = child.wait();
+                        kill_and_reap(&mut child);
                         break;
                     }
                 }
@@ -222,20 +220,59 @@ fn pool_thread(weak: &Weak<WarmPool>, path: &Path, jobs: &std::sync::mpsc::Recei
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        exiting.retain_mut(|(child, since)| match child.try_wait() {
-            Ok(None) if since.elapsed() < EXIT_GRACE => true,
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
+        exiting.retain_mut(|(child, since)| {
+            if reaped(child, false) {
+                false
+            } else if since.elapsed() < EXIT_GRACE {
+                true
+            } else {
+                kill_and_reap(child);
                 false
             }
-            _ => false,
         });
     }
     for (mut child, _) in exiting {
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_and_reap(&mut child);
     }
+}
+
+/// Whether `child` has exited, reaping it if so (waiting for that with `block`). A helper that
+/// was killed could not remove its run's directories: they are removed here first, while the
+/// dead helper is a zombie and its pid, which names them, is not anyone else's yet.
+fn reaped(child: &mut Child, block: bool) -> bool {
+    let pid = child.id();
+    // SAFETY: waitid on our own unreaped child fills a zeroed siginfo; WNOWAIT leaves it
+    // waitable, so std's `Child` still reaps it below.
+    let (waited, info) = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
+        let waited = libc::waitid(libc::P_PID, pid, &mut info, flags);
+        (waited, info)
+    };
+    if waited == 0 {
+        // SAFETY: filled by waitid for a child state change (zero when none with WNOHANG).
+        if unsafe { info.si_pid() } == 0 {
+            return false;
+        }
+        if info.si_code != libc::CLD_EXITED {
+            crate::staging::remove_left_by(pid);
+        }
+    }
+    // Reaped now (or already: std keeps the status).
+    match if block {
+        child.wait().map(Some)
+    } else {
+        child.try_wait()
+    } {
+        Ok(status) => status.is_some(),
+        Err(_) => true,
+    }
+}
+
+/// Kills `child` and reaps it (removing what it left, see [`reaped`]).
+fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    reaped(child, true);
 }
 
 /// Longest the waiting helpers get to clean up and exit once their pool goes away.
@@ -251,18 +288,12 @@ impl Drop for WarmPool {
         }
         let deadline = std::time::Instant::now() + IDLE_EXIT_GRACE;
         for mut child in waiting {
-            loop {
-                match child.try_wait() {
-                    Ok(None) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Ok(None) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    _ => break,
+            while !reaped(&mut child, false) {
+                if std::time::Instant::now() >= deadline {
+                    kill_and_reap(&mut child);
+                    break;
                 }
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
     }
@@ -406,6 +437,7 @@ impl Helper {
         let _ = watchdog.join();
         let Some(result) = outcome else {
             // No answer: the helper's exit status and its stderr say why.
+            reaped(&mut child, true);
             let status = child.wait();
             let stderr = diagnostics.join().unwrap_or_default();
             self.warm.send(&self.path, PoolJob::Refill);
@@ -446,9 +478,8 @@ fn with_inherited_env(policy: &SandboxPolicy) -> SandboxPolicy {
 /// The helper's side: reads one request from stdin, runs it, answers on stdout. Returns the exit
 /// code (0 whenever an answer was written; the tool's own status is in the report).
 pub fn serve_one() -> u8 {
-    // Die with the parent: a helper whose router is gone must not keep its tool running.
-    // SAFETY: plain prctl on this process.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // SAFETY: plain getter.
+    let parent = unsafe { libc::getppid() };
     let stdout = std::io::stdout();
     let write = |frame: &Frame| {
         let mut out = stdout.lock();
@@ -475,6 +506,16 @@ pub fn serve_one() -> u8 {
             return 0;
         }
     };
+    // Die with the parent from here on: a helper whose router is gone must not keep its tool
+    // running. Not while waiting: the parent's death closes the request pipe, and the end of
+    // input above lets a waiting helper remove what it built (a kill would leave it behind).
+    // A parent that died between the read and here has already been replaced as our parent.
+    // SAFETY: plain prctl and getter on this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if unsafe { libc::getppid() } != parent {
+        crate::staging::discard();
+        return 0;
+    }
     if let Some(known) = request.namespaces.clone() {
         crate::run::assume_namespaces(known);
     }
@@ -509,6 +550,10 @@ pub fn serve_one() -> u8 {
     // process removes the run's directories.
     // SAFETY: nothing writes to stdout after this point; the descriptor is ours.
     unsafe { libc::close(libc::STDOUT_FILENO) };
+    // The tool and its namespace are gone; what is left is removing the run's directories,
+    // which must happen even if the caller exits as soon as it has its answer.
+    // SAFETY: plain prctl on this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     drop(leftovers);
     crate::staging::discard();
     0

@@ -857,16 +857,46 @@ pub(crate) fn default_filter() -> Result<Vec<seccompiler::BpfProgram>, SandboxEr
     .map_err(err)?
     .try_into()
     .map_err(err)?;
-    // `clone3` cannot be inspected (its flags are behind a pointer): ENOSYS makes libc fall
-    // back to `clone`, which the main filter checks.
-    let clone3: seccompiler::BpfProgram = SeccompFilter::new(
-        [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )
-    .map_err(err)?
-    .try_into()
-    .map_err(err)?;
-    Ok(vec![main, clone3])
+    Ok(vec![answer_clone3_enosys(main)])
+}
+
+/// `program` with `clone3` answered ENOSYS before anything else. `clone3` cannot be inspected
+/// (its flags are behind a pointer): ENOSYS makes libc fall back to `clone`, whose flags the
+/// program checks. One program rather than a second filter: each filter is compiled by the
+/// kernel when installed and run on every system call the tool makes. The three instructions go
+/// in front, so no jump of `program` (all relative and forward) crosses them; they come before
+/// its architecture check, which is sound because `clone3` has the same number on every
+/// architecture the kernel serves on this host.
+pub(crate) fn answer_clone3_enosys(program: seccompiler::BpfProgram) -> seccompiler::BpfProgram {
+    use seccompiler::sock_filter;
+    // Classic BPF opcodes (linux/filter.h): load word at absolute offset, jump if equal,
+    // return constant.
+    // BPF_LD | BPF_W | BPF_ABS, BPF_JMP | BPF_JEQ | BPF_K, BPF_RET | BPF_K.
+    const LD_W_ABS: u16 = 0x20;
+    const JMP_JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    // `seccomp_data.nr` is its first field.
+    const NR_OFFSET: u32 = 0;
+    let prefix = [
+        sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: NR_OFFSET,
+        },
+        // Equal: the next instruction (the answer); else skip it.
+        sock_filter {
+            code: JMP_JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_clone3 as u32,
+        },
+        sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32 & libc::SECCOMP_RET_DATA),
+        },
+    ];
+    prefix.into_iter().chain(program).collect()
 }

@@ -451,10 +451,7 @@ pub(crate) fn run_keeping(
         Some(_) => None,
         None => Some(match staged_work {
             Some(staged) => staged,
-            None => tempfile::Builder::new()
-                .prefix("sandbox-exec-")
-                .tempdir()
-                .map_err(|e| SandboxError::Setup(format!("temp dir: {e}")))?,
+            None => crate::staging::Scratch::Work.make()?,
         }),
     };
     let cwd = match (&policy.working_dir, &temp) {
@@ -499,7 +496,7 @@ pub(crate) fn run_keeping(
         // Credential files: copied for the tool's uid, bound at /run/credentials.
         let creds = match staged_creds {
             Some(staged) => staged,
-            None => crate::staging::scratch_dir("sandbox-creds-")?,
+            None => crate::staging::Scratch::Creds.make()?,
         };
         let mut copied = false;
         if policy.minimal_root {
@@ -536,7 +533,7 @@ pub(crate) fn run_keeping(
         // Egress: a proxy on a Unix socket in a directory bound at /run/egress.
         let egress_dir = match staged_egress {
             Some(staged) => staged,
-            None => crate::staging::scratch_dir("sandbox-egress-")?,
+            None => crate::staging::Scratch::Egress.make()?,
         };
         let mut forward = None;
         if !policy.allow_egress.is_empty() {

@@ -32,28 +32,79 @@ pub(crate) struct Staged {
 
 static STAGED: Mutex<Option<Staged>> = Mutex::new(None);
 
-/// A private directory on the host's temporary filesystem (the tool's working directory lives
-/// there: tools write caches and files into it).
-fn dir(prefix: &str) -> Result<tempfile::TempDir, SandboxError> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .map_err(|e| SandboxError::Setup(format!("{prefix} dir: {e}")))
+/// The directories a run makes, each named `<kind><pid>-<random>` after the process that made
+/// it, so that whoever reaps a helper that was killed can find what it left ([`remove_left_by`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scratch {
+    /// The tool's working directory, on the temporary filesystem.
+    Work,
+    /// The new root's staging directory.
+    Root,
+    Creds,
+    Egress,
 }
 
-/// A private directory for the sandbox's own small files (the new root's mount point, the
-/// credentials copies, the egress socket): on `/dev/shm` when it is a writable tmpfs, else like
-/// [`dir`]. Why: a run makes and removes these at the rate of calls, and on a disk filesystem
-/// (ext4 here) that was a quarter of a helper's CPU time (inode allocation scanning past
-/// recently deleted inodes, block frees); on a tmpfs it is memory only.
-pub(crate) fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, SandboxError> {
-    match scratch_base() {
-        Some(base) => tempfile::Builder::new().prefix(prefix).tempdir_in(base),
-        None => tempfile::Builder::new().prefix(prefix).tempdir(),
+impl Scratch {
+    const ALL: [Self; 4] = [Self::Work, Self::Root, Self::Creds, Self::Egress];
+
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Work => "sandbox-exec-",
+            Self::Root => "sandbox-root-",
+            Self::Creds => "sandbox-creds-",
+            Self::Egress => "sandbox-egress-",
+        }
     }
-    .map_err(|e| SandboxError::Setup(format!("{prefix} dir: {e}")))
+
+    /// Where directories of this kind go: the tool's working directory on the temporary
+    /// filesystem (tools write caches and files into it), the sandbox's own small files on
+    /// [`scratch_base`].
+    fn base(self) -> std::path::PathBuf {
+        match (self, scratch_base()) {
+            (Self::Work, _) | (_, None) => std::env::temp_dir(),
+            (_, Some(shm)) => shm.to_path_buf(),
+        }
+    }
+
+    /// A new private directory of this kind, named after `pid` (this process).
+    pub(crate) fn make(self) -> Result<tempfile::TempDir, SandboxError> {
+        let prefix = format!("{}{}-", self.kind(), std::process::id());
+        tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(self.base())
+            .map_err(|e| SandboxError::Setup(format!("{} dir: {e}", self.kind())))
+    }
 }
 
+/// Removes the directories process `pid` made ([`Scratch::make`]): called by the parent of a
+/// helper that was killed (from outside, or by its caller's deadline) before it could remove
+/// them itself, while the dead helper is not yet reaped (so `pid` is not anyone else's yet).
+/// Returns how many it removed.
+pub(crate) fn remove_left_by(pid: u32) -> usize {
+    let mut removed = 0;
+    for scratch in Scratch::ALL {
+        let prefix = format!("{}{pid}-", scratch.kind());
+        let Ok(entries) = std::fs::read_dir(scratch.base()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let named = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix));
+            if named && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// Why the sandbox's own small directories (the new root's mount point, the credentials
+/// copies, the egress socket) go to `/dev/shm` when it is a writable tmpfs: a run makes and
+/// removes them at the rate of calls, and on a disk filesystem (ext4 here) that was a quarter of
+/// a helper's CPU time (inode allocation scanning past recently deleted inodes, block frees); on
+/// a tmpfs it is memory only.
 /// `/dev/shm` when it is a tmpfs this process may write to (checked once).
 fn scratch_base() -> Option<&'static std::path::Path> {
     static BASE: std::sync::OnceLock<Option<&'static std::path::Path>> = std::sync::OnceLock::new();
@@ -76,7 +127,7 @@ pub(crate) fn workdir(
     gid: libc::gid_t,
     root_parent: bool,
 ) -> Result<tempfile::TempDir, SandboxError> {
-    let temp = dir("sandbox-exec-")?;
+    let temp = Scratch::Work.make()?;
     if root_parent {
         std::os::unix::fs::chown(temp.path(), Some(uid), Some(gid))
             .map_err(|e| SandboxError::Setup(format!("chown {}: {e}", temp.path().display())))?;
@@ -87,7 +138,7 @@ pub(crate) fn workdir(
 /// The new root's staging directory: `root/`, the tmpfs mount point (the generated `/etc` files
 /// are written into the tmpfs; see `isolate.rs`).
 pub(crate) fn root_staging() -> Result<tempfile::TempDir, SandboxError> {
-    let staging = scratch_dir("sandbox-root-")?;
+    let staging = Scratch::Root.make()?;
     std::fs::create_dir(staging.path().join("root"))
         .map_err(|e| SandboxError::Setup(format!("new root: {e}")))?;
     Ok(staging)
@@ -114,8 +165,8 @@ pub(crate) fn stage_ahead(build: bool) {
             uid,
             gid,
             workdir: workdir(uid, gid, root_parent)?,
-            creds: scratch_dir("sandbox-creds-")?,
-            egress: scratch_dir("sandbox-egress-")?,
+            creds: Scratch::Creds.make()?,
+            egress: Scratch::Egress.make()?,
             root,
             ahead,
         })

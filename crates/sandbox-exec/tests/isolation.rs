@@ -156,7 +156,9 @@ fn the_host_filesystem_and_processes_are_invisible(via: Via) {
 fn the_tool_is_unprivileged_without_capabilities_and_filtered(via: Via) {
     isolated();
     let script = "id -u; id -g; grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status; \
-                  unshare -U true; echo unshare=$?; unshare -rn true; echo unshare_r=$?";
+                  grep '^Seccomp_filters:' /proc/self/status; \
+                  unshare -U true; echo unshare=$?; unshare -rn true; echo unshare_r=$?; \
+                  perl -e 'syscall(435, 0, 0); print \"clone3_errno=\", $!+0, \"\\n\"'";
     let r = via
         .run(&sh(script), &policy(), &Redactor::default(), None)
         .unwrap();
@@ -174,6 +176,13 @@ fn the_tool_is_unprivileged_without_capabilities_and_filtered(via: Via) {
     }
     assert!(
         out.contains("unshare=1") && out.contains("unshare_r=1"),
+        "{r:?}"
+    );
+    // One filter (clone3 answered inside it), and clone3 answered ENOSYS so libc falls back to
+    // the clone the filter inspects (unfiltered, a null clone3 argument is EFAULT).
+    assert!(out.contains("Seccomp_filters:\t1\n"), "{r:?}");
+    assert!(
+        out.contains(&format!("clone3_errno={}\n", libc::ENOSYS)),
         "{r:?}"
     );
     assert_eq!(r.uid, 65534);

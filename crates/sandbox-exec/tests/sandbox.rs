@@ -461,8 +461,10 @@ fn warm_helpers_serve_one_request_each_and_go_with_their_helper() {
     let served: Vec<&u32> = warm.iter().filter(|pid| !alive(**pid)).collect();
     assert_eq!(served.len(), 1, "exactly one warm helper served: {warm:?}");
 
-    // A warm helper killed while waiting is skipped, not handed a request.
+    // A warm helper killed while waiting is skipped, not handed a request, and what it had
+    // made is removed when it is reaped (it could not remove it itself).
     let warm = wait_for_warm(&helper, sandbox_exec::WARM_HELPERS);
+    let killed: Vec<_> = warm.iter().map(|pid| built_sandbox(*pid)).collect();
     for pid in &warm {
         // SAFETY: signalling a helper process this test's Helper started.
         unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
@@ -477,6 +479,13 @@ fn warm_helpers_serve_one_request_each_and_go_with_their_helper() {
     }
     let after_kill = helper.run(&argv(&["true"]), &policy(), &red, None).unwrap();
     assert!(after_kill.succeeded(), "{after_kill:?}");
+    for (_, _, staging) in killed {
+        assert!(
+            !staging.exists(),
+            "{} was left behind by a killed helper",
+            staging.display()
+        );
+    }
 
     // The waiting helpers go with the last clone of their Helper, and so do the sandboxes they
     // built ahead (both processes) and those sandboxes' directories.
@@ -541,4 +550,98 @@ fn built_sandbox(helper: u32) -> (u32, u32, std::path::PathBuf) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Set in the process [`helpers_clean_up_when_their_caller_dies`] starts as the caller.
+const CALLER_ROLE: &str = "CARAPULSE_TEST_SANDBOX_DYING_CALLER";
+
+/// A caller killed outright (a router crashing, OOM-killed) never drops its `Helper`. Its
+/// waiting helpers see their request pipe close, and the helper that has just answered is
+/// still removing its run's directories: all of them must kill what they built and remove
+/// every directory, not be killed with the caller and leave them behind.
+#[test]
+fn helpers_clean_up_when_their_caller_dies() {
+    if std::env::var_os(CALLER_ROLE).is_some() {
+        // The caller: warm helpers up, say who they are, have one serve a call, be killed.
+        let helper = sandbox_exec::Helper::new(env!("CARGO_BIN_EXE_sandbox-exec"));
+        let red = Redactor::default();
+        let report = helper.run(&argv(&["true"]), &policy(), &red, None).unwrap();
+        assert!(report.succeeded(), "{report:?}");
+        let warm = wait_for_warm(&helper, sandbox_exec::WARM_HELPERS);
+        println!("warm {warm:?}");
+        let report = helper.run(&argv(&["true"]), &policy(), &red, None).unwrap();
+        assert!(report.succeeded(), "{report:?}");
+        println!("served");
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        return;
+    }
+    // The helpers' working directories go to this private temporary directory (they inherit
+    // TMPDIR), so what they leave there is theirs alone.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut caller = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helpers_clean_up_when_their_caller_dies",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CALLER_ROLE, "1")
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(caller.stdout.take().unwrap()));
+    let mut next_line = |what: &str| loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the caller ended before {what}"))
+            .unwrap();
+        // libtest may have started the line ("test … ... ").
+        if let Some((_, rest)) = line.split_once(what) {
+            break rest.to_owned();
+        }
+    };
+    let warm: Vec<u32> = next_line("warm [")
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(warm.len(), sandbox_exec::WARM_HELPERS, "{warm:?}");
+    let built: Vec<_> = warm.iter().map(|pid| built_sandbox(*pid)).collect();
+    next_line("served");
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let left_in_tmp = || {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("sandbox-"))
+            .collect::<Vec<_>>()
+    };
+    for (helper, (first, tool, staging)) in warm.iter().zip(built) {
+        while (alive(*helper) || alive(first) || alive(tool) || staging.exists())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!alive(*helper), "helper {helper} outlived its caller");
+        assert!(!alive(first), "sandbox process {first} outlived its helper");
+        assert!(!alive(tool), "sandbox process {tool} outlived its helper");
+        assert!(
+            !staging.exists(),
+            "{} was left behind by a helper whose caller died",
+            staging.display()
+        );
+    }
+    // The helper that served the last call, and the one started to replace it, clean up too.
+    while !left_in_tmp().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        left_in_tmp(),
+        Vec::<String>::new(),
+        "working directories left behind"
+    );
 }
