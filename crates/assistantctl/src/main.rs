@@ -801,8 +801,13 @@ pub struct MigrateArgs {
     pub dsn: Option<String>,
 }
 
+fn main() -> ExitCode {
+    carapulse_core::cli::library_backtraces_off();
+    main_async()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main_async() -> ExitCode {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // The Go CLI's spellings are rewritten (with a notice); a non-UTF-8 argument skips that.
     let cli = match raw

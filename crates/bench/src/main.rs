@@ -1057,8 +1057,13 @@ async fn run_to_success(
     }
 }
 
+fn main() -> anyhow::Result<()> {
+    carapulse_core::cli::library_backtraces_off();
+    main_async()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main_async() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut rows = Vec::new();
     let load_before = load_average();

@@ -71,6 +71,22 @@ pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Turns off backtraces for library errors unless `RUST_LIB_BACKTRACE` says otherwise; panics
+/// keep theirs (`RUST_BACKTRACE`). Call it first thing in `main`, before any thread starts.
+///
+/// Why: with `RUST_BACKTRACE=1` (a common setting for debugging panics) every `anyhow` error
+/// and `Backtrace::capture` walks and resolves the stack. regorus's Rego parser builds and drops
+/// such an error at each point where it backtracks, so compiling a policy — a what-if with a new
+/// candidate, a reload — spent about a third of its time capturing stacks nobody reads. This
+/// project's own errors never show a backtrace.
+pub fn library_backtraces_off() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called before the process starts any thread (see above), so nothing reads
+        // the environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::rewrite_go_config;

@@ -466,6 +466,13 @@ fn compiled_and_interpreted_agree_on_blast_radius_inputs() {
                                     "{input}"
                                 );
                                 let (judged, judged_rules) = engine.judge_json(&input);
+                                // The same question as JSON text (what-if's way) is judged
+                                // the same.
+                                assert_eq!(
+                                    engine.judge_text(&input.to_string()),
+                                    (judged.clone(), judged_rules.clone()),
+                                    "{input}"
+                                );
                                 assert_eq!(judged.decision, interpreted.decision, "{input}");
                                 assert_eq!(judged_rules.unwrap(), explained, "{input}");
                                 if a.iter().any(|r| r == "large_blast_radius") {
@@ -527,6 +534,11 @@ fn compiled_and_interpreted_explanations_agree() {
                                         engine.explain_interpreted_json(&input).unwrap();
                                     // The one-run judgement gives both answers the same way.
                                     let (judged, judged_rules) = engine.judge_json(&input);
+                                    assert_eq!(
+                                        engine.judge_text(&input.to_string()),
+                                        (judged.clone(), judged_rules.clone()),
+                                        "{input}"
+                                    );
                                     let decided = engine.evaluate_interpreted_json(&input);
                                     let mut a = judged.reasons.clone();
                                     let mut b = decided.reasons.clone();
@@ -587,6 +599,17 @@ fn packages_without_outputs_use_the_interpreter() {
     assert!(!engine.is_compiled());
     let out = engine.evaluate_json(&json!({"ok": true}));
     assert_eq!(out.decision, Decision::Allow, "{out:?}");
+    // What-if's way in (JSON text) takes the interpreter too; text that is not JSON denies.
+    assert_eq!(
+        engine.judge_text(r#"{"ok": true}"#).0.decision,
+        Decision::Allow
+    );
+    let (unreadable, rules) = engine.judge_text("{not json");
+    assert_eq!(unreadable.decision, Decision::Deny, "{unreadable:?}");
+    assert!(
+        unreadable.error.is_some() && rules.is_err(),
+        "{unreadable:?}"
+    );
     let compiled = PolicyEngine::from_sources(
         "custom",
         vec![(

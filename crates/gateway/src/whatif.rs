@@ -124,14 +124,10 @@ pub(crate) fn compile_candidate(
     Ok(engine)
 }
 
-/// One policy's answer with the rules behind it.
-fn judge(engine: &PolicyEngine, input: &PolicyInput) -> Value {
-    // Encoded once, decided and explained in one VM run where the policy compiled (a failed
-    // encoding denies, as `evaluate` says).
-    let (outcome, rules) = match serde_json::to_value(input) {
-        Ok(document) => engine.judge_json(&document),
-        Err(_) => (engine.evaluate(input), Ok(Vec::new())),
-    };
+/// One policy's answer to `input` (encoded as JSON text) with the rules behind it.
+fn judge(engine: &PolicyEngine, input: &str) -> Value {
+    // Decided and explained in one VM run where the policy compiled.
+    let (outcome, rules) = engine.judge_text(input);
     let rules = rules.unwrap_or_default();
     json!({
         "decision": outcome.decision,
@@ -222,21 +218,38 @@ pub(crate) fn whatif(
     let input_for = |subset: &[StepDraft]| creation_input(actor, context, intent, subset, now);
     let answered: std::sync::Mutex<HashMap<String, Judged>> = std::sync::Mutex::default();
     let both = |input: &PolicyInput| {
-        let key = serde_json::to_string(input).ok();
-        if let Some(known) = key.as_ref().and_then(|k| {
-            let answered = answered.lock().unwrap_or_else(|p| p.into_inner());
-            answered.get(k).cloned()
-        }) {
+        // Encoded once: the text is both what the policies are asked and the key answers are
+        // remembered by. An input that cannot be encoded is denied, as `evaluate` does.
+        let key = match serde_json::to_string(input) {
+            Ok(key) => key,
+            Err(_) => {
+                let outcome = |engine: &PolicyEngine| {
+                    let o = engine.evaluate(input);
+                    json!({"decision": o.decision, "reasons": o.reasons,
+                           "constraints": o.constraints, "rules": [], "error": o.error})
+                };
+                let now = outcome(&current);
+                let then = candidate.map(outcome);
+                let differs = then.as_ref().is_some_and(|t| changed(&now, t));
+                return (now, then, differs);
+            }
+        };
+        let known = answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(known) = known {
             return known;
         }
-        let now = judge(&current, input);
-        let then = candidate.map(|engine| judge(engine, input));
+        let now = judge(&current, &key);
+        let then = candidate.map(|engine| judge(engine, &key));
         let differs = then.as_ref().is_some_and(|t| changed(&now, t));
         let answer = (now, then, differs);
-        if let Some(key) = key {
-            let mut answered = answered.lock().unwrap_or_else(|p| p.into_inner());
-            answered.insert(key, answer.clone());
-        }
+        answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, answer.clone());
         answer
     };
     let judge_step = |i: usize, step: &StepDraft| {

@@ -18,6 +18,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    carapulse_core::cli::library_backtraces_off();
     let args = Args::parse_from(carapulse_core::cli::args_accepting_go_config());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -16,8 +16,13 @@ struct Args {
     config: ConfigArgs,
 }
 
+fn main() -> ExitCode {
+    carapulse_core::cli::library_backtraces_off();
+    main_async()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main_async() -> ExitCode {
     let args = Args::parse_from(carapulse_core::cli::args_accepting_go_config());
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -494,7 +494,10 @@ impl PolicyEngine {
     /// [`Self::explain_json`]. The differential test holds both ways to the same answers.
     pub fn judge_json(&self, input: &Value) -> (PolicyOutcome, Result<Vec<RuleHit>, String>) {
         if let (Some(program), Some(entry)) = (&self.program, self.judgement_entry) {
-            match self.judge_compiled(program, entry, input) {
+            use serde::Deserialize;
+            let loaded = regorus::Value::deserialize(input)
+                .map_err(|err| format!("cannot load policy input: {err}"));
+            match loaded.and_then(|input| self.judge_compiled(program, entry, input)) {
                 Ok(Some(answer)) => return answer,
                 Ok(None) => {}
                 Err(err) => return (PolicyOutcome::failed(err.clone()), Err(err)),
@@ -503,17 +506,38 @@ impl PolicyEngine {
         (self.evaluate_json(input), self.explain_json(input))
     }
 
+    /// [`Self::judge_json`] for an input already encoded as JSON text (what-if encodes each
+    /// question once, as the key it remembers answers by): read straight into the VM's value,
+    /// rather than building a `serde_json::Value` tree, converting it and dropping it — that
+    /// was two fifths of a compiled judgement's time. The differential test holds both to the
+    /// same answers.
+    pub fn judge_text(&self, input: &str) -> (PolicyOutcome, Result<Vec<RuleHit>, String>) {
+        if let (Some(program), Some(entry)) = (&self.program, self.judgement_entry) {
+            let loaded = regorus::Value::from_json_str(input)
+                .map_err(|err| format!("cannot load policy input: {err}"));
+            match loaded.and_then(|input| self.judge_compiled(program, entry, input)) {
+                Ok(Some(answer)) => return answer,
+                Ok(None) => {}
+                Err(err) => return (PolicyOutcome::failed(err.clone()), Err(err)),
+            }
+        }
+        match serde_json::from_str::<Value>(input) {
+            Ok(document) => (self.evaluate_json(&document), self.explain_json(&document)),
+            Err(err) => {
+                let err = format!("cannot load policy input: {err}");
+                (PolicyOutcome::failed(err.clone()), Err(err))
+            }
+        }
+    }
+
     /// `None` when the judgement is undefined for this input (a member rule is undefined).
     #[allow(clippy::type_complexity)]
     fn judge_compiled(
         &self,
         program: &std::sync::Arc<regorus::rvm::program::Program>,
         entry: usize,
-        input: &Value,
+        input: regorus::Value,
     ) -> Result<Option<(PolicyOutcome, Result<Vec<RuleHit>, String>)>, String> {
-        use serde::Deserialize;
-        let input = regorus::Value::deserialize(input)
-            .map_err(|err| format!("cannot load policy input: {err}"))?;
         let mut vm = self.vm(program);
         vm.set_input(input);
         let value = vm
