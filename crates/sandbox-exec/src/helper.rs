@@ -243,11 +243,18 @@ fn reaped(child: &mut Child, block: bool) -> bool {
     let pid = child.id();
     // SAFETY: waitid on our own unreaped child fills a zeroed siginfo; WNOWAIT leaves it
     // waitable, so std's `Child` still reaps it below.
-    let (waited, info) = unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
-        let waited = libc::waitid(libc::P_PID, pid, &mut info, flags);
-        (waited, info)
+    let (waited, info) = loop {
+        let (waited, info) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
+            let waited = libc::waitid(libc::P_PID, pid, &mut info, flags);
+            (waited, info)
+        };
+        let interrupted =
+            waited != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+        if !interrupted {
+            break (waited, info);
+        }
     };
     if waited == 0 {
         // SAFETY: filled by waitid for a child state change (zero when none with WNOHANG).
