@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use carapulse_core::model::{Actor, ActorId, ContextRef, Intent, ModelError, StepDraft, MAX_STEPS};
-use carapulse_core::policy::{PolicyEngine, PolicyError, PolicyInput};
+use carapulse_core::policy::{PolicyEngine, PolicyError, PolicyInput, RuleHit};
 
 use crate::error::ApiError;
 use crate::middleware::RequestContext;
@@ -128,7 +128,11 @@ pub(crate) fn compile_candidate(
 fn judge(engine: &PolicyEngine, input: &str) -> Value {
     // Decided and explained in one VM run where the policy compiled.
     let (outcome, rules) = engine.judge_text(input);
-    let rules = rules.unwrap_or_default();
+    answer(&outcome, &rules.unwrap_or_default())
+}
+
+/// How one policy's answer reads in a what-if.
+fn answer(outcome: &carapulse_core::policy::PolicyOutcome, rules: &[RuleHit]) -> Value {
     json!({
         "decision": outcome.decision,
         "reasons": outcome.reasons,
@@ -223,11 +227,7 @@ pub(crate) fn whatif(
         let key = match serde_json::to_string(input) {
             Ok(key) => key,
             Err(_) => {
-                let outcome = |engine: &PolicyEngine| {
-                    let o = engine.evaluate(input);
-                    json!({"decision": o.decision, "reasons": o.reasons,
-                           "constraints": o.constraints, "rules": [], "error": o.error})
-                };
+                let outcome = |engine: &PolicyEngine| answer(&engine.evaluate(input), &[]);
                 let now = outcome(&current);
                 let then = candidate.map(outcome);
                 let differs = then.as_ref().is_some_and(|t| changed(&now, t));

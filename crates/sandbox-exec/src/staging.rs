@@ -79,33 +79,35 @@ impl Scratch {
 /// Removes the directories process `pid` made ([`Scratch::make`]): called by the parent of a
 /// helper that was killed (from outside, or by its caller's deadline) before it could remove
 /// them itself, while the dead helper is not yet reaped (so `pid` is not anyone else's yet).
-/// Returns how many it removed.
-pub(crate) fn remove_left_by(pid: u32) -> usize {
-    let mut removed = 0;
-    for scratch in Scratch::ALL {
-        let prefix = format!("{}{pid}-", scratch.kind());
-        let Ok(entries) = std::fs::read_dir(scratch.base()) else {
+pub(crate) fn remove_left_by(pid: u32) {
+    let mut bases: Vec<std::path::PathBuf> = Scratch::ALL.iter().map(|s| s.base()).collect();
+    bases.dedup();
+    let prefixes: Vec<String> = Scratch::ALL
+        .iter()
+        .map(|s| format!("{}{pid}-", s.kind()))
+        .collect();
+    for base in bases {
+        let Ok(entries) = std::fs::read_dir(&base) else {
             continue;
         };
         for entry in entries.flatten() {
             let named = entry
                 .file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with(&prefix));
-            if named && std::fs::remove_dir_all(entry.path()).is_ok() {
-                removed += 1;
+                .is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())));
+            if named {
+                // Gone already or not ours to remove: nothing more to do either way.
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
-    removed
 }
 
-/// Why the sandbox's own small directories (the new root's mount point, the credentials
-/// copies, the egress socket) go to `/dev/shm` when it is a writable tmpfs: a run makes and
-/// removes them at the rate of calls, and on a disk filesystem (ext4 here) that was a quarter of
-/// a helper's CPU time (inode allocation scanning past recently deleted inodes, block frees); on
-/// a tmpfs it is memory only.
-/// `/dev/shm` when it is a tmpfs this process may write to (checked once).
+/// `/dev/shm` when it is a tmpfs this process may write to (checked once): where the sandbox's
+/// own small directories go (the new root's mount point, the credentials copies, the egress
+/// socket). Why: a run makes and removes them at the rate of calls, and on a disk filesystem
+/// (ext4 here) that was a quarter of a helper's CPU time (inode allocation scanning past
+/// recently deleted inodes, block frees); on a tmpfs it is memory only.
 fn scratch_base() -> Option<&'static std::path::Path> {
     static BASE: std::sync::OnceLock<Option<&'static std::path::Path>> = std::sync::OnceLock::new();
     *BASE.get_or_init(|| {
